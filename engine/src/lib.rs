@@ -1,0 +1,34 @@
+//! Antibody's engine: the swarm that takes an incident from detection to
+//! resolution, and the event log every dashboard follows.
+//!
+//! The crate has two layers:
+//! - always: [`protocol`] (the wire messages) and [`request`] (validation of
+//!   incoming requests), with no runtime dependencies, so the browser build
+//!   shares them;
+//! - with the `runtime` feature (the default): the [`Engine`] handle, the
+//!   orchestrator, the catalog, the clock and the event log.
+//!
+//! The engine depends on neither axum nor leptos: the server's HTTP edge
+//! and the Leptos server functions are thin adapters over [`Engine`].
+
+pub mod protocol;
+pub mod request;
+
+#[cfg(feature = "runtime")]
+pub mod catalog;
+#[cfg(feature = "runtime")]
+pub mod clock;
+#[cfg(feature = "runtime")]
+mod engine;
+#[cfg(feature = "runtime")]
+pub mod event_log;
+#[cfg(feature = "runtime")]
+pub mod impact;
+#[cfg(feature = "runtime")]
+pub mod orchestrator;
+
+#[cfg(feature = "runtime")]
+pub use engine::{
+    Engine, EngineConfig, Feed, FeedStart, Resume, ShutdownReport, StartError, SubmitError,
+    SNAPSHOT_EVENTS, SNAPSHOT_INCIDENTS,
+};

@@ -1,0 +1,333 @@
+//! The wire protocol: every message the server sends to a dashboard, and the
+//! records those messages carry.
+//!
+//! The names and shapes are seed 000's (`agent_action`, `incident_status`,
+//! `performance_metrics`), wrapped in an [`Envelope`] that adds the global
+//! sequence number `seq` and the server timestamp `ts`. This module has no
+//! runtime dependencies, so the browser (wasm32) compiles the very same types
+//! it deserializes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// How bad an incident is. Ordered from least to most severe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// Every severity, least severe first.
+    pub const ALL: [Severity; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
+
+    /// The wire name, as in `"critical"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// Where an incident is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    /// The swarm is working on it.
+    Active,
+    /// Remediation was verified; the incident is closed.
+    Resolved,
+    /// The swarm gave up on it.
+    Failed,
+    /// The server stopped before the incident finished.
+    Interrupted,
+}
+
+impl IncidentStatus {
+    /// The wire name, as in `"resolved"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Resolved => "resolved",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    /// True once the incident can no longer change.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Self::Active)
+    }
+}
+
+/// The five agents of seed 000's swarm, in the order an incident meets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentType {
+    Detection,
+    Diagnosis,
+    Prediction,
+    Resolution,
+    Communication,
+}
+
+impl AgentType {
+    /// Every agent, in pipeline order.
+    pub const ALL: [AgentType; 5] = [
+        Self::Detection,
+        Self::Diagnosis,
+        Self::Prediction,
+        Self::Resolution,
+        Self::Communication,
+    ];
+
+    /// The wire name, as in `"detection"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Detection => "detection",
+            Self::Diagnosis => "diagnosis",
+            Self::Prediction => "prediction",
+            Self::Resolution => "resolution",
+            Self::Communication => "communication",
+        }
+    }
+
+    /// A human label, as in `"Detection"`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Detection => "Detection",
+            Self::Diagnosis => "Diagnosis",
+            Self::Prediction => "Prediction",
+            Self::Resolution => "Resolution",
+            Self::Communication => "Communication",
+        }
+    }
+}
+
+/// The state of one agent action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    InProgress,
+    Completed,
+    Failed,
+}
+
+impl ActionStatus {
+    /// The wire name, as in `"in_progress"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One thing an agent did for an incident (seed 000's `action`). The same
+/// `action_id` is sent twice: first `in_progress`, then `completed` or
+/// `failed` with its duration and confidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentAction {
+    /// Which agent acted.
+    pub agent_type: AgentType,
+    /// Stable across the in-progress and the final message of one action.
+    pub action_id: Uuid,
+    /// What the agent is doing, for people.
+    pub description: String,
+    /// When the action started.
+    pub timestamp: DateTime<Utc>,
+    /// Where the action is.
+    pub status: ActionStatus,
+    /// Structured facts the action worked from or produced.
+    pub details: serde_json::Value,
+    /// Simulated milliseconds the action took; set once it finished.
+    pub duration_ms: Option<u64>,
+    /// How sure the agent is of its result, 0..=1; set once it finished.
+    pub confidence: Option<f64>,
+}
+
+/// An incident as the server knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Random (v4) id, assigned by the server.
+    pub id: Uuid,
+    /// Short human title.
+    pub title: String,
+    /// How bad it is.
+    pub severity: Severity,
+    /// The services it touches, as reported.
+    pub affected_services: Vec<String>,
+    /// The catalog scenario it came from, if any.
+    pub scenario_id: Option<String>,
+    /// Where it is in its life.
+    pub status: IncidentStatus,
+    /// When the server accepted it.
+    pub created_at: DateTime<Utc>,
+    /// When it reached a terminal status.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Simulated seconds from creation to resolution (the MTTR sample).
+    pub resolution_time: Option<f64>,
+    /// Dollars saved against a manual response; set when resolved.
+    pub cost_savings: Option<f64>,
+}
+
+/// The business impact meter's figures (seed 000's `metrics`), computed by
+/// the server from every incident it has seen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerformanceMetrics {
+    /// Incidents that reached `resolved`.
+    pub incidents_resolved: u64,
+    /// Sum of `cost_savings` over resolved incidents, in dollars.
+    pub total_cost_savings: f64,
+    /// Mean `resolution_time` of resolved incidents, in simulated seconds.
+    pub avg_mttr: f64,
+    /// `resolved / (resolved + failed)`, 0..=1; 0 while nothing has finished.
+    pub success_rate: f64,
+    /// Incidents still being worked on.
+    pub incidents_active: u64,
+    /// Incidents that ended `failed` or `interrupted`.
+    pub incidents_failed: u64,
+}
+
+/// Everything the server tells a dashboard, tagged by `type` on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// A new incident was accepted and the swarm starts on it.
+    IncidentCreated { incident: Incident },
+    /// An agent started or finished an action.
+    AgentAction {
+        incident_id: Uuid,
+        action: AgentAction,
+    },
+    /// An incident changed status; the final one carries its figures.
+    IncidentStatus {
+        incident_id: Uuid,
+        status: IncidentStatus,
+        resolution_time: Option<f64>,
+        cost_savings: Option<f64>,
+    },
+    /// The impact meter's figures changed.
+    PerformanceMetrics { metrics: PerformanceMetrics },
+    /// A complete view that replaces whatever the client had. Sent first on
+    /// a fresh connection, and when a resume cannot be served from the log.
+    /// Its `seq` is the snapshot's `last_seq`.
+    Snapshot { snapshot: Snapshot },
+}
+
+impl ServerMessage {
+    /// The wire `type` tag, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::IncidentCreated { .. } => "incident_created",
+            Self::AgentAction { .. } => "agent_action",
+            Self::IncidentStatus { .. } => "incident_status",
+            Self::PerformanceMetrics { .. } => "performance_metrics",
+            Self::Snapshot { .. } => "snapshot",
+        }
+    }
+}
+
+/// A message as it travels: the event log's sequence number and time, and
+/// the message's own fields flattened beside them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Position in the global event log: strictly increasing, no gaps.
+    pub seq: u64,
+    /// When the event was appended to the log.
+    pub ts: DateTime<Utc>,
+    /// The message itself.
+    #[serde(flatten)]
+    pub message: ServerMessage,
+}
+
+/// What a dashboard needs for its first paint (seed 002's single source of
+/// truth). A client then follows the live stream from `last_seq`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Identifies the event log the `seq`s belong to; a client that resumes
+    /// with another epoch's `seq` gets a fresh snapshot.
+    pub epoch: Uuid,
+    /// The newest event reflected here; resume the stream after it.
+    pub last_seq: u64,
+    /// The impact meter's figures.
+    pub metrics: PerformanceMetrics,
+    /// The most recent incidents, newest first.
+    pub incidents: Vec<Incident>,
+    /// The most recent events, oldest first, for the activity feed.
+    pub recent_events: Vec<Envelope>,
+}
+
+/// A catalog scenario as offered to people and clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioSummary {
+    /// Stable id, as in `database_cascade`.
+    pub id: String,
+    /// Button label, as in `Database Cascade`.
+    pub label: String,
+    /// Incident title it creates.
+    pub title: String,
+    /// Default severity.
+    pub severity: Severity,
+    /// Services it affects.
+    pub affected_services: Vec<String>,
+    /// Shown prominently on the dashboard.
+    pub primary: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_action_envelope_has_seed_000_shape_plus_seq_and_ts() {
+        let envelope = Envelope {
+            seq: 7,
+            ts: "2026-11-22T10:30:45.123Z".parse().unwrap(),
+            message: ServerMessage::AgentAction {
+                incident_id: Uuid::nil(),
+                action: AgentAction {
+                    agent_type: AgentType::Detection,
+                    action_id: Uuid::nil(),
+                    description: "Analyzing".into(),
+                    timestamp: "2026-11-22T10:30:45.123Z".parse().unwrap(),
+                    status: ActionStatus::InProgress,
+                    details: serde_json::json!({"metrics_analyzed": 3}),
+                    duration_ms: None,
+                    confidence: None,
+                },
+            },
+        };
+        let json = serde_json::to_value(&envelope).unwrap();
+        assert_eq!(json["type"], "agent_action");
+        assert_eq!(json["seq"], 7);
+        assert_eq!(json["action"]["agent_type"], "detection");
+        assert_eq!(json["action"]["status"], "in_progress");
+        assert!(json["action"]["duration_ms"].is_null());
+        let back: Envelope = serde_json::from_value(json).unwrap();
+        assert_eq!(back, envelope);
+    }
+
+    #[test]
+    fn incident_status_uses_seed_000_field_names() {
+        let message = ServerMessage::IncidentStatus {
+            incident_id: Uuid::nil(),
+            status: IncidentStatus::Resolved,
+            resolution_time: Some(18.2),
+            cost_savings: Some(103_360.0),
+        };
+        let json = serde_json::to_value(&message).unwrap();
+        assert_eq!(json["type"], "incident_status");
+        assert_eq!(json["status"], "resolved");
+        assert_eq!(json["resolution_time"], 18.2);
+        assert_eq!(json["cost_savings"], 103_360.0);
+    }
+}

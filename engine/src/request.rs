@@ -1,0 +1,275 @@
+//! Parsing a request to open an incident, at the edge, into values the engine
+//! can trust.
+//!
+//! [`NewIncident`] is the body as a client sends it (seed 000's
+//! `{title, severity, affected_services}` plus an optional `scenario_id`).
+//! [`NewIncident::parse`] turns it into an [`IncidentRequest`] or a
+//! [`FieldError`] that names the field and the reason. No runtime
+//! dependencies: the browser shares these rules.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::Severity;
+
+/// Longest accepted incident title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Most services one incident may name.
+pub const MAX_AFFECTED_SERVICES: usize = 32;
+/// Longest accepted service name, in bytes (a DNS label).
+pub const MAX_SERVICE_NAME_LEN: usize = 63;
+/// Longest accepted scenario id, in bytes.
+pub const MAX_SCENARIO_ID_LEN: usize = 64;
+
+/// The body of `POST /api/incidents`, exactly as a client sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewIncident {
+    /// Short human title.
+    pub title: String,
+    /// One of `low`, `medium`, `high`, `critical`.
+    pub severity: Severity,
+    /// Service names, as DNS labels.
+    pub affected_services: Vec<String>,
+    /// A catalog scenario this incident reproduces, if any.
+    #[serde(default)]
+    pub scenario_id: Option<String>,
+}
+
+/// A field that failed validation, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    /// JSON path of the field, as in `affected_services[2]`.
+    pub field: String,
+    /// What is wrong with it, for people.
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A validated incident title: trimmed, non-empty, bounded, printable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentTitle(String);
+
+impl IncidentTitle {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let title = raw.trim();
+        if title.is_empty() {
+            return Err(FieldError::new("title", "must not be empty"));
+        }
+        let chars = title.chars().count();
+        if chars > MAX_TITLE_CHARS {
+            return Err(FieldError::new(
+                "title",
+                format!("is {chars} characters long; the limit is {MAX_TITLE_CHARS}"),
+            ));
+        }
+        if title.chars().any(char::is_control) {
+            return Err(FieldError::new("title", "must not contain control characters"));
+        }
+        Ok(Self(title.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A validated service name: a lowercase DNS label such as `order-service`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    /// `field` names where the value came from, for the error.
+    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
+        if raw.is_empty() {
+            return Err(FieldError::new(field, "must not be empty"));
+        }
+        if raw.len() > MAX_SERVICE_NAME_LEN {
+            return Err(FieldError::new(
+                field,
+                format!("is {} bytes long; the limit is {MAX_SERVICE_NAME_LEN}", raw.len()),
+            ));
+        }
+        let valid_chars = raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid_chars || raw.starts_with('-') || raw.ends_with('-') {
+            return Err(FieldError::new(
+                field,
+                format!(
+                    "`{raw}` is not a service name: use lowercase letters, digits and inner hyphens"
+                ),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A syntactically valid scenario id, as in `database_cascade`. Whether the
+/// catalog has it is the engine's question.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScenarioId(String);
+
+impl ScenarioId {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        const FIELD: &str = "scenario_id";
+        if raw.is_empty() {
+            return Err(FieldError::new(FIELD, "must not be empty"));
+        }
+        if raw.len() > MAX_SCENARIO_ID_LEN {
+            return Err(FieldError::new(
+                FIELD,
+                format!("is {} bytes long; the limit is {MAX_SCENARIO_ID_LEN}", raw.len()),
+            ));
+        }
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(FieldError::new(
+                FIELD,
+                format!("`{raw}` is not a scenario id: use lowercase letters, digits and underscores"),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An incident request whose every field is valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentRequest {
+    pub title: IncidentTitle,
+    pub severity: Severity,
+    pub affected_services: Vec<ServiceName>,
+    pub scenario_id: Option<ScenarioId>,
+}
+
+impl NewIncident {
+    /// Validates every field; the first failure is returned.
+    pub fn parse(self) -> Result<IncidentRequest, FieldError> {
+        let title = IncidentTitle::parse(&self.title)?;
+        if self.affected_services.is_empty() {
+            return Err(FieldError::new("affected_services", "must name at least one service"));
+        }
+        if self.affected_services.len() > MAX_AFFECTED_SERVICES {
+            return Err(FieldError::new(
+                "affected_services",
+                format!(
+                    "names {} services; the limit is {MAX_AFFECTED_SERVICES}",
+                    self.affected_services.len()
+                ),
+            ));
+        }
+        let mut affected_services: Vec<ServiceName> = Vec::with_capacity(self.affected_services.len());
+        for (i, raw) in self.affected_services.iter().enumerate() {
+            let field = format!("affected_services[{i}]");
+            let service = ServiceName::parse(raw, &field)?;
+            if affected_services.contains(&service) {
+                return Err(FieldError::new(field, format!("`{raw}` is listed twice")));
+            }
+            affected_services.push(service);
+        }
+        let scenario_id = self.scenario_id.as_deref().map(ScenarioId::parse).transpose()?;
+        Ok(IncidentRequest {
+            title,
+            severity: self.severity,
+            affected_services,
+            scenario_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn body() -> NewIncident {
+        NewIncident {
+            title: "Database Cascade".into(),
+            severity: Severity::Critical,
+            affected_services: vec!["api-gateway".into(), "order-service".into()],
+            scenario_id: None,
+        }
+    }
+
+    #[test]
+    fn a_good_body_parses_and_the_title_is_trimmed() {
+        let mut b = body();
+        b.title = "  Database Cascade \n".into();
+        let parsed = b.parse().unwrap();
+        assert_eq!(parsed.title.as_str(), "Database Cascade");
+        assert_eq!(parsed.affected_services.len(), 2);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(Box<dyn Fn(&mut NewIncident)>, &str)> = vec![
+            (Box::new(|b| b.title = "   ".into()), "title"),
+            (Box::new(|b| b.title = "x".repeat(MAX_TITLE_CHARS + 1)), "title"),
+            (Box::new(|b| b.title = "bell\u{7}".into()), "title"),
+            (Box::new(|b| b.affected_services.clear()), "affected_services"),
+            (
+                Box::new(|b| b.affected_services = vec!["svc".into(); MAX_AFFECTED_SERVICES + 1]),
+                "affected_services",
+            ),
+            (Box::new(|b| b.affected_services[1] = "Order Service".into()), "affected_services[1]"),
+            (Box::new(|b| b.affected_services[1] = "api-gateway".into()), "affected_services[1]"),
+            (Box::new(|b| b.affected_services[0] = String::new()), "affected_services[0]"),
+            (Box::new(|b| b.affected_services[0] = "-edge".into()), "affected_services[0]"),
+            (Box::new(|b| b.scenario_id = Some("Drop Tables".into())), "scenario_id"),
+            (Box::new(|b| b.scenario_id = Some(String::new())), "scenario_id"),
+        ];
+        for (mutate, field) in cases {
+            let mut b = body();
+            mutate(&mut b);
+            let err = b.clone().parse().expect_err(&format!("{b:?} should be rejected"));
+            assert_eq!(err.field, field, "{b:?}");
+            assert!(!err.reason.is_empty());
+        }
+    }
+
+    #[test]
+    fn unknown_fields_and_severities_are_rejected_by_the_schema() {
+        let unknown_field = serde_json::from_str::<NewIncident>(
+            r#"{"title":"t","severity":"low","affected_services":["a"],"owner":"me"}"#,
+        );
+        assert!(unknown_field.unwrap_err().to_string().contains("owner"));
+        let bad_severity = serde_json::from_str::<NewIncident>(
+            r#"{"title":"t","severity":"urgent","affected_services":["a"]}"#,
+        );
+        assert!(bad_severity.unwrap_err().to_string().contains("urgent"));
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_and_accepts_only_valid_names(
+            title in ".{0,250}",
+            services in proptest::collection::vec("[a-zA-Z0-9 _-]{0,70}", 0..40),
+        ) {
+            let b = NewIncident { title, severity: Severity::Low, affected_services: services, scenario_id: None };
+            if let Ok(parsed) = b.parse() {
+                prop_assert!(!parsed.title.as_str().is_empty());
+                for s in &parsed.affected_services {
+                    prop_assert!(ServiceName::parse(s.as_str(), "x").is_ok());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Antibody's dashboard: the Leptos app that the server renders and the
+//! browser hydrates.
+//!
+//! - [`shell`] is the HTML document; [`App`] the router.
+//! - [`api`] holds the server functions (bodies run on the server only).
+//! - [`state`] is the pure event reducer the panels derive from.
+//! - [`live`] follows the server's WebSocket in the browser.
+//! - [`components`] are the panels.
+
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod components;
+pub mod live;
+pub mod state;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    StaticSegment,
+    components::{Route, Router, Routes},
+};
+
+use crate::components::dashboard::DashboardPage;
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="dark"/>
+                <meta name="description" content="Antibody: a self-healing incident-response swarm, live."/>
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The app: stylesheet, title and routes.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/antibody.css"/>
+        <Title text="Antibody · live incident response"/>
+        <Router>
+            <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
+                <Route path=StaticSegment("") view=DashboardPage/>
+            </Routes>
+        </Router>
+    }
+}

@@ -1,0 +1,10 @@
+#![recursion_limit = "256"]
+//! The browser entry point. The server renders the dashboard to HTML; this
+//! wasm module then hydrates it, attaching the live state and event
+//! handlers to the existing DOM.
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,14 @@
+//! The antibody server: the engine behind a thin axum edge.
+//!
+//! - [`configuration`]: settings from flags and the environment.
+//! - [`telemetry`]: structured logs.
+//! - [`startup`]: builds the router and runs it, with graceful shutdown.
+//! - [`routes`]: the HTTP and WebSocket handlers, each an adapter over
+//!   [`engine::Engine`].
+//! - [`problem`]: RFC 9457 problem-details errors.
+
+pub mod configuration;
+pub mod problem;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

@@ -1,1 +1,363 @@
-fn main() {}
+//! The project's task runner (`cargo xtask <task>`): installs what is
+//! missing, builds the site, runs the server and runs every test.
+//!
+//! Every install step checks first and does nothing when the tool is there
+//! at the right version, so the tasks are fast on a prepared machine and
+//! correct on a fresh Debian one (as root; otherwise each step says what to
+//! run). The site is built the way cargo-leptos builds it (`cargo build` of
+//! the `frontend` crate for wasm32, then `wasm-bindgen`), so neither `run`
+//! nor `test` needs cargo-leptos and its 25-minute install; `watch` does.
+
+use std::{
+    env, fs,
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+    time::Instant,
+};
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  run     install what is missing, build (release) and serve the dashboard
+          on http://127.0.0.1:3000 (settings: see README)
+  test    install what is missing and run every test: formatting, clippy,
+          Rust unit and integration tests, and the browser end-to-end tests
+  site    build the site into target/site (add --release for the optimized
+          bundle; prints its raw, gzip and brotli sizes)
+  watch   cargo leptos watch (installs cargo-leptos 0.3.10 when missing)
+  setup   install what `run` and `test` need, and nothing else
+";
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+const CARGO_LEPTOS_VERSION: &str = "0.3.10";
+/// Output name of the site bundle (`[[workspace.metadata.leptos]] name`).
+const OUTPUT_NAME: &str = "antibody";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let started = Instant::now();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(),
+        Some("test") => test(),
+        Some("site") => build_site(args.iter().any(|a| a == "--release")).map(drop),
+        Some("watch") => watch(),
+        Some("setup") => setup(Needs::ALL),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("unknown or missing task\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => {
+            step(&format!("done in {}", minutes(started)));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("\nxtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn minutes(since: Instant) -> String {
+    let s = since.elapsed().as_secs();
+    format!("{}m{:02}s", s / 60, s % 60)
+}
+
+fn step(title: &str) {
+    println!("\n\x1b[1;36m==> {title}\x1b[0m");
+    let _ = std::io::stdout().flush();
+}
+
+/// Runs a command from the workspace root, echoing it, and fails if it fails.
+fn sh(program: &str, args: &[&str]) -> Result {
+    sh_with(Command::new(program).args(args))
+}
+
+fn sh_with(command: &mut Command) -> Result {
+    let shown = format!(
+        "{} {}",
+        command.get_program().to_string_lossy(),
+        command.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    );
+    println!("\x1b[2m$ {shown}\x1b[0m");
+    if command.get_current_dir().is_none() {
+        command.current_dir(root());
+    }
+    let status = command.status().map_err(|e| format!("cannot start `{shown}`: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
+}
+
+/// A command's trimmed stdout, or None when it cannot run or fails.
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn is_root() -> bool {
+    output("id", &["-u"]).as_deref() == Some("0")
+}
+
+/// What a task needs installed.
+#[derive(Clone, Copy)]
+struct Needs {
+    /// Debian chromium, for the browser tests.
+    chromium: bool,
+    /// The end2end npm packages (Playwright, and binaryen's wasm-opt).
+    npm: bool,
+}
+
+impl Needs {
+    const ALL: Needs = Needs { chromium: true, npm: true };
+}
+
+fn setup(needs: Needs) -> Result {
+    step("Tools: checking what is installed");
+    ensure_wasm_target()?;
+    ensure_wasm_bindgen()?;
+    if needs.npm {
+        ensure_node()?;
+        ensure_npm_packages()?;
+    }
+    if needs.chromium {
+        ensure_chromium()?;
+    }
+    Ok(())
+}
+
+fn ensure_wasm_target() -> Result {
+    let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if installed.lines().any(|t| t == WASM_TARGET) {
+        println!("ok  rust target {WASM_TARGET}");
+        return Ok(());
+    }
+    sh("rustup", &["target", "add", WASM_TARGET])
+}
+
+/// The version of a package as locked in Cargo.lock.
+fn locked_version(package: &str) -> Result<String> {
+    let lock = fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("reading Cargo.lock: {e}"))?;
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    let start = lock.find(&needle).ok_or_else(|| format!("{package} is not in Cargo.lock"))? + needle.len();
+    let len = lock[start..].find('"').ok_or("Cargo.lock is malformed")?;
+    Ok(lock[start..start + len].to_owned())
+}
+
+/// Installs a tool with cargo, with link-time optimization off: on two
+/// cores that saves minutes, and the tools' speed does not matter here.
+fn cargo_install(args: &[&str]) -> Result {
+    sh_with(
+        Command::new("cargo")
+            .arg("install")
+            .args(args)
+            .env("CARGO_PROFILE_RELEASE_LTO", "false")
+            .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "64"),
+    )
+}
+
+fn ensure_wasm_bindgen() -> Result {
+    let wanted = locked_version("wasm-bindgen")?;
+    let have = output("wasm-bindgen", &["--version"]).unwrap_or_default();
+    if have == format!("wasm-bindgen {wanted}") {
+        println!("ok  wasm-bindgen {wanted}");
+        return Ok(());
+    }
+    println!("installing wasm-bindgen-cli {wanted} (have: {}; takes about 4 min)", if have.is_empty() { "none" } else { &have });
+    // Not --locked: the CLI's own lockfile names a webpki-roots release
+    // that the registry no longer serves.
+    cargo_install(&["wasm-bindgen-cli", "--version", &wanted])
+}
+
+fn apt_install(packages: &[&str], why: &str) -> Result {
+    if !is_root() {
+        return Err(format!(
+            "{why} needs the Debian package(s) {0}, and installing them needs root: run\n    sudo apt-get install -y {0}\nthen try again",
+            packages.join(" ")
+        ));
+    }
+    sh_with(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
+    sh_with(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn ensure_node() -> Result {
+    if output("npm", &["--version"]).is_some() && output("node", &["--version"]).is_some() {
+        println!("ok  node {}", output("node", &["--version"]).unwrap_or_default());
+        return Ok(());
+    }
+    apt_install(&["nodejs", "npm"], "the browser tests")
+}
+
+fn ensure_npm_packages() -> Result {
+    let dir = root().join("end2end");
+    let lock = dir.join("package-lock.json");
+    // npm writes this copy of the lockfile at the end of every install, so
+    // when it is newer than the committed lockfile, node_modules is current.
+    let installed = dir.join("node_modules/.package-lock.json");
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(locked), Some(installed)) = (modified(&lock), modified(&installed)) {
+        if installed >= locked {
+            println!("ok  end2end npm packages");
+            return Ok(());
+        }
+    }
+    sh_with(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))
+}
+
+fn ensure_chromium() -> Result {
+    if Path::new("/usr/bin/chromium").exists() {
+        println!("ok  {}", output("/usr/bin/chromium", &["--version"]).unwrap_or_else(|| "chromium".into()));
+        return Ok(());
+    }
+    apt_install(&["chromium"], "the browser tests")
+}
+
+fn ensure_cargo_leptos() -> Result {
+    let have = output("cargo", &["leptos", "--version"]).unwrap_or_default();
+    if have.ends_with(CARGO_LEPTOS_VERSION) {
+        println!("ok  {have}");
+        return Ok(());
+    }
+    println!("installing cargo-leptos {CARGO_LEPTOS_VERSION} (takes about 25 min on 2 cores)");
+    // no_downloads: cargo-leptos takes wasm-bindgen and wasm-opt from PATH
+    // instead of fetching them from GitHub.
+    cargo_install(&["cargo-leptos", "--version", CARGO_LEPTOS_VERSION, "--locked", "--features", "no_downloads"])
+}
+
+/// Builds the site into target/site the way cargo-leptos does; returns the
+/// pkg folder.
+fn build_site(release: bool) -> Result<PathBuf> {
+    let root = root();
+    let (profile, profile_dir) = if release { ("wasm-release", "wasm-release") } else { ("dev", "debug") };
+    step(&format!("Site: building the browser bundle ({profile})"));
+    sh("cargo", &["build", "--package", "frontend", "--lib", "--target", WASM_TARGET, "--profile", profile])?;
+    let wasm = root.join("target").join(WASM_TARGET).join(profile_dir).join("frontend.wasm");
+    let site = root.join("target/site");
+    let pkg = site.join("pkg");
+    fs::create_dir_all(&pkg).map_err(|e| format!("creating {}: {e}", pkg.display()))?;
+    sh_with(Command::new("wasm-bindgen").args(["--target", "web", "--no-typescript", "--out-name", OUTPUT_NAME]).arg("--out-dir").arg(&pkg).arg(&wasm))?;
+    let bundle = pkg.join(format!("{OUTPUT_NAME}.wasm"));
+    fs::rename(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")), &bundle).map_err(|e| format!("renaming the wasm: {e}"))?;
+    if release {
+        let wasm_opt = root.join("end2end/node_modules/.bin/wasm-opt");
+        sh_with(
+            Command::new(&wasm_opt)
+                .args(["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext"])
+                .args(["--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue"])
+                .arg(&bundle)
+                .arg("-o")
+                .arg(&bundle),
+        )?;
+    }
+    fs::copy(root.join("style/main.css"), pkg.join(format!("{OUTPUT_NAME}.css"))).map_err(|e| format!("copying the stylesheet: {e}"))?;
+    copy_dir(&root.join("public"), &site)?;
+    if release {
+        report_sizes(&pkg)?;
+    }
+    Ok(pkg)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result {
+    for entry in fs::read_dir(from).map_err(|e| format!("reading {}: {e}", from.display()))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target).map_err(|e| format!("copying {}: {e}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `.gz` and `.br` beside each bundle file and prints the sizes.
+fn report_sizes(pkg: &Path) -> Result {
+    println!("\n  {:<16} {:>10} {:>10} {:>10}", "file", "raw", "gzip", "brotli");
+    for ext in ["wasm", "js", "css"] {
+        let path = pkg.join(format!("{OUTPUT_NAME}.{ext}"));
+        let raw = fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&raw).map_err(|e| e.to_string())?;
+        let gz = gz.finish().map_err(|e| e.to_string())?;
+        let mut br = Vec::new();
+        {
+            let mut writer = brotli::CompressorWriter::new(&mut br, 4096, 11, 22);
+            writer.write_all(&raw).map_err(|e| e.to_string())?;
+        }
+        fs::write(path.with_extension(format!("{ext}.gz")), &gz).map_err(|e| e.to_string())?;
+        fs::write(path.with_extension(format!("{ext}.br")), &br).map_err(|e| e.to_string())?;
+        let kib = |n: usize| format!("{:.1} KiB", n as f64 / 1024.0);
+        println!("  {:<16} {:>10} {:>10} {:>10}", format!("{OUTPUT_NAME}.{ext}"), kib(raw.len()), kib(gz.len()), kib(br.len()));
+    }
+    Ok(())
+}
+
+fn run() -> Result {
+    let started = Instant::now();
+    setup(Needs { chromium: false, npm: true })?;
+    build_site(true)?;
+    step("Server: building (release)");
+    sh("cargo", &["build", "--package", "server", "--release"])?;
+    step(&format!("Serving (built in {}); stop with Ctrl-C", minutes(started)));
+    sh_with(Command::new(root().join("target/release/antibody")).env("LEPTOS_SITE_ROOT", root().join("target/site")))
+}
+
+fn test() -> Result {
+    let mut timings = Vec::new();
+    let mut timed = |name: &'static str, f: &mut dyn FnMut() -> Result| -> Result {
+        let started = Instant::now();
+        f()?;
+        timings.push((name, minutes(started)));
+        Ok(())
+    };
+    timed("tools", &mut || setup(Needs::ALL))?;
+    timed("format", &mut || {
+        step("Format: cargo fmt --check");
+        sh("cargo", &["fmt", "--all", "--check"])
+    })?;
+    timed("rust tests", &mut || {
+        // One invocation, so the three crates share one feature set and the
+        // dependencies build once. It also builds target/debug/antibody.
+        step("Rust: unit and integration tests (engine, app with ssr, server)");
+        sh("cargo", &["test", "--package", "engine", "--package", "app", "--package", "server"])
+    })?;
+    timed("clippy", &mut || {
+        step("Clippy: server side, then browser side");
+        sh("cargo", &["clippy", "--package", "engine", "--package", "app", "--package", "server", "--all-targets", "--", "-D", "warnings"])?;
+        sh("cargo", &["clippy", "--package", "frontend", "--target", WASM_TARGET, "--", "-D", "warnings"])
+    })?;
+    timed("site", &mut || build_site(false).map(drop))?;
+    timed("browser tests", &mut || {
+        step("Browser: Playwright end-to-end tests in Chromium");
+        sh_with(Command::new("npx").args(["playwright", "test"]).current_dir(root().join("end2end")))
+    })?;
+    step("Timings");
+    for (name, took) in timings {
+        println!("  {name:<14} {took}");
+    }
+    Ok(())
+}
+
+fn watch() -> Result {
+    setup(Needs { chromium: false, npm: true })?;
+    ensure_cargo_leptos()?;
+    step("cargo leptos watch (http://127.0.0.1:3000)");
+    // cargo-leptos finds wasm-opt on PATH.
+    let path = format!("{}:{}", root().join("end2end/node_modules/.bin").display(), env::var("PATH").unwrap_or_default());
+    sh_with(Command::new("cargo").args(["leptos", "watch"]).env("PATH", path))
+}

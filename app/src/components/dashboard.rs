@@ -1,0 +1,65 @@
+//! The dashboard page: loads the snapshot (rendered on the server for the
+//! first paint), then follows the live stream in the browser.
+
+use engine::protocol::Snapshot;
+use leptos::prelude::*;
+
+use super::{
+    connection::ConnectionIndicator, feed::ActivityFeed, health::SystemHealth, impact::ImpactMeter,
+    scenarios::ScenarioControls, swarm::AgentSwarm,
+};
+use crate::{api::get_snapshot, live::Connection, state::DashboardState};
+
+/// `/`: the live dashboard.
+#[component]
+pub fn DashboardPage() -> impl IntoView {
+    let snapshot = Resource::new_blocking(|| (), |_| get_snapshot());
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading the dashboard…"</p> }>
+            {move || Suspend::new(async move {
+                match snapshot.await {
+                    Ok(snapshot) => view! { <Dashboard snapshot/> }.into_any(),
+                    Err(e) => view! {
+                        <p class="error" role="alert">"Could not load the dashboard: " {e.to_string()}</p>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The five regions of seed 000, over one state signal.
+#[component]
+fn Dashboard(snapshot: Snapshot) -> impl IntoView {
+    let state = RwSignal::new(DashboardState::from_snapshot(&snapshot));
+    let connection = RwSignal::new(Connection::Connecting);
+    let lag_ms = RwSignal::new(None::<i64>);
+
+    // Effects run only in the browser, after hydration.
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(crate::live::follow(state, connection, lag_ms));
+    });
+
+    view! {
+        <div class="page">
+            <header class="topbar">
+                <div class="brand">
+                    <span class="brand-mark" aria-hidden="true"></span>
+                    <span class="brand-name">"Antibody"</span>
+                    <span class="brand-tag">"self-healing incident response"</span>
+                </div>
+                <ConnectionIndicator connection/>
+            </header>
+            <main class="dashboard">
+                // Type-erased, so the page's view type stays shallow enough
+                // for the compiler (and the wasm stays smaller).
+                {view! { <ImpactMeter state/> }.into_any()}
+                {view! { <AgentSwarm state/> }.into_any()}
+                {view! { <SystemHealth state connection lag_ms/> }.into_any()}
+                {view! { <ScenarioControls/> }.into_any()}
+                {view! { <ActivityFeed state/> }.into_any()}
+            </main>
+        </div>
+    }
+}

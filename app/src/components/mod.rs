@@ -1,0 +1,10 @@
+//! The dashboard's panels. Each takes the state signal and derives what it
+//! shows; none keeps a copy.
+
+pub mod connection;
+pub mod dashboard;
+pub mod feed;
+pub mod health;
+pub mod impact;
+pub mod scenarios;
+pub mod swarm;

@@ -1,0 +1,458 @@
+//! The dashboard's state, and the pure reducer that folds server events into
+//! it. No Leptos here: the components derive their views from this, and the
+//! unit tests drive it directly.
+//!
+//! Rules the reducer keeps:
+//! - a `snapshot` replaces everything;
+//! - an event at or below `last_seq` is a duplicate and changes nothing;
+//! - an event past `last_seq + 1` reveals a gap: nothing changes and the
+//!   caller must resync (reconnect with `since = last_seq`);
+//! - the activity feed holds at most [`FEED_CAP`] entries.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+use engine::protocol::{
+    ActionStatus, AgentType, Envelope, Incident, IncidentStatus, PerformanceMetrics, ServerMessage, Severity, Snapshot,
+};
+use uuid::Uuid;
+
+/// Most entries the activity feed keeps; older ones fall off.
+pub const FEED_CAP: usize = 200;
+/// Most incidents the dashboard keeps.
+pub const INCIDENT_CAP: usize = 50;
+
+/// What an event did to the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The state moved on to this event.
+    Applied,
+    /// Already seen; ignored.
+    Duplicate,
+    /// Events between `last_seq` and this one are missing; ignored. The
+    /// caller must fetch what it missed.
+    Gap,
+}
+
+/// What a feed entry is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedKind {
+    /// An agent's action.
+    Action(AgentType),
+    /// An incident opened or closed.
+    Incident,
+}
+
+/// One line of the activity feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEntry {
+    /// Stable identity: the action id, or the incident id and its status.
+    pub key: String,
+    /// The newest event that touched this entry.
+    pub seq: u64,
+    /// When it happened (server time).
+    pub at: DateTime<Utc>,
+    /// Who or what it is about.
+    pub kind: FeedKind,
+    /// The incident it belongs to.
+    pub incident_id: Uuid,
+    /// What happened.
+    pub description: String,
+    /// Wire status, as in `in_progress`, `completed`, `resolved`.
+    pub status: String,
+    /// The agent's confidence, once known.
+    pub confidence: Option<f64>,
+    /// Simulated milliseconds, once known.
+    pub duration_ms: Option<u64>,
+}
+
+/// What one agent is doing, derived from its actions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentView {
+    /// Actions started and not yet finished.
+    pub in_flight: usize,
+    /// Actions finished.
+    pub completed: u64,
+    /// Confidence of the latest finished action.
+    pub last_confidence: Option<f64>,
+}
+
+/// Everything the dashboard shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DashboardState {
+    /// The server log the `seq`s belong to.
+    pub epoch: Uuid,
+    /// The newest event applied.
+    pub last_seq: u64,
+    /// The impact meter's figures.
+    pub metrics: PerformanceMetrics,
+    /// Recent incidents, newest first.
+    pub incidents: Vec<Incident>,
+    /// The activity feed, oldest first.
+    pub feed: VecDeque<FeedEntry>,
+    /// Unfinished actions: action id to (agent, incident).
+    in_flight: HashMap<Uuid, (AgentType, Uuid)>,
+    /// Finished-action counts and latest confidence, by agent.
+    finished: BTreeMap<AgentType, (u64, Option<f64>)>,
+}
+
+impl DashboardState {
+    /// The state a snapshot describes.
+    pub fn from_snapshot(snapshot: &Snapshot) -> Self {
+        let mut state = Self {
+            epoch: snapshot.epoch,
+            metrics: snapshot.metrics.clone(),
+            incidents: snapshot.incidents.clone(),
+            ..Self::default()
+        };
+        for event in &snapshot.recent_events {
+            state.fold(event);
+        }
+        state.last_seq = snapshot.last_seq;
+        state
+    }
+
+    /// Folds one server message into the state, keeping the rules above.
+    pub fn apply(&mut self, envelope: &Envelope) -> Applied {
+        if let ServerMessage::Snapshot { snapshot } = &envelope.message {
+            *self = Self::from_snapshot(snapshot);
+            return Applied::Applied;
+        }
+        if envelope.seq <= self.last_seq {
+            return Applied::Duplicate;
+        }
+        if envelope.seq > self.last_seq + 1 {
+            return Applied::Gap;
+        }
+        self.fold(envelope);
+        self.last_seq = envelope.seq;
+        Applied::Applied
+    }
+
+    fn fold(&mut self, envelope: &Envelope) {
+        match &envelope.message {
+            ServerMessage::IncidentCreated { incident } => {
+                self.upsert_incident(incident.clone());
+                self.upsert_feed(FeedEntry {
+                    key: format!("{}:opened", incident.id),
+                    seq: envelope.seq,
+                    at: envelope.ts,
+                    kind: FeedKind::Incident,
+                    incident_id: incident.id,
+                    description: format!(
+                        "Incident opened: {} ({}, {})",
+                        incident.title,
+                        incident.severity.as_str(),
+                        incident.affected_services.join(", ")
+                    ),
+                    status: IncidentStatus::Active.as_str().to_owned(),
+                    confidence: None,
+                    duration_ms: None,
+                });
+            }
+            ServerMessage::AgentAction { incident_id, action } => {
+                match action.status {
+                    ActionStatus::InProgress => {
+                        self.in_flight.insert(action.action_id, (action.agent_type, *incident_id));
+                    }
+                    ActionStatus::Completed | ActionStatus::Failed => {
+                        self.in_flight.remove(&action.action_id);
+                        let finished = self.finished.entry(action.agent_type).or_default();
+                        finished.0 += 1;
+                        finished.1 = action.confidence.or(finished.1);
+                    }
+                }
+                self.upsert_feed(FeedEntry {
+                    key: action.action_id.to_string(),
+                    seq: envelope.seq,
+                    at: action.timestamp,
+                    kind: FeedKind::Action(action.agent_type),
+                    incident_id: *incident_id,
+                    description: action.description.clone(),
+                    status: action.status.as_str().to_owned(),
+                    confidence: action.confidence,
+                    duration_ms: action.duration_ms,
+                });
+            }
+            ServerMessage::IncidentStatus {
+                incident_id,
+                status,
+                resolution_time,
+                cost_savings,
+            } => {
+                if let Some(incident) = self.incidents.iter_mut().find(|i| i.id == *incident_id) {
+                    incident.status = *status;
+                    incident.resolution_time = *resolution_time;
+                    incident.cost_savings = *cost_savings;
+                    incident.finished_at = Some(envelope.ts);
+                }
+                if status.is_terminal() {
+                    self.in_flight.retain(|_, (_, incident)| incident != incident_id);
+                }
+                let mut description = format!("Incident {}", status.as_str());
+                if let Some(seconds) = resolution_time {
+                    description.push_str(&format!(" after {seconds:.1} s"));
+                }
+                if let Some(savings) = cost_savings {
+                    description.push_str(&format!(", saving {}", format_dollars(*savings)));
+                }
+                self.upsert_feed(FeedEntry {
+                    key: format!("{incident_id}:{}", status.as_str()),
+                    seq: envelope.seq,
+                    at: envelope.ts,
+                    kind: FeedKind::Incident,
+                    incident_id: *incident_id,
+                    description,
+                    status: status.as_str().to_owned(),
+                    confidence: None,
+                    duration_ms: None,
+                });
+            }
+            ServerMessage::PerformanceMetrics { metrics } => self.metrics = metrics.clone(),
+            ServerMessage::Snapshot { .. } => {}
+        }
+    }
+
+    fn upsert_incident(&mut self, incident: Incident) {
+        match self.incidents.iter_mut().find(|i| i.id == incident.id) {
+            Some(existing) => *existing = incident,
+            None => {
+                self.incidents.insert(0, incident);
+                self.incidents.truncate(INCIDENT_CAP);
+            }
+        }
+    }
+
+    fn upsert_feed(&mut self, entry: FeedEntry) {
+        match self.feed.iter_mut().find(|e| e.key == entry.key) {
+            Some(existing) => *existing = entry,
+            None => {
+                if self.feed.len() == FEED_CAP {
+                    self.feed.pop_front();
+                }
+                self.feed.push_back(entry);
+            }
+        }
+    }
+
+    /// What `agent` is doing.
+    pub fn agent(&self, agent: AgentType) -> AgentView {
+        let (completed, last_confidence) = self.finished.get(&agent).copied().unwrap_or_default();
+        AgentView {
+            in_flight: self.in_flight.values().filter(|(a, _)| *a == agent).count(),
+            completed,
+            last_confidence,
+        }
+    }
+
+    /// A short name for an incident, for feed lines.
+    pub fn incident_label(&self, id: Uuid) -> String {
+        self.incidents
+            .iter()
+            .find(|i| i.id == id)
+            .map(|i| i.title.clone())
+            .unwrap_or_else(|| id.to_string()[..8].to_owned())
+    }
+
+    /// Every service named by a known incident, with its health: the worst
+    /// severity of the active incidents touching it, if any.
+    pub fn service_health(&self) -> Vec<ServiceHealth> {
+        let mut services: BTreeMap<&str, ServiceHealth> = BTreeMap::new();
+        // Oldest first, so the newest incident decides `last_status`.
+        for incident in self.incidents.iter().rev() {
+            for name in &incident.affected_services {
+                let health = services.entry(name).or_insert_with(|| ServiceHealth {
+                    name: name.clone(),
+                    active_severity: None,
+                    active_incidents: 0,
+                    last_status: incident.status,
+                });
+                health.last_status = incident.status;
+                if incident.status == IncidentStatus::Active {
+                    health.active_incidents += 1;
+                    health.active_severity = health.active_severity.max(Some(incident.severity));
+                }
+            }
+        }
+        services.into_values().collect()
+    }
+}
+
+/// One service's health, derived from the incidents that name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceHealth {
+    pub name: String,
+    /// The worst severity among active incidents on it.
+    pub active_severity: Option<Severity>,
+    /// Active incidents on it.
+    pub active_incidents: usize,
+    /// Status of the newest incident that named it.
+    pub last_status: IncidentStatus,
+}
+
+/// `$1,234,567` style, rounded to whole dollars.
+pub fn format_dollars(amount: f64) -> String {
+    let whole = amount.round().max(0.0) as u64;
+    let digits = whole.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    out.push('$');
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::protocol::AgentAction;
+
+    fn at(seq: u64, message: ServerMessage) -> Envelope {
+        Envelope {
+            seq,
+            ts: Utc::now(),
+            message,
+        }
+    }
+
+    fn incident(id: u128) -> Incident {
+        Incident {
+            id: Uuid::from_u128(id),
+            title: format!("Incident {id}"),
+            severity: Severity::High,
+            affected_services: vec!["api-gateway".into()],
+            scenario_id: None,
+            status: IncidentStatus::Active,
+            created_at: Utc::now(),
+            finished_at: None,
+            resolution_time: None,
+            cost_savings: None,
+        }
+    }
+
+    fn action(incident: u128, action: u128, agent: AgentType, status: ActionStatus) -> ServerMessage {
+        ServerMessage::AgentAction {
+            incident_id: Uuid::from_u128(incident),
+            action: AgentAction {
+                agent_type: agent,
+                action_id: Uuid::from_u128(action),
+                description: format!("{agent:?} {status:?}"),
+                timestamp: Utc::now(),
+                status,
+                details: serde_json::json!({}),
+                duration_ms: (status != ActionStatus::InProgress).then_some(1200),
+                confidence: (status != ActionStatus::InProgress).then_some(0.9),
+            },
+        }
+    }
+
+    #[test]
+    fn an_action_is_one_feed_line_that_moves_from_in_progress_to_completed() {
+        let mut state = DashboardState::default();
+        assert_eq!(state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(1) })), Applied::Applied);
+        state.apply(&at(2, action(1, 10, AgentType::Detection, ActionStatus::InProgress)));
+        assert_eq!(state.agent(AgentType::Detection).in_flight, 1);
+        state.apply(&at(3, action(1, 10, AgentType::Detection, ActionStatus::Completed)));
+        assert_eq!(state.feed.len(), 2);
+        let line = &state.feed[1];
+        assert_eq!((line.status.as_str(), line.confidence, line.seq), ("completed", Some(0.9), 3));
+        let detection = state.agent(AgentType::Detection);
+        assert_eq!((detection.in_flight, detection.completed), (0, 1));
+    }
+
+    #[test]
+    fn duplicates_change_nothing_and_gaps_are_reported() {
+        let mut state = DashboardState::default();
+        state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(1) }));
+        let before = state.clone();
+        assert_eq!(state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(9) })), Applied::Duplicate);
+        assert_eq!(state.apply(&at(3, action(1, 10, AgentType::Detection, ActionStatus::InProgress))), Applied::Gap);
+        assert_eq!(state, before);
+    }
+
+    #[test]
+    fn a_terminal_status_updates_the_incident_and_clears_its_unfinished_actions() {
+        let mut state = DashboardState::default();
+        state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(1) }));
+        state.apply(&at(2, action(1, 10, AgentType::Resolution, ActionStatus::InProgress)));
+        state.apply(&at(
+            3,
+            ServerMessage::IncidentStatus {
+                incident_id: Uuid::from_u128(1),
+                status: IncidentStatus::Interrupted,
+                resolution_time: Some(4.0),
+                cost_savings: None,
+            },
+        ));
+        assert_eq!(state.incidents[0].status, IncidentStatus::Interrupted);
+        assert_eq!(state.agent(AgentType::Resolution).in_flight, 0);
+        assert_eq!(state.feed.back().unwrap().status, "interrupted");
+    }
+
+    #[test]
+    fn the_feed_is_capped_and_keeps_the_newest() {
+        let mut state = DashboardState::default();
+        for seq in 1..=(FEED_CAP as u64 + 25) {
+            state.apply(&at(seq, action(1, seq as u128, AgentType::Diagnosis, ActionStatus::InProgress)));
+        }
+        assert_eq!(state.feed.len(), FEED_CAP);
+        assert_eq!(state.feed.back().unwrap().seq, FEED_CAP as u64 + 25);
+        assert_eq!(state.feed.front().unwrap().seq, 26);
+    }
+
+    #[test]
+    fn a_snapshot_replaces_everything_and_rebuilds_the_feed() {
+        let mut state = DashboardState::default();
+        for seq in 1..=5 {
+            state.apply(&at(seq, action(1, seq as u128, AgentType::Diagnosis, ActionStatus::InProgress)));
+        }
+        let mut resolved = incident(2);
+        resolved.status = IncidentStatus::Resolved;
+        let snapshot = Snapshot {
+            epoch: Uuid::from_u128(77),
+            last_seq: 3,
+            metrics: PerformanceMetrics { incidents_resolved: 1, ..Default::default() },
+            incidents: vec![resolved],
+            recent_events: vec![
+                at(1, ServerMessage::IncidentCreated { incident: incident(2) }),
+                at(2, action(2, 20, AgentType::Detection, ActionStatus::InProgress)),
+                at(3, action(2, 20, AgentType::Detection, ActionStatus::Completed)),
+            ],
+        };
+        assert_eq!(state.apply(&at(3, ServerMessage::Snapshot { snapshot })), Applied::Applied);
+        assert_eq!((state.epoch, state.last_seq), (Uuid::from_u128(77), 3));
+        assert_eq!(state.metrics.incidents_resolved, 1);
+        assert_eq!(state.feed.len(), 2);
+        // The snapshot's incident list is the truth, even where older events
+        // in the feed said `active`.
+        assert_eq!(state.incidents[0].status, IncidentStatus::Resolved);
+        assert_eq!(state.agent(AgentType::Diagnosis).in_flight, 0);
+    }
+
+    #[test]
+    fn service_health_reflects_active_incidents_and_the_latest_outcome() {
+        let mut state = DashboardState::default();
+        let mut old = incident(1);
+        old.status = IncidentStatus::Resolved;
+        old.affected_services = vec!["order-service".into(), "api-gateway".into()];
+        let mut live = incident(2);
+        live.severity = Severity::Critical;
+        state.incidents = vec![live, old];
+        let health = state.service_health();
+        let by_name = |n: &str| health.iter().find(|h| h.name == n).unwrap().clone();
+        assert_eq!(by_name("api-gateway").active_severity, Some(Severity::Critical));
+        assert_eq!(by_name("order-service").active_severity, None);
+        assert_eq!(by_name("order-service").last_status, IncidentStatus::Resolved);
+    }
+
+    #[test]
+    fn dollars_are_grouped_by_thousands() {
+        assert_eq!(format_dollars(0.0), "$0");
+        assert_eq!(format_dollars(999.4), "$999");
+        assert_eq!(format_dollars(103_360.0), "$103,360");
+        assert_eq!(format_dollars(1_343_360.6), "$1,343,361");
+    }
+}

@@ -1,0 +1,82 @@
+import { test, expect, type Page, type ConsoleMessage } from '@playwright/test';
+
+const AGENTS = ['detection', 'diagnosis', 'prediction', 'resolution', 'communication'];
+
+/** Fails the test on any console error or uncaught exception in the page. */
+function watchConsole(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (m: ConsoleMessage) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  return errors;
+}
+
+async function openDashboard(page: Page) {
+  await page.goto('/');
+  await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
+}
+
+/** Ids of every incident the page's feed mentions. */
+async function knownIncidents(page: Page): Promise<Set<string>> {
+  const ids = await page.getByTestId('feed-item').evaluateAll((items) =>
+    items.map((i) => i.getAttribute('data-incident') ?? ''),
+  );
+  return new Set(ids);
+}
+
+/** The feed lines of one incident, oldest first, as kind/status/text. */
+async function feedOf(page: Page, incident: string): Promise<string[]> {
+  const lines = await page.locator(`[data-testid=feed-item][data-incident="${incident}"]`).evaluateAll((items) =>
+    items.map((i) => `${i.getAttribute('data-kind')}|${i.getAttribute('data-status')}|${i.querySelector('.feed-desc')?.textContent}`),
+  );
+  return lines.reverse();
+}
+
+test('the dashboard renders its five regions and goes live', async ({ page }) => {
+  const errors = watchConsole(page);
+  await openDashboard(page);
+  for (const region of ['Business impact', 'Agent swarm', 'System health', 'Live activity', 'Fire a scenario']) {
+    await expect(page.getByRole('heading', { name: region })).toBeVisible();
+  }
+  for (const label of ['Database Cascade', 'API Slowdown', 'Service Down']) {
+    await expect(page.getByRole('button', { name: label })).toBeVisible();
+  }
+  await expect(page.getByTestId('connection')).toContainText('Live');
+  await page.screenshot({ path: 'artifacts/dashboard-idle.png', fullPage: true });
+  expect(errors).toEqual([]);
+});
+
+test('Database Cascade runs through every agent to resolved, live in two browsers', async ({ browser }) => {
+  const first = await browser.newPage();
+  const second = await browser.newPage();
+  const errors = [...watchConsole(first), ...watchConsole(second)];
+  await openDashboard(first);
+  await openDashboard(second);
+  const before = await knownIncidents(first);
+  const resolvedBefore = Number((await first.getByTestId('kpi-resolved').locator('.kpi-value').textContent()) ?? '0');
+
+  await first.getByRole('button', { name: 'Database Cascade' }).click();
+
+  // The new incident is the one the feed had not mentioned before.
+  const opened = first.locator('[data-testid=feed-item][data-kind=incident][data-status=active]');
+  await expect.poll(async () => (await knownIncidents(first)).size).toBeGreaterThan(before.size);
+  const ids = await opened.evaluateAll((items) => items.map((i) => i.getAttribute('data-incident')));
+  const incident = ids.find((id) => id && !before.has(id))!;
+  expect(incident).toBeTruthy();
+
+  for (const page of [first, second]) {
+    const mine = page.locator(`[data-testid=feed-item][data-incident="${incident}"]`);
+    await expect(mine.and(page.locator('[data-kind=incident][data-status=resolved]'))).toHaveCount(1);
+    for (const agent of AGENTS) {
+      await expect(mine.and(page.locator(`[data-kind=${agent}][data-status=completed]`)).first()).toBeVisible();
+    }
+    await expect(mine.and(page.locator('[data-kind=resolution][data-status=completed]'))).toHaveCount(5);
+    await expect(page.getByTestId('kpi-resolved').locator('.kpi-value')).toHaveText(String(resolvedBefore + 1));
+  }
+
+  // Both browsers saw the same story, line for line.
+  expect(await feedOf(second, incident)).toEqual(await feedOf(first, incident));
+  await first.screenshot({ path: 'artifacts/dashboard-resolved.png', fullPage: true });
+  expect(errors).toEqual([]);
+});

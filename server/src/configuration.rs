@@ -1,0 +1,109 @@
+//! Settings, from flags and the environment (clap's `env` support). Every
+//! value is parsed at start, so bad configuration stops the server with a
+//! message that names the setting.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use engine::clock::Speed;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// The antibody server: a self-healing incident-response swarm with a live dashboard.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "antibody", version, about)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Port to listen on, overriding the port of --addr (hosting platforms set PORT).
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
+
+    /// Time compression for every agent delay (1.0 is real time).
+    #[arg(long, env = "ANTIBODY_SPEED", default_value = "1.0", value_parser = parse_speed)]
+    pub speed: Speed,
+
+    /// Seed for the agents' randomness, for reproducible runs.
+    #[arg(long, env = "ANTIBODY_SEED")]
+    pub seed: Option<u64>,
+
+    /// Folder with the built site (pkg/antibody.js, .wasm, .css).
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// Seconds that in-flight incidents get to finish at shutdown before they are interrupted.
+    #[arg(long, env = "ANTIBODY_SHUTDOWN_GRACE", default_value = "30", value_parser = parse_seconds)]
+    pub shutdown_grace: Duration,
+
+    /// Log format.
+    #[arg(long, env = "ANTIBODY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// The address to bind: `addr`, with `port` when set.
+    pub fn bind_addr(&self) -> SocketAddr {
+        let mut addr = self.addr;
+        if let Some(port) = self.port {
+            addr.set_port(port);
+        }
+        addr
+    }
+}
+
+fn parse_speed(raw: &str) -> Result<Speed, String> {
+    raw.parse()
+}
+
+fn parse_seconds(raw: &str) -> Result<Duration, String> {
+    let seconds: f64 = raw.trim().parse().map_err(|_| format!("`{raw}` is not a number of seconds"))?;
+    if !(0.0..=3600.0).contains(&seconds) {
+        return Err(format!("{seconds} is out of range: use 0 to 3600 seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, clap::Error> {
+        Settings::try_parse_from(std::iter::once("antibody").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_serve_on_localhost_3000_in_real_time() {
+        let settings = parse(&[]).unwrap();
+        assert_eq!(settings.bind_addr().to_string(), "127.0.0.1:3000");
+        assert_eq!(settings.speed, Speed::REAL_TIME);
+    }
+
+    #[test]
+    fn port_overrides_the_port_of_addr() {
+        let settings = parse(&["--addr", "0.0.0.0:3000", "--port", "8080"]).unwrap();
+        assert_eq!(settings.bind_addr().to_string(), "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_setting_named() {
+        for (args, needle) in [
+            (&["--speed", "0"][..], "--speed"),
+            (&["--speed", "fast"][..], "not a number"),
+            (&["--addr", "localhost"][..], "--addr"),
+            (&["--port", "70000"][..], "--port"),
+            (&["--shutdown-grace", "-1"][..], "--shutdown-grace"),
+        ] {
+            let err = parse(args).unwrap_err().to_string();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+}

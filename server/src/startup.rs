@@ -1,0 +1,154 @@
+//! Building the application (engine, router, listener) and running it until
+//! a shutdown signal, then shutting down in order: drain or interrupt the
+//! in-flight incidents (their final events still reach every dashboard),
+//! close every WebSocket with a close frame, then stop serving.
+
+use std::{future::Future, net::SocketAddr};
+
+use app::{App, shell};
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, FromRef},
+    routing::{get, post},
+};
+use engine::{Engine, EngineConfig};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use tracing::info;
+
+use crate::{
+    configuration::Settings,
+    problem::Problem,
+    routes::{health, incidents, ws},
+};
+
+/// Everything a handler may need; each part is cheap to clone.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// Leptos's settings (site root, output name) for rendering.
+    pub leptos_options: LeptosOptions,
+    /// The swarm.
+    pub engine: Engine,
+    /// The open WebSockets.
+    pub sockets: ws::Sockets,
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    /// The bound address (the real port when the settings asked for port 0).
+    addr: SocketAddr,
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    settings: Settings,
+}
+
+impl Application {
+    /// Builds the engine and the router, and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let engine = Engine::new(EngineConfig {
+            speed: settings.speed,
+            seed: settings.seed,
+            ..EngineConfig::default()
+        })?;
+        let mut leptos_options = get_configuration(None)
+            .map_err(|e| anyhow::anyhow!("Leptos configuration: {e}"))?
+            .leptos_options;
+        leptos_options.site_addr = settings.bind_addr();
+        leptos_options.site_root = settings.site_root.to_string_lossy().as_ref().into();
+
+        let state = AppState {
+            leptos_options,
+            engine,
+            sockets: ws::Sockets::default(),
+        };
+        let router = router(state.clone());
+        let listener = TcpListener::bind(settings.bind_addr())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind_addr()))?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            addr,
+            listener,
+            router,
+            state,
+            settings,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.state.engine.clone()
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        info!(addr = %self.addr, speed = %self.settings.speed, "antibody is serving on http://{}", self.addr);
+        let Self { listener, router, state, settings, .. } = self;
+        let shutdown = async move {
+            signal.await;
+            info!("shutting down: draining in-flight incidents");
+            let report = state.engine.shutdown(settings.shutdown_grace).await;
+            info!(drained = report.drained, interrupted = report.interrupted, "incidents settled; closing dashboards");
+            state.sockets.close_all().await;
+        };
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let engine = state.engine.clone();
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route(
+            "/api/incidents",
+            post(incidents::create_incident).layer(DefaultBodyLimit::max(incidents::MAX_BODY_BYTES)),
+        )
+        .route("/ws", get(ws::stream))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(engine.clone()),
+            {
+                let options = state.leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(CatchPanicLayer::custom(|_| {
+            use axum::response::IntoResponse;
+            Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "the server hit a bug; it has been logged")
+                .into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.expect("installing the Ctrl-C handler");
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler")
+            .recv()
+            .await;
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -55,7 +55,9 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
                         leptos::logging::warn!("ignoring a message that is not an event");
                         continue;
                     };
-                    lag_ms.set(Some((js_sys::Date::now() as i64 - envelope.ts.timestamp_millis()).max(0)));
+                    lag_ms.set(Some(
+                        (js_sys::Date::now() as i64 - envelope.ts.timestamp_millis()).max(0),
+                    ));
                     if state.try_update(|s| s.apply(&envelope)) == Some(Applied::Gap) {
                         // Reconnect at once: the server replays from last_seq.
                         break;
@@ -68,7 +70,9 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
         let ceiling = (BACKOFF_BASE_MS * 2f64.powi(failures.min(16) as i32 - 1)).min(BACKOFF_CAP_MS);
         let mut wait_ms = js_sys::Math::random() * ceiling;
         while wait_ms > 0.0 {
-            connection.set(Connection::Reconnecting { in_secs: (wait_ms / 1000.0).ceil() as u32 });
+            connection.set(Connection::Reconnecting {
+                in_secs: (wait_ms / 1000.0).ceil() as u32,
+            });
             let step = wait_ms.min(1000.0);
             gloo_timers::future::sleep(std::time::Duration::from_millis(step as u64)).await;
             wait_ms -= step;
@@ -80,7 +84,11 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
 #[cfg(feature = "hydrate")]
 fn socket_url(state: &DashboardState) -> String {
     let location = web_sys::window().expect("a browser window").location();
-    let scheme = if location.protocol().ok().as_deref() == Some("https:") { "wss" } else { "ws" };
+    let scheme = if location.protocol().ok().as_deref() == Some("https:") {
+        "wss"
+    } else {
+        "ws"
+    };
     let host = location.host().unwrap_or_default();
     format!("{scheme}://{host}/ws?epoch={}&since={}", state.epoch, state.last_seq)
 }

@@ -132,7 +132,7 @@ impl DashboardState {
     fn fold(&mut self, envelope: &Envelope) {
         match &envelope.message {
             ServerMessage::IncidentCreated { incident } => {
-                self.upsert_incident(incident.clone());
+                self.add_incident(incident.clone());
                 self.upsert_feed(FeedEntry {
                     key: format!("{}:opened", incident.id),
                     seq: envelope.seq,
@@ -153,7 +153,8 @@ impl DashboardState {
             ServerMessage::AgentAction { incident_id, action } => {
                 match action.status {
                     ActionStatus::InProgress => {
-                        self.in_flight.insert(action.action_id, (action.agent_type, *incident_id));
+                        self.in_flight
+                            .insert(action.action_id, (action.agent_type, *incident_id));
                     }
                     ActionStatus::Completed | ActionStatus::Failed => {
                         self.in_flight.remove(&action.action_id);
@@ -213,13 +214,12 @@ impl DashboardState {
         }
     }
 
-    fn upsert_incident(&mut self, incident: Incident) {
-        match self.incidents.iter_mut().find(|i| i.id == incident.id) {
-            Some(existing) => *existing = incident,
-            None => {
-                self.incidents.insert(0, incident);
-                self.incidents.truncate(INCIDENT_CAP);
-            }
+    /// Adds a newly created incident. One already known is left alone: a
+    /// snapshot's copy is newer than the creation event replayed over it.
+    fn add_incident(&mut self, incident: Incident) {
+        if self.incidents.iter().all(|i| i.id != incident.id) {
+            self.incidents.insert(0, incident);
+            self.incidents.truncate(INCIDENT_CAP);
         }
     }
 
@@ -297,7 +297,7 @@ pub fn format_dollars(amount: f64) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
     out.push('$');
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -352,13 +352,19 @@ mod tests {
     #[test]
     fn an_action_is_one_feed_line_that_moves_from_in_progress_to_completed() {
         let mut state = DashboardState::default();
-        assert_eq!(state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(1) })), Applied::Applied);
+        assert_eq!(
+            state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(1) })),
+            Applied::Applied
+        );
         state.apply(&at(2, action(1, 10, AgentType::Detection, ActionStatus::InProgress)));
         assert_eq!(state.agent(AgentType::Detection).in_flight, 1);
         state.apply(&at(3, action(1, 10, AgentType::Detection, ActionStatus::Completed)));
         assert_eq!(state.feed.len(), 2);
         let line = &state.feed[1];
-        assert_eq!((line.status.as_str(), line.confidence, line.seq), ("completed", Some(0.9), 3));
+        assert_eq!(
+            (line.status.as_str(), line.confidence, line.seq),
+            ("completed", Some(0.9), 3)
+        );
         let detection = state.agent(AgentType::Detection);
         assert_eq!((detection.in_flight, detection.completed), (0, 1));
     }
@@ -368,8 +374,14 @@ mod tests {
         let mut state = DashboardState::default();
         state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(1) }));
         let before = state.clone();
-        assert_eq!(state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(9) })), Applied::Duplicate);
-        assert_eq!(state.apply(&at(3, action(1, 10, AgentType::Detection, ActionStatus::InProgress))), Applied::Gap);
+        assert_eq!(
+            state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(9) })),
+            Applied::Duplicate
+        );
+        assert_eq!(
+            state.apply(&at(3, action(1, 10, AgentType::Detection, ActionStatus::InProgress))),
+            Applied::Gap
+        );
         assert_eq!(state, before);
     }
 
@@ -396,7 +408,10 @@ mod tests {
     fn the_feed_is_capped_and_keeps_the_newest() {
         let mut state = DashboardState::default();
         for seq in 1..=(FEED_CAP as u64 + 25) {
-            state.apply(&at(seq, action(1, seq as u128, AgentType::Diagnosis, ActionStatus::InProgress)));
+            state.apply(&at(
+                seq,
+                action(1, seq as u128, AgentType::Diagnosis, ActionStatus::InProgress),
+            ));
         }
         assert_eq!(state.feed.len(), FEED_CAP);
         assert_eq!(state.feed.back().unwrap().seq, FEED_CAP as u64 + 25);
@@ -407,14 +422,20 @@ mod tests {
     fn a_snapshot_replaces_everything_and_rebuilds_the_feed() {
         let mut state = DashboardState::default();
         for seq in 1..=5 {
-            state.apply(&at(seq, action(1, seq as u128, AgentType::Diagnosis, ActionStatus::InProgress)));
+            state.apply(&at(
+                seq,
+                action(1, seq as u128, AgentType::Diagnosis, ActionStatus::InProgress),
+            ));
         }
         let mut resolved = incident(2);
         resolved.status = IncidentStatus::Resolved;
         let snapshot = Snapshot {
             epoch: Uuid::from_u128(77),
             last_seq: 3,
-            metrics: PerformanceMetrics { incidents_resolved: 1, ..Default::default() },
+            metrics: PerformanceMetrics {
+                incidents_resolved: 1,
+                ..Default::default()
+            },
             incidents: vec![resolved],
             recent_events: vec![
                 at(1, ServerMessage::IncidentCreated { incident: incident(2) }),
@@ -422,7 +443,10 @@ mod tests {
                 at(3, action(2, 20, AgentType::Detection, ActionStatus::Completed)),
             ],
         };
-        assert_eq!(state.apply(&at(3, ServerMessage::Snapshot { snapshot })), Applied::Applied);
+        assert_eq!(
+            state.apply(&at(3, ServerMessage::Snapshot { snapshot })),
+            Applied::Applied
+        );
         assert_eq!((state.epoch, state.last_seq), (Uuid::from_u128(77), 3));
         assert_eq!(state.metrics.incidents_resolved, 1);
         assert_eq!(state.feed.len(), 2);

@@ -105,18 +105,14 @@ impl Catalog {
     }
 
     /// Parses `(id, toml)` pairs and checks that they fit together.
-    pub fn from_sources(
-        scenarios: &[(&str, &str)],
-        playbooks: &[(&str, &str)],
-    ) -> Result<Self, CatalogError> {
+    pub fn from_sources(scenarios: &[(&str, &str)], playbooks: &[(&str, &str)]) -> Result<Self, CatalogError> {
         let mut catalog = Self {
             scenarios: BTreeMap::new(),
             playbooks: BTreeMap::new(),
         };
         for (id, text) in playbooks {
             let file = format!("data/playbooks/{id}.toml");
-            let mut playbook: Playbook =
-                toml::from_str(text).map_err(|e| invalid(file.clone(), e.to_string()))?;
+            let mut playbook: Playbook = toml::from_str(text).map_err(|e| invalid(file.clone(), e.to_string()))?;
             if playbook.steps.is_empty() {
                 return Err(invalid(file, "a playbook needs at least one step"));
             }
@@ -141,8 +137,7 @@ impl Catalog {
         }
         for (id, text) in scenarios {
             let file = format!("data/scenarios/{id}.toml");
-            let mut scenario: Scenario =
-                toml::from_str(text).map_err(|e| invalid(file.clone(), e.to_string()))?;
+            let mut scenario: Scenario = toml::from_str(text).map_err(|e| invalid(file.clone(), e.to_string()))?;
             crate::request::ScenarioId::parse(id).map_err(|e| invalid(file.clone(), e.reason))?;
             for (i, service) in scenario.affected_services.iter().enumerate() {
                 crate::request::ServiceName::parse(service, &format!("affected_services[{i}]"))
@@ -218,7 +213,10 @@ mod tests {
     fn broken_files_are_named() {
         let generic = ("generic", "name = \"g\"\nsteps = [{ action = \"a\", seconds = 1.0 }]");
         let err = Catalog::from_sources(
-            &[("x", "label=\"X\"\ntitle=\"X\"\nseverity=\"critical\"\naffected_services=[\"a\"]\nplaybook=\"nope\"")],
+            &[(
+                "x",
+                "label=\"X\"\ntitle=\"X\"\nseverity=\"critical\"\naffected_services=[\"a\"]\nplaybook=\"nope\"",
+            )],
             &[generic],
         )
         .unwrap_err();

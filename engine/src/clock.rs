@@ -41,10 +41,7 @@ impl FromStr for Speed {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let factor: f64 = s
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{s}` is not a number"))?;
+        let factor: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
         Self::new(factor)
     }
 }

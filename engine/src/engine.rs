@@ -26,7 +26,9 @@ use crate::{
     event_log::EventLog,
     impact::ImpactModel,
     orchestrator,
-    protocol::{Envelope, Incident, IncidentStatus, PerformanceMetrics, ScenarioSummary, ServerMessage, Severity, Snapshot},
+    protocol::{
+        Envelope, Incident, IncidentStatus, PerformanceMetrics, ScenarioSummary, ServerMessage, Severity, Snapshot,
+    },
     request::{IncidentRequest, IncidentTitle, ServiceName},
 };
 
@@ -34,6 +36,17 @@ use crate::{
 pub const SNAPSHOT_INCIDENTS: usize = 50;
 /// How many recent events a snapshot carries for the activity feed.
 pub const SNAPSHOT_EVENTS: usize = 200;
+
+/// Events that tell the story of incidents (the activity feed's lines);
+/// metrics are state, and the snapshot carries them already.
+fn is_feed_event(message: &ServerMessage) -> bool {
+    matches!(
+        message,
+        ServerMessage::IncidentCreated { .. }
+            | ServerMessage::AgentAction { .. }
+            | ServerMessage::IncidentStatus { .. }
+    )
+}
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -136,15 +149,28 @@ impl IncidentBook {
         PerformanceMetrics {
             incidents_resolved: self.resolved,
             total_cost_savings: self.total_savings,
-            avg_mttr: if self.resolved == 0 { 0.0 } else { self.total_mttr / self.resolved as f64 },
-            success_rate: if finished == 0 { 0.0 } else { self.resolved as f64 / finished as f64 },
+            avg_mttr: if self.resolved == 0 {
+                0.0
+            } else {
+                self.total_mttr / self.resolved as f64
+            },
+            success_rate: if finished == 0 {
+                0.0
+            } else {
+                self.resolved as f64 / finished as f64
+            },
             incidents_active: self.active,
             incidents_failed: self.failed,
         }
     }
 
     fn newest(&self, limit: usize) -> Vec<Incident> {
-        self.order.iter().rev().take(limit).map(|id| self.by_id[id].clone()).collect()
+        self.order
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|id| self.by_id[id].clone())
+            .collect()
     }
 }
 
@@ -211,7 +237,12 @@ impl Engine {
 
     /// The catalog's scenarios, primary ones first.
     pub fn scenarios(&self) -> Vec<ScenarioSummary> {
-        self.shared.catalog.scenarios().into_iter().map(|s| s.summary()).collect()
+        self.shared
+            .catalog
+            .scenarios()
+            .into_iter()
+            .map(|s| s.summary())
+            .collect()
     }
 
     /// Opens an incident and starts the swarm on it. Must be called within
@@ -242,7 +273,11 @@ impl Engine {
             id: Uuid::new_v4(),
             title: request.title.as_str().to_owned(),
             severity: request.severity,
-            affected_services: request.affected_services.iter().map(|s| s.as_str().to_owned()).collect(),
+            affected_services: request
+                .affected_services
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
             scenario_id: request.scenario_id.map(|id| id.as_str().to_owned()),
             status: IncidentStatus::Active,
             created_at: chrono::Utc::now(),
@@ -296,7 +331,13 @@ impl Engine {
 
     /// An incident by id.
     pub fn incident(&self, id: Uuid) -> Option<Incident> {
-        self.shared.book.lock().expect("incident book lock poisoned").by_id.get(&id).cloned()
+        self.shared
+            .book
+            .lock()
+            .expect("incident book lock poisoned")
+            .by_id
+            .get(&id)
+            .cloned()
     }
 
     /// The impact meter's figures now.
@@ -314,7 +355,7 @@ impl Engine {
         let (last_seq, recent_events, live) = self
             .shared
             .log
-            .view_and_subscribe(SNAPSHOT_EVENTS, |e| matches!(e.message, ServerMessage::AgentAction { .. }));
+            .view_and_subscribe(SNAPSHOT_EVENTS, |e| is_feed_event(&e.message));
         let snapshot = Snapshot {
             epoch: self.shared.epoch,
             last_seq,
@@ -383,7 +424,12 @@ impl Engine {
             }
             _ => book.failed += 1,
         }
-        info!(status = status.as_str(), resolution_time = seconds, cost_savings = savings, "incident finished");
+        info!(
+            status = status.as_str(),
+            resolution_time = seconds,
+            cost_savings = savings,
+            "incident finished"
+        );
         self.shared.log.append(ServerMessage::IncidentStatus {
             incident_id: id,
             status,
@@ -411,7 +457,10 @@ impl Engine {
         } else {
             report.interrupted = self.shared.tasks.len();
             report.drained = in_flight - report.interrupted;
-            warn!(interrupted = report.interrupted, "grace period over; interrupting incidents");
+            warn!(
+                interrupted = report.interrupted,
+                "grace period over; interrupting incidents"
+            );
             self.shared.interrupt.cancel();
             self.shared.tasks.wait().await;
         }
@@ -483,16 +532,21 @@ mod tests {
         assert_eq!(actions, expected);
 
         for e in &events {
-            if let ServerMessage::AgentAction { action, .. } = &e.message {
-                if action.status == ActionStatus::Completed {
-                    let c = action.confidence.expect("completed actions carry confidence");
-                    assert!((0.0..=1.0).contains(&c));
-                    assert!(action.duration_ms.unwrap() > 0);
-                }
+            if let ServerMessage::AgentAction { action, .. } = &e.message
+                && action.status == ActionStatus::Completed
+            {
+                let c = action.confidence.expect("completed actions carry confidence");
+                assert!((0.0..=1.0).contains(&c));
+                assert!(action.duration_ms.unwrap() > 0);
             }
         }
 
-        let ServerMessage::IncidentStatus { status, resolution_time, cost_savings, .. } = &events[events.len() - 2].message
+        let ServerMessage::IncidentStatus {
+            status,
+            resolution_time,
+            cost_savings,
+            ..
+        } = &events[events.len() - 2].message
         else {
             panic!("expected incident_status before the metrics");
         };
@@ -538,9 +592,18 @@ mod tests {
         let engine = engine(1);
         let incident = engine.trigger_scenario("service_down", None).unwrap();
         let report = engine.shutdown(Duration::from_secs(60)).await;
-        assert_eq!(report, ShutdownReport { drained: 1, interrupted: 0 });
+        assert_eq!(
+            report,
+            ShutdownReport {
+                drained: 1,
+                interrupted: 0
+            }
+        );
         assert_eq!(engine.incident(incident.id).unwrap().status, IncidentStatus::Resolved);
-        assert_eq!(engine.trigger_scenario("service_down", None), Err(SubmitError::ShuttingDown));
+        assert_eq!(
+            engine.trigger_scenario("service_down", None),
+            Err(SubmitError::ShuttingDown)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -549,7 +612,13 @@ mod tests {
         let mut live = engine.feed(None).live;
         let incident = engine.trigger_scenario("database_cascade", None).unwrap();
         let report = engine.shutdown(Duration::from_secs(5)).await;
-        assert_eq!(report, ShutdownReport { drained: 0, interrupted: 1 });
+        assert_eq!(
+            report,
+            ShutdownReport {
+                drained: 0,
+                interrupted: 1
+            }
+        );
         let events = collect_until(&mut live, is_metrics).await;
         assert!(events.iter().any(|e| matches!(
             e.message,
@@ -569,15 +638,27 @@ mod tests {
         engine.trigger_scenario("api_slowdown", None).unwrap();
         let all = collect_until(&mut live, is_metrics).await;
 
-        let resumed = engine.feed(Some(Resume { epoch: first.epoch, since: 5 }));
+        let resumed = engine.feed(Some(Resume {
+            epoch: first.epoch,
+            since: 5,
+        }));
         let FeedStart::Replay(missed) = resumed.start else {
             panic!("the log still has everything after seq 5");
         };
-        assert_eq!(missed.iter().map(|e| e.seq).collect::<Vec<_>>(), (6..=all.len() as u64).collect::<Vec<_>>());
+        assert_eq!(
+            missed.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (6..=all.len() as u64).collect::<Vec<_>>()
+        );
 
-        let other_run = engine.feed(Some(Resume { epoch: Uuid::nil(), since: 5 }));
+        let other_run = engine.feed(Some(Resume {
+            epoch: Uuid::nil(),
+            since: 5,
+        }));
         assert!(matches!(other_run.start, FeedStart::Snapshot(ref s) if s.last_seq == all.len() as u64));
-        let ahead = engine.feed(Some(Resume { epoch: first.epoch, since: 10_000 }));
+        let ahead = engine.feed(Some(Resume {
+            epoch: first.epoch,
+            since: 10_000,
+        }));
         assert!(matches!(ahead.start, FeedStart::Snapshot(_)));
     }
 
@@ -586,7 +667,10 @@ mod tests {
         let err = engine(5).trigger_scenario("api_slowdwn", None).unwrap_err();
         assert_eq!(
             err,
-            SubmitError::UnknownScenario { id: "api_slowdwn".into(), suggestion: Some("api_slowdown".into()) }
+            SubmitError::UnknownScenario {
+                id: "api_slowdwn".into(),
+                suggestion: Some("api_slowdown".into())
+            }
         );
         assert!(err.to_string().contains("did you mean `api_slowdown`"));
     }

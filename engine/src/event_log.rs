@@ -91,12 +91,7 @@ impl EventLog {
         // backlog and the live stream.
         let live = self.sender.subscribe();
         let oldest = state.retained.front().map_or(state.next_seq, |e| e.seq);
-        let backlog: Vec<_> = state
-            .retained
-            .iter()
-            .filter(|e| e.seq > since)
-            .cloned()
-            .collect();
+        let backlog: Vec<_> = state.retained.iter().filter(|e| e.seq > since).cloned().collect();
         Subscription {
             // A `since` beyond the newest event comes from another run of
             // the log: the client's view cannot be patched, only replaced.

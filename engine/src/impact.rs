@@ -32,12 +32,13 @@ pub struct ImpactModel {
 impl ImpactModel {
     /// The model built into the binary.
     pub fn embedded() -> Result<Self, String> {
-        let model: Self = toml::from_str(include_str!("../data/impact.toml"))
-            .map_err(|e| format!("data/impact.toml: {e}"))?;
+        let model: Self =
+            toml::from_str(include_str!("../data/impact.toml")).map_err(|e| format!("data/impact.toml: {e}"))?;
         for severity in Severity::ALL {
-            let cost = model.severity.get(&severity).ok_or_else(|| {
-                format!("data/impact.toml: [severity.{}] is missing", severity.as_str())
-            })?;
+            let cost = model
+                .severity
+                .get(&severity)
+                .ok_or_else(|| format!("data/impact.toml: [severity.{}] is missing", severity.as_str()))?;
             if !(cost.cost_per_minute >= 0.0 && cost.manual_mttr_minutes > 0.0) {
                 return Err(format!(
                     "data/impact.toml: [severity.{}] needs cost_per_minute >= 0 and manual_mttr_minutes > 0",
@@ -71,9 +72,8 @@ mod tests {
         let model = ImpactModel::embedded().unwrap();
         let critical = model.cost(Severity::Critical);
         // 3 services, resolved in 18 s.
-        let expected = critical.cost_per_minute
-            * (1.0 + 2.0 * model.blast_factor)
-            * (critical.manual_mttr_minutes - 0.3);
+        let expected =
+            critical.cost_per_minute * (1.0 + 2.0 * model.blast_factor) * (critical.manual_mttr_minutes - 0.3);
         assert_eq!(model.cost_savings(Severity::Critical, 3, 18.0), expected.round());
     }
 

@@ -29,6 +29,6 @@ pub mod orchestrator;
 
 #[cfg(feature = "runtime")]
 pub use engine::{
-    Engine, EngineConfig, Feed, FeedStart, Resume, ShutdownReport, StartError, SubmitError,
-    SNAPSHOT_EVENTS, SNAPSHOT_INCIDENTS,
+    Engine, EngineConfig, Feed, FeedStart, Resume, SNAPSHOT_EVENTS, SNAPSHOT_INCIDENTS, ShutdownReport, StartError,
+    SubmitError,
 };

@@ -195,7 +195,12 @@ pub(crate) async fn run(engine: Engine, incident: Incident, playbook: Playbook, 
         elapsed += planned.duration;
         action.duration_ms = Some(planned.duration.as_millis() as u64);
         action.confidence = Some(planned.confidence);
-        info!(agent = planned.agent.as_str(), duration_ms = action.duration_ms, "{}", action.description);
+        info!(
+            agent = planned.agent.as_str(),
+            duration_ms = action.duration_ms,
+            "{}",
+            action.description
+        );
         engine.publish(ServerMessage::AgentAction {
             incident_id: incident.id,
             action,

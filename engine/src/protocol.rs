@@ -204,10 +204,7 @@ pub enum ServerMessage {
     /// A new incident was accepted and the swarm starts on it.
     IncidentCreated { incident: Incident },
     /// An agent started or finished an action.
-    AgentAction {
-        incident_id: Uuid,
-        action: AgentAction,
-    },
+    AgentAction { incident_id: Uuid, action: AgentAction },
     /// An incident changed status; the final one carries its figures.
     IncidentStatus {
         incident_id: Uuid,
@@ -262,7 +259,8 @@ pub struct Snapshot {
     pub metrics: PerformanceMetrics,
     /// The most recent incidents, newest first.
     pub incidents: Vec<Incident>,
-    /// The most recent events, oldest first, for the activity feed.
+    /// The most recent incident and agent events (no metrics), oldest
+    /// first, for the activity feed.
     pub recent_events: Vec<Envelope>,
 }
 

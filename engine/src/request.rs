@@ -104,9 +104,7 @@ impl ServiceName {
         if !valid_chars || raw.starts_with('-') || raw.ends_with('-') {
             return Err(FieldError::new(
                 field,
-                format!(
-                    "`{raw}` is not a service name: use lowercase letters, digits and inner hyphens"
-                ),
+                format!("`{raw}` is not a service name: use lowercase letters, digits and inner hyphens"),
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -220,7 +218,8 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut NewIncident)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut NewIncident)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|b| b.title = "   ".into()), "title"),
             (Box::new(|b| b.title = "x".repeat(MAX_TITLE_CHARS + 1)), "title"),
             (Box::new(|b| b.title = "bell\u{7}".into()), "title"),
@@ -229,10 +228,22 @@ mod tests {
                 Box::new(|b| b.affected_services = vec!["svc".into(); MAX_AFFECTED_SERVICES + 1]),
                 "affected_services",
             ),
-            (Box::new(|b| b.affected_services[1] = "Order Service".into()), "affected_services[1]"),
-            (Box::new(|b| b.affected_services[1] = "api-gateway".into()), "affected_services[1]"),
-            (Box::new(|b| b.affected_services[0] = String::new()), "affected_services[0]"),
-            (Box::new(|b| b.affected_services[0] = "-edge".into()), "affected_services[0]"),
+            (
+                Box::new(|b| b.affected_services[1] = "Order Service".into()),
+                "affected_services[1]",
+            ),
+            (
+                Box::new(|b| b.affected_services[1] = "api-gateway".into()),
+                "affected_services[1]",
+            ),
+            (
+                Box::new(|b| b.affected_services[0] = String::new()),
+                "affected_services[0]",
+            ),
+            (
+                Box::new(|b| b.affected_services[0] = "-edge".into()),
+                "affected_services[0]",
+            ),
             (Box::new(|b| b.scenario_id = Some("Drop Tables".into())), "scenario_id"),
             (Box::new(|b| b.scenario_id = Some(String::new())), "scenario_id"),
         ];
@@ -251,9 +262,8 @@ mod tests {
             r#"{"title":"t","severity":"low","affected_services":["a"],"owner":"me"}"#,
         );
         assert!(unknown_field.unwrap_err().to_string().contains("owner"));
-        let bad_severity = serde_json::from_str::<NewIncident>(
-            r#"{"title":"t","severity":"urgent","affected_services":["a"]}"#,
-        );
+        let bad_severity =
+            serde_json::from_str::<NewIncident>(r#"{"title":"t","severity":"urgent","affected_services":["a"]}"#);
         assert!(bad_severity.unwrap_err().to_string().contains("urgent"));
     }
 

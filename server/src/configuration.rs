@@ -65,7 +65,10 @@ fn parse_speed(raw: &str) -> Result<Speed, String> {
 }
 
 fn parse_seconds(raw: &str) -> Result<Duration, String> {
-    let seconds: f64 = raw.trim().parse().map_err(|_| format!("`{raw}` is not a number of seconds"))?;
+    let seconds: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a number of seconds"))?;
     if !(0.0..=3600.0).contains(&seconds) {
         return Err(format!("{seconds} is out of range: use 0 to 3600 seconds"));
     }
@@ -100,7 +103,7 @@ mod tests {
             (&["--speed", "fast"][..], "not a number"),
             (&["--addr", "localhost"][..], "--addr"),
             (&["--port", "70000"][..], "--port"),
-            (&["--shutdown-grace", "-1"][..], "--shutdown-grace"),
+            (&["--shutdown-grace=-1"][..], "--shutdown-grace"),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -89,12 +89,22 @@ impl Application {
     /// Serves until `signal` completes, then shuts down gracefully.
     pub async fn run_until_stopped(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         info!(addr = %self.addr, speed = %self.settings.speed, "antibody is serving on http://{}", self.addr);
-        let Self { listener, router, state, settings, .. } = self;
+        let Self {
+            listener,
+            router,
+            state,
+            settings,
+            ..
+        } = self;
         let shutdown = async move {
             signal.await;
             info!("shutting down: draining in-flight incidents");
             let report = state.engine.shutdown(settings.shutdown_grace).await;
-            info!(drained = report.drained, interrupted = report.interrupted, "incidents settled; closing dashboards");
+            info!(
+                drained = report.drained,
+                interrupted = report.interrupted,
+                "incidents settled; closing dashboards"
+            );
             state.sockets.close_all().await;
         };
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
@@ -114,20 +124,18 @@ pub fn router(state: AppState) -> Router {
             post(incidents::create_incident).layer(DefaultBodyLimit::max(incidents::MAX_BODY_BYTES)),
         )
         .route("/ws", get(ws::stream))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(engine.clone()),
-            {
-                let options = state.leptos_options.clone();
-                move || shell(options.clone())
-            },
-        )
+        .leptos_routes_with_context(&state, routes, move || provide_context(engine.clone()), {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(CatchPanicLayer::custom(|_| {
             use axum::response::IntoResponse;
-            Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "the server hit a bug; it has been logged")
-                .into_response()
+            Problem::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "the server hit a bug; it has been logged",
+            )
+            .into_response()
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

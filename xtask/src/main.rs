@@ -66,7 +66,10 @@ fn main() -> ExitCode {
 
 /// The workspace root.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn minutes(since: Instant) -> String {
@@ -88,20 +91,30 @@ fn sh_with(command: &mut Command) -> Result {
     let shown = format!(
         "{} {}",
         command.get_program().to_string_lossy(),
-        command.get_args().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        command
+            .get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!("\x1b[2m$ {shown}\x1b[0m");
     if command.get_current_dir().is_none() {
         command.current_dir(root());
     }
     let status = command.status().map_err(|e| format!("cannot start `{shown}`: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("`{shown}` failed ({status})")) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{shown}` failed ({status})"))
+    }
 }
 
 /// A command's trimmed stdout, or None when it cannot run or fails.
 fn output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn is_root() -> bool {
@@ -118,7 +131,10 @@ struct Needs {
 }
 
 impl Needs {
-    const ALL: Needs = Needs { chromium: true, npm: true };
+    const ALL: Needs = Needs {
+        chromium: true,
+        npm: true,
+    };
 }
 
 fn setup(needs: Needs) -> Result {
@@ -148,7 +164,10 @@ fn ensure_wasm_target() -> Result {
 fn locked_version(package: &str) -> Result<String> {
     let lock = fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("reading Cargo.lock: {e}"))?;
     let needle = format!("name = \"{package}\"\nversion = \"");
-    let start = lock.find(&needle).ok_or_else(|| format!("{package} is not in Cargo.lock"))? + needle.len();
+    let start = lock
+        .find(&needle)
+        .ok_or_else(|| format!("{package} is not in Cargo.lock"))?
+        + needle.len();
     let len = lock[start..].find('"').ok_or("Cargo.lock is malformed")?;
     Ok(lock[start..start + len].to_owned())
 }
@@ -172,7 +191,10 @@ fn ensure_wasm_bindgen() -> Result {
         println!("ok  wasm-bindgen {wanted}");
         return Ok(());
     }
-    println!("installing wasm-bindgen-cli {wanted} (have: {}; takes about 4 min)", if have.is_empty() { "none" } else { &have });
+    println!(
+        "installing wasm-bindgen-cli {wanted} (have: {}; takes about 4 min)",
+        if have.is_empty() { "none" } else { &have }
+    );
     // Not --locked: the CLI's own lockfile names a webpki-roots release
     // that the registry no longer serves.
     cargo_install(&["wasm-bindgen-cli", "--version", &wanted])
@@ -185,7 +207,11 @@ fn apt_install(packages: &[&str], why: &str) -> Result {
             packages.join(" ")
         ));
     }
-    sh_with(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
+    sh_with(
+        Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
     sh_with(
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends"])
@@ -209,18 +235,25 @@ fn ensure_npm_packages() -> Result {
     // when it is newer than the committed lockfile, node_modules is current.
     let installed = dir.join("node_modules/.package-lock.json");
     let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
-    if let (Some(locked), Some(installed)) = (modified(&lock), modified(&installed)) {
-        if installed >= locked {
-            println!("ok  end2end npm packages");
-            return Ok(());
-        }
+    if let (Some(locked), Some(installed)) = (modified(&lock), modified(&installed))
+        && installed >= locked
+    {
+        println!("ok  end2end npm packages");
+        return Ok(());
     }
-    sh_with(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))
+    sh_with(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir),
+    )
 }
 
 fn ensure_chromium() -> Result {
     if Path::new("/usr/bin/chromium").exists() {
-        println!("ok  {}", output("/usr/bin/chromium", &["--version"]).unwrap_or_else(|| "chromium".into()));
+        println!(
+            "ok  {}",
+            output("/usr/bin/chromium", &["--version"]).unwrap_or_else(|| "chromium".into())
+        );
         return Ok(());
     }
     apt_install(&["chromium"], "the browser tests")
@@ -235,35 +268,78 @@ fn ensure_cargo_leptos() -> Result {
     println!("installing cargo-leptos {CARGO_LEPTOS_VERSION} (takes about 25 min on 2 cores)");
     // no_downloads: cargo-leptos takes wasm-bindgen and wasm-opt from PATH
     // instead of fetching them from GitHub.
-    cargo_install(&["cargo-leptos", "--version", CARGO_LEPTOS_VERSION, "--locked", "--features", "no_downloads"])
+    cargo_install(&[
+        "cargo-leptos",
+        "--version",
+        CARGO_LEPTOS_VERSION,
+        "--locked",
+        "--features",
+        "no_downloads",
+    ])
 }
 
 /// Builds the site into target/site the way cargo-leptos does; returns the
 /// pkg folder.
 fn build_site(release: bool) -> Result<PathBuf> {
     let root = root();
-    let (profile, profile_dir) = if release { ("wasm-release", "wasm-release") } else { ("dev", "debug") };
+    let (profile, profile_dir) = if release {
+        ("wasm-release", "wasm-release")
+    } else {
+        ("dev", "debug")
+    };
     step(&format!("Site: building the browser bundle ({profile})"));
-    sh("cargo", &["build", "--package", "frontend", "--lib", "--target", WASM_TARGET, "--profile", profile])?;
-    let wasm = root.join("target").join(WASM_TARGET).join(profile_dir).join("frontend.wasm");
+    sh(
+        "cargo",
+        &[
+            "build",
+            "--package",
+            "frontend",
+            "--lib",
+            "--target",
+            WASM_TARGET,
+            "--profile",
+            profile,
+        ],
+    )?;
+    let wasm = root
+        .join("target")
+        .join(WASM_TARGET)
+        .join(profile_dir)
+        .join("frontend.wasm");
     let site = root.join("target/site");
     let pkg = site.join("pkg");
     fs::create_dir_all(&pkg).map_err(|e| format!("creating {}: {e}", pkg.display()))?;
-    sh_with(Command::new("wasm-bindgen").args(["--target", "web", "--no-typescript", "--out-name", OUTPUT_NAME]).arg("--out-dir").arg(&pkg).arg(&wasm))?;
+    sh_with(
+        Command::new("wasm-bindgen")
+            .args(["--target", "web", "--no-typescript", "--out-name", OUTPUT_NAME])
+            .arg("--out-dir")
+            .arg(&pkg)
+            .arg(&wasm),
+    )?;
     let bundle = pkg.join(format!("{OUTPUT_NAME}.wasm"));
     fs::rename(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")), &bundle).map_err(|e| format!("renaming the wasm: {e}"))?;
     if release {
         let wasm_opt = root.join("end2end/node_modules/.bin/wasm-opt");
         sh_with(
             Command::new(&wasm_opt)
-                .args(["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext"])
-                .args(["--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue"])
+                .args([
+                    "-Oz",
+                    "--enable-bulk-memory",
+                    "--enable-nontrapping-float-to-int",
+                    "--enable-sign-ext",
+                ])
+                .args([
+                    "--enable-mutable-globals",
+                    "--enable-reference-types",
+                    "--enable-multivalue",
+                ])
                 .arg(&bundle)
                 .arg("-o")
                 .arg(&bundle),
         )?;
     }
-    fs::copy(root.join("style/main.css"), pkg.join(format!("{OUTPUT_NAME}.css"))).map_err(|e| format!("copying the stylesheet: {e}"))?;
+    fs::copy(root.join("style/main.css"), pkg.join(format!("{OUTPUT_NAME}.css")))
+        .map_err(|e| format!("copying the stylesheet: {e}"))?;
     copy_dir(&root.join("public"), &site)?;
     if release {
         report_sizes(&pkg)?;
@@ -302,14 +378,23 @@ fn report_sizes(pkg: &Path) -> Result {
         fs::write(path.with_extension(format!("{ext}.gz")), &gz).map_err(|e| e.to_string())?;
         fs::write(path.with_extension(format!("{ext}.br")), &br).map_err(|e| e.to_string())?;
         let kib = |n: usize| format!("{:.1} KiB", n as f64 / 1024.0);
-        println!("  {:<16} {:>10} {:>10} {:>10}", format!("{OUTPUT_NAME}.{ext}"), kib(raw.len()), kib(gz.len()), kib(br.len()));
+        println!(
+            "  {:<16} {:>10} {:>10} {:>10}",
+            format!("{OUTPUT_NAME}.{ext}"),
+            kib(raw.len()),
+            kib(gz.len()),
+            kib(br.len())
+        );
     }
     Ok(())
 }
 
 fn run() -> Result {
     let started = Instant::now();
-    setup(Needs { chromium: false, npm: true })?;
+    setup(Needs {
+        chromium: false,
+        npm: true,
+    })?;
     build_site(true)?;
     step("Server: building (release)");
     sh("cargo", &["build", "--package", "server", "--release"])?;
@@ -334,17 +419,51 @@ fn test() -> Result {
         // One invocation, so the three crates share one feature set and the
         // dependencies build once. It also builds target/debug/antibody.
         step("Rust: unit and integration tests (engine, app with ssr, server)");
-        sh("cargo", &["test", "--package", "engine", "--package", "app", "--package", "server"])
+        sh(
+            "cargo",
+            &["test", "--package", "engine", "--package", "app", "--package", "server"],
+        )
     })?;
     timed("clippy", &mut || {
         step("Clippy: server side, then browser side");
-        sh("cargo", &["clippy", "--package", "engine", "--package", "app", "--package", "server", "--all-targets", "--", "-D", "warnings"])?;
-        sh("cargo", &["clippy", "--package", "frontend", "--target", WASM_TARGET, "--", "-D", "warnings"])
+        sh(
+            "cargo",
+            &[
+                "clippy",
+                "--package",
+                "engine",
+                "--package",
+                "app",
+                "--package",
+                "server",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )?;
+        sh(
+            "cargo",
+            &[
+                "clippy",
+                "--package",
+                "frontend",
+                "--target",
+                WASM_TARGET,
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
     })?;
     timed("site", &mut || build_site(false).map(drop))?;
     timed("browser tests", &mut || {
         step("Browser: Playwright end-to-end tests in Chromium");
-        sh_with(Command::new("npx").args(["playwright", "test"]).current_dir(root().join("end2end")))
+        sh_with(
+            Command::new("npx")
+                .args(["playwright", "test"])
+                .current_dir(root().join("end2end")),
+        )
     })?;
     step("Timings");
     for (name, took) in timings {
@@ -354,10 +473,17 @@ fn test() -> Result {
 }
 
 fn watch() -> Result {
-    setup(Needs { chromium: false, npm: true })?;
+    setup(Needs {
+        chromium: false,
+        npm: true,
+    })?;
     ensure_cargo_leptos()?;
     step("cargo leptos watch (http://127.0.0.1:3000)");
     // cargo-leptos finds wasm-opt on PATH.
-    let path = format!("{}:{}", root().join("end2end/node_modules/.bin").display(), env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        root().join("end2end/node_modules/.bin").display(),
+        env::var("PATH").unwrap_or_default()
+    );
     sh_with(Command::new("cargo").args(["leptos", "watch"]).env("PATH", path))
 }

@@ -10,15 +10,21 @@ use crate::state::DashboardState;
 pub fn agent_glyph(agent: AgentType) -> impl IntoView {
     let path = match agent {
         // A magnifying glass.
-        AgentType::Detection => "M10 4a6 6 0 1 0 3.9 10.6l4.8 4.8 1.4-1.4-4.8-4.8A6 6 0 0 0 10 4zm0 2a4 4 0 1 1 0 8 4 4 0 0 1 0-8z",
+        AgentType::Detection => {
+            "M10 4a6 6 0 1 0 3.9 10.6l4.8 4.8 1.4-1.4-4.8-4.8A6 6 0 0 0 10 4zm0 2a4 4 0 1 1 0 8 4 4 0 0 1 0-8z"
+        }
         // A pulse trace.
         AgentType::Diagnosis => "M2 13h4l2-6 4 12 3-9 2 3h5v2h-6l-1-1.5-3 9-4-12-1 3.5H2z",
         // A rising trend.
         AgentType::Prediction => "M3 18l6-6 4 4 6-7V13h2V6h-7v2h3.6l-4.6 5.3-4-4L1.6 16.6z",
         // A wrench.
-        AgentType::Resolution => "M21 6.5l-3.2 3.2-2.5-.5-.5-2.5L18 3.5A5 5 0 0 0 11.7 10L3 18.7 5.3 21 14 12.3A5 5 0 0 0 21 6.5z",
+        AgentType::Resolution => {
+            "M21 6.5l-3.2 3.2-2.5-.5-.5-2.5L18 3.5A5 5 0 0 0 11.7 10L3 18.7 5.3 21 14 12.3A5 5 0 0 0 21 6.5z"
+        }
         // A broadcast.
-        AgentType::Communication => "M3 10v4h3l5 4V6L6 10zm13.5 2A4.5 4.5 0 0 0 14 8v8a4.5 4.5 0 0 0 2.5-4zM14 3.2v2.1a7 7 0 0 1 0 13.4v2.1a9 9 0 0 0 0-17.6z",
+        AgentType::Communication => {
+            "M3 10v4h3l5 4V6L6 10zm13.5 2A4.5 4.5 0 0 0 14 8v8a4.5 4.5 0 0 0 2.5-4zM14 3.2v2.1a7 7 0 0 1 0 13.4v2.1a9 9 0 0 0 0-17.6z"
+        }
     };
     view! {
         <svg class="glyph" viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">

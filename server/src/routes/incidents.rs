@@ -82,6 +82,13 @@ pub async fn create_incident(
 /// Deserializes the body, naming the field at fault when the JSON is well
 /// formed but does not fit the schema.
 fn parse_body(body: &[u8]) -> Result<NewIncident, CreateIncidentError> {
+    // serde would read a struct from an array, by position; require an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Ok(_) => CreateIncidentError::Invalid(FieldError::new("body", "must be a JSON object")),
+            Err(e) => CreateIncidentError::Malformed(e.to_string()),
+        });
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
     let parsed: NewIncident = serde_path_to_error::deserialize(&mut *deserializer).map_err(|e| {
         let inner = e.inner();
@@ -92,10 +99,16 @@ fn parse_body(body: &[u8]) -> Result<NewIncident, CreateIncidentError> {
         let path = e.path().to_string();
         // Missing and unknown fields are reported against the object that
         // should (not) hold them; name the field itself.
-        let field = if path == "." { backticked(&reason).unwrap_or_else(|| "body".to_owned()) } else { path };
+        let field = if path == "." {
+            backticked(&reason).unwrap_or_else(|| "body".to_owned())
+        } else {
+            path
+        };
         CreateIncidentError::Invalid(FieldError::new(field, strip_position(&reason)))
     })?;
-    deserializer.end().map_err(|e| CreateIncidentError::Malformed(e.to_string()))?;
+    deserializer
+        .end()
+        .map_err(|e| CreateIncidentError::Malformed(e.to_string()))?;
     Ok(parsed)
 }
 
@@ -131,9 +144,18 @@ mod tests {
         assert_eq!(field, "severity");
         assert!(reason.contains("urgent") && !reason.contains("line"), "{reason}");
         assert_eq!(field_of(r#"{"severity":"low","affected_services":["a"]}"#).0, "title");
-        assert_eq!(field_of(r#"{"title":"t","severity":"low","affected_services":["a"],"x":1}"#).0, "x");
-        assert_eq!(field_of(r#"{"title":"t","severity":"low","affected_services":[1]}"#).0, "affected_services[0]");
-        assert_eq!(field_of(r#"{"title":5,"severity":"low","affected_services":["a"]}"#).0, "title");
+        assert_eq!(
+            field_of(r#"{"title":"t","severity":"low","affected_services":["a"],"x":1}"#).0,
+            "x"
+        );
+        assert_eq!(
+            field_of(r#"{"title":"t","severity":"low","affected_services":[1]}"#).0,
+            "affected_services[0]"
+        );
+        assert_eq!(
+            field_of(r#"{"title":5,"severity":"low","affected_services":["a"]}"#).0,
+            "title"
+        );
         assert_eq!(field_of("[]").0, "body");
     }
 
@@ -141,7 +163,10 @@ mod tests {
     fn broken_json_is_malformed() {
         let trailing = r#"{"title":"t","severity":"low","affected_services":["a"]} x"#;
         for body in ["", "{", "{\"title\":", "not json", trailing] {
-            assert!(matches!(parse_body(body.as_bytes()), Err(CreateIncidentError::Malformed(_))), "{body:?}");
+            assert!(
+                matches!(parse_body(body.as_bytes()), Err(CreateIncidentError::Malformed(_))),
+                "{body:?}"
+            );
         }
     }
 }

@@ -118,6 +118,9 @@ async fn serve(mut socket: WebSocket, feed: Feed, closing: CancellationToken) {
     }
     loop {
         tokio::select! {
+            // Biased: events already appended (such as the interruptions
+            // published at shutdown) go out before the close frame.
+            biased;
             event = live.recv() => match event {
                 Ok(event) => {
                     if socket.send(encode(&event)).await.is_err() {

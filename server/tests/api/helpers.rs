@@ -1,0 +1,134 @@
+//! `spawn_app()` and the clients the tests share.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use engine::{Engine, clock::Speed, protocol::Envelope};
+use futures::StreamExt;
+use server::{
+    configuration::{LogFormat, Settings},
+    startup::Application,
+};
+use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+
+/// A running server.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub engine: Engine,
+    pub http: reqwest::Client,
+    /// Sends the shutdown signal.
+    stop: Option<oneshot::Sender<()>>,
+    /// The server task; ends after a graceful shutdown.
+    pub handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub fn settings(speed: f64, shutdown_grace: Duration) -> Settings {
+    Settings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        port: None,
+        speed: Speed::new(speed).unwrap(),
+        seed: Some(42),
+        site_root: PathBuf::from("target/site"),
+        shutdown_grace,
+        log_format: LogFormat::Text,
+    }
+}
+
+/// A server at 200x speed: an incident takes about 0.1 s.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(settings(200.0, Duration::from_secs(5))).await
+}
+
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    let app = Application::build(settings).await.expect("the app builds");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let addr = app.addr();
+    let engine = app.engine();
+    let handle = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        engine,
+        http: reqwest::Client::new(),
+        stop: Some(stop),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn post_incident(&self, body: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/incidents"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    pub async fn fire(&self, scenario: &str) -> serde_json::Value {
+        let body = serde_json::json!({
+            "title": format!("Test {scenario}"),
+            "severity": "critical",
+            "affected_services": ["api-gateway", "order-service"],
+            "scenario_id": scenario,
+        });
+        let response = self.post_incident(&body.to_string()).await;
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    pub async fn connect(&self, query: &str) -> Socket {
+        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws{query}", self.addr))
+            .await
+            .expect("the WebSocket opens");
+        socket
+    }
+
+    /// Signals shutdown and waits for the server to stop.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.handle
+            .take()
+            .expect("stopped once")
+            .await
+            .expect("the server task ends")
+    }
+}
+
+/// The next text frame, parsed, within 10 s.
+pub async fn next_event(socket: &mut Socket) -> (String, Envelope) {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the socket stays open")
+            .expect("a valid frame");
+        if let Message::Text(text) = frame {
+            let envelope = serde_json::from_str(&text).expect("every frame is an event");
+            return (text.to_string(), envelope);
+        }
+    }
+}
+
+/// Events until `stop` accepts one (inclusive).
+pub async fn events_until(socket: &mut Socket, stop: impl Fn(&Envelope) -> bool) -> Vec<(String, Envelope)> {
+    let mut events = Vec::new();
+    loop {
+        let event = next_event(socket).await;
+        let done = stop(&event.1);
+        events.push(event);
+        if done {
+            return events;
+        }
+    }
+}

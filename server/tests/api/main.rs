@@ -1,0 +1,8 @@
+//! Integration tests: the real server, in process, on 127.0.0.1:0, driven
+//! over real HTTP and WebSocket.
+
+mod helpers;
+mod incidents;
+mod pages;
+mod shutdown;
+mod websocket;

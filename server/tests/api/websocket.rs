@@ -1,0 +1,140 @@
+use engine::protocol::{ActionStatus, AgentType, IncidentStatus, ServerMessage};
+
+use crate::helpers::{events_until, next_event, spawn_app};
+
+fn is_metrics_with(resolved: u64) -> impl Fn(&engine::protocol::Envelope) -> bool {
+    move |e| matches!(&e.message, ServerMessage::PerformanceMetrics { metrics } if metrics.incidents_resolved == resolved)
+}
+
+#[tokio::test]
+async fn a_client_receives_every_phase_of_an_incident_in_order() {
+    let app = spawn_app().await;
+    let mut socket = app.connect("").await;
+    let (_, first) = next_event(&mut socket).await;
+    let ServerMessage::Snapshot { snapshot } = first.message else {
+        panic!("the first message is a snapshot");
+    };
+    assert_eq!(snapshot.last_seq, 0);
+
+    let incident = app.fire("database_cascade").await;
+    let events = events_until(&mut socket, is_metrics_with(1)).await;
+
+    let seqs: Vec<u64> = events.iter().map(|(_, e)| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "seq is gap-free and ordered"
+    );
+    for (raw, _) in &events {
+        let json: serde_json::Value = serde_json::from_str(raw).unwrap();
+        assert!(json["ts"].as_str().is_some() && json["seq"].as_u64().is_some(), "{raw}");
+    }
+
+    let ServerMessage::IncidentCreated { incident: created } = &events[0].1.message else {
+        panic!("the incident is announced first");
+    };
+    assert_eq!(created.id.to_string(), incident["id"].as_str().unwrap());
+
+    let phases: Vec<(AgentType, ActionStatus)> = events
+        .iter()
+        .filter_map(|(_, e)| match &e.message {
+            ServerMessage::AgentAction { action, .. } => Some((action.agent_type, action.status)),
+            _ => None,
+        })
+        .collect();
+    let order = [
+        AgentType::Detection,
+        AgentType::Diagnosis,
+        AgentType::Prediction,
+        AgentType::Resolution,
+        AgentType::Resolution,
+        AgentType::Resolution,
+        AgentType::Resolution,
+        AgentType::Resolution,
+        AgentType::Communication,
+    ];
+    let expected: Vec<_> = order
+        .iter()
+        .flat_map(|a| [(*a, ActionStatus::InProgress), (*a, ActionStatus::Completed)])
+        .collect();
+    assert_eq!(phases, expected);
+    for (_, e) in &events {
+        if let ServerMessage::AgentAction { action, .. } = &e.message {
+            if action.status == ActionStatus::Completed {
+                assert!(
+                    action.duration_ms.is_some() && action.confidence.is_some(),
+                    "{action:?}"
+                );
+            } else {
+                assert!(
+                    action.duration_ms.is_none() && action.confidence.is_none(),
+                    "{action:?}"
+                );
+            }
+        }
+    }
+
+    let n = events.len();
+    assert!(matches!(
+        events[n - 2].1.message,
+        ServerMessage::IncidentStatus { status: IncidentStatus::Resolved, cost_savings: Some(s), resolution_time: Some(t), .. }
+            if s > 0.0 && t > 0.0
+    ));
+}
+
+#[tokio::test]
+async fn two_clients_receive_identical_sequences() {
+    let app = spawn_app().await;
+    let mut first = app.connect("").await;
+    let mut second = app.connect("").await;
+    next_event(&mut first).await;
+    next_event(&mut second).await;
+
+    // Two incidents at once, interleaving their events.
+    let (a, b) = tokio::join!(app.fire("database_cascade"), app.fire("service_down"));
+    assert_ne!(a["id"], b["id"]);
+
+    let seen_first = events_until(&mut first, is_metrics_with(2)).await;
+    let seen_second = events_until(&mut second, is_metrics_with(2)).await;
+    let raw = |events: &[(String, _)]| events.iter().map(|(raw, _)| raw.clone()).collect::<Vec<_>>();
+    assert_eq!(raw(&seen_first), raw(&seen_second), "byte-identical streams");
+    assert!(seen_first.len() >= 2 * 21);
+}
+
+#[tokio::test]
+async fn a_client_that_resumes_gets_exactly_what_it_missed() {
+    let app = spawn_app().await;
+    let mut watcher = app.connect("").await;
+    let (_, snapshot) = next_event(&mut watcher).await;
+    let ServerMessage::Snapshot { snapshot } = snapshot.message else {
+        panic!()
+    };
+
+    app.fire("api_slowdown").await;
+    let all = events_until(&mut watcher, is_metrics_with(1)).await;
+
+    let mut resumed = app.connect(&format!("?epoch={}&since=5", snapshot.epoch)).await;
+    let replayed = events_until(&mut resumed, is_metrics_with(1)).await;
+    let raw =
+        |events: &[(String, engine::protocol::Envelope)]| events.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>();
+    assert_eq!(raw(&replayed), raw(&all[5..]), "events 6.. exactly, byte for byte");
+
+    // A client from another server run gets a snapshot instead.
+    let mut stranger = app.connect(&format!("?epoch={}&since=5", uuid::Uuid::nil())).await;
+    let (_, first) = next_event(&mut stranger).await;
+    assert!(matches!(first.message, ServerMessage::Snapshot { snapshot } if snapshot.last_seq == all.len() as u64));
+}
+
+#[tokio::test]
+async fn a_malformed_since_is_refused_before_the_upgrade() {
+    let app = spawn_app().await;
+    let error = tokio_tungstenite::connect_async(format!("ws://{}/ws?since=yesterday", app.addr))
+        .await
+        .expect_err("the upgrade is refused");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = error else {
+        panic!("expected an HTTP refusal, got {error:?}");
+    };
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+    assert_eq!(body["field"], "since");
+}

@@ -293,6 +293,10 @@ impl Engine {
             self.shared.log.append(ServerMessage::IncidentCreated {
                 incident: incident.clone(),
             });
+            // The active count changed.
+            self.shared.log.append(ServerMessage::PerformanceMetrics {
+                metrics: book.metrics(),
+            });
         }
         let rng = StdRng::seed_from_u64(self.shared.seeds.lock().expect("seed lock poisoned").random());
         let span = info_span!(
@@ -497,8 +501,9 @@ mod tests {
         }
     }
 
-    fn is_metrics(m: &ServerMessage) -> bool {
-        matches!(m, ServerMessage::PerformanceMetrics { .. })
+    /// The metrics published once no incident is active any more.
+    fn is_settled(m: &ServerMessage) -> bool {
+        matches!(m, ServerMessage::PerformanceMetrics { metrics } if metrics.incidents_active == 0)
     }
 
     #[tokio::test(start_paused = true)]
@@ -507,11 +512,14 @@ mod tests {
         let Feed { start, mut live } = engine.feed(None);
         assert!(matches!(start, FeedStart::Snapshot(ref s) if s.last_seq == 0));
         let incident = engine.trigger_scenario("database_cascade", None).unwrap();
-        let events = collect_until(&mut live, is_metrics).await;
+        let events = collect_until(&mut live, is_settled).await;
 
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "gap-free");
         assert!(matches!(&events[0].message, ServerMessage::IncidentCreated { incident: i } if i.id == incident.id));
+        assert!(
+            matches!(&events[1].message, ServerMessage::PerformanceMetrics { metrics } if metrics.incidents_active == 1)
+        );
 
         let actions: Vec<(AgentType, ActionStatus)> = events
             .iter()
@@ -579,7 +587,7 @@ mod tests {
             let mut live = engine.feed(None).live;
             let started = tokio::time::Instant::now();
             engine.trigger_scenario("api_slowdown", None).unwrap();
-            collect_until(&mut live, is_metrics).await;
+            collect_until(&mut live, is_settled).await;
             results.push((started.elapsed(), engine.metrics().avg_mttr));
         }
         let ((slow_wall, slow_mttr), (fast_wall, fast_mttr)) = (results[0], results[1]);
@@ -619,7 +627,7 @@ mod tests {
                 interrupted: 1
             }
         );
-        let events = collect_until(&mut live, is_metrics).await;
+        let events = collect_until(&mut live, is_settled).await;
         assert!(events.iter().any(|e| matches!(
             e.message,
             ServerMessage::IncidentStatus { status: IncidentStatus::Interrupted, incident_id, .. } if incident_id == incident.id
@@ -636,7 +644,7 @@ mod tests {
         };
         let mut live = engine.feed(None).live;
         engine.trigger_scenario("api_slowdown", None).unwrap();
-        let all = collect_until(&mut live, is_metrics).await;
+        let all = collect_until(&mut live, is_settled).await;
 
         let resumed = engine.feed(Some(Resume {
             epoch: first.epoch,

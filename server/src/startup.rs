@@ -24,6 +24,9 @@ use crate::{
     routes::{health, incidents, ws},
 };
 
+/// How long open WebSockets get to take their close frame at shutdown.
+const SOCKET_CLOSE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Everything a handler may need; each part is cheap to clone.
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -105,7 +108,7 @@ impl Application {
                 interrupted = report.interrupted,
                 "incidents settled; closing dashboards"
             );
-            state.sockets.close_all().await;
+            state.sockets.close_all(SOCKET_CLOSE_PATIENCE).await;
         };
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         info!("stopped");

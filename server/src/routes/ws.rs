@@ -4,6 +4,8 @@
 //! that falls too far behind is closed with code 1013 and resumes from its
 //! last `seq` on reconnect.
 
+use std::time::Duration;
+
 use axum::{
     extract::{
         Query, State,
@@ -39,11 +41,18 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Sends every socket a close frame and waits for them to finish.
-    pub async fn close_all(&self) {
+    /// Sends every socket a close frame and waits for them to finish, for
+    /// at most `patience`: a client that stopped reading must not hold the
+    /// server up.
+    pub async fn close_all(&self, patience: Duration) {
         self.closing.cancel();
         self.tasks.close();
-        self.tasks.wait().await;
+        if tokio::time::timeout(patience, self.tasks.wait()).await.is_err() {
+            warn!(
+                open = self.tasks.len(),
+                "some dashboards did not take their close frame in time"
+            );
+        }
     }
 }
 

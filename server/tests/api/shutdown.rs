@@ -50,3 +50,62 @@ async fn shutdown_lets_incidents_finish_within_the_grace_period() {
     app.stop().await.expect("a clean stop");
     assert_eq!(app.engine.incident(id).unwrap().status, IncidentStatus::Resolved);
 }
+
+/// The real binary, stopped by a real SIGTERM: exits 0 after closing its
+/// WebSockets with 1001.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_stops_the_binary_gracefully() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args(["--addr", "127.0.0.1:0", "--log-format", "json", "--shutdown-grace", "1"])
+        .env_remove("PORT")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("a log line")
+            .unwrap()
+            .expect("the server logs before it exits");
+        let log: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+        if let Some(addr) = log["fields"]["addr"].as_str() {
+            break addr.to_owned();
+        }
+    };
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    socket.next().await.expect("a snapshot").unwrap();
+
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a close frame")
+        {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.unwrap().code, CloseCode::Away);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+}

@@ -17,7 +17,7 @@ pub mod state;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
 
@@ -54,7 +54,9 @@ pub fn App() -> impl IntoView {
         <Title text="Antibody · live incident response"/>
         <Router>
             <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                <Route path=StaticSegment("") view=DashboardPage/>
+                // Async: the server waits for the snapshot and sends the
+                // page whole, so it is complete without JavaScript too.
+                <Route path=StaticSegment("") view=DashboardPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

@@ -80,3 +80,18 @@ test('Database Cascade runs through every agent to resolved, live in two browser
   await first.screenshot({ path: 'artifacts/dashboard-resolved.png', fullPage: true });
   expect(errors).toEqual([]);
 });
+
+test.describe('without JavaScript', () => {
+  test.use({ javaScriptEnabled: false });
+
+  test('a scenario button still opens an incident, through the server-function form', async ({ page }) => {
+    await page.goto('/');
+    const before = await page.locator('[data-testid=feed-item][data-kind=incident][data-status=active]').count();
+    await page.getByRole('button', { name: 'Service Down' }).click();
+    // The form posts, the server redirects back, and the new page renders
+    // the incident from the server's snapshot.
+    await page.waitForLoadState('load');
+    await expect(page.locator('[data-testid=feed-item][data-kind=incident][data-status=active]')).toHaveCount(before + 1);
+    await expect(page.getByText('Incident opened: Order Service Unavailable').first()).toBeVisible();
+  });
+});

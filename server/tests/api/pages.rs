@@ -33,7 +33,10 @@ async fn the_dashboard_is_server_rendered_with_its_five_regions() {
         assert!(html.contains(needle), "the page lacks {needle:?}");
     }
     // Sent whole: no placeholder waiting for a script to swap it out.
-    assert!(!html.contains("Loading the dashboard"), "the page is streamed out of order");
+    assert!(
+        !html.contains("Loading the dashboard"),
+        "the page is streamed out of order"
+    );
 }
 
 #[tokio::test]

@@ -26,6 +26,8 @@ pub mod event_log;
 pub mod impact;
 #[cfg(feature = "runtime")]
 pub mod orchestrator;
+#[cfg(feature = "runtime")]
+pub mod twin;
 
 #[cfg(feature = "runtime")]
 pub use engine::{

@@ -1,0 +1,244 @@
+//! Faults: what can go wrong in the estate, and how each one ends.
+//!
+//! A fault is a condition on one service. Its physics (what it does to the
+//! telemetry) lives in the estate's tick; this module says where a fault can
+//! happen and what ends it. Some faults are *bound* to a piece of
+//! configuration (a deploy, a cache's process, a certificate) and end when
+//! that changes; the others never end by themselves, and only configuration
+//! (a bigger pool, more instances, a circuit breaker, a failover) takes away
+//! their effect.
+
+use serde::{Deserialize, Serialize};
+
+use super::topology::{ServiceKind, ServiceSpec};
+
+/// Every kind of fault the twin can simulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Connections are held and never released, until the pool runs dry.
+    ConnectionPoolExhaustion,
+    /// A deploy leaks memory until instances run out of it and restart.
+    MemoryLeak,
+    /// Each request costs far more CPU than it should (a hot path under a
+    /// traffic surge).
+    CpuSaturation,
+    /// A migration dropped an index: queries crawl and hold locks.
+    SlowQuery,
+    /// A deploy makes instances crash at start, over and over.
+    CrashLoop,
+    /// A third-party dependency answers slowly or not at all.
+    DependencyTimeout,
+    /// The service is cut off from the network.
+    NetworkPartition,
+    /// A runaway writer fills the disk.
+    DiskExhaustion,
+    /// The TLS certificate expired.
+    CertificateExpiry,
+    /// The cache process fails; reads fall through to its fallback.
+    CacheFailure,
+    /// Model inference slows down.
+    ModelLatency,
+    /// A new model version predicts worse.
+    ModelAccuracyDrop,
+    /// The input distribution moved away from the training data.
+    DataDrift,
+    /// A pipeline agent stops sending heartbeats.
+    AgentHeartbeatLoss,
+}
+
+/// The configuration a fault is bound to: when it changes, the fault ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    Deploy,
+    RestartGeneration,
+    CertSerial,
+    DiskCleanups,
+    ModelVersion,
+    TrainingGeneration,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 14] = [
+        Self::ConnectionPoolExhaustion,
+        Self::MemoryLeak,
+        Self::CpuSaturation,
+        Self::SlowQuery,
+        Self::CrashLoop,
+        Self::DependencyTimeout,
+        Self::NetworkPartition,
+        Self::DiskExhaustion,
+        Self::CertificateExpiry,
+        Self::CacheFailure,
+        Self::ModelLatency,
+        Self::ModelAccuracyDrop,
+        Self::DataDrift,
+        Self::AgentHeartbeatLoss,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectionPoolExhaustion => "connection_pool_exhaustion",
+            Self::MemoryLeak => "memory_leak",
+            Self::CpuSaturation => "cpu_saturation",
+            Self::SlowQuery => "slow_query",
+            Self::CrashLoop => "crash_loop",
+            Self::DependencyTimeout => "dependency_timeout",
+            Self::NetworkPartition => "network_partition",
+            Self::DiskExhaustion => "disk_exhaustion",
+            Self::CertificateExpiry => "certificate_expiry",
+            Self::CacheFailure => "cache_failure",
+            Self::ModelLatency => "model_latency",
+            Self::ModelAccuracyDrop => "model_accuracy_drop",
+            Self::DataDrift => "data_drift",
+            Self::AgentHeartbeatLoss => "agent_heartbeat_loss",
+        }
+    }
+
+    /// A human name, as in "connection-pool exhaustion".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ConnectionPoolExhaustion => "connection-pool exhaustion",
+            Self::MemoryLeak => "memory leak",
+            Self::CpuSaturation => "CPU saturation",
+            Self::SlowQuery => "slow queries / lock contention",
+            Self::CrashLoop => "crash loop",
+            Self::DependencyTimeout => "dependency timeout",
+            Self::NetworkPartition => "network partition",
+            Self::DiskExhaustion => "disk exhaustion",
+            Self::CertificateExpiry => "certificate expiry",
+            Self::CacheFailure => "cache failure",
+            Self::ModelLatency => "model latency",
+            Self::ModelAccuracyDrop => "model accuracy drop",
+            Self::DataDrift => "data drift",
+            Self::AgentHeartbeatLoss => "agent heartbeat loss",
+        }
+    }
+
+    /// Whether this fault can happen on `spec`.
+    pub fn can_hit(self, spec: &ServiceSpec) -> bool {
+        use ServiceKind::*;
+        let kind = spec.kind;
+        match self {
+            Self::ConnectionPoolExhaustion => kind == Database,
+            Self::MemoryLeak | Self::CrashLoop => matches!(kind, Gateway | Service | Model | Queue),
+            Self::CpuSaturation => matches!(kind, Gateway | Service | Model),
+            Self::SlowQuery => kind == Database,
+            Self::DependencyTimeout => kind == External,
+            Self::NetworkPartition => kind == Database && spec.replica.is_some(),
+            Self::DiskExhaustion => kind.is_stateful(),
+            Self::CertificateExpiry => kind.has_certificate(),
+            Self::CacheFailure => kind == Cache,
+            Self::ModelLatency | Self::ModelAccuracyDrop | Self::DataDrift => kind == Model,
+            Self::AgentHeartbeatLoss => kind == Agent,
+        }
+    }
+
+    /// What ends the fault, if a configuration change does.
+    pub fn binding(self) -> Option<Binding> {
+        match self {
+            Self::MemoryLeak | Self::CrashLoop | Self::SlowQuery => Some(Binding::Deploy),
+            Self::CacheFailure | Self::AgentHeartbeatLoss => Some(Binding::RestartGeneration),
+            Self::CertificateExpiry => Some(Binding::CertSerial),
+            Self::DiskExhaustion => Some(Binding::DiskCleanups),
+            Self::ModelAccuracyDrop => Some(Binding::ModelVersion),
+            Self::DataDrift => Some(Binding::TrainingGeneration),
+            Self::ConnectionPoolExhaustion
+            | Self::CpuSaturation
+            | Self::DependencyTimeout
+            | Self::NetworkPartition
+            | Self::ModelLatency => None,
+        }
+    }
+
+    /// Whether the fault ships with a deploy (so injecting it bumps the
+    /// target's deploy or model version, and rolling back removes it).
+    pub fn ships_with_release(self) -> bool {
+        matches!(
+            self,
+            Self::MemoryLeak | Self::CrashLoop | Self::SlowQuery | Self::ModelAccuracyDrop
+        )
+    }
+}
+
+/// A fault as a scenario file writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// What goes wrong.
+    pub kind: FaultKind,
+    /// The service it happens to.
+    pub target: String,
+    /// How bad, in (0, 1].
+    #[serde(default = "full")]
+    pub intensity: f64,
+    /// Seconds over which it ramps up to full intensity.
+    #[serde(default)]
+    pub onset_seconds: f64,
+    /// Seconds it had already been going when the incident opened.
+    #[serde(default = "default_lead")]
+    pub lead_seconds: f64,
+}
+
+fn full() -> f64 {
+    1.0
+}
+
+fn default_lead() -> f64 {
+    30.0
+}
+
+impl FaultSpec {
+    /// Checks the figures and that the target can suffer this fault.
+    pub fn validate(&self, target: Option<&ServiceSpec>) -> Result<(), String> {
+        let Some(spec) = target else {
+            return Err(format!("fault target `{}` is not a service of the estate", self.target));
+        };
+        if !self.kind.can_hit(spec) {
+            return Err(format!(
+                "a {} cannot happen on `{}` (a {})",
+                self.kind.label(),
+                spec.name,
+                spec.kind.as_str()
+            ));
+        }
+        if !(self.intensity > 0.0 && self.intensity <= 1.0) {
+            return Err(format!("intensity must be in (0, 1], not {}", self.intensity));
+        }
+        if !(0.0..=3600.0).contains(&self.onset_seconds) || !(0.0..=3600.0).contains(&self.lead_seconds) {
+            return Err("onset_seconds and lead_seconds must be in [0, 3600]".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::twin::topology::Topology;
+
+    #[test]
+    fn every_fault_kind_has_somewhere_to_happen() {
+        let topology = Topology::embedded().unwrap();
+        for kind in FaultKind::ALL {
+            assert!(topology.services.iter().any(|s| kind.can_hit(s)), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_fault_on_the_wrong_kind_of_service_is_refused() {
+        let topology = Topology::embedded().unwrap();
+        let spec = FaultSpec {
+            kind: FaultKind::CacheFailure,
+            target: "order-service".into(),
+            intensity: 1.0,
+            onset_seconds: 0.0,
+            lead_seconds: 0.0,
+        };
+        let err = spec
+            .validate(topology.index("order-service").map(|i| topology.spec(i)))
+            .unwrap_err();
+        assert!(err.contains("cache failure cannot happen on `order-service`"), "{err}");
+        assert!(spec.validate(None).unwrap_err().contains("not a service"));
+    }
+}

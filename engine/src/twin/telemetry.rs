@@ -1,0 +1,299 @@
+//! What the estate's monitoring records: one [`Sample`] of every metric per
+//! service per tick, a short history, and a rolling baseline per series.
+//!
+//! Baselines are exponentially weighted moving averages of the mean and the
+//! variance. They learn slowly from values far off baseline, so a fault that
+//! lasts does not become the new normal within an incident.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use super::topology::{ServiceKind, ServiceSpec};
+
+/// Every metric the twin records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    LatencyP50,
+    LatencyP95,
+    LatencyP99,
+    ErrorRate,
+    Rps,
+    Cpu,
+    Memory,
+    PoolUsage,
+    QueueDepth,
+    Restarts,
+    Heartbeat,
+    DiskUsage,
+    CertDaysLeft,
+    CacheHitRate,
+    ModelAccuracy,
+    FeaturePsi,
+}
+
+/// Which way a metric goes when things get worse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Worse {
+    Up,
+    Down,
+    /// Either way is news (traffic).
+    Either,
+}
+
+impl Metric {
+    pub const COUNT: usize = 16;
+    pub const ALL: [Metric; Self::COUNT] = [
+        Self::LatencyP50,
+        Self::LatencyP95,
+        Self::LatencyP99,
+        Self::ErrorRate,
+        Self::Rps,
+        Self::Cpu,
+        Self::Memory,
+        Self::PoolUsage,
+        Self::QueueDepth,
+        Self::Restarts,
+        Self::Heartbeat,
+        Self::DiskUsage,
+        Self::CertDaysLeft,
+        Self::CacheHitRate,
+        Self::ModelAccuracy,
+        Self::FeaturePsi,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LatencyP50 => "latency_p50_ms",
+            Self::LatencyP95 => "latency_p95_ms",
+            Self::LatencyP99 => "latency_p99_ms",
+            Self::ErrorRate => "error_rate",
+            Self::Rps => "rps",
+            Self::Cpu => "cpu",
+            Self::Memory => "memory",
+            Self::PoolUsage => "pool_usage",
+            Self::QueueDepth => "queue_depth",
+            Self::Restarts => "restarts",
+            Self::Heartbeat => "heartbeat",
+            Self::DiskUsage => "disk_usage",
+            Self::CertDaysLeft => "cert_days_left",
+            Self::CacheHitRate => "cache_hit_rate",
+            Self::ModelAccuracy => "model_accuracy",
+            Self::FeaturePsi => "feature_psi",
+        }
+    }
+
+    pub fn worse(self) -> Worse {
+        match self {
+            Self::Heartbeat | Self::CertDaysLeft | Self::CacheHitRate | Self::ModelAccuracy => Worse::Down,
+            Self::Rps => Worse::Either,
+            _ => Worse::Up,
+        }
+    }
+
+    /// Whether `spec`'s monitoring records this metric.
+    pub fn applies_to(self, spec: &ServiceSpec) -> bool {
+        use ServiceKind::*;
+        let kind = spec.kind;
+        match self {
+            Self::LatencyP50 | Self::LatencyP95 | Self::LatencyP99 | Self::ErrorRate | Self::Rps => true,
+            // A third party is seen only from our side of the call.
+            Self::Cpu | Self::Memory | Self::Restarts | Self::Heartbeat => kind != External,
+            Self::PoolUsage => spec.pool_size > 0,
+            Self::QueueDepth => kind == Queue,
+            Self::DiskUsage => kind.is_stateful(),
+            Self::CertDaysLeft => kind.has_certificate(),
+            Self::CacheHitRate => kind == Cache,
+            Self::ModelAccuracy | Self::FeaturePsi => kind == Model,
+        }
+    }
+
+    /// The smallest standard deviation a baseline admits, so that a metric
+    /// that is flat when healthy (restarts, heartbeat) does not turn every
+    /// wobble into an infinite deviation.
+    fn sigma_floor(self, mean: f64) -> f64 {
+        let absolute: f64 = match self {
+            Self::ErrorRate => 0.002,
+            Self::Restarts => 0.5,
+            Self::Heartbeat => 0.03,
+            Self::CertDaysLeft => 2.0,
+            Self::CacheHitRate | Self::ModelAccuracy => 0.006,
+            Self::FeaturePsi => 0.015,
+            Self::PoolUsage | Self::Cpu | Self::Memory | Self::DiskUsage => 0.005,
+            Self::QueueDepth => 3.0,
+            _ => 0.0,
+        };
+        absolute.max(0.02 * mean.abs())
+    }
+}
+
+/// One reading of every metric of one service.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Sample(pub [f64; Metric::COUNT]);
+
+impl Sample {
+    pub fn get(&self, metric: Metric) -> f64 {
+        self.0[metric as usize]
+    }
+
+    pub fn set(&mut self, metric: Metric, value: f64) {
+        self.0[metric as usize] = value;
+    }
+}
+
+/// A rolling mean and variance.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Ewma {
+    /// Smoothed mean.
+    pub mean: f64,
+    /// Smoothed variance.
+    pub variance: f64,
+    /// Readings seen.
+    pub count: u32,
+}
+
+/// Weight of a new in-range reading.
+const ALPHA: f64 = 0.05;
+/// Weight of a reading far off baseline: a lasting shift is learned in
+/// minutes, not seconds.
+const ALPHA_OUTLIER: f64 = 0.002;
+/// Beyond this deviation a reading counts as an outlier for learning.
+const LEARN_SIGMA: f64 = 4.0;
+/// Readings before the baseline trusts its variance.
+const WARMUP: u32 = 20;
+
+impl Ewma {
+    pub fn update(&mut self, metric: Metric, value: f64) {
+        if self.count == 0 {
+            self.mean = value;
+            self.variance = 0.0;
+        } else {
+            let diff = value - self.mean;
+            let (alpha, spread) = if self.count < WARMUP {
+                (1.0 / f64::from(self.count + 1), diff)
+            } else if self.z(metric, value).abs() > LEARN_SIGMA {
+                // Winsorised: an outlier moves the variance no more than a
+                // reading at the learning limit would, or a fault would
+                // teach the baseline that it is normal within seconds.
+                let limit = LEARN_SIGMA * self.sigma(metric);
+                (ALPHA_OUTLIER, diff.clamp(-limit, limit))
+            } else {
+                (ALPHA, diff)
+            };
+            self.mean += alpha * diff;
+            self.variance = (1.0 - alpha) * (self.variance + alpha * spread * spread);
+        }
+        self.count = self.count.saturating_add(1);
+    }
+
+    pub fn sigma(&self, metric: Metric) -> f64 {
+        self.variance.sqrt().max(metric.sigma_floor(self.mean))
+    }
+
+    /// How many standard deviations `value` is from the mean.
+    pub fn z(&self, metric: Metric, value: f64) -> f64 {
+        (value - self.mean) / self.sigma(metric)
+    }
+}
+
+/// A service's recent samples and baselines.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    /// Newest last; at most the estate's history length.
+    pub history: VecDeque<Sample>,
+    /// One baseline per metric, indexed by `Metric as usize`.
+    pub baselines: [Ewma; Metric::COUNT],
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        Self {
+            history: VecDeque::new(),
+            baselines: [Ewma::default(); Metric::COUNT],
+        }
+    }
+
+    pub fn record(&mut self, sample: Sample, keep: usize) {
+        for metric in Metric::ALL {
+            self.baselines[metric as usize].update(metric, sample.get(metric));
+        }
+        if self.history.len() == keep {
+            self.history.pop_front();
+        }
+        self.history.push_back(sample);
+    }
+
+    pub fn latest(&self) -> Sample {
+        self.history.back().copied().unwrap_or_default()
+    }
+
+    pub fn baseline(&self, metric: Metric) -> &Ewma {
+        &self.baselines[metric as usize]
+    }
+
+    /// The last `n` readings of `metric`, oldest first.
+    pub fn recent(&self, metric: Metric, n: usize) -> Vec<f64> {
+        let skip = self.history.len().saturating_sub(n);
+        self.history.iter().skip(skip).map(|s| s.get(metric)).collect()
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Least-squares slope of evenly spaced readings, per tick.
+pub fn slope(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    if values.len() < 2 {
+        return 0.0;
+    }
+    let mean_x = (n - 1.0) / 2.0;
+    let mean_y = values.iter().sum::<f64>() / n;
+    let (mut num, mut den) = (0.0, 0.0);
+    for (i, y) in values.iter().enumerate() {
+        let dx = i as f64 - mean_x;
+        num += dx * (y - mean_y);
+        den += dx * dx;
+    }
+    num / den
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_baseline_learns_noise_and_resists_a_lasting_fault() {
+        let mut ewma = Ewma::default();
+        for i in 0..200 {
+            ewma.update(Metric::LatencyP50, 100.0 + if i % 2 == 0 { 3.0 } else { -3.0 });
+        }
+        assert!((ewma.mean - 100.0).abs() < 1.0);
+        assert!(ewma.z(Metric::LatencyP50, 160.0) > 10.0);
+        for _ in 0..60 {
+            ewma.update(Metric::LatencyP50, 400.0);
+        }
+        // A minute of fault moves the baseline only a little.
+        assert!(ewma.mean < 160.0, "{}", ewma.mean);
+        assert!(ewma.z(Metric::LatencyP50, 400.0) > 4.0);
+    }
+
+    #[test]
+    fn flat_metrics_have_a_floor_on_their_sigma() {
+        let mut ewma = Ewma::default();
+        for _ in 0..100 {
+            ewma.update(Metric::Restarts, 0.0);
+        }
+        assert_eq!(ewma.z(Metric::Restarts, 3.0), 6.0);
+    }
+
+    #[test]
+    fn slope_of_a_line_is_its_gradient() {
+        assert!((slope(&[1.0, 3.0, 5.0, 7.0]) - 2.0).abs() < 1e-12);
+        assert_eq!(slope(&[4.0]), 0.0);
+    }
+}

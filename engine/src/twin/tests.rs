@@ -1,0 +1,274 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn estate(seed: u64) -> Estate {
+    Estate::new(Arc::new(Topology::embedded().unwrap()), seed, 10.0 * 3600.0)
+}
+
+fn fault(kind: FaultKind, target: &str) -> FaultSpec {
+    FaultSpec {
+        kind,
+        target: target.into(),
+        intensity: 1.0,
+        onset_seconds: 0.0,
+        lead_seconds: 30.0,
+    }
+}
+
+fn act(kind: ActionKind, target: &str) -> Remediation {
+    Remediation {
+        kind,
+        target: target.into(),
+    }
+}
+
+/// The remediations that fix each fault on `target`: the physics' answer
+/// key, independent of the playbooks and scenario files.
+fn cures(estate: &Estate, kind: FaultKind, target: &str) -> Vec<Vec<Remediation>> {
+    let one = |k| vec![vec![act(k, target)]];
+    match kind {
+        FaultKind::ConnectionPoolExhaustion => one(ActionKind::ScaleConnectionPool),
+        FaultKind::MemoryLeak | FaultKind::SlowQuery | FaultKind::CrashLoop => one(ActionKind::RollbackDeploy),
+        FaultKind::CpuSaturation => one(ActionKind::ScaleOut),
+        FaultKind::DependencyTimeout => {
+            let t = estate.topology();
+            let index = t.index(target).unwrap();
+            vec![
+                t.callers(index)
+                    .filter(|&c| t.spec(c).owned)
+                    .map(|c| act(ActionKind::EnableCircuitBreaker, &t.spec(c).name))
+                    .collect(),
+            ]
+        }
+        FaultKind::NetworkPartition => one(ActionKind::FailoverDatabase),
+        FaultKind::DiskExhaustion => one(ActionKind::FreeDisk),
+        FaultKind::CertificateExpiry => one(ActionKind::RenewCertificate),
+        FaultKind::CacheFailure => one(ActionKind::RestartCache),
+        FaultKind::ModelLatency => one(ActionKind::EnableSafeMode),
+        FaultKind::ModelAccuracyDrop => vec![
+            vec![act(ActionKind::RollbackModel, target)],
+            vec![act(ActionKind::EnableSafeMode, target)],
+        ],
+        FaultKind::DataDrift => one(ActionKind::TriggerRetraining),
+        FaultKind::AgentHeartbeatLoss => one(ActionKind::RestartAgent),
+    }
+}
+
+/// Every (fault, target) pair the estate admits.
+fn placements() -> Vec<(FaultKind, String)> {
+    let topology = Topology::embedded().unwrap();
+    FaultKind::ALL
+        .iter()
+        .flat_map(|&kind| {
+            topology
+                .services
+                .iter()
+                .filter(move |s| kind.can_hit(s))
+                .map(move |s| (kind, s.name.clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_healthy_estate_meets_its_objectives_at_every_hour() {
+    for hour in (0..24).step_by(2) {
+        let mut estate = Estate::new(
+            Arc::new(Topology::embedded().unwrap()),
+            hour,
+            f64::from(hour as u32) * 3600.0,
+        );
+        estate.advance(60);
+        assert!(estate.slos_met(30), "at {hour}:00: {:?}", estate.violations(30));
+    }
+}
+
+#[test]
+fn traffic_follows_the_time_of_day() {
+    let rps = |hour: f64| {
+        let e = Estate::new(Arc::new(Topology::embedded().unwrap()), 3, hour * 3600.0);
+        let gateway = e.service_named("api-gateway").unwrap();
+        gateway.telemetry.recent(Metric::Rps, 30).iter().sum::<f64>() / 30.0
+    };
+    assert!(
+        rps(12.0) > 1.4 * rps(0.0),
+        "noon {} vs midnight {}",
+        rps(12.0),
+        rps(0.0)
+    );
+}
+
+#[test]
+fn a_saturated_database_raises_latency_and_errors_in_its_callers() {
+    let mut estate = estate(2);
+    let before = |e: &Estate, name: &str, m| e.service_named(name).unwrap().telemetry.latest().get(m);
+    let caller_errors = before(&estate, "order-service", Metric::ErrorRate);
+    estate
+        .inject(&fault(FaultKind::ConnectionPoolExhaustion, "postgres-primary"))
+        .unwrap();
+    estate.advance(5);
+    let db = estate.service_named("postgres-primary").unwrap().telemetry.latest();
+    assert!(db.get(Metric::PoolUsage) > 0.9, "{}", db.get(Metric::PoolUsage));
+    for caller in ["order-service", "user-service", "payment-service", "api-gateway"] {
+        let errors = before(&estate, caller, Metric::ErrorRate);
+        assert!(errors > 0.05 && errors > 10.0 * caller_errors, "{caller}: {errors}");
+    }
+    // A service that reaches the primary only through cache misses is hit
+    // far less than its direct callers.
+    let inventory = before(&estate, "inventory-service", Metric::ErrorRate);
+    let order = before(&estate, "order-service", Metric::ErrorRate);
+    assert!(inventory < order / 4.0, "{inventory} vs {order}");
+}
+
+#[test]
+fn every_fault_kind_breaks_an_objective() {
+    for (kind, target) in placements() {
+        let mut estate = estate(4);
+        estate.inject(&fault(kind, &target)).unwrap();
+        estate.advance(20);
+        assert!(!estate.slos_met(5), "{kind:?} on {target} left every objective met");
+    }
+}
+
+#[test]
+fn a_restart_drops_requests_and_is_counted() {
+    let mut estate = estate(5);
+    let applied = estate
+        .apply(&act(ActionKind::RestartInstances, "order-service"))
+        .unwrap();
+    assert!(applied.side_effects.iter().any(|s| s.contains("in-flight")));
+    estate.advance(1);
+    let sample = estate.service_named("order-service").unwrap().telemetry.latest();
+    assert!(sample.get(Metric::ErrorRate) > 0.05);
+    assert!(sample.get(Metric::Restarts) >= 1.0);
+    estate.advance(30);
+    assert!(estate.slos_met(10), "{:?}", estate.violations(10));
+}
+
+#[test]
+fn actions_are_refused_where_they_make_no_sense() {
+    let mut estate = estate(6);
+    let err = estate
+        .apply(&act(ActionKind::FailoverDatabase, "order-service"))
+        .unwrap_err();
+    assert!(err.0.contains("order-service"), "{err}");
+    let err = estate.apply(&act(ActionKind::ScaleOut, "payment-gateway")).unwrap_err();
+    assert!(err.0.contains("third party"), "{err}");
+    let err = estate.apply(&act(ActionKind::RestartInstances, "nowhere")).unwrap_err();
+    assert!(err.0.contains("not a service"), "{err}");
+}
+
+#[test]
+fn configuration_changes_are_recorded_and_undone() {
+    let mut estate = estate(7);
+    let applied = estate
+        .apply(&act(ActionKind::EnableCircuitBreaker, "payment-service"))
+        .unwrap();
+    assert_eq!(applied.changes.len(), 3);
+    assert!(applied.changes.iter().all(|c| c.from == "false" && c.to == "true"));
+    let undone = estate.undo(&applied);
+    assert_eq!(undone.len(), 3);
+    assert!(
+        undone
+            .iter()
+            .all(|c| c.to == "false" && c.cause == "rollback of enable_circuit_breaker")
+    );
+    assert!(
+        estate
+            .service_named("payment-service")
+            .unwrap()
+            .config
+            .breakers
+            .iter()
+            .all(|b| !b)
+    );
+    assert_eq!(estate.config_history().len(), 6);
+}
+
+#[test]
+fn a_restart_hides_a_memory_leak_but_does_not_cure_it() {
+    let mut estate = estate(8);
+    estate.inject(&fault(FaultKind::MemoryLeak, "user-service")).unwrap();
+    estate.advance(10);
+    estate
+        .apply(&act(ActionKind::RestartInstances, "user-service"))
+        .unwrap();
+    estate.advance(20);
+    let violations = estate.violations(10);
+    assert!(
+        violations.iter().any(|v| v.contains("memory still climbing")),
+        "{violations:?}"
+    );
+    estate.apply(&act(ActionKind::RollbackDeploy, "user-service")).unwrap();
+    estate.advance(30);
+    assert!(estate.slos_met(10), "{:?}", estate.violations(10));
+    assert!(estate.faults().is_empty());
+}
+
+#[test]
+fn failing_over_does_not_escape_a_connection_leak() {
+    let mut estate = estate(9);
+    estate
+        .inject(&fault(FaultKind::ConnectionPoolExhaustion, "postgres-primary"))
+        .unwrap();
+    estate
+        .apply(&act(ActionKind::FailoverDatabase, "postgres-primary"))
+        .unwrap();
+    estate.advance(30);
+    assert!(!estate.slos_met(10));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A fault plus a right remediation always recovers.
+    #[test]
+    fn the_right_remediation_recovers(
+        pick in any::<prop::sample::Index>(),
+        cure in any::<prop::sample::Index>(),
+        seed in any::<u64>(),
+        intensity in 0.8..=1.0f64,
+        lead in 0.0..120.0f64,
+        before in 3u64..20,
+    ) {
+        let all = placements();
+        let (kind, target) = pick.get(&all).clone();
+        let mut estate = estate(seed);
+        estate.inject(&FaultSpec { kind, target: target.clone(), intensity, onset_seconds: 0.0, lead_seconds: lead }).unwrap();
+        estate.advance(before);
+        let options = cures(&estate, kind, &target);
+        for remediation in cure.get(&options) {
+            estate.apply(remediation).unwrap();
+        }
+        estate.advance(40);
+        prop_assert!(estate.slos_met(10), "{kind:?} on {target}: {:?}", estate.violations(10));
+    }
+
+    /// A wrong remediation never counts as recovery.
+    #[test]
+    fn a_wrong_remediation_never_recovers(
+        pick in any::<prop::sample::Index>(),
+        wrong in any::<prop::sample::Index>(),
+        seed in any::<u64>(),
+        intensity in 0.8..=1.0f64,
+    ) {
+        let all = placements();
+        let (kind, target) = pick.get(&all).clone();
+        let mut estate = estate(seed);
+        estate.inject(&FaultSpec { kind, target: target.clone(), intensity, onset_seconds: 0.0, lead_seconds: 30.0 }).unwrap();
+        estate.advance(5);
+        let right: Vec<Remediation> = cures(&estate, kind, &target).into_iter().flatten().collect();
+        let candidates: Vec<Remediation> = ActionKind::ALL
+            .iter()
+            .flat_map(|&k| estate.topology().services.iter().map(move |s| act(k, &s.name)))
+            .filter(|r| !right.contains(r))
+            .filter(|r| r.kind.refusal(estate.topology().spec(estate.topology().index(&r.target).unwrap())).is_none())
+            .collect();
+        let remediation = wrong.get(&candidates).clone();
+        // Some wrong actions are refused by state (nothing to roll back to);
+        // that is not a recovery either.
+        let _ = estate.apply(&remediation);
+        estate.advance(40);
+        prop_assert!(!estate.slos_met(10), "{kind:?} on {target} recovered after {remediation:?}");
+    }
+}

@@ -211,6 +211,9 @@ impl DashboardState {
             }
             ServerMessage::PerformanceMetrics { metrics } => self.metrics = metrics.clone(),
             ServerMessage::Snapshot { .. } => {}
+            // The vote already shows as the resolution agent's action, and
+            // configuration history has no panel yet (the dashboard issue).
+            ServerMessage::Consensus { .. } | ServerMessage::ConfigChange { .. } => {}
         }
     }
 
@@ -330,6 +333,8 @@ mod tests {
             finished_at: None,
             resolution_time: None,
             cost_savings: None,
+            root_cause: None,
+            report: None,
         }
     }
 

@@ -1,23 +1,26 @@
 //! The scenario and playbook catalog, read from the data files embedded at
 //! build time (`engine/data/`).
 //!
-//! A scenario says what incident a button or API call opens; a playbook says
-//! which remediation steps the resolution agent runs. Both are data: adding
-//! one is adding a file. The catalog is checked once at start, so a broken
-//! file stops the server with its name and the reason.
+//! A scenario says what incident a button or API call opens, which faults
+//! it injects into the twin, and (for scoring only) its answer key. A
+//! playbook says how the resolution agent remedies one kind of fault. Both
+//! are data: adding one is adding a file. The catalog is checked once at
+//! start against the estate, so a broken file stops the server with its
+//! name and the reason.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::Path};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::protocol::{ScenarioSummary, Severity};
+use crate::{
+    consensus::{Behaviour, VOTERS, max_tolerable_faulty},
+    protocol::{AgentType, ScenarioSummary, Severity},
+    twin::{ActionKind, FaultKind, FaultSpec, Topology},
+};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
-
-/// The playbook for incidents that name no scenario.
-pub const GENERIC_PLAYBOOK: &str = "generic";
 
 /// One catalog scenario (a file in `data/scenarios/`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -32,13 +35,49 @@ pub struct Scenario {
     pub title: String,
     /// Default severity.
     pub severity: Severity,
-    /// Services the incident affects.
+    /// Services the incident reports as affected (the symptoms).
     pub affected_services: Vec<String>,
     /// One of the dashboard's prominent buttons.
     #[serde(default)]
     pub primary: bool,
-    /// Id of the playbook the resolution agent runs.
-    pub playbook: String,
+    /// What the scenario breaks in the twin.
+    pub fault: Vec<FaultSpec>,
+    /// The truth, for scoring. The agents never see it.
+    pub answer: AnswerKey,
+    /// Agents that vote wrongly or not at all in this scenario's consensus.
+    #[serde(default)]
+    pub faulty_voters: Vec<FaultyVoter>,
+}
+
+/// The true root cause of a scenario and the remediations that count as
+/// right.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerKey {
+    /// Where and what the root cause is.
+    pub root_cause: RootCause,
+    /// Actions that fix or safely mitigate it; any other is unnecessary.
+    pub remediations: Vec<ActionKind>,
+}
+
+/// A fault at a service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootCause {
+    /// The service at fault.
+    pub service: String,
+    /// What is wrong with it.
+    pub fault: FaultKind,
+}
+
+/// An agent that misbehaves in the consensus vote.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultyVoter {
+    /// Which agent.
+    pub agent: AgentType,
+    /// How it misbehaves.
+    pub behaviour: Behaviour,
 }
 
 impl Scenario {
@@ -54,27 +93,41 @@ impl Scenario {
     }
 }
 
+/// Which services a playbook step acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepTarget {
+    /// The diagnosed root-cause service.
+    Root,
+    /// The root's callers that we own.
+    Callers,
+}
+
 /// One remediation step of a playbook.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlaybookStep {
-    /// What the step does, for people.
-    pub action: String,
+    /// The action to take.
+    pub action: ActionKind,
+    /// Where to take it.
+    pub target: StepTarget,
     /// Nominal duration at speed 1.0, in seconds.
     pub seconds: f64,
 }
 
-/// An ordered list of remediation steps (a file in `data/playbooks/`).
+/// The remediation for one kind of fault (a file in `data/playbooks/`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Playbook {
-    /// The file's stem, as in `connection_pool`.
+    /// The file's stem, as in `connection_pool_exhaustion`.
     #[serde(skip)]
     pub id: String,
     /// Human name.
     pub name: String,
+    /// The fault kind it remedies.
+    pub fault: FaultKind,
     /// Steps, run in order.
-    pub steps: Vec<PlaybookStep>,
+    pub step: Vec<PlaybookStep>,
 }
 
 /// A data file that does not make sense.
@@ -84,9 +137,9 @@ pub enum CatalogError {
     Invalid { file: String, reason: String },
 }
 
-fn invalid(file: String, reason: impl Into<String>) -> CatalogError {
+fn invalid(file: impl Into<String>, reason: impl Into<String>) -> CatalogError {
     CatalogError::Invalid {
-        file,
+        file: file.into(),
         reason: reason.into(),
     }
 }
@@ -98,55 +151,117 @@ pub struct Catalog {
     playbooks: BTreeMap<String, Playbook>,
 }
 
+/// Reads every `*.toml` in `dir` as `(stem, text)`, sorted by name.
+fn read_dir_sources(dir: &Path) -> Result<Vec<(String, String)>, CatalogError> {
+    let unreadable = |e: std::io::Error| invalid(dir.display().to_string(), e.to_string());
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| invalid(path.display().to_string(), e.to_string()))?;
+            files.push((stem, text));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 impl Catalog {
     /// The catalog built into the binary.
-    pub fn embedded() -> Result<Self, CatalogError> {
-        Self::from_sources(embedded::SCENARIOS, embedded::PLAYBOOKS)
+    pub fn embedded(topology: &Topology) -> Result<Self, CatalogError> {
+        Self::from_sources(embedded::SCENARIOS, embedded::PLAYBOOKS, topology)
     }
 
-    /// Parses `(id, toml)` pairs and checks that they fit together.
-    pub fn from_sources(scenarios: &[(&str, &str)], playbooks: &[(&str, &str)]) -> Result<Self, CatalogError> {
+    /// The embedded playbooks with the scenarios of another folder (files
+    /// in the format of `data/scenarios/`).
+    pub fn with_scenarios_from(dir: &Path, topology: &Topology) -> Result<Self, CatalogError> {
+        let sources = read_dir_sources(dir)?;
+        if sources.is_empty() {
+            return Err(invalid(dir.display().to_string(), "no scenario files (*.toml) here"));
+        }
+        let borrowed: Vec<(&str, &str)> = sources.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        Self::from_sources(&borrowed, embedded::PLAYBOOKS, topology)
+    }
+
+    /// Parses `(id, toml)` pairs and checks that they fit together and with
+    /// the estate.
+    pub fn from_sources(
+        scenarios: &[(&str, &str)],
+        playbooks: &[(&str, &str)],
+        topology: &Topology,
+    ) -> Result<Self, CatalogError> {
         let mut catalog = Self {
             scenarios: BTreeMap::new(),
             playbooks: BTreeMap::new(),
         };
         for (id, text) in playbooks {
             let file = format!("data/playbooks/{id}.toml");
-            let mut playbook: Playbook = toml::from_str(text).map_err(|e| invalid(file.clone(), e.to_string()))?;
-            if playbook.steps.is_empty() {
+            let mut playbook: Playbook = toml::from_str(text).map_err(|e| invalid(&file, e.to_string()))?;
+            if playbook.step.is_empty() {
                 return Err(invalid(file, "a playbook needs at least one step"));
             }
             if let Some(step) = playbook
-                .steps
+                .step
                 .iter()
                 .find(|s| !(s.seconds.is_finite() && s.seconds > 0.0 && s.seconds <= 600.0))
             {
                 return Err(invalid(
                     file,
-                    format!("step `{}`: seconds must be in (0, 600]", step.action),
+                    format!("step `{}`: seconds must be in (0, 600]", step.action.as_str()),
+                ));
+            }
+            if let Some(other) = catalog.playbook_for(playbook.fault) {
+                return Err(invalid(
+                    file,
+                    format!("playbook `{}` already remedies {}", other.id, playbook.fault.as_str()),
                 ));
             }
             playbook.id = (*id).to_owned();
             catalog.playbooks.insert(playbook.id.clone(), playbook);
         }
-        if !catalog.playbooks.contains_key(GENERIC_PLAYBOOK) {
+        if let Some(kind) = FaultKind::ALL.iter().find(|k| catalog.playbook_for(**k).is_none()) {
             return Err(invalid(
-                format!("data/playbooks/{GENERIC_PLAYBOOK}.toml"),
-                "missing: incidents without a scenario use it",
+                "data/playbooks",
+                format!("no playbook remedies {}", kind.as_str()),
             ));
         }
         for (id, text) in scenarios {
             let file = format!("data/scenarios/{id}.toml");
-            let mut scenario: Scenario = toml::from_str(text).map_err(|e| invalid(file.clone(), e.to_string()))?;
-            crate::request::ScenarioId::parse(id).map_err(|e| invalid(file.clone(), e.reason))?;
+            let mut scenario: Scenario = toml::from_str(text).map_err(|e| invalid(&file, e.to_string()))?;
+            crate::request::ScenarioId::parse(id).map_err(|e| invalid(&file, e.reason))?;
             for (i, service) in scenario.affected_services.iter().enumerate() {
                 crate::request::ServiceName::parse(service, &format!("affected_services[{i}]"))
-                    .map_err(|e| invalid(file.clone(), e.to_string()))?;
+                    .map_err(|e| invalid(&file, e.to_string()))?;
             }
-            if !catalog.playbooks.contains_key(&scenario.playbook) {
+            if scenario.fault.is_empty() {
+                return Err(invalid(file, "a scenario needs at least one [[fault]]"));
+            }
+            for (i, fault) in scenario.fault.iter().enumerate() {
+                fault
+                    .validate(topology.index(&fault.target).map(|t| topology.spec(t)))
+                    .map_err(|reason| invalid(&file, format!("fault[{i}]: {reason}")))?;
+            }
+            let root = &scenario.answer.root_cause;
+            if !scenario
+                .fault
+                .iter()
+                .any(|f| f.target == root.service && f.kind == root.fault)
+            {
+                return Err(invalid(file, "answer.root_cause must be one of the scenario's faults"));
+            }
+            if scenario.answer.remediations.is_empty() {
+                return Err(invalid(file, "answer.remediations needs at least one action"));
+            }
+            let tolerable = max_tolerable_faulty(VOTERS.len());
+            if scenario.faulty_voters.len() > tolerable {
                 return Err(invalid(
                     file,
-                    format!("playbook `{}` does not exist", scenario.playbook),
+                    format!(
+                        "at most {tolerable} faulty voters out of {}: with more, the faulty ones form a quorum by themselves",
+                        VOTERS.len()
+                    ),
                 ));
             }
             scenario.id = (*id).to_owned();
@@ -159,8 +274,9 @@ impl Catalog {
         self.scenarios.get(id)
     }
 
-    pub fn playbook(&self, id: &str) -> Option<&Playbook> {
-        self.playbooks.get(id)
+    /// The playbook that remedies `fault`.
+    pub fn playbook_for(&self, fault: FaultKind) -> Option<&Playbook> {
+        self.playbooks.values().find(|p| p.fault == fault)
     }
 
     /// Scenarios, primary ones first, then by id.
@@ -186,9 +302,13 @@ impl Catalog {
 mod tests {
     use super::*;
 
+    fn topology() -> Topology {
+        Topology::embedded().unwrap()
+    }
+
     #[test]
-    fn the_embedded_catalog_has_the_three_buttons_first() {
-        let catalog = Catalog::embedded().unwrap();
+    fn the_embedded_catalog_has_every_required_scenario_and_the_buttons_first() {
+        let catalog = Catalog::embedded(&topology()).unwrap();
         let primary: Vec<&str> = catalog
             .scenarios()
             .iter()
@@ -196,37 +316,74 @@ mod tests {
             .map(|s| s.id.as_str())
             .collect();
         assert_eq!(primary, ["api_slowdown", "database_cascade", "service_down"]);
+        for id in [
+            "memory_leak_gradual",
+            "cpu_spike_traffic_surge",
+            "latency_spike_database",
+            "pod_crash_loop",
+            "dependency_failure_timeout",
+            "latency_slo_breach",
+            "model_accuracy_drop",
+            "data_drift",
+            "agent_heartbeat_loss",
+        ] {
+            assert!(catalog.scenario(id).is_some(), "{id}");
+        }
         let cascade = catalog.scenario("database_cascade").unwrap();
         assert_eq!(cascade.label, "Database Cascade");
-        assert_eq!(catalog.playbook(&cascade.playbook).unwrap().steps.len(), 5);
+        assert_eq!(cascade.answer.root_cause.fault, FaultKind::ConnectionPoolExhaustion);
+    }
+
+    #[test]
+    fn every_answer_key_remediation_covers_its_playbook() {
+        // A playbook step outside the answer key would count as unnecessary
+        // every time the swarm is right.
+        let catalog = Catalog::embedded(&topology()).unwrap();
+        for scenario in catalog.scenarios() {
+            let playbook = catalog.playbook_for(scenario.answer.root_cause.fault).unwrap();
+            for step in &playbook.step {
+                assert!(
+                    scenario.answer.remediations.contains(&step.action),
+                    "{}: {} is not in the answer key",
+                    scenario.id,
+                    step.action.as_str()
+                );
+            }
+        }
     }
 
     #[test]
     fn a_typo_gets_a_suggestion_and_nonsense_does_not() {
-        let catalog = Catalog::embedded().unwrap();
+        let catalog = Catalog::embedded(&topology()).unwrap();
         assert_eq!(catalog.closest_scenario("database_cascde"), Some("database_cascade"));
         assert_eq!(catalog.closest_scenario("servce_down"), Some("service_down"));
         assert_eq!(catalog.closest_scenario("zzzzzzzz"), None);
     }
 
     #[test]
-    fn broken_files_are_named() {
-        let generic = ("generic", "name = \"g\"\nsteps = [{ action = \"a\", seconds = 1.0 }]");
-        let err = Catalog::from_sources(
-            &[(
-                "x",
-                "label=\"X\"\ntitle=\"X\"\nseverity=\"critical\"\naffected_services=[\"a\"]\nplaybook=\"nope\"",
-            )],
-            &[generic],
-        )
-        .unwrap_err();
+    fn broken_files_are_named_with_the_reason() {
+        let t = topology();
+        let scenario = |fault: &str| {
+            format!(
+                "label=\"X\"\ntitle=\"X\"\nseverity=\"critical\"\naffected_services=[\"a\"]\n{fault}\n\
+                 [answer]\nroot_cause = {{ service = \"redis-cache\", fault = \"cache_failure\" }}\n\
+                 remediations = [\"restart_cache\"]"
+            )
+        };
+        let wrong_target = scenario("[[fault]]\nkind = \"cache_failure\"\ntarget = \"order-service\"");
+        let err = Catalog::from_sources(&[("x", &wrong_target)], embedded::PLAYBOOKS, &t).unwrap_err();
         assert!(err.to_string().contains("data/scenarios/x.toml"), "{err}");
-        assert!(err.to_string().contains("nope"), "{err}");
+        assert!(err.to_string().contains("cannot happen on `order-service`"), "{err}");
 
-        let err = Catalog::from_sources(&[], &[("generic", "name = \"g\"\nsteps = []")]).unwrap_err();
+        let wrong_answer = scenario("[[fault]]\nkind = \"disk_exhaustion\"\ntarget = \"message-queue\"");
+        let err = Catalog::from_sources(&[("y", &wrong_answer)], embedded::PLAYBOOKS, &t).unwrap_err();
+        assert!(err.to_string().contains("root_cause must be one of"), "{err}");
+
+        let err =
+            Catalog::from_sources(&[], &[("p", "name = \"g\"\nfault = \"crash_loop\"\nstep = []")], &t).unwrap_err();
         assert!(err.to_string().contains("at least one step"), "{err}");
 
-        let err = Catalog::from_sources(&[], &[]).unwrap_err();
-        assert!(err.to_string().contains("generic"), "{err}");
+        let err = Catalog::from_sources(&[], &[], &t).unwrap_err();
+        assert!(err.to_string().contains("no playbook remedies"), "{err}");
     }
 }

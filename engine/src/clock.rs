@@ -55,12 +55,23 @@ impl fmt::Display for Speed {
 /// Sleeps and measures in simulated time. Cheap to copy.
 #[derive(Debug, Clone, Copy)]
 pub struct SimClock {
+    /// Time compression.
     speed: Speed,
+    /// When simulated time began.
+    origin: Instant,
 }
 
 impl SimClock {
     pub fn new(speed: Speed) -> Self {
-        Self { speed }
+        Self {
+            speed,
+            origin: Instant::now(),
+        }
+    }
+
+    /// Simulated time since the clock was made.
+    pub fn now(&self) -> Duration {
+        self.elapsed(self.origin)
     }
 
     pub fn speed(&self) -> Speed {

@@ -21,16 +21,29 @@ use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
 use crate::{
-    catalog::{Catalog, CatalogError, GENERIC_PLAYBOOK},
+    agents::{
+        Agent, Case, Communication, DetectionAgent, DiagnosisAgent, PredictionAgent, ResolutionAgent,
+        detection::Fingerprint,
+    },
+    catalog::{Catalog, CatalogError, FaultyVoter, RootCause},
     clock::{SimClock, Speed},
     event_log::EventLog,
     impact::ImpactModel,
-    orchestrator,
+    orchestrator::{self, Assignment, SharedTwin, TwinRef, Verdict},
     protocol::{
         Envelope, Incident, IncidentStatus, PerformanceMetrics, ScenarioSummary, ServerMessage, Severity, Snapshot,
     },
     request::{IncidentRequest, IncidentTitle, ServiceName},
+    twin::{ActionKind, Estate, FaultSpec, Topology, TopologyError},
 };
+
+/// Seconds after midnight at which simulated estates start their day.
+const START_OF_DAY: f64 = 10.0 * 3600.0;
+/// Seconds a fault has shown in telemetry by the time it is reported: a
+/// monitor needs a few samples before it fires.
+const REPORTED_AFTER_TICKS: u64 = 5;
+/// Past incidents detection remembers for matching.
+const MEMORY_LIMIT: usize = 500;
 
 /// How many incidents a snapshot lists.
 pub const SNAPSHOT_INCIDENTS: usize = 50;
@@ -59,6 +72,20 @@ pub struct EngineConfig {
     pub retain_events: usize,
     /// How far a live subscriber may fall behind before it must resync.
     pub fanout_capacity: usize,
+    /// Whether incidents share one estate or get their own.
+    pub twin: TwinMode,
+}
+
+/// Where incidents happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TwinMode {
+    /// One estate for the whole server: what the dashboard shows, where
+    /// concurrent incidents meet.
+    #[default]
+    Shared,
+    /// A fresh estate per incident, so each is judged on its own
+    /// (evaluation, benchmarks).
+    Isolated,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +95,7 @@ impl Default for EngineConfig {
             seed: None,
             retain_events: 10_000,
             fanout_capacity: 4_096,
+            twin: TwinMode::Shared,
         }
     }
 }
@@ -86,6 +114,8 @@ pub enum SubmitError {
 pub enum StartError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
     #[error("{0}")]
     Impact(String),
 }
@@ -174,11 +204,64 @@ impl IncidentBook {
     }
 }
 
+/// The agents, and what they share: the catalog's playbooks, the signature
+/// library, and the memory of past incidents.
+pub struct Swarm {
+    /// Scenarios and playbooks.
+    pub catalog: Catalog,
+    pub detection: DetectionAgent,
+    pub diagnosis: DiagnosisAgent,
+    pub prediction: PredictionAgent,
+    pub resolution: ResolutionAgent,
+    pub communication: Communication,
+}
+
+impl Swarm {
+    /// Every agent, in pipeline order: the voters.
+    pub fn agents(&self) -> [&dyn Agent; 5] {
+        [
+            &self.detection,
+            &self.diagnosis,
+            &self.prediction,
+            &self.resolution,
+            &self.communication,
+        ]
+    }
+}
+
+/// How an incident went, against the truth (scenarios only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audit {
+    /// The scenario.
+    pub scenario_id: Option<String>,
+    /// Final status.
+    pub status: IncidentStatus,
+    /// Simulated seconds to close.
+    pub elapsed: Duration,
+    /// The first diagnosis's best hypothesis.
+    pub first_hypothesis: Option<RootCause>,
+    /// The hypothesis whose plan healed the estate.
+    pub acted_on: Option<RootCause>,
+    /// Actions run, in order.
+    pub executed: Vec<ActionKind>,
+    /// Whether the incident's own estate met every objective at the end
+    /// (isolated twins only).
+    pub healed: Option<bool>,
+    /// What was still wrong at the end (isolated twins only).
+    pub violations: Vec<String>,
+}
+
 struct Shared {
     /// Simulated time.
     clock: SimClock,
-    /// Scenarios and playbooks.
-    catalog: Catalog,
+    /// The agents and the catalog.
+    swarm: Arc<Swarm>,
+    /// The estate's shape.
+    topology: Arc<Topology>,
+    /// The estate incidents share, in shared mode.
+    twin: Option<Arc<SharedTwin>>,
+    /// Audits of finished incidents, kept in isolated mode for evaluation.
+    audits: Mutex<HashMap<Uuid, Audit>>,
     /// The cost model behind savings.
     impact: ImpactModel,
     /// Every event, in order, with fan-out.
@@ -207,15 +290,43 @@ pub struct Engine {
 impl Engine {
     /// Builds an engine from the embedded catalog and impact model.
     pub fn new(config: EngineConfig) -> Result<Self, StartError> {
-        let seeds = match config.seed {
+        let topology = Arc::new(Topology::embedded()?);
+        let catalog = Catalog::embedded(&topology)?;
+        Self::with_catalog(config, topology, catalog)
+    }
+
+    /// Builds an engine over another catalog (evaluation of scenario files).
+    pub fn with_catalog(config: EngineConfig, topology: Arc<Topology>, catalog: Catalog) -> Result<Self, StartError> {
+        let mut seeds = match config.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
+        let impact = ImpactModel::embedded().map_err(StartError::Impact)?;
+        let signatures = crate::agents::signatures().map_err(StartError::Impact)?;
+        let clock = SimClock::new(config.speed);
+        let twin = (config.twin == TwinMode::Shared).then(|| {
+            let estate = Estate::new(Arc::clone(&topology), seeds.random(), START_OF_DAY);
+            Arc::new(SharedTwin::new(estate, clock))
+        });
+        let swarm = Swarm {
+            catalog,
+            detection: DetectionAgent {
+                signatures: signatures.clone(),
+                memory: Mutex::new(Vec::new()),
+            },
+            diagnosis: DiagnosisAgent { signatures },
+            prediction: PredictionAgent { impact: impact.clone() },
+            resolution: ResolutionAgent,
+            communication: Communication,
+        };
         Ok(Self {
             shared: Arc::new(Shared {
-                clock: SimClock::new(config.speed),
-                catalog: Catalog::embedded()?,
-                impact: ImpactModel::embedded().map_err(StartError::Impact)?,
+                clock,
+                swarm: Arc::new(swarm),
+                topology,
+                twin,
+                audits: Mutex::new(HashMap::new()),
+                impact,
                 log: EventLog::new(config.retain_events, config.fanout_capacity),
                 epoch: Uuid::new_v4(),
                 book: Mutex::new(IncidentBook::default()),
@@ -231,6 +342,26 @@ impl Engine {
         self.shared.clock
     }
 
+    pub(crate) fn swarm(&self) -> Arc<Swarm> {
+        Arc::clone(&self.shared.swarm)
+    }
+
+    /// How an incident went against its scenario's truth; kept in isolated
+    /// mode only.
+    pub fn audit(&self, id: Uuid) -> Option<Audit> {
+        self.shared
+            .audits
+            .lock()
+            .expect("audit lock poisoned")
+            .get(&id)
+            .cloned()
+    }
+
+    /// Runs `f` on the shared estate (shared mode only).
+    pub fn with_twin<R>(&self, f: impl FnOnce(&mut Estate) -> R) -> Option<R> {
+        self.shared.twin.as_ref().map(|twin| twin.with(f))
+    }
+
     pub fn impact(&self) -> &ImpactModel {
         &self.shared.impact
     }
@@ -238,6 +369,7 @@ impl Engine {
     /// The catalog's scenarios, primary ones first.
     pub fn scenarios(&self) -> Vec<ScenarioSummary> {
         self.shared
+            .swarm
             .catalog
             .scenarios()
             .into_iter()
@@ -251,11 +383,11 @@ impl Engine {
         if self.shared.draining.load(Ordering::SeqCst) {
             return Err(SubmitError::ShuttingDown);
         }
-        let catalog = &self.shared.catalog;
-        let playbook_id = match &request.scenario_id {
-            None => GENERIC_PLAYBOOK,
+        let catalog = &self.shared.swarm.catalog;
+        let (faults, faulty_voters): (Vec<FaultSpec>, Vec<FaultyVoter>) = match &request.scenario_id {
+            None => (Vec::new(), Vec::new()),
             Some(id) => match catalog.scenario(id.as_str()) {
-                Some(scenario) => scenario.playbook.as_str(),
+                Some(scenario) => (scenario.fault.clone(), scenario.faulty_voters.clone()),
                 None => {
                     return Err(SubmitError::UnknownScenario {
                         id: id.as_str().to_owned(),
@@ -264,10 +396,6 @@ impl Engine {
                 }
             },
         };
-        let playbook = catalog
-            .playbook(playbook_id)
-            .expect("the catalog checks every playbook reference at start")
-            .clone();
 
         let incident = Incident {
             id: Uuid::new_v4(),
@@ -284,6 +412,47 @@ impl Engine {
             finished_at: None,
             resolution_time: None,
             cost_savings: None,
+            root_cause: None,
+            report: None,
+        };
+        let mut rng = StdRng::seed_from_u64(self.shared.seeds.lock().expect("seed lock poisoned").random());
+        let twin = match &self.shared.twin {
+            Some(shared) => {
+                shared.with(|estate| {
+                    let mut injected = false;
+                    for fault in &faults {
+                        // The same fault again is the same trouble, not twice as much.
+                        if !estate.has_active_fault(fault.kind, &fault.target) {
+                            match estate.inject(fault) {
+                                Ok(_) => injected = true,
+                                Err(reason) => warn!(%reason, "a catalog fault did not inject"),
+                            }
+                        }
+                    }
+                    if injected {
+                        // The fault was already showing when it was reported;
+                        // the estate runs ahead and then waits for the clock.
+                        estate.advance(REPORTED_AFTER_TICKS);
+                    }
+                });
+                TwinRef::Shared(Arc::clone(shared))
+            }
+            None => {
+                let mut estate = Estate::new(Arc::clone(&self.shared.topology), rng.random(), START_OF_DAY);
+                for fault in &faults {
+                    if let Err(reason) = estate.inject(fault) {
+                        warn!(%reason, "a catalog fault did not inject");
+                    }
+                }
+                if !faults.is_empty() {
+                    estate.advance(REPORTED_AFTER_TICKS);
+                }
+                let start = estate.now();
+                TwinRef::Own {
+                    estate: Box::new(estate),
+                    start,
+                }
+            }
         };
         {
             let mut book = self.shared.book.lock().expect("incident book lock poisoned");
@@ -298,24 +467,29 @@ impl Engine {
                 metrics: book.metrics(),
             });
         }
-        let rng = StdRng::seed_from_u64(self.shared.seeds.lock().expect("seed lock poisoned").random());
         let span = info_span!(
             "incident",
             id = %incident.id,
             scenario = incident.scenario_id.as_deref().unwrap_or("-"),
             severity = incident.severity.as_str(),
         );
-        span.in_scope(|| info!(title = %incident.title, playbook = %playbook.id, "incident opened"));
+        span.in_scope(|| info!(title = %incident.title, faults = faults.len(), "incident opened"));
+        let assignment = Assignment {
+            incident: incident.clone(),
+            twin,
+            faulty_voters,
+            rng,
+        };
         self.shared
             .tasks
-            .spawn(orchestrator::run(self.clone(), incident.clone(), playbook, rng).instrument(span));
+            .spawn(orchestrator::run(self.clone(), assignment).instrument(span));
         Ok(incident)
     }
 
     /// Opens an incident from a catalog scenario, optionally at another
     /// severity.
     pub fn trigger_scenario(&self, id: &str, severity: Option<Severity>) -> Result<Incident, SubmitError> {
-        let catalog = &self.shared.catalog;
+        let catalog = &self.shared.swarm.catalog;
         let scenario = catalog.scenario(id).ok_or_else(|| SubmitError::UnknownScenario {
             id: id.to_owned(),
             suggestion: catalog.closest_scenario(id).map(str::to_owned),
@@ -400,7 +574,39 @@ impl Engine {
 
     /// Closes an incident: records its outcome, then publishes its final
     /// status and the new metrics, atomically with respect to snapshots.
-    pub(crate) fn finish(&self, id: Uuid, status: IncidentStatus, elapsed: Duration) {
+    pub(crate) fn finish(&self, id: Uuid, verdict: Verdict, case: &Case, violations: Option<Vec<String>>) {
+        let healed = violations.as_ref().map(Vec::is_empty);
+        let status = verdict.status;
+        let elapsed = verdict.elapsed;
+        if status == IncidentStatus::Resolved
+            && let (Some(root), Some(detection)) = (&verdict.acted_on, &case.detection)
+        {
+            let mut memory = self.shared.swarm.detection.memory.lock().expect("memory lock poisoned");
+            memory.push(Fingerprint {
+                incident_id: id,
+                anomalies: detection.fingerprint(),
+                root_cause: format!("{} on {}", root.fault.label(), root.service),
+            });
+            // Bounded: the newest matter most.
+            if memory.len() > MEMORY_LIMIT {
+                memory.remove(0);
+            }
+        }
+        if self.shared.twin.is_none() {
+            self.shared.audits.lock().expect("audit lock poisoned").insert(
+                id,
+                Audit {
+                    scenario_id: case.incident.scenario_id.clone(),
+                    status,
+                    elapsed,
+                    first_hypothesis: verdict.first_hypothesis.clone(),
+                    acted_on: verdict.acted_on.clone(),
+                    executed: verdict.executed.clone(),
+                    healed,
+                    violations: violations.unwrap_or_default(),
+                },
+            );
+        }
         let mut book = self.shared.book.lock().expect("incident book lock poisoned");
         let seconds = (elapsed.as_secs_f64() * 10.0).round() / 10.0;
         let Some(incident) = book.by_id.get_mut(&id) else {
@@ -419,6 +625,12 @@ impl Engine {
         incident.finished_at = Some(chrono::Utc::now());
         incident.resolution_time = Some(seconds);
         incident.cost_savings = savings;
+        incident.root_cause = verdict
+            .acted_on
+            .as_ref()
+            .or(verdict.first_hypothesis.as_ref())
+            .map(|r| format!("{} on {}", r.fault.label(), r.service));
+        incident.report = (!verdict.report.is_empty()).then_some(verdict.report);
         book.active -= 1;
         match status {
             IncidentStatus::Resolved => {
@@ -521,23 +733,52 @@ mod tests {
             matches!(&events[1].message, ServerMessage::PerformanceMetrics { metrics } if metrics.incidents_active == 1)
         );
 
-        let actions: Vec<(AgentType, ActionStatus)> = events
+        let actions: Vec<(AgentType, ActionStatus, String)> = events
             .iter()
             .filter_map(|e| match &e.message {
-                ServerMessage::AgentAction { action, .. } => Some((action.agent_type, action.status)),
+                ServerMessage::AgentAction { action, .. } => {
+                    Some((action.agent_type, action.status, action.description.clone()))
+                }
                 _ => None,
             })
             .collect();
-        let mut expected = Vec::new();
-        for agent in [AgentType::Detection, AgentType::Diagnosis, AgentType::Prediction]
-            .into_iter()
-            .chain([AgentType::Resolution; 5])
-            .chain([AgentType::Communication])
-        {
-            expected.push((agent, ActionStatus::InProgress));
-            expected.push((agent, ActionStatus::Completed));
+        // Every action starts, then completes, before the next one starts.
+        for pair in actions.chunks(2) {
+            assert_eq!(
+                (pair[0].0, pair[0].1),
+                (pair[1].0, ActionStatus::InProgress),
+                "{pair:?}"
+            );
+            assert_eq!(pair[1].1, ActionStatus::Completed, "{pair:?}");
         }
-        assert_eq!(actions, expected);
+        let agents: Vec<AgentType> = actions.iter().step_by(2).map(|a| a.0).collect();
+        assert_eq!(
+            agents[..3],
+            [AgentType::Detection, AgentType::Diagnosis, AgentType::Prediction]
+        );
+        assert_eq!(agents.last(), Some(&AgentType::Communication));
+        assert!(agents[3..agents.len() - 1].iter().all(|a| *a == AgentType::Resolution));
+        let said = |needle: &str| actions.iter().any(|a| a.2.contains(needle));
+        assert!(
+            said("Root cause: connection-pool exhaustion on postgres-primary"),
+            "{actions:#?}"
+        );
+        assert!(said("Consensus: Approved"));
+        assert!(said("Step 1/"));
+        assert!(said("Scale connection pool on postgres-primary"));
+        assert!(said("Recovery verified"));
+        let consensus = events
+            .iter()
+            .find_map(|e| match &e.message {
+                ServerMessage::Consensus { round, .. } => Some(round.clone()),
+                _ => None,
+            })
+            .expect("a consensus round");
+        assert!(consensus.passed && consensus.approvals >= consensus.quorum);
+        assert!(events.iter().any(|e| matches!(
+            &e.message,
+            ServerMessage::ConfigChange { change, .. } if change.key == "pool_size" && change.service == "postgres-primary"
+        )));
 
         for e in &events {
             if let ServerMessage::AgentAction { action, .. } = &e.message
@@ -559,9 +800,10 @@ mod tests {
             panic!("expected incident_status before the metrics");
         };
         assert_eq!(*status, IncidentStatus::Resolved);
-        // Seed 000: 15-20 s per incident at speed 1.0.
+        // Seed 000: about 18 s per incident at speed 1.0; ours also waits
+        // for recovery to show in telemetry.
         let mttr = resolution_time.unwrap();
-        assert!((15.0..=20.0).contains(&mttr), "{mttr}");
+        assert!((14.0..=30.0).contains(&mttr), "{mttr}");
         let expected_savings = engine.impact().cost_savings(Severity::Critical, 3, mttr);
         assert_eq!(*cost_savings, Some(expected_savings));
 
@@ -570,7 +812,15 @@ mod tests {
         assert_eq!(metrics.success_rate, 1.0);
         assert_eq!(metrics.avg_mttr, mttr);
         assert_eq!(metrics.incidents_active, 0);
-        assert_eq!(engine.incident(incident.id).unwrap().status, IncidentStatus::Resolved);
+        let closed = engine.incident(incident.id).unwrap();
+        assert_eq!(closed.status, IncidentStatus::Resolved);
+        assert_eq!(
+            closed.root_cause.as_deref(),
+            Some("connection-pool exhaustion on postgres-primary")
+        );
+        assert!(closed.report.unwrap().contains("## Root cause"));
+        // The shared estate really recovered.
+        assert_eq!(engine.with_twin(|estate| estate.slos_met(4)), Some(true));
     }
 
     #[tokio::test(start_paused = true)]

@@ -27,6 +27,9 @@ pub struct ImpactModel {
     pub blast_factor: f64,
     /// Cost inputs by severity; every severity must be present.
     severity: BTreeMap<Severity, SeverityCost>,
+    /// Revenue at risk per minute of full outage, by service.
+    #[serde(default)]
+    pub revenue_per_minute: BTreeMap<String, f64>,
 }
 
 impl ImpactModel {
@@ -47,6 +50,16 @@ impl ImpactModel {
             }
         }
         Ok(model)
+    }
+
+    /// Dollars per minute `service` loses now: its revenue times its
+    /// degradation (see `data/impact.toml`).
+    pub fn loss_per_minute(&self, service: &str, errors: f64, p99_ms: f64, slo: (f64, f64)) -> f64 {
+        let (slo_error, slo_p99_ms) = slo;
+        let revenue = self.revenue_per_minute.get(service).copied().unwrap_or(0.0);
+        let failing = (errors - slo_error).clamp(0.0, 1.0);
+        let slowness = ((p99_ms / slo_p99_ms - 1.0) / 4.0).clamp(0.0, 1.0);
+        revenue * failing.max(slowness)
     }
 
     pub fn cost(&self, severity: Severity) -> SeverityCost {

@@ -11,6 +11,10 @@
 //! The engine depends on neither axum nor leptos: the server's HTTP edge
 //! and the Leptos server functions are thin adapters over [`Engine`].
 
+#[cfg(feature = "runtime")]
+pub mod agents;
+#[cfg(feature = "runtime")]
+pub mod consensus;
 pub mod protocol;
 pub mod request;
 
@@ -20,6 +24,8 @@ pub mod catalog;
 pub mod clock;
 #[cfg(feature = "runtime")]
 mod engine;
+#[cfg(feature = "runtime")]
+pub mod evaluation;
 #[cfg(feature = "runtime")]
 pub mod event_log;
 #[cfg(feature = "runtime")]
@@ -31,6 +37,6 @@ pub mod twin;
 
 #[cfg(feature = "runtime")]
 pub use engine::{
-    Engine, EngineConfig, Feed, FeedStart, Resume, SNAPSHOT_EVENTS, SNAPSHOT_INCIDENTS, ShutdownReport, StartError,
-    SubmitError,
+    Audit, Engine, EngineConfig, Feed, FeedStart, Resume, SNAPSHOT_EVENTS, SNAPSHOT_INCIDENTS, ShutdownReport,
+    StartError, SubmitError, Swarm, TwinMode,
 };

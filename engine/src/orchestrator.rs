@@ -1,24 +1,42 @@
-//! The orchestrator: one task per incident, taking it through the five
-//! agents in order (detection, diagnosis, prediction, resolution,
-//! communication) and publishing every step.
+//! The orchestrator: one task per incident, taking it through the swarm.
 //!
-//! This is the foundation's phase logic. Its timing follows seed 000's
-//! measured ranges, and its figures are computed from the incident and the
-//! impact model. It does not yet observe telemetry: the agents that reason
-//! from the twin replace [`plan`], and keep [`run`]'s contract (each action
-//! `in_progress`, then `completed` with `duration_ms` and `confidence`; then
-//! `incident_status`; then `performance_metrics`).
+//! Detection, diagnosis and prediction study the twin; the agents vote on a
+//! plan for the best hypothesis; resolution checks safety, runs the steps
+//! one at a time against the twin, and verifies recovery from telemetry,
+//! rolling back in reverse and moving to the next hypothesis when recovery
+//! does not come; communication writes the report. Every step is published:
+//! each action `in_progress`, then `completed` (or `failed`) with its
+//! simulated duration and confidence; then `incident_status`; then
+//! `performance_metrics`.
+//!
+//! Time is simulated: the agents sleep on the engine's clock, and the twin
+//! advances by exactly the simulated time that passed.
 
-use std::{ops::Range, time::Duration};
+use std::{
+    ops::Range,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use rand::{Rng, rngs::StdRng};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
+use uuid::Uuid;
 
 use crate::{
     Engine,
-    catalog::Playbook,
-    protocol::{ActionStatus, AgentAction, AgentType, Incident, IncidentStatus, ServerMessage, Severity},
+    agents::{
+        Agent, Case, Plan, Report,
+        communication::{Attempt, Outcome, TimelineEntry},
+    },
+    catalog::{FaultyVoter, RootCause},
+    clock::SimClock,
+    consensus,
+    protocol::{
+        ActionStatus, AgentAction, AgentType, ConfigChangeEvent, ConsensusVote, Incident, IncidentStatus, ServerMessage,
+    },
+    twin::{ActionKind, ConfigChange, Estate, WARMUP_TICKS},
 };
 
 /// Seed 000's measured duration ranges at speed 1.0, in seconds.
@@ -26,204 +44,653 @@ const DETECTION_SECONDS: Range<f64> = 0.8..2.1;
 const DIAGNOSIS_SECONDS: Range<f64> = 3.0..3.5;
 const PREDICTION_SECONDS: Range<f64> = 2.5..3.0;
 const COMMUNICATION_SECONDS: Range<f64> = 0.3..0.5;
+const CONSENSUS_SECONDS: Range<f64> = 0.2..0.4;
+const SAFETY_SECONDS: Range<f64> = 0.3..0.5;
 /// Each playbook step takes its nominal time, give or take this share.
 const STEP_JITTER: f64 = 0.07;
+/// Verification polls telemetry this often, and gives up after the limit.
+const VERIFY_POLL: Duration = Duration::from_secs(1);
+const VERIFY_LIMIT: Duration = Duration::from_secs(30);
+/// Recovery must hold for this many seconds of telemetry.
+const VERIFY_WINDOW: usize = 4;
+/// Hypotheses tried before escalating to a human.
+const MAX_ATTEMPTS: usize = 3;
+/// Catch-up beyond this many simulated seconds is skipped, not simulated,
+/// so a server idle for hours answers at once.
+const MAX_CATCH_UP: u64 = 600;
 
-/// One agent action to perform: what to say before and after, and how long
-/// it takes.
+/// The estate every incident of a server shares, advanced lazily to the
+/// engine's simulated time whenever someone looks.
+pub struct SharedTwin {
+    /// The estate.
+    estate: Mutex<Estate>,
+    /// The engine's clock.
+    clock: SimClock,
+}
+
+impl SharedTwin {
+    pub fn new(estate: Estate, clock: SimClock) -> Self {
+        Self {
+            estate: Mutex::new(estate),
+            clock,
+        }
+    }
+
+    /// Runs `f` on the estate, brought up to the current simulated time.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Estate) -> R) -> R {
+        let mut estate = self.estate.lock().expect("twin lock poisoned");
+        let due = WARMUP_TICKS + self.clock.now().as_secs();
+        let behind = due.saturating_sub(estate.now());
+        if behind > MAX_CATCH_UP {
+            estate.skip(behind - MAX_CATCH_UP);
+        }
+        let behind = due.saturating_sub(estate.now());
+        estate.advance(behind);
+        f(&mut estate)
+    }
+}
+
+/// The estate an incident works on.
+pub enum TwinRef {
+    /// The server's shared estate.
+    Shared(Arc<SharedTwin>),
+    /// An estate of its own (evaluation and benchmarks), advanced by the
+    /// incident's own simulated time.
+    Own {
+        /// The estate.
+        estate: Box<Estate>,
+        /// Its tick when the incident opened.
+        start: u64,
+    },
+}
+
+impl TwinRef {
+    fn with<R>(&mut self, elapsed: Duration, f: impl FnOnce(&mut Estate) -> R) -> R {
+        match self {
+            Self::Shared(shared) => shared.with(f),
+            Self::Own { estate, start } => {
+                let due = *start + elapsed.as_secs();
+                let behind = due.saturating_sub(estate.now());
+                estate.advance(behind);
+                f(estate)
+            }
+        }
+    }
+}
+
+/// What the engine needs to know of how an incident went, for metrics and
+/// evaluation.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PlannedAction {
-    pub agent: AgentType,
-    /// Description while in progress.
-    pub started: String,
-    /// Description once completed.
-    pub completed: String,
-    /// Facts the action starts from.
-    pub details: serde_json::Value,
-    /// Facts the action produced, merged into `details` on completion.
-    pub outcome: serde_json::Value,
-    /// Simulated time the action takes.
-    pub duration: Duration,
-    /// Confidence reported on completion.
-    pub confidence: f64,
+pub struct Verdict {
+    /// The final status.
+    pub status: IncidentStatus,
+    /// Simulated seconds from open to close.
+    pub elapsed: Duration,
+    /// The first diagnosis's best hypothesis.
+    pub first_hypothesis: Option<RootCause>,
+    /// The hypothesis whose plan healed the estate.
+    pub acted_on: Option<RootCause>,
+    /// Every action run, in order.
+    pub executed: Vec<ActionKind>,
+    /// The report.
+    pub report: String,
 }
 
-/// Foundation heuristic, until agents read telemetry: signals are stronger
-/// for severe incidents, and a wider blast radius leaves more candidate
-/// causes, so less certainty. Later phases compound earlier uncertainty.
-fn heuristic_confidence(agent: AgentType, severity: Severity, services: usize) -> f64 {
-    let signal = match severity {
-        Severity::Critical => 0.94,
-        Severity::High => 0.90,
-        Severity::Medium => 0.84,
-        Severity::Low => 0.78,
-    };
-    let compounding = match agent {
-        AgentType::Detection | AgentType::Communication => 1.0,
-        AgentType::Resolution => 0.99,
-        AgentType::Diagnosis => 0.97,
-        AgentType::Prediction => 0.93,
-    };
-    let spread = 0.02 * services.saturating_sub(1) as f64;
-    ((signal * compounding - spread).clamp(0.5, 0.99) * 100.0).round() / 100.0
+/// Everything an incident task needs besides the engine.
+pub struct Assignment {
+    /// The incident.
+    pub incident: Incident,
+    /// Its estate.
+    pub twin: TwinRef,
+    /// Voters a scenario made faulty.
+    pub faulty_voters: Vec<FaultyVoter>,
+    /// Its randomness (durations, faulty votes).
+    pub rng: StdRng,
 }
 
-fn seconds(rng: &mut StdRng, range: Range<f64>) -> Duration {
-    Duration::from_secs_f64(rng.random_range(range))
+/// Raised when the engine interrupts the incident (shutdown).
+struct Interrupted;
+
+/// The running state of one incident.
+struct Run<'a> {
+    engine: &'a Engine,
+    id: Uuid,
+    twin: TwinRef,
+    rng: StdRng,
+    clock: SimClock,
+    interrupt: CancellationToken,
+    /// Simulated time spent so far.
+    elapsed: Duration,
+    timeline: Vec<TimelineEntry>,
 }
 
-/// The actions for `incident`, in order.
-pub fn plan(engine: &Engine, incident: &Incident, playbook: &Playbook, rng: &mut StdRng) -> Vec<PlannedAction> {
-    let services = incident.affected_services.len();
-    let listed = incident.affected_services.join(", ");
-    let severity = incident.severity;
-    let confidence = |agent| heuristic_confidence(agent, severity, services);
-    let cost = engine.impact().cost(severity);
-    let exposure_per_minute =
-        cost.cost_per_minute * (1.0 + engine.impact().blast_factor * services.saturating_sub(1) as f64);
-
-    let mut actions = vec![
-        PlannedAction {
-            agent: AgentType::Detection,
-            started: format!("Triaging a {} incident across {services} service(s)", severity.as_str()),
-            completed: format!("Triage complete: {} severity on {listed}", severity.as_str()),
-            details: json!({ "services": incident.affected_services, "severity": severity }),
-            outcome: json!({ "services_flagged": services }),
-            duration: seconds(rng, DETECTION_SECONDS),
-            confidence: confidence(AgentType::Detection),
-        },
-        PlannedAction {
-            agent: AgentType::Diagnosis,
-            started: format!("Mapping the blast radius of \"{}\"", incident.title),
-            completed: format!("Blast radius mapped: {services} service(s) ({listed})"),
-            details: json!({ "title": incident.title }),
-            outcome: json!({ "blast_radius": incident.affected_services }),
-            duration: seconds(rng, DIAGNOSIS_SECONDS),
-            confidence: confidence(AgentType::Diagnosis),
-        },
-        PlannedAction {
-            agent: AgentType::Prediction,
-            started: "Estimating business exposure".to_owned(),
-            completed: format!(
-                "Exposure ${exposure_per_minute:.0}/min; a manual response takes ~{:.0} min",
-                cost.manual_mttr_minutes
-            ),
-            details: json!({ "severity": severity, "services": services }),
-            outcome: json!({
-                "exposure_per_minute": exposure_per_minute,
-                "manual_mttr_minutes": cost.manual_mttr_minutes,
-            }),
-            duration: seconds(rng, PREDICTION_SECONDS),
-            confidence: confidence(AgentType::Prediction),
-        },
-    ];
-    let steps = playbook.steps.len();
-    for (i, step) in playbook.steps.iter().enumerate() {
-        let jitter = rng.random_range(1.0 - STEP_JITTER..1.0 + STEP_JITTER);
-        actions.push(PlannedAction {
-            agent: AgentType::Resolution,
-            started: format!("Step {}/{steps}: {}", i + 1, step.action),
-            completed: format!("Step {}/{steps} complete: {}", i + 1, step.action),
-            details: json!({ "playbook": playbook.id, "step": i + 1, "of": steps, "action": step.action }),
-            outcome: json!({}),
-            duration: Duration::from_secs_f64(step.seconds * jitter),
-            confidence: confidence(AgentType::Resolution),
-        });
+impl Run<'_> {
+    /// Lets `duration` of simulated time pass, unless interrupted.
+    async fn pass(&mut self, duration: Duration) -> Result<(), Interrupted> {
+        tokio::select! {
+            () = self.clock.sleep(duration) => {
+                self.elapsed += duration;
+                Ok(())
+            }
+            () = self.interrupt.cancelled() => Err(Interrupted),
+        }
     }
-    actions.push(PlannedAction {
-        agent: AgentType::Communication,
-        started: "Composing the incident summary".to_owned(),
-        completed: "Incident summary composed".to_owned(),
-        details: json!({ "audience": ["status_page", "on_call"] }),
-        outcome: json!({
-            "summary": format!(
-                "{} ({}) on {listed}: mitigated with the \"{}\" playbook in {steps} steps.",
-                incident.title,
-                severity.as_str(),
-                playbook.name
-            ),
-        }),
-        duration: seconds(rng, COMMUNICATION_SECONDS),
-        confidence: confidence(AgentType::Communication),
-    });
-    actions
-}
 
-fn merge(mut details: serde_json::Value, outcome: serde_json::Value) -> serde_json::Value {
-    if let (Some(details), serde_json::Value::Object(outcome)) = (details.as_object_mut(), outcome) {
-        details.extend(outcome);
+    fn seconds(&mut self, range: Range<f64>) -> Duration {
+        Duration::from_secs_f64(self.rng.random_range(range))
     }
-    details
-}
 
-/// Takes `incident` through every planned action, then closes it. Stops
-/// early, marking it interrupted, when the engine is told to interrupt.
-pub(crate) async fn run(engine: Engine, incident: Incident, playbook: Playbook, mut rng: StdRng) {
-    let clock = engine.clock();
-    // Simulated time is the sum of what the agents spent, not wall time
-    // multiplied by the speed: at high speeds the timer's millisecond
-    // granularity would otherwise be multiplied into the figures.
-    let mut elapsed = Duration::ZERO;
-    let interrupt = engine.interrupt_token();
-    for planned in plan(&engine, &incident, &playbook, &mut rng) {
-        let mut action = AgentAction {
-            agent_type: planned.agent,
-            action_id: uuid::Builder::from_random_bytes(rng.random()).into_uuid(),
-            description: planned.started,
+    fn started(&mut self, agent: AgentType, description: String, details: serde_json::Value) -> AgentAction {
+        let action = AgentAction {
+            agent_type: agent,
+            action_id: uuid::Builder::from_random_bytes(self.rng.random()).into_uuid(),
+            description,
             timestamp: chrono::Utc::now(),
             status: ActionStatus::InProgress,
-            details: planned.details,
+            details,
             duration_ms: None,
             confidence: None,
         };
-        engine.publish(ServerMessage::AgentAction {
-            incident_id: incident.id,
+        self.engine.publish(ServerMessage::AgentAction {
+            incident_id: self.id,
             action: action.clone(),
         });
-        let action_started = clock.start();
-        tokio::select! {
-            () = clock.sleep(planned.duration) => {}
-            () = interrupt.cancelled() => {
-                info!(agent = planned.agent.as_str(), "interrupted by shutdown");
-                engine.finish(incident.id, IncidentStatus::Interrupted, elapsed + clock.elapsed(action_started));
-                return;
-            }
-        }
-        action.status = ActionStatus::Completed;
-        action.description = planned.completed;
-        action.details = merge(action.details, planned.outcome);
-        elapsed += planned.duration;
-        action.duration_ms = Some(planned.duration.as_millis() as u64);
-        action.confidence = Some(planned.confidence);
+        action
+    }
+
+    fn finished(&mut self, mut action: AgentAction, status: ActionStatus, report: Report, took: Duration) {
         info!(
-            agent = planned.agent.as_str(),
-            duration_ms = action.duration_ms,
+            agent = action.agent_type.as_str(),
+            status = status.as_str(),
             "{}",
-            action.description
+            report.description
         );
-        engine.publish(ServerMessage::AgentAction {
-            incident_id: incident.id,
+        self.timeline.push(TimelineEntry {
+            at: (self.elapsed.as_secs_f64() * 10.0).round() / 10.0,
+            agent: action.agent_type,
+            text: report.description.clone(),
+        });
+        action.status = status;
+        action.description = report.description;
+        if let (Some(details), serde_json::Value::Object(more)) = (action.details.as_object_mut(), report.details) {
+            details.extend(more);
+        }
+        action.duration_ms = Some(took.as_millis() as u64);
+        action.confidence = Some(report.confidence);
+        self.engine.publish(ServerMessage::AgentAction {
+            incident_id: self.id,
             action,
         });
     }
-    engine.finish(incident.id, IncidentStatus::Resolved, elapsed);
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Runs one analysis agent: announce, think for `duration`, then study
+    /// the twin as it is now.
+    async fn analyse(
+        &mut self,
+        agent: &dyn Agent,
+        case: &mut Case,
+        announce: String,
+        duration: Duration,
+    ) -> Result<(), Interrupted> {
+        let action = self.started(agent.kind(), announce, json!({}));
+        self.pass(duration).await?;
+        let elapsed = self.elapsed;
+        let report = self.twin.with(elapsed, |estate| agent.work(case, estate));
+        self.finished(action, ActionStatus::Completed, report, duration);
+        Ok(())
+    }
 
-    #[test]
-    fn confidence_falls_with_blast_radius_and_rises_with_severity() {
-        let narrow = heuristic_confidence(AgentType::Diagnosis, Severity::High, 1);
-        let wide = heuristic_confidence(AgentType::Diagnosis, Severity::High, 6);
-        assert!(narrow > wide);
-        let severe = heuristic_confidence(AgentType::Detection, Severity::Critical, 2);
-        let mild = heuristic_confidence(AgentType::Detection, Severity::Low, 2);
-        assert!(severe > mild);
-        for agent in AgentType::ALL {
-            let c = heuristic_confidence(agent, Severity::Low, 32);
-            assert!((0.5..=0.99).contains(&c));
+    fn publish_changes(&self, changes: &[ConfigChange]) {
+        for change in changes {
+            self.engine.publish(ServerMessage::ConfigChange {
+                incident_id: Some(self.id),
+                change: ConfigChangeEvent {
+                    service: change.service.clone(),
+                    key: change.key.clone(),
+                    from: change.from.clone(),
+                    to: change.to.clone(),
+                    cause: change.cause.clone(),
+                },
+            });
         }
     }
+
+    /// Puts `plan` to the vote of every agent; publishes the round.
+    async fn vote(&mut self, case: &Case, plan: &Plan, faulty: &[FaultyVoter]) -> Result<(bool, String), Interrupted> {
+        let swarm = self.engine.swarm();
+        let action = self.started(
+            AgentType::Resolution,
+            format!("Putting the plan to a vote: {}", plan.summary()),
+            json!({ "plan": plan }),
+        );
+        let duration = self.seconds(CONSENSUS_SECONDS);
+        self.pass(duration).await?;
+        let elapsed = self.elapsed;
+        let judgements: Vec<_> = self.twin.with(elapsed, |estate| {
+            swarm
+                .agents()
+                .iter()
+                .map(|a| (a.kind(), a.judge(case, plan, estate)))
+                .collect()
+        });
+        let votes: Vec<ConsensusVote> = judgements
+            .into_iter()
+            .map(|(agent, judgement)| {
+                let fault = faulty.iter().find(|f| f.agent == agent).map(|f| f.behaviour);
+                ConsensusVote {
+                    agent,
+                    choice: consensus::cast(judgement.approve, fault, &mut self.rng),
+                    reason: judgement.reason,
+                    injected_fault: fault.map(|f| f.as_str().to_owned()),
+                }
+            })
+            .collect();
+        let round = consensus::tally(plan.summary(), votes);
+        let line = format!(
+            "{} {}/{} (quorum {}, tolerates {} faulty){}",
+            if round.passed { "Approved" } else { "Rejected" },
+            round.approvals,
+            round.voters,
+            round.quorum,
+            round.tolerated,
+            if round.dissent.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; dissent: {}",
+                    round.dissent.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            }
+        );
+        self.engine.publish(ServerMessage::Consensus {
+            incident_id: self.id,
+            round: round.clone(),
+        });
+        let confidence = round.approvals as f64 / round.voters.max(1) as f64;
+        let status = if round.passed {
+            ActionStatus::Completed
+        } else {
+            ActionStatus::Failed
+        };
+        self.finished(
+            action,
+            status,
+            Report {
+                description: format!("Consensus: {line}"),
+                details: json!({ "approvals": round.approvals, "quorum": round.quorum, "passed": round.passed }),
+                confidence,
+            },
+            duration,
+        );
+        Ok((round.passed, line))
+    }
+
+    /// Safety checks, steps, verification, and rollback on failure.
+    async fn remediate(&mut self, case: &Case, plan: &Plan, attempt: &mut Attempt) -> Result<bool, Interrupted> {
+        let swarm = self.engine.swarm();
+        let action = self.started(AgentType::Resolution, "Running safety checks".into(), json!({}));
+        let duration = self.seconds(SAFETY_SECONDS);
+        self.pass(duration).await?;
+        let elapsed = self.elapsed;
+        let checks = self
+            .twin
+            .with(elapsed, |estate| swarm.resolution.safety_checks(case, plan, estate));
+        let safe = checks.iter().all(|c| c.passed);
+        self.finished(
+            action,
+            if safe {
+                ActionStatus::Completed
+            } else {
+                ActionStatus::Failed
+            },
+            Report {
+                description: if safe {
+                    "Safety checks passed: backup verified, rollback plan ready, impact assessed".into()
+                } else {
+                    format!(
+                        "Safety check failed: {}",
+                        checks
+                            .iter()
+                            .filter(|c| !c.passed)
+                            .map(|c| c.detail.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )
+                },
+                details: json!({ "checks": checks }),
+                confidence: if safe { 0.95 } else { 0.6 },
+            },
+            duration,
+        );
+        if !safe {
+            attempt.outstanding.push("a safety check failed".into());
+            return Ok(false);
+        }
+
+        let total = plan.steps.len();
+        let mut applied = Vec::new();
+        for (i, step) in plan.steps.iter().enumerate() {
+            let label = step.label();
+            let action = self.started(
+                AgentType::Resolution,
+                format!("Step {}/{total}: {label}", i + 1),
+                json!({ "step": i + 1, "of": total, "action": step.remediation.kind, "target": step.remediation.target }),
+            );
+            let jitter = self.rng.random_range(1.0 - STEP_JITTER..1.0 + STEP_JITTER);
+            let duration = Duration::from_secs_f64(step.seconds * jitter);
+            self.pass(duration).await?;
+            let elapsed = self.elapsed;
+            let result = self.twin.with(elapsed, |estate| estate.apply(&step.remediation));
+            match result {
+                Ok(done) => {
+                    self.publish_changes(&done.changes);
+                    attempt
+                        .executed
+                        .push((label.clone(), (duration.as_secs_f64() * 10.0).round() / 10.0));
+                    self.finished(
+                        action,
+                        ActionStatus::Completed,
+                        Report {
+                            description: format!("Step {}/{total} complete: {label}", i + 1),
+                            details: json!({ "changes": done.changes, "side_effects": done.side_effects }),
+                            confidence: 0.95,
+                        },
+                        duration,
+                    );
+                    applied.push(done);
+                }
+                Err(error) => {
+                    self.finished(
+                        action,
+                        ActionStatus::Failed,
+                        Report {
+                            description: format!("Step {}/{total} failed: {error}", i + 1),
+                            details: json!({ "error": error.to_string() }),
+                            confidence: 0.9,
+                        },
+                        duration,
+                    );
+                    attempt.outstanding.push(error.to_string());
+                    self.roll_back(&applied, attempt).await?;
+                    return Ok(false);
+                }
+            }
+        }
+
+        // Verification: recovery must show in the telemetry and hold.
+        let action = self.started(
+            AgentType::Resolution,
+            format!("Verifying recovery of {} from telemetry", plan.watch.join(", ")),
+            json!({ "watch": plan.watch }),
+        );
+        let started = self.elapsed;
+        let mut outstanding = Vec::new();
+        let mut verified = false;
+        while self.elapsed - started < VERIFY_LIMIT {
+            self.pass(VERIFY_POLL).await?;
+            if self.elapsed - started < Duration::from_secs(VERIFY_WINDOW as u64) {
+                continue;
+            }
+            let elapsed = self.elapsed;
+            outstanding = self.twin.with(elapsed, |estate| {
+                swarm.resolution.outstanding(plan, estate, VERIFY_WINDOW)
+            });
+            if outstanding.is_empty() {
+                verified = true;
+                break;
+            }
+        }
+        let took = self.elapsed - started;
+        self.finished(
+            action,
+            if verified {
+                ActionStatus::Completed
+            } else {
+                ActionStatus::Failed
+            },
+            Report {
+                description: if verified {
+                    format!(
+                        "Recovery verified: {} within objectives for {VERIFY_WINDOW}s",
+                        plan.watch.join(", ")
+                    )
+                } else {
+                    format!(
+                        "No recovery after {:.0}s: {}",
+                        took.as_secs_f64(),
+                        outstanding.join("; ")
+                    )
+                },
+                details: json!({ "outstanding": outstanding, "verified": verified }),
+                confidence: if verified { 0.95 } else { 0.85 },
+            },
+            took,
+        );
+        attempt.verified = verified;
+        if !verified {
+            attempt.outstanding = outstanding;
+            self.roll_back(&applied, attempt).await?;
+        }
+        Ok(verified)
+    }
+
+    /// Undoes `applied` newest first.
+    async fn roll_back(&mut self, applied: &[crate::twin::Applied], attempt: &mut Attempt) -> Result<(), Interrupted> {
+        if applied.is_empty() {
+            return Ok(());
+        }
+        let action = self.started(
+            AgentType::Resolution,
+            format!("Rolling back {} step(s) in reverse", applied.len()),
+            json!({}),
+        );
+        let duration = Duration::from_secs_f64(0.4 * applied.len() as f64);
+        self.pass(duration).await?;
+        let elapsed = self.elapsed;
+        let mut undone = Vec::new();
+        for done in applied.iter().rev() {
+            let changes = self.twin.with(elapsed, |estate| estate.undo(done));
+            self.publish_changes(&changes);
+            let label = format!("{} on {}", done.remediation.kind.label(), done.remediation.target);
+            undone.push(if changes.is_empty() {
+                format!("{label} (cannot be undone; left in place)")
+            } else {
+                label
+            });
+        }
+        attempt.rolled_back = undone.clone();
+        self.finished(
+            action,
+            ActionStatus::Completed,
+            Report {
+                description: format!("Rolled back: {}", undone.join(", ")),
+                details: json!({ "rolled_back": undone }),
+                confidence: 0.9,
+            },
+            duration,
+        );
+        Ok(())
+    }
+}
+
+/// Takes the incident through the swarm, then closes it. Stops early,
+/// marking it interrupted, when the engine is told to interrupt.
+pub(crate) async fn run(engine: Engine, assignment: Assignment) {
+    let Assignment {
+        incident,
+        twin,
+        faulty_voters,
+        rng,
+    } = assignment;
+    let id = incident.id;
+    let mut run = Run {
+        engine: &engine,
+        id,
+        twin,
+        rng,
+        clock: engine.clock(),
+        interrupt: engine.interrupt_token(),
+        elapsed: Duration::ZERO,
+        timeline: Vec::new(),
+    };
+    let mut case = Case::new(incident);
+    let verdict = match work(&mut run, &mut case, &faulty_voters).await {
+        Ok(verdict) => verdict,
+        Err(Interrupted) => {
+            info!("interrupted by shutdown");
+            Verdict {
+                status: IncidentStatus::Interrupted,
+                elapsed: run.elapsed,
+                first_hypothesis: None,
+                acted_on: None,
+                executed: Vec::new(),
+                report: String::new(),
+            }
+        }
+    };
+    let violations = match &mut run.twin {
+        TwinRef::Own { estate, .. } => Some(estate.violations(VERIFY_WINDOW)),
+        TwinRef::Shared(_) => None,
+    };
+    engine.finish(id, verdict, &case, violations);
+}
+
+async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Result<Verdict, Interrupted> {
+    let swarm = run.engine.swarm();
+    let services = run.twin.with(run.elapsed, |e| e.topology().len());
+
+    let duration = run.seconds(DETECTION_SECONDS);
+    run.analyse(
+        &swarm.detection,
+        case,
+        format!("Scanning telemetry of {services} services against baselines"),
+        duration,
+    )
+    .await?;
+    let duration = run.seconds(DIAGNOSIS_SECONDS);
+    run.analyse(&swarm.diagnosis, case, "Ranking root-cause hypotheses".into(), duration)
+        .await?;
+    let duration = run.seconds(PREDICTION_SECONDS);
+    run.analyse(
+        &swarm.prediction,
+        case,
+        "Projecting cascade, time to breach and business impact".into(),
+        duration,
+    )
+    .await?;
+
+    let hypotheses = case
+        .diagnosis
+        .as_ref()
+        .map(|d| d.hypotheses.clone())
+        .unwrap_or_default();
+    let anomalous = case.detection.as_ref().is_some_and(|d| !d.anomalies.is_empty());
+    // Recovery must show wherever the trouble was seen or could spread.
+    let mut watch: Vec<String> = case
+        .detection
+        .as_ref()
+        .map(|d| d.anomalous_services.clone())
+        .unwrap_or_default();
+    for affected in case.diagnosis.iter().flat_map(|d| &d.blast_radius) {
+        if !watch.contains(&affected.service) {
+            watch.push(affected.service.clone());
+        }
+    }
+    let mut attempts = Vec::new();
+    let mut executed = Vec::new();
+    let mut acted_on = None;
+    for hypothesis in hypotheses.iter().take(MAX_ATTEMPTS) {
+        let elapsed = run.elapsed;
+        let Some(plan) = run.twin.with(elapsed, |estate| {
+            swarm.resolution.plan(&swarm.catalog, hypothesis, &watch, estate)
+        }) else {
+            continue;
+        };
+        let (approved, line) = run.vote(case, &plan, faulty).await?;
+        let mut attempt = Attempt {
+            hypothesis: hypothesis.label(),
+            consensus: line,
+            approved,
+            executed: Vec::new(),
+            verified: false,
+            outstanding: Vec::new(),
+            rolled_back: Vec::new(),
+        };
+        if approved {
+            let healed = run.remediate(case, &plan, &mut attempt).await?;
+            executed.extend(
+                plan.steps
+                    .iter()
+                    .take(attempt.executed.len())
+                    .map(|s| s.remediation.kind),
+            );
+            if healed {
+                acted_on = Some(plan.root.clone());
+                attempts.push(attempt);
+                break;
+            }
+        }
+        attempts.push(attempt);
+    }
+
+    let (status, summary) = match (&acted_on, anomalous, hypotheses.is_empty()) {
+        (Some(root), _, _) => (
+            IncidentStatus::Resolved,
+            format!(
+                "Root cause {} on {} remedied and recovery verified from telemetry.",
+                root.fault.label(),
+                root.service
+            ),
+        ),
+        (None, false, _) => (
+            IncidentStatus::Resolved,
+            "Nothing anomalous found in the estate's telemetry; no action taken.".to_owned(),
+        ),
+        (None, true, true) => (
+            IncidentStatus::Failed,
+            "Anomalies that no known fault explains: escalated to the on-call engineer.".to_owned(),
+        ),
+        (None, true, false) => (
+            IncidentStatus::Failed,
+            format!(
+                "{} hypothesis(es) tried without a verified recovery: escalated to the on-call engineer.",
+                attempts.len()
+            ),
+        ),
+    };
+
+    let action = run.started(
+        AgentType::Communication,
+        "Writing the incident report and notifications".into(),
+        json!({}),
+    );
+    let duration = run.seconds(COMMUNICATION_SECONDS);
+    run.pass(duration).await?;
+    let outcome = Outcome {
+        status,
+        elapsed: run.elapsed.as_secs_f64(),
+        savings: None,
+        attempts,
+        summary,
+    };
+    let status_line = swarm.communication.status_line(case, &outcome);
+    let report = swarm.communication.report(case, &outcome, &run.timeline);
+    run.finished(
+        action,
+        ActionStatus::Completed,
+        Report {
+            description: status_line.clone(),
+            details: json!({ "status_page": status_line, "report_chars": report.len() }),
+            confidence: 0.95,
+        },
+        duration,
+    );
+    Ok(Verdict {
+        status,
+        elapsed: run.elapsed,
+        first_hypothesis: hypotheses.first().map(|h| h.root.clone()),
+        acted_on,
+        executed,
+        report,
+    })
 }

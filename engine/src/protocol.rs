@@ -177,6 +177,13 @@ pub struct Incident {
     pub resolution_time: Option<f64>,
     /// Dollars saved against a manual response; set when resolved.
     pub cost_savings: Option<f64>,
+    /// The root cause the swarm acted on, as in "memory leak on
+    /// user-service"; set when it finishes.
+    #[serde(default)]
+    pub root_cause: Option<String>,
+    /// The incident report, in markdown; set when it finishes.
+    #[serde(default)]
+    pub report: Option<String>,
 }
 
 /// The business impact meter's figures (seed 000's `metrics`), computed by
@@ -214,6 +221,13 @@ pub enum ServerMessage {
     },
     /// The impact meter's figures changed.
     PerformanceMetrics { metrics: PerformanceMetrics },
+    /// The agents voted on a remediation plan.
+    Consensus { incident_id: Uuid, round: ConsensusRound },
+    /// A setting of the estate changed (the config history).
+    ConfigChange {
+        incident_id: Option<Uuid>,
+        change: ConfigChangeEvent,
+    },
     /// A complete view that replaces whatever the client had. Sent first on
     /// a fresh connection, and when a resume cannot be served from the log.
     /// Its `seq` is the snapshot's `last_seq`.
@@ -228,9 +242,75 @@ impl ServerMessage {
             Self::AgentAction { .. } => "agent_action",
             Self::IncidentStatus { .. } => "incident_status",
             Self::PerformanceMetrics { .. } => "performance_metrics",
+            Self::Consensus { .. } => "consensus",
+            Self::ConfigChange { .. } => "config_change",
             Self::Snapshot { .. } => "snapshot",
         }
     }
+}
+
+/// One configuration change in the estate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigChangeEvent {
+    /// The service.
+    pub service: String,
+    /// The setting, as in `pool_size`.
+    pub key: String,
+    /// Value before.
+    pub from: String,
+    /// Value after.
+    pub to: String,
+    /// What changed it: an action, its rollback, or a release.
+    pub cause: String,
+}
+
+/// One agent's ballot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoteChoice {
+    Approve,
+    Reject,
+    /// The agent did not vote.
+    Silent,
+}
+
+/// One agent's vote on a plan, with its reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsensusVote {
+    /// Who voted.
+    pub agent: AgentType,
+    /// How.
+    pub choice: VoteChoice,
+    /// The evidence behind the agent's honest judgement.
+    pub reason: String,
+    /// The misbehaviour a scenario injected into this voter, if any
+    /// (`random`, `adversarial`, `silent`), so the dashboard can show it.
+    pub injected_fault: Option<String>,
+}
+
+/// A Byzantine vote on a remediation plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsensusRound {
+    /// The plan voted on, for people.
+    pub plan: String,
+    /// Voters (n).
+    pub voters: usize,
+    /// Faulty voters tolerated (f = ⌊(n − 1) / 3⌋).
+    pub tolerated: usize,
+    /// Approvals needed (2f + 1).
+    pub quorum: usize,
+    /// Approvals cast.
+    pub approvals: usize,
+    /// Rejections cast.
+    pub rejections: usize,
+    /// Voters that did not vote.
+    pub silent: usize,
+    /// The plan may run.
+    pub passed: bool,
+    /// Voters against the outcome.
+    pub dissent: Vec<AgentType>,
+    /// Every vote.
+    pub votes: Vec<ConsensusVote>,
 }
 
 /// A message as it travels: the event log's sequence number and time, and

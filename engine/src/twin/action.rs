@@ -330,7 +330,13 @@ impl Estate {
         let state = &mut self.services[index];
         state.memory = self.topology.spec(index).memory;
         state.restart_ticks.push_back(self.tick);
-        state.transient_errors = state.transient_errors.max(0.3);
+        // Requests in flight are dropped; a pipeline agent serves none.
+        let dropped = if self.topology.spec(index).kind == super::ServiceKind::Agent {
+            0.0
+        } else {
+            0.3
+        };
+        state.transient_errors = state.transient_errors.max(dropped);
     }
 
     fn rolling_restart(&mut self, index: usize) {

@@ -46,6 +46,9 @@ const MODEL_ACCURACY: f64 = 0.91;
 const SAFE_MODE_ACCURACY: f64 = 0.84;
 /// Population stability index of healthy inputs.
 const BASE_PSI: f64 = 0.05;
+/// Share of requests that fail on a healthy service (well inside every
+/// objective, even summed along a call chain).
+const BASE_ERRORS: f64 = 0.0003;
 /// Restarts are counted over this many seconds.
 const RESTART_WINDOW: u64 = 60;
 
@@ -323,6 +326,19 @@ impl Estate {
         for _ in 0..ticks {
             self.tick();
         }
+    }
+
+    /// Moves the clock on by `ticks` without simulating them (telemetry
+    /// resumes at the later time of day).
+    pub fn skip(&mut self, ticks: u64) {
+        self.tick += ticks;
+    }
+
+    /// Whether a fault of `kind` at `target` is active and not fading.
+    pub fn has_active_fault(&self, kind: FaultKind, target: &str) -> bool {
+        self.faults
+            .iter()
+            .any(|f| f.spec.kind == kind && f.spec.target == target && !self.fault_ended(f))
     }
 
     /// Starts a fault. Faults that ship with a release bump the target's
@@ -603,7 +619,7 @@ impl Estate {
             let queueing = (1.0 - spec.cpu) / (1.0 - cpu.min(0.985));
             let mut p50 = spec.latency_ms * queueing;
             let mut sigma = BASE_SIGMA + 3.0 * (cpu - 0.85).max(0.0);
-            let mut errors = 0.001 + state.transient_errors + 6.0 * (cpu - 0.95).max(0.0);
+            let mut errors = BASE_ERRORS + state.transient_errors + 6.0 * (cpu - 0.95).max(0.0);
             p50 *= 1.0 + 9.0 * e.slow_query;
             sigma += 0.4 * e.slow_query;
             if spec.kind == ServiceKind::Model {

@@ -15,8 +15,11 @@ use super::topology::{ServiceKind, ServiceSpec};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
+    #[serde(rename = "latency_p50_ms")]
     LatencyP50,
+    #[serde(rename = "latency_p95_ms")]
     LatencyP95,
+    #[serde(rename = "latency_p99_ms")]
     LatencyP99,
     ErrorRate,
     Rps,
@@ -260,6 +263,26 @@ pub fn slope(values: &[f64]) -> f64 {
         den += dx * dx;
     }
     num / den
+}
+
+/// Least-squares slope and its standard error, so a trend can be told from
+/// noise.
+pub fn slope_with_error(values: &[f64]) -> (f64, f64) {
+    let n = values.len();
+    if n < 3 {
+        return (slope(values), f64::INFINITY);
+    }
+    let b = slope(values);
+    let mean_x = (n as f64 - 1.0) / 2.0;
+    let mean_y = values.iter().sum::<f64>() / n as f64;
+    let (mut residual, mut spread) = (0.0, 0.0);
+    for (i, y) in values.iter().enumerate() {
+        let dx = i as f64 - mean_x;
+        let fitted = mean_y + b * dx;
+        residual += (y - fitted).powi(2);
+        spread += dx * dx;
+    }
+    (b, (residual / (n as f64 - 2.0) / spread).sqrt())
 }
 
 #[cfg(test)]

@@ -1,0 +1,274 @@
+//! Communication: the status-page entry, the notification, and the incident
+//! report in markdown (timeline, root cause with evidence, actions,
+//! verification, impact), all written from what the other agents found.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use serde_json::json;
+
+use super::{Agent, Case, Judgement, Plan, Report};
+use crate::{
+    protocol::{AgentType, IncidentStatus},
+    twin::Estate,
+};
+
+/// One remediation attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    /// The hypothesis it treated.
+    pub hypothesis: String,
+    /// The consensus, in one line.
+    pub consensus: String,
+    /// Whether the vote passed.
+    pub approved: bool,
+    /// Steps run, with their simulated seconds.
+    pub executed: Vec<(String, f64)>,
+    /// Whether telemetry showed recovery.
+    pub verified: bool,
+    /// What was still wrong when verification gave up.
+    pub outstanding: Vec<String>,
+    /// Steps undone, newest first.
+    pub rolled_back: Vec<String>,
+}
+
+/// A line of the incident's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    /// Simulated seconds since the incident opened.
+    pub at: f64,
+    /// Who.
+    pub agent: AgentType,
+    /// What.
+    pub text: String,
+}
+
+/// How the incident ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Final status.
+    pub status: IncidentStatus,
+    /// Simulated seconds from open to close.
+    pub elapsed: f64,
+    /// Dollars saved, when resolved.
+    pub savings: Option<f64>,
+    /// Every attempt, in order.
+    pub attempts: Vec<Attempt>,
+    /// Why it ended this way, in one line.
+    pub summary: String,
+}
+
+/// The communication agent.
+pub struct Communication;
+
+impl Communication {
+    /// The status-page line.
+    pub fn status_line(&self, case: &Case, outcome: &Outcome) -> String {
+        format!(
+            "[{}] {}: {}",
+            outcome.status.as_str().to_uppercase(),
+            case.incident.title,
+            outcome.summary
+        )
+    }
+
+    /// The full report, in markdown.
+    pub fn report(&self, case: &Case, outcome: &Outcome, timeline: &[TimelineEntry]) -> String {
+        let incident = &case.incident;
+        let mut md = String::new();
+        let _ = writeln!(md, "# {}\n", incident.title);
+        let _ = writeln!(
+            md,
+            "**Status:** {} · **Severity:** {} · **Time to resolve:** {:.1} s{}\n",
+            outcome.status.as_str(),
+            incident.severity.as_str(),
+            outcome.elapsed,
+            outcome
+                .savings
+                .map(|s| format!(" · **Saved:** ${s:.0}"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(md, "{}\n", outcome.summary);
+
+        let _ = writeln!(md, "## Root cause\n");
+        match case.diagnosis.as_ref().and_then(|d| d.hypotheses.first()) {
+            None => {
+                let _ = writeln!(md, "No root cause identified.\n");
+            }
+            Some(top) => {
+                let _ = writeln!(
+                    md,
+                    "{} ({:.0}% confidence; signature match {:.2}, explains {:.0}% of the anomaly).\n",
+                    top.label(),
+                    top.confidence * 100.0,
+                    top.signature_match,
+                    top.coverage * 100.0
+                );
+                if !top.path.is_empty() {
+                    let _ = writeln!(md, "Dependency path: {}\n", top.path.join(" → "));
+                }
+                let _ = writeln!(md, "| metric | deviation |\n|---|---|");
+                for e in &top.evidence {
+                    let _ = writeln!(md, "| {} | {:+.1}σ |", e.metric.as_str(), e.sigma);
+                }
+                let _ = writeln!(md);
+                if let Some(d) = &case.diagnosis {
+                    for other in d.hypotheses.iter().skip(1) {
+                        let _ = writeln!(
+                            md,
+                            "- Also considered: {} ({:.0}%)",
+                            other.label(),
+                            other.confidence * 100.0
+                        );
+                    }
+                    if d.hypotheses.len() > 1 {
+                        let _ = writeln!(md);
+                    }
+                }
+            }
+        }
+        if let Some(detection) = &case.detection {
+            let _ = writeln!(
+                md,
+                "Detection: {} anomalies across {} metrics on {}.\n",
+                detection.anomalies.len(),
+                detection.metrics_analyzed,
+                if detection.anomalous_services.is_empty() {
+                    "no service".to_owned()
+                } else {
+                    detection.anomalous_services.join(", ")
+                }
+            );
+        }
+
+        let _ = writeln!(md, "## Actions and verification\n");
+        if outcome.attempts.is_empty() {
+            let _ = writeln!(md, "No remediation was attempted.\n");
+        }
+        for (i, attempt) in outcome.attempts.iter().enumerate() {
+            let _ = writeln!(md, "{}. **{}** — {}", i + 1, attempt.hypothesis, attempt.consensus);
+            for (step, seconds) in &attempt.executed {
+                let _ = writeln!(md, "   - {step} ({seconds:.1} s)");
+            }
+            if attempt.approved {
+                let _ = writeln!(
+                    md,
+                    "   - Verification: {}",
+                    if attempt.verified {
+                        "recovered, from telemetry".to_owned()
+                    } else {
+                        format!("no recovery ({})", attempt.outstanding.join("; "))
+                    }
+                );
+            }
+            for step in &attempt.rolled_back {
+                let _ = writeln!(md, "   - Rolled back: {step}");
+            }
+        }
+        let _ = writeln!(md);
+
+        let _ = writeln!(md, "## Impact\n");
+        match &case.prediction {
+            Some(p) => {
+                let _ = writeln!(md, "At detection: ${:.0}/min.", p.impact_per_minute);
+                for loss in p.losses.iter().take(5) {
+                    let _ = writeln!(md, "- {}: ${:.0}/min", loss.service, loss.per_minute);
+                }
+                let _ = writeln!(md);
+            }
+            None => {
+                let _ = writeln!(md, "Not assessed.\n");
+            }
+        }
+
+        let _ = writeln!(md, "## Timeline\n");
+        for entry in timeline {
+            let _ = writeln!(md, "- +{:.1}s {}: {}", entry.at, entry.agent.label(), entry.text);
+        }
+        md
+    }
+}
+
+impl Agent for Communication {
+    fn kind(&self) -> AgentType {
+        AgentType::Communication
+    }
+
+    /// Opens the status-page entry while the others work.
+    fn work(&self, case: &mut Case, _estate: &Estate) -> Report {
+        Report {
+            description: format!("Status page: investigating \"{}\"", case.incident.title),
+            details: json!({ "status_page": "investigating", "audience": ["status_page", "on_call"] }),
+            confidence: 0.95,
+        }
+    }
+
+    /// Approves a plan that touches only what it must: services in the
+    /// blast radius it is meant to heal, or their direct callers.
+    fn judge(&self, case: &Case, plan: &Plan, estate: &Estate) -> Judgement {
+        let topology = estate.topology();
+        let radius: Vec<&str> = case
+            .diagnosis
+            .as_ref()
+            .map(|d| d.blast_radius.iter().map(|a| a.service.as_str()).collect())
+            .unwrap_or_default();
+        let stray: Vec<&str> = plan
+            .steps
+            .iter()
+            .map(|s| s.remediation.target.as_str())
+            .filter(|t| *t != plan.root.service && !radius.contains(t))
+            .filter(|t| {
+                let (Some(target), Some(root)) = (topology.index(t), topology.index(&plan.root.service)) else {
+                    return true;
+                };
+                !topology.spec(target).edges.iter().any(|e| e.to == root)
+            })
+            .collect();
+        Judgement {
+            approve: stray.is_empty(),
+            reason: if stray.is_empty() {
+                "the plan stays within the blast radius".into()
+            } else {
+                format!("the plan touches unrelated services: {}", stray.join(", "))
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::fixtures;
+
+    #[test]
+    fn the_report_names_the_cause_actions_and_verification() {
+        let case = Case::new(fixtures::incident(&["order-service"]));
+        let outcome = Outcome {
+            status: IncidentStatus::Resolved,
+            elapsed: 17.3,
+            savings: Some(1200.0),
+            attempts: vec![Attempt {
+                hypothesis: "crash loop on order-service".into(),
+                consensus: "approved 5/5 (quorum 3)".into(),
+                approved: true,
+                executed: vec![("Roll back deploy on order-service".into(), 2.2)],
+                verified: true,
+                outstanding: Vec::new(),
+                rolled_back: Vec::new(),
+            }],
+            summary: "Rolled back the bad release.".into(),
+        };
+        let timeline = [TimelineEntry {
+            at: 1.2,
+            agent: AgentType::Detection,
+            text: "3 anomalies".into(),
+        }];
+        let md = Communication.report(&case, &outcome, &timeline);
+        assert!(md.contains("**Status:** resolved"));
+        assert!(md.contains("Roll back deploy on order-service (2.2 s)"));
+        assert!(md.contains("recovered, from telemetry"));
+        assert!(md.contains("+1.2s Detection: 3 anomalies"));
+        assert!(md.contains("$1200"));
+    }
+}

@@ -1,0 +1,324 @@
+//! Detection: which metrics of which services are off their baselines, how
+//! sure we are that something is wrong, which known pattern it looks like,
+//! and which past incidents it resembles.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Agent, Case, Judgement, Plan, Report, Signature, deviations, harm, round2};
+use crate::{
+    protocol::AgentType,
+    twin::{Estate, Metric},
+};
+
+/// Deviation, in sigma, from which a metric counts as anomalous.
+pub const ANOMALY_SIGMA: f64 = 4.0;
+/// Deviations are capped here when weighing evidence, so one absurd reading
+/// cannot outweigh everything else.
+const CAP_SIGMA: f64 = 12.0;
+
+/// One metric off its baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Anomaly {
+    /// The service.
+    pub service: String,
+    /// The metric.
+    pub metric: Metric,
+    /// Its recent mean.
+    pub value: f64,
+    /// Its baseline mean.
+    pub baseline: f64,
+    /// Deviation in sigma, positive in the harmful direction.
+    pub sigma: f64,
+}
+
+/// A resolved incident whose anomalies resemble this one's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoricalMatch {
+    /// The past incident.
+    pub incident_id: uuid::Uuid,
+    /// Its diagnosed root cause.
+    pub root_cause: String,
+    /// Jaccard similarity of the anomaly sets, 0..=1.
+    pub similarity: f64,
+}
+
+/// A past incident's fingerprint, kept for matching.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fingerprint {
+    /// The incident.
+    pub incident_id: uuid::Uuid,
+    /// `service/metric` of each anomaly.
+    pub anomalies: std::collections::BTreeSet<String>,
+    /// What it turned out to be.
+    pub root_cause: String,
+}
+
+/// What detection found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Detection {
+    /// Series examined.
+    pub metrics_analyzed: usize,
+    /// Anomalies, strongest first.
+    pub anomalies: Vec<Anomaly>,
+    /// Services with at least one anomaly, strongest first.
+    pub anomalous_services: Vec<String>,
+    /// The best-matching known pattern and its score.
+    pub pattern: Option<(String, String, f64)>,
+    /// Similar past incidents, most similar first.
+    pub historical_matches: Vec<HistoricalMatch>,
+    /// Confidence that something is wrong.
+    pub confidence: f64,
+}
+
+impl Detection {
+    pub fn fingerprint(&self) -> std::collections::BTreeSet<String> {
+        self.anomalies
+            .iter()
+            .map(|a| format!("{}/{}", a.service, a.metric.as_str()))
+            .collect()
+    }
+}
+
+/// The detection agent.
+pub struct DetectionAgent {
+    /// The pattern library.
+    pub signatures: Vec<Signature>,
+    /// Past incidents to match against.
+    pub memory: std::sync::Mutex<Vec<Fingerprint>>,
+}
+
+impl DetectionAgent {
+    /// Scans every metric of every service.
+    pub fn detect(&self, estate: &Estate) -> Detection {
+        let topology = estate.topology();
+        let mut metrics_analyzed = 0;
+        let mut anomalies = Vec::new();
+        for (index, spec) in topology.services.iter().enumerate() {
+            let z = deviations(estate, index);
+            let telemetry = &estate.service(index).telemetry;
+            for metric in Metric::ALL {
+                if !metric.applies_to(spec) {
+                    continue;
+                }
+                metrics_analyzed += 1;
+                let sigma = harm(metric, z[metric as usize]);
+                if sigma >= ANOMALY_SIGMA {
+                    let recent = telemetry.recent(metric, 3);
+                    anomalies.push(Anomaly {
+                        service: spec.name.clone(),
+                        metric,
+                        value: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
+                        baseline: telemetry.baseline(metric).mean,
+                        sigma: round2(sigma),
+                    });
+                }
+            }
+        }
+        anomalies.sort_by(|a, b| b.sigma.total_cmp(&a.sigma));
+        let mut anomalous_services: Vec<String> = Vec::new();
+        for a in &anomalies {
+            if !anomalous_services.contains(&a.service) {
+                anomalous_services.push(a.service.clone());
+            }
+        }
+
+        // The pattern: the best signature over the anomalous services.
+        let pattern = anomalous_services
+            .iter()
+            .filter_map(|name| topology.index(name))
+            .flat_map(|index| {
+                let z = deviations(estate, index);
+                self.signatures
+                    .iter()
+                    .map(move |s| (s, index, s.score(estate, index, &z).0))
+            })
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+            .filter(|(_, _, score)| *score > 0.3)
+            .map(|(s, index, score)| (s.pattern.clone(), topology.spec(index).name.clone(), round2(score)));
+
+        let mut detection = Detection {
+            metrics_analyzed,
+            confidence: 0.0,
+            anomalies,
+            anomalous_services,
+            pattern,
+            historical_matches: Vec::new(),
+        };
+        let fingerprint = detection.fingerprint();
+        let memory = self.memory.lock().expect("memory lock poisoned");
+        let mut matches: Vec<HistoricalMatch> = memory
+            .iter()
+            .filter_map(|past| {
+                let shared = past.anomalies.intersection(&fingerprint).count() as f64;
+                let union = past.anomalies.union(&fingerprint).count() as f64;
+                let similarity = if union == 0.0 { 0.0 } else { shared / union };
+                (similarity >= 0.5).then(|| HistoricalMatch {
+                    incident_id: past.incident_id,
+                    root_cause: past.root_cause.clone(),
+                    similarity: round2(similarity),
+                })
+            })
+            .collect();
+        matches.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+        drop(memory);
+        matches.truncate(5);
+        detection.historical_matches = matches;
+        detection.confidence = confidence(&detection);
+        detection
+    }
+}
+
+/// Strength: how far the strongest anomalies are off baseline. Agreement:
+/// how many metrics corroborate, and whether a known pattern fits. With no
+/// anomaly, the confidence is that nothing is wrong.
+fn confidence(detection: &Detection) -> f64 {
+    if detection.anomalies.is_empty() {
+        return 0.9;
+    }
+    let top: Vec<f64> = detection
+        .anomalies
+        .iter()
+        .take(5)
+        .map(|a| a.sigma.min(CAP_SIGMA))
+        .collect();
+    let strength = top.iter().sum::<f64>() / top.len() as f64 / CAP_SIGMA;
+    let corroboration = (detection.anomalies.len() as f64 / 4.0).min(1.0);
+    let pattern = detection.pattern.as_ref().map_or(0.0, |p| p.2);
+    let history = if detection.historical_matches.is_empty() {
+        0.0
+    } else {
+        0.05
+    };
+    round2((0.45 + 0.25 * strength + 0.1 * corroboration + 0.15 * pattern + history).min(0.99))
+}
+
+impl Agent for DetectionAgent {
+    fn kind(&self) -> AgentType {
+        AgentType::Detection
+    }
+
+    fn work(&self, case: &mut Case, estate: &Estate) -> Report {
+        let detection = self.detect(estate);
+        let description = match (detection.anomalies.first(), &detection.pattern) {
+            (None, _) => format!("Nothing anomalous found across {} metrics", detection.metrics_analyzed),
+            (Some(top), pattern) => format!(
+                "{} anomalies on {} service(s); strongest {} {} at {:.1}σ{}",
+                detection.anomalies.len(),
+                detection.anomalous_services.len(),
+                top.service,
+                top.metric.as_str(),
+                top.sigma,
+                pattern
+                    .as_ref()
+                    .map(|(p, s, _)| format!("; looks like {p} on {s}"))
+                    .unwrap_or_default()
+            ),
+        };
+        let report = Report {
+            description,
+            details: json!({
+                "metrics_analyzed": detection.metrics_analyzed,
+                "anomalies_detected": detection.anomalies.len(),
+                "anomalous_services": detection.anomalous_services,
+                "top_anomalies": detection.anomalies.iter().take(8).collect::<Vec<_>>(),
+                "pattern_matched": detection.pattern.as_ref().map(|p| json!({"pattern": p.0, "service": p.1, "score": p.2})),
+                "historical_matches": detection.historical_matches,
+            }),
+            confidence: detection.confidence,
+        };
+        case.detection = Some(detection);
+        report
+    }
+
+    /// Approves a plan whose target shows anomalies of its own.
+    fn judge(&self, case: &Case, plan: &Plan, _estate: &Estate) -> Judgement {
+        let anomalous = case
+            .detection
+            .as_ref()
+            .is_some_and(|d| d.anomalous_services.contains(&plan.root.service));
+        Judgement {
+            approve: anomalous,
+            reason: if anomalous {
+                format!("{} is among the anomalous services", plan.root.service)
+            } else {
+                format!("{} shows no anomaly of its own", plan.root.service)
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{agents::fixtures, twin::FaultKind};
+
+    fn agent() -> DetectionAgent {
+        DetectionAgent {
+            signatures: super::super::signatures().unwrap(),
+            memory: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_healthy_estate_has_nothing_anomalous() {
+        let detection = agent().detect(&fixtures::estate(1));
+        assert!(detection.anomalies.is_empty(), "{:?}", detection.anomalies);
+        assert!(detection.metrics_analyzed > 100, "{}", detection.metrics_analyzed);
+        assert!(detection.pattern.is_none());
+    }
+
+    #[test]
+    fn pool_exhaustion_is_detected_on_the_database_and_its_callers() {
+        let estate = fixtures::broken(FaultKind::ConnectionPoolExhaustion, "postgres-primary", 3, 2);
+        let detection = agent().detect(&estate);
+        assert!(
+            detection
+                .anomalies
+                .iter()
+                .any(|a| a.service == "postgres-primary" && a.metric == Metric::PoolUsage)
+        );
+        for caller in ["order-service", "user-service"] {
+            assert!(detection.anomalous_services.iter().any(|s| s == caller), "{caller}");
+        }
+        let (pattern, service, _) = detection.pattern.clone().unwrap();
+        assert_eq!(service, "postgres-primary");
+        assert!(pattern.contains("pool"), "{pattern}");
+        assert!(detection.confidence > 0.8, "{}", detection.confidence);
+    }
+
+    #[test]
+    fn a_gradual_leak_is_weaker_evidence_than_a_cascade() {
+        let leak = agent().detect(&fixtures::broken(FaultKind::MemoryLeak, "user-service", 3, 3));
+        let cascade = agent().detect(&fixtures::broken(
+            FaultKind::ConnectionPoolExhaustion,
+            "postgres-primary",
+            3,
+            3,
+        ));
+        assert!(!leak.anomalies.is_empty());
+        assert!(
+            leak.confidence < cascade.confidence,
+            "{} vs {}",
+            leak.confidence,
+            cascade.confidence
+        );
+    }
+
+    #[test]
+    fn a_similar_past_incident_is_matched() {
+        let estate = fixtures::broken(FaultKind::CacheFailure, "redis-cache", 3, 4);
+        let first = agent().detect(&estate);
+        let agent = DetectionAgent {
+            memory: std::sync::Mutex::new(vec![Fingerprint {
+                incident_id: uuid::Uuid::nil(),
+                anomalies: first.fingerprint(),
+                root_cause: "cache_failure on redis-cache".into(),
+            }]),
+            ..agent()
+        };
+        let again = agent.detect(&estate);
+        assert_eq!(again.historical_matches.len(), 1);
+        assert_eq!(again.historical_matches[0].similarity, 1.0);
+    }
+}

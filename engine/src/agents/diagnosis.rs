@@ -1,0 +1,321 @@
+//! Diagnosis: ranked root-cause hypotheses with their evidence, and the
+//! blast radius on the dependency graph.
+//!
+//! A hypothesis is a fault kind at a service. It scores by two things: how
+//! well the service's own telemetry matches the fault's signature, and how
+//! much of the anomaly it explains through the graph (its callers suffer
+//! when it does; a cache's failure also loads its fallback). A root cause
+//! explains its symptoms; a symptom does not explain its root.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Agent, Case, Judgement, Plan, Report, Signature, deviations, round2};
+use crate::{
+    catalog::RootCause,
+    protocol::AgentType,
+    twin::{Estate, HealthState, Metric, ServiceKind, Topology},
+};
+
+/// Hypotheses below this score are not worth acting on.
+const MIN_SCORE: f64 = 0.2;
+/// Hypotheses kept.
+const KEEP: usize = 3;
+
+/// A metric behind a hypothesis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricEvidence {
+    /// The metric.
+    pub metric: Metric,
+    /// Its deviation from baseline, in sigma (signed).
+    pub sigma: f64,
+}
+
+/// A candidate root cause.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hypothesis {
+    /// The service and fault.
+    pub root: RootCause,
+    /// Overall score, 0..=1.
+    pub score: f64,
+    /// Share of the score among the hypotheses, as a confidence.
+    pub confidence: f64,
+    /// How well the signature matched, 0..=1.
+    pub signature_match: f64,
+    /// Share of the anomaly (weighted by strength) it explains.
+    pub coverage: f64,
+    /// The signature's metrics on the service.
+    pub evidence: Vec<MetricEvidence>,
+    /// A call path from a reported service to the root, when there is one.
+    pub path: Vec<String>,
+}
+
+impl Hypothesis {
+    /// "connection-pool exhaustion on postgres-primary".
+    pub fn label(&self) -> String {
+        format!("{} on {}", self.root.fault.label(), self.root.service)
+    }
+}
+
+/// A service in the blast radius.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Affected {
+    /// The service.
+    pub service: String,
+    /// Its health now.
+    pub health: HealthState,
+}
+
+/// What diagnosis concluded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnosis {
+    /// Hypotheses, best first; empty when nothing explains the anomalies.
+    pub hypotheses: Vec<Hypothesis>,
+    /// Services that depend on the top hypothesis's root, and their health.
+    pub blast_radius: Vec<Affected>,
+}
+
+/// The diagnosis agent.
+pub struct DiagnosisAgent {
+    /// The pattern library.
+    pub signatures: Vec<Signature>,
+}
+
+/// Whether trouble at `root` can show up at `other`: `other` calls it
+/// (directly or not), or `root` is a cache whose misses load `other`'s
+/// path.
+fn explains(topology: &Topology, root: usize, other: usize) -> bool {
+    if other == root || topology.reaches(other, root) {
+        return true;
+    }
+    let spec = topology.spec(root);
+    spec.kind == ServiceKind::Cache
+        && spec
+            .fallback
+            .is_some_and(|fallback| other == fallback || topology.reaches(other, fallback))
+}
+
+impl DiagnosisAgent {
+    pub fn diagnose(&self, estate: &Estate, reported: &[String], anomalous: &[String], strength: &[f64]) -> Diagnosis {
+        let topology = estate.topology();
+        let anomalous: Vec<(usize, f64)> = anomalous
+            .iter()
+            .zip(strength)
+            .filter_map(|(name, s)| topology.index(name).map(|i| (i, *s)))
+            .collect();
+        let total: f64 = anomalous.iter().map(|(_, s)| s).sum();
+        let mut hypotheses = Vec::new();
+        for &(candidate, _) in &anomalous {
+            let z = deviations(estate, candidate);
+            let explained: f64 = anomalous
+                .iter()
+                .filter(|(other, _)| explains(topology, candidate, *other))
+                .map(|(_, s)| s)
+                .sum();
+            let coverage = if total > 0.0 { explained / total } else { 0.0 };
+            for signature in &self.signatures {
+                let (matched, evidence) = signature.score(estate, candidate, &z);
+                let score = matched * (0.35 + 0.65 * coverage);
+                if score < MIN_SCORE {
+                    continue;
+                }
+                let path = reported
+                    .iter()
+                    .filter_map(|r| topology.index(r))
+                    .filter_map(|r| topology.path(r, candidate))
+                    .min_by_key(Vec::len)
+                    .map(|p| p.iter().map(|&i| topology.spec(i).name.clone()).collect())
+                    .unwrap_or_default();
+                hypotheses.push(Hypothesis {
+                    root: RootCause {
+                        service: topology.spec(candidate).name.clone(),
+                        fault: signature.fault,
+                    },
+                    score: round2(score),
+                    confidence: 0.0,
+                    signature_match: round2(matched),
+                    coverage: round2(coverage),
+                    evidence: evidence
+                        .into_iter()
+                        .map(|(metric, sigma)| MetricEvidence {
+                            metric,
+                            sigma: round2(sigma),
+                        })
+                        .collect(),
+                    path,
+                });
+            }
+        }
+        hypotheses.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hypotheses.truncate(KEEP);
+        let sum: f64 = hypotheses.iter().map(|h| h.score).sum();
+        for h in &mut hypotheses {
+            // A strong match that stands alone is near-certain; close
+            // runners-up share the belief.
+            h.confidence = round2((h.score * h.score / sum.max(f64::EPSILON)).min(0.99));
+        }
+        let blast_radius = hypotheses
+            .first()
+            .and_then(|h| topology.index(&h.root.service))
+            .map(|root| {
+                (0..topology.len())
+                    .filter(|&i| explains(topology, root, i))
+                    .map(|i| Affected {
+                        service: topology.spec(i).name.clone(),
+                        health: estate.health(i, 3),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Diagnosis {
+            hypotheses,
+            blast_radius,
+        }
+    }
+}
+
+impl Agent for DiagnosisAgent {
+    fn kind(&self) -> AgentType {
+        AgentType::Diagnosis
+    }
+
+    fn work(&self, case: &mut Case, estate: &Estate) -> Report {
+        let (anomalous, strength) = case
+            .detection
+            .as_ref()
+            .map(|d| {
+                let strength = d
+                    .anomalous_services
+                    .iter()
+                    .map(|s| {
+                        d.anomalies
+                            .iter()
+                            .filter(|a| &a.service == s)
+                            .map(|a| a.sigma.min(12.0))
+                            .fold(0.0, f64::max)
+                    })
+                    .collect::<Vec<_>>();
+                (d.anomalous_services.clone(), strength)
+            })
+            .unwrap_or_default();
+        let diagnosis = self.diagnose(estate, &case.incident.affected_services, &anomalous, &strength);
+        let report = match diagnosis.hypotheses.first() {
+            None => Report {
+                description: if anomalous.is_empty() {
+                    "No root cause to find: telemetry is within baselines".into()
+                } else {
+                    format!("No known fault explains the anomalies on {}", anomalous.join(", "))
+                },
+                details: json!({ "hypotheses": [], "blast_radius": [] }),
+                confidence: 0.5,
+            },
+            Some(top) => Report {
+                description: format!(
+                    "Root cause: {} ({:.0}% confident){}",
+                    top.label(),
+                    top.confidence * 100.0,
+                    diagnosis
+                        .hypotheses
+                        .get(1)
+                        .map(|h| format!("; next: {}", h.label()))
+                        .unwrap_or_default()
+                ),
+                details: json!({
+                    "hypotheses": diagnosis.hypotheses,
+                    "blast_radius": diagnosis.blast_radius,
+                }),
+                confidence: top.confidence,
+            },
+        };
+        case.diagnosis = Some(diagnosis);
+        report
+    }
+
+    /// Approves a plan aimed at one of its own hypotheses.
+    fn judge(&self, case: &Case, plan: &Plan, _estate: &Estate) -> Judgement {
+        let rank = case
+            .diagnosis
+            .as_ref()
+            .and_then(|d| d.hypotheses.iter().position(|h| h.root == plan.root));
+        match rank {
+            Some(rank) => Judgement {
+                approve: true,
+                reason: format!("hypothesis #{} of the diagnosis", rank + 1),
+            },
+            None => Judgement {
+                approve: false,
+                reason: "not among the diagnosed hypotheses".into(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        agents::{DetectionAgent, fixtures, signatures},
+        twin::FaultKind,
+    };
+
+    fn diagnose(kind: FaultKind, target: &str, seed: u64) -> Diagnosis {
+        let estate = fixtures::broken(kind, target, 3, seed);
+        let mut case = Case::new(fixtures::incident(&["api-gateway"]));
+        DetectionAgent {
+            signatures: signatures().unwrap(),
+            memory: Default::default(),
+        }
+        .work(&mut case, &estate);
+        DiagnosisAgent {
+            signatures: signatures().unwrap(),
+        }
+        .work(&mut case, &estate);
+        case.diagnosis.unwrap()
+    }
+
+    #[test]
+    fn the_database_is_blamed_not_its_suffering_callers() {
+        let d = diagnose(FaultKind::ConnectionPoolExhaustion, "postgres-primary", 1);
+        let top = &d.hypotheses[0];
+        assert_eq!(top.root.service, "postgres-primary");
+        assert_eq!(top.root.fault, FaultKind::ConnectionPoolExhaustion);
+        assert!(top.coverage > 0.9, "{}", top.coverage);
+        assert!(
+            top.evidence
+                .iter()
+                .any(|e| e.metric == Metric::PoolUsage && e.sigma > 4.0)
+        );
+        assert_eq!(top.path.first().map(String::as_str), Some("api-gateway"));
+        assert_eq!(top.path.last().map(String::as_str), Some("postgres-primary"));
+        assert!(
+            d.blast_radius
+                .iter()
+                .any(|a| a.service == "order-service" && a.health != HealthState::Healthy)
+        );
+    }
+
+    #[test]
+    fn a_failed_cache_is_blamed_for_the_database_it_overloads() {
+        let d = diagnose(FaultKind::CacheFailure, "redis-cache", 2);
+        assert_eq!(d.hypotheses[0].root.service, "redis-cache");
+        assert_eq!(d.hypotheses[0].root.fault, FaultKind::CacheFailure);
+    }
+
+    #[test]
+    fn a_restart_loop_and_a_partition_are_told_apart() {
+        let crash = diagnose(FaultKind::CrashLoop, "order-service", 3);
+        assert_eq!(crash.hypotheses[0].root.fault, FaultKind::CrashLoop);
+        let partition = diagnose(FaultKind::NetworkPartition, "postgres-primary", 3);
+        assert_eq!(partition.hypotheses[0].root.fault, FaultKind::NetworkPartition);
+    }
+
+    #[test]
+    fn a_healthy_estate_gets_no_hypothesis() {
+        let estate = fixtures::estate(4);
+        let d = DiagnosisAgent {
+            signatures: signatures().unwrap(),
+        }
+        .diagnose(&estate, &["api-gateway".into()], &[], &[]);
+        assert!(d.hypotheses.is_empty());
+    }
+}

@@ -1,0 +1,236 @@
+//! The five agents of the swarm, one module each, behind one trait.
+//!
+//! An agent reads the twin's telemetry and topology (never its faults, and
+//! never a scenario's answer key), adds its findings to the [`Case`], and
+//! later judges the remediation plan from those findings in the consensus
+//! vote. Findings carry their evidence, so the dashboard and the report can
+//! show *why*, and a wrong conclusion can be seen to be wrong.
+
+pub mod communication;
+pub mod detection;
+pub mod diagnosis;
+pub mod prediction;
+pub mod resolution;
+
+use serde::Deserialize;
+
+use crate::{
+    protocol::{AgentType, Incident},
+    twin::{Estate, FaultKind, Metric, ServiceKind, Worse},
+};
+
+pub use communication::Communication;
+pub use detection::{Anomaly, Detection, DetectionAgent};
+pub use diagnosis::{Diagnosis, DiagnosisAgent, Hypothesis};
+pub use prediction::{Prediction, PredictionAgent};
+pub use resolution::{Plan, ResolutionAgent};
+
+/// Everything the swarm has learned about one incident so far.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The incident as reported.
+    pub incident: Incident,
+    /// The detection agent's findings.
+    pub detection: Option<Detection>,
+    /// The diagnosis agent's findings.
+    pub diagnosis: Option<Diagnosis>,
+    /// The prediction agent's findings.
+    pub prediction: Option<Prediction>,
+}
+
+impl Case {
+    pub fn new(incident: Incident) -> Self {
+        Self {
+            incident,
+            detection: None,
+            diagnosis: None,
+            prediction: None,
+        }
+    }
+}
+
+/// What an agent tells the activity feed about its work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// One line for people.
+    pub description: String,
+    /// The facts behind it.
+    pub details: serde_json::Value,
+    /// How sure the agent is, 0..=1.
+    pub confidence: f64,
+}
+
+/// An agent's honest judgement of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    /// Whether its evidence supports the plan.
+    pub approve: bool,
+    /// Which evidence, for people.
+    pub reason: String,
+}
+
+/// One agent of the swarm.
+pub trait Agent: Send + Sync {
+    /// Which agent this is.
+    fn kind(&self) -> AgentType;
+
+    /// Studies the estate and records findings on the case.
+    fn work(&self, case: &mut Case, estate: &Estate) -> Report;
+
+    /// Judges `plan` from this agent's own findings.
+    fn judge(&self, case: &Case, plan: &Plan, estate: &Estate) -> Judgement;
+}
+
+/// The signed deviation of every metric of `service` from its baseline,
+/// over the mean of the last few samples (one sample is too noisy).
+pub fn deviations(estate: &Estate, service: usize) -> [f64; Metric::COUNT] {
+    const WINDOW: usize = 3;
+    let telemetry = &estate.service(service).telemetry;
+    let mut z = [0.0; Metric::COUNT];
+    for metric in Metric::ALL {
+        let recent = telemetry.recent(metric, WINDOW);
+        if recent.is_empty() {
+            continue;
+        }
+        let mean = recent.iter().sum::<f64>() / recent.len() as f64;
+        z[metric as usize] = telemetry.baseline(metric).z(metric, mean);
+    }
+    z
+}
+
+/// How far a signed deviation goes in the harmful direction.
+pub fn harm(metric: Metric, z: f64) -> f64 {
+    match metric.worse() {
+        Worse::Up => z,
+        Worse::Down => -z,
+        Worse::Either => z.abs(),
+    }
+}
+
+/// Which way a signature expects a metric to move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Up,
+    Down,
+    Flat,
+}
+
+/// A known fault's telemetry pattern (`data/signatures.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    /// The fault kind it identifies.
+    pub fault: FaultKind,
+    /// A human name for the pattern.
+    pub pattern: String,
+    /// Service kinds it applies to.
+    pub kinds: Vec<ServiceKind>,
+    /// Expected movement and weight per metric.
+    pub expect: std::collections::BTreeMap<Metric, (Direction, f64)>,
+}
+
+/// Deviation, in sigma, at which a metric counts as fully moved.
+const FULL_MOVE_SIGMA: f64 = 6.0;
+
+impl Signature {
+    /// How well `z` (a service's deviations) matches, in 0..=1, with the
+    /// evidence for each expected metric. Metrics the service does not have
+    /// are left out.
+    pub fn score(&self, estate: &Estate, service: usize, z: &[f64; Metric::COUNT]) -> (f64, Vec<(Metric, f64)>) {
+        let spec = estate.topology().spec(service);
+        if !self.kinds.contains(&spec.kind) {
+            return (0.0, Vec::new());
+        }
+        let (mut total, mut weights, mut evidence) = (0.0, 0.0, Vec::new());
+        for (&metric, &(direction, weight)) in &self.expect {
+            if !metric.applies_to(spec) {
+                continue;
+            }
+            let d = z[metric as usize];
+            let fit = match direction {
+                Direction::Up => (d / FULL_MOVE_SIGMA).clamp(-1.0, 1.0),
+                Direction::Down => (-d / FULL_MOVE_SIGMA).clamp(-1.0, 1.0),
+                Direction::Flat => 1.0 - (d.abs() / 4.0).min(2.0),
+            };
+            total += weight * fit;
+            weights += weight;
+            evidence.push((metric, d));
+        }
+        if weights == 0.0 {
+            return (0.0, evidence);
+        }
+        ((total / weights).max(0.0), evidence)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureFile {
+    signature: Vec<Signature>,
+}
+
+/// The signature library built into the binary.
+pub fn signatures() -> Result<Vec<Signature>, String> {
+    let file: SignatureFile =
+        toml::from_str(include_str!("../../data/signatures.toml")).map_err(|e| format!("data/signatures.toml: {e}"))?;
+    if let Some(kind) = FaultKind::ALL
+        .iter()
+        .find(|k| !file.signature.iter().any(|s| s.fault == **k))
+    {
+        return Err(format!("data/signatures.toml: no signature for {}", kind.as_str()));
+    }
+    Ok(file.signature)
+}
+
+/// Rounds to two decimals, for figures people read.
+pub(crate) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use std::sync::Arc;
+
+    use crate::{
+        protocol::{Incident, IncidentStatus, Severity},
+        twin::{Estate, FaultKind, FaultSpec, Topology},
+    };
+
+    pub fn estate(seed: u64) -> Estate {
+        Estate::new(Arc::new(Topology::embedded().unwrap()), seed, 10.0 * 3600.0)
+    }
+
+    /// An estate with `kind` at `target`, running for `seconds`.
+    pub fn broken(kind: FaultKind, target: &str, seconds: u64, seed: u64) -> Estate {
+        let mut estate = estate(seed);
+        estate
+            .inject(&FaultSpec {
+                kind,
+                target: target.into(),
+                intensity: 1.0,
+                onset_seconds: 0.0,
+                lead_seconds: 30.0,
+            })
+            .unwrap();
+        estate.advance(seconds);
+        estate
+    }
+
+    pub fn incident(services: &[&str]) -> Incident {
+        Incident {
+            id: uuid::Uuid::nil(),
+            title: "t".into(),
+            severity: Severity::High,
+            affected_services: services.iter().map(|s| s.to_string()).collect(),
+            scenario_id: None,
+            status: IncidentStatus::Active,
+            created_at: chrono::Utc::now(),
+            finished_at: None,
+            resolution_time: None,
+            cost_savings: None,
+            root_cause: None,
+            report: None,
+        }
+    }
+}

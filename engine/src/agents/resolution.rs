@@ -1,0 +1,327 @@
+//! Resolution: turns a hypothesis into a concrete plan from its playbook,
+//! checks that the plan is safe to run, and judges when the estate has
+//! recovered. The orchestrator runs the steps one at a time against the
+//! twin, verifies, and rolls back in reverse when recovery does not come.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Agent, Case, Hypothesis, Judgement, Report};
+use crate::{
+    catalog::{Catalog, Playbook, RootCause, StepTarget},
+    protocol::AgentType,
+    twin::{ActionKind, Estate, HealthState, Metric, Remediation},
+};
+
+/// One step of a plan, ready to run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedStep {
+    /// The action and its target.
+    pub remediation: Remediation,
+    /// Nominal simulated seconds.
+    pub seconds: f64,
+}
+
+impl PlannedStep {
+    pub fn label(&self) -> String {
+        format!("{} on {}", self.remediation.kind.label(), self.remediation.target)
+    }
+}
+
+/// A pre-flight check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SafetyCheck {
+    /// What is checked.
+    pub name: &'static str,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The facts.
+    pub detail: String,
+}
+
+/// A remediation plan for one hypothesis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// The root cause it treats.
+    pub root: RootCause,
+    /// The playbook it comes from.
+    pub playbook: String,
+    /// The steps, in order.
+    pub steps: Vec<PlannedStep>,
+    /// Services whose recovery proves the plan worked.
+    pub watch: Vec<String>,
+}
+
+impl Plan {
+    /// "Connection pool exhaustion playbook for postgres-primary: …".
+    pub fn summary(&self) -> String {
+        format!(
+            "{} for {}: {}",
+            self.playbook,
+            self.root.service,
+            self.steps
+                .iter()
+                .map(PlannedStep::label)
+                .collect::<Vec<_>>()
+                .join(", then ")
+        )
+    }
+}
+
+/// The resolution agent.
+pub struct ResolutionAgent;
+
+impl ResolutionAgent {
+    /// The plan for `hypothesis`, from its playbook, with targets resolved
+    /// on the estate. `None` when no step applies.
+    pub fn plan(&self, catalog: &Catalog, hypothesis: &Hypothesis, watch: &[String], estate: &Estate) -> Option<Plan> {
+        let playbook: &Playbook = catalog.playbook_for(hypothesis.root.fault)?;
+        let topology = estate.topology();
+        let root = topology.index(&hypothesis.root.service)?;
+        let mut steps = Vec::new();
+        for step in &playbook.step {
+            let targets: Vec<usize> = match step.target {
+                StepTarget::Root => vec![root],
+                StepTarget::Callers => topology.callers(root).filter(|&c| topology.spec(c).owned).collect(),
+            };
+            for target in targets {
+                if step.action.refusal(topology.spec(target)).is_none() {
+                    steps.push(PlannedStep {
+                        remediation: Remediation {
+                            kind: step.action,
+                            target: topology.spec(target).name.clone(),
+                        },
+                        seconds: step.seconds,
+                    });
+                }
+            }
+        }
+        if steps.is_empty() {
+            return None;
+        }
+        let mut watch: Vec<String> = watch.to_vec();
+        if topology.spec(root).owned && !watch.contains(&hypothesis.root.service) {
+            watch.push(hypothesis.root.service.clone());
+        }
+        Some(Plan {
+            root: hypothesis.root.clone(),
+            playbook: playbook.name.clone(),
+            steps,
+            watch,
+        })
+    }
+
+    /// Seed 000's checks, computed on the estate: a backup or standby for
+    /// stateful targets, a rollback plan, and an assessed impact.
+    pub fn safety_checks(&self, case: &Case, plan: &Plan, estate: &Estate) -> Vec<SafetyCheck> {
+        let topology = estate.topology();
+        let mut checks = Vec::new();
+        let stateful: Vec<&PlannedStep> = plan
+            .steps
+            .iter()
+            .filter(|s| {
+                topology
+                    .index(&s.remediation.target)
+                    .is_some_and(|i| topology.spec(i).kind.is_stateful())
+            })
+            .collect();
+        let backup = stateful.iter().all(|step| {
+            let index = topology.index(&step.remediation.target).expect("planned on the estate");
+            match (step.remediation.kind, topology.spec(index).replica) {
+                // Promoting a standby needs a healthy standby.
+                (ActionKind::FailoverDatabase, Some(replica)) => {
+                    estate.health(replica, 3) == HealthState::Healthy
+                        && estate.service(replica).telemetry.latest().get(Metric::Heartbeat) > 0.9
+                }
+                (ActionKind::FailoverDatabase, None) => false,
+                _ => true,
+            }
+        });
+        checks.push(SafetyCheck {
+            name: "backup_verified",
+            passed: backup,
+            detail: if stateful.is_empty() {
+                "no stateful service is touched".into()
+            } else if backup {
+                format!("standby and snapshots healthy for {} stateful step(s)", stateful.len())
+            } else {
+                "the standby is not healthy enough to take over".into()
+            },
+        });
+        let irreversible: Vec<String> = plan
+            .steps
+            .iter()
+            .filter(|s| !s.remediation.kind.reversible())
+            .map(PlannedStep::label)
+            .collect();
+        checks.push(SafetyCheck {
+            name: "rollback_plan_ready",
+            passed: true,
+            detail: if irreversible.is_empty() {
+                "every step can be undone in reverse order".into()
+            } else {
+                format!(
+                    "reversible steps will be undone; no-undo but safe: {}",
+                    irreversible.join(", ")
+                )
+            },
+        });
+        let assessed = case.prediction.is_some() && case.diagnosis.is_some();
+        checks.push(SafetyCheck {
+            name: "impact_assessed",
+            passed: assessed,
+            detail: case
+                .prediction
+                .as_ref()
+                .map(|p| format!("${:.0}/min at stake", p.impact_per_minute))
+                .unwrap_or_else(|| "no prediction".into()),
+        });
+        let owned = plan.steps.iter().all(|s| {
+            topology
+                .index(&s.remediation.target)
+                .is_some_and(|i| topology.spec(i).owned)
+        });
+        checks.push(SafetyCheck {
+            name: "targets_owned",
+            passed: owned,
+            detail: "every target is ours to change".into(),
+        });
+        checks
+    }
+
+    /// What still keeps the watched services from recovery, over the last
+    /// `window` seconds: empty means recovered.
+    pub fn outstanding(&self, plan: &Plan, estate: &Estate, window: usize) -> Vec<String> {
+        estate
+            .violations(window)
+            .into_iter()
+            .filter(|v| plan.watch.iter().any(|w| v.starts_with(&format!("{w}:"))))
+            .collect()
+    }
+}
+
+impl Agent for ResolutionAgent {
+    fn kind(&self) -> AgentType {
+        AgentType::Resolution
+    }
+
+    /// Resolution's analysis is its plan; this reports readiness.
+    fn work(&self, case: &mut Case, _estate: &Estate) -> Report {
+        let ready = case.diagnosis.as_ref().is_some_and(|d| !d.hypotheses.is_empty());
+        Report {
+            description: if ready {
+                "Plan ready for the vote".into()
+            } else {
+                "Nothing to remediate".into()
+            },
+            details: json!({}),
+            confidence: 0.9,
+        }
+    }
+
+    /// Approves a plan whose safety checks pass.
+    fn judge(&self, case: &Case, plan: &Plan, estate: &Estate) -> Judgement {
+        let failed: Vec<&'static str> = self
+            .safety_checks(case, plan, estate)
+            .into_iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect();
+        Judgement {
+            approve: failed.is_empty(),
+            reason: if failed.is_empty() {
+                "all safety checks pass".into()
+            } else {
+                format!("failed checks: {}", failed.join(", "))
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        agents::fixtures,
+        twin::{FaultKind, Topology},
+    };
+
+    fn hypothesis(service: &str, fault: FaultKind) -> Hypothesis {
+        Hypothesis {
+            root: RootCause {
+                service: service.into(),
+                fault,
+            },
+            score: 0.9,
+            confidence: 0.9,
+            signature_match: 0.9,
+            coverage: 1.0,
+            evidence: Vec::new(),
+            path: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn callers_steps_fan_out_to_every_owned_caller() {
+        let estate = fixtures::estate(1);
+        let catalog = Catalog::embedded(&Topology::embedded().unwrap()).unwrap();
+        let plan = ResolutionAgent
+            .plan(
+                &catalog,
+                &hypothesis("payment-gateway", FaultKind::DependencyTimeout),
+                &[],
+                &estate,
+            )
+            .unwrap();
+        assert_eq!(plan.steps.len(), 1);
+        assert_eq!(plan.steps[0].remediation.target, "payment-service");
+        // A third party is never watched for our recovery.
+        assert!(!plan.watch.contains(&"payment-gateway".to_owned()));
+    }
+
+    #[test]
+    fn a_failover_onto_a_broken_standby_fails_its_safety_check() {
+        let catalog = Catalog::embedded(&Topology::embedded().unwrap()).unwrap();
+        let estate = fixtures::broken(FaultKind::CrashLoop, "order-service", 1, 2);
+        let mut broken_standby = fixtures::estate(2);
+        broken_standby
+            .inject(&crate::twin::FaultSpec {
+                kind: FaultKind::NetworkPartition,
+                target: "postgres-primary".into(),
+                intensity: 1.0,
+                onset_seconds: 0.0,
+                lead_seconds: 0.0,
+            })
+            .unwrap();
+        let mut replica_down = fixtures::estate(2);
+        replica_down
+            .inject(&crate::twin::FaultSpec {
+                kind: FaultKind::DiskExhaustion,
+                target: "postgres-replica".into(),
+                intensity: 1.0,
+                onset_seconds: 0.0,
+                lead_seconds: 600.0,
+            })
+            .unwrap();
+        replica_down.advance(10);
+        let plan = ResolutionAgent
+            .plan(
+                &catalog,
+                &hypothesis("postgres-primary", FaultKind::NetworkPartition),
+                &[],
+                &estate,
+            )
+            .unwrap();
+        let case = Case::new(fixtures::incident(&["order-service"]));
+        let check = |e: &Estate| {
+            ResolutionAgent
+                .safety_checks(&case, &plan, e)
+                .into_iter()
+                .find(|c| c.name == "backup_verified")
+                .unwrap()
+                .passed
+        };
+        assert!(check(&estate));
+        assert!(!check(&replica_down));
+    }
+}

@@ -182,12 +182,22 @@ impl Catalog {
             return Err(invalid(dir.display().to_string(), "no scenario files (*.toml) here"));
         }
         let borrowed: Vec<(&str, &str)> = sources.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        Self::from_sources(&borrowed, embedded::PLAYBOOKS, topology)
+        Self::build(&dir.display().to_string(), &borrowed, embedded::PLAYBOOKS, topology)
     }
 
     /// Parses `(id, toml)` pairs and checks that they fit together and with
     /// the estate.
     pub fn from_sources(
+        scenarios: &[(&str, &str)],
+        playbooks: &[(&str, &str)],
+        topology: &Topology,
+    ) -> Result<Self, CatalogError> {
+        Self::build("data/scenarios", scenarios, playbooks, topology)
+    }
+
+    /// As [`Catalog::from_sources`], naming scenario files in `scenario_dir`.
+    fn build(
+        scenario_dir: &str,
         scenarios: &[(&str, &str)],
         playbooks: &[(&str, &str)],
         topology: &Topology,
@@ -228,7 +238,7 @@ impl Catalog {
             ));
         }
         for (id, text) in scenarios {
-            let file = format!("data/scenarios/{id}.toml");
+            let file = format!("{scenario_dir}/{id}.toml");
             let mut scenario: Scenario = toml::from_str(text).map_err(|e| invalid(&file, e.to_string()))?;
             crate::request::ScenarioId::parse(id).map_err(|e| invalid(&file, e.reason))?;
             for (i, service) in scenario.affected_services.iter().enumerate() {

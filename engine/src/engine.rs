@@ -824,6 +824,52 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_compromised_voter_is_outvoted_and_named_in_the_dissent() {
+        let engine = engine(9);
+        let mut live = engine.feed(None).live;
+        engine.trigger_scenario("byzantine_cascade", None).unwrap();
+        let events = collect_until(&mut live, is_settled).await;
+        let round = events
+            .iter()
+            .find_map(|e| match &e.message {
+                ServerMessage::Consensus { round, .. } => Some(round.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(round.passed);
+        assert_eq!(round.dissent, [AgentType::Prediction]);
+        let liar = round.votes.iter().find(|v| v.agent == AgentType::Prediction).unwrap();
+        assert_eq!(liar.injected_fault.as_deref(), Some("adversarial"));
+        assert_eq!(engine.metrics().incidents_resolved, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_incident_with_nothing_behind_it_is_closed_without_action() {
+        let engine = engine(10);
+        let mut live = engine.feed(None).live;
+        let request = IncidentRequest {
+            title: IncidentTitle::parse("Users report slowness").unwrap(),
+            severity: Severity::Low,
+            affected_services: vec![ServiceName::parse("api-gateway", "affected_services").unwrap()],
+            scenario_id: None,
+        };
+        let incident = engine.open_incident(request).unwrap();
+        let events = collect_until(&mut live, is_settled).await;
+        assert!(events.iter().any(|e| matches!(
+            &e.message,
+            ServerMessage::AgentAction { action, .. } if action.description.starts_with("Nothing anomalous found")
+        )));
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(&e.message, ServerMessage::Consensus { .. }))
+        );
+        let closed = engine.incident(incident.id).unwrap();
+        assert_eq!(closed.status, IncidentStatus::Resolved);
+        assert!(closed.report.unwrap().contains("No remediation was attempted"));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn speed_compresses_wall_time_but_not_reported_mttr() {
         let slow = engine(3);
         let fast = Engine::new(EngineConfig {

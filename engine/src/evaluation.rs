@@ -61,8 +61,14 @@ pub struct Evaluation {
 }
 
 /// Runs every scenario of `catalog` `runs` times, all at once, on isolated
-/// twins at the highest speed.
-pub async fn evaluate(catalog: Catalog, runs: usize, seed: u64) -> Result<Evaluation, StartError> {
+/// twins at the highest speed. `progress(done, total)` is called as
+/// incidents close.
+pub async fn evaluate(
+    catalog: Catalog,
+    runs: usize,
+    seed: u64,
+    progress: impl Fn(usize, usize),
+) -> Result<Evaluation, StartError> {
     let topology = Arc::new(Topology::embedded()?);
     let engine = Engine::with_catalog(
         EngineConfig {
@@ -93,6 +99,7 @@ pub async fn evaluate(catalog: Catalog, runs: usize, seed: u64) -> Result<Evalua
             Ok(event) => {
                 if let ServerMessage::IncidentStatus { .. } = event.message {
                     open -= 1;
+                    progress(opened.len() - open, opened.len());
                 }
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
@@ -205,9 +212,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_swarm_meets_its_quality_bar_on_every_scenario() {
         let topology = Topology::embedded().unwrap();
-        let evaluation = evaluate(Catalog::embedded(&topology).unwrap(), 3, 11).await.unwrap();
+        let evaluation = evaluate(Catalog::embedded(&topology).unwrap(), 3, 11, |_, _| {})
+            .await
+            .unwrap();
         println!("{}", evaluation.table());
-        assert_eq!(evaluation.scenarios.len(), 16);
+        assert_eq!(evaluation.scenarios.len(), 17);
         assert!(evaluation.root_cause_accuracy >= 0.95, "{}", evaluation.table());
         assert!(evaluation.healing_success >= 0.95, "{}", evaluation.table());
         assert!(evaluation.unnecessary_action_rate < 0.05, "{}", evaluation.table());

@@ -47,6 +47,36 @@ pub struct Settings {
     /// Log format.
     #[arg(long, env = "ANTIBODY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Something else than serving (serving is the default).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The binary's other jobs.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Score the swarm: run every scenario many times on isolated twins and
+    /// compare with the answer keys.
+    Eval(EvalArgs),
+}
+
+/// `antibody eval` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// Runs per scenario.
+    #[arg(long, default_value = "20", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub runs: u32,
+    /// Seed everything derives from.
+    #[arg(long, default_value = "1")]
+    pub seed: u64,
+    /// Print machine-readable JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Evaluate the scenario files of this folder (the format of
+    /// engine/data/scenarios) instead of the built-in catalog.
+    #[arg(long, value_name = "DIR")]
+    pub scenarios: Option<PathBuf>,
 }
 
 impl Settings {

@@ -6,8 +6,10 @@
 //! - [`routes`]: the HTTP and WebSocket handlers, each an adapter over
 //!   [`engine::Engine`].
 //! - [`problem`]: RFC 9457 problem-details errors.
+//! - [`eval`]: the `antibody eval` subcommand (the swarm's score card).
 
 pub mod configuration;
+pub mod eval;
 pub mod problem;
 pub mod routes;
 pub mod startup;

@@ -33,10 +33,11 @@ pub fn settings(speed: f64, shutdown_grace: Duration) -> Settings {
         site_root: PathBuf::from("target/site"),
         shutdown_grace,
         log_format: LogFormat::Text,
+        command: None,
     }
 }
 
-/// A server at 200x speed: an incident takes about 0.1 s.
+/// A server at 200x speed: an incident takes about 0.1 s of wall time.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(settings(200.0, Duration::from_secs(5))).await
 }

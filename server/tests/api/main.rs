@@ -1,6 +1,8 @@
 //! Integration tests: the real server, in process, on 127.0.0.1:0, driven
-//! over real HTTP and WebSocket.
+//! over real HTTP and WebSocket; and the binary itself, for its subcommands
+//! and signals.
 
+mod eval;
 mod helpers;
 mod incidents;
 mod pages;

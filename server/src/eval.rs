@@ -1,0 +1,41 @@
+//! `antibody eval`: scores the swarm against the scenarios' answer keys and
+//! prints a table (or JSON), with a progress bar on a terminal.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use engine::{catalog::Catalog, evaluation::evaluate, twin::Topology};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::configuration::EvalArgs;
+
+pub async fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let topology = Topology::embedded()?;
+    let catalog = match &args.scenarios {
+        Some(dir) => Catalog::with_scenarios_from(dir, &topology)
+            .with_context(|| format!("reading scenarios from {}", dir.display()))?,
+        None => Catalog::embedded(&topology)?,
+    };
+    let bar = if std::io::stderr().is_terminal() && !args.json {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} incidents closed [{elapsed}] {wide_bar}")
+            .expect("a valid template"),
+    );
+    let evaluation = evaluate(catalog, args.runs as usize, args.seed, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .await?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&evaluation)?);
+    } else {
+        print!("{}", evaluation.table());
+        println!("\n{} runs per scenario, seed {}", evaluation.runs, evaluation.seed);
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! `antibody eval`, run as a user would.
+
+use std::process::Command;
+
+fn antibody(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn eval_scores_a_folder_of_scenarios_as_json() {
+    let dir = tempfile_dir();
+    let catalog = concat!(env!("CARGO_MANIFEST_DIR"), "/../engine/data/scenarios");
+    for id in ["database_cascade", "memory_leak_gradual"] {
+        std::fs::copy(format!("{catalog}/{id}.toml"), dir.join(format!("{id}.toml"))).unwrap();
+    }
+    let out = antibody(&[
+        "eval",
+        "--runs",
+        "2",
+        "--seed",
+        "3",
+        "--json",
+        "--scenarios",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "root_cause_accuracy",
+        "healing_success",
+        "unnecessary_action_rate",
+        "mttr_seconds",
+    ] {
+        assert!(json[key].is_number(), "{key} in {json}");
+    }
+    let scenarios = json["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 2);
+    assert!(scenarios.iter().all(|s| s["runs"] == 2));
+    assert_eq!(json["root_cause_accuracy"], 1.0);
+}
+
+#[test]
+fn eval_names_the_broken_file_and_the_reason() {
+    let dir = tempfile_dir();
+    std::fs::write(dir.join("oops.toml"), "label = \"x\"\n").unwrap();
+    let out = antibody(&["eval", "--scenarios", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("oops.toml") && stderr.contains("missing field"),
+        "{stderr}"
+    );
+}
+
+/// A fresh, uniquely named folder in the system's temporary directory.
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("antibody-eval-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use engine::protocol::{
-    ActionStatus, AgentType, Envelope, Incident, IncidentStatus, PerformanceMetrics, ServerMessage, Severity, Snapshot,
+    ActionStatus, AgentType, Envelope, Incident, IncidentStatus, PerformanceMetrics, ServerMessage, ServiceTelemetry,
+    Severity, Snapshot,
 };
 use uuid::Uuid;
 
@@ -94,6 +95,8 @@ pub struct DashboardState {
     in_flight: HashMap<Uuid, (AgentType, Uuid)>,
     /// Finished-action counts and latest confidence, by agent.
     finished: BTreeMap<AgentType, (u64, Option<f64>)>,
+    /// The estate's services, as last reported.
+    pub twin: Vec<ServiceTelemetry>,
 }
 
 impl DashboardState {
@@ -103,6 +106,7 @@ impl DashboardState {
             epoch: snapshot.epoch,
             metrics: snapshot.metrics.clone(),
             incidents: snapshot.incidents.clone(),
+            twin: snapshot.twin.clone(),
             ..Self::default()
         };
         for event in &snapshot.recent_events {
@@ -213,6 +217,7 @@ impl DashboardState {
             ServerMessage::Snapshot { .. } => {}
             // The vote already shows as the resolution agent's action, and
             // configuration history has no panel yet (the dashboard issue).
+            ServerMessage::TwinHealth { services } => self.twin = services.clone(),
             ServerMessage::Consensus { .. } | ServerMessage::ConfigChange { .. } => {}
         }
     }
@@ -261,6 +266,18 @@ impl DashboardState {
     /// severity of the active incidents touching it, if any.
     pub fn service_health(&self) -> Vec<ServiceHealth> {
         let mut services: BTreeMap<&str, ServiceHealth> = BTreeMap::new();
+        for service in &self.twin {
+            services.insert(
+                &service.name,
+                ServiceHealth {
+                    name: service.name.clone(),
+                    active_severity: None,
+                    active_incidents: 0,
+                    last_status: None,
+                    telemetry: Some(service.clone()),
+                },
+            );
+        }
         // Oldest first, so the newest incident decides `last_status`.
         for incident in self.incidents.iter().rev() {
             for name in &incident.affected_services {
@@ -268,20 +285,27 @@ impl DashboardState {
                     name: name.clone(),
                     active_severity: None,
                     active_incidents: 0,
-                    last_status: incident.status,
+                    last_status: None,
+                    telemetry: None,
                 });
-                health.last_status = incident.status;
+                health.last_status = Some(incident.status);
                 if incident.status == IncidentStatus::Active {
                     health.active_incidents += 1;
                     health.active_severity = health.active_severity.max(Some(incident.severity));
                 }
             }
         }
-        services.into_values().collect()
+        let mut all: Vec<ServiceHealth> = services.into_values().collect();
+        // The estate's own order (callers before what they call) reads as
+        // a map; services only incidents name come last.
+        let position = |h: &ServiceHealth| self.twin.iter().position(|t| t.name == h.name).unwrap_or(usize::MAX);
+        all.sort_by_key(position);
+        all
     }
 }
 
-/// One service's health, derived from the incidents that name it.
+/// One service's health: the estate's figures, and the incidents that name
+/// it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceHealth {
     pub name: String,
@@ -289,8 +313,34 @@ pub struct ServiceHealth {
     pub active_severity: Option<Severity>,
     /// Active incidents on it.
     pub active_incidents: usize,
+    /// The estate's figures for it, when the estate has such a service.
+    pub telemetry: Option<ServiceTelemetry>,
     /// Status of the newest incident that named it.
-    pub last_status: IncidentStatus,
+    pub last_status: Option<IncidentStatus>,
+}
+
+impl ServiceHealth {
+    /// Changes whenever what the tile shows changes, so a keyed list
+    /// re-renders exactly the tiles that moved.
+    pub fn render_key(&self) -> String {
+        let figures = self
+            .telemetry
+            .as_ref()
+            .map(|t| {
+                format!(
+                    "{:?}|{}|{:.0}|{:.1}",
+                    t.state,
+                    t.in_rotation,
+                    t.p99_ms,
+                    t.error_rate * 100.0
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "{}|{figures}|{:?}|{}|{:?}",
+            self.name, self.active_severity, self.active_incidents, self.last_status
+        )
+    }
 }
 
 /// `$1,234,567` style, rounded to whole dollars.
@@ -311,7 +361,7 @@ pub fn format_dollars(amount: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::protocol::AgentAction;
+    use engine::protocol::{AgentAction, HealthState};
 
     fn at(seq: u64, message: ServerMessage) -> Envelope {
         Envelope {
@@ -447,6 +497,7 @@ mod tests {
                 at(2, action(2, 20, AgentType::Detection, ActionStatus::InProgress)),
                 at(3, action(2, 20, AgentType::Detection, ActionStatus::Completed)),
             ],
+            twin: vec![telemetry("postgres-primary", HealthState::Healthy)],
         };
         assert_eq!(
             state.apply(&at(3, ServerMessage::Snapshot { snapshot })),
@@ -474,7 +525,53 @@ mod tests {
         let by_name = |n: &str| health.iter().find(|h| h.name == n).unwrap().clone();
         assert_eq!(by_name("api-gateway").active_severity, Some(Severity::Critical));
         assert_eq!(by_name("order-service").active_severity, None);
-        assert_eq!(by_name("order-service").last_status, IncidentStatus::Resolved);
+        assert_eq!(by_name("order-service").last_status, Some(IncidentStatus::Resolved));
+    }
+
+    fn telemetry(name: &str, state: HealthState) -> ServiceTelemetry {
+        ServiceTelemetry {
+            name: name.into(),
+            kind: "database".into(),
+            state,
+            in_rotation: true,
+            owned: true,
+            p99_ms: 12.0,
+            error_rate: 0.001,
+            rps: 1000.0,
+            cpu: 0.4,
+            depends_on: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn twin_health_replaces_the_tiles_and_keeps_the_estate_order() {
+        let mut state = DashboardState::default();
+        let mut live = incident(1);
+        live.affected_services = vec!["postgres-primary".into(), "legacy-batch".into()];
+        state.incidents = vec![live];
+        state.apply(&at(
+            1,
+            ServerMessage::TwinHealth {
+                services: vec![
+                    telemetry("api-gateway", HealthState::Healthy),
+                    telemetry("postgres-primary", HealthState::Down),
+                ],
+            },
+        ));
+        let tiles = state.service_health();
+        let names: Vec<&str> = tiles.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["api-gateway", "postgres-primary", "legacy-batch"]);
+        assert_eq!(tiles[1].telemetry.as_ref().unwrap().state, HealthState::Down);
+        assert_eq!(tiles[1].active_incidents, 1);
+        assert!(tiles[2].telemetry.is_none());
+        let before = tiles[1].render_key();
+        state.apply(&at(
+            2,
+            ServerMessage::TwinHealth {
+                services: vec![telemetry("postgres-primary", HealthState::Healthy)],
+            },
+        ));
+        assert_ne!(state.service_health()[0].render_key(), before);
     }
 
     #[test]

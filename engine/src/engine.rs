@@ -37,6 +37,8 @@ use crate::{
     twin::{ActionKind, Estate, FaultSpec, Topology, TopologyError},
 };
 
+/// How often, in simulated time, the shared estate's health is published.
+pub const HEALTH_EVERY: Duration = Duration::from_secs(2);
 /// Seconds after midnight at which simulated estates start their day.
 const START_OF_DAY: f64 = 10.0 * 3600.0;
 /// Seconds a fault has shown in telemetry by the time it is reported: a
@@ -279,6 +281,11 @@ struct Shared {
     draining: AtomicBool,
     /// Seeds each incident's own generator.
     seeds: Mutex<StdRng>,
+    /// Stops the periodic health reports at shutdown.
+    stop_reports: CancellationToken,
+    /// Root-cause services being remediated, and by which incident, so two
+    /// incidents never act on the same root at once.
+    claims: Mutex<HashMap<String, Uuid>>,
 }
 
 /// A cheap-to-clone handle to the swarm.
@@ -334,6 +341,8 @@ impl Engine {
                 interrupt: CancellationToken::new(),
                 draining: AtomicBool::new(false),
                 seeds: Mutex::new(seeds),
+                stop_reports: CancellationToken::new(),
+                claims: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -355,6 +364,39 @@ impl Engine {
             .expect("audit lock poisoned")
             .get(&id)
             .cloned()
+    }
+
+    /// The shared estate's services now (shared mode only).
+    pub fn twin_health(&self) -> Option<Vec<crate::protocol::ServiceTelemetry>> {
+        self.with_twin(|estate| estate.health_report())
+    }
+
+    /// Publishes `twin_health` every [`HEALTH_EVERY`] of simulated time,
+    /// and at most once per wall second, until shutdown. Call once, within
+    /// a tokio runtime; does nothing for isolated twins.
+    pub fn start_health_reports(&self) {
+        if self.shared.twin.is_none() {
+            return;
+        }
+        let engine = self.clone();
+        let stop = self.shared.stop_reports.clone();
+        tokio::spawn(async move {
+            let wall = HEALTH_EVERY
+                .div_f64(engine.clock().speed().factor())
+                .max(Duration::from_secs(1));
+            // The first report waits a period: the snapshot has the estate.
+            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + wall, wall);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    () = stop.cancelled() => return,
+                }
+                if let Some(services) = engine.twin_health() {
+                    engine.publish(ServerMessage::TwinHealth { services });
+                }
+            }
+        });
     }
 
     /// Runs `f` on the shared estate (shared mode only).
@@ -540,6 +582,7 @@ impl Engine {
             metrics: book.metrics(),
             incidents: book.newest(SNAPSHOT_INCIDENTS),
             recent_events,
+            twin: self.twin_health().unwrap_or_default(),
         };
         (snapshot, live)
     }
@@ -568,6 +611,26 @@ impl Engine {
         self.shared.log.append(message)
     }
 
+    /// Claims `root` for `incident`; the holder's id if another has it.
+    pub(crate) fn claim(&self, root: &str, incident: Uuid) -> Result<(), Uuid> {
+        let mut claims = self.shared.claims.lock().expect("claims lock poisoned");
+        match claims.get(root) {
+            Some(holder) if *holder != incident => Err(*holder),
+            _ => {
+                claims.insert(root.to_owned(), incident);
+                Ok(())
+            }
+        }
+    }
+
+    /// Releases `root` if `incident` holds it.
+    pub(crate) fn release(&self, root: &str, incident: Uuid) {
+        let mut claims = self.shared.claims.lock().expect("claims lock poisoned");
+        if claims.get(root) == Some(&incident) {
+            claims.remove(root);
+        }
+    }
+
     pub(crate) fn interrupt_token(&self) -> CancellationToken {
         self.shared.interrupt.clone()
     }
@@ -576,6 +639,12 @@ impl Engine {
     /// status and the new metrics, atomically with respect to snapshots.
     pub(crate) fn finish(&self, id: Uuid, verdict: Verdict, case: &Case, violations: Option<Vec<String>>) {
         let healed = violations.as_ref().map(Vec::is_empty);
+        // An interrupted incident may still hold a claim.
+        self.shared
+            .claims
+            .lock()
+            .expect("claims lock poisoned")
+            .retain(|_, holder| *holder != id);
         let status = verdict.status;
         let elapsed = verdict.elapsed;
         if status == IncidentStatus::Resolved
@@ -661,6 +730,7 @@ impl Engine {
     /// then interrupts the rest (each is published as `interrupted`).
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         self.shared.draining.store(true, Ordering::SeqCst);
+        self.shared.stop_reports.cancel();
         self.shared.tasks.close();
         let in_flight = self.shared.tasks.len();
         if in_flight > 0 {
@@ -867,6 +937,48 @@ mod tests {
         let closed = engine.incident(incident.id).unwrap();
         assert_eq!(closed.status, IncidentStatus::Resolved);
         assert!(closed.report.unwrap().contains("No remediation was attempted"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_incidents_on_one_estate_never_act_twice_on_the_same_root() {
+        let engine = engine(12);
+        let mut live = engine.feed(None).live;
+        let cascade = engine.trigger_scenario("database_cascade", None).unwrap();
+        let crash = engine.trigger_scenario("service_down", None).unwrap();
+        let mut closed = 0;
+        let mut events = Vec::new();
+        while closed < 2 {
+            let event = live.recv().await.unwrap();
+            if matches!(event.message, ServerMessage::IncidentStatus { .. }) {
+                closed += 1;
+            }
+            events.push(event);
+        }
+        for id in [cascade.id, crash.id] {
+            let incident = engine.incident(id).unwrap();
+            assert_eq!(
+                incident.status,
+                IncidentStatus::Resolved,
+                "{}",
+                incident.report.unwrap_or_default()
+            );
+        }
+        assert_eq!(engine.with_twin(|e| e.slos_met(4)), Some(true));
+        // The bad release was rolled back once, not once per incident.
+        let rollbacks = engine
+            .with_twin(|e| {
+                e.config_history()
+                    .iter()
+                    .filter(|c| c.service == "order-service" && c.key == "deploy" && c.cause == "rollback_deploy")
+                    .count()
+            })
+            .unwrap();
+        assert_eq!(rollbacks, 1);
+        assert!(events.iter().any(|e| matches!(
+            &e.message,
+            ServerMessage::AgentAction { action, .. } if action.description.starts_with("Waiting: incident")
+                || action.description.contains("trouble remains elsewhere")
+        )));
     }
 
     #[tokio::test(start_paused = true)]

@@ -29,6 +29,7 @@ use crate::{
     agents::{
         Agent, Case, Plan, Report,
         communication::{Attempt, Outcome, TimelineEntry},
+        resolution::outstanding_in,
     },
     catalog::{FaultyVoter, RootCause},
     clock::SimClock,
@@ -51,10 +52,16 @@ const STEP_JITTER: f64 = 0.07;
 /// Verification polls telemetry this often, and gives up after the limit.
 const VERIFY_POLL: Duration = Duration::from_secs(1);
 const VERIFY_LIMIT: Duration = Duration::from_secs(30);
+/// Polls with the root recovered but the rest not, before concluding that
+/// the rest has another cause.
+const ROOT_FIXED_POLLS: u32 = 6;
 /// Recovery must hold for this many seconds of telemetry.
 const VERIFY_WINDOW: usize = 4;
 /// Hypotheses tried before escalating to a human.
 const MAX_ATTEMPTS: usize = 3;
+/// How long an incident waits for another that is remediating the same
+/// root cause.
+const CLAIM_PATIENCE: Duration = Duration::from_secs(90);
 /// Catch-up beyond this many simulated seconds is skipped, not simulated,
 /// so a server idle for hours answers at once.
 const MAX_CATCH_UP: u64 = 600;
@@ -146,6 +153,16 @@ pub struct Assignment {
     pub faulty_voters: Vec<FaultyVoter>,
     /// Its randomness (durations, faulty votes).
     pub rng: StdRng,
+}
+
+/// How a remediation attempt ended.
+enum Remedy {
+    /// Recovery verified everywhere watched.
+    Healed,
+    /// The plan's root recovered, but other trouble remains: another cause.
+    RootFixed,
+    /// No recovery; the steps were rolled back.
+    Failed,
 }
 
 /// Raised when the engine interrupts the incident (shutdown).
@@ -326,7 +343,7 @@ impl Run<'_> {
     }
 
     /// Safety checks, steps, verification, and rollback on failure.
-    async fn remediate(&mut self, case: &Case, plan: &Plan, attempt: &mut Attempt) -> Result<bool, Interrupted> {
+    async fn remediate(&mut self, case: &Case, plan: &Plan, attempt: &mut Attempt) -> Result<Remedy, Interrupted> {
         let swarm = self.engine.swarm();
         let action = self.started(AgentType::Resolution, "Running safety checks".into(), json!({}));
         let duration = self.seconds(SAFETY_SECONDS);
@@ -364,7 +381,7 @@ impl Run<'_> {
         );
         if !safe {
             attempt.outstanding.push("a safety check failed".into());
-            return Ok(false);
+            return Ok(Remedy::Failed);
         }
 
         let total = plan.steps.len();
@@ -412,7 +429,7 @@ impl Run<'_> {
                     );
                     attempt.outstanding.push(error.to_string());
                     self.roll_back(&applied, attempt).await?;
-                    return Ok(false);
+                    return Ok(Remedy::Failed);
                 }
             }
         }
@@ -426,17 +443,28 @@ impl Run<'_> {
         let started = self.elapsed;
         let mut outstanding = Vec::new();
         let mut verified = false;
+        let mut root_fixed = false;
+        let mut root_fixed_for = 0;
         while self.elapsed - started < VERIFY_LIMIT {
             self.pass(VERIFY_POLL).await?;
             if self.elapsed - started < Duration::from_secs(VERIFY_WINDOW as u64) {
                 continue;
             }
             let elapsed = self.elapsed;
-            outstanding = self.twin.with(elapsed, |estate| {
-                swarm.resolution.outstanding(plan, estate, VERIFY_WINDOW)
+            (outstanding, root_fixed) = self.twin.with(elapsed, |estate| {
+                (
+                    swarm.resolution.outstanding(plan, estate, VERIFY_WINDOW),
+                    swarm.resolution.root_recovered(plan, estate, VERIFY_WINDOW),
+                )
             });
             if outstanding.is_empty() {
                 verified = true;
+                break;
+            }
+            // The root has held for a while and the rest does not follow:
+            // another cause, no point waiting out the limit.
+            root_fixed_for = if root_fixed { root_fixed_for + 1 } else { 0 };
+            if root_fixed_for >= ROOT_FIXED_POLLS {
                 break;
             }
         }
@@ -454,6 +482,12 @@ impl Run<'_> {
                         "Recovery verified: {} within objectives for {VERIFY_WINDOW}s",
                         plan.watch.join(", ")
                     )
+                } else if root_fixed {
+                    format!(
+                        "{} recovered, but trouble remains elsewhere: {}",
+                        plan.root.service,
+                        outstanding.join("; ")
+                    )
                 } else {
                     format!(
                         "No recovery after {:.0}s: {}",
@@ -467,11 +501,46 @@ impl Run<'_> {
             took,
         );
         attempt.verified = verified;
-        if !verified {
-            attempt.outstanding = outstanding;
-            self.roll_back(&applied, attempt).await?;
+        if verified {
+            return Ok(Remedy::Healed);
         }
-        Ok(verified)
+        attempt.outstanding = outstanding;
+        if root_fixed {
+            // The plan did its job; what remains has another cause.
+            return Ok(Remedy::RootFixed);
+        }
+        self.roll_back(&applied, attempt).await?;
+        Ok(Remedy::Failed)
+    }
+
+    /// Waits while another incident remediates `root`; true if it had to.
+    async fn wait_for_claim(&mut self, root: &str) -> Result<bool, Interrupted> {
+        let Err(holder) = self.engine.claim(root, self.id) else {
+            return Ok(false);
+        };
+        let action = self.started(
+            AgentType::Resolution,
+            format!("Waiting: incident {holder} is already remediating {root}"),
+            json!({ "holder": holder, "root": root }),
+        );
+        let started = self.elapsed;
+        while self.engine.claim(root, self.id).is_err() && self.elapsed - started < CLAIM_PATIENCE {
+            self.pass(VERIFY_POLL).await?;
+        }
+        // Not ours to act on yet: the caller looks again first.
+        self.engine.release(root, self.id);
+        let took = self.elapsed - started;
+        self.finished(
+            action,
+            ActionStatus::Completed,
+            Report {
+                description: format!("Done waiting for incident {holder} on {root}; looking again"),
+                details: json!({}),
+                confidence: 0.9,
+            },
+            took,
+        );
+        Ok(true)
     }
 
     /// Undoes `applied` newest first.
@@ -511,6 +580,53 @@ impl Run<'_> {
         );
         Ok(())
     }
+}
+
+/// Where recovery must show: wherever the trouble was seen or could spread.
+fn watch_list(case: &Case) -> Vec<String> {
+    let mut watch: Vec<String> = case
+        .detection
+        .as_ref()
+        .map(|d| d.anomalous_services.clone())
+        .unwrap_or_default();
+    for affected in case.diagnosis.iter().flat_map(|d| &d.blast_radius) {
+        if !watch.contains(&affected.service) {
+            watch.push(affected.service.clone());
+        }
+    }
+    watch
+}
+
+/// Detection and diagnosis again, on the estate as it is now. True when
+/// nothing is left to fix.
+async fn reexamine(run: &mut Run<'_>, case: &mut Case) -> Result<bool, Interrupted> {
+    let swarm = run.engine.swarm();
+    // Deviations that break no objective (a pool still half full of leaked
+    // connections after it was doubled) are for watching, not for acting.
+    let watch = watch_list(case);
+    let elapsed = run.elapsed;
+    if run
+        .twin
+        .with(elapsed, |estate| outstanding_in(&watch, estate, VERIFY_WINDOW))
+        .is_empty()
+    {
+        return Ok(true);
+    }
+    let duration = run.seconds(DETECTION_SECONDS);
+    run.analyse(
+        &swarm.detection,
+        case,
+        "Re-examining the estate's telemetry".into(),
+        duration,
+    )
+    .await?;
+    if case.detection.as_ref().is_some_and(|d| d.anomalies.is_empty()) {
+        return Ok(true);
+    }
+    let duration = run.seconds(DIAGNOSIS_SECONDS);
+    run.analyse(&swarm.diagnosis, case, "Ranking what is left".into(), duration)
+        .await?;
+    Ok(false)
 }
 
 /// Takes the incident through the swarm, then closes it. Stops early,
@@ -579,33 +695,44 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
     )
     .await?;
 
-    let hypotheses = case
+    let first_hypothesis = case
         .diagnosis
         .as_ref()
-        .map(|d| d.hypotheses.clone())
-        .unwrap_or_default();
+        .and_then(|d| d.hypotheses.first())
+        .map(|h| h.root.clone());
     let anomalous = case.detection.as_ref().is_some_and(|d| !d.anomalies.is_empty());
-    // Recovery must show wherever the trouble was seen or could spread.
-    let mut watch: Vec<String> = case
-        .detection
-        .as_ref()
-        .map(|d| d.anomalous_services.clone())
-        .unwrap_or_default();
-    for affected in case.diagnosis.iter().flat_map(|d| &d.blast_radius) {
-        if !watch.contains(&affected.service) {
-            watch.push(affected.service.clone());
-        }
-    }
     let mut attempts = Vec::new();
     let mut executed = Vec::new();
     let mut acted_on = None;
-    for hypothesis in hypotheses.iter().take(MAX_ATTEMPTS) {
+    let mut tried: Vec<RootCause> = Vec::new();
+    let mut waits = 0;
+    while attempts.len() < MAX_ATTEMPTS {
+        let Some(hypothesis) = case
+            .diagnosis
+            .as_ref()
+            .and_then(|d| d.hypotheses.iter().find(|h| !tried.contains(&h.root)).cloned())
+        else {
+            break;
+        };
+        let watch = watch_list(case);
         let elapsed = run.elapsed;
         let Some(plan) = run.twin.with(elapsed, |estate| {
-            swarm.resolution.plan(&swarm.catalog, hypothesis, &watch, estate)
+            swarm.resolution.plan(&swarm.catalog, &hypothesis, &watch, estate)
         }) else {
+            tried.push(hypothesis.root.clone());
             continue;
         };
+        // Another incident is already working on this root: wait, then
+        // look again, since its fix may be ours too.
+        if waits < MAX_ATTEMPTS && run.wait_for_claim(&plan.root.service).await? {
+            waits += 1;
+            if reexamine(run, case).await? {
+                acted_on = Some(plan.root.clone());
+                break;
+            }
+            continue;
+        }
+        tried.push(hypothesis.root.clone());
         let (approved, line) = run.vote(case, &plan, faulty).await?;
         let mut attempt = Attempt {
             hypothesis: hypothesis.label(),
@@ -616,24 +743,39 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
             outstanding: Vec::new(),
             rolled_back: Vec::new(),
         };
-        if approved {
-            let healed = run.remediate(case, &plan, &mut attempt).await?;
-            executed.extend(
-                plan.steps
-                    .iter()
-                    .take(attempt.executed.len())
-                    .map(|s| s.remediation.kind),
-            );
-            if healed {
+        if !approved {
+            run.engine.release(&plan.root.service, run.id);
+            attempts.push(attempt);
+            continue;
+        }
+        let remedy = run.remediate(case, &plan, &mut attempt).await;
+        run.engine.release(&plan.root.service, run.id);
+        let remedy = remedy?;
+        executed.extend(
+            plan.steps
+                .iter()
+                .take(attempt.executed.len())
+                .map(|s| s.remediation.kind),
+        );
+        attempts.push(attempt);
+        match remedy {
+            Remedy::Healed => {
                 acted_on = Some(plan.root.clone());
-                attempts.push(attempt);
                 break;
             }
+            Remedy::RootFixed => {
+                // A second cause: study what is left.
+                if reexamine(run, case).await? {
+                    acted_on = Some(plan.root.clone());
+                    break;
+                }
+            }
+            Remedy::Failed => {}
         }
-        attempts.push(attempt);
     }
+    let hypotheses_empty = tried.is_empty() && acted_on.is_none();
 
-    let (status, summary) = match (&acted_on, anomalous, hypotheses.is_empty()) {
+    let (status, summary) = match (&acted_on, anomalous, hypotheses_empty) {
         (Some(root), _, _) => (
             IncidentStatus::Resolved,
             format!(
@@ -688,7 +830,7 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
     Ok(Verdict {
         status,
         elapsed: run.elapsed,
-        first_hypothesis: hypotheses.first().map(|h| h.root.clone()),
+        first_hypothesis,
         acted_on,
         executed,
         report,

@@ -223,6 +223,8 @@ pub enum ServerMessage {
     PerformanceMetrics { metrics: PerformanceMetrics },
     /// The agents voted on a remediation plan.
     Consensus { incident_id: Uuid, round: ConsensusRound },
+    /// The estate's services, reported every couple of simulated seconds.
+    TwinHealth { services: Vec<ServiceTelemetry> },
     /// A setting of the estate changed (the config history).
     ConfigChange {
         incident_id: Option<Uuid>,
@@ -244,6 +246,7 @@ impl ServerMessage {
             Self::PerformanceMetrics { .. } => "performance_metrics",
             Self::Consensus { .. } => "consensus",
             Self::ConfigChange { .. } => "config_change",
+            Self::TwinHealth { .. } => "twin_health",
             Self::Snapshot { .. } => "snapshot",
         }
     }
@@ -342,6 +345,53 @@ pub struct Snapshot {
     /// The most recent incident and agent events (no metrics), oldest
     /// first, for the activity feed.
     pub recent_events: Vec<Envelope>,
+    /// The estate's services now.
+    #[serde(default)]
+    pub twin: Vec<ServiceTelemetry>,
+}
+
+/// How a service is doing against its objectives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    Healthy,
+    Degraded,
+    Down,
+}
+
+impl HealthState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Degraded => "degraded",
+            Self::Down => "down",
+        }
+    }
+}
+
+/// One service of the simulated estate, as its monitoring sees it now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceTelemetry {
+    /// Service name.
+    pub name: String,
+    /// What it is (`database`, `cache`, …).
+    pub kind: String,
+    /// Against its objectives, over the last 3 seconds.
+    pub state: HealthState,
+    /// False for a database failed over to its replica.
+    pub in_rotation: bool,
+    /// False for third parties.
+    pub owned: bool,
+    /// p99 latency, ms.
+    pub p99_ms: f64,
+    /// Share of requests failing.
+    pub error_rate: f64,
+    /// Requests/s served.
+    pub rps: f64,
+    /// CPU utilisation, 0..=1.
+    pub cpu: f64,
+    /// The services it calls.
+    pub depends_on: Vec<String>,
 }
 
 /// A catalog scenario as offered to people and clients.

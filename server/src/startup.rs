@@ -56,6 +56,7 @@ impl Application {
             seed: settings.seed,
             ..EngineConfig::default()
         })?;
+        engine.start_health_reports();
         let mut leptos_options = get_configuration(None)
             .map_err(|e| anyhow::anyhow!("Leptos configuration: {e}"))?
             .leptos_options;

@@ -1,7 +1,8 @@
-//! System Health: the services named by incidents and how they stand, plus
-//! the dashboard's own link to the server.
+//! System Health: every service of the estate against its objectives (from
+//! `twin_health`), with the incidents naming it, plus the dashboard's own
+//! link to the server.
 
-use engine::protocol::{IncidentStatus, Severity};
+use engine::protocol::{HealthState, IncidentStatus, Severity};
 use leptos::prelude::*;
 
 use crate::{live::Connection, state::DashboardState};
@@ -18,20 +19,39 @@ pub fn SystemHealth(
         <section class="panel health" aria-labelledby="health-title">
             <h2 id="health-title" class="panel-title">"System health"</h2>
             <Show when=move || services.with(|s| !s.is_empty())
-                fallback=|| view! { <p class="empty">"No incidents reported yet."</p> }>
+                fallback=|| view! { <p class="empty">"Waiting for the estate's telemetry."</p> }>
                 <ul class="services">
-                    <For each=move || services.get() key=|s| (s.name.clone(), s.active_severity, s.last_status) let:service>
+                    <For each=move || services.get() key=|s| s.render_key() let:service>
                         {
-                            let (class, label) = match (service.active_severity, service.last_status) {
-                                (Some(Severity::Critical), _) => ("svc svc-critical", "critical".to_owned()),
-                                (Some(_), _) => ("svc svc-degraded", "degraded".to_owned()),
-                                (None, IncidentStatus::Resolved) => ("svc svc-recovered", "recovered".to_owned()),
-                                (None, status) => ("svc svc-attention", status.as_str().to_owned()),
+                            let state = service.telemetry.as_ref().map(|t| t.state);
+                            let (class, label) = match (state, service.active_severity, service.last_status) {
+                                (Some(HealthState::Down), _, _) => ("svc svc-critical", "down".to_owned()),
+                                (Some(HealthState::Degraded), _, _) => ("svc svc-degraded", "degraded".to_owned()),
+                                (Some(HealthState::Healthy), _, Some(IncidentStatus::Resolved)) => {
+                                    ("svc svc-recovered", "recovered".to_owned())
+                                }
+                                (Some(HealthState::Healthy), _, _) => ("svc svc-healthy", "healthy".to_owned()),
+                                (None, Some(Severity::Critical), _) => ("svc svc-critical", "critical".to_owned()),
+                                (None, Some(_), _) => ("svc svc-degraded", "degraded".to_owned()),
+                                (None, None, Some(IncidentStatus::Resolved)) => ("svc svc-recovered", "recovered".to_owned()),
+                                (None, None, status) => (
+                                    "svc svc-attention",
+                                    status.map(|s| s.as_str()).unwrap_or("unknown").to_owned(),
+                                ),
                             };
+                            let data_state = label.clone();
+                            let figures = service.telemetry.as_ref().map(|t| {
+                                if t.in_rotation {
+                                    format!("p99 {:.0} ms · {:.1}% err", t.p99_ms, t.error_rate * 100.0)
+                                } else {
+                                    "out of rotation".to_owned()
+                                }
+                            });
                             view! {
-                                <li class=class data-testid="service" data-service=service.name.clone()>
+                                <li class=class data-testid="service" data-service=service.name.clone() data-state=data_state>
                                     <span class="svc-name">{service.name.clone()}</span>
                                     <span class="svc-state">{label}</span>
+                                    {figures.map(|f| view! { <span class="svc-figures">{f}</span> })}
                                     {(service.active_incidents > 0).then(|| view! {
                                         <span class="svc-count">{format!("{} active", service.active_incidents)}</span>
                                     })}

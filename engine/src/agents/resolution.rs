@@ -189,15 +189,33 @@ impl ResolutionAgent {
         checks
     }
 
-    /// What still keeps the watched services from recovery, over the last
-    /// `window` seconds: empty means recovered.
-    pub fn outstanding(&self, plan: &Plan, estate: &Estate, window: usize) -> Vec<String> {
-        estate
-            .violations(window)
-            .into_iter()
-            .filter(|v| plan.watch.iter().any(|w| v.starts_with(&format!("{w}:"))))
-            .collect()
+    /// Whether the plan's own root now meets its objectives (false for a
+    /// third party, which we cannot observe recovering).
+    pub fn root_recovered(&self, plan: &Plan, estate: &Estate, window: usize) -> bool {
+        let topology = estate.topology();
+        topology.index(&plan.root.service).is_some_and(|root| {
+            topology.spec(root).owned
+                && !estate
+                    .violations(window)
+                    .iter()
+                    .any(|v| v.starts_with(&format!("{}:", plan.root.service)))
+        })
     }
+
+    /// What still keeps the plan's watched services from recovery, over the
+    /// last `window` seconds: empty means recovered.
+    pub fn outstanding(&self, plan: &Plan, estate: &Estate, window: usize) -> Vec<String> {
+        outstanding_in(&plan.watch, estate, window)
+    }
+}
+
+/// Objectives not met by `watch` over the last `window` seconds.
+pub fn outstanding_in(watch: &[String], estate: &Estate, window: usize) -> Vec<String> {
+    estate
+        .violations(window)
+        .into_iter()
+        .filter(|v| watch.iter().any(|w| v.starts_with(&format!("{w}:"))))
+        .collect()
 }
 
 impl Agent for ResolutionAgent {

@@ -227,7 +227,7 @@ impl Estate {
                 // Like an autoscaler: enough instances for 50% CPU, and
                 // triple when saturated, since a pegged CPU hides demand.
                 let instances = self.services[index].config.instances;
-                let recent = self.services[index].telemetry.recent(super::Metric::Cpu, 5);
+                let recent = self.services[index].telemetry.recent(super::Metric::Cpu, 3);
                 let cpu = recent.iter().sum::<f64>() / recent.len().max(1) as f64;
                 let factor = if cpu >= 0.9 { 3.0 } else { (cpu / 0.5).ceil().max(1.0) };
                 let wanted = ((f64::from(instances) * factor) as u32).clamp(instances + 1, instances * 4);

@@ -26,6 +26,7 @@ use std::{collections::VecDeque, f64::consts::PI, sync::Arc};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
+pub use crate::protocol::HealthState;
 pub use action::{ActionError, ActionKind, Applied, ConfigChange, Remediation};
 pub use fault::{Binding, FaultKind, FaultSpec};
 pub use telemetry::{Ewma, Metric, Sample, Telemetry, Worse};
@@ -180,25 +181,6 @@ pub struct FaultStatus {
     pub level: f64,
     /// What it was bound to changed: it is fading out.
     pub ended: bool,
-}
-
-/// How a service is doing against its objectives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HealthState {
-    Healthy,
-    Degraded,
-    Down,
-}
-
-impl HealthState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Healthy => "healthy",
-            Self::Degraded => "degraded",
-            Self::Down => "down",
-        }
-    }
 }
 
 /// Fault effects summed over the faults on one service.
@@ -531,10 +513,15 @@ impl Estate {
 
     /// Where a call from `caller` on edge `edge_index` actually goes.
     fn route(&self, topology: &Topology, caller: usize, edge_index: usize) -> usize {
-        let to = topology.spec(caller).edges[edge_index].to;
-        match topology.spec(to).replica {
-            Some(replica) if self.services[to].config.failed_over => replica,
-            _ => to,
+        self.serving(topology, topology.spec(caller).edges[edge_index].to)
+    }
+
+    /// The service that answers for `index`: its promoted replica once it
+    /// failed over.
+    fn serving(&self, topology: &Topology, index: usize) -> usize {
+        match topology.spec(index).replica {
+            Some(replica) if self.services[index].config.failed_over => replica,
+            _ => index,
         }
     }
 
@@ -557,10 +544,11 @@ impl Estate {
                     let hit = self.services[to].hit_rate * (1.0 - self.services[to].outcome.errors);
                     rps[to] += load;
                     if let Some(fallback) = dep.fallback {
-                        rps[fallback] += load * (1.0 - hit);
+                        rps[self.serving(topology, fallback)] += load * (1.0 - hit);
                     }
                 } else if self.services[i].breaker_open[e] {
                     if let Some(fallback) = dep.fallback {
+                        let fallback = self.serving(topology, fallback);
                         rps[fallback] += load;
                         diverted[fallback] += load;
                     }
@@ -582,7 +570,7 @@ impl Estate {
             let hit = self.services[to].hit_rate * (1.0 - o.errors);
             return match dep.fallback {
                 Some(fallback) => {
-                    let f = self.services[fallback].outcome;
+                    let f = self.services[self.serving(topology, fallback)].outcome;
                     (
                         o.p50 + (1.0 - hit) * f.p50,
                         (1.0 - hit) * f.errors,
@@ -595,7 +583,7 @@ impl Estate {
         if self.services[caller].breaker_open[edge_index] {
             return match dep.fallback {
                 Some(fallback) => {
-                    let f = self.services[fallback].outcome;
+                    let f = self.services[self.serving(topology, fallback)].outcome;
                     (f.p50, f.errors, f.sigma)
                 }
                 // Failing fast: the errors stay, the waiting goes.
@@ -637,7 +625,7 @@ impl Estate {
             }
             // Garbage collection under memory pressure.
             p50 *= 1.0 + 6.0 * (state.memory - 0.8).max(0.0);
-            errors += e.crash * 0.9;
+            errors += e.crash * 0.9 + 0.9 * e.cache_failure;
             if spec.kind.is_stateful() {
                 errors += 0.5 * ((state.disk - 0.97) / 0.03).clamp(0.0, 1.0);
             }
@@ -856,6 +844,34 @@ impl Estate {
         }
     }
 
+    /// Every service's health and key figures now, for the dashboard.
+    pub fn health_report(&self) -> Vec<crate::protocol::ServiceTelemetry> {
+        self.topology
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let latest = self.services[i].telemetry.latest();
+                crate::protocol::ServiceTelemetry {
+                    name: spec.name.clone(),
+                    kind: spec.kind.as_str().to_owned(),
+                    state: self.health(i, 3),
+                    in_rotation: self.in_rotation(i),
+                    owned: spec.owned,
+                    p99_ms: (latest.get(Metric::LatencyP99) * 10.0).round() / 10.0,
+                    error_rate: (latest.get(Metric::ErrorRate) * 10_000.0).round() / 10_000.0,
+                    rps: latest.get(Metric::Rps).round(),
+                    cpu: (latest.get(Metric::Cpu) * 100.0).round() / 100.0,
+                    depends_on: spec
+                        .edges
+                        .iter()
+                        .map(|e| self.topology.spec(e.to).name.clone())
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
     /// True when every service we own and route to meets its objectives
     /// over the last `window` seconds, and no slow resource is still
     /// heading for trouble (memory or disk climbing, a certificate within a
@@ -892,6 +908,9 @@ impl Estate {
             }
             if Metric::CertDaysLeft.applies_to(spec) && telemetry.latest().get(Metric::CertDaysLeft) < 1.0 {
                 found.push(format!("{}: certificate expires within a day", spec.name));
+            }
+            if spec.kind == ServiceKind::Cache && telemetry.latest().get(Metric::CacheHitRate) < 0.5 {
+                found.push(format!("{}: hit rate below 50%", spec.name));
             }
             if spec.kind == ServiceKind::Model {
                 let latest = telemetry.latest();

@@ -42,7 +42,16 @@ fn cures(estate: &Estate, kind: FaultKind, target: &str) -> Vec<Vec<Remediation>
             ]
         }
         FaultKind::NetworkPartition => one(ActionKind::FailoverDatabase),
-        FaultKind::DiskExhaustion => one(ActionKind::FreeDisk),
+        FaultKind::DiskExhaustion => {
+            let mut options = one(ActionKind::FreeDisk);
+            // Moving traffic to a standby on another disk also works; the
+            // full disk is then out of rotation.
+            let t = estate.topology();
+            if t.spec(t.index(target).unwrap()).replica.is_some() {
+                options.push(vec![act(ActionKind::FailoverDatabase, target)]);
+            }
+            options
+        }
         FaultKind::CertificateExpiry => one(ActionKind::RenewCertificate),
         FaultKind::CacheFailure => one(ActionKind::RestartCache),
         FaultKind::ModelLatency => one(ActionKind::EnableSafeMode),

@@ -1,6 +1,6 @@
-use engine::protocol::{ActionStatus, AgentType, IncidentStatus, ServerMessage};
+use engine::protocol::{ActionStatus, AgentType, HealthState, IncidentStatus, ServerMessage};
 
-use crate::helpers::{events_until, next_event, spawn_app};
+use crate::helpers::{events_until, next_event, settings, spawn_app, spawn_app_with};
 
 fn is_metrics_with(resolved: u64) -> impl Fn(&engine::protocol::Envelope) -> bool {
     move |e| matches!(&e.message, ServerMessage::PerformanceMetrics { metrics } if metrics.incidents_resolved == resolved)
@@ -145,4 +145,53 @@ async fn a_malformed_since_is_refused_before_the_upgrade() {
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
     assert_eq!(body["field"], "since");
+}
+
+#[tokio::test]
+async fn the_estate_is_in_the_snapshot_then_reported_live_through_fault_and_recovery() {
+    // Slow enough that periodic reports (one per wall second) catch the
+    // fault before the swarm repairs it.
+    let app = spawn_app_with(settings(2.0, std::time::Duration::from_secs(5))).await;
+    let mut socket = app.connect("").await;
+    let (_, first) = next_event(&mut socket).await;
+    let ServerMessage::Snapshot { snapshot } = first.message else {
+        panic!("the first message is a snapshot");
+    };
+    assert_eq!(snapshot.twin.len(), 12);
+    assert!(
+        snapshot.twin.iter().all(|s| s.state == HealthState::Healthy),
+        "{:?}",
+        snapshot.twin
+    );
+
+    app.fire("database_cascade").await;
+    let database_down = |e: &engine::protocol::Envelope| {
+        matches!(&e.message, ServerMessage::TwinHealth { services }
+            if services.iter().any(|s| s.name == "postgres-primary" && s.state != HealthState::Healthy))
+    };
+    events_until(&mut socket, database_down).await;
+    events_until(&mut socket, |e| {
+        matches!(
+            &e.message,
+            ServerMessage::IncidentStatus {
+                status: IncidentStatus::Resolved,
+                ..
+            }
+        )
+    })
+    .await;
+    // The next report shows every service we own back within objectives.
+    let (_, report) = loop {
+        let event = next_event(&mut socket).await;
+        if matches!(event.1.message, ServerMessage::TwinHealth { .. }) {
+            break event;
+        }
+    };
+    let ServerMessage::TwinHealth { services } = report.message else {
+        unreachable!()
+    };
+    assert!(
+        services.iter().all(|s| !s.owned || s.state == HealthState::Healthy),
+        "{services:?}"
+    );
 }

@@ -71,7 +71,12 @@ test('Database Cascade runs through every agent to resolved, live in two browser
     for (const agent of AGENTS) {
       await expect(mine.and(page.locator(`[data-kind=${agent}][data-status=completed]`)).first()).toBeVisible();
     }
-    await expect(mine.and(page.locator('[data-kind=resolution][data-status=completed]'))).toHaveCount(5);
+    // The swarm's reasoning, as the server reported it: the diagnosis, the
+    // vote, the steps against the twin, and the verification.
+    await expect(mine.filter({ hasText: 'Root cause: connection-pool exhaustion on postgres-primary' })).toHaveCount(1);
+    await expect(mine.filter({ hasText: 'Consensus: Approved' }).first()).toBeVisible();
+    await expect(mine.filter({ hasText: /Step 1\/\d+ complete: Scale connection pool on postgres-primary/ })).toHaveCount(1);
+    await expect(mine.filter({ hasText: 'Recovery verified' }).first()).toBeVisible();
     await expect(page.getByTestId('kpi-resolved').locator('.kpi-value')).toHaveText(String(resolvedBefore + 1));
   }
 

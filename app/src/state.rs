@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use engine::protocol::{
-    ActionStatus, AgentType, Envelope, Incident, IncidentStatus, PerformanceMetrics, ServerMessage, ServiceTelemetry,
-    Severity, Snapshot,
+    ActionStatus, AgentStats, AgentType, Envelope, Incident, IncidentStatus, PerformanceMetrics, ServerMessage,
+    ServiceTelemetry, Severity, Snapshot,
 };
 use uuid::Uuid;
 
@@ -97,6 +97,8 @@ pub struct DashboardState {
     finished: BTreeMap<AgentType, (u64, Option<f64>)>,
     /// The estate's services, as last reported.
     pub twin: Vec<ServiceTelemetry>,
+    /// Every agent's lane on the bus, as last reported.
+    pub swarm_stats: Vec<AgentStats>,
 }
 
 impl DashboardState {
@@ -107,6 +109,7 @@ impl DashboardState {
             metrics: snapshot.metrics.clone(),
             incidents: snapshot.incidents.clone(),
             twin: snapshot.twin.clone(),
+            swarm_stats: snapshot.swarm.clone(),
             ..Self::default()
         };
         for event in &snapshot.recent_events {
@@ -218,6 +221,7 @@ impl DashboardState {
             // The vote already shows as the resolution agent's action, and
             // configuration history has no panel yet (the dashboard issue).
             ServerMessage::TwinHealth { services } => self.twin = services.clone(),
+            ServerMessage::SwarmStats { agents } => self.swarm_stats = agents.clone(),
             ServerMessage::Consensus { .. } | ServerMessage::ConfigChange { .. } => {}
         }
     }
@@ -498,6 +502,7 @@ mod tests {
                 at(3, action(2, 20, AgentType::Detection, ActionStatus::Completed)),
             ],
             twin: vec![telemetry("postgres-primary", HealthState::Healthy)],
+            swarm: Vec::new(),
         };
         assert_eq!(
             state.apply(&at(3, ServerMessage::Snapshot { snapshot })),

@@ -25,6 +25,7 @@ use crate::{
         Agent, Case, Communication, DetectionAgent, DiagnosisAgent, PredictionAgent, ResolutionAgent,
         detection::Fingerprint,
     },
+    bus::AgentBus,
     catalog::{Catalog, CatalogError, FaultyVoter, RootCause},
     clock::{SimClock, Speed},
     event_log::EventLog,
@@ -76,6 +77,10 @@ pub struct EngineConfig {
     pub fanout_capacity: usize,
     /// Whether incidents share one estate or get their own.
     pub twin: TwinMode,
+    /// Workers per agent on the bus.
+    pub agent_workers: usize,
+    /// Incidents open at once before new ones are refused as "at capacity".
+    pub max_active_incidents: u64,
 }
 
 /// Where incidents happen.
@@ -98,6 +103,8 @@ impl Default for EngineConfig {
             retain_events: 10_000,
             fanout_capacity: 4_096,
             twin: TwinMode::Shared,
+            agent_workers: 64,
+            max_active_incidents: 1_000,
         }
     }
 }
@@ -109,6 +116,8 @@ pub enum SubmitError {
     UnknownScenario { id: String, suggestion: Option<String> },
     #[error("the server is shutting down and accepts no new incidents")]
     ShuttingDown,
+    #[error("at capacity: {limit} incidents are already open; retry when some close")]
+    AtCapacity { limit: u64 },
 }
 
 /// Why the engine could not start.
@@ -281,6 +290,10 @@ struct Shared {
     draining: AtomicBool,
     /// Seeds each incident's own generator.
     seeds: Mutex<StdRng>,
+    /// Agents' time, shared by every incident.
+    bus: AgentBus,
+    /// Incidents open at once before new ones are refused.
+    max_active: u64,
     /// Stops the periodic health reports at shutdown.
     stop_reports: CancellationToken,
     /// Root-cause services being remediated, and by which incident, so two
@@ -342,6 +355,8 @@ impl Engine {
                 draining: AtomicBool::new(false),
                 seeds: Mutex::new(seeds),
                 stop_reports: CancellationToken::new(),
+                bus: AgentBus::new(config.agent_workers.max(1), clock),
+                max_active: config.max_active_incidents,
                 claims: Mutex::new(HashMap::new()),
             }),
         })
@@ -349,6 +364,15 @@ impl Engine {
 
     pub fn clock(&self) -> SimClock {
         self.shared.clock
+    }
+
+    pub(crate) fn bus(&self) -> &AgentBus {
+        &self.shared.bus
+    }
+
+    /// Every agent's lane now.
+    pub fn swarm_stats(&self) -> Vec<crate::protocol::AgentStats> {
+        self.shared.bus.stats()
     }
 
     pub(crate) fn swarm(&self) -> Arc<Swarm> {
@@ -395,6 +419,9 @@ impl Engine {
                 if let Some(services) = engine.twin_health() {
                     engine.publish(ServerMessage::TwinHealth { services });
                 }
+                engine.publish(ServerMessage::SwarmStats {
+                    agents: engine.swarm_stats(),
+                });
             }
         });
     }
@@ -424,6 +451,13 @@ impl Engine {
     pub fn open_incident(&self, request: IncidentRequest) -> Result<Incident, SubmitError> {
         if self.shared.draining.load(Ordering::SeqCst) {
             return Err(SubmitError::ShuttingDown);
+        }
+        // Refused before anything is injected; a burst may overshoot the
+        // limit by the few requests racing this check, never by more.
+        if self.shared.book.lock().expect("incident book lock poisoned").active >= self.shared.max_active {
+            return Err(SubmitError::AtCapacity {
+                limit: self.shared.max_active,
+            });
         }
         let catalog = &self.shared.swarm.catalog;
         let (faults, faulty_voters): (Vec<FaultSpec>, Vec<FaultyVoter>) = match &request.scenario_id {
@@ -583,6 +617,7 @@ impl Engine {
             incidents: book.newest(SNAPSHOT_INCIDENTS),
             recent_events,
             twin: self.twin_health().unwrap_or_default(),
+            swarm: self.swarm_stats(),
         };
         (snapshot, live)
     }
@@ -979,6 +1014,29 @@ mod tests {
             ServerMessage::AgentAction { action, .. } if action.description.starts_with("Waiting: incident")
                 || action.description.contains("trouble remains elsewhere")
         )));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_limit_new_incidents_are_refused_at_capacity_until_some_close() {
+        let engine = Engine::new(EngineConfig {
+            seed: Some(13),
+            max_active_incidents: 2,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let mut live = engine.feed(None).live;
+        engine.trigger_scenario("service_down", None).unwrap();
+        engine.trigger_scenario("api_slowdown", None).unwrap();
+        let refused = engine.trigger_scenario("data_drift", None).unwrap_err();
+        assert_eq!(refused, SubmitError::AtCapacity { limit: 2 });
+        assert!(refused.to_string().starts_with("at capacity"));
+        // Nothing of the refused scenario reached the estate.
+        assert_eq!(
+            engine.with_twin(|e| e.has_active_fault(crate::twin::FaultKind::DataDrift, "ml-model-service")),
+            Some(false)
+        );
+        collect_until(&mut live, is_settled).await;
+        engine.trigger_scenario("data_drift", None).unwrap();
     }
 
     #[tokio::test(start_paused = true)]

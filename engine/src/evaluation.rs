@@ -77,6 +77,10 @@ pub async fn evaluate(
             twin: TwinMode::Isolated,
             retain_events: 1_000,
             fanout_capacity: 1 << 16,
+            // Every run at once: the evaluation measures judgement, not
+            // queueing.
+            agent_workers: 4_096,
+            max_active_incidents: u64::MAX,
         },
         topology,
         catalog,

@@ -19,6 +19,8 @@ pub mod protocol;
 pub mod request;
 
 #[cfg(feature = "runtime")]
+pub mod bus;
+#[cfg(feature = "runtime")]
 pub mod catalog;
 #[cfg(feature = "runtime")]
 pub mod clock;

@@ -31,11 +31,13 @@ use crate::{
         communication::{Attempt, Outcome, TimelineEntry},
         resolution::outstanding_in,
     },
+    bus::Worker,
     catalog::{FaultyVoter, RootCause},
     clock::SimClock,
     consensus,
     protocol::{
-        ActionStatus, AgentAction, AgentType, ConfigChangeEvent, ConsensusVote, Incident, IncidentStatus, ServerMessage,
+        ActionStatus, AgentAction, AgentType, ConfigChangeEvent, ConsensusVote, Incident, IncidentStatus,
+        ServerMessage, Severity,
     },
     twin::{ActionKind, ConfigChange, Estate, WARMUP_TICKS},
 };
@@ -176,6 +178,8 @@ struct Run<'a> {
     rng: StdRng,
     clock: SimClock,
     interrupt: CancellationToken,
+    /// Orders this incident's turn for agents' time.
+    severity: Severity,
     /// Simulated time spent so far.
     elapsed: Duration,
     timeline: Vec<TimelineEntry>,
@@ -215,7 +219,16 @@ impl Run<'_> {
         action
     }
 
+    /// Waits for a worker of `agent` on the bus, unless interrupted.
+    async fn worker(&self, agent: AgentType) -> Result<Worker, Interrupted> {
+        tokio::select! {
+            worker = self.engine.bus().worker(agent, self.severity) => Ok(worker),
+            () = self.interrupt.cancelled() => Err(Interrupted),
+        }
+    }
+
     fn finished(&mut self, mut action: AgentAction, status: ActionStatus, report: Report, took: Duration) {
+        self.engine.bus().record(action.agent_type, took);
         info!(
             agent = action.agent_type.as_str(),
             status = status.as_str(),
@@ -249,6 +262,7 @@ impl Run<'_> {
         announce: String,
         duration: Duration,
     ) -> Result<(), Interrupted> {
+        let _worker = self.worker(agent.kind()).await?;
         let action = self.started(agent.kind(), announce, json!({}));
         self.pass(duration).await?;
         let elapsed = self.elapsed;
@@ -275,6 +289,7 @@ impl Run<'_> {
     /// Puts `plan` to the vote of every agent; publishes the round.
     async fn vote(&mut self, case: &Case, plan: &Plan, faulty: &[FaultyVoter]) -> Result<(bool, String), Interrupted> {
         let swarm = self.engine.swarm();
+        let _worker = self.worker(AgentType::Resolution).await?;
         let action = self.started(
             AgentType::Resolution,
             format!("Putting the plan to a vote: {}", plan.summary()),
@@ -345,6 +360,8 @@ impl Run<'_> {
     /// Safety checks, steps, verification, and rollback on failure.
     async fn remediate(&mut self, case: &Case, plan: &Plan, attempt: &mut Attempt) -> Result<Remedy, Interrupted> {
         let swarm = self.engine.swarm();
+        // One resolution worker sees the plan through, steps and all.
+        let _worker = self.worker(AgentType::Resolution).await?;
         let action = self.started(AgentType::Resolution, "Running safety checks".into(), json!({}));
         let duration = self.seconds(SAFETY_SECONDS);
         self.pass(duration).await?;
@@ -646,6 +663,7 @@ pub(crate) async fn run(engine: Engine, assignment: Assignment) {
         rng,
         clock: engine.clock(),
         interrupt: engine.interrupt_token(),
+        severity: incident.severity,
         elapsed: Duration::ZERO,
         timeline: Vec::new(),
     };
@@ -801,6 +819,7 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         ),
     };
 
+    let _worker = run.worker(AgentType::Communication).await?;
     let action = run.started(
         AgentType::Communication,
         "Writing the incident report and notifications".into(),

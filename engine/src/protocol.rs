@@ -223,6 +223,8 @@ pub enum ServerMessage {
     PerformanceMetrics { metrics: PerformanceMetrics },
     /// The agents voted on a remediation plan.
     Consensus { incident_id: Uuid, round: ConsensusRound },
+    /// Every agent's lane on the bus, reported with the estate's health.
+    SwarmStats { agents: Vec<AgentStats> },
     /// The estate's services, reported every couple of simulated seconds.
     TwinHealth { services: Vec<ServiceTelemetry> },
     /// A setting of the estate changed (the config history).
@@ -247,6 +249,7 @@ impl ServerMessage {
             Self::Consensus { .. } => "consensus",
             Self::ConfigChange { .. } => "config_change",
             Self::TwinHealth { .. } => "twin_health",
+            Self::SwarmStats { .. } => "swarm_stats",
             Self::Snapshot { .. } => "snapshot",
         }
     }
@@ -348,6 +351,32 @@ pub struct Snapshot {
     /// The estate's services now.
     #[serde(default)]
     pub twin: Vec<ServiceTelemetry>,
+    /// Every agent's lane on the bus now.
+    #[serde(default)]
+    pub swarm: Vec<AgentStats>,
+}
+
+/// One agent's lane on the agent bus (seed 001's per-agent figures).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStats {
+    /// The agent.
+    pub agent: AgentType,
+    /// Incidents waiting for a worker.
+    pub queue_depth: usize,
+    /// Workers in use.
+    pub busy: usize,
+    /// Workers in all.
+    pub workers: usize,
+    /// `busy / workers`, 0..=1.
+    pub utilization: f64,
+    /// Jobs finished in the last simulated minute.
+    pub messages_per_minute: u64,
+    /// Median job time, simulated ms; none before the first job.
+    pub p50_ms: Option<u64>,
+    /// 99th-percentile job time, simulated ms.
+    pub p99_ms: Option<u64>,
+    /// Jobs finished since start.
+    pub completed: u64,
 }
 
 /// How a service is doing against its objectives.

@@ -48,6 +48,16 @@ pub struct Settings {
     #[arg(long, env = "ANTIBODY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
+    /// Incidents open at once before new ones are refused as "at capacity" (503).
+    #[arg(long, env = "ANTIBODY_MAX_INCIDENTS", default_value = "1000",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_incidents: u64,
+
+    /// Workers per agent on the agent bus; incidents beyond them queue, most severe first.
+    #[arg(long, env = "ANTIBODY_AGENT_WORKERS", default_value = "64",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub agent_workers: u32,
+
     /// Something else than serving (serving is the default).
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -54,6 +54,8 @@ impl Application {
         let engine = Engine::new(EngineConfig {
             speed: settings.speed,
             seed: settings.seed,
+            max_active_incidents: settings.max_incidents,
+            agent_workers: settings.agent_workers as usize,
             ..EngineConfig::default()
         })?;
         engine.start_health_reports();

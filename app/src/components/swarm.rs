@@ -1,5 +1,6 @@
 //! The Agent Swarm: the five agents in pipeline order, each idle or working,
-//! with how much it has done and how sure it was last.
+//! with how much it has done, how sure it was last, and its lane on the
+//! agent bus (queue, utilization, rate, latency) from `swarm_stats`.
 
 use engine::protocol::AgentType;
 use leptos::prelude::*;
@@ -49,6 +50,7 @@ pub fn AgentSwarm(state: RwSignal<DashboardState>) -> impl IntoView {
 fn AgentNode(state: RwSignal<DashboardState>, agent: AgentType) -> impl IntoView {
     let view_of = Memo::new(move |_| state.with(|s| s.agent(agent)));
     let working = move || view_of.with(|v| v.in_flight > 0);
+    let lane = Memo::new(move |_| state.with(|s| s.swarm_stats.iter().find(|l| l.agent == agent).cloned()));
     view! {
         <li class="agent" class:agent-working=working data-testid=format!("agent-{}", agent.as_str())
             data-state=move || if working() { "working" } else { "idle" }>
@@ -70,6 +72,20 @@ fn AgentNode(state: RwSignal<DashboardState>, agent: AgentType) -> impl IntoView
                     }
                 }}
             </span>
+            // Seed 001's per-agent figures, as the bus reported them.
+            {move || lane.get().map(|l| view! {
+                <span class="agent-lane" data-testid=format!("lane-{}", agent.as_str())
+                    title="queue depth · utilization · messages per simulated minute · p50/p99 job time">
+                    {format!(
+                        "q {} · {:.0}% · {}/min · {}/{} ms",
+                        l.queue_depth,
+                        l.utilization * 100.0,
+                        l.messages_per_minute,
+                        l.p50_ms.map(|v| v.to_string()).unwrap_or_else(|| "–".into()),
+                        l.p99_ms.map(|v| v.to_string()).unwrap_or_else(|| "–".into()),
+                    )}
+                </span>
+            })}
         </li>
     }
 }

@@ -47,7 +47,9 @@ impl IntoResponse for CreateIncidentError {
             Self::Refused(SubmitError::UnknownScenario { .. }) => {
                 Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "scenario_id", detail)
             }
-            Self::Refused(SubmitError::ShuttingDown) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail),
+            Self::Refused(SubmitError::ShuttingDown | SubmitError::AtCapacity { .. }) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)
+            }
         }
         .into_response()
     }

@@ -34,6 +34,8 @@ pub fn settings(speed: f64, shutdown_grace: Duration) -> Settings {
         shutdown_grace,
         log_format: LogFormat::Text,
         command: None,
+        max_incidents: 1000,
+        agent_workers: 64,
     }
 }
 

@@ -42,6 +42,8 @@ use crate::{
 pub const HEALTH_EVERY: Duration = Duration::from_secs(2);
 /// Seconds after midnight at which simulated estates start their day.
 const START_OF_DAY: f64 = 10.0 * 3600.0;
+/// Samples of history each isolated estate keeps.
+const ISOLATED_HISTORY: usize = 40;
 /// Seconds a fault has shown in telemetry by the time it is reported: a
 /// monitor needs a few samples before it fires.
 const REPORTED_AFTER_TICKS: u64 = 5;
@@ -267,10 +269,10 @@ struct Shared {
     clock: SimClock,
     /// The agents and the catalog.
     swarm: Arc<Swarm>,
-    /// The estate's shape.
-    topology: Arc<Topology>,
     /// The estate incidents share, in shared mode.
     twin: Option<Arc<SharedTwin>>,
+    /// A warmed-up estate each incident forks, in isolated mode.
+    template: Option<Estate>,
     /// Audits of finished incidents, kept in isolated mode for evaluation.
     audits: Mutex<HashMap<Uuid, Audit>>,
     /// The cost model behind savings.
@@ -324,10 +326,17 @@ impl Engine {
         let impact = ImpactModel::embedded().map_err(StartError::Impact)?;
         let signatures = crate::agents::signatures().map_err(StartError::Impact)?;
         let clock = SimClock::new(config.speed);
-        let twin = (config.twin == TwinMode::Shared).then(|| {
-            let estate = Estate::new(Arc::clone(&topology), seeds.random(), START_OF_DAY);
-            Arc::new(SharedTwin::new(estate, clock))
-        });
+        let estate = Estate::new(Arc::clone(&topology), seeds.random(), START_OF_DAY);
+        let (twin, template) = match config.twin {
+            TwinMode::Shared => (Some(Arc::new(SharedTwin::new(estate, clock))), None),
+            TwinMode::Isolated => {
+                // Warm once, fork per incident: thousands of incidents need
+                // neither thousands of warm-ups nor full histories.
+                let mut template = estate;
+                template.keep_history(ISOLATED_HISTORY);
+                (None, Some(template))
+            }
+        };
         let swarm = Swarm {
             catalog,
             detection: DetectionAgent {
@@ -343,8 +352,8 @@ impl Engine {
             shared: Arc::new(Shared {
                 clock,
                 swarm: Arc::new(swarm),
-                topology,
                 twin,
+                template,
                 audits: Mutex::new(HashMap::new()),
                 impact,
                 log: EventLog::new(config.retain_events, config.fanout_capacity),
@@ -514,7 +523,12 @@ impl Engine {
                 TwinRef::Shared(Arc::clone(shared))
             }
             None => {
-                let mut estate = Estate::new(Arc::clone(&self.shared.topology), rng.random(), START_OF_DAY);
+                let mut estate = self
+                    .shared
+                    .template
+                    .as_ref()
+                    .expect("isolated engines keep a template")
+                    .fork(rng.random());
                 for fault in &faults {
                     if let Err(reason) = estate.inject(fault) {
                         warn!(%reason, "a catalog fault did not inject");
@@ -648,6 +662,10 @@ impl Engine {
 
     /// Claims `root` for `incident`; the holder's id if another has it.
     pub(crate) fn claim(&self, root: &str, incident: Uuid) -> Result<(), Uuid> {
+        // Isolated estates share nothing to collide on.
+        if self.shared.twin.is_none() {
+            return Ok(());
+        }
         let mut claims = self.shared.claims.lock().expect("claims lock poisoned");
         match claims.get(root) {
             Some(holder) if *holder != incident => Err(*holder),

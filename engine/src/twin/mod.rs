@@ -34,6 +34,8 @@ pub use topology::{ServiceKind, ServiceSpec, Topology, TopologyError};
 
 /// Seconds of history each service keeps (charts, trends, verification).
 pub const DEFAULT_HISTORY: usize = 120;
+/// The least history the agents need (trends look 20 seconds back).
+pub const MIN_HISTORY: usize = 30;
 /// Ticks an estate runs before its first incident, so baselines are warm.
 pub const WARMUP_TICKS: u64 = 180;
 /// Call timeout every service starts with, in ms.
@@ -307,6 +309,25 @@ impl Estate {
     pub fn advance(&mut self, ticks: u64) {
         for _ in 0..ticks {
             self.tick();
+        }
+    }
+
+    /// A fork of this estate with its own noise: the same state and
+    /// history, different measurements from here on.
+    pub fn fork(&self, seed: u64) -> Self {
+        let mut fork = self.clone();
+        fork.rng = StdRng::seed_from_u64(seed);
+        fork
+    }
+
+    /// Keeps at most `samples` of history per service from now on (at
+    /// least what verification and trends need).
+    pub fn keep_history(&mut self, samples: usize) {
+        self.history_len = samples.max(MIN_HISTORY);
+        for state in &mut self.services {
+            while state.telemetry.history.len() > self.history_len {
+                state.telemetry.history.pop_front();
+            }
         }
     }
 

@@ -139,6 +139,9 @@ pub struct Topology {
     /// (dependencies, fallbacks, replicas): compute outcomes in this order.
     pub bottom_up: Vec<usize>,
     by_name: HashMap<String, usize>,
+    /// `reach[a][b]`: work from `a` can reach `b` (precomputed: the agents
+    /// ask this constantly).
+    reach: Vec<Vec<bool>>,
 }
 
 /// The estate file does not make sense.
@@ -219,8 +222,16 @@ impl Topology {
             services,
             bottom_up,
             by_name,
+            reach: Vec::new(),
         };
         topology.derive_base_rps();
+        topology.reach = (0..topology.len())
+            .map(|from| {
+                (0..topology.len())
+                    .map(|to| topology.path(from, to).is_some())
+                    .collect()
+            })
+            .collect();
         if let Some(idle) = topology.services.iter().find(|s| s.base_rps <= 0.0) {
             return Err(TopologyError(format!(
                 "service `{}` gets no traffic: give it `rps` or a caller",
@@ -274,7 +285,7 @@ impl Topology {
 
     /// True when `from` reaches `to` through call edges (or is it).
     pub fn reaches(&self, from: usize, to: usize) -> bool {
-        self.path(from, to).is_some()
+        self.reach[from][to]
     }
 
     /// The shortest call path from `from` to `to`, both included.

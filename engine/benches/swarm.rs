@@ -30,6 +30,7 @@ async fn run(incidents: usize, seed: u64) -> (Duration, u64) {
             fanout_capacity: 1 << 22,
             agent_workers: 1_024,
             max_active_incidents: u64::MAX,
+            webhook: None,
         },
         topology,
         catalog,

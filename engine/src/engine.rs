@@ -83,6 +83,8 @@ pub struct EngineConfig {
     pub agent_workers: usize,
     /// Incidents open at once before new ones are refused as "at capacity".
     pub max_active_incidents: u64,
+    /// Where closed incidents are announced (Slack-compatible), if anywhere.
+    pub webhook: Option<crate::notify::Webhook>,
 }
 
 /// Where incidents happen.
@@ -107,6 +109,7 @@ impl Default for EngineConfig {
             twin: TwinMode::Shared,
             agent_workers: 64,
             max_active_incidents: 1_000,
+            webhook: None,
         }
     }
 }
@@ -294,6 +297,8 @@ struct Shared {
     seeds: Mutex<StdRng>,
     /// Agents' time, shared by every incident.
     bus: AgentBus,
+    /// Where closed incidents are announced.
+    webhook: Option<crate::notify::Webhook>,
     /// Incidents open at once before new ones are refused.
     max_active: u64,
     /// Stops the periodic health reports at shutdown.
@@ -365,6 +370,7 @@ impl Engine {
                 seeds: Mutex::new(seeds),
                 stop_reports: CancellationToken::new(),
                 bus: AgentBus::new(config.agent_workers.max(1), clock),
+                webhook: config.webhook,
                 max_active: config.max_active_incidents,
                 claims: Mutex::new(HashMap::new()),
             }),
@@ -373,6 +379,10 @@ impl Engine {
 
     pub fn clock(&self) -> SimClock {
         self.shared.clock
+    }
+
+    pub(crate) fn webhook(&self) -> Option<&crate::notify::Webhook> {
+        self.shared.webhook.as_ref()
     }
 
     pub(crate) fn bus(&self) -> &AgentBus {

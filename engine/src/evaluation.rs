@@ -81,6 +81,7 @@ pub async fn evaluate(
             // queueing.
             agent_workers: 4_096,
             max_active_incidents: u64::MAX,
+            webhook: None,
         },
         topology,
         catalog,

@@ -33,6 +33,8 @@ pub mod event_log;
 #[cfg(feature = "runtime")]
 pub mod impact;
 #[cfg(feature = "runtime")]
+pub mod notify;
+#[cfg(feature = "runtime")]
 pub mod orchestrator;
 #[cfg(feature = "runtime")]
 pub mod twin;

@@ -835,13 +835,26 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         summary,
     };
     let status_line = swarm.communication.status_line(case, &outcome);
+    if let Some(webhook) = run.engine.webhook() {
+        webhook.spawn(crate::notify::Notification {
+            incident_id: run.id,
+            title: case.incident.title.clone(),
+            severity: case.incident.severity,
+            status,
+            summary: outcome.summary.clone(),
+        });
+    }
     let report = swarm.communication.report(case, &outcome, &run.timeline);
     run.finished(
         action,
         ActionStatus::Completed,
         Report {
             description: status_line.clone(),
-            details: json!({ "status_page": status_line, "report_chars": report.len() }),
+            details: json!({
+                "status_page": status_line,
+                "report_chars": report.len(),
+                "webhook": run.engine.webhook().is_some(),
+            }),
             confidence: 0.95,
         },
         duration,

@@ -58,6 +58,10 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub agent_workers: u32,
 
+    /// A Slack-compatible incoming webhook announced whenever an incident closes.
+    #[arg(long, env = "ANTIBODY_WEBHOOK_URL", value_parser = parse_webhook)]
+    pub webhook_url: Option<reqwest::Url>,
+
     /// Something else than serving (serving is the default).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -98,6 +102,14 @@ impl Settings {
         }
         addr
     }
+}
+
+fn parse_webhook(raw: &str) -> Result<reqwest::Url, String> {
+    let url: reqwest::Url = raw.parse().map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{raw}` must be an http:// or https:// URL"));
+    }
+    Ok(url)
 }
 
 fn parse_speed(raw: &str) -> Result<Speed, String> {
@@ -144,6 +156,9 @@ mod tests {
             (&["--addr", "localhost"][..], "--addr"),
             (&["--port", "70000"][..], "--port"),
             (&["--shutdown-grace=-1"][..], "--shutdown-grace"),
+            (&["--webhook-url", "ftp://example.com/hook"][..], "must be an http"),
+            (&["--webhook-url", "not a url"][..], "--webhook-url"),
+            (&["--max-incidents", "0"][..], "--max-incidents"),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

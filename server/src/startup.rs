@@ -56,6 +56,12 @@ impl Application {
             seed: settings.seed,
             max_active_incidents: settings.max_incidents,
             agent_workers: settings.agent_workers as usize,
+            webhook: settings
+                .webhook_url
+                .clone()
+                .map(|url| engine::notify::Webhook::new(url, engine::notify::RetryPolicy::default()))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!(e))?,
             ..EngineConfig::default()
         })?;
         engine.start_health_reports();

@@ -35,6 +35,7 @@ pub fn settings(speed: f64, shutdown_grace: Duration) -> Settings {
         log_format: LogFormat::Text,
         command: None,
         max_incidents: 1000,
+        webhook_url: None,
         agent_workers: 64,
     }
 }

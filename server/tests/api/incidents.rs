@@ -117,3 +117,46 @@ async fn bad_input_gets_a_4xx_that_names_the_field_and_the_reason() {
     // Nothing bad was opened.
     assert_eq!(app.engine.snapshot().incidents.len(), 0);
 }
+
+#[tokio::test]
+async fn a_closed_incident_is_announced_to_the_webhook() {
+    use std::sync::{Arc, Mutex};
+
+    use axum::{Json, Router, extract::State, routing::post};
+
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let hook = Router::new()
+        .route(
+            "/hook",
+            post(
+                |State(seen): State<Arc<Mutex<Vec<serde_json::Value>>>>, Json(body): Json<serde_json::Value>| async move {
+                    seen.lock().unwrap().push(body);
+                },
+            ),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+
+    let mut settings = crate::helpers::settings(200.0, std::time::Duration::from_secs(5));
+    settings.webhook_url = Some(url.parse().unwrap());
+    let app = crate::helpers::spawn_app_with(settings).await;
+    app.fire("service_down").await;
+    let body = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Some(body) = received.lock().unwrap().first().cloned() {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the webhook is called within 10 s");
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.contains("[resolved]") && text.contains("crash loop on order-service"),
+        "{text}"
+    );
+    assert!(body["blocks"].is_array());
+}

@@ -1,7 +1,7 @@
 //! `antibody eval`: scores the swarm against the scenarios' answer keys and
 //! prints a table (or JSON), with a progress bar on a terminal.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
 use engine::{catalog::Catalog, evaluation::evaluate, twin::Topology};
@@ -31,11 +31,19 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<()> {
     })
     .await?;
     bar.finish_and_clear();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&evaluation)?);
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&evaluation)?)
     } else {
-        print!("{}", evaluation.table());
-        println!("\n{} runs per scenario, seed {}", evaluation.runs, evaluation.seed);
+        format!(
+            "{}\n{} runs per scenario, seed {}\n",
+            evaluation.table(),
+            evaluation.runs,
+            evaluation.seed
+        )
+    };
+    // A closed pipe (`| head`) is the reader's choice, not an error.
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }

@@ -187,6 +187,22 @@ struct IncidentBook {
     total_savings: f64,
     /// Sum of resolution times of resolved incidents.
     total_mttr: f64,
+    /// Incidents that finished detection and diagnosis, and the sums of
+    /// the simulated seconds it took to get there.
+    phase_samples: u64,
+    total_detect: f64,
+    total_diagnose: f64,
+    /// Resolved count and resolution-time sum, by scenario.
+    by_scenario: std::collections::BTreeMap<String, (u64, f64)>,
+}
+
+/// A mean to one decimal; 0 with no samples.
+fn per_sample(total: f64, samples: u64) -> f64 {
+    if samples == 0 {
+        0.0
+    } else {
+        (total / samples as f64 * 10.0).round() / 10.0
+    }
 }
 
 impl IncidentBook {
@@ -207,6 +223,13 @@ impl IncidentBook {
             },
             incidents_active: self.active,
             incidents_failed: self.failed,
+            avg_time_to_detect: per_sample(self.total_detect, self.phase_samples),
+            avg_time_to_diagnose: per_sample(self.total_diagnose, self.phase_samples),
+            mttr_by_scenario: self
+                .by_scenario
+                .iter()
+                .map(|(scenario, (n, total))| (scenario.clone(), per_sample(*total, *n)))
+                .collect(),
         }
     }
 
@@ -763,11 +786,21 @@ impl Engine {
             .or(verdict.first_hypothesis.as_ref())
             .map(|r| format!("{} on {}", r.fault.label(), r.service));
         incident.report = (!verdict.report.is_empty()).then_some(verdict.report);
+        let scenario = incident.scenario_id.clone();
+        if let (Some(detect), Some(diagnose)) = (verdict.detected_after, verdict.diagnosed_after) {
+            book.phase_samples += 1;
+            book.total_detect += detect.as_secs_f64();
+            book.total_diagnose += diagnose.as_secs_f64();
+        }
         book.active -= 1;
         match status {
             IncidentStatus::Resolved => {
                 book.resolved += 1;
                 book.total_mttr += seconds;
+                let scenario = scenario.unwrap_or_else(|| "ad_hoc".to_owned());
+                let entry = book.by_scenario.entry(scenario).or_default();
+                entry.0 += 1;
+                entry.1 += seconds;
                 book.total_savings += savings.unwrap_or_default();
             }
             _ => book.failed += 1,
@@ -945,6 +978,11 @@ mod tests {
         assert_eq!(metrics.success_rate, 1.0);
         assert_eq!(metrics.avg_mttr, mttr);
         assert_eq!(metrics.incidents_active, 0);
+        assert_eq!(metrics.mttr_by_scenario.get("database_cascade"), Some(&mttr));
+        // Seed 000's phase timings: detection 0.8–2.1 s, then diagnosis 3–3.5 s.
+        assert!((0.8..=2.1).contains(&metrics.avg_time_to_detect), "{metrics:?}");
+        let diagnosis = metrics.avg_time_to_diagnose - metrics.avg_time_to_detect;
+        assert!((2.9..=3.6).contains(&diagnosis), "{metrics:?}");
         let closed = engine.incident(incident.id).unwrap();
         assert_eq!(closed.status, IncidentStatus::Resolved);
         assert_eq!(

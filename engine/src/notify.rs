@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::Serialize;
 use serde_json::json;
 use tracing::{info, warn};
@@ -151,7 +151,8 @@ impl Webhook {
                 Err(error) => last = error.to_string(),
             }
             if attempt < self.policy.attempts {
-                let jittered = backoff(&self.policy, attempt - 1, rand::rng().random());
+                let unit: f64 = StdRng::from_os_rng().random();
+                let jittered = backoff(&self.policy, attempt - 1, unit);
                 let wait = retry_after.map_or(jittered, |after| after.min(self.policy.cap));
                 tokio::time::sleep(wait).await;
             }

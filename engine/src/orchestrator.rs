@@ -143,6 +143,10 @@ pub struct Verdict {
     pub executed: Vec<ActionKind>,
     /// The report.
     pub report: String,
+    /// Simulated time from opening to the end of detection.
+    pub detected_after: Option<Duration>,
+    /// Simulated time from opening to the first diagnosis.
+    pub diagnosed_after: Option<Duration>,
 }
 
 /// Everything an incident task needs besides the engine.
@@ -679,6 +683,8 @@ pub(crate) async fn run(engine: Engine, assignment: Assignment) {
                 acted_on: None,
                 executed: Vec::new(),
                 report: String::new(),
+                detected_after: None,
+                diagnosed_after: None,
             }
         }
     };
@@ -701,9 +707,11 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         duration,
     )
     .await?;
+    let detected_after = run.elapsed;
     let duration = run.seconds(DIAGNOSIS_SECONDS);
     run.analyse(&swarm.diagnosis, case, "Ranking root-cause hypotheses".into(), duration)
         .await?;
+    let diagnosed_after = run.elapsed;
     let duration = run.seconds(PREDICTION_SECONDS);
     run.analyse(
         &swarm.prediction,
@@ -866,5 +874,7 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         acted_on,
         executed,
         report,
+        detected_after: Some(detected_after),
+        diagnosed_after: Some(diagnosed_after),
     })
 }

@@ -202,6 +202,16 @@ pub struct PerformanceMetrics {
     pub incidents_active: u64,
     /// Incidents that ended `failed` or `interrupted`.
     pub incidents_failed: u64,
+    /// Mean simulated seconds from opening to the end of detection.
+    #[serde(default)]
+    pub avg_time_to_detect: f64,
+    /// Mean simulated seconds from opening to the first diagnosis.
+    #[serde(default)]
+    pub avg_time_to_diagnose: f64,
+    /// Mean resolution time by scenario (`ad_hoc` for incidents without
+    /// one), over resolved incidents.
+    #[serde(default)]
+    pub mttr_by_scenario: std::collections::BTreeMap<String, f64>,
 }
 
 /// Everything the server tells a dashboard, tagged by `type` on the wire.

@@ -31,6 +31,7 @@ async fn run(incidents: usize, seed: u64) -> (Duration, u64) {
             agent_workers: 1_024,
             max_active_incidents: u64::MAX,
             webhook: None,
+            agent_failure_rate: 0.0,
         },
         topology,
         catalog,

@@ -4,7 +4,9 @@
 //! needs the agent takes a worker, or waits in the lane's queue; waiters are
 //! served most severe first, then first come. Every lane measures itself
 //! (queue depth, busy workers, messages per minute, latency percentiles),
-//! and the engine publishes that as `swarm_stats`.
+//! and the engine publishes that as `swarm_stats`. Each lane also has a
+//! circuit breaker: after repeated failures it refuses work for a while,
+//! then lets one job probe.
 
 use std::{
     cmp::Ordering,
@@ -17,7 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     clock::SimClock,
-    protocol::{AgentStats, AgentType, Severity},
+    protocol::{AgentStats, AgentType, BreakerState, Severity},
 };
 
 /// Latency samples kept per lane for percentiles.
@@ -74,6 +76,35 @@ struct Lane {
     completions: VecDeque<Duration>,
     /// Jobs completed since start.
     completed: u64,
+    /// The lane's circuit breaker.
+    breaker: Breaker,
+}
+
+/// Consecutive failures that open a lane's circuit.
+const TRIP_AFTER: u32 = 3;
+/// How long an open circuit refuses work before letting one job probe.
+const COOL_DOWN: Duration = Duration::from_secs(10);
+
+/// A circuit breaker: closed (work flows), open (work refused until the
+/// cool-down ends), half-open (one probe decides).
+#[derive(Debug, Default)]
+struct Breaker {
+    /// Failures since the last success.
+    consecutive_failures: u32,
+    /// Simulated time the circuit opened, while open.
+    opened_at: Option<Duration>,
+    /// Failures since start.
+    failures: u64,
+}
+
+impl Breaker {
+    fn state(&self, now: Duration) -> BreakerState {
+        match self.opened_at {
+            None => BreakerState::Closed,
+            Some(at) if now.saturating_sub(at) < COOL_DOWN => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
+        }
+    }
 }
 
 /// The lanes of every agent. Cheap to clone.
@@ -114,6 +145,7 @@ impl AgentBus {
                 latencies: VecDeque::with_capacity(LATENCY_SAMPLES),
                 completions: VecDeque::new(),
                 completed: 0,
+                breaker: Breaker::default(),
             })
         };
         Self {
@@ -161,6 +193,36 @@ impl AgentBus {
             }
         }
         lane.idle += 1;
+    }
+
+    /// Whether `agent` takes work now; how long its circuit stays open if
+    /// not. A half-open circuit lets work through: the next outcome decides.
+    pub fn admit(&self, agent: AgentType) -> Result<(), Duration> {
+        let now = self.clock.now();
+        let lane = self.lane(agent);
+        match (lane.breaker.state(now), lane.breaker.opened_at) {
+            (BreakerState::Open, Some(at)) => Err(COOL_DOWN.saturating_sub(now.saturating_sub(at))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records whether a job of `agent` succeeded, tripping or closing its
+    /// circuit.
+    pub fn outcome(&self, agent: AgentType, ok: bool) {
+        let now = self.clock.now();
+        let mut lane = self.lane(agent);
+        let breaker = &mut lane.breaker;
+        if ok {
+            breaker.consecutive_failures = 0;
+            breaker.opened_at = None;
+            return;
+        }
+        breaker.failures += 1;
+        breaker.consecutive_failures += 1;
+        let half_open = breaker.state(now) == BreakerState::HalfOpen;
+        if half_open || breaker.consecutive_failures >= TRIP_AFTER {
+            breaker.opened_at = Some(now);
+        }
     }
 
     /// Records that `agent` finished a job that took `took` simulated time.
@@ -211,6 +273,8 @@ impl AgentBus {
                     p50_ms: percentile(0.5),
                     p99_ms: percentile(0.99),
                     completed: lane.completed,
+                    breaker: lane.breaker.state(now),
+                    failures: lane.breaker.failures,
                 }
             })
             .collect()
@@ -221,6 +285,32 @@ impl AgentBus {
 mod tests {
     use super::*;
     use crate::clock::Speed;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_lane_opens_its_circuit_then_probes_then_closes() {
+        let bus = AgentBus::new(2, SimClock::new(Speed::REAL_TIME));
+        for _ in 0..TRIP_AFTER - 1 {
+            bus.outcome(AgentType::Prediction, false);
+        }
+        assert!(bus.admit(AgentType::Prediction).is_ok(), "not yet tripped");
+        bus.outcome(AgentType::Prediction, false);
+        let open_for = bus.admit(AgentType::Prediction).unwrap_err();
+        assert_eq!(open_for, COOL_DOWN);
+        assert_eq!(bus.stats()[2].breaker, BreakerState::Open);
+        // Other lanes are unaffected.
+        assert!(bus.admit(AgentType::Detection).is_ok());
+
+        tokio::time::advance(COOL_DOWN).await;
+        assert_eq!(bus.stats()[2].breaker, BreakerState::HalfOpen);
+        assert!(bus.admit(AgentType::Prediction).is_ok(), "one probe goes through");
+        // A failed probe opens it again at once.
+        bus.outcome(AgentType::Prediction, false);
+        assert!(bus.admit(AgentType::Prediction).is_err());
+        tokio::time::advance(COOL_DOWN).await;
+        bus.outcome(AgentType::Prediction, true);
+        assert_eq!(bus.stats()[2].breaker, BreakerState::Closed);
+        assert_eq!(bus.stats()[2].failures, TRIP_AFTER as u64 + 1);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn waiters_are_served_most_severe_first_then_in_order() {

@@ -85,6 +85,9 @@ pub struct EngineConfig {
     pub max_active_incidents: u64,
     /// Where closed incidents are announced (Slack-compatible), if anywhere.
     pub webhook: Option<crate::notify::Webhook>,
+    /// Chaos: the share of agent jobs that fail as if the agent crashed,
+    /// 0..=1 (0 in production; demos and tests raise it).
+    pub agent_failure_rate: f64,
 }
 
 /// Where incidents happen.
@@ -110,6 +113,7 @@ impl Default for EngineConfig {
             agent_workers: 64,
             max_active_incidents: 1_000,
             webhook: None,
+            agent_failure_rate: 0.0,
         }
     }
 }
@@ -322,6 +326,8 @@ struct Shared {
     bus: AgentBus,
     /// Where closed incidents are announced.
     webhook: Option<crate::notify::Webhook>,
+    /// Chaos: share of agent jobs that fail.
+    agent_failure_rate: f64,
     /// Incidents open at once before new ones are refused.
     max_active: u64,
     /// Stops the periodic health reports at shutdown.
@@ -394,6 +400,7 @@ impl Engine {
                 stop_reports: CancellationToken::new(),
                 bus: AgentBus::new(config.agent_workers.max(1), clock),
                 webhook: config.webhook,
+                agent_failure_rate: config.agent_failure_rate.clamp(0.0, 1.0),
                 max_active: config.max_active_incidents,
                 claims: Mutex::new(HashMap::new()),
             }),
@@ -402,6 +409,10 @@ impl Engine {
 
     pub fn clock(&self) -> SimClock {
         self.shared.clock
+    }
+
+    pub(crate) fn agent_failure_rate(&self) -> f64 {
+        self.shared.agent_failure_rate
     }
 
     pub(crate) fn webhook(&self) -> Option<&crate::notify::Webhook> {
@@ -1103,6 +1114,58 @@ mod tests {
         );
         collect_until(&mut live, is_settled).await;
         engine.trigger_scenario("data_drift", None).unwrap();
+    }
+
+    fn chaotic(seed: u64, agent_failure_rate: f64) -> Engine {
+        Engine::new(EngineConfig {
+            seed: Some(seed),
+            agent_failure_rate,
+            ..EngineConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn crashed_agent_jobs_are_retried_and_the_incident_still_resolves() {
+        let engine = chaotic(14, 0.3);
+        let mut live = engine.feed(None).live;
+        let incident = engine.trigger_scenario("database_cascade", None).unwrap();
+        let events = collect_until(&mut live, is_settled).await;
+        let crashed = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    &e.message,
+                    ServerMessage::AgentAction { action, .. }
+                        if action.status == ActionStatus::Failed && action.description.contains("crashed mid-job")
+                )
+            })
+            .count();
+        assert!(crashed > 0, "at a 30% failure rate some job fails");
+        assert_eq!(engine.incident(incident.id).unwrap().status, IncidentStatus::Resolved);
+        let failures: u64 = engine.swarm_stats().iter().map(|s| s.failures).sum();
+        assert_eq!(failures, crashed as u64);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_agent_that_always_fails_opens_its_circuit_and_the_incident_escalates() {
+        let engine = chaotic(15, 1.0);
+        let mut live = engine.feed(None).live;
+        let incident = engine.trigger_scenario("service_down", None).unwrap();
+        let events = collect_until(&mut live, is_settled).await;
+        assert_eq!(engine.incident(incident.id).unwrap().status, IncidentStatus::Failed);
+        assert!(events.iter().any(|e| matches!(
+            &e.message,
+            ServerMessage::AgentAction { action, .. } if action.description.contains("circuit open")
+        )));
+        let detection = &engine.swarm_stats()[0];
+        assert_eq!(detection.breaker, crate::protocol::BreakerState::Open);
+        // Nothing was done to the estate by an incident that could not see it.
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(&e.message, ServerMessage::ConfigChange { .. }))
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -82,6 +82,7 @@ pub async fn evaluate(
             agent_workers: 4_096,
             max_active_incidents: u64::MAX,
             webhook: None,
+            agent_failure_rate: 0.0,
         },
         topology,
         catalog,

@@ -21,7 +21,7 @@ use std::{
 use rand::{Rng, rngs::StdRng};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::{
@@ -59,6 +59,11 @@ const VERIFY_LIMIT: Duration = Duration::from_secs(30);
 const ROOT_FIXED_POLLS: u32 = 6;
 /// Recovery must hold for this many seconds of telemetry.
 const VERIFY_WINDOW: usize = 4;
+/// Tries of an agent's job before the incident goes to a human.
+const AGENT_ATTEMPTS: u32 = 5;
+/// Backoff between tries: full jitter under `base × 2^n`, capped.
+const AGENT_BACKOFF_BASE: Duration = Duration::from_millis(200);
+const AGENT_BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// Hypotheses tried before escalating to a human.
 const MAX_ATTEMPTS: usize = 3;
 /// How long an incident waits for another that is remediating the same
@@ -171,8 +176,13 @@ enum Remedy {
     Failed,
 }
 
-/// Raised when the engine interrupts the incident (shutdown).
-struct Interrupted;
+/// Why an incident stops before it finishes.
+enum Stop {
+    /// The engine interrupted it (shutdown).
+    Interrupted,
+    /// An agent failed every retry: a human takes over.
+    AgentUnavailable(AgentType),
+}
 
 /// The running state of one incident.
 struct Run<'a> {
@@ -191,13 +201,13 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// Lets `duration` of simulated time pass, unless interrupted.
-    async fn pass(&mut self, duration: Duration) -> Result<(), Interrupted> {
+    async fn pass(&mut self, duration: Duration) -> Result<(), Stop> {
         tokio::select! {
             () = self.clock.sleep(duration) => {
                 self.elapsed += duration;
                 Ok(())
             }
-            () = self.interrupt.cancelled() => Err(Interrupted),
+            () = self.interrupt.cancelled() => Err(Stop::Interrupted),
         }
     }
 
@@ -224,10 +234,10 @@ impl Run<'_> {
     }
 
     /// Waits for a worker of `agent` on the bus, unless interrupted.
-    async fn worker(&self, agent: AgentType) -> Result<Worker, Interrupted> {
+    async fn worker(&self, agent: AgentType) -> Result<Worker, Stop> {
         tokio::select! {
             worker = self.engine.bus().worker(agent, self.severity) => Ok(worker),
-            () = self.interrupt.cancelled() => Err(Interrupted),
+            () = self.interrupt.cancelled() => Err(Stop::Interrupted),
         }
     }
 
@@ -265,14 +275,65 @@ impl Run<'_> {
         case: &mut Case,
         announce: String,
         duration: Duration,
-    ) -> Result<(), Interrupted> {
-        let _worker = self.worker(agent.kind()).await?;
-        let action = self.started(agent.kind(), announce, json!({}));
-        self.pass(duration).await?;
-        let elapsed = self.elapsed;
-        let report = self.twin.with(elapsed, |estate| agent.work(case, estate));
-        self.finished(action, ActionStatus::Completed, report, duration);
-        Ok(())
+    ) -> Result<(), Stop> {
+        let kind = agent.kind();
+        for attempt in 0..AGENT_ATTEMPTS {
+            if attempt > 0 {
+                // Exponential backoff with full jitter, so retries from many
+                // incidents do not arrive in lockstep.
+                let ceiling = AGENT_BACKOFF_BASE
+                    .saturating_mul(1 << (attempt - 1))
+                    .min(AGENT_BACKOFF_CAP);
+                let wait = ceiling.mul_f64(self.rng.random::<f64>());
+                self.pass(wait).await?;
+            }
+            if let Err(open_for) = self.engine.bus().admit(kind) {
+                let action = self.started(kind, announce.clone(), json!({}));
+                self.finished(
+                    action,
+                    ActionStatus::Failed,
+                    Report {
+                        description: format!(
+                            "{} circuit open ({:.1}s left): not sending more work to a failing agent",
+                            kind.label(),
+                            open_for.as_secs_f64()
+                        ),
+                        details: json!({ "circuit": "open", "attempt": attempt + 1 }),
+                        confidence: 0.0,
+                    },
+                    Duration::ZERO,
+                );
+                continue;
+            }
+            let _worker = self.worker(kind).await?;
+            let action = self.started(kind, announce.clone(), json!({}));
+            self.pass(duration).await?;
+            // Chaos: the agent's job fails as if its process crashed.
+            if self.rng.random::<f64>() < self.engine.agent_failure_rate() {
+                self.engine.bus().outcome(kind, false);
+                self.finished(
+                    action,
+                    ActionStatus::Failed,
+                    Report {
+                        description: format!(
+                            "{} crashed mid-job (attempt {attempt_no})",
+                            kind.label(),
+                            attempt_no = attempt + 1
+                        ),
+                        details: json!({ "attempt": attempt + 1, "of": AGENT_ATTEMPTS }),
+                        confidence: 0.0,
+                    },
+                    duration,
+                );
+                continue;
+            }
+            self.engine.bus().outcome(kind, true);
+            let elapsed = self.elapsed;
+            let report = self.twin.with(elapsed, |estate| agent.work(case, estate));
+            self.finished(action, ActionStatus::Completed, report, duration);
+            return Ok(());
+        }
+        Err(Stop::AgentUnavailable(kind))
     }
 
     fn publish_changes(&self, changes: &[ConfigChange]) {
@@ -291,7 +352,7 @@ impl Run<'_> {
     }
 
     /// Puts `plan` to the vote of every agent; publishes the round.
-    async fn vote(&mut self, case: &Case, plan: &Plan, faulty: &[FaultyVoter]) -> Result<(bool, String), Interrupted> {
+    async fn vote(&mut self, case: &Case, plan: &Plan, faulty: &[FaultyVoter]) -> Result<(bool, String), Stop> {
         let swarm = self.engine.swarm();
         let _worker = self.worker(AgentType::Resolution).await?;
         let action = self.started(
@@ -362,7 +423,7 @@ impl Run<'_> {
     }
 
     /// Safety checks, steps, verification, and rollback on failure.
-    async fn remediate(&mut self, case: &Case, plan: &Plan, attempt: &mut Attempt) -> Result<Remedy, Interrupted> {
+    async fn remediate(&mut self, case: &Case, plan: &Plan, attempt: &mut Attempt) -> Result<Remedy, Stop> {
         let swarm = self.engine.swarm();
         // One resolution worker sees the plan through, steps and all.
         let _worker = self.worker(AgentType::Resolution).await?;
@@ -535,7 +596,7 @@ impl Run<'_> {
     }
 
     /// Waits while another incident remediates `root`; true if it had to.
-    async fn wait_for_claim(&mut self, root: &str) -> Result<bool, Interrupted> {
+    async fn wait_for_claim(&mut self, root: &str) -> Result<bool, Stop> {
         let Err(holder) = self.engine.claim(root, self.id) else {
             return Ok(false);
         };
@@ -565,7 +626,7 @@ impl Run<'_> {
     }
 
     /// Undoes `applied` newest first.
-    async fn roll_back(&mut self, applied: &[crate::twin::Applied], attempt: &mut Attempt) -> Result<(), Interrupted> {
+    async fn roll_back(&mut self, applied: &[crate::twin::Applied], attempt: &mut Attempt) -> Result<(), Stop> {
         if applied.is_empty() {
             return Ok(());
         }
@@ -620,7 +681,7 @@ fn watch_list(case: &Case) -> Vec<String> {
 
 /// Detection and diagnosis again, on the estate as it is now. True when
 /// nothing is left to fix.
-async fn reexamine(run: &mut Run<'_>, case: &mut Case) -> Result<bool, Interrupted> {
+async fn reexamine(run: &mut Run<'_>, case: &mut Case) -> Result<bool, Stop> {
     let swarm = run.engine.swarm();
     // Deviations that break no objective (a pool still half full of leaked
     // connections after it was doubled) are for watching, not for acting.
@@ -674,10 +735,19 @@ pub(crate) async fn run(engine: Engine, assignment: Assignment) {
     let mut case = Case::new(incident);
     let verdict = match work(&mut run, &mut case, &faulty_voters).await {
         Ok(verdict) => verdict,
-        Err(Interrupted) => {
-            info!("interrupted by shutdown");
+        Err(stop) => {
+            let status = match stop {
+                Stop::Interrupted => {
+                    info!("interrupted by shutdown");
+                    IncidentStatus::Interrupted
+                }
+                Stop::AgentUnavailable(agent) => {
+                    warn!(agent = agent.as_str(), "agent unavailable; escalating");
+                    IncidentStatus::Failed
+                }
+            };
             Verdict {
-                status: IncidentStatus::Interrupted,
+                status,
                 elapsed: run.elapsed,
                 first_hypothesis: None,
                 acted_on: None,
@@ -695,7 +765,7 @@ pub(crate) async fn run(engine: Engine, assignment: Assignment) {
     engine.finish(id, verdict, &case, violations);
 }
 
-async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Result<Verdict, Interrupted> {
+async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Result<Verdict, Stop> {
     let swarm = run.engine.swarm();
     let services = run.twin.with(run.elapsed, |e| e.topology().len());
 

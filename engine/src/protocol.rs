@@ -387,6 +387,25 @@ pub struct AgentStats {
     pub p99_ms: Option<u64>,
     /// Jobs finished since start.
     pub completed: u64,
+    /// The lane's circuit breaker.
+    #[serde(default)]
+    pub breaker: BreakerState,
+    /// Failed jobs since start.
+    #[serde(default)]
+    pub failures: u64,
+}
+
+/// A circuit breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Work flows.
+    #[default]
+    Closed,
+    /// Work is refused until the cool-down ends.
+    Open,
+    /// One job may probe; its outcome closes or reopens the circuit.
+    HalfOpen,
 }
 
 /// How a service is doing against its objectives.

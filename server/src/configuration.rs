@@ -58,6 +58,10 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub agent_workers: u32,
 
+    /// Chaos: the share of agent jobs (0 to 1) that fail as if the agent crashed, to watch retries and circuit breakers.
+    #[arg(long, env = "ANTIBODY_AGENT_FAILURE_RATE", default_value = "0", value_parser = parse_share)]
+    pub agent_failure_rate: f64,
+
     /// A Slack-compatible incoming webhook announced whenever an incident closes.
     #[arg(long, env = "ANTIBODY_WEBHOOK_URL", value_parser = parse_webhook)]
     pub webhook_url: Option<reqwest::Url>,
@@ -102,6 +106,14 @@ impl Settings {
         }
         addr
     }
+}
+
+fn parse_share(raw: &str) -> Result<f64, String> {
+    let share: f64 = raw.trim().parse().map_err(|_| format!("`{raw}` is not a number"))?;
+    if !(0.0..=1.0).contains(&share) {
+        return Err(format!("{share} is out of range: use 0 to 1"));
+    }
+    Ok(share)
 }
 
 fn parse_webhook(raw: &str) -> Result<reqwest::Url, String> {
@@ -159,6 +171,7 @@ mod tests {
             (&["--webhook-url", "ftp://example.com/hook"][..], "must be an http"),
             (&["--webhook-url", "not a url"][..], "--webhook-url"),
             (&["--max-incidents", "0"][..], "--max-incidents"),
+            (&["--agent-failure-rate", "1.5"][..], "out of range"),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -56,6 +56,7 @@ impl Application {
             seed: settings.seed,
             max_active_incidents: settings.max_incidents,
             agent_workers: settings.agent_workers as usize,
+            agent_failure_rate: settings.agent_failure_rate,
             webhook: settings
                 .webhook_url
                 .clone()

@@ -2,7 +2,7 @@
 //! with how much it has done, how sure it was last, and its lane on the
 //! agent bus (queue, utilization, rate, latency) from `swarm_stats`.
 
-use engine::protocol::AgentType;
+use engine::protocol::{AgentType, BreakerState};
 use leptos::prelude::*;
 
 use crate::state::DashboardState;
@@ -77,12 +77,17 @@ fn AgentNode(state: RwSignal<DashboardState>, agent: AgentType) -> impl IntoView
                 <span class="agent-lane" data-testid=format!("lane-{}", agent.as_str())
                     title="queue depth · utilization · messages per simulated minute · p50/p99 job time">
                     {format!(
-                        "q {} · {:.0}% · {}/min · {}/{} ms",
+                        "q {} · {:.0}% · {}/min · {}/{} ms{}",
                         l.queue_depth,
                         l.utilization * 100.0,
                         l.messages_per_minute,
                         l.p50_ms.map(|v| v.to_string()).unwrap_or_else(|| "–".into()),
                         l.p99_ms.map(|v| v.to_string()).unwrap_or_else(|| "–".into()),
+                        match l.breaker {
+                            BreakerState::Closed => String::new(),
+                            BreakerState::Open => " · circuit open".to_owned(),
+                            BreakerState::HalfOpen => " · circuit half-open".to_owned(),
+                        },
                     )}
                 </span>
             })}

@@ -36,6 +36,7 @@ pub fn settings(speed: f64, shutdown_grace: Duration) -> Settings {
         command: None,
         max_incidents: 1000,
         webhook_url: None,
+        agent_failure_rate: 0.0,
         agent_workers: 64,
     }
 }

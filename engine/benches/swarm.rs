@@ -27,7 +27,7 @@ async fn run(incidents: usize, seed: u64) -> (Duration, u64) {
             twin: TwinMode::Isolated,
             retain_events: 10_000,
             // A subscriber that keeps up never lags; this one must see all.
-            fanout_capacity: 1 << 22,
+            fanout_capacity: 1 << 19,
             agent_workers: 1_024,
             max_active_incidents: u64::MAX,
             webhook: None,

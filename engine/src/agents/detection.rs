@@ -104,11 +104,10 @@ impl DetectionAgent {
                 metrics_analyzed += 1;
                 let sigma = harm(metric, z[metric as usize]);
                 if sigma >= ANOMALY_SIGMA {
-                    let recent = telemetry.recent(metric, 3);
                     anomalies.push(Anomaly {
                         service: spec.name.clone(),
                         metric,
-                        value: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
+                        value: telemetry.recent_mean(metric, 3),
                         baseline: telemetry.baseline(metric).mean,
                         sigma: round2(sigma),
                     });

@@ -88,11 +88,10 @@ pub fn deviations(estate: &Estate, service: usize) -> [f64; Metric::COUNT] {
     let telemetry = &estate.service(service).telemetry;
     let mut z = [0.0; Metric::COUNT];
     for metric in Metric::ALL {
-        let recent = telemetry.recent(metric, WINDOW);
-        if recent.is_empty() {
+        if telemetry.history.is_empty() {
             continue;
         }
-        let mean = recent.iter().sum::<f64>() / recent.len() as f64;
+        let mean = telemetry.recent_mean(metric, WINDOW);
         z[metric as usize] = telemetry.baseline(metric).z(metric, mean);
     }
     z

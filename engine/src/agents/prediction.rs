@@ -83,7 +83,7 @@ impl PredictionAgent {
         let badness: Vec<f64> = (0..topology.len())
             .map(|i| {
                 let spec = topology.spec(i);
-                let errors = mean(&estate.service(i).telemetry.recent(Metric::ErrorRate, 3));
+                let errors = estate.service(i).telemetry.recent_mean(Metric::ErrorRate, 3);
                 let p99 = estate.service(i).telemetry.latest().get(Metric::LatencyP99);
                 errors.max(((p99 / spec.slo_p99_ms - 1.0) / 4.0).clamp(0.0, 1.0))
             })

@@ -846,10 +846,7 @@ impl Estate {
     pub fn health(&self, index: usize, window: usize) -> HealthState {
         let spec = self.topology.spec(index);
         let telemetry = &self.services[index].telemetry;
-        let mean = |m| {
-            let v = telemetry.recent(m, window);
-            v.iter().sum::<f64>() / v.len().max(1) as f64
-        };
+        let mean = |m| telemetry.recent_mean(m, window);
         let errors = mean(Metric::ErrorRate);
         let heartbeat = if spec.kind == ServiceKind::External {
             1.0

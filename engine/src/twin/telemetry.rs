@@ -235,6 +235,17 @@ impl Telemetry {
         &self.baselines[metric as usize]
     }
 
+    /// The mean of the last `n` readings of `metric` (0 with none), without
+    /// allocating: health checks ask this constantly.
+    pub fn recent_mean(&self, metric: Metric, n: usize) -> f64 {
+        let skip = self.history.len().saturating_sub(n);
+        let taken = self.history.len() - skip;
+        if taken == 0 {
+            return 0.0;
+        }
+        self.history.iter().skip(skip).map(|s| s.get(metric)).sum::<f64>() / taken as f64
+    }
+
     /// The last `n` readings of `metric`, oldest first.
     pub fn recent(&self, metric: Metric, n: usize) -> Vec<f64> {
         let skip = self.history.len().saturating_sub(n);

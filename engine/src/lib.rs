@@ -6,7 +6,10 @@
 //!   incoming requests), with no runtime dependencies, so the browser build
 //!   shares them;
 //! - with the `runtime` feature (the default): the [`Engine`] handle, the
-//!   orchestrator, the catalog, the clock and the event log.
+//!   [`twin`] (the simulated estate), the five [`agents`], the
+//!   [`consensus`] vote, the [`orchestrator`], the agent [`bus`], the
+//!   [`catalog`] of scenarios and playbooks, the [`clock`], the
+//!   [`event_log`], [`notify`] (webhooks) and the [`evaluation`] harness.
 //!
 //! The engine depends on neither axum nor leptos: the server's HTTP edge
 //! and the Leptos server functions are thin adapters over [`Engine`].

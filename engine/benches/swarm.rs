@@ -13,6 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use engine::{Engine, EngineConfig, TwinMode, catalog::Catalog, clock::Speed, protocol::ServerMessage, twin::Topology};
 

@@ -375,7 +375,7 @@ impl Engine {
             catalog,
             detection: DetectionAgent {
                 signatures: signatures.clone(),
-                memory: Mutex::new(Vec::new()),
+                memory: Mutex::default(),
             },
             diagnosis: DiagnosisAgent { signatures },
             prediction: PredictionAgent { impact: impact.clone() },
@@ -748,14 +748,14 @@ impl Engine {
             && let (Some(root), Some(detection)) = (&verdict.acted_on, &case.detection)
         {
             let mut memory = self.shared.swarm.detection.memory.lock().expect("memory lock poisoned");
-            memory.push(Fingerprint {
+            memory.push_back(Fingerprint {
                 incident_id: id,
-                anomalies: detection.fingerprint(),
+                anomalies: detection.fingerprint.clone(),
                 root_cause: format!("{} on {}", root.fault.label(), root.service),
             });
             // Bounded: the newest matter most.
             if memory.len() > MEMORY_LIMIT {
-                memory.remove(0);
+                memory.pop_front();
             }
         }
         if self.shared.twin.is_none() {

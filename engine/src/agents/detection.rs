@@ -48,8 +48,8 @@ pub struct HistoricalMatch {
 pub struct Fingerprint {
     /// The incident.
     pub incident_id: uuid::Uuid,
-    /// `service/metric` of each anomaly.
-    pub anomalies: std::collections::BTreeSet<String>,
+    /// Which `(service, metric)` series were anomalous.
+    pub anomalies: AnomalySet,
     /// What it turned out to be.
     pub root_cause: String,
 }
@@ -69,14 +69,51 @@ pub struct Detection {
     pub historical_matches: Vec<HistoricalMatch>,
     /// Confidence that something is wrong.
     pub confidence: f64,
+    /// The anomalous series, for matching against memory.
+    #[serde(skip)]
+    pub fingerprint: AnomalySet,
 }
 
-impl Detection {
-    pub fn fingerprint(&self) -> std::collections::BTreeSet<String> {
-        self.anomalies
-            .iter()
-            .map(|a| format!("{}/{}", a.service, a.metric.as_str()))
-            .collect()
+/// A set of `(service index, metric)` series, as a bitset: comparing an
+/// incident against hundreds of remembered ones is then a few popcounts per
+/// entry, not string-set merges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnomalySet(Vec<u64>);
+
+impl AnomalySet {
+    fn bit(service: usize, metric: Metric) -> usize {
+        service * Metric::COUNT + metric as usize
+    }
+
+    /// Adds one series.
+    pub fn insert(&mut self, service: usize, metric: Metric) {
+        let bit = Self::bit(service, metric);
+        if self.0.len() <= bit / 64 {
+            self.0.resize(bit / 64 + 1, 0);
+        }
+        self.0[bit / 64] |= 1 << (bit % 64);
+    }
+
+    /// Whether the series is in the set.
+    pub fn contains(&self, service: usize, metric: Metric) -> bool {
+        let bit = Self::bit(service, metric);
+        self.0.get(bit / 64).is_some_and(|word| word & (1 << (bit % 64)) != 0)
+    }
+
+    /// Jaccard similarity, 0..=1; two empty sets are not similar.
+    pub fn jaccard(&self, other: &AnomalySet) -> f64 {
+        let word = |set: &AnomalySet, i: usize| set.0.get(i).copied().unwrap_or(0);
+        let (mut shared, mut union) = (0u32, 0u32);
+        for i in 0..self.0.len().max(other.0.len()) {
+            let (a, b) = (word(self, i), word(other, i));
+            shared += (a & b).count_ones();
+            union += (a | b).count_ones();
+        }
+        if union == 0 {
+            0.0
+        } else {
+            f64::from(shared) / f64::from(union)
+        }
     }
 }
 
@@ -85,7 +122,7 @@ pub struct DetectionAgent {
     /// The pattern library.
     pub signatures: Vec<Signature>,
     /// Past incidents to match against.
-    pub memory: std::sync::Mutex<Vec<Fingerprint>>,
+    pub memory: std::sync::Mutex<std::collections::VecDeque<Fingerprint>>,
 }
 
 impl DetectionAgent {
@@ -94,6 +131,7 @@ impl DetectionAgent {
         let topology = estate.topology();
         let mut metrics_analyzed = 0;
         let mut anomalies = Vec::new();
+        let mut fingerprint = AnomalySet::default();
         for (index, spec) in topology.services.iter().enumerate() {
             let z = deviations(estate, index);
             let telemetry = &estate.service(index).telemetry;
@@ -104,6 +142,7 @@ impl DetectionAgent {
                 metrics_analyzed += 1;
                 let sigma = harm(metric, z[metric as usize]);
                 if sigma >= ANOMALY_SIGMA {
+                    fingerprint.insert(index, metric);
                     anomalies.push(Anomaly {
                         service: spec.name.clone(),
                         metric,
@@ -143,15 +182,13 @@ impl DetectionAgent {
             anomalous_services,
             pattern,
             historical_matches: Vec::new(),
+            fingerprint,
         };
-        let fingerprint = detection.fingerprint();
         let memory = self.memory.lock().expect("memory lock poisoned");
         let mut matches: Vec<HistoricalMatch> = memory
             .iter()
             .filter_map(|past| {
-                let shared = past.anomalies.intersection(&fingerprint).count() as f64;
-                let union = past.anomalies.union(&fingerprint).count() as f64;
-                let similarity = if union == 0.0 { 0.0 } else { shared / union };
+                let similarity = past.anomalies.jaccard(&detection.fingerprint);
                 (similarity >= 0.5).then(|| HistoricalMatch {
                     incident_id: past.incident_id,
                     root_cause: past.root_cause.clone(),
@@ -305,15 +342,34 @@ mod tests {
     }
 
     #[test]
+    fn anomaly_sets_compare_by_jaccard_similarity() {
+        let mut a = AnomalySet::default();
+        let mut b = AnomalySet::default();
+        assert_eq!(a.jaccard(&b), 0.0, "nothing in common with nothing");
+        a.insert(0, Metric::ALL[0]);
+        a.insert(11, Metric::ALL[15]);
+        b.insert(11, Metric::ALL[15]);
+        assert!(a.contains(11, Metric::ALL[15]) && !b.contains(0, Metric::ALL[0]));
+        assert_eq!(a.jaccard(&b), 0.5);
+        b.insert(0, Metric::ALL[0]);
+        assert_eq!(a.jaccard(&b), 1.0);
+        b.insert(3, Metric::ALL[2]);
+        assert!((b.jaccard(&a) - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
     fn a_similar_past_incident_is_matched() {
         let estate = fixtures::broken(FaultKind::CacheFailure, "redis-cache", 3, 4);
         let first = agent().detect(&estate);
         let agent = DetectionAgent {
-            memory: std::sync::Mutex::new(vec![Fingerprint {
-                incident_id: uuid::Uuid::nil(),
-                anomalies: first.fingerprint(),
-                root_cause: "cache_failure on redis-cache".into(),
-            }]),
+            memory: std::sync::Mutex::new(
+                [Fingerprint {
+                    incident_id: uuid::Uuid::nil(),
+                    anomalies: first.fingerprint.clone(),
+                    root_cause: "cache_failure on redis-cache".into(),
+                }]
+                .into(),
+            ),
             ..agent()
         };
         let again = agent.detect(&estate);

@@ -37,6 +37,8 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: '../target/site',
       ANTIBODY_SPEED: '10',
       ANTIBODY_SHUTDOWN_GRACE: '0',
+      // A fresh store per run: the tests count from zero.
+      ANTIBODY_DATABASE_URL: 'sqlite::memory:',
       RUST_LOG: 'warn',
     },
     reuseExistingServer: false,

@@ -26,7 +26,11 @@ pub async fn get_scenarios() -> Result<Vec<ScenarioSummary>, ServerFnError> {
 /// post too, so the buttons work before (or without) the wasm.
 #[server]
 pub async fn trigger_scenario(scenario_id: String) -> Result<Incident, ServerFnError> {
-    engine()?
+    let engine = engine()?;
+    let incident = engine
         .trigger_scenario(&scenario_id, None)
-        .map_err(|e| ServerFnError::new(e.to_string()))
+        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    // Acknowledged only once its `incident_created` event is stored.
+    engine.flush().await;
+    Ok(incident)
 }

@@ -187,12 +187,17 @@ impl DashboardState {
                 status,
                 resolution_time,
                 cost_savings,
+                root_cause,
+                report,
+                ..
             } => {
                 if let Some(incident) = self.incidents.iter_mut().find(|i| i.id == *incident_id) {
                     incident.status = *status;
                     incident.resolution_time = *resolution_time;
                     incident.cost_savings = *cost_savings;
                     incident.finished_at = Some(envelope.ts);
+                    incident.root_cause.clone_from(root_cause);
+                    incident.report.clone_from(report);
                 }
                 if status.is_terminal() {
                     self.in_flight.retain(|_, (_, incident)| incident != incident_id);
@@ -456,6 +461,10 @@ mod tests {
                 status: IncidentStatus::Interrupted,
                 resolution_time: Some(4.0),
                 cost_savings: None,
+                root_cause: None,
+                report: None,
+                time_to_detect: None,
+                time_to_diagnose: None,
             },
         ));
         assert_eq!(state.incidents[0].status, IncidentStatus::Interrupted);

@@ -28,8 +28,9 @@ use crate::{
     bus::AgentBus,
     catalog::{Catalog, CatalogError, FaultyVoter, RootCause},
     clock::{SimClock, Speed},
-    event_log::EventLog,
+    event_log::{EventLog, LogStart, Projection},
     impact::ImpactModel,
+    journal::{Journal, Recovered, Totals},
     orchestrator::{self, Assignment, SharedTwin, TwinRef, Verdict},
     protocol::{
         Envelope, Incident, IncidentStatus, PerformanceMetrics, ScenarioSummary, ServerMessage, Severity, Snapshot,
@@ -54,17 +55,6 @@ const MEMORY_LIMIT: usize = 500;
 pub const SNAPSHOT_INCIDENTS: usize = 50;
 /// How many recent events a snapshot carries for the activity feed.
 pub const SNAPSHOT_EVENTS: usize = 200;
-
-/// Events that tell the story of incidents (the activity feed's lines);
-/// metrics are state, and the snapshot carries them already.
-fn is_feed_event(message: &ServerMessage) -> bool {
-    matches!(
-        message,
-        ServerMessage::IncidentCreated { .. }
-            | ServerMessage::AgentAction { .. }
-            | ServerMessage::IncidentStatus { .. }
-    )
-}
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -174,76 +164,35 @@ pub struct ShutdownReport {
     pub interrupted: usize,
 }
 
-/// Every incident, and the running totals behind the metrics.
+/// Finished incidents kept in memory for [`Engine::incident`]; older ones
+/// are only in the store.
+const FINISHED_KEPT: usize = 10_000;
+
+/// Open and recently finished incidents, and the running totals behind the
+/// metrics.
 #[derive(Default)]
 struct IncidentBook {
-    /// Every incident, by id.
+    /// Open and recently finished incidents, by id.
     by_id: HashMap<Uuid, Incident>,
-    /// Ids, oldest first.
-    order: Vec<Uuid>,
+    /// Finished ids, oldest first, for eviction.
+    finished: std::collections::VecDeque<Uuid>,
     /// Incidents not yet terminal.
     active: u64,
-    /// Incidents resolved.
-    resolved: u64,
-    /// Incidents failed or interrupted.
-    failed: u64,
-    /// Sum of savings of resolved incidents.
-    total_savings: f64,
-    /// Sum of resolution times of resolved incidents.
-    total_mttr: f64,
-    /// Incidents that finished detection and diagnosis, and the sums of
-    /// the simulated seconds it took to get there.
-    phase_samples: u64,
-    total_detect: f64,
-    total_diagnose: f64,
-    /// Resolved count and resolution-time sum, by scenario.
-    by_scenario: std::collections::BTreeMap<String, (u64, f64)>,
-}
-
-/// A mean to one decimal; 0 with no samples.
-fn per_sample(total: f64, samples: u64) -> f64 {
-    if samples == 0 {
-        0.0
-    } else {
-        (total / samples as f64 * 10.0).round() / 10.0
-    }
+    /// Everything finished so far.
+    totals: Totals,
 }
 
 impl IncidentBook {
-    fn metrics(&self) -> PerformanceMetrics {
-        let finished = self.resolved + self.failed;
-        PerformanceMetrics {
-            incidents_resolved: self.resolved,
-            total_cost_savings: self.total_savings,
-            avg_mttr: if self.resolved == 0 {
-                0.0
-            } else {
-                self.total_mttr / self.resolved as f64
-            },
-            success_rate: if finished == 0 {
-                0.0
-            } else {
-                self.resolved as f64 / finished as f64
-            },
-            incidents_active: self.active,
-            incidents_failed: self.failed,
-            avg_time_to_detect: per_sample(self.total_detect, self.phase_samples),
-            avg_time_to_diagnose: per_sample(self.total_diagnose, self.phase_samples),
-            mttr_by_scenario: self
-                .by_scenario
-                .iter()
-                .map(|(scenario, (n, total))| (scenario.clone(), per_sample(*total, *n)))
-                .collect(),
+    /// A book that continues from stored totals, with nothing open.
+    fn from_totals(totals: &Totals) -> Self {
+        Self {
+            totals: totals.clone(),
+            ..Self::default()
         }
     }
 
-    fn newest(&self, limit: usize) -> Vec<Incident> {
-        self.order
-            .iter()
-            .rev()
-            .take(limit)
-            .map(|id| self.by_id[id].clone())
-            .collect()
+    fn metrics(&self) -> PerformanceMetrics {
+        self.totals.metrics(self.active)
     }
 }
 
@@ -309,8 +258,6 @@ struct Shared {
     impact: ImpactModel,
     /// Every event, in order, with fan-out.
     log: EventLog,
-    /// Identifies this run's log, so clients of another run resync.
-    epoch: Uuid,
     /// Incidents and totals. Every change to it is appended to the log while
     /// it is held, so snapshots taken under it are consistent.
     book: Mutex<IncidentBook>,
@@ -351,8 +298,65 @@ impl Engine {
         Self::with_catalog(config, topology, catalog)
     }
 
-    /// Builds an engine over another catalog (evaluation of scenario files).
+    /// Builds an engine over another catalog (evaluation of scenario files),
+    /// with its event log in memory.
     pub fn with_catalog(config: EngineConfig, topology: Arc<Topology>, catalog: Catalog) -> Result<Self, StartError> {
+        let log = EventLog::new(config.retain_events, config.fanout_capacity);
+        Self::build(config, topology, catalog, log, Totals::default())
+    }
+
+    /// Builds an engine whose event log is durable in `journal`, continuing
+    /// where `recovered` says the store left off: the same epoch and `seq`,
+    /// the same totals, and every incident the last run left open marked
+    /// `interrupted`, visibly. Must be called within a tokio runtime.
+    pub fn durable(config: EngineConfig, journal: Arc<dyn Journal>, recovered: Recovered) -> Result<Self, StartError> {
+        let topology = Arc::new(Topology::embedded()?);
+        let catalog = Catalog::embedded(&topology)?;
+        let book = IncidentBook::from_totals(&recovered.totals);
+        let mut projection = Projection::new(SNAPSHOT_INCIDENTS, SNAPSHOT_EVENTS);
+        for event in &recovered.tail {
+            projection.apply(event);
+        }
+        projection.incidents = recovered.incidents.into_iter().take(SNAPSHOT_INCIDENTS).collect();
+        projection.metrics = book.metrics();
+        let start = LogStart {
+            epoch: recovered.epoch,
+            last_seq: recovered.last_seq,
+            tail: recovered.tail,
+            projection,
+        };
+        let log = EventLog::durable(config.retain_events, config.fanout_capacity, start, journal);
+        let engine = Self::build(config, topology, catalog, log, recovered.totals)?;
+        if !recovered.unfinished.is_empty() {
+            let mut book = engine.shared.book.lock().expect("incident book lock poisoned");
+            for incident in &recovered.unfinished {
+                warn!(id = %incident.id, title = %incident.title, "the last run left this incident open; marking it interrupted");
+                book.totals.failed += 1;
+                engine.shared.log.append(ServerMessage::IncidentStatus {
+                    incident_id: incident.id,
+                    status: IncidentStatus::Interrupted,
+                    resolution_time: None,
+                    cost_savings: None,
+                    root_cause: None,
+                    report: Some("The server stopped before the swarm finished this incident.".to_owned()),
+                    time_to_detect: None,
+                    time_to_diagnose: None,
+                });
+            }
+            engine.shared.log.append(ServerMessage::PerformanceMetrics {
+                metrics: book.metrics(),
+            });
+        }
+        Ok(engine)
+    }
+
+    fn build(
+        config: EngineConfig,
+        topology: Arc<Topology>,
+        catalog: Catalog,
+        log: EventLog,
+        totals: Totals,
+    ) -> Result<Self, StartError> {
         let mut seeds = match config.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
@@ -390,9 +394,8 @@ impl Engine {
                 template,
                 audits: Mutex::new(HashMap::new()),
                 impact,
-                log: EventLog::new(config.retain_events, config.fanout_capacity),
-                epoch: Uuid::new_v4(),
-                book: Mutex::new(IncidentBook::default()),
+                log,
+                book: Mutex::new(IncidentBook::from_totals(&totals)),
                 tasks: TaskTracker::new(),
                 interrupt: CancellationToken::new(),
                 draining: AtomicBool::new(false),
@@ -591,7 +594,6 @@ impl Engine {
         {
             let mut book = self.shared.book.lock().expect("incident book lock poisoned");
             book.by_id.insert(incident.id, incident.clone());
-            book.order.push(incident.id);
             book.active += 1;
             self.shared.log.append(ServerMessage::IncidentCreated {
                 incident: incident.clone(),
@@ -663,27 +665,41 @@ impl Engine {
     }
 
     fn snapshot_and_subscribe(&self) -> (Snapshot, broadcast::Receiver<Arc<Envelope>>) {
-        let book = self.shared.book.lock().expect("incident book lock poisoned");
-        let (last_seq, recent_events, live) = self
-            .shared
-            .log
-            .view_and_subscribe(SNAPSHOT_EVENTS, |e| is_feed_event(&e.message));
-        let snapshot = Snapshot {
-            epoch: self.shared.epoch,
+        let epoch = self.shared.log.epoch();
+        let (mut snapshot, live) = self.shared.log.project_and_subscribe(|last_seq, projection| Snapshot {
+            epoch,
             last_seq,
-            metrics: book.metrics(),
-            incidents: book.newest(SNAPSHOT_INCIDENTS),
-            recent_events,
-            twin: self.twin_health().unwrap_or_default(),
-            swarm: self.swarm_stats(),
-        };
+            metrics: projection.metrics.clone(),
+            incidents: projection.incidents.iter().cloned().collect(),
+            recent_events: projection.recent.iter().cloned().collect(),
+            twin: projection.twin.clone(),
+            swarm: projection.swarm.clone(),
+        });
+        // Before the first reports, read the gauges directly.
+        if snapshot.twin.is_empty() {
+            snapshot.twin = self.twin_health().unwrap_or_default();
+        }
+        if snapshot.swarm.is_empty() {
+            snapshot.swarm = self.swarm_stats();
+        }
         (snapshot, live)
+    }
+
+    /// Waits until every event published so far is stored and sent to
+    /// subscribers (at once with an in-memory log).
+    pub async fn flush(&self) {
+        self.shared.log.flush().await;
+    }
+
+    /// The event log (for reads the store cannot serve: the live tail).
+    pub fn log(&self) -> &EventLog {
+        &self.shared.log
     }
 
     /// A stream for one client: the events it missed since `resume` when
     /// the log still has them all, or else a fresh snapshot; then live.
     pub fn feed(&self, resume: Option<Resume>) -> Feed {
-        if let Some(resume) = resume.filter(|r| r.epoch == self.shared.epoch) {
+        if let Some(resume) = resume.filter(|r| r.epoch == self.shared.log.epoch()) {
             let subscription = self.shared.log.subscribe_since(resume.since);
             if subscription.complete {
                 return Feed {
@@ -699,9 +715,9 @@ impl Engine {
         }
     }
 
-    /// Appends a message to the event log and fans it out.
-    pub(crate) fn publish(&self, message: ServerMessage) -> Arc<Envelope> {
-        self.shared.log.append(message)
+    /// Appends a message to the event log, which fans it out.
+    pub(crate) fn publish(&self, message: ServerMessage) {
+        self.shared.log.append(message);
     }
 
     /// Claims `root` for `incident`; the holder's id if another has it.
@@ -775,6 +791,7 @@ impl Engine {
         }
         let mut book = self.shared.book.lock().expect("incident book lock poisoned");
         let seconds = (elapsed.as_secs_f64() * 10.0).round() / 10.0;
+        let tenths = |d: Duration| (d.as_secs_f64() * 10.0).round() / 10.0;
         let Some(incident) = book.by_id.get_mut(&id) else {
             warn!(%id, "finish called for an unknown incident");
             return;
@@ -797,24 +814,31 @@ impl Engine {
             .or(verdict.first_hypothesis.as_ref())
             .map(|r| format!("{} on {}", r.fault.label(), r.service));
         incident.report = (!verdict.report.is_empty()).then_some(verdict.report);
+        let (root_cause, report) = (incident.root_cause.clone(), incident.report.clone());
         let scenario = incident.scenario_id.clone();
         if let (Some(detect), Some(diagnose)) = (verdict.detected_after, verdict.diagnosed_after) {
-            book.phase_samples += 1;
-            book.total_detect += detect.as_secs_f64();
-            book.total_diagnose += diagnose.as_secs_f64();
+            book.totals.phase_samples += 1;
+            book.totals.total_detect += detect.as_secs_f64();
+            book.totals.total_diagnose += diagnose.as_secs_f64();
         }
         book.active -= 1;
         match status {
             IncidentStatus::Resolved => {
-                book.resolved += 1;
-                book.total_mttr += seconds;
+                book.totals.resolved += 1;
+                book.totals.total_mttr += seconds;
                 let scenario = scenario.unwrap_or_else(|| "ad_hoc".to_owned());
-                let entry = book.by_scenario.entry(scenario).or_default();
+                let entry = book.totals.by_scenario.entry(scenario).or_default();
                 entry.0 += 1;
                 entry.1 += seconds;
-                book.total_savings += savings.unwrap_or_default();
+                book.totals.total_savings += savings.unwrap_or_default();
             }
-            _ => book.failed += 1,
+            _ => book.totals.failed += 1,
+        }
+        book.finished.push_back(id);
+        if book.finished.len() > FINISHED_KEPT
+            && let Some(oldest) = book.finished.pop_front()
+        {
+            book.by_id.remove(&oldest);
         }
         info!(
             status = status.as_str(),
@@ -827,6 +851,10 @@ impl Engine {
             status,
             resolution_time: Some(seconds),
             cost_savings: savings,
+            root_cause,
+            report,
+            time_to_detect: verdict.detected_after.map(tenths),
+            time_to_diagnose: verdict.diagnosed_after.map(tenths),
         });
         self.shared.log.append(ServerMessage::PerformanceMetrics {
             metrics: book.metrics(),
@@ -857,6 +885,8 @@ impl Engine {
             self.shared.interrupt.cancel();
             self.shared.tasks.wait().await;
         }
+        // Whatever the incidents said last must be stored before we go.
+        self.shared.log.close().await;
         report
     }
 }

@@ -1,20 +1,42 @@
 //! The event log: every message a dashboard receives is appended here first,
 //! given the next sequence number, then fanned out to live subscribers.
 //!
-//! This is the in-memory log of the foundation; it keeps the newest
-//! `retain` events for replay. The durable store replaces the retention,
-//! not the contract:
-//! - `seq` starts at 1 and grows by exactly one per event;
+//! Two modes, one contract:
+//! - in memory (tests, evaluation, benchmarks): `append` stamps and
+//!   publishes at once;
+//! - durable (the server): `append` queues the message, and a writer task
+//!   hands batches to a [`Journal`], which stores them and assigns their
+//!   `seq`; only then are they published. A crash can lose a message that
+//!   was never shown to anyone, never one that was.
+//!
+//! Either way:
+//! - `seq` grows by exactly one per event, with no gaps;
 //! - subscribers see events in `seq` order;
 //! - [`EventLog::subscribe_since`] returns a backlog and a live receiver
-//!   that meet with no gap and no duplicate.
+//!   that meet with no gap and no duplicate;
+//! - the [`Projection`] (what a snapshot shows) is updated under the same
+//!   lock as the fan-out, so a snapshot reflects exactly the events up to
+//!   its `last_seq`, never one later.
 
-use std::{collections::VecDeque, sync::Arc, sync::Mutex};
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::Utc;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, warn};
+use uuid::Uuid;
 
-use crate::protocol::{Envelope, ServerMessage};
+use crate::{
+    journal::{Journal, Unsequenced},
+    protocol::{AgentStats, Envelope, Incident, PerformanceMetrics, ServerMessage, ServiceTelemetry},
+};
+
+/// Most events a writer hands to the journal in one transaction.
+const MAX_BATCH: usize = 4_096;
 
 /// A live subscription that starts after a known `seq`.
 pub struct Subscription {
@@ -27,111 +49,375 @@ pub struct Subscription {
     pub live: broadcast::Receiver<Arc<Envelope>>,
 }
 
-struct LogState {
-    /// The `seq` the next event gets.
-    next_seq: u64,
-    /// The newest events, oldest first.
-    retained: VecDeque<Arc<Envelope>>,
+/// Whether an event belongs in the activity feed.
+pub fn is_feed_event(message: &ServerMessage) -> bool {
+    matches!(
+        message,
+        ServerMessage::IncidentCreated { .. }
+            | ServerMessage::AgentAction { .. }
+            | ServerMessage::IncidentStatus { .. }
+    )
 }
 
-/// Appends, retains and fans out events. Shared behind the engine handle.
-pub struct EventLog {
-    /// Sequence counter and retained events, under one lock so that the
-    /// order of `seq` is the order of fan-out.
+/// What a snapshot shows, kept current event by event.
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    /// The newest incidents, newest first.
+    pub incidents: VecDeque<Incident>,
+    /// The newest feed events, oldest first.
+    pub recent: VecDeque<Envelope>,
+    /// The latest impact-meter figures.
+    pub metrics: PerformanceMetrics,
+    /// The latest estate report (empty before the first).
+    pub twin: Vec<ServiceTelemetry>,
+    /// The latest agent-bus report (empty before the first).
+    pub swarm: Vec<AgentStats>,
+    /// How many incidents and feed events to keep.
+    incident_cap: usize,
+    event_cap: usize,
+}
+
+impl Projection {
+    /// An empty projection keeping `incident_cap` incidents and `event_cap`
+    /// feed events.
+    pub fn new(incident_cap: usize, event_cap: usize) -> Self {
+        Self {
+            incident_cap,
+            event_cap,
+            ..Self::default()
+        }
+    }
+
+    /// Folds one event in.
+    pub fn apply(&mut self, envelope: &Envelope) {
+        match &envelope.message {
+            ServerMessage::IncidentCreated { incident } => {
+                self.incidents.push_front(incident.clone());
+                self.incidents.truncate(self.incident_cap);
+            }
+            ServerMessage::IncidentStatus {
+                incident_id,
+                status,
+                resolution_time,
+                cost_savings,
+                root_cause,
+                report,
+                ..
+            } => {
+                if let Some(incident) = self.incidents.iter_mut().find(|i| i.id == *incident_id) {
+                    incident.status = *status;
+                    incident.resolution_time = *resolution_time;
+                    incident.cost_savings = *cost_savings;
+                    if status.is_terminal() {
+                        incident.finished_at = Some(envelope.ts);
+                    }
+                    incident.root_cause.clone_from(root_cause);
+                    incident.report.clone_from(report);
+                }
+            }
+            ServerMessage::PerformanceMetrics { metrics } => self.metrics = metrics.clone(),
+            ServerMessage::TwinHealth { services } => self.twin = services.clone(),
+            ServerMessage::SwarmStats { agents } => self.swarm = agents.clone(),
+            _ => {}
+        }
+        if is_feed_event(&envelope.message) {
+            if self.recent.len() == self.event_cap {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(envelope.clone());
+        }
+    }
+}
+
+/// Everything behind the log's one lock.
+struct LogState {
+    /// The newest `seq` published; 0 when the log is empty.
+    last_seq: u64,
+    /// The newest published events, oldest first.
+    retained: VecDeque<Arc<Envelope>>,
+    /// What a snapshot shows, as of `last_seq`.
+    projection: Projection,
+    /// Durable mode: messages waiting for the writer, oldest first.
+    pending: Vec<Unsequenced>,
+    /// Messages ever appended, published or not.
+    appended: u64,
+}
+
+/// The durable mode's writer side.
+struct Writer {
+    /// Where batches go.
+    journal: Arc<dyn Journal>,
+    /// Wakes the writer when messages are pending.
+    wake: Notify,
+    /// How many appended messages are durable and published.
+    published: watch::Sender<u64>,
+    /// Stops the writer once everything pending is written.
+    stop: CancellationToken,
+}
+
+struct Inner {
+    /// Sequence counter, retained events and projection, under one lock so
+    /// that the order of `seq` is the order of fan-out.
     state: Mutex<LogState>,
     /// How many events to keep for replay.
     retain: usize,
     /// Fan-out to live subscribers.
     sender: broadcast::Sender<Arc<Envelope>>,
+    /// Identifies this log, so clients of another log resync.
+    epoch: Uuid,
+    /// Set in durable mode.
+    writer: Option<Writer>,
+}
+
+/// Where a log starts: empty, or where a store left off.
+#[derive(Debug, Clone, Default)]
+pub struct LogStart {
+    /// The log's identity.
+    pub epoch: Uuid,
+    /// The newest stored `seq`.
+    pub last_seq: u64,
+    /// The newest stored events, oldest first.
+    pub tail: Vec<Envelope>,
+    /// The snapshot's state as of `last_seq`.
+    pub projection: Projection,
+}
+
+/// Appends, retains and fans out events. A cheap-to-clone handle.
+#[derive(Clone)]
+pub struct EventLog {
+    inner: Arc<Inner>,
 }
 
 impl EventLog {
-    /// `retain` events are kept for replay; a live subscriber may fall up to
-    /// `fanout_capacity` events behind before it is told it lagged.
+    /// An in-memory log: `retain` events are kept for replay; a live
+    /// subscriber may fall up to `fanout_capacity` events behind before it
+    /// is told it lagged.
     pub fn new(retain: usize, fanout_capacity: usize) -> Self {
+        Self::build(
+            retain,
+            fanout_capacity,
+            LogStart {
+                epoch: Uuid::new_v4(),
+                projection: Projection::new(crate::SNAPSHOT_INCIDENTS, crate::SNAPSHOT_EVENTS),
+                ..LogStart::default()
+            },
+            None,
+        )
+    }
+
+    /// A durable log over `journal`, continuing from `start`. Spawns the
+    /// writer, so it must be called within a tokio runtime.
+    pub fn durable(retain: usize, fanout_capacity: usize, start: LogStart, journal: Arc<dyn Journal>) -> Self {
+        let writer = Writer {
+            journal,
+            wake: Notify::new(),
+            published: watch::channel(0).0,
+            stop: CancellationToken::new(),
+        };
+        let log = Self::build(retain, fanout_capacity, start, Some(writer));
+        tokio::spawn(log.clone().write_batches());
+        log
+    }
+
+    fn build(retain: usize, fanout_capacity: usize, start: LogStart, writer: Option<Writer>) -> Self {
         let (sender, _) = broadcast::channel(fanout_capacity.max(1));
+        let retain = retain.max(1);
+        let skip = start.tail.len().saturating_sub(retain);
+        let retained: VecDeque<Arc<Envelope>> = start.tail.into_iter().skip(skip).map(Arc::new).collect();
         Self {
-            state: Mutex::new(LogState {
-                next_seq: 1,
-                retained: VecDeque::with_capacity(retain.min(4096)),
+            inner: Arc::new(Inner {
+                state: Mutex::new(LogState {
+                    last_seq: start.last_seq,
+                    retained,
+                    projection: start.projection,
+                    pending: Vec::new(),
+                    appended: 0,
+                }),
+                retain,
+                sender,
+                epoch: start.epoch,
+                writer,
             }),
-            retain: retain.max(1),
-            sender,
         }
     }
 
-    /// Stamps `message` with the next `seq` and the current time, keeps it,
-    /// and sends it to every live subscriber. Never waits on a subscriber.
-    pub fn append(&self, message: ServerMessage) -> Arc<Envelope> {
-        let mut state = self.state.lock().expect("event log lock poisoned");
-        let envelope = Arc::new(Envelope {
-            seq: state.next_seq,
-            ts: Utc::now(),
-            message,
-        });
-        state.next_seq += 1;
-        if state.retained.len() == self.retain {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.inner.state.lock().expect("event log lock poisoned")
+    }
+
+    /// The log's identity.
+    pub fn epoch(&self) -> Uuid {
+        self.inner.epoch
+    }
+
+    /// Records `message`. In memory it is stamped and published at once;
+    /// in durable mode it is queued for the writer. Never waits on a
+    /// subscriber or on the store.
+    pub fn append(&self, message: ServerMessage) {
+        let mut state = self.lock();
+        state.appended += 1;
+        match &self.inner.writer {
+            None => {
+                let seq = state.last_seq + 1;
+                self.publish(
+                    &mut state,
+                    Envelope {
+                        seq,
+                        ts: Utc::now(),
+                        message,
+                    },
+                );
+            }
+            Some(writer) => {
+                state.pending.push(Unsequenced {
+                    ts: Utc::now(),
+                    message,
+                });
+                writer.wake.notify_one();
+            }
+        }
+    }
+
+    /// Stamps nothing: `envelope.seq` must be the next `seq`. Retains,
+    /// projects and fans out, under the caller's lock.
+    fn publish(&self, state: &mut LogState, envelope: Envelope) {
+        state.last_seq = envelope.seq;
+        state.projection.apply(&envelope);
+        let envelope = Arc::new(envelope);
+        if state.retained.len() == self.inner.retain {
             state.retained.pop_front();
         }
         state.retained.push_back(envelope.clone());
         // No receivers is fine: nobody is watching.
-        let _ = self.sender.send(envelope.clone());
-        envelope
+        let _ = self.inner.sender.send(envelope);
     }
 
-    /// The newest `seq` appended, 0 when the log is empty.
+    /// The durable mode's writer: hands pending messages to the journal in
+    /// batches, retrying until it takes them, then publishes them.
+    async fn write_batches(self) {
+        let writer = self.inner.writer.as_ref().expect("only durable logs write");
+        let mut failures = 0u32;
+        loop {
+            let batch: Vec<Unsequenced> = {
+                let mut state = self.lock();
+                let take = state.pending.len().min(MAX_BATCH);
+                state.pending.drain(..take).collect()
+            };
+            if batch.is_empty() {
+                tokio::select! {
+                    () = writer.wake.notified() => continue,
+                    () = writer.stop.cancelled() => {
+                        if self.lock().pending.is_empty() {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let first = loop {
+                match writer.journal.append(&batch).await {
+                    Ok(first) => {
+                        failures = 0;
+                        break first;
+                    }
+                    Err(reason) => {
+                        failures += 1;
+                        // Nothing is published until it is stored; keep
+                        // trying, slower each time, and say so.
+                        error!(%reason, failures, events = batch.len(), "the event store refused a batch; retrying");
+                        tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(failures.min(6)))).await;
+                    }
+                }
+            };
+            let mut state = self.lock();
+            if first != state.last_seq + 1 {
+                // Another writer shares the store: still publish in the
+                // store's order, which is the truth.
+                warn!(
+                    expected = state.last_seq + 1,
+                    got = first,
+                    "the store's seq moved on without us"
+                );
+            }
+            let count = batch.len() as u64;
+            for (offset, event) in batch.into_iter().enumerate() {
+                let envelope = Envelope {
+                    seq: first + offset as u64,
+                    ts: event.ts,
+                    message: event.message,
+                };
+                self.publish(&mut state, envelope);
+            }
+            drop(state);
+            writer.published.send_modify(|published| *published += count);
+        }
+    }
+
+    /// Waits until every message appended so far is durable and published
+    /// (at once in memory).
+    pub async fn flush(&self) {
+        let Some(writer) = &self.inner.writer else { return };
+        let target = self.lock().appended;
+        let mut published = writer.published.subscribe();
+        let _ = published.wait_for(|&n| n >= target).await;
+    }
+
+    /// Flushes, then stops the writer.
+    pub async fn close(&self) {
+        self.flush().await;
+        if let Some(writer) = &self.inner.writer {
+            writer.stop.cancel();
+            writer.wake.notify_one();
+        }
+    }
+
+    /// The newest `seq` published, 0 when the log is empty.
     pub fn last_seq(&self) -> u64 {
-        self.state.lock().expect("event log lock poisoned").next_seq - 1
+        self.lock().last_seq
     }
 
     /// Subscribes to every event after `since`.
     pub fn subscribe_since(&self, since: u64) -> Subscription {
-        let state = self.state.lock().expect("event log lock poisoned");
-        // Subscribing under the lock means no append can fall between the
+        let state = self.lock();
+        // Subscribing under the lock means no publish can fall between the
         // backlog and the live stream.
-        let live = self.sender.subscribe();
-        let oldest = state.retained.front().map_or(state.next_seq, |e| e.seq);
+        let live = self.inner.sender.subscribe();
+        let oldest = state.retained.front().map_or(state.last_seq + 1, |e| e.seq);
         let backlog: Vec<_> = state.retained.iter().filter(|e| e.seq > since).cloned().collect();
         Subscription {
             // A `since` beyond the newest event comes from another run of
             // the log: the client's view cannot be patched, only replaced.
-            complete: since + 1 >= oldest && since < state.next_seq,
+            complete: since + 1 >= oldest && since <= state.last_seq,
             backlog,
             live,
         }
     }
 
-    /// The newest `seq`, the newest retained events that `keep` accepts (up
-    /// to `limit`, oldest first), and a receiver for every event after them,
-    /// all at one instant.
-    pub fn view_and_subscribe(
+    /// The projection and its `seq`, and a receiver for every event after
+    /// it, all at one instant.
+    pub fn project_and_subscribe<R>(
         &self,
-        limit: usize,
-        keep: impl Fn(&Envelope) -> bool,
-    ) -> (u64, Vec<Envelope>, broadcast::Receiver<Arc<Envelope>>) {
-        let state = self.state.lock().expect("event log lock poisoned");
-        let live = self.sender.subscribe();
-        (state.next_seq - 1, Self::pick_recent(&state, limit, keep), live)
+        view: impl FnOnce(u64, &Projection) -> R,
+    ) -> (R, broadcast::Receiver<Arc<Envelope>>) {
+        let state = self.lock();
+        let live = self.inner.sender.subscribe();
+        (view(state.last_seq, &state.projection), live)
     }
 
-    /// The newest retained events that `keep` accepts, up to `limit`, oldest
-    /// first.
-    pub fn recent(&self, limit: usize, keep: impl Fn(&Envelope) -> bool) -> Vec<Envelope> {
-        let state = self.state.lock().expect("event log lock poisoned");
-        Self::pick_recent(&state, limit, keep)
-    }
-
-    fn pick_recent(state: &LogState, limit: usize, keep: impl Fn(&Envelope) -> bool) -> Vec<Envelope> {
-        let mut picked: Vec<Envelope> = state
-            .retained
-            .iter()
-            .rev()
-            .filter(|e| keep(e))
-            .take(limit)
-            .map(|e| (**e).clone())
-            .collect();
-        picked.reverse();
-        picked
+    /// Retained events after `since`, oldest first, at most `limit`; `None`
+    /// when some of them are no longer retained.
+    pub fn since(&self, since: u64, limit: usize) -> Option<Vec<Envelope>> {
+        let state = self.lock();
+        let oldest = state.retained.front().map_or(state.last_seq + 1, |e| e.seq);
+        (since + 1 >= oldest).then(|| {
+            state
+                .retained
+                .iter()
+                .filter(|e| e.seq > since)
+                .take(limit)
+                .map(|e| (**e).clone())
+                .collect()
+        })
     }
 }
 
@@ -151,7 +437,8 @@ mod tests {
     fn seq_starts_at_one_and_has_no_gaps() {
         let log = EventLog::new(10, 10);
         assert_eq!(log.last_seq(), 0);
-        let seqs: Vec<u64> = (0..5).map(|_| log.append(message()).seq).collect();
+        (0..5).for_each(|_| log.append(message()));
+        let seqs: Vec<u64> = log.since(0, 10).unwrap().iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [1, 2, 3, 4, 5]);
         assert_eq!(log.last_seq(), 5);
     }
@@ -184,6 +471,98 @@ mod tests {
         let from_another_run = log.subscribe_since(60);
         assert!(from_another_run.backlog.is_empty());
         assert!(!from_another_run.complete);
+    }
+
+    /// A journal in memory that refuses its first `refusals` batches.
+    #[derive(Default)]
+    struct FakeJournal {
+        stored: Mutex<Vec<Envelope>>,
+        refusals: Mutex<u32>,
+        /// The seq the store is at when the log starts.
+        offset: u64,
+    }
+
+    impl Journal for FakeJournal {
+        fn append<'a>(&'a self, batch: &'a [Unsequenced]) -> crate::journal::JournalFuture<'a, u64> {
+            Box::pin(async move {
+                let mut refusals = self.refusals.lock().unwrap();
+                if *refusals > 0 {
+                    *refusals -= 1;
+                    return Err(crate::journal::JournalError("disk full".into()));
+                }
+                let mut stored = self.stored.lock().unwrap();
+                let first = self.offset + stored.len() as u64 + 1;
+                for (i, e) in batch.iter().enumerate() {
+                    stored.push(Envelope {
+                        seq: first + i as u64,
+                        ts: e.ts,
+                        message: e.message.clone(),
+                    });
+                }
+                Ok(first)
+            })
+        }
+    }
+
+    fn durable(journal: Arc<FakeJournal>, last_seq: u64) -> EventLog {
+        let start = LogStart {
+            epoch: Uuid::from_u128(7),
+            last_seq,
+            tail: Vec::new(),
+            projection: Projection::new(5, 5),
+        };
+        EventLog::durable(10, 100, start, journal)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_durable_log_publishes_only_what_the_journal_stored_in_its_order() {
+        let journal = Arc::new(FakeJournal {
+            refusals: Mutex::new(2),
+            offset: 40,
+            ..FakeJournal::default()
+        });
+        let log = durable(journal.clone(), 40);
+        let mut live = log.subscribe_since(40).live;
+        for _ in 0..3 {
+            log.append(message());
+        }
+        assert!(live.try_recv().is_err(), "nothing is published before it is stored");
+        assert_eq!(log.last_seq(), 40);
+        log.flush().await;
+        let stored: Vec<u64> = journal.stored.lock().unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(stored, [41, 42, 43], "the refused batches were retried, not lost");
+        let seen: Vec<u64> = std::iter::from_fn(|| live.try_recv().ok()).map(|e| e.seq).collect();
+        assert_eq!(seen, stored);
+        assert_eq!(log.last_seq(), 43);
+        assert_eq!(log.epoch(), Uuid::from_u128(7));
+        log.close().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_snapshot_reflects_exactly_the_published_events() {
+        let journal = Arc::new(FakeJournal::default());
+        let log = durable(journal, 0);
+        log.append(ServerMessage::IncidentCreated {
+            incident: Incident {
+                id: Uuid::from_u128(1),
+                title: "Database Cascade".into(),
+                severity: crate::protocol::Severity::Critical,
+                affected_services: vec!["api-gateway".into()],
+                scenario_id: None,
+                status: crate::protocol::IncidentStatus::Active,
+                created_at: Utc::now(),
+                finished_at: None,
+                resolution_time: None,
+                cost_savings: None,
+                root_cause: None,
+                report: None,
+            },
+        });
+        let (pending_view, _) = log.project_and_subscribe(|seq, p| (seq, p.incidents.len()));
+        assert_eq!(pending_view, (0, 0), "queued, not yet stored: not in the snapshot");
+        log.flush().await;
+        let ((seq, incidents), _) = log.project_and_subscribe(|seq, p| (seq, p.incidents.len()));
+        assert_eq!((seq, incidents), (1, 1));
     }
 
     proptest! {

@@ -9,7 +9,7 @@
 //!   [`twin`] (the simulated estate), the five [`agents`], the
 //!   [`consensus`] vote, the [`orchestrator`], the agent [`bus`], the
 //!   [`catalog`] of scenarios and playbooks, the [`clock`], the
-//!   [`event_log`], [`notify`] (webhooks) and the [`evaluation`] harness.
+//!   [`event_log`] and its durable [`journal`] interface, [`notify`] (webhooks) and the [`evaluation`] harness.
 //!
 //! The engine depends on neither axum nor leptos: the server's HTTP edge
 //! and the Leptos server functions are thin adapters over [`Engine`].
@@ -35,6 +35,8 @@ pub mod evaluation;
 pub mod event_log;
 #[cfg(feature = "runtime")]
 pub mod impact;
+#[cfg(feature = "runtime")]
+pub mod journal;
 #[cfg(feature = "runtime")]
 pub mod notify;
 #[cfg(feature = "runtime")]

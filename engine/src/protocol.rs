@@ -222,12 +222,26 @@ pub enum ServerMessage {
     IncidentCreated { incident: Incident },
     /// An agent started or finished an action.
     AgentAction { incident_id: Uuid, action: AgentAction },
-    /// An incident changed status; the final one carries its figures.
+    /// An incident changed status; the final one carries its figures, and
+    /// everything the store needs to rebuild the incident and the metrics
+    /// from the log alone.
     IncidentStatus {
         incident_id: Uuid,
         status: IncidentStatus,
         resolution_time: Option<f64>,
         cost_savings: Option<f64>,
+        /// The root cause acted on (or first suspected).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        root_cause: Option<String>,
+        /// The incident report, in markdown.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        report: Option<String>,
+        /// Simulated seconds from opening to the end of detection.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_to_detect: Option<f64>,
+        /// Simulated seconds from opening to the first diagnosis.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_to_diagnose: Option<f64>,
     },
     /// The impact meter's figures changed.
     PerformanceMetrics { metrics: PerformanceMetrics },
@@ -509,11 +523,16 @@ mod tests {
             status: IncidentStatus::Resolved,
             resolution_time: Some(18.2),
             cost_savings: Some(103_360.0),
+            root_cause: None,
+            report: None,
+            time_to_detect: None,
+            time_to_diagnose: None,
         };
         let json = serde_json::to_value(&message).unwrap();
         assert_eq!(json["type"], "incident_status");
         assert_eq!(json["status"], "resolved");
         assert_eq!(json["resolution_time"], 18.2);
         assert_eq!(json["cost_savings"], 103_360.0);
+        assert!(json.get("report").is_none(), "absent figures stay off the wire");
     }
 }

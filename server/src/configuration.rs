@@ -66,6 +66,10 @@ pub struct Settings {
     #[arg(long, env = "ANTIBODY_WEBHOOK_URL", value_parser = parse_webhook)]
     pub webhook_url: Option<reqwest::Url>,
 
+    /// Where events and incidents are stored: sqlite://PATH (created if missing) or postgres://USER:PASS@HOST/DB.
+    #[arg(long, env = "ANTIBODY_DATABASE_URL", default_value = "sqlite://data/antibody.db", value_parser = parse_database_url)]
+    pub database_url: String,
+
     /// Something else than serving (serving is the default).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -124,6 +128,12 @@ fn parse_webhook(raw: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
+fn parse_database_url(raw: &str) -> Result<String, String> {
+    store::Backend::of(raw)
+        .map(|_| raw.to_owned())
+        .map_err(|e| e.to_string())
+}
+
 fn parse_speed(raw: &str) -> Result<Speed, String> {
     raw.parse()
 }
@@ -172,6 +182,7 @@ mod tests {
             (&["--webhook-url", "not a url"][..], "--webhook-url"),
             (&["--max-incidents", "0"][..], "--max-incidents"),
             (&["--agent-failure-rate", "1.5"][..], "out of range"),
+            (&["--database-url", "mysql://db/antibody"][..], "neither"),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -51,6 +51,58 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// A query string that did not parse, blamed on the first of `fields`
+    /// the parser's message names (or on `query`).
+    pub fn query(rejection: &axum::extract::rejection::QueryRejection, fields: &[&str]) -> Self {
+        let text = rejection.body_text();
+        let text = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text);
+        let (field, reason) = blame(text, fields, "query");
+        Self::field(StatusCode::BAD_REQUEST, field, reason)
+    }
+
+    /// A JSON body that did not parse or fit, blamed on the field the
+    /// parser names (or on `body`).
+    pub fn json(rejection: &axum::extract::rejection::JsonRejection, fields: &[&str]) -> Self {
+        let text = rejection.body_text();
+        let text = text
+            .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+            .or_else(|| text.strip_prefix("Failed to parse the request body as JSON: "))
+            .unwrap_or(&text);
+        let (field, reason) = blame(text, fields, "body");
+        let reason = match reason.rfind(" at line ") {
+            Some(i) => &reason[..i],
+            None => reason,
+        };
+        Self::field(rejection.status(), field, reason)
+    }
+
+    /// The store failed: a 503, since the cause is outside the request.
+    pub fn store(error: &store::StoreError) -> Self {
+        tracing::error!(%error, "the store failed a read");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the event store is unavailable; retry shortly",
+        )
+    }
+}
+
+/// serde's messages read `path: reason` when they know the path. The path
+/// is the field to blame (an unknown key names itself); otherwise the first
+/// known field the message mentions, or `fallback`.
+fn blame<'a>(text: &'a str, fields: &[&'a str], fallback: &'a str) -> (&'a str, &'a str) {
+    if let Some((path, reason)) = text.split_once(": ")
+        && !path.is_empty()
+        && path.chars().all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c))
+    {
+        return (path, reason);
+    }
+    let field = fields.iter().find(|f| text.contains(**f)).copied().unwrap_or(fallback);
+    (field, text)
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -11,9 +11,10 @@ use axum::{
     extract::{DefaultBodyLimit, FromRef},
     routing::{get, post},
 };
-use engine::{Engine, EngineConfig};
+use engine::{Engine, EngineConfig, SNAPSHOT_INCIDENTS};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use store::Store;
 use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use tracing::info;
@@ -21,7 +22,7 @@ use tracing::info;
 use crate::{
     configuration::Settings,
     problem::Problem,
-    routes::{health, incidents, ws},
+    routes::{health, history, incidents, live, ws},
 };
 
 /// How long open WebSockets get to take their close frame at shutdown.
@@ -34,8 +35,12 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// The swarm.
     pub engine: Engine,
+    /// The durable event log and its projections.
+    pub store: Store,
     /// The open WebSockets.
     pub sockets: ws::Sockets,
+    /// The last serialized snapshot.
+    pub snapshot: live::SnapshotCache,
 }
 
 /// A bound, ready-to-run server.
@@ -49,9 +54,11 @@ pub struct Application {
 }
 
 impl Application {
-    /// Builds the engine and the router, and binds the listener.
+    /// Opens the store, builds the engine where the store left off, builds
+    /// the router, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let engine = Engine::new(EngineConfig {
+        let store = Store::connect(&settings.database_url).await?;
+        let config = EngineConfig {
             speed: settings.speed,
             seed: settings.seed,
             max_active_incidents: settings.max_incidents,
@@ -64,7 +71,16 @@ impl Application {
                 .transpose()
                 .map_err(|e| anyhow::anyhow!(e))?,
             ..EngineConfig::default()
-        })?;
+        };
+        let recovered = store.recover(config.retain_events, SNAPSHOT_INCIDENTS).await?;
+        info!(
+            last_seq = recovered.last_seq,
+            interrupted = recovered.unfinished.len(),
+            "continuing the stored event log"
+        );
+        let engine = Engine::durable(config, store.journal(), recovered)?;
+        // Interrupted incidents are marked in the store before anyone asks.
+        engine.flush().await;
         engine.start_health_reports();
         let mut leptos_options = get_configuration(None)
             .map_err(|e| anyhow::anyhow!("Leptos configuration: {e}"))?
@@ -75,7 +91,9 @@ impl Application {
         let state = AppState {
             leptos_options,
             engine,
+            store,
             sockets: ws::Sockets::default(),
+            snapshot: live::SnapshotCache::default(),
         };
         let router = router(state.clone());
         let listener = TcpListener::bind(settings.bind_addr())
@@ -119,6 +137,7 @@ impl Application {
                 "incidents settled; closing dashboards"
             );
             state.sockets.close_all(SOCKET_CLOSE_PATIENCE).await;
+            state.store.close().await;
         };
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         info!("stopped");
@@ -132,10 +151,23 @@ pub fn router(state: AppState) -> Router {
     let engine = state.engine.clone();
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route(
             "/api/incidents",
-            post(incidents::create_incident).layer(DefaultBodyLimit::max(incidents::MAX_BODY_BYTES)),
+            post(incidents::create_incident)
+                .layer(DefaultBodyLimit::max(incidents::MAX_BODY_BYTES))
+                .get(history::list_incidents),
         )
+        .route("/api/incidents/{id}", get(history::get_incident))
+        .route("/api/events", get(history::events))
+        .route("/api/snapshot", get(live::snapshot))
+        .route("/api/metrics", get(live::metrics))
+        .route("/api/scenarios", get(live::scenarios))
+        .route(
+            "/api/scenarios/{id}/trigger",
+            post(live::trigger).layer(DefaultBodyLimit::max(incidents::MAX_BODY_BYTES)),
+        )
+        .route("/api/{*rest}", axum::routing::any(api_not_found))
         .route("/ws", get(ws::stream))
         .leptos_routes_with_context(&state, routes, move || provide_context(engine.clone()), {
             let options = state.leptos_options.clone();
@@ -152,6 +184,15 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Unknown API paths get a problem, not the dashboard's HTML 404 page.
+async fn api_not_found(uri: axum::http::Uri) -> Problem {
+    Problem::field(
+        axum::http::StatusCode::NOT_FOUND,
+        "path",
+        format!("no API endpoint at {}", uri.path()),
+    )
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

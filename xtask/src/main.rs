@@ -128,12 +128,15 @@ struct Needs {
     chromium: bool,
     /// The end2end npm packages (Playwright, and binaryen's wasm-opt).
     npm: bool,
+    /// Debian PostgreSQL, for the store's tests on its second backend.
+    postgres: bool,
 }
 
 impl Needs {
     const ALL: Needs = Needs {
         chromium: true,
         npm: true,
+        postgres: true,
     };
 }
 
@@ -148,7 +151,137 @@ fn setup(needs: Needs) -> Result {
     if needs.chromium {
         ensure_chromium()?;
     }
+    if needs.postgres {
+        ensure_postgres()?;
+    }
     Ok(())
+}
+
+/// The folder with PostgreSQL's server programs (`initdb`, `postgres`).
+fn postgres_bin() -> Option<PathBuf> {
+    if let Some(initdb) = output("sh", &["-c", "command -v initdb"]) {
+        return Path::new(&initdb).parent().map(Path::to_path_buf);
+    }
+    // Debian keeps them out of PATH, by major version.
+    let mut versions: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+fn ensure_postgres() -> Result {
+    if let Some(bin) = postgres_bin() {
+        println!("ok  postgresql ({})", bin.display());
+        return Ok(());
+    }
+    apt_install(&["postgresql"], "the store's PostgreSQL tests")
+}
+
+/// A throwaway PostgreSQL server: `initdb` into a temporary folder, on a
+/// free port, stopped and deleted on drop.
+struct TempPostgres {
+    /// The running server.
+    server: std::process::Child,
+    /// Its folder (data and socket).
+    dir: PathBuf,
+    /// PostgreSQL's programs.
+    bin: PathBuf,
+    /// A URL for its `postgres` database.
+    url: String,
+}
+
+impl TempPostgres {
+    /// One of PostgreSQL's programs, run as Debian's `postgres` user when we
+    /// are root (PostgreSQL refuses to run as root).
+    fn command(bin: &Path, program: &str) -> Command {
+        if is_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(bin.join(program));
+            command
+        } else {
+            Command::new(bin.join(program))
+        }
+    }
+
+    fn as_owner(&self, program: &str) -> Command {
+        Self::command(&self.bin, program)
+    }
+
+    fn start() -> Result<Self> {
+        let bin = postgres_bin().ok_or("PostgreSQL is not installed")?;
+        let dir = env::temp_dir().join(format!("antibody-pg-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let as_owner = |program: &str| Self::command(&bin, program);
+        if is_root() {
+            sh("chown", &["postgres:postgres", &dir.to_string_lossy()])?;
+        }
+        let data = dir.join("data");
+        let initdb = as_owner("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "antibody", "-A", "trust", "-E", "UTF8", "--no-sync"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run initdb: {e}"))?;
+        if !initdb.success() {
+            return Err(format!("initdb failed ({initdb})"));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let server = as_owner("postgres")
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&dir)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start postgres: {e}"))?;
+        let guard = Self {
+            server,
+            dir,
+            bin,
+            url: format!("postgres://antibody@127.0.0.1:{port}/postgres"),
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                return Err("postgres did not accept connections within 30 s".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        // A fast shutdown through pg_ctl: runuser does not pass signals on.
+        let _ = self
+            .as_owner("pg_ctl")
+            .arg("stop")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast"])
+            .stdout(std::process::Stdio::null())
+            .status();
+        let _ = self.server.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn ensure_wasm_target() -> Result {
@@ -394,6 +527,7 @@ fn run() -> Result {
     setup(Needs {
         chromium: false,
         npm: true,
+        postgres: false,
     })?;
     build_site(true)?;
     step("Server: building (release)");
@@ -416,13 +550,39 @@ fn test() -> Result {
         sh("cargo", &["fmt", "--all", "--check"])
     })?;
     timed("rust tests", &mut || {
-        // One invocation, so the three crates share one feature set and the
+        // One invocation, so the crates share one feature set and the
         // dependencies build once. It also builds target/debug/antibody.
-        step("Rust: unit and integration tests (engine, app with ssr, server)");
-        sh(
-            "cargo",
-            &["test", "--package", "engine", "--package", "app", "--package", "server"],
-        )
+        step("Rust: unit and integration tests (engine, store, app with ssr, server)");
+        let mut command = Command::new("cargo");
+        command.args([
+            "test",
+            "--package",
+            "engine",
+            "--package",
+            "store",
+            "--package",
+            "app",
+            "--package",
+            "server",
+        ]);
+        // The store's suite runs on SQLite, and on a throwaway PostgreSQL
+        // when one can start; when it cannot, say so loudly.
+        let postgres = match TempPostgres::start() {
+            Ok(postgres) => {
+                println!("PostgreSQL for the store's tests: {}", postgres.url);
+                command
+                    .env("ANTIBODY_TEST_POSTGRES_URL", &postgres.url)
+                    .env("ANTIBODY_REQUIRE_POSTGRES", "1");
+                Some(postgres)
+            }
+            Err(reason) => {
+                eprintln!("\n\x1b[1;33m!!! PostgreSQL could not start ({reason}): its tests are SKIPPED\x1b[0m\n");
+                None
+            }
+        };
+        let result = sh_with(&mut command);
+        drop(postgres);
+        result
     })?;
     timed("clippy", &mut || {
         step("Clippy: server side, then browser side");
@@ -432,6 +592,8 @@ fn test() -> Result {
                 "clippy",
                 "--package",
                 "engine",
+                "--package",
+                "store",
                 "--package",
                 "app",
                 "--package",
@@ -476,6 +638,7 @@ fn watch() -> Result {
     setup(Needs {
         chromium: false,
         npm: true,
+        postgres: false,
     })?;
     ensure_cargo_leptos()?;
     step("cargo leptos watch (http://127.0.0.1:3000)");

@@ -1,8 +1,20 @@
 //! `GET /healthz`: the process is up, and which version it is.
+//! `GET /readyz`: the store answers, so the server can take work.
 
-use axum::Json;
+use axum::{Json, extract::State, http::StatusCode};
 use serde_json::{Value, json};
+use store::Store;
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+pub async fn readyz(State(store): State<Store>) -> (StatusCode, Json<Value>) {
+    match store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "store": "ok" }))),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "store": error.to_string() })),
+        ),
+    }
 }

@@ -36,6 +36,29 @@ pub enum CreateIncidentError {
     Refused(#[from] SubmitError),
 }
 
+/// Seconds a client refused "at capacity" is told to wait.
+const RETRY_AFTER_SECONDS: u64 = 5;
+
+/// The engine's refusals: an unknown scenario is the request's fault (422);
+/// at capacity is backpressure (429, with Retry-After); shutting down is
+/// the server's state (503).
+pub fn refusal(error: SubmitError) -> Response {
+    let detail = error.to_string();
+    match error {
+        SubmitError::UnknownScenario { .. } => {
+            Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "scenario_id", detail).into_response()
+        }
+        SubmitError::AtCapacity { .. } => {
+            let mut response = Problem::new(StatusCode::TOO_MANY_REQUESTS, detail).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, RETRY_AFTER_SECONDS.into());
+            response
+        }
+        SubmitError::ShuttingDown => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail).into_response(),
+    }
+}
+
 impl IntoResponse for CreateIncidentError {
     fn into_response(self) -> Response {
         let detail = self.to_string();
@@ -44,12 +67,7 @@ impl IntoResponse for CreateIncidentError {
             Self::TooLarge => Problem::field(StatusCode::PAYLOAD_TOO_LARGE, "body", detail),
             Self::Unreadable(_) | Self::Malformed(_) => Problem::field(StatusCode::BAD_REQUEST, "body", detail),
             Self::Invalid(e) => Problem::field(StatusCode::UNPROCESSABLE_ENTITY, e.field, e.reason),
-            Self::Refused(SubmitError::UnknownScenario { .. }) => {
-                Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "scenario_id", detail)
-            }
-            Self::Refused(SubmitError::ShuttingDown | SubmitError::AtCapacity { .. }) => {
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)
-            }
+            Self::Refused(error) => return refusal(error),
         }
         .into_response()
     }
@@ -78,6 +96,8 @@ pub async fn create_incident(
     })?;
     let request = parse_body(&body)?.parse()?;
     let incident = engine.open_incident(request)?;
+    // Acknowledged only once its `incident_created` event is stored.
+    engine.flush().await;
     Ok((StatusCode::CREATED, Json(incident)))
 }
 

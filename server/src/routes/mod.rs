@@ -2,5 +2,7 @@
 //! the engine, and maps the outcome to a status; none holds logic of its own.
 
 pub mod health;
+pub mod history;
 pub mod incidents;
+pub mod live;
 pub mod ws;

@@ -12,7 +12,6 @@ use axum::{
         rejection::QueryRejection,
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code},
     },
-    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use engine::{
@@ -74,14 +73,7 @@ pub async fn stream(
 ) -> Response {
     let Query(query) = match query {
         Ok(query) => query,
-        Err(rejection) => {
-            let reason = rejection.body_text();
-            let field = ["since", "epoch"]
-                .into_iter()
-                .find(|f| reason.contains(f))
-                .unwrap_or("query");
-            return Problem::field(StatusCode::BAD_REQUEST, field, reason).into_response();
-        }
+        Err(rejection) => return Problem::query(&rejection, &["since", "epoch"]).into_response(),
     };
     let resume = match (query.epoch, query.since) {
         (Some(epoch), Some(since)) => Some(Resume { epoch, since }),

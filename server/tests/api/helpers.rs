@@ -14,6 +14,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
 /// A running server.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The database's folder, removed when the app is dropped.
+    _data: std::sync::Arc<tempfile::TempDir>,
     pub engine: Engine,
     pub http: reqwest::Client,
     /// Sends the shutdown signal.
@@ -24,8 +26,10 @@ pub struct TestApp {
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub fn settings(speed: f64, shutdown_grace: Duration) -> Settings {
+/// Settings for a server on a free port, with its database in `data`.
+pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duration) -> Settings {
     Settings {
+        database_url: format!("sqlite://{}/antibody.db", data.path().display()),
         addr: "127.0.0.1:0".parse().unwrap(),
         port: None,
         speed: Speed::new(speed).unwrap(),
@@ -43,10 +47,18 @@ pub fn settings(speed: f64, shutdown_grace: Duration) -> Settings {
 
 /// A server at 200x speed: an incident takes about 0.1 s of wall time.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(settings(200.0, Duration::from_secs(5))).await
+    spawn_app_with(|data| settings_in(data, 200.0, Duration::from_secs(5))).await
 }
 
-pub async fn spawn_app_with(settings: Settings) -> TestApp {
+/// A server with a fresh database, and settings made for it.
+pub async fn spawn_app_with(settings: impl FnOnce(&tempfile::TempDir) -> Settings) -> TestApp {
+    let data = tempfile::tempdir().expect("a temporary folder");
+    let settings = settings(&data);
+    spawn_app_in(std::sync::Arc::new(data), settings).await
+}
+
+/// A server over an existing database folder (a restart).
+pub async fn spawn_app_in(data: std::sync::Arc<tempfile::TempDir>, settings: Settings) -> TestApp {
     let app = Application::build(settings).await.expect("the app builds");
     let (stop, stopped) = oneshot::channel::<()>();
     let addr = app.addr();
@@ -56,6 +68,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     }));
     TestApp {
         addr,
+        _data: data,
         engine,
         http: reqwest::Client::new(),
         stop: Some(stop),
@@ -108,6 +121,41 @@ impl TestApp {
             .await
             .expect("the server task ends")
     }
+}
+
+/// Starts the `antibody` binary on a free port with its database in
+/// `data`; returns the child and its address, once it serves.
+pub async fn spawn_binary(data: &std::path::Path, args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
+        .args(args)
+        .env(
+            "ANTIBODY_DATABASE_URL",
+            format!("sqlite://{}/antibody.db", data.display()),
+        )
+        .env_remove("PORT")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("a log line")
+            .unwrap()
+            .expect("the server logs before it exits");
+        let log: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
+        if let Some(addr) = log["fields"]["addr"].as_str() {
+            break addr.to_owned();
+        }
+    };
+    // Keep draining the logs, so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
 }
 
 /// The next text frame, parsed, within 10 s.

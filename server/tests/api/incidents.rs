@@ -139,9 +139,11 @@ async fn a_closed_incident_is_announced_to_the_webhook() {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
 
-    let mut settings = crate::helpers::settings(200.0, std::time::Duration::from_secs(5));
-    settings.webhook_url = Some(url.parse().unwrap());
-    let app = crate::helpers::spawn_app_with(settings).await;
+    let app = crate::helpers::spawn_app_with(|data| server::configuration::Settings {
+        webhook_url: Some(url.parse().unwrap()),
+        ..crate::helpers::settings_in(data, 200.0, std::time::Duration::from_secs(5))
+    })
+    .await;
     app.fire("service_down").await;
     let body = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {

@@ -4,7 +4,9 @@
 
 mod eval;
 mod helpers;
+mod history;
 mod incidents;
 mod pages;
+mod restart;
 mod shutdown;
 mod websocket;

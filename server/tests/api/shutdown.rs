@@ -4,13 +4,13 @@ use engine::protocol::{IncidentStatus, ServerMessage};
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
-use crate::helpers::{next_event, settings, spawn_app_with};
+use crate::helpers::{next_event, settings_in, spawn_app_with};
 
 /// In real time an incident takes ~15 s; with a 50 ms grace period, shutdown
 /// must interrupt it, tell the dashboards, then close them properly.
 #[tokio::test]
 async fn shutdown_interrupts_in_flight_incidents_visibly_then_closes_sockets() {
-    let mut app = spawn_app_with(settings(1.0, Duration::from_millis(50))).await;
+    let mut app = spawn_app_with(|data| settings_in(data, 1.0, Duration::from_millis(50))).await;
     let mut socket = app.connect("").await;
     next_event(&mut socket).await;
     let incident = app.fire("database_cascade").await;
@@ -44,7 +44,7 @@ async fn shutdown_interrupts_in_flight_incidents_visibly_then_closes_sockets() {
 
 #[tokio::test]
 async fn shutdown_lets_incidents_finish_within_the_grace_period() {
-    let mut app = spawn_app_with(settings(200.0, Duration::from_secs(10))).await;
+    let mut app = spawn_app_with(|data| settings_in(data, 200.0, Duration::from_secs(10))).await;
     let incident = app.fire("service_down").await;
     let id: uuid::Uuid = incident["id"].as_str().unwrap().parse().unwrap();
     app.stop().await.expect("a clean stop");
@@ -56,28 +56,8 @@ async fn shutdown_lets_incidents_finish_within_the_grace_period() {
 #[cfg(unix)]
 #[tokio::test]
 async fn sigterm_stops_the_binary_gracefully() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
-        .args(["--addr", "127.0.0.1:0", "--log-format", "json", "--shutdown-grace", "1"])
-        .env_remove("PORT")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("a log line")
-            .unwrap()
-            .expect("the server logs before it exits");
-        let log: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
-        if let Some(addr) = log["fields"]["addr"].as_str() {
-            break addr.to_owned();
-        }
-    };
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, addr) = crate::helpers::spawn_binary(data.path(), &["--shutdown-grace", "1"]).await;
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
         .await
         .unwrap();

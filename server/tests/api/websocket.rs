@@ -1,6 +1,6 @@
 use engine::protocol::{ActionStatus, AgentType, HealthState, IncidentStatus, ServerMessage};
 
-use crate::helpers::{events_until, next_event, settings, spawn_app, spawn_app_with};
+use crate::helpers::{events_until, next_event, settings_in, spawn_app, spawn_app_with};
 
 fn is_metrics_with(resolved: u64) -> impl Fn(&engine::protocol::Envelope) -> bool {
     move |e| matches!(&e.message, ServerMessage::PerformanceMetrics { metrics } if metrics.incidents_resolved == resolved)
@@ -151,7 +151,7 @@ async fn a_malformed_since_is_refused_before_the_upgrade() {
 async fn the_estate_is_in_the_snapshot_then_reported_live_through_fault_and_recovery() {
     // Slow enough that periodic reports (one per wall second) catch the
     // fault before the swarm repairs it.
-    let app = spawn_app_with(settings(2.0, std::time::Duration::from_secs(5))).await;
+    let app = spawn_app_with(|data| settings_in(data, 2.0, std::time::Duration::from_secs(5))).await;
     let mut socket = app.connect("").await;
     let (_, first) = next_event(&mut socket).await;
     let ServerMessage::Snapshot { snapshot } = first.message else {

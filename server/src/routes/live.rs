@@ -1,0 +1,81 @@
+//! The engine's current view: `GET /api/snapshot` (seed 002's single source
+//! of truth for a first paint), `GET /api/metrics`, and the scenario
+//! catalog with `POST /api/scenarios/{id}/trigger`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, State, rejection::JsonRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use engine::{
+    Engine, SubmitError,
+    protocol::{Incident, PerformanceMetrics, ScenarioSummary, Severity},
+};
+use serde::Deserialize;
+
+use crate::{problem::Problem, routes::incidents::refusal};
+
+/// The serialized snapshot, and the `seq` it reflects: events invalidate
+/// it, so a warm `GET /api/snapshot` is a lock and a clone of bytes.
+#[derive(Clone, Default)]
+pub struct SnapshotCache(Arc<Mutex<Option<(u64, Bytes)>>>);
+
+pub async fn snapshot(State(engine): State<Engine>, State(cache): State<SnapshotCache>) -> Response {
+    let newest = engine.log().last_seq();
+    let cached = cache.0.lock().expect("snapshot cache lock poisoned").clone();
+    let body = match cached {
+        Some((seq, body)) if seq == newest => body,
+        _ => {
+            let snapshot = engine.snapshot();
+            let body = Bytes::from(serde_json::to_vec(&snapshot).expect("protocol types always serialize"));
+            *cache.0.lock().expect("snapshot cache lock poisoned") = Some((snapshot.last_seq, body.clone()));
+            body
+        }
+    };
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn metrics(State(engine): State<Engine>) -> Json<PerformanceMetrics> {
+    Json(engine.metrics())
+}
+
+pub async fn scenarios(State(engine): State<Engine>) -> Json<Vec<ScenarioSummary>> {
+    Json(engine.scenarios())
+}
+
+/// `POST /api/scenarios/{id}/trigger` body, optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerBody {
+    /// Overrides the scenario's severity.
+    severity: Option<Severity>,
+}
+
+pub async fn trigger(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+    body: Result<Json<TriggerBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Incident>), Response> {
+    let body = match body {
+        Ok(Json(body)) => body,
+        // No body (or an empty one) means the scenario's own severity.
+        Err(JsonRejection::MissingJsonContentType(_)) => TriggerBody::default(),
+        Err(rejection) => return Err(Problem::json(&rejection, &["severity"]).into_response()),
+    };
+    let incident = engine.trigger_scenario(&id, body.severity).map_err(|e| match e {
+        SubmitError::UnknownScenario { .. } => {
+            Problem::field(StatusCode::NOT_FOUND, "id", e.to_string()).into_response()
+        }
+        other => refusal(other),
+    })?;
+    engine.flush().await;
+    Ok((StatusCode::CREATED, Json(incident)))
+}

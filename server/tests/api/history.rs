@@ -1,0 +1,228 @@
+//! The REST API over the store: lists, details, the event log, the
+//! snapshot, the catalog, readiness; and their refusals.
+
+use engine::protocol::{IncidentStatus, ServerMessage};
+use serde_json::Value;
+
+use crate::helpers::{TestApp, events_until, spawn_app};
+
+/// Fires `scenario` and waits (on a WebSocket) until it closes.
+async fn fire_and_finish(app: &TestApp, scenario: &str) -> String {
+    let mut socket = app.connect("").await;
+    let id = app.fire(scenario).await["id"].as_str().unwrap().to_owned();
+    events_until(&mut socket, |e| {
+        matches!(&e.message, ServerMessage::IncidentStatus { incident_id, status, .. }
+            if incident_id.to_string() == id && status.is_terminal())
+    })
+    .await;
+    app.engine.flush().await;
+    id
+}
+
+async fn get(app: &TestApp, path: &str) -> (u16, Value) {
+    let response = app.http.get(app.url(path)).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_incident_is_served_with_its_whole_story() {
+    let app = spawn_app().await;
+    let id = fire_and_finish(&app, "database_cascade").await;
+    let (status, detail) = get(&app, &format!("/api/incidents/{id}")).await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["incident"]["status"], "resolved");
+    assert!(detail["incident"]["report"].as_str().unwrap().starts_with('#'));
+    assert!(detail["incident"]["root_cause"].as_str().unwrap().contains("postgres"));
+    let timeline = detail["timeline"].as_array().unwrap();
+    assert_eq!(timeline[0]["type"], "incident_created");
+    assert_eq!(timeline.last().unwrap()["type"], "incident_status");
+    let seqs: Vec<u64> = timeline.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "oldest first");
+    assert!(!detail["hypotheses"].as_array().unwrap().is_empty());
+    assert!(detail["votes"][0]["passed"].as_bool().unwrap());
+    assert!(
+        detail["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["description"].as_str().unwrap().starts_with("Step 1/")),
+        "the executed steps are listed"
+    );
+}
+
+#[tokio::test]
+async fn incidents_are_listed_newest_first_with_filters_and_pages() {
+    let app = spawn_app().await;
+    let first = fire_and_finish(&app, "service_down").await;
+    let second = fire_and_finish(&app, "api_slowdown").await;
+    let (status, page) = get(&app, "/api/incidents?limit=1").await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["items"][0]["id"], second.as_str());
+    let (_, next) = get(&app, "/api/incidents?limit=1&offset=1").await;
+    assert_eq!(next["items"][0]["id"], first.as_str());
+    let (_, filtered) = get(
+        &app,
+        "/api/incidents?scenario=service_down&status=resolved&severity=critical",
+    )
+    .await;
+    assert_eq!(filtered["total"], 1);
+    assert_eq!(filtered["items"][0]["id"], first.as_str());
+    let (_, none) = get(&app, "/api/incidents?status=failed").await;
+    assert_eq!(none["total"], 0);
+}
+
+#[tokio::test]
+async fn bad_parameters_get_a_400_naming_the_parameter() {
+    let app = spawn_app().await;
+    for (path, status, field) in [
+        ("/api/incidents?limit=0", 400, "limit"),
+        ("/api/incidents?limit=9999", 400, "limit"),
+        ("/api/incidents?limit=ten", 400, "limit"),
+        ("/api/incidents?status=sleeping", 400, "status"),
+        ("/api/incidents?severity=urgent", 400, "severity"),
+        ("/api/incidents?offset=-1", 400, "offset"),
+        ("/api/incidents?colour=red", 400, "colour"),
+        ("/api/incidents/not-a-uuid", 400, "id"),
+        ("/api/incidents/00000000-0000-4000-8000-000000000000", 404, "id"),
+        ("/api/events?since=-3", 400, "since"),
+        ("/api/events?since=abc", 400, "since"),
+        ("/api/events?limit=100000", 400, "limit"),
+        ("/api/nothing/here", 404, "path"),
+    ] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{path}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["field"], field, "{path}: {problem}");
+        assert!(!problem["reason"].as_str().unwrap().is_empty(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_event_log_pages_from_any_seq_without_gaps() {
+    let app = spawn_app().await;
+    fire_and_finish(&app, "pod_crash_loop").await;
+    let (status, all) = get(&app, "/api/events?since=0&limit=1000").await;
+    assert_eq!(status, 200);
+    let seqs: Vec<u64> = all["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    let last = all["last_seq"].as_u64().unwrap();
+    assert!(seqs.len() > 10);
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "from 1, no gaps");
+    assert!(last >= *seqs.last().unwrap());
+    let (_, tail) = get(&app, "/api/events?since=5&limit=3").await;
+    let tail: Vec<u64> = tail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(tail, [6, 7, 8]);
+}
+
+#[tokio::test]
+async fn snapshot_metrics_catalog_and_readiness_are_served() {
+    let app = spawn_app().await;
+    fire_and_finish(&app, "memory_leak_gradual").await;
+    let (status, snapshot) = get(&app, "/api/snapshot").await;
+    assert_eq!(status, 200);
+    assert_eq!(snapshot["metrics"]["incidents_resolved"], 1);
+    assert_eq!(snapshot["incidents"][0]["status"], "resolved");
+    let (_, again) = get(&app, "/api/snapshot").await;
+    assert_eq!(again["last_seq"], snapshot["last_seq"], "warm: the same view");
+    let (_, metrics) = get(&app, "/api/metrics").await;
+    assert_eq!(metrics["incidents_resolved"], 1);
+    assert!(metrics["avg_mttr"].as_f64().unwrap() > 0.0);
+    let (_, catalog) = get(&app, "/api/scenarios").await;
+    assert!(catalog.as_array().unwrap().len() >= 12);
+    let (status, ready) = get(&app, "/readyz").await;
+    assert_eq!((status, ready["status"].as_str()), (200, Some("ready")));
+}
+
+#[tokio::test]
+async fn a_scenario_is_triggered_by_id_with_an_optional_severity() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .post(app.url("/api/scenarios/cache_failure/trigger"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let incident: Value = response.json().await.unwrap();
+    assert_eq!(incident["scenario_id"], "cache_failure");
+    assert_eq!(incident["status"], IncidentStatus::Active.as_str());
+
+    let response = app
+        .http
+        .post(app.url("/api/scenarios/cache_failure/trigger"))
+        .json(&serde_json::json!({ "severity": "low" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.json::<Value>().await.unwrap()["severity"], "low");
+
+    for (path, body, status, field) in [
+        ("/api/scenarios/cache_failur/trigger", "{}", 404, "id"),
+        (
+            "/api/scenarios/cache_failure/trigger",
+            r#"{"severity":"urgent"}"#,
+            422,
+            "severity",
+        ),
+        ("/api/scenarios/cache_failure/trigger", r#"{"colour":1}"#, 422, "colour"),
+        ("/api/scenarios/cache_failure/trigger", "{", 400, "body"),
+    ] {
+        let response = app
+            .http
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path} {body}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["field"], field, "{path} {body}: {problem}");
+    }
+    let problem: Value = app
+        .http
+        .post(app.url("/api/scenarios/cache_failur/trigger"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        problem["reason"].as_str().unwrap().contains("cache_failure"),
+        "suggests the closest"
+    );
+}
+
+#[tokio::test]
+async fn beyond_capacity_creation_is_refused_with_429_and_retry_after() {
+    let app = crate::helpers::spawn_app_with(|data| server::configuration::Settings {
+        max_incidents: 1,
+        ..crate::helpers::settings_in(data, 1.0, std::time::Duration::from_millis(50))
+    })
+    .await;
+    app.fire("service_down").await;
+    let response = app
+        .http
+        .post(app.url("/api/scenarios/api_slowdown/trigger"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let problem: Value = response.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("at capacity"));
+}

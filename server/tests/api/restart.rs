@@ -1,0 +1,139 @@
+//! Durability: the real binary, killed with SIGKILL mid-incident, then
+//! started again on the same database.
+
+use std::time::Duration;
+
+use engine::protocol::{Envelope, ServerMessage};
+use futures::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::spawn_binary;
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_killed_server_restarts_with_its_history_and_marks_the_interrupted_incident() {
+    let data = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    // Real time: an incident takes about 15 s, so the kill lands mid-way.
+    let (mut child, addr) = spawn_binary(data.path(), &["--speed", "1"]).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    let response = http
+        .post(format!("http://{addr}/api/scenarios/database_cascade/trigger"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Everything a dashboard saw before the kill, agent work included.
+    let mut seen: Vec<Envelope> = Vec::new();
+    while !seen
+        .iter()
+        .any(|e| matches!(&e.message, ServerMessage::AgentAction { action, .. } if action.duration_ms.is_some()))
+    {
+        let frame = tokio::time::timeout(Duration::from_secs(20), socket.next())
+            .await
+            .expect("agents report within 20 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = frame {
+            let envelope: Envelope = serde_json::from_str(&text).unwrap();
+            if !matches!(envelope.message, ServerMessage::Snapshot { .. }) {
+                seen.push(envelope);
+            }
+        }
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+
+    let (_child, addr) = spawn_binary(data.path(), &["--speed", "1"]).await;
+    let detail: Value = http
+        .get(format!("http://{addr}/api/incidents/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["incident"]["status"], "interrupted", "{detail}");
+    let stored: Vec<Envelope> =
+        serde_json::from_value(detail["timeline"].clone()).expect("the timeline parses as events");
+    for event in seen.iter().filter(|e| {
+        !matches!(
+            e.message,
+            ServerMessage::TwinHealth { .. }
+                | ServerMessage::SwarmStats { .. }
+                | ServerMessage::PerformanceMetrics { .. }
+        )
+    }) {
+        assert!(
+            stored.contains(event),
+            "event {} reached a dashboard before the kill but is not stored",
+            event.seq
+        );
+    }
+    let page: Value = http
+        .get(format!("http://{addr}/api/events?since=0&limit=1000"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let all: Vec<Envelope> = serde_json::from_value(page["events"].clone()).unwrap();
+    for event in &seen {
+        assert!(all.contains(event), "event {} is lost", event.seq);
+    }
+    let seqs: Vec<u64> = all.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "gap-free across the restart"
+    );
+    let metrics: Value = http
+        .get(format!("http://{addr}/api/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metrics["incidents_failed"], 1, "the interruption counts");
+    assert_eq!(metrics["incidents_active"], 0, "nothing is left active forever");
+
+    // A dashboard that reconnects with its old position gets exactly the rest.
+    let snapshot_epoch = {
+        let (mut fresh, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .unwrap();
+        let Some(Ok(Message::Text(text))) = fresh.next().await else {
+            panic!("a snapshot")
+        };
+        let envelope: Envelope = serde_json::from_str(&text).unwrap();
+        let ServerMessage::Snapshot { snapshot } = envelope.message else {
+            panic!("a snapshot first")
+        };
+        assert!(snapshot.incidents.iter().any(|i| i.id.to_string() == id));
+        snapshot.epoch
+    };
+    let last_seen = seen.last().unwrap().seq;
+    let (mut resumed, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/ws?epoch={snapshot_epoch}&since={last_seen}"))
+            .await
+            .unwrap();
+    let Some(Ok(Message::Text(text))) = resumed.next().await else {
+        panic!("an event")
+    };
+    let first: Envelope = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        first.seq,
+        last_seen + 1,
+        "the epoch survived the restart, so the client resumes by seq"
+    );
+}

@@ -1,0 +1,190 @@
+//! Writing: the log head, and batches of events with their projections.
+
+use engine::{
+    journal::Unsequenced,
+    protocol::{ActionStatus, AgentType, ServerMessage},
+};
+use sqlx::{Any, Row, Transaction};
+use uuid::Uuid;
+
+use crate::{Store, StoreError, rows::timestamp};
+
+/// Rows per multi-row `INSERT` (5 parameters each: well under SQLite's and
+/// PostgreSQL's parameter limits).
+const INSERT_CHUNK: usize = 1_000;
+
+impl Store {
+    /// Creates the log head on a fresh database.
+    pub(crate) async fn init_head(&self) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO log_head (id, epoch, last_seq) VALUES (1, $1, 0) ON CONFLICT (id) DO NOTHING")
+            .bind(Uuid::new_v4().to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores `batch` and its projections in one transaction; returns the
+    /// first `seq`.
+    pub(crate) async fn append_batch(&self, batch: &[Unsequenced]) -> Result<u64, StoreError> {
+        if batch.is_empty() {
+            return Ok(self.head().await?.1 + 1);
+        }
+        let mut tx = self.pool.begin().await?;
+        let last: i64 = sqlx::query("UPDATE log_head SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq")
+            .bind(batch.len() as i64)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let first = last - batch.len() as i64 + 1;
+        for (chunk_index, chunk) in batch.chunks(INSERT_CHUNK).enumerate() {
+            let base = first + (chunk_index * INSERT_CHUNK) as i64;
+            let sql = format!(
+                "INSERT INTO events (seq, ts, kind, incident_id, body) VALUES {}",
+                crate::rows::placeholders(chunk.len(), 5)
+            );
+            let mut insert = sqlx::query(&sql);
+            for (offset, event) in chunk.iter().enumerate() {
+                insert = insert
+                    .bind(base + offset as i64)
+                    .bind(timestamp(event.ts))
+                    .bind(event.message.kind())
+                    .bind(incident_of(&event.message).map(|id| id.to_string()))
+                    .bind(serde_json::to_string(&event.message).expect("protocol types always serialize"));
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        for (offset, event) in batch.iter().enumerate() {
+            project(&mut tx, first + offset as i64, event).await?;
+        }
+        tx.commit().await?;
+        Ok(first as u64)
+    }
+}
+
+/// The incident an event is about, if any.
+pub(crate) fn incident_of(message: &ServerMessage) -> Option<Uuid> {
+    match message {
+        ServerMessage::IncidentCreated { incident } => Some(incident.id),
+        ServerMessage::AgentAction { incident_id, .. }
+        | ServerMessage::IncidentStatus { incident_id, .. }
+        | ServerMessage::Consensus { incident_id, .. } => Some(*incident_id),
+        ServerMessage::ConfigChange { incident_id, .. } => *incident_id,
+        _ => None,
+    }
+}
+
+/// Writes the rows one event implies.
+async fn project(tx: &mut Transaction<'static, Any>, seq: i64, event: &Unsequenced) -> Result<(), StoreError> {
+    match &event.message {
+        ServerMessage::IncidentCreated { incident } => {
+            sqlx::query(
+                "INSERT INTO incidents (id, created_seq, title, severity, affected_services, scenario_id, status, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(incident.id.to_string())
+            .bind(seq)
+            .bind(&incident.title)
+            .bind(incident.severity.as_str())
+            .bind(serde_json::to_string(&incident.affected_services).expect("strings serialize"))
+            .bind(incident.scenario_id.as_deref())
+            .bind(incident.status.as_str())
+            .bind(timestamp(incident.created_at))
+            .execute(&mut **tx)
+            .await?;
+        }
+        ServerMessage::IncidentStatus {
+            incident_id,
+            status,
+            resolution_time,
+            cost_savings,
+            root_cause,
+            report,
+            time_to_detect,
+            time_to_diagnose,
+        } => {
+            sqlx::query(
+                "UPDATE incidents SET status = $2, finished_at = $3, resolution_time = $4, cost_savings = $5, \
+                 root_cause = $6, report = $7, time_to_detect = $8, time_to_diagnose = $9 WHERE id = $1",
+            )
+            .bind(incident_id.to_string())
+            .bind(status.as_str())
+            .bind(status.is_terminal().then(|| timestamp(event.ts)))
+            .bind(*resolution_time)
+            .bind(*cost_savings)
+            .bind(root_cause.as_deref())
+            .bind(report.as_deref())
+            .bind(*time_to_detect)
+            .bind(*time_to_diagnose)
+            .execute(&mut **tx)
+            .await?;
+        }
+        ServerMessage::Consensus { incident_id, round } => {
+            for vote in &round.votes {
+                sqlx::query(
+                    "INSERT INTO consensus_votes (seq, incident_id, plan, passed, agent, choice, reason, injected_fault) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(seq)
+                .bind(incident_id.to_string())
+                .bind(&round.plan)
+                .bind(round.passed)
+                .bind(vote.agent.as_str())
+                .bind(serde_json::to_value(vote.choice).expect("enums serialize").as_str().unwrap_or_default().to_owned())
+                .bind(&vote.reason)
+                .bind(vote.injected_fault.as_deref())
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        ServerMessage::AgentAction { incident_id, action } if action.status != ActionStatus::InProgress => {
+            let details = action.details.to_string();
+            match action.agent_type {
+                AgentType::Resolution => {
+                    sqlx::query(
+                        "INSERT INTO healing_actions (seq, incident_id, action_id, description, status, duration_ms, details) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(seq)
+                    .bind(incident_id.to_string())
+                    .bind(action.action_id.to_string())
+                    .bind(&action.description)
+                    .bind(action.status.as_str())
+                    .bind(action.duration_ms.map(|ms| ms as i64))
+                    .bind(details)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                AgentType::Communication => {
+                    sqlx::query(
+                        "INSERT INTO notifications (seq, incident_id, description, status, details) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(seq)
+                    .bind(incident_id.to_string())
+                    .bind(&action.description)
+                    .bind(action.status.as_str())
+                    .bind(details)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+        ServerMessage::ConfigChange { incident_id, change } => {
+            sqlx::query(
+                "INSERT INTO config_history (seq, incident_id, service, setting, from_value, to_value, cause) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(seq)
+            .bind(incident_id.map(|id| id.to_string()))
+            .bind(&change.service)
+            .bind(&change.key)
+            .bind(&change.from)
+            .bind(&change.to)
+            .bind(&change.cause)
+            .execute(&mut **tx)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}

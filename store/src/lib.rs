@@ -1,0 +1,169 @@
+//! Antibody's store: the durable event log and the tables derived from it,
+//! on SQLite (the default, one file, WAL) or PostgreSQL (shared
+//! deployments), through sqlx's `Any` driver and one set of portable
+//! migrations.
+//!
+//! The store is event-sourced. [`Store::append`] (the engine's
+//! [`Journal`]) writes a batch of events and, in the same transaction,
+//! every row derived from them: incidents, consensus votes, healing
+//! actions, notifications and the config history. Nothing else writes.
+//! Sequence numbers come from the `log_head` row, bumped inside that
+//! transaction, so they are gap-free even with several writers.
+
+mod append;
+mod read;
+mod rows;
+
+use std::{str::FromStr, sync::Arc, time::Duration};
+
+use engine::journal::{Journal, JournalError, JournalFuture, Unsequenced};
+use sqlx::{
+    AnyPool, Executor,
+    any::{AnyConnectOptions, AnyPoolOptions},
+};
+use tracing::info;
+
+pub use read::{EventPage, IncidentDetail, IncidentFilter, IncidentPage};
+
+/// The embedded migrations, run at connect.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Why the store could not open or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("ANTIBODY_DATABASE_URL: {0}")]
+    Url(String),
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder { path: String, source: std::io::Error },
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("a stored event does not parse: {0}")]
+    Corrupt(String),
+}
+
+/// A cheap-to-clone handle to the database.
+#[derive(Clone)]
+pub struct Store {
+    /// Connections.
+    pool: AnyPool,
+    /// What is behind them.
+    backend: Backend,
+}
+
+impl Backend {
+    /// The backend a URL names, or why it names none.
+    pub fn of(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::Url(format!(
+                "`{url}` is neither `sqlite://PATH` nor `postgres://…`"
+            )))
+        }
+    }
+}
+
+/// The file behind a SQLite URL, if it names one.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.starts_with(":memory:")).then_some(path)
+}
+
+impl Store {
+    /// Opens (creating when missing) the database at `url` and migrates it.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url)?;
+        let mut url = url.to_owned();
+        let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            match sqlite_path(&url) {
+                Some(path) => {
+                    if let Some(folder) = std::path::Path::new(path)
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                    {
+                        std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
+                            path: folder.display().to_string(),
+                            source,
+                        })?;
+                    }
+                    if !url.contains("mode=") {
+                        url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+                    }
+                    pool = pool.max_connections(8);
+                }
+                // Each connection to `:memory:` is its own database, gone
+                // when the connection closes: keep exactly one, forever.
+                None => {
+                    pool = pool
+                        .max_connections(1)
+                        .min_connections(1)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
+                }
+            }
+            pool = pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL: readers never block the writer. FULL: a commit
+                    // is on disk before the event is published. The busy
+                    // timeout lets a second process wait for the lock.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+                        .await?;
+                    Ok(())
+                })
+            });
+        } else {
+            pool = pool.max_connections(16);
+        }
+        let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Url(e.to_string()))?;
+        let pool = pool.connect_with(options).await?;
+        MIGRATOR.run(&pool).await?;
+        let store = Self { pool, backend };
+        store.init_head().await?;
+        info!(backend = ?backend, "store ready");
+        Ok(store)
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The store as the engine's journal.
+    pub fn journal(&self) -> Arc<dyn Journal> {
+        Arc::new(self.clone())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl Journal for Store {
+    fn append<'a>(&'a self, batch: &'a [Unsequenced]) -> JournalFuture<'a, u64> {
+        Box::pin(async move { self.append_batch(batch).await.map_err(|e| JournalError(e.to_string())) })
+    }
+}
+
+#[cfg(test)]
+mod tests;

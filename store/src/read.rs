@@ -1,0 +1,269 @@
+//! Reading: what a restarted engine picks up, and what the API serves.
+
+use engine::{
+    journal::{Recovered, Totals},
+    protocol::{
+        ActionStatus, AgentAction, AgentType, ConsensusRound, Envelope, Incident, IncidentStatus, ServerMessage,
+        Severity,
+    },
+};
+use serde::Serialize;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{
+    Store, StoreError,
+    rows::{INCIDENT_COLUMNS, envelope, incident},
+};
+
+/// Which incidents to list, and which page.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub status: Option<IncidentStatus>,
+    pub severity: Option<Severity>,
+    pub scenario: Option<String>,
+    /// Page size.
+    pub limit: u32,
+    /// Incidents to skip, newest first.
+    pub offset: u64,
+}
+
+/// One page of incidents, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentPage {
+    /// The incidents on this page.
+    pub items: Vec<Incident>,
+    /// How many match the filter in all.
+    pub total: u64,
+    /// The page size asked for.
+    pub limit: u32,
+    /// Where this page starts.
+    pub offset: u64,
+}
+
+/// An incident with everything the swarm did about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentDetail {
+    pub incident: Incident,
+    /// Every event about it, oldest first.
+    pub timeline: Vec<Envelope>,
+    /// Diagnosis's ranked hypotheses, with their evidence (the latest
+    /// diagnosis), as the agent published them.
+    pub hypotheses: serde_json::Value,
+    /// Every consensus round, oldest first.
+    pub votes: Vec<ConsensusRound>,
+    /// Resolution's finished actions: checks, steps, verification, rollback.
+    pub actions: Vec<AgentAction>,
+}
+
+/// Events after a `seq`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventPage {
+    /// Oldest first.
+    pub events: Vec<Envelope>,
+    /// The newest `seq` stored; more may follow when `events` is full.
+    pub last_seq: u64,
+}
+
+impl Store {
+    /// The log's epoch and newest `seq`.
+    pub async fn head(&self) -> Result<(Uuid, u64), StoreError> {
+        let row = sqlx::query("SELECT epoch, last_seq FROM log_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let epoch: String = row.try_get("epoch")?;
+        let last: i64 = row.try_get("last_seq")?;
+        Ok((
+            epoch.parse().map_err(|e| StoreError::Corrupt(format!("epoch: {e}")))?,
+            last as u64,
+        ))
+    }
+
+    /// Where a starting engine picks up: the newest `tail` events, the
+    /// newest `incidents`, the ones left open, and the totals.
+    pub async fn recover(&self, tail: usize, incidents: usize) -> Result<Recovered, StoreError> {
+        let (epoch, last_seq) = self.head().await?;
+        let mut events = sqlx::query("SELECT seq, ts, body FROM events ORDER BY seq DESC LIMIT $1")
+            .bind(tail as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(envelope)
+            .collect::<Result<Vec<_>, _>>()?;
+        events.reverse();
+        let newest = sqlx::query(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY created_seq DESC LIMIT $1"
+        ))
+        .bind(incidents as i64)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(incident)
+        .collect::<Result<Vec<_>, _>>()?;
+        let unfinished = sqlx::query(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status = 'active' ORDER BY created_seq"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(incident)
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(Recovered {
+            epoch,
+            last_seq,
+            tail: events,
+            incidents: newest,
+            unfinished,
+            totals: self.totals().await?,
+        })
+    }
+
+    /// The impact meter's totals over every finished incident.
+    pub async fn totals(&self) -> Result<Totals, StoreError> {
+        let mut totals = Totals::default();
+        let by_status = sqlx::query(
+            "SELECT status, COUNT(*) AS n, COALESCE(SUM(resolution_time), 0.0) AS mttr, \
+             COALESCE(SUM(cost_savings), 0.0) AS savings FROM incidents WHERE status <> 'active' GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &by_status {
+            let status: String = row.try_get("status")?;
+            let n: i64 = row.try_get("n")?;
+            if status == IncidentStatus::Resolved.as_str() {
+                totals.resolved = n as u64;
+                totals.total_mttr = row.try_get("mttr")?;
+                totals.total_savings = row.try_get("savings")?;
+            } else {
+                totals.failed += n as u64;
+            }
+        }
+        let phases = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(time_to_detect), 0.0) AS detect, \
+             COALESCE(SUM(time_to_diagnose), 0.0) AS diagnose FROM incidents \
+             WHERE time_to_detect IS NOT NULL AND time_to_diagnose IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        totals.phase_samples = phases.try_get::<i64, _>("n")? as u64;
+        totals.total_detect = phases.try_get("detect")?;
+        totals.total_diagnose = phases.try_get("diagnose")?;
+        let by_scenario = sqlx::query(
+            "SELECT COALESCE(scenario_id, 'ad_hoc') AS scenario, COUNT(*) AS n, \
+             COALESCE(SUM(resolution_time), 0.0) AS mttr FROM incidents WHERE status = 'resolved' \
+             GROUP BY COALESCE(scenario_id, 'ad_hoc')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &by_scenario {
+            let n: i64 = row.try_get("n")?;
+            totals
+                .by_scenario
+                .insert(row.try_get("scenario")?, (n as u64, row.try_get("mttr")?));
+        }
+        Ok(totals)
+    }
+
+    /// A page of incidents, newest first.
+    pub async fn incidents(&self, filter: &IncidentFilter) -> Result<IncidentPage, StoreError> {
+        // Placeholders are numbered by hand: see `rows::placeholders`.
+        let mut values: Vec<String> = Vec::new();
+        let mut condition = String::from(" WHERE 1 = 1");
+        for (column, value) in [
+            ("status", filter.status.map(|s| s.as_str().to_owned())),
+            ("severity", filter.severity.map(|s| s.as_str().to_owned())),
+            ("scenario_id", filter.scenario.clone()),
+        ] {
+            if let Some(value) = value {
+                values.push(value);
+                condition.push_str(&format!(" AND {column} = ${}", values.len()));
+            }
+        }
+        let count_sql = format!("SELECT COUNT(*) AS n FROM incidents{condition}");
+        let count = values.iter().fold(sqlx::query(&count_sql), |q, v| q.bind(v.clone()));
+        let total: i64 = count.fetch_one(&self.pool).await?.try_get("n")?;
+        let page_sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents{condition} ORDER BY created_seq DESC LIMIT ${} OFFSET ${}",
+            values.len() + 1,
+            values.len() + 2
+        );
+        let items = values
+            .iter()
+            .fold(sqlx::query(&page_sql), |q, v| q.bind(v.clone()))
+            .bind(i64::from(filter.limit))
+            .bind(filter.offset.min(i64::MAX as u64) as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(incident)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(IncidentPage {
+            items,
+            total: total as u64,
+            limit: filter.limit,
+            offset: filter.offset,
+        })
+    }
+
+    /// One incident with its timeline, or `None` when there is no such id.
+    pub async fn incident(&self, id: Uuid) -> Result<Option<IncidentDetail>, StoreError> {
+        let Some(row) = sqlx::query(&format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let incident = incident(&row)?;
+        let timeline = sqlx::query("SELECT seq, ts, body FROM events WHERE incident_id = $1 ORDER BY seq")
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(envelope)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut hypotheses = serde_json::Value::Array(Vec::new());
+        let mut votes = Vec::new();
+        let mut actions = Vec::new();
+        for event in &timeline {
+            match &event.message {
+                ServerMessage::Consensus { round, .. } => votes.push(round.clone()),
+                ServerMessage::AgentAction { action, .. } if action.status != ActionStatus::InProgress => {
+                    match action.agent_type {
+                        AgentType::Diagnosis => {
+                            if let Some(found) = action.details.get("hypotheses") {
+                                hypotheses = found.clone();
+                            }
+                        }
+                        AgentType::Resolution => actions.push(action.clone()),
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(IncidentDetail {
+            incident,
+            timeline,
+            hypotheses,
+            votes,
+            actions,
+        }))
+    }
+
+    /// Up to `limit` events after `since`, oldest first.
+    pub async fn events_since(&self, since: u64, limit: u32) -> Result<EventPage, StoreError> {
+        let events = sqlx::query("SELECT seq, ts, body FROM events WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(since.min(i64::MAX as u64) as i64)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(envelope)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EventPage {
+            events,
+            last_seq: self.head().await?.1,
+        })
+    }
+}

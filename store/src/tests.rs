@@ -1,0 +1,338 @@
+//! The store's suite, run on both backends: a real SQLite file, and a real
+//! PostgreSQL database when `ANTIBODY_TEST_POSTGRES_URL` names a server
+//! (`cargo xtask test` starts a throwaway one). Without it the PostgreSQL
+//! half is skipped with a warning, unless `ANTIBODY_REQUIRE_POSTGRES` is
+//! set, when it fails.
+
+use chrono::Utc;
+use engine::{
+    journal::{Journal, Unsequenced},
+    protocol::{
+        ConsensusRound, ConsensusVote, Incident, IncidentStatus, PerformanceMetrics, ServerMessage, Severity,
+        VoteChoice,
+    },
+};
+use uuid::Uuid;
+
+use crate::{IncidentFilter, Store, sqlite_path};
+
+/// A fresh, empty database, and what keeps it alive.
+struct Db {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Db {
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            url: format!("sqlite://{}/nested/antibody.db", dir.path().display()),
+            _dir: Some(dir),
+        }
+    }
+
+    /// A new database on the test server, or `None` (loudly) without one.
+    async fn postgres() -> Option<Self> {
+        let Ok(admin) = std::env::var("ANTIBODY_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var_os("ANTIBODY_REQUIRE_POSTGRES").is_none(),
+                "ANTIBODY_REQUIRE_POSTGRES is set but ANTIBODY_TEST_POSTGRES_URL is not"
+            );
+            eprintln!("!!! SKIPPED on PostgreSQL: set ANTIBODY_TEST_POSTGRES_URL (cargo xtask test does)");
+            return None;
+        };
+        sqlx::any::install_default_drivers();
+        let name = format!("antibody_test_{}", Uuid::new_v4().simple());
+        let pool = sqlx::AnyPool::connect(&admin)
+            .await
+            .expect("the test PostgreSQL answers");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let base = admin.rsplit_once('/').expect("the URL names a database").0;
+        Some(Self {
+            url: format!("{base}/{name}"),
+            _dir: None,
+        })
+    }
+
+    async fn open(&self) -> Store {
+        Store::connect(&self.url).await.expect("a fresh store opens")
+    }
+}
+
+/// Runs each named suite function on SQLite and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($suite:ident),* $(,)?) => {$(
+        mod $suite {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$suite(super::Db::sqlite()).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(db) = super::Db::postgres().await {
+                    super::$suite(db).await;
+                }
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    seqs_are_consecutive_across_batches_and_events_round_trip,
+    a_large_batch_is_stored_whole,
+    incidents_and_totals_are_projected_from_events,
+    a_reopened_store_recovers_where_it_left_off,
+    concurrent_writers_never_share_a_seq,
+);
+
+fn incident(n: u128, scenario: &str, severity: Severity) -> Incident {
+    Incident {
+        id: Uuid::from_u128(n),
+        title: format!("incident {n}"),
+        severity,
+        affected_services: vec!["api-gateway".into(), "order-service".into()],
+        scenario_id: Some(scenario.into()),
+        status: IncidentStatus::Active,
+        created_at: Utc::now(),
+        finished_at: None,
+        resolution_time: None,
+        cost_savings: None,
+        root_cause: None,
+        report: None,
+    }
+}
+
+fn event(message: ServerMessage) -> Unsequenced {
+    Unsequenced {
+        ts: Utc::now(),
+        message,
+    }
+}
+
+fn created(n: u128, scenario: &str, severity: Severity) -> Unsequenced {
+    event(ServerMessage::IncidentCreated {
+        incident: incident(n, scenario, severity),
+    })
+}
+
+fn closed(n: u128, status: IncidentStatus, seconds: f64, savings: Option<f64>) -> Unsequenced {
+    event(ServerMessage::IncidentStatus {
+        incident_id: Uuid::from_u128(n),
+        status,
+        resolution_time: Some(seconds),
+        cost_savings: savings,
+        root_cause: Some("connection pool exhaustion on postgres-primary".into()),
+        report: Some("# Report".into()),
+        time_to_detect: Some(2.0),
+        time_to_diagnose: Some(5.0),
+    })
+}
+
+fn metrics() -> Unsequenced {
+    event(ServerMessage::PerformanceMetrics {
+        metrics: PerformanceMetrics::default(),
+    })
+}
+
+#[test]
+fn sqlite_urls_name_their_file() {
+    assert_eq!(sqlite_path("sqlite://data/antibody.db"), Some("data/antibody.db"));
+    assert_eq!(sqlite_path("sqlite:///tmp/a.db?mode=rwc"), Some("/tmp/a.db"));
+    assert_eq!(sqlite_path("sqlite::memory:"), None);
+    assert!(
+        crate::Backend::of("mysql://x")
+            .unwrap_err()
+            .to_string()
+            .contains("ANTIBODY_DATABASE_URL")
+    );
+}
+
+async fn seqs_are_consecutive_across_batches_and_events_round_trip(db: Db) {
+    let store = db.open().await;
+    assert_eq!(store.append(&[metrics(), metrics()]).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .append(&[created(1, "api_slowdown", Severity::High)])
+            .await
+            .unwrap(),
+        3
+    );
+    let page = store.events_since(0, 10).await.unwrap();
+    assert_eq!(page.last_seq, 3);
+    assert_eq!(page.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(
+        matches!(&page.events[2].message, ServerMessage::IncidentCreated { incident } if incident.id == Uuid::from_u128(1))
+    );
+    assert_eq!(store.events_since(2, 10).await.unwrap().events.len(), 1);
+    assert_eq!(
+        store.events_since(0, 2).await.unwrap().events.len(),
+        2,
+        "the limit holds"
+    );
+}
+
+async fn a_large_batch_is_stored_whole(db: Db) {
+    let store = db.open().await;
+    let batch: Vec<_> = (0..2_500).map(|_| metrics()).collect();
+    assert_eq!(store.append(&batch).await.unwrap(), 1);
+    assert_eq!(store.head().await.unwrap().1, 2_500);
+    let tail = store.events_since(2_490, 100).await.unwrap().events;
+    assert_eq!(
+        tail.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (2_491..=2_500).collect::<Vec<_>>()
+    );
+}
+
+async fn incidents_and_totals_are_projected_from_events(db: Db) {
+    let store = db.open().await;
+    let round = ConsensusRound {
+        plan: "scale the pool".into(),
+        voters: 5,
+        tolerated: 1,
+        quorum: 3,
+        approvals: 1,
+        rejections: 0,
+        silent: 0,
+        passed: false,
+        dissent: vec![],
+        votes: vec![ConsensusVote {
+            agent: engine::protocol::AgentType::Diagnosis,
+            choice: VoteChoice::Approve,
+            reason: "pool at 100%".into(),
+            injected_fault: None,
+        }],
+    };
+    store
+        .append(&[
+            created(1, "database_cascade", Severity::Critical),
+            created(2, "database_cascade", Severity::High),
+            created(3, "api_slowdown", Severity::Low),
+            event(ServerMessage::Consensus {
+                incident_id: Uuid::from_u128(1),
+                round,
+            }),
+            closed(1, IncidentStatus::Resolved, 18.0, Some(1_000.0)),
+            closed(2, IncidentStatus::Resolved, 12.0, Some(500.0)),
+            closed(3, IncidentStatus::Failed, 90.0, None),
+        ])
+        .await
+        .unwrap();
+    let totals = store.totals().await.unwrap();
+    assert_eq!((totals.resolved, totals.failed), (2, 1));
+    assert_eq!(totals.total_mttr, 30.0);
+    assert_eq!(totals.total_savings, 1_500.0);
+    assert_eq!(totals.by_scenario["database_cascade"], (2, 30.0));
+    assert_eq!(totals.phase_samples, 3);
+    let metrics = totals.metrics(0);
+    assert_eq!(metrics.avg_mttr, 15.0);
+    assert!((metrics.success_rate - 2.0 / 3.0).abs() < 1e-9);
+
+    let detail = store.incident(Uuid::from_u128(1)).await.unwrap().unwrap();
+    assert_eq!(detail.incident.status, IncidentStatus::Resolved);
+    assert_eq!(detail.incident.report.as_deref(), Some("# Report"));
+    assert!(detail.incident.finished_at.is_some());
+    assert_eq!(detail.timeline.len(), 3, "created, the vote, the status");
+    assert_eq!(detail.votes.len(), 1);
+    assert!(store.incident(Uuid::from_u128(9)).await.unwrap().is_none());
+
+    let filter = |status, severity, scenario: Option<&str>, limit, offset| IncidentFilter {
+        status,
+        severity,
+        scenario: scenario.map(str::to_owned),
+        limit,
+        offset,
+    };
+    let all = store.incidents(&filter(None, None, None, 2, 0)).await.unwrap();
+    assert_eq!(all.total, 3);
+    assert_eq!(
+        all.items.iter().map(|i| i.id.as_u128()).collect::<Vec<_>>(),
+        [3, 2],
+        "newest first"
+    );
+    let rest = store.incidents(&filter(None, None, None, 2, 2)).await.unwrap();
+    assert_eq!(rest.items.iter().map(|i| i.id.as_u128()).collect::<Vec<_>>(), [1]);
+    let resolved = store
+        .incidents(&filter(
+            Some(IncidentStatus::Resolved),
+            None,
+            Some("database_cascade"),
+            10,
+            0,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resolved.total, 2);
+    let critical = store
+        .incidents(&filter(None, Some(Severity::Critical), None, 10, 0))
+        .await
+        .unwrap();
+    assert_eq!(critical.items.iter().map(|i| i.id.as_u128()).collect::<Vec<_>>(), [1]);
+}
+
+async fn a_reopened_store_recovers_where_it_left_off(db: Db) {
+    let epoch = {
+        let store = db.open().await;
+        store
+            .append(&[
+                created(1, "service_down", Severity::Critical),
+                created(2, "api_slowdown", Severity::Medium),
+                closed(1, IncidentStatus::Resolved, 15.0, Some(100.0)),
+            ])
+            .await
+            .unwrap();
+        let epoch = store.head().await.unwrap().0;
+        store.close().await;
+        epoch
+    };
+    let store = db.open().await;
+    let recovered = store.recover(2, 50).await.unwrap();
+    assert_eq!(recovered.epoch, epoch, "the epoch survives a restart");
+    assert_eq!(recovered.last_seq, 3);
+    assert_eq!(recovered.tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(recovered.incidents.len(), 2);
+    assert_eq!(
+        recovered.unfinished.iter().map(|i| i.id.as_u128()).collect::<Vec<_>>(),
+        [2],
+        "the incident left active is found"
+    );
+    assert_eq!(recovered.totals.resolved, 1);
+    assert_eq!(store.append(&[metrics()]).await.unwrap(), 4, "seq continues");
+}
+
+#[tokio::test]
+async fn an_in_memory_store_keeps_its_one_database() {
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.append(&[metrics()]).await.unwrap();
+    store.ping().await.unwrap();
+    assert_eq!(store.events_since(0, 10).await.unwrap().events.len(), 1);
+    assert_eq!(store.append(&[metrics()]).await.unwrap(), 2);
+}
+
+/// Two writers on one database (two server instances sharing a store):
+/// every event gets its own `seq`, and together they leave no gap.
+async fn concurrent_writers_never_share_a_seq(db: Db) {
+    let (a, b) = (db.open().await, db.open().await);
+    let write = |store: Store| async move {
+        let mut firsts = Vec::new();
+        for _ in 0..20 {
+            firsts.push(store.append(&[metrics(), metrics(), metrics()]).await.unwrap());
+        }
+        firsts
+    };
+    let (from_a, from_b) = tokio::join!(write(a.clone()), write(b));
+    let mut starts: Vec<u64> = from_a.into_iter().chain(from_b).collect();
+    starts.sort_unstable();
+    assert_eq!(
+        starts,
+        (0..40).map(|i| 1 + 3 * i).collect::<Vec<u64>>(),
+        "batches interleave whole"
+    );
+    let all = a.events_since(0, 1_000).await.unwrap();
+    assert_eq!(all.events.len(), 120);
+    assert_eq!(all.last_seq, 120);
+}

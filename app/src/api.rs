@@ -27,6 +27,11 @@ pub async fn get_scenarios() -> Result<Vec<ScenarioSummary>, ServerFnError> {
 #[server]
 pub async fn trigger_scenario(scenario_id: String) -> Result<Incident, ServerFnError> {
     let engine = engine()?;
+    let gate = use_context::<crate::operator::OperatorGate>().unwrap_or_default();
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    if let Err(denied) = gate.check(&headers) {
+        return Err(ServerFnError::new(denied.reason()));
+    }
     let incident = engine
         .trigger_scenario(&scenario_id, None)
         .map_err(|e| ServerFnError::new(e.to_string()))?;

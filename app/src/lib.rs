@@ -5,6 +5,7 @@
 //! - [`api`] holds the server functions (bodies run on the server only).
 //! - [`state`] is the pure event reducer the panels derive from.
 //! - [`live`] follows the server's WebSocket in the browser.
+//! - `operator` (server only) is the operator-token gate.
 //! - [`components`] are the panels.
 
 #![recursion_limit = "256"]
@@ -12,6 +13,8 @@
 pub mod api;
 pub mod components;
 pub mod live;
+#[cfg(feature = "ssr")]
+pub mod operator;
 pub mod state;
 
 use leptos::prelude::*;

@@ -227,7 +227,8 @@ impl DashboardState {
             // configuration history has no panel yet (the dashboard issue).
             ServerMessage::TwinHealth { services } => self.twin = services.clone(),
             ServerMessage::SwarmStats { agents } => self.swarm_stats = agents.clone(),
-            ServerMessage::Consensus { .. } | ServerMessage::ConfigChange { .. } => {}
+            // A resync is followed by a close; the reconnect resumes.
+            ServerMessage::Consensus { .. } | ServerMessage::ConfigChange { .. } | ServerMessage::Resync { .. } => {}
         }
     }
 

@@ -840,6 +840,7 @@ impl Engine {
         {
             book.by_id.remove(&oldest);
         }
+        metrics::counter!("antibody_incidents_finished_total", "status" => status.as_str()).increment(1);
         info!(
             status = status.as_str(),
             resolution_time = seconds,

@@ -21,7 +21,7 @@
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use chrono::Utc;
@@ -137,8 +137,9 @@ struct LogState {
     retained: VecDeque<Arc<Envelope>>,
     /// What a snapshot shows, as of `last_seq`.
     projection: Projection,
-    /// Durable mode: messages waiting for the writer, oldest first.
-    pending: Vec<Unsequenced>,
+    /// Durable mode: messages waiting for the writer, oldest first, with
+    /// when each was appended (for the append-to-broadcast latency).
+    pending: Vec<(Unsequenced, Instant)>,
     /// Messages ever appended, published or not.
     appended: u64,
 }
@@ -269,10 +270,11 @@ impl EventLog {
                 );
             }
             Some(writer) => {
-                state.pending.push(Unsequenced {
+                let event = Unsequenced {
                     ts: Utc::now(),
                     message,
-                });
+                };
+                state.pending.push((event, Instant::now()));
                 writer.wake.notify_one();
             }
         }
@@ -298,10 +300,10 @@ impl EventLog {
         let writer = self.inner.writer.as_ref().expect("only durable logs write");
         let mut failures = 0u32;
         loop {
-            let batch: Vec<Unsequenced> = {
+            let (batch, appended_at): (Vec<Unsequenced>, Vec<Instant>) = {
                 let mut state = self.lock();
                 let take = state.pending.len().min(MAX_BATCH);
-                state.pending.drain(..take).collect()
+                state.pending.drain(..take).unzip()
             };
             if batch.is_empty() {
                 tokio::select! {
@@ -314,6 +316,7 @@ impl EventLog {
                     }
                 }
             }
+            let writing = Instant::now();
             let first = loop {
                 match writer.journal.append(&batch).await {
                     Ok(first) => {
@@ -329,6 +332,8 @@ impl EventLog {
                     }
                 }
             };
+            metrics::histogram!("antibody_event_store_write_seconds").record(writing.elapsed().as_secs_f64());
+            metrics::histogram!("antibody_event_store_batch_events").record(batch.len() as f64);
             let mut state = self.lock();
             if first != state.last_seq + 1 {
                 // Another writer shares the store: still publish in the
@@ -349,6 +354,10 @@ impl EventLog {
                 self.publish(&mut state, envelope);
             }
             drop(state);
+            let delay = metrics::histogram!("antibody_event_broadcast_delay_seconds");
+            for at in appended_at {
+                delay.record(at.elapsed().as_secs_f64());
+            }
             writer.published.send_modify(|published| *published += count);
         }
     }

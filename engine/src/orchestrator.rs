@@ -399,6 +399,11 @@ impl Run<'_> {
                 )
             }
         );
+        metrics::counter!(
+            "antibody_consensus_rounds_total",
+            "outcome" => if round.passed { "passed" } else { "failed" }
+        )
+        .increment(1);
         self.engine.publish(ServerMessage::Consensus {
             incident_id: self.id,
             round: round.clone(),

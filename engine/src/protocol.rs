@@ -256,6 +256,10 @@ pub enum ServerMessage {
         incident_id: Option<Uuid>,
         change: ConfigChangeEvent,
     },
+    /// The connection fell too far behind the live stream and is about to be
+    /// closed; reconnect and resume from the last `seq` applied. Not stored:
+    /// its `seq` is the last one sent on this connection.
+    Resync { reason: String },
     /// A complete view that replaces whatever the client had. Sent first on
     /// a fresh connection, and when a resume cannot be served from the log.
     /// Its `seq` is the snapshot's `last_seq`.
@@ -275,6 +279,7 @@ impl ServerMessage {
             Self::TwinHealth { .. } => "twin_health",
             Self::SwarmStats { .. } => "swarm_stats",
             Self::Snapshot { .. } => "snapshot",
+            Self::Resync { .. } => "resync",
         }
     }
 }

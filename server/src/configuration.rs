@@ -66,6 +66,32 @@ pub struct Settings {
     #[arg(long, env = "ANTIBODY_WEBHOOK_URL", value_parser = parse_webhook)]
     pub webhook_url: Option<reqwest::Url>,
 
+    /// Seconds between WebSocket pings; a dashboard that misses one is disconnected.
+    #[arg(long, env = "ANTIBODY_WS_HEARTBEAT", default_value = "20", value_parser = parse_heartbeat)]
+    pub ws_heartbeat: Duration,
+
+    /// Operator mode: when set, creating incidents needs this token (bearer header, or the cookie POST /login sets).
+    #[arg(long, env = "ANTIBODY_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<String>,
+
+    /// Browser origins, besides the page's own, allowed to open /ws (comma-separated, e.g. https://demo.example.com).
+    #[arg(long, env = "ANTIBODY_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub allowed_origins: Vec<String>,
+
+    /// Mutating requests (POST) allowed per client IP per minute, sustained.
+    #[arg(long, env = "ANTIBODY_RATE_LIMIT", default_value = "60",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_limit: u32,
+
+    /// Mutating requests a client IP may make in one burst before the per-minute rate applies.
+    #[arg(long, env = "ANTIBODY_RATE_BURST", default_value = "20",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_burst: u32,
+
+    /// Behind a reverse proxy: take the client IP for rate limits from X-Forwarded-For, X-Real-IP or Forwarded.
+    #[arg(long, env = "ANTIBODY_TRUST_PROXY", default_value = "false", action = clap::ArgAction::Set)]
+    pub trust_proxy: bool,
+
     /// Where events and incidents are stored: sqlite://PATH (created if missing) or postgres://USER:PASS@HOST/DB.
     #[arg(long, env = "ANTIBODY_DATABASE_URL", default_value = "sqlite://data/antibody.db", value_parser = parse_database_url)]
     pub database_url: String,
@@ -134,6 +160,27 @@ fn parse_database_url(raw: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+fn parse_origin(raw: &str) -> Result<String, String> {
+    let url: reqwest::Url = raw
+        .trim()
+        .parse()
+        .map_err(|e| format!("`{raw}` is not an origin: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || url.path() != "/" {
+        return Err(format!(
+            "`{raw}` is not an origin: use scheme://host[:port], as in https://demo.example.com"
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+fn parse_heartbeat(raw: &str) -> Result<Duration, String> {
+    let heartbeat = parse_seconds(raw)?;
+    if heartbeat < Duration::from_millis(100) {
+        return Err(format!("{raw} is too short: use 0.1 to 3600 seconds"));
+    }
+    Ok(heartbeat)
+}
+
 fn parse_speed(raw: &str) -> Result<Speed, String> {
     raw.parse()
 }
@@ -165,6 +212,12 @@ mod tests {
     }
 
     #[test]
+    fn allowed_origins_are_a_comma_separated_list_of_origins() {
+        let settings = parse(&["--allowed-origins", "https://a.example,http://b.example:8080"]).unwrap();
+        assert_eq!(settings.allowed_origins, ["https://a.example", "http://b.example:8080"]);
+    }
+
+    #[test]
     fn port_overrides_the_port_of_addr() {
         let settings = parse(&["--addr", "0.0.0.0:3000", "--port", "8080"]).unwrap();
         assert_eq!(settings.bind_addr().to_string(), "0.0.0.0:8080");
@@ -183,6 +236,8 @@ mod tests {
             (&["--max-incidents", "0"][..], "--max-incidents"),
             (&["--agent-failure-rate", "1.5"][..], "out of range"),
             (&["--database-url", "mysql://db/antibody"][..], "neither"),
+            (&["--allowed-origins", "https://a.example/path"][..], "not an origin"),
+            (&["--rate-limit", "0"][..], "--rate-limit"),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

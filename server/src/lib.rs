@@ -6,11 +6,13 @@
 //! - [`routes`]: the HTTP and WebSocket handlers, each an adapter over
 //!   [`engine::Engine`].
 //! - [`problem`]: RFC 9457 problem-details errors.
+//! - [`prometheus`]: the `/metrics` exposition and the HTTP middleware.
 //! - [`eval`]: the `antibody eval` subcommand (the swarm's score card).
 
 pub mod configuration;
 pub mod eval;
 pub mod problem;
+pub mod prometheus;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

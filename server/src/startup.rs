@@ -9,7 +9,8 @@ use app::{App, shell};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRef},
-    routing::{get, post},
+    response::IntoResponse,
+    routing::{MethodRouter, get, post},
 };
 use engine::{Engine, EngineConfig, SNAPSHOT_INCIDENTS};
 use leptos::prelude::*;
@@ -22,7 +23,7 @@ use tracing::info;
 use crate::{
     configuration::Settings,
     problem::Problem,
-    routes::{health, history, incidents, live, ws},
+    routes::{edge, health, history, incidents, live, ws},
 };
 
 /// How long open WebSockets get to take their close frame at shutdown.
@@ -41,6 +42,10 @@ pub struct AppState {
     pub sockets: ws::Sockets,
     /// The last serialized snapshot.
     pub snapshot: live::SnapshotCache,
+    /// The operator token, if acting needs one.
+    pub operator: app::operator::OperatorGate,
+    /// Browser origins allowed to open `/ws` besides the page's own.
+    pub origins: edge::AllowedOrigins,
 }
 
 /// A bound, ready-to-run server.
@@ -57,6 +62,7 @@ impl Application {
     /// Opens the store, builds the engine where the store left off, builds
     /// the router, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::prometheus::handle();
         let store = Store::connect(&settings.database_url).await?;
         let config = EngineConfig {
             speed: settings.speed,
@@ -92,10 +98,12 @@ impl Application {
             leptos_options,
             engine,
             store,
-            sockets: ws::Sockets::default(),
+            sockets: ws::Sockets::new(settings.ws_heartbeat),
             snapshot: live::SnapshotCache::default(),
+            operator: app::operator::OperatorGate::new(settings.operator_token.clone()),
+            origins: edge::AllowedOrigins::new(settings.allowed_origins.clone()),
         };
-        let router = router(state.clone());
+        let router = router(state.clone(), &settings);
         let listener = TcpListener::bind(settings.bind_addr())
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind_addr()))?;
@@ -139,43 +147,60 @@ impl Application {
             state.sockets.close_all(SOCKET_CLOSE_PATIENCE).await;
             state.store.close().await;
         };
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        // The peer address is what the rate limiter keys on.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
         info!("stopped");
         Ok(())
     }
 }
 
 /// The whole HTTP surface.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, settings: &Settings) -> Router {
     let routes = generate_route_list(App);
-    let engine = state.engine.clone();
-    Router::new()
+    let (engine, operator) = (state.engine.clone(), state.operator.clone());
+    // Mutating endpoints: bounded bodies, and the operator token when set.
+    let guarded = |route: MethodRouter<AppState>| {
+        route
+            .layer(DefaultBodyLimit::max(incidents::MAX_BODY_BYTES))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                edge::require_operator,
+            ))
+    };
+    let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(crate::prometheus::render))
+        .route("/login", post(edge::login))
+        .route("/logout", post(edge::logout))
         .route(
             "/api/incidents",
-            post(incidents::create_incident)
-                .layer(DefaultBodyLimit::max(incidents::MAX_BODY_BYTES))
-                .get(history::list_incidents),
+            guarded(post(incidents::create_incident)).get(history::list_incidents),
         )
         .route("/api/incidents/{id}", get(history::get_incident))
         .route("/api/events", get(history::events))
         .route("/api/snapshot", get(live::snapshot))
         .route("/api/metrics", get(live::metrics))
         .route("/api/scenarios", get(live::scenarios))
-        .route(
-            "/api/scenarios/{id}/trigger",
-            post(live::trigger).layer(DefaultBodyLimit::max(incidents::MAX_BODY_BYTES)),
-        )
+        .route("/api/scenarios/{id}/trigger", guarded(post(live::trigger)))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .route("/ws", get(ws::stream))
-        .leptos_routes_with_context(&state, routes, move || provide_context(engine.clone()), {
-            let options = state.leptos_options.clone();
-            move || shell(options.clone())
-        })
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || {
+                provide_context(engine.clone());
+                provide_context(operator.clone());
+            },
+            {
+                let options = state.leptos_options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
+    rate_limited(router, settings)
         .layer(CatchPanicLayer::custom(|_| {
-            use axum::response::IntoResponse;
             Problem::new(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                 "the server hit a bug; it has been logged",
@@ -183,7 +208,68 @@ pub fn router(state: AppState) -> Router {
             .into_response()
         }))
         .layer(TraceLayer::new_for_http())
+        .route_layer(axum::middleware::from_fn(crate::prometheus::track_http))
         .with_state(state)
+}
+
+/// Limits mutating requests (POST, PUT, PATCH, DELETE) per client IP: the
+/// peer address, or, behind a proxy that is trusted to set them, the
+/// forwarding headers. Reads are never limited.
+fn rate_limited(router: Router<AppState>, settings: &Settings) -> Router<AppState> {
+    use axum::http::Method;
+    use tower_governor::{
+        GovernorError, GovernorLayer,
+        governor::GovernorConfigBuilder,
+        key_extractor::{KeyExtractor, PeerIpKeyExtractor, SmartIpKeyExtractor},
+    };
+
+    fn refusal(error: GovernorError) -> axum::response::Response {
+        match error {
+            GovernorError::TooManyRequests { wait_time, .. } => {
+                let mut response = Problem::new(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    format!("too many requests from your address; retry in {wait_time} s"),
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, wait_time.max(1).into());
+                response
+            }
+            GovernorError::UnableToExtractKey => Problem::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "cannot tell which client this is, for rate limiting",
+            )
+            .into_response(),
+            GovernorError::Other { code, msg, .. } => {
+                Problem::new(code, msg.unwrap_or_else(|| "refused by the rate limiter".into())).into_response()
+            }
+        }
+    }
+
+    fn layer<K: KeyExtractor + Send + Sync + 'static>(
+        router: Router<AppState>,
+        extractor: K,
+        settings: &Settings,
+    ) -> Router<AppState>
+    where
+        K::Key: Send + Sync,
+    {
+        let config = GovernorConfigBuilder::default()
+            .period(std::time::Duration::from_secs(60) / settings.rate_limit)
+            .burst_size(settings.rate_burst)
+            .methods(vec![Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .key_extractor(extractor)
+            .finish()
+            .expect("the period and burst are positive");
+        router.layer(GovernorLayer::new(config).error_handler(refusal))
+    }
+
+    if settings.trust_proxy {
+        layer(router, SmartIpKeyExtractor, settings)
+    } else {
+        layer(router, PeerIpKeyExtractor, settings)
+    }
 }
 
 /// Unknown API paths get a problem, not the dashboard's HTML 404 page.

@@ -1,8 +1,11 @@
 //! `GET /ws`: the live event stream. Sends a `snapshot` (or, when the client
 //! resumes with `?epoch=…&since=…`, exactly the events it missed), then
-//! every new event as it is appended. Never waits on a slow client: one
-//! that falls too far behind is closed with code 1013 and resumes from its
-//! last `seq` on reconnect.
+//! every new event as it is appended. Never waits on a slow client: each
+//! connection reads the shared broadcast ring at its own pace, bounded by
+//! its capacity; one that falls further behind gets a `resync` message and
+//! is closed with code 1013, and resumes from its last `seq` on reconnect.
+//! Every socket is pinged each heartbeat (20 s by default) and closed when
+//! it has not answered the previous ping.
 
 use std::time::Duration;
 
@@ -31,15 +34,25 @@ use crate::problem::Problem;
 const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 
 /// The open sockets: closed together at shutdown, and waited for.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Sockets {
     /// Cancelled at shutdown; every socket then sends a close frame.
     closing: CancellationToken,
     /// Tracks every socket task.
     tasks: TaskTracker,
+    /// How often each socket is pinged.
+    heartbeat: Duration,
 }
 
 impl Sockets {
+    pub fn new(heartbeat: Duration) -> Self {
+        Self {
+            closing: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            heartbeat,
+        }
+    }
+
     /// Sends every socket a close frame and waits for them to finish, for
     /// at most `patience`: a client that stopped reading must not hold the
     /// server up.
@@ -68,9 +81,16 @@ pub struct StreamQuery {
 pub async fn stream(
     State(engine): State<Engine>,
     State(sockets): State<Sockets>,
+    State(origins): State<super::edge::AllowedOrigins>,
+    headers: axum::http::HeaderMap,
     query: Result<Query<StreamQuery>, QueryRejection>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Cross-site WebSocket hijacking: a page elsewhere opening this stream
+    // with the visitor's cookies.
+    if let Err(reason) = origins.admits(&headers) {
+        return Problem::field(axum::http::StatusCode::FORBIDDEN, "origin", reason).into_response();
+    }
     let Query(query) = match query {
         Ok(query) => query,
         Err(rejection) => return Problem::query(&rejection, &["since", "epoch"]).into_response(),
@@ -81,11 +101,12 @@ pub async fn stream(
     };
     let token = sockets.tasks.token();
     let closing = sockets.closing.clone();
+    let heartbeat = sockets.heartbeat;
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
         .on_upgrade(move |socket| async move {
             let _token = token;
-            serve(socket, engine.feed(resume), closing).await;
+            serve(socket, engine.feed(resume), closing, heartbeat).await;
         })
 }
 
@@ -102,21 +123,58 @@ fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-async fn serve(mut socket: WebSocket, feed: Feed, closing: CancellationToken) {
+/// Counts the connection in `antibody_ws_connections` while it lives.
+struct Connected;
+
+impl Connected {
+    fn new() -> Self {
+        metrics::gauge!("antibody_ws_connections").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        metrics::gauge!("antibody_ws_connections").decrement(1.0);
+    }
+}
+
+/// Sends one frame, counting it.
+async fn send(socket: &mut WebSocket, message: Message) -> bool {
+    let sent = socket.send(message).await.is_ok();
+    if sent {
+        metrics::counter!("antibody_ws_messages_sent_total").increment(1);
+    }
+    sent
+}
+
+async fn serve(mut socket: WebSocket, feed: Feed, closing: CancellationToken, heartbeat: Duration) {
+    let _connected = Connected::new();
     let Feed { start, mut live } = feed;
-    let first: Vec<Message> = match start {
-        FeedStart::Replay(events) => events.iter().map(|e| encode(e)).collect(),
-        FeedStart::Snapshot(snapshot) => vec![encode(&Envelope {
-            seq: snapshot.last_seq,
-            ts: chrono::Utc::now(),
-            message: ServerMessage::Snapshot { snapshot },
-        })],
+    let (first, mut last_sent): (Vec<Message>, u64) = match start {
+        FeedStart::Replay(events) => (
+            events.iter().map(|e| encode(e)).collect(),
+            events.last().map_or(0, |e| e.seq),
+        ),
+        FeedStart::Snapshot(snapshot) => {
+            let seq = snapshot.last_seq;
+            let message = encode(&Envelope {
+                seq,
+                ts: chrono::Utc::now(),
+                message: ServerMessage::Snapshot { snapshot },
+            });
+            (vec![message], seq)
+        }
     };
     for message in first {
-        if socket.send(message).await.is_err() {
+        if !send(&mut socket, message).await {
             return;
         }
     }
+    // A ping every `heartbeat`; a client that has not answered the last one
+    // when the next is due is gone (a dead network, a frozen tab).
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    let mut awaiting_pong = false;
     loop {
         tokio::select! {
             // Biased: events already appended (such as the interruptions
@@ -124,21 +182,46 @@ async fn serve(mut socket: WebSocket, feed: Feed, closing: CancellationToken) {
             biased;
             event = live.recv() => match event {
                 Ok(event) => {
-                    if socket.send(encode(&event)).await.is_err() {
+                    last_sent = event.seq;
+                    if !send(&mut socket, encode(&event)).await {
                         return;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
-                    warn!(missed, "a dashboard fell behind; asking it to resume");
+                    // Its queue overflowed: never slow the others down for
+                    // it. It resumes from its last `seq` (or gets a fresh
+                    // snapshot when that is too old).
+                    warn!(missed, "a dashboard fell behind; asking it to resync");
+                    metrics::counter!("antibody_ws_resyncs_total").increment(1);
+                    let resync = Envelope {
+                        seq: last_sent,
+                        ts: chrono::Utc::now(),
+                        message: ServerMessage::Resync {
+                            reason: format!("this connection fell {missed} events behind; resume from your last seq"),
+                        },
+                    };
+                    let _ = send(&mut socket, encode(&resync)).await;
                     let _ = socket.send(close(close_code::AGAIN, "lagged: resume from your last seq")).await;
                     return;
                 }
                 Err(RecvError::Closed) => return,
             },
             incoming = socket.recv() => match incoming {
-                // Pings are answered by the protocol layer; clients send nothing else.
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
+                // Clients send nothing but control frames; any frame shows
+                // the connection is alive.
+                Some(Ok(_)) => awaiting_pong = false,
+            },
+            _ = pings.tick() => {
+                if awaiting_pong {
+                    debug!("a dashboard missed its heartbeat; closing");
+                    let _ = socket.send(close(close_code::AWAY, "no answer to ping")).await;
+                    return;
+                }
+                awaiting_pong = true;
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
             },
             () = closing.cancelled() => {
                 debug!("closing a dashboard for shutdown");

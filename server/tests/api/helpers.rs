@@ -30,6 +30,13 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duration) -> Settings {
     Settings {
         database_url: format!("sqlite://{}/antibody.db", data.path().display()),
+        ws_heartbeat: Duration::from_secs(20),
+        operator_token: None,
+        allowed_origins: Vec::new(),
+        // Tests fire many requests from one address.
+        rate_limit: 100_000,
+        rate_burst: 10_000,
+        trust_proxy: false,
         addr: "127.0.0.1:0".parse().unwrap(),
         port: None,
         speed: Speed::new(speed).unwrap(),

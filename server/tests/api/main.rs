@@ -2,6 +2,7 @@
 //! over real HTTP and WebSocket; and the binary itself, for its subcommands
 //! and signals.
 
+mod edge;
 mod eval;
 mod helpers;
 mod history;

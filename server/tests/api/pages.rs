@@ -45,3 +45,37 @@ async fn an_unknown_page_is_a_404() {
     let response = app.http.get(app.url("/no/such/page")).send().await.unwrap();
     assert_eq!(response.status(), 404);
 }
+
+#[tokio::test]
+async fn prometheus_metrics_cover_http_websockets_the_store_incidents_agents_and_votes() {
+    let app = spawn_app().await;
+    let mut socket = app.connect("").await;
+    let id = app.fire("database_cascade").await["id"].as_str().unwrap().to_owned();
+    crate::helpers::events_until(&mut socket, |e| {
+        matches!(&e.message, engine::protocol::ServerMessage::IncidentStatus { incident_id, status, .. }
+            if incident_id.to_string() == id && status.is_terminal())
+    })
+    .await;
+    let response = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    for needle in [
+        r#"antibody_http_requests_total{method="POST",route="/api/incidents",status="201"}"#,
+        r#"antibody_http_request_duration_seconds_bucket{method="POST",route="/api/incidents",status="201",le="#,
+        "antibody_ws_connections ",
+        "antibody_ws_messages_sent_total ",
+        "antibody_event_store_write_seconds_bucket",
+        "antibody_event_broadcast_delay_seconds_bucket",
+        r#"antibody_incidents{status="resolved"}"#,
+        r#"antibody_agent_queue_depth{agent="diagnosis"}"#,
+        r#"antibody_consensus_rounds_total{outcome="passed"}"#,
+    ] {
+        assert!(text.contains(needle), "/metrics lacks {needle}:\n{text}");
+    }
+}

@@ -195,3 +195,41 @@ async fn the_estate_is_in_the_snapshot_then_reported_live_through_fault_and_reco
         "{services:?}"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_stops_answering_pings_is_disconnected() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = spawn_app_with(|data| server::configuration::Settings {
+        ws_heartbeat: std::time::Duration::from_millis(200),
+        ..settings_in(data, 200.0, std::time::Duration::from_secs(5))
+    })
+    .await;
+    // A client that reads keeps answering pings (tungstenite answers them
+    // as it reads), so it stays connected across many heartbeats.
+    let mut alive = app.connect("").await;
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(1_500);
+    while let Ok(Some(frame)) = tokio::time::timeout_at(until, alive.next()).await {
+        match frame.unwrap() {
+            Message::Ping(_) => pings += 1,
+            Message::Close(frame) => panic!("a live client was closed: {frame:?}"),
+            _ => {}
+        }
+    }
+    assert!(pings >= 3, "pinged every heartbeat, got {pings}");
+
+    // A client that stops reading never answers: it is closed.
+    let mut silent = app.connect("").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+    let mut closed = false;
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(std::time::Duration::from_secs(2), silent.next()).await {
+        if let Message::Close(Some(frame)) = frame {
+            assert_eq!(frame.reason.as_str(), "no answer to ping");
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the silent client was closed");
+}

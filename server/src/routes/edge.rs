@@ -1,0 +1,154 @@
+//! The edge's guards, for a server behind a public link: the operator
+//! token on mutating endpoints, the login that sets its cookie, and the
+//! WebSocket origin check.
+
+use app::operator::{COOKIE, Denied, OperatorGate};
+use axum::{
+    Form,
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Deserialize;
+
+use crate::problem::Problem;
+
+/// Refuses the request unless it carries the operator token (when the
+/// server has one).
+pub async fn require_operator(State(gate): State<OperatorGate>, request: Request, next: Next) -> Response {
+    match gate.check(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(denied) => {
+            let status = match denied {
+                Denied::Missing => StatusCode::UNAUTHORIZED,
+                Denied::Wrong => StatusCode::FORBIDDEN,
+            };
+            let mut response = Problem::field(status, "authorization", denied.reason()).into_response();
+            if denied == Denied::Missing {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            response
+        }
+    }
+}
+
+/// `POST /login` form.
+#[derive(Debug, Deserialize)]
+pub struct Login {
+    token: String,
+}
+
+/// Checks the token and sets it as an HttpOnly, SameSite=Strict cookie,
+/// then sends the browser back to the dashboard.
+pub async fn login(State(gate): State<OperatorGate>, headers: HeaderMap, Form(login): Form<Login>) -> Response {
+    if !gate.is_enforced() {
+        return Redirect::to("/").into_response();
+    }
+    if !gate.accepts(&login.token) {
+        return Problem::field(StatusCode::FORBIDDEN, "token", Denied::Wrong.reason()).into_response();
+    }
+    // Secure whenever the page was reached over https (directly or via a
+    // proxy that says so); plain http on localhost must still work.
+    let secure = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{}",
+        login.token,
+        if secure { "; Secure" } else { "" }
+    );
+    let mut response = Redirect::to("/").into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// `POST /logout`: forgets the cookie.
+pub async fn logout() -> Response {
+    let mut response = Redirect::to("/").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("antibody_operator=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+/// Which browser origins may open `/ws`: the page's own, plus a list.
+#[derive(Debug, Clone, Default)]
+pub struct AllowedOrigins(std::sync::Arc<[String]>);
+
+impl AllowedOrigins {
+    pub fn new(origins: Vec<String>) -> Self {
+        Self(
+            origins
+                .into_iter()
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+        )
+    }
+
+    /// Whether a WebSocket handshake with these headers may proceed. A
+    /// request without `Origin` is not from a browser, so it cannot be a
+    /// cross-site hijack; one with an `Origin` must be the same origin as
+    /// the `Host` it addressed, or on the list.
+    pub fn admits(&self, headers: &HeaderMap) -> Result<(), String> {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return Ok(());
+        };
+        let origin = origin
+            .to_str()
+            .map_err(|_| "the Origin header is not text".to_owned())?;
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        if self.0.contains(&origin) {
+            return Ok(());
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_ascii_lowercase);
+        let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+        match (origin_host, host) {
+            (Some(origin_host), Some(host)) if origin_host == host => Ok(()),
+            _ => Err(format!(
+                "origin {origin} may not open this stream (same origin only; add it to ANTIBODY_ALLOWED_ORIGINS)"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, host.parse().unwrap());
+        if let Some(origin) = origin {
+            headers.insert(header::ORIGIN, origin.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_same_origin_and_listed_origins_are_admitted_others_refused() {
+        let origins = AllowedOrigins::new(vec!["https://demo.example.com/".into()]);
+        assert!(origins.admits(&headers(None, "127.0.0.1:3000")).is_ok());
+        assert!(
+            origins
+                .admits(&headers(Some("http://127.0.0.1:3000"), "127.0.0.1:3000"))
+                .is_ok()
+        );
+        assert!(
+            origins
+                .admits(&headers(Some("https://DEMO.example.com"), "10.0.0.5:3000"))
+                .is_ok()
+        );
+        let refused = origins.admits(&headers(Some("https://evil.example"), "127.0.0.1:3000"));
+        assert!(refused.unwrap_err().contains("evil.example"));
+        assert!(origins.admits(&headers(Some("null"), "127.0.0.1:3000")).is_err());
+    }
+}

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 /// How bad an incident is. Ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Low,
@@ -38,6 +39,7 @@ impl Severity {
 
 /// Where an incident is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentStatus {
     /// The swarm is working on it.
@@ -69,6 +71,7 @@ impl IncidentStatus {
 
 /// The five agents of seed 000's swarm, in the order an incident meets them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AgentType {
     Detection,
@@ -113,6 +116,7 @@ impl AgentType {
 
 /// The state of one agent action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActionStatus {
     InProgress,
@@ -135,6 +139,7 @@ impl ActionStatus {
 /// `action_id` is sent twice: first `in_progress`, then `completed` or
 /// `failed` with its duration and confidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentAction {
     /// Which agent acted.
     pub agent_type: AgentType,
@@ -156,6 +161,7 @@ pub struct AgentAction {
 
 /// An incident as the server knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Incident {
     /// Random (v4) id, assigned by the server.
     pub id: Uuid,
@@ -189,6 +195,7 @@ pub struct Incident {
 /// The business impact meter's figures (seed 000's `metrics`), computed by
 /// the server from every incident it has seen.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PerformanceMetrics {
     /// Incidents that reached `resolved`.
     pub incidents_resolved: u64,
@@ -216,6 +223,7 @@ pub struct PerformanceMetrics {
 
 /// Everything the server tells a dashboard, tagged by `type` on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// A new incident was accepted and the swarm starts on it.
@@ -286,6 +294,7 @@ impl ServerMessage {
 
 /// One configuration change in the estate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfigChangeEvent {
     /// The service.
     pub service: String,
@@ -301,6 +310,7 @@ pub struct ConfigChangeEvent {
 
 /// One agent's ballot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VoteChoice {
     Approve,
@@ -311,6 +321,7 @@ pub enum VoteChoice {
 
 /// One agent's vote on a plan, with its reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsensusVote {
     /// Who voted.
     pub agent: AgentType,
@@ -325,6 +336,7 @@ pub struct ConsensusVote {
 
 /// A Byzantine vote on a remediation plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsensusRound {
     /// The plan voted on, for people.
     pub plan: String,
@@ -351,6 +363,7 @@ pub struct ConsensusRound {
 /// A message as it travels: the event log's sequence number and time, and
 /// the message's own fields flattened beside them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Envelope {
     /// Position in the global event log: strictly increasing, no gaps.
     pub seq: u64,
@@ -364,6 +377,7 @@ pub struct Envelope {
 /// What a dashboard needs for its first paint (seed 002's single source of
 /// truth). A client then follows the live stream from `last_seq`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     /// Identifies the event log the `seq`s belong to; a client that resumes
     /// with another epoch's `seq` gets a fresh snapshot.
@@ -376,6 +390,8 @@ pub struct Snapshot {
     pub incidents: Vec<Incident>,
     /// The most recent incident and agent events (no metrics), oldest
     /// first, for the activity feed.
+    // An envelope may carry a snapshot: the schema refers back, not inline.
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub recent_events: Vec<Envelope>,
     /// The estate's services now.
     #[serde(default)]
@@ -387,6 +403,7 @@ pub struct Snapshot {
 
 /// One agent's lane on the agent bus (seed 001's per-agent figures).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentStats {
     /// The agent.
     pub agent: AgentType,
@@ -416,6 +433,7 @@ pub struct AgentStats {
 
 /// A circuit breaker's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BreakerState {
     /// Work flows.
@@ -429,6 +447,7 @@ pub enum BreakerState {
 
 /// How a service is doing against its objectives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HealthState {
     Healthy,
@@ -448,6 +467,7 @@ impl HealthState {
 
 /// One service of the simulated estate, as its monitoring sees it now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceTelemetry {
     /// Service name.
     pub name: String,
@@ -473,6 +493,7 @@ pub struct ServiceTelemetry {
 
 /// A catalog scenario as offered to people and clients.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScenarioSummary {
     /// Stable id, as in `database_cascade`.
     pub id: String,

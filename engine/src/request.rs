@@ -22,13 +22,19 @@ pub const MAX_SCENARIO_ID_LEN: usize = 64;
 
 /// The body of `POST /api/incidents`, exactly as a client sends it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewIncident {
     /// Short human title.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, example = "Database Cascade")
+    )]
     pub title: String,
     /// One of `low`, `medium`, `high`, `critical`.
     pub severity: Severity,
     /// Service names, as DNS labels.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 32, example = json!(["api-gateway", "order-service"])))]
     pub affected_services: Vec<String>,
     /// A catalog scenario this incident reproduces, if any.
     #[serde(default)]

@@ -8,7 +8,7 @@ use axum::{
 use serde::Serialize;
 
 /// A problem-details body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// `about:blank`: the status says what kind of problem it is.
     #[serde(rename = "type")]

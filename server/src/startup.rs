@@ -23,7 +23,7 @@ use tracing::info;
 use crate::{
     configuration::Settings,
     problem::Problem,
-    routes::{edge, health, history, incidents, live, ws},
+    routes::{docs, edge, health, history, incidents, live, ws},
 };
 
 /// How long open WebSockets get to take their close frame at shutdown.
@@ -184,6 +184,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/api/metrics", get(live::metrics))
         .route("/api/scenarios", get(live::scenarios))
         .route("/api/scenarios/{id}/trigger", guarded(post(live::trigger)))
+        .route("/api/openapi.json", get(docs::openapi_json))
+        .route("/docs", get(docs::page))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .route("/ws", get(ws::stream))
         .leptos_routes_with_context(

@@ -29,7 +29,7 @@ pub struct IncidentFilter {
 }
 
 /// One page of incidents, newest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IncidentPage {
     /// The incidents on this page.
     pub items: Vec<Incident>,
@@ -42,13 +42,14 @@ pub struct IncidentPage {
 }
 
 /// An incident with everything the swarm did about it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IncidentDetail {
     pub incident: Incident,
     /// Every event about it, oldest first.
     pub timeline: Vec<Envelope>,
     /// Diagnosis's ranked hypotheses, with their evidence (the latest
     /// diagnosis), as the agent published them.
+    #[schema(value_type = Vec<Object>)]
     pub hypotheses: serde_json::Value,
     /// Every consensus round, oldest first.
     pub votes: Vec<ConsensusRound>,
@@ -57,7 +58,7 @@ pub struct IncidentDetail {
 }
 
 /// Events after a `seq`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventPage {
     /// Oldest first.
     pub events: Vec<Envelope>,

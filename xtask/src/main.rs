@@ -474,6 +474,18 @@ fn build_site(release: bool) -> Result<PathBuf> {
     fs::copy(root.join("style/main.css"), pkg.join(format!("{OUTPUT_NAME}.css")))
         .map_err(|e| format!("copying the stylesheet: {e}"))?;
     copy_dir(&root.join("public"), &site)?;
+    // Swagger UI for /docs, from npm: served locally, never from a CDN.
+    let docs = site.join("docs");
+    fs::create_dir_all(&docs).map_err(|e| format!("creating {}: {e}", docs.display()))?;
+    let swagger = root.join("end2end/node_modules/swagger-ui-dist");
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css"] {
+        fs::copy(swagger.join(asset), docs.join(asset)).map_err(|e| {
+            format!(
+                "copying {asset} from {} (run `cargo xtask setup`): {e}",
+                swagger.display()
+            )
+        })?;
+    }
     if release {
         report_sizes(&pkg)?;
     }

@@ -23,11 +23,15 @@ pub const MAX_INCIDENT_PAGE: u32 = 200;
 pub const MAX_EVENT_PAGE: u32 = 1_000;
 
 /// `GET /api/incidents` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct IncidentQuery {
+    /// Only incidents with this status.
     status: Option<IncidentStatus>,
+    /// Only incidents of this severity.
     severity: Option<Severity>,
+    /// Only incidents from this catalog scenario.
     scenario: Option<String>,
     /// Page size, 1 to 200 (default 50).
     limit: Option<u32>,
@@ -49,6 +53,11 @@ fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u32, Problem>
     }
 }
 
+/// A page of incidents, newest first.
+#[utoipa::path(get, path = "/api/incidents", tag = "incidents", params(IncidentQuery), responses(
+    (status = 200, description = "A page of incidents", body = IncidentPage),
+    (status = 400, description = "A parameter is invalid; `field` names it", body = Problem, content_type = "application/problem+json"),
+))]
 pub async fn list_incidents(
     State(store): State<Store>,
     query: Result<Query<IncidentQuery>, QueryRejection>,
@@ -64,6 +73,14 @@ pub async fn list_incidents(
     store.incidents(&filter).await.map(Json).map_err(|e| Problem::store(&e))
 }
 
+/// One incident with its timeline, hypotheses, votes and actions.
+#[utoipa::path(get, path = "/api/incidents/{id}", tag = "incidents",
+    params(("id" = Uuid, Path, description = "The incident's id")),
+    responses(
+        (status = 200, description = "The incident and its story", body = IncidentDetail),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such incident", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get_incident(
     State(store): State<Store>,
     id: Result<Path<Uuid>, PathRejection>,
@@ -77,8 +94,9 @@ pub async fn get_incident(
 }
 
 /// `GET /api/events` parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// The last `seq` the client has (default 0: from the start).
     since: Option<u64>,
@@ -86,6 +104,11 @@ pub struct EventQuery {
     limit: Option<u32>,
 }
 
+/// The event log after a `seq`, oldest first: for clients that poll.
+#[utoipa::path(get, path = "/api/events", tag = "events", params(EventQuery), responses(
+    (status = 200, description = "Events after `since`", body = EventPage),
+    (status = 400, description = "A parameter is invalid; `field` names it", body = Problem, content_type = "application/problem+json"),
+))]
 pub async fn events(
     State(store): State<Store>,
     query: Result<Query<EventQuery>, QueryRejection>,

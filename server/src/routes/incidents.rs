@@ -73,6 +73,20 @@ impl IntoResponse for CreateIncidentError {
     }
 }
 
+/// Opens an incident (seed 000's body, plus an optional `scenario_id`).
+#[utoipa::path(post, path = "/api/incidents", tag = "incidents",
+    request_body(content = engine::request::NewIncident, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Opened; answered once its `incident_created` event is stored", body = Incident),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Operator mode, and no token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Operator mode, and a wrong token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is invalid; `field` and `reason` say which and why", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "At capacity, or rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("operator" = [])))]
 pub async fn create_incident(
     State(engine): State<Engine>,
     headers: HeaderMap,

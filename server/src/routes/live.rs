@@ -13,7 +13,7 @@ use axum::{
 };
 use engine::{
     Engine, SubmitError,
-    protocol::{Incident, PerformanceMetrics, ScenarioSummary, Severity},
+    protocol::{Incident, PerformanceMetrics, ScenarioSummary, Severity, Snapshot},
 };
 use serde::Deserialize;
 
@@ -24,6 +24,8 @@ use crate::{problem::Problem, routes::incidents::refusal};
 #[derive(Clone, Default)]
 pub struct SnapshotCache(Arc<Mutex<Option<(u64, Bytes)>>>);
 
+/// Everything the dashboard's first paint needs, in one call.
+#[utoipa::path(get, path = "/api/snapshot", tag = "events", responses((status = 200, description = "The current view", body = Snapshot)))]
 pub async fn snapshot(State(engine): State<Engine>, State(cache): State<SnapshotCache>) -> Response {
     let newest = engine.log().last_seq();
     let cached = cache.0.lock().expect("snapshot cache lock poisoned").clone();
@@ -43,22 +45,39 @@ pub async fn snapshot(State(engine): State<Engine>, State(cache): State<Snapshot
         .into_response()
 }
 
+/// The impact meter's figures, computed from the store.
+#[utoipa::path(get, path = "/api/metrics", tag = "incidents", responses((status = 200, description = "The figures", body = PerformanceMetrics)))]
 pub async fn metrics(State(engine): State<Engine>) -> Json<PerformanceMetrics> {
     Json(engine.metrics())
 }
 
+/// The scenario catalog, primary scenarios first.
+#[utoipa::path(get, path = "/api/scenarios", tag = "scenarios", responses((status = 200, description = "Every scenario", body = Vec<ScenarioSummary>)))]
 pub async fn scenarios(State(engine): State<Engine>) -> Json<Vec<ScenarioSummary>> {
     Json(engine.scenarios())
 }
 
 /// `POST /api/scenarios/{id}/trigger` body, optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
     /// Overrides the scenario's severity.
     severity: Option<Severity>,
 }
 
+/// Opens an incident from a catalog scenario.
+#[utoipa::path(post, path = "/api/scenarios/{id}/trigger", tag = "scenarios",
+    params(("id" = String, Path, description = "The scenario's id, as in `database_cascade`")),
+    request_body(content = Option<TriggerBody>, description = "Optional: another severity"),
+    responses(
+        (status = 201, description = "Opened; answered once its `incident_created` event is stored", body = Incident),
+        (status = 401, description = "Operator mode, and no token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Operator mode, and a wrong token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such scenario (the closest is suggested)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body is invalid; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "At capacity, or rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("operator" = [])))]
 pub async fn trigger(
     State(engine): State<Engine>,
     Path(id): Path<String>,

@@ -79,3 +79,24 @@ async fn prometheus_metrics_cover_http_websockets_the_store_incidents_agents_and
         assert!(text.contains(needle), "/metrics lacks {needle}:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_and_its_docs_page_are_served() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app
+        .http
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/incidents"]["post"]["requestBody"].is_object());
+    let page = app.http.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/docs/swagger-ui-bundle.js") && html.contains("/api/openapi.json"));
+    assert!(!html.contains("https://"), "no asset comes from elsewhere");
+}

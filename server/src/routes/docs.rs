@@ -1,0 +1,130 @@
+//! The API's description: `GET /api/openapi.json` (OpenAPI 3.1, generated
+//! from the handlers' annotations and the wire types) and `GET /docs`, an
+//! interactive page (Swagger UI) that needs no network: its script and
+//! stylesheet come from npm's `swagger-ui-dist` and are served from the
+//! site's `docs/` folder (`cargo xtask` copies them there).
+
+use axum::{
+    Json,
+    response::{Html, IntoResponse},
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use crate::{problem::Problem, routes};
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Antibody",
+        description = "A self-healing incident-response swarm. Every change is an event with a global `seq`; \
+                       `GET /ws` streams them live (see the README for the WebSocket protocol).",
+        license(name = "MIT")
+    ),
+    paths(
+        routes::health::healthz,
+        routes::health::readyz,
+        routes::incidents::create_incident,
+        routes::history::list_incidents,
+        routes::history::get_incident,
+        routes::history::events,
+        routes::live::snapshot,
+        routes::live::metrics,
+        routes::live::scenarios,
+        routes::live::trigger,
+    ),
+    components(schemas(Problem, engine::protocol::ServerMessage, engine::protocol::Envelope)),
+    modifiers(&OperatorToken),
+    tags(
+        (name = "incidents", description = "Open, list and inspect incidents"),
+        (name = "scenarios", description = "The scenario catalog"),
+        (name = "events", description = "The event log and the dashboard's snapshot"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the operator token (a bearer token) that mutating endpoints
+/// need when the server runs in operator mode.
+struct OperatorToken;
+
+impl Modify for OperatorToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "operator",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("ANTIBODY_OPERATOR_TOKEN, when the server sets one"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub async fn openapi_json() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
+
+/// The docs page: Swagger UI over our own document, from local assets.
+pub async fn page() -> Html<&'static str> {
+    Html(
+        r##"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Antibody API</title>
+  <link rel="icon" type="image/svg+xml" href="/favicon.svg">
+  <link rel="stylesheet" href="/docs/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({ url: "/api/openapi.json", dom_id: "#swagger-ui", deepLinking: true });
+  </script>
+</body>
+</html>"##,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_every_endpoint() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        for path in [
+            "/api/incidents",
+            "/api/incidents/{id}",
+            "/api/events",
+            "/api/snapshot",
+            "/api/metrics",
+            "/api/scenarios",
+            "/api/scenarios/{id}/trigger",
+            "/healthz",
+            "/readyz",
+        ] {
+            assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+        }
+        let schemas = &doc["components"]["schemas"];
+        for schema in [
+            "Incident",
+            "NewIncident",
+            "Problem",
+            "Snapshot",
+            "IncidentDetail",
+            "ServerMessage",
+        ] {
+            assert!(schemas.get(schema).is_some(), "{schema} is a schema");
+        }
+        assert_eq!(doc["components"]["securitySchemes"]["operator"]["scheme"], "bearer");
+    }
+}

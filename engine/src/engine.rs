@@ -28,13 +28,11 @@ use crate::{
     bus::AgentBus,
     catalog::{Catalog, CatalogError, FaultyVoter, RootCause},
     clock::{SimClock, Speed},
-    event_log::{EventLog, LogStart, Projection},
+    event_log::{EventLog, LogStart, Projection, Published},
     impact::ImpactModel,
     journal::{Journal, Recovered, Totals},
     orchestrator::{self, Assignment, SharedTwin, TwinRef, Verdict},
-    protocol::{
-        Envelope, Incident, IncidentStatus, PerformanceMetrics, ScenarioSummary, ServerMessage, Severity, Snapshot,
-    },
+    protocol::{Incident, IncidentStatus, PerformanceMetrics, ScenarioSummary, ServerMessage, Severity, Snapshot},
     request::{IncidentRequest, IncidentTitle, ServiceName},
     twin::{ActionKind, Estate, FaultSpec, Topology, TopologyError},
 };
@@ -143,7 +141,7 @@ pub struct Resume {
 #[derive(Debug)]
 pub enum FeedStart {
     /// Exactly the events the client missed, oldest first.
-    Replay(Vec<Arc<Envelope>>),
+    Replay(Vec<Arc<Published>>),
     /// A fresh view that replaces whatever the client had.
     Snapshot(Snapshot),
 }
@@ -152,7 +150,7 @@ pub enum FeedStart {
 /// duplicate between the two.
 pub struct Feed {
     pub start: FeedStart,
-    pub live: broadcast::Receiver<Arc<Envelope>>,
+    pub live: broadcast::Receiver<Arc<Published>>,
 }
 
 /// What became of in-flight incidents at shutdown.
@@ -664,7 +662,7 @@ impl Engine {
         self.snapshot_and_subscribe().0
     }
 
-    fn snapshot_and_subscribe(&self) -> (Snapshot, broadcast::Receiver<Arc<Envelope>>) {
+    fn snapshot_and_subscribe(&self) -> (Snapshot, broadcast::Receiver<Arc<Published>>) {
         let epoch = self.shared.log.epoch();
         let (mut snapshot, live) = self.shared.log.project_and_subscribe(|last_seq, projection| Snapshot {
             epoch,
@@ -907,9 +905,9 @@ mod tests {
 
     /// Receives live events until `stop` matches one (inclusive).
     async fn collect_until(
-        live: &mut broadcast::Receiver<Arc<Envelope>>,
+        live: &mut broadcast::Receiver<Arc<Published>>,
         stop: impl Fn(&ServerMessage) -> bool,
-    ) -> Vec<Arc<Envelope>> {
+    ) -> Vec<Arc<Published>> {
         let mut events = Vec::new();
         loop {
             let event = live.recv().await.expect("the log outlives the test");

@@ -38,15 +38,52 @@ use crate::{
 /// Most events a writer hands to the journal in one transaction.
 const MAX_BATCH: usize = 4_096;
 
+/// An event as the log fans it out: the envelope, and its JSON, encoded
+/// once and shared by every connection that sends it (a thousand dashboards
+/// must not mean a thousand encodings). Derefs to the [`Envelope`].
+#[derive(Debug)]
+pub struct Published {
+    envelope: Envelope,
+    json: std::sync::OnceLock<Arc<str>>,
+}
+
+impl Published {
+    fn new(envelope: Envelope) -> Self {
+        Self {
+            envelope,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The envelope as JSON text, encoded on first use.
+    pub fn json(&self) -> Arc<str> {
+        self.json
+            .get_or_init(|| {
+                serde_json::to_string(&self.envelope)
+                    .expect("protocol types always serialize")
+                    .into()
+            })
+            .clone()
+    }
+}
+
+impl std::ops::Deref for Published {
+    type Target = Envelope;
+
+    fn deref(&self) -> &Envelope {
+        &self.envelope
+    }
+}
+
 /// A live subscription that starts after a known `seq`.
 pub struct Subscription {
     /// Retained events after the requested `seq`, oldest first.
-    pub backlog: Vec<Arc<Envelope>>,
+    pub backlog: Vec<Arc<Published>>,
     /// False when events after the requested `seq` were no longer retained,
     /// so the backlog starts later than asked.
     pub complete: bool,
     /// Every event appended after the backlog.
-    pub live: broadcast::Receiver<Arc<Envelope>>,
+    pub live: broadcast::Receiver<Arc<Published>>,
 }
 
 /// Whether an event belongs in the activity feed.
@@ -134,7 +171,7 @@ struct LogState {
     /// The newest `seq` published; 0 when the log is empty.
     last_seq: u64,
     /// The newest published events, oldest first.
-    retained: VecDeque<Arc<Envelope>>,
+    retained: VecDeque<Arc<Published>>,
     /// What a snapshot shows, as of `last_seq`.
     projection: Projection,
     /// Durable mode: messages waiting for the writer, oldest first, with
@@ -163,7 +200,7 @@ struct Inner {
     /// How many events to keep for replay.
     retain: usize,
     /// Fan-out to live subscribers.
-    sender: broadcast::Sender<Arc<Envelope>>,
+    sender: broadcast::Sender<Arc<Published>>,
     /// Identifies this log, so clients of another log resync.
     epoch: Uuid,
     /// Set in durable mode.
@@ -224,7 +261,12 @@ impl EventLog {
         let (sender, _) = broadcast::channel(fanout_capacity.max(1));
         let retain = retain.max(1);
         let skip = start.tail.len().saturating_sub(retain);
-        let retained: VecDeque<Arc<Envelope>> = start.tail.into_iter().skip(skip).map(Arc::new).collect();
+        let retained: VecDeque<Arc<Published>> = start
+            .tail
+            .into_iter()
+            .skip(skip)
+            .map(|e| Arc::new(Published::new(e)))
+            .collect();
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(LogState {
@@ -285,7 +327,7 @@ impl EventLog {
     fn publish(&self, state: &mut LogState, envelope: Envelope) {
         state.last_seq = envelope.seq;
         state.projection.apply(&envelope);
-        let envelope = Arc::new(envelope);
+        let envelope = Arc::new(Published::new(envelope));
         if state.retained.len() == self.inner.retain {
             state.retained.pop_front();
         }
@@ -407,7 +449,7 @@ impl EventLog {
     pub fn project_and_subscribe<R>(
         &self,
         view: impl FnOnce(u64, &Projection) -> R,
-    ) -> (R, broadcast::Receiver<Arc<Envelope>>) {
+    ) -> (R, broadcast::Receiver<Arc<Published>>) {
         let state = self.lock();
         let live = self.inner.sender.subscribe();
         (view(state.last_seq, &state.projection), live)
@@ -424,7 +466,7 @@ impl EventLog {
                 .iter()
                 .filter(|e| e.seq > since)
                 .take(limit)
-                .map(|e| (**e).clone())
+                .map(|e| e.envelope.clone())
                 .collect()
         })
     }

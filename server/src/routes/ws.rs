@@ -19,10 +19,12 @@ use axum::{
 };
 use engine::{
     Engine, Feed, FeedStart, Resume,
+    event_log::Published,
     protocol::{Envelope, ServerMessage},
 };
+use futures::SinkExt;
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{debug, warn};
 use uuid::Uuid;
@@ -116,6 +118,21 @@ fn encode(envelope: &Envelope) -> Message {
     ))
 }
 
+/// A published event's shared JSON, as a frame, without copying it.
+fn frame(event: &Published) -> Message {
+    struct Json(std::sync::Arc<str>);
+    impl AsRef<[u8]> for Json {
+        fn as_ref(&self) -> &[u8] {
+            self.0.as_bytes()
+        }
+    }
+    let bytes = axum::body::Bytes::from_owner(Json(event.json()));
+    Message::Text(Utf8Bytes::try_from(bytes).expect("JSON is UTF-8"))
+}
+
+/// Most frames written before one flush.
+const MAX_FRAMES_PER_FLUSH: usize = 256;
+
 fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
@@ -148,12 +165,32 @@ async fn send(socket: &mut WebSocket, message: Message) -> bool {
     sent
 }
 
+/// The connection fell `missed` events behind: its queue overflowed. The
+/// others are never slowed down for it; it is told to resync and closed,
+/// and resumes from its last `seq` (or gets a fresh snapshot when that is
+/// too old).
+async fn resync(socket: &mut WebSocket, last_sent: u64, missed: u64) {
+    warn!(missed, "a dashboard fell behind; asking it to resync");
+    metrics::counter!("antibody_ws_resyncs_total").increment(1);
+    let resync = Envelope {
+        seq: last_sent,
+        ts: chrono::Utc::now(),
+        message: ServerMessage::Resync {
+            reason: format!("this connection fell {missed} events behind; resume from your last seq"),
+        },
+    };
+    let _ = send(socket, encode(&resync)).await;
+    let _ = socket
+        .send(close(close_code::AGAIN, "lagged: resume from your last seq"))
+        .await;
+}
+
 async fn serve(mut socket: WebSocket, feed: Feed, closing: CancellationToken, heartbeat: Duration) {
     let _connected = Connected::new();
     let Feed { start, mut live } = feed;
     let (first, mut last_sent): (Vec<Message>, u64) = match start {
         FeedStart::Replay(events) => (
-            events.iter().map(|e| encode(e)).collect(),
+            events.iter().map(|e| frame(e)).collect(),
             events.last().map_or(0, |e| e.seq),
         ),
         FeedStart::Snapshot(snapshot) => {
@@ -182,26 +219,41 @@ async fn serve(mut socket: WebSocket, feed: Feed, closing: CancellationToken, he
             biased;
             event = live.recv() => match event {
                 Ok(event) => {
+                    // Whatever else is already waiting goes out in the same
+                    // flush: one write for many frames under load.
+                    let mut frames = 1;
                     last_sent = event.seq;
-                    if !send(&mut socket, encode(&event)).await {
+                    if socket.feed(frame(&event)).await.is_err() {
+                        return;
+                    }
+                    let mut lagged = None;
+                    while frames < MAX_FRAMES_PER_FLUSH {
+                        match live.try_recv() {
+                            Ok(event) => {
+                                last_sent = event.seq;
+                                frames += 1;
+                                if socket.feed(frame(&event)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(TryRecvError::Lagged(missed)) => {
+                                lagged = Some(missed);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if socket.flush().await.is_err() {
+                        return;
+                    }
+                    metrics::counter!("antibody_ws_messages_sent_total").increment(frames as u64);
+                    if let Some(missed) = lagged {
+                        resync(&mut socket, last_sent, missed).await;
                         return;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
-                    // Its queue overflowed: never slow the others down for
-                    // it. It resumes from its last `seq` (or gets a fresh
-                    // snapshot when that is too old).
-                    warn!(missed, "a dashboard fell behind; asking it to resync");
-                    metrics::counter!("antibody_ws_resyncs_total").increment(1);
-                    let resync = Envelope {
-                        seq: last_sent,
-                        ts: chrono::Utc::now(),
-                        message: ServerMessage::Resync {
-                            reason: format!("this connection fell {missed} events behind; resume from your last seq"),
-                        },
-                    };
-                    let _ = send(&mut socket, encode(&resync)).await;
-                    let _ = socket.send(close(close_code::AGAIN, "lagged: resume from your last seq")).await;
+                    resync(&mut socket, last_sent, missed).await;
                     return;
                 }
                 Err(RecvError::Closed) => return,

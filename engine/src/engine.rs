@@ -453,9 +453,6 @@ impl Engine {
     /// and at most once per wall second, until shutdown. Call once, within
     /// a tokio runtime; does nothing for isolated twins.
     pub fn start_health_reports(&self) {
-        if self.shared.twin.is_none() {
-            return;
-        }
         let engine = self.clone();
         let stop = self.shared.stop_reports.clone();
         tokio::spawn(async move {

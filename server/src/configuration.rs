@@ -7,6 +7,16 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Parser, ValueEnum};
 use engine::clock::Speed;
 
+/// Where incidents happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Twin {
+    /// One simulated estate for the whole server, shown on the dashboard;
+    /// concurrent incidents meet in it.
+    Shared,
+    /// A fresh estate per incident: incidents never interact (load tests).
+    Isolated,
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -92,6 +102,10 @@ pub struct Settings {
     #[arg(long, env = "ANTIBODY_TRUST_PROXY", default_value = "false", action = clap::ArgAction::Set)]
     pub trust_proxy: bool,
 
+    /// Whether incidents share one simulated estate (the dashboard's) or each get their own.
+    #[arg(long, env = "ANTIBODY_TWIN", value_enum, default_value = "shared")]
+    pub twin: Twin,
+
     /// Where events and incidents are stored: sqlite://PATH (created if missing) or postgres://USER:PASS@HOST/DB.
     #[arg(long, env = "ANTIBODY_DATABASE_URL", default_value = "sqlite://data/antibody.db", value_parser = parse_database_url)]
     pub database_url: String,
@@ -107,6 +121,39 @@ pub enum Command {
     /// Score the swarm: run every scenario many times on isolated twins and
     /// compare with the answer keys.
     Eval(EvalArgs),
+    /// Load-test the live stream: open many dashboards, drive events at a
+    /// rate, and measure delivery (messages/s, latency) and the server's
+    /// CPU and memory.
+    Loadtest(LoadtestArgs),
+}
+
+/// `antibody loadtest` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadtestArgs {
+    /// A running server to test (e.g. http://127.0.0.1:3000). Without it, the
+    /// tool starts this binary as a child, on a free port with a throwaway
+    /// database, so it can measure the server's CPU and memory.
+    #[arg(long)]
+    pub url: Option<reqwest::Url>,
+    /// The server's process id, to measure its CPU and memory with --url.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Dashboards (WebSocket clients) to open.
+    #[arg(long, default_value = "100", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub dashboards: u32,
+    /// Events per second to drive through the server (each dashboard
+    /// receives every one).
+    #[arg(long, default_value = "100", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+    /// Seconds to measure, after a warm-up.
+    #[arg(long, default_value = "30", value_parser = clap::value_parser!(u32).range(1..=3_600))]
+    pub duration: u32,
+    /// Seconds of warm-up before measuring (the event rate settles in it).
+    #[arg(long, default_value = "10", value_parser = clap::value_parser!(u32).range(0..=600))]
+    pub warmup: u32,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `antibody eval` options.

@@ -8,9 +8,12 @@
 //! - [`problem`]: RFC 9457 problem-details errors.
 //! - [`prometheus`]: the `/metrics` exposition and the HTTP middleware.
 //! - [`eval`]: the `antibody eval` subcommand (the swarm's score card).
+//! - [`loadtest`]: the `antibody loadtest` subcommand (the live stream under
+//!   many dashboards).
 
 pub mod configuration;
 pub mod eval;
+pub mod loadtest;
 pub mod problem;
 pub mod prometheus;
 pub mod routes;

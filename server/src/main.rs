@@ -14,8 +14,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::parse();
-    if let Some(Command::Eval(args)) = settings.command {
-        return server::eval::run(args).await;
+    match settings.command {
+        Some(Command::Eval(args)) => return server::eval::run(args).await,
+        Some(Command::Loadtest(args)) => return server::loadtest::run(args).await,
+        None => {}
     }
     telemetry::init(settings.log_format)?;
     let app = Application::build(settings).await?;

@@ -70,6 +70,10 @@ impl Application {
             max_active_incidents: settings.max_incidents,
             agent_workers: settings.agent_workers as usize,
             agent_failure_rate: settings.agent_failure_rate,
+            twin: match settings.twin {
+                crate::configuration::Twin::Shared => engine::TwinMode::Shared,
+                crate::configuration::Twin::Isolated => engine::TwinMode::Isolated,
+            },
             webhook: settings
                 .webhook_url
                 .clone()

@@ -37,6 +37,7 @@ pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duratio
         rate_limit: 100_000,
         rate_burst: 10_000,
         trust_proxy: false,
+        twin: server::configuration::Twin::Shared,
         addr: "127.0.0.1:0".parse().unwrap(),
         port: None,
         speed: Speed::new(speed).unwrap(),

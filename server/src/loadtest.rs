@@ -1,0 +1,389 @@
+//! `antibody loadtest`: many dashboards on one server, events driven at a
+//! rate, and what it costs.
+//!
+//! It opens N WebSocket dashboards, then drives real incidents through the
+//! REST API (catalog scenarios, round robin), steering how often it fires
+//! them so the server publishes about R events per second; every dashboard
+//! receives every event. After a warm-up it measures, for a fixed window:
+//! delivered messages per second, delivery latency (the event's server
+//! `ts` to its receipt) at p50, p99 and max, gaps and resyncs, and the
+//! server's CPU and resident memory (idle before the dashboards connect,
+//! and at peak). Without `--url` it starts this binary as a child on a
+//! free port with a throwaway database, so the server's process is its own.
+
+use std::{
+    io::{BufRead, BufReader, IsTerminal},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::configuration::LoadtestArgs;
+
+/// What one run measured.
+#[derive(Debug, Serialize)]
+pub struct LoadReport {
+    pub dashboards: u32,
+    /// Events per second asked for.
+    pub target_events_per_s: u32,
+    /// Events per second the server published during the window.
+    pub events_per_s: f64,
+    /// Messages per second received, over all dashboards.
+    pub delivered_per_s: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+    /// Missing `seq`s seen by any dashboard.
+    pub gaps: u64,
+    /// `resync` messages received (a dashboard fell behind).
+    pub resyncs: u64,
+    /// Dashboards that were disconnected during the window.
+    pub dropped: u64,
+    /// The server's CPU, in cores (1.0 = one core busy), if measured.
+    pub server_cpu_cores: Option<f64>,
+    /// The server's resident memory before any dashboard connected, MiB.
+    pub server_rss_idle_mib: Option<f64>,
+    /// Its peak resident memory, MiB.
+    pub server_rss_peak_mib: Option<f64>,
+    /// This tool's CPU, in cores: it shares the machine.
+    pub tool_cpu_cores: f64,
+    pub window_s: f64,
+}
+
+/// The head of every frame: all the tool reads.
+#[derive(Deserialize)]
+struct Head {
+    seq: u64,
+    ts: DateTime<Utc>,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// One dashboard's tally.
+struct Tally {
+    latencies: Histogram<u64>,
+    received: u64,
+    gaps: u64,
+    resyncs: u64,
+    dropped: bool,
+}
+
+/// Shared between the dashboards, the driver and the clock.
+struct Shared {
+    /// Set during the measured window.
+    measuring: AtomicBool,
+    /// Set when the run is over.
+    done: AtomicBool,
+    /// The newest `seq` any dashboard saw.
+    newest_seq: AtomicU64,
+}
+
+/// The server under test, when the tool started it.
+struct ChildServer {
+    child: Child,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_server() -> anyhow::Result<(ChildServer, String)> {
+    let data = tempfile::tempdir()?;
+    let exe = std::env::current_exe().context("finding this binary")?;
+    let mut child = Command::new(exe)
+        // Isolated estates: incidents do not wait on each other, so the
+        // events each one publishes are steady, and the rate steerable.
+        .args(["--addr", "127.0.0.1:0", "--log-format", "json", "--speed", "10", "--twin", "isolated"])
+        .args(["--rate-limit", "1000000", "--rate-burst", "1000000", "--max-incidents", "100000"])
+        .env(
+            "ANTIBODY_DATABASE_URL",
+            format!("sqlite://{}/load.db", data.path().display()),
+        )
+        .env("RUST_LOG", "warn,server=info")
+        .env_remove("PORT")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the server")?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let addr = loop {
+        let Some(line) = lines.next() else {
+            bail!("the server exited before it served")
+        };
+        let log: serde_json::Value = serde_json::from_str(&line?).unwrap_or_default();
+        if let Some(addr) = log["fields"]["addr"].as_str() {
+            break addr.to_owned();
+        }
+    };
+    // Keep draining its logs so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok((ChildServer { child, _data: data }, format!("http://{addr}")))
+}
+
+/// Clock ticks per second, for /proc's CPU times.
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf reads a constant; it has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+/// User plus system CPU seconds of a process (`self` for this one).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces: ") S ppid …".
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (user, system): (f64, f64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
+    Some((user + system) / ticks_per_second())
+}
+
+/// A `/proc/PID/status` memory field, in MiB.
+fn memory_mib(pid: &str, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+async fn dashboard(url: String, shared: Arc<Shared>) -> anyhow::Result<Tally> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let mut tally = Tally {
+        latencies: Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+        received: 0,
+        gaps: 0,
+        resyncs: 0,
+        dropped: false,
+    };
+    let mut last_seq: Option<u64> = None;
+    while !shared.done.load(Ordering::Relaxed) {
+        let frame = match tokio::time::timeout(Duration::from_millis(500), socket.next()).await {
+            Err(_) => continue,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(_) => {
+                tally.dropped = shared.measuring.load(Ordering::Relaxed);
+                break;
+            }
+        };
+        let Message::Text(text) = frame else { continue };
+        let Ok(head) = serde_json::from_str::<Head>(&text) else { continue };
+        match head.kind.as_str() {
+            "snapshot" => {
+                last_seq = Some(head.seq);
+                continue;
+            }
+            "resync" => {
+                tally.resyncs += 1;
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(last) = last_seq
+            && head.seq > last + 1
+        {
+            tally.gaps += head.seq - last - 1;
+        }
+        last_seq = Some(head.seq);
+        shared.newest_seq.fetch_max(head.seq, Ordering::Relaxed);
+        if shared.measuring.load(Ordering::Relaxed) {
+            tally.received += 1;
+            let micros = (Utc::now() - head.ts).num_microseconds().unwrap_or(0).max(1) as u64;
+            tally.latencies.saturating_record(micros);
+        }
+    }
+    Ok(tally)
+}
+
+/// Fires catalog scenarios, steering the firing interval toward `rate`
+/// published events per second.
+async fn drive(base: String, rate: u32, shared: Arc<Shared>) -> anyhow::Result<u64> {
+    let http = reqwest::Client::new();
+    let scenarios: Vec<serde_json::Value> = http
+        .get(format!("{base}/api/scenarios"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let ids: Vec<String> = scenarios
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .collect();
+    if ids.is_empty() {
+        bail!("the server has no scenarios to fire");
+    }
+    let mut fired = 0u64;
+    // A first guess (an incident publishes a few dozen events), then
+    // feedback: once a second, scale the interval toward the target rate.
+    let mut interval = Duration::from_secs_f64(30.0 / f64::from(rate));
+    let mut next = tokio::time::Instant::now();
+    let mut checked = (Instant::now(), shared.newest_seq.load(Ordering::Relaxed));
+    while !shared.done.load(Ordering::Relaxed) {
+        tokio::time::sleep_until(next).await;
+        let id = &ids[fired as usize % ids.len()];
+        let response = http
+            .post(format!("{base}/api/scenarios/{id}/trigger"))
+            .send()
+            .await?;
+        if response.status().is_success() {
+            fired += 1;
+        } else if response.status().as_u16() != 429 {
+            bail!("firing {id}: {}", response.status());
+        }
+        let elapsed = checked.0.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            let newest = shared.newest_seq.load(Ordering::Relaxed);
+            let observed = newest.saturating_sub(checked.1) as f64 / elapsed.as_secs_f64();
+            if observed > 0.0 {
+                // Damped: events lag the incidents that cause them by a
+                // couple of seconds, and a full correction would oscillate.
+                let correction = (observed / f64::from(rate)).sqrt().clamp(0.8, 1.25);
+                interval = interval.mul_f64(correction).clamp(Duration::from_micros(100), Duration::from_secs(10));
+            }
+            checked = (Instant::now(), newest);
+        }
+        next += interval;
+        // Never try to catch up with a burst after a stall.
+        next = next.max(tokio::time::Instant::now() - interval);
+    }
+    Ok(fired)
+}
+
+pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
+    let (server, base) = match &args.url {
+        Some(url) => (None, url.as_str().trim_end_matches('/').to_owned()),
+        None => {
+            let (child, base) = spawn_server()?;
+            (Some(child), base)
+        }
+    };
+    let pid = server
+        .as_ref()
+        .map(|s| s.child.id())
+        .or(args.server_pid)
+        .map(|p| p.to_string());
+    let ws = format!("{}/ws", base.replacen("http", "ws", 1));
+    let progress = if std::io::stderr().is_terminal() && !args.json {
+        ProgressBar::new(u64::from(args.dashboards))
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len}").expect("a valid template"));
+
+    // Idle: the server up, nobody watching.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = pid.as_deref().and_then(|p| memory_mib(p, "VmRSS:"));
+
+    let shared = Arc::new(Shared {
+        measuring: AtomicBool::new(false),
+        done: AtomicBool::new(false),
+        newest_seq: AtomicU64::new(0),
+    });
+    progress.set_message("connecting dashboards");
+    let mut dashboards = Vec::with_capacity(args.dashboards as usize);
+    for _ in 0..args.dashboards {
+        dashboards.push(tokio::spawn(dashboard(ws.clone(), shared.clone())));
+        progress.inc(1);
+        // Connect at a steady pace rather than all in one instant.
+        tokio::task::yield_now().await;
+    }
+    let driver = tokio::spawn(drive(base.clone(), args.rate, shared.clone()));
+
+    progress.set_message("warming up");
+    progress.set_length(u64::from(args.warmup + args.duration));
+    progress.set_position(0);
+    for _ in 0..args.warmup {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        progress.inc(1);
+    }
+    progress.set_message("measuring");
+    let (server_cpu_0, tool_cpu_0) = (pid.as_deref().and_then(cpu_seconds), cpu_seconds("self"));
+    let seq_0 = shared.newest_seq.load(Ordering::Relaxed);
+    let window = Instant::now();
+    shared.measuring.store(true, Ordering::Relaxed);
+    for _ in 0..args.duration {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        progress.inc(1);
+    }
+    shared.measuring.store(false, Ordering::Relaxed);
+    let window_s = window.elapsed().as_secs_f64();
+    let seq_1 = shared.newest_seq.load(Ordering::Relaxed);
+    let (server_cpu_1, tool_cpu_1) = (pid.as_deref().and_then(cpu_seconds), cpu_seconds("self"));
+    let rss_peak = pid.as_deref().and_then(|p| memory_mib(p, "VmHWM:"));
+    shared.done.store(true, Ordering::Relaxed);
+    progress.finish_and_clear();
+
+    let fired = driver.await?.context("driving incidents")?;
+    let mut latencies = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
+    let (mut received, mut gaps, mut resyncs, mut dropped) = (0, 0, 0, 0);
+    for handle in dashboards {
+        let tally = handle.await?.context("a dashboard failed")?;
+        latencies.add(&tally.latencies).expect("same bounds");
+        received += tally.received;
+        gaps += tally.gaps;
+        resyncs += tally.resyncs;
+        dropped += u64::from(tally.dropped);
+    }
+    drop(server);
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    let report = LoadReport {
+        dashboards: args.dashboards,
+        target_events_per_s: args.rate,
+        events_per_s: (seq_1 - seq_0) as f64 / window_s,
+        delivered_per_s: received as f64 / window_s,
+        latency_p50_ms: ms(latencies.value_at_quantile(0.5)),
+        latency_p99_ms: ms(latencies.value_at_quantile(0.99)),
+        latency_max_ms: ms(latencies.max()),
+        gaps,
+        resyncs,
+        dropped,
+        server_cpu_cores: server_cpu_0.zip(server_cpu_1).map(|(a, b)| (b - a) / window_s),
+        server_rss_idle_mib: rss_idle,
+        server_rss_peak_mib: rss_peak,
+        tool_cpu_cores: tool_cpu_0.zip(tool_cpu_1).map_or(0.0, |(a, b)| (b - a) / window_s),
+        window_s,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_owned(), |v| format!("{v:.1}{unit}"));
+        println!(
+            "| dashboards | events/s (target) | delivered msgs/s | latency p50 / p99 / max | gaps | resyncs | dropped | server CPU | server RSS idle / peak | tool CPU |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        println!(
+            "| {} | {:.0} ({}) | {:.0} | {:.1} / {:.1} / {:.1} ms | {} | {} | {} | {} | {} / {} | {:.2} cores |",
+            report.dashboards,
+            report.events_per_s,
+            report.target_events_per_s,
+            report.delivered_per_s,
+            report.latency_p50_ms,
+            report.latency_p99_ms,
+            report.latency_max_ms,
+            report.gaps,
+            report.resyncs,
+            report.dropped,
+            opt(report.server_cpu_cores, " cores"),
+            opt(report.server_rss_idle_mib, " MiB"),
+            opt(report.server_rss_peak_mib, " MiB"),
+            report.tool_cpu_cores,
+        );
+        println!("{fired} incidents fired over {:.0} s of warm-up and measurement", f64::from(args.warmup) + window_s);
+    }
+    Ok(())
+}

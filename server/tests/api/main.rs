@@ -4,6 +4,7 @@
 
 mod edge;
 mod eval;
+mod fuzz;
 mod helpers;
 mod history;
 mod incidents;

@@ -233,3 +233,76 @@ async fn a_client_that_stops_answering_pings_is_disconnected() {
     }
     assert!(closed, "the silent client was closed");
 }
+
+#[tokio::test]
+async fn a_client_that_disconnects_again_and_again_ends_with_the_servers_log_exactly() {
+    let app = spawn_app_with(|data| settings_in(data, 20.0, std::time::Duration::from_secs(5))).await;
+    let mut socket = app.connect("").await;
+    let (_, first) = next_event(&mut socket).await;
+    let ServerMessage::Snapshot { snapshot } = first.message else {
+        panic!("a snapshot first")
+    };
+    let (epoch, start) = (snapshot.epoch, snapshot.last_seq);
+    for scenario in ["database_cascade", "memory_leak_gradual", "pod_crash_loop"] {
+        app.fire(scenario).await;
+    }
+    // Read a few events, drop the connection mid-stream, resume from the
+    // last one applied; until all three incidents have closed.
+    let mut seen: Vec<(u64, String)> = Vec::new();
+    let mut closed = 0;
+    let mut reconnects = 0;
+    let mut take = 1;
+    while closed < 3 {
+        for _ in 0..take {
+            let (raw, event) = next_event(&mut socket).await;
+            if let Some((last, _)) = seen.last() {
+                assert_eq!(event.seq, last + 1, "no gap, no duplicate across reconnects");
+            }
+            if matches!(&event.message, ServerMessage::IncidentStatus { status, .. } if status.is_terminal()) {
+                closed += 1;
+            }
+            seen.push((event.seq, raw));
+            if closed == 3 {
+                break;
+            }
+        }
+        drop(socket);
+        reconnects += 1;
+        take = take % 7 + 1;
+        let since = seen.last().map_or(start, |(seq, _)| *seq);
+        socket = app.connect(&format!("?epoch={epoch}&since={since}")).await;
+    }
+    assert!(reconnects >= 10, "the client reconnected {reconnects} times");
+    drop(socket.close(None).await);
+
+    app.engine.flush().await;
+    let last = seen.last().unwrap().0;
+    let log: serde_json::Value = app
+        .http
+        .get(app.url(&format!("/api/events?since={start}&limit=1000")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stored: Vec<(u64, String)> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["seq"].as_u64().unwrap(), e.to_string()))
+        .take_while(|(seq, _)| *seq <= last)
+        .collect();
+    assert_eq!(
+        seen.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        stored.iter().map(|(seq, _)| *seq).collect::<Vec<_>>()
+    );
+    for ((seq, raw), (_, stored)) in seen.iter().zip(&stored) {
+        let live: serde_json::Value = serde_json::from_str(raw).unwrap();
+        assert_eq!(
+            live.to_string(),
+            *stored,
+            "event {seq} as received equals event {seq} as stored"
+        );
+    }
+}

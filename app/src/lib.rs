@@ -60,6 +60,7 @@ pub fn App() -> impl IntoView {
                 // Async: the server waits for the snapshot and sends the
                 // page whole, so it is complete without JavaScript too.
                 <Route path=StaticSegment("") view=DashboardPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("login") view=crate::components::login::LoginPage/>
             </Routes>
         </Router>
     }

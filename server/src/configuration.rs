@@ -80,6 +80,11 @@ pub struct Settings {
     #[arg(long, env = "ANTIBODY_WS_HEARTBEAT", default_value = "20", value_parser = parse_heartbeat)]
     pub ws_heartbeat: Duration,
 
+    /// Events a WebSocket may fall behind the live stream before it is told to resync (its queue bound).
+    #[arg(long, env = "ANTIBODY_WS_QUEUE", default_value = "4096",
+          value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub ws_queue: u32,
+
     /// Operator mode: when set, creating incidents needs this token (bearer header, or the cookie POST /login sets).
     #[arg(long, env = "ANTIBODY_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,

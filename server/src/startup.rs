@@ -70,6 +70,7 @@ impl Application {
             max_active_incidents: settings.max_incidents,
             agent_workers: settings.agent_workers as usize,
             agent_failure_rate: settings.agent_failure_rate,
+            fanout_capacity: settings.ws_queue as usize,
             twin: match settings.twin {
                 crate::configuration::Twin::Shared => engine::TwinMode::Shared,
                 crate::configuration::Twin::Isolated => engine::TwinMode::Isolated,

@@ -245,7 +245,7 @@ impl TempPostgres {
                 "-c",
                 "fsync=off",
                 "-c",
-                "max_connections=200",
+                "max_connections=300",
             ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -592,7 +592,17 @@ fn test() -> Result {
                 None
             }
         };
-        let result = sh_with(&mut command);
+        let mut result = sh_with(&mut command);
+        // The server's API suite again, every server on PostgreSQL.
+        if let (Ok(()), Some(postgres)) = (&result, &postgres) {
+            step("Rust: the server's API tests again, on PostgreSQL");
+            result = sh_with(
+                Command::new("cargo")
+                    .args(["test", "--package", "server", "--test", "api"])
+                    .env("ANTIBODY_TEST_POSTGRES_URL", &postgres.url)
+                    .env("ANTIBODY_TEST_BACKEND", "postgres"),
+            );
+        }
         drop(postgres);
         result
     })?;

@@ -6,5 +6,6 @@ pub mod dashboard;
 pub mod feed;
 pub mod health;
 pub mod impact;
+pub mod login;
 pub mod scenarios;
 pub mod swarm;

@@ -48,6 +48,15 @@ pub async fn login(State(gate): State<OperatorGate>, headers: HeaderMap, Form(lo
         return Redirect::to("/").into_response();
     }
     if !gate.accepts(&login.token) {
+        // A browser's form goes back to the form, which says so; a script
+        // gets the problem.
+        let from_browser = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+        if from_browser {
+            return Redirect::to("/login?failed=1").into_response();
+        }
         return Problem::field(StatusCode::FORBIDDEN, "token", Denied::Wrong.reason()).into_response();
     }
     // Secure whenever the page was reached over https (directly or via a

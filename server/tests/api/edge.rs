@@ -158,3 +158,44 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_the_client() {
         "another client has its own budget"
     );
 }
+
+#[tokio::test]
+async fn the_login_page_is_a_form_and_a_browser_with_a_wrong_token_is_sent_back_to_it() {
+    let app = app_with(|s| s.operator_token = Some("s3cret".into())).await;
+    let page = app
+        .http
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"action="/login""#) && page.contains(r#"name="token""#),
+        "{page}"
+    );
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let wrong = no_redirects
+        .post(app.url("/login"))
+        .header("accept", "text/html")
+        .form(&[("token", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 303);
+    assert_eq!(wrong.headers()["location"], "/login?failed=1");
+    let again = app
+        .http
+        .get(app.url("/login?failed=1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(again.contains("not this server"), "the form says the token was wrong");
+}

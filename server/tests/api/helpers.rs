@@ -31,6 +31,7 @@ pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duratio
     Settings {
         database_url: format!("sqlite://{}/antibody.db", data.path().display()),
         ws_heartbeat: Duration::from_secs(20),
+        ws_queue: 4096,
         operator_token: None,
         allowed_origins: Vec::new(),
         // Tests fire many requests from one address.
@@ -59,10 +60,33 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// A server with a fresh database, and settings made for it.
+/// With `ANTIBODY_TEST_BACKEND=postgres` (which `cargo xtask test` sets for
+/// its second pass), each server gets a fresh database on the test
+/// PostgreSQL instead of a SQLite file.
 pub async fn spawn_app_with(settings: impl FnOnce(&tempfile::TempDir) -> Settings) -> TestApp {
     let data = tempfile::tempdir().expect("a temporary folder");
-    let settings = settings(&data);
+    let mut settings = settings(&data);
+    if std::env::var("ANTIBODY_TEST_BACKEND").as_deref() == Ok("postgres") {
+        settings.database_url = fresh_postgres_database().await;
+    }
     spawn_app_in(std::sync::Arc::new(data), settings).await
+}
+
+/// A new, empty database on the test PostgreSQL.
+async fn fresh_postgres_database() -> String {
+    let admin = std::env::var("ANTIBODY_TEST_POSTGRES_URL")
+        .expect("ANTIBODY_TEST_BACKEND=postgres needs ANTIBODY_TEST_POSTGRES_URL");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&admin)
+        .await
+        .expect("the test PostgreSQL answers");
+    let name = format!("antibody_api_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .expect("a test database");
+    pool.close().await;
+    format!("{}/{name}", admin.rsplit_once('/').expect("the URL names a database").0)
 }
 
 /// A server over an existing database folder (a restart).

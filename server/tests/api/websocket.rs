@@ -306,3 +306,60 @@ async fn a_client_that_disconnects_again_and_again_ends_with_the_servers_log_exa
         );
     }
 }
+
+#[tokio::test]
+async fn a_client_that_cannot_keep_up_is_told_to_resync_and_the_others_are_not_slowed() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
+
+    let app = spawn_app_with(|data| server::configuration::Settings {
+        ws_queue: 16,
+        ..settings_in(data, 200.0, std::time::Duration::from_secs(5))
+    })
+    .await;
+    // A client with a tiny receive window that does not read: the server's
+    // writes to it stall, and its queue of 16 events overflows.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let (mut slow, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", app.addr), stream)
+        .await
+        .unwrap();
+    let mut fast = app.connect("").await;
+    next_event(&mut fast).await;
+
+    let mut fired = 0;
+    let mut fast_seen = 0;
+    // Keep events flowing while the fast client reads them all.
+    while fired < 40 {
+        app.fire(["database_cascade", "service_down", "api_slowdown"][fired % 3])
+            .await;
+        fired += 1;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(std::time::Duration::from_millis(20), fast.next()).await {
+            fast_seen += 1;
+        }
+    }
+    assert!(fast_seen > 16 * 4, "the reading client kept receiving ({fast_seen})");
+
+    // Now the slow one reads: what it had, then a resync, then 1013.
+    let mut resync = None;
+    let mut close = None;
+    while let Ok(Some(frame)) = tokio::time::timeout(std::time::Duration::from_secs(5), slow.next()).await {
+        match frame {
+            Ok(Message::Text(text)) => {
+                let event: engine::protocol::Envelope = serde_json::from_str(&text).unwrap();
+                if let ServerMessage::Resync { reason } = event.message {
+                    resync = Some(reason);
+                }
+            }
+            Ok(Message::Close(frame)) => {
+                close = frame;
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(resync.unwrap().contains("behind"), "told why");
+    assert_eq!(close.expect("a close frame").code, CloseCode::Again);
+}

@@ -2,7 +2,7 @@
 //! on the server only, where the server provides the [`engine::Engine`]
 //! handle as Leptos context; the browser build sees only the call stubs.
 
-use engine::protocol::{Incident, ScenarioSummary, Snapshot};
+use engine::protocol::{Incident, IncidentDetail, IncidentPage, IncidentStatus, ScenarioSummary, Severity, Snapshot};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -10,14 +10,56 @@ fn engine() -> Result<engine::Engine, ServerFnError> {
     use_context::<engine::Engine>().ok_or_else(|| ServerFnError::new("the engine is not available"))
 }
 
+#[cfg(feature = "ssr")]
+fn store() -> Result<store::Store, ServerFnError> {
+    use_context::<store::Store>().ok_or_else(|| ServerFnError::new("the store is not available"))
+}
+
+/// Incidents on one page of the history, newest first.
+pub const INCIDENTS_PER_PAGE: u32 = 25;
+
+/// A page of the incident history (`page` counts from 1), from the store.
+// A read: GET, so it is never counted against the rate limit on writes.
+#[server(input = server_fn::codec::GetUrl)]
+pub async fn list_incidents(
+    status: Option<IncidentStatus>,
+    severity: Option<Severity>,
+    scenario: Option<String>,
+    page: u32,
+) -> Result<IncidentPage, ServerFnError> {
+    let filter = store::IncidentFilter {
+        status,
+        severity,
+        scenario: scenario.filter(|s| !s.is_empty()),
+        limit: INCIDENTS_PER_PAGE,
+        offset: u64::from(page.max(1) - 1) * u64::from(INCIDENTS_PER_PAGE),
+    };
+    store()?
+        .incidents(&filter)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// One incident with its whole story, or `None` when there is no such id.
+// A read: GET, so it is never counted against the rate limit on writes.
+#[server(input = server_fn::codec::GetUrl)]
+pub async fn get_incident(id: uuid::Uuid) -> Result<Option<IncidentDetail>, ServerFnError> {
+    store()?
+        .incident(id)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
 /// Everything the dashboard needs for its first paint.
-#[server]
+// A read: GET, so it is never counted against the rate limit on writes.
+#[server(input = server_fn::codec::GetUrl)]
 pub async fn get_snapshot() -> Result<Snapshot, ServerFnError> {
     Ok(engine()?.snapshot())
 }
 
 /// The scenario catalog, primary scenarios first.
-#[server]
+// A read: GET, so it is never counted against the rate limit on writes.
+#[server(input = server_fn::codec::GetUrl)]
 pub async fn get_scenarios() -> Result<Vec<ScenarioSummary>, ServerFnError> {
     Ok(engine()?.scenarios())
 }

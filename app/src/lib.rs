@@ -20,7 +20,7 @@ pub mod state;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    SsrMode, StaticSegment,
+    ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
 
@@ -61,6 +61,12 @@ pub fn App() -> impl IntoView {
                 // page whole, so it is complete without JavaScript too.
                 <Route path=StaticSegment("") view=DashboardPage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("login") view=crate::components::login::LoginPage/>
+                <Route path=StaticSegment("incidents") view=crate::components::incidents::IncidentsPage ssr=SsrMode::Async/>
+                <Route
+                    path=(StaticSegment("incidents"), ParamSegment("id"))
+                    view=crate::components::incidents::IncidentDetailPage
+                    ssr=SsrMode::Async
+                />
             </Routes>
         </Router>
     }

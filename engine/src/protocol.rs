@@ -509,6 +509,49 @@ pub struct ScenarioSummary {
     pub primary: bool,
 }
 
+// The REST API's read models.
+
+/// One page of incidents, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IncidentPage {
+    /// The incidents on this page.
+    pub items: Vec<Incident>,
+    /// How many match the filter in all.
+    pub total: u64,
+    /// The page size asked for.
+    pub limit: u32,
+    /// Where this page starts.
+    pub offset: u64,
+}
+
+/// An incident with everything the swarm did about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IncidentDetail {
+    pub incident: Incident,
+    /// Every event about it, oldest first.
+    pub timeline: Vec<Envelope>,
+    /// Diagnosis's ranked hypotheses, with their evidence (the latest
+    /// diagnosis), as the agent published them.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub hypotheses: serde_json::Value,
+    /// Every consensus round, oldest first.
+    pub votes: Vec<ConsensusRound>,
+    /// Resolution's finished actions: checks, steps, verification, rollback.
+    pub actions: Vec<AgentAction>,
+}
+
+/// Events after a `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventPage {
+    /// Oldest first.
+    pub events: Vec<Envelope>,
+    /// The newest `seq` stored; more may follow when `events` is full.
+    pub last_seq: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

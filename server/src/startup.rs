@@ -163,7 +163,7 @@ impl Application {
 /// The whole HTTP surface.
 pub fn router(state: AppState, settings: &Settings) -> Router {
     let routes = generate_route_list(App);
-    let (engine, operator) = (state.engine.clone(), state.operator.clone());
+    let (engine, operator, store) = (state.engine.clone(), state.operator.clone(), state.store.clone());
     // Mutating endpoints: bounded bodies, and the operator token when set.
     let guarded = |route: MethodRouter<AppState>| {
         route
@@ -199,6 +199,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             move || {
                 provide_context(engine.clone());
                 provide_context(operator.clone());
+                provide_context(store.clone());
             },
             {
                 let options = state.leptos_options.clone();

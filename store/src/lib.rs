@@ -23,7 +23,8 @@ use sqlx::{
 };
 use tracing::info;
 
-pub use read::{EventPage, IncidentDetail, IncidentFilter, IncidentPage};
+pub use engine::protocol::{EventPage, IncidentDetail, IncidentPage};
+pub use read::IncidentFilter;
 
 /// The embedded migrations, run at connect.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

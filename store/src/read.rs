@@ -3,11 +3,9 @@
 use engine::{
     journal::{Recovered, Totals},
     protocol::{
-        ActionStatus, AgentAction, AgentType, ConsensusRound, Envelope, Incident, IncidentStatus, ServerMessage,
-        Severity,
+        ActionStatus, AgentType, EventPage, IncidentDetail, IncidentPage, IncidentStatus, ServerMessage, Severity,
     },
 };
-use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -26,44 +24,6 @@ pub struct IncidentFilter {
     pub limit: u32,
     /// Incidents to skip, newest first.
     pub offset: u64,
-}
-
-/// One page of incidents, newest first.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct IncidentPage {
-    /// The incidents on this page.
-    pub items: Vec<Incident>,
-    /// How many match the filter in all.
-    pub total: u64,
-    /// The page size asked for.
-    pub limit: u32,
-    /// Where this page starts.
-    pub offset: u64,
-}
-
-/// An incident with everything the swarm did about it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct IncidentDetail {
-    pub incident: Incident,
-    /// Every event about it, oldest first.
-    pub timeline: Vec<Envelope>,
-    /// Diagnosis's ranked hypotheses, with their evidence (the latest
-    /// diagnosis), as the agent published them.
-    #[schema(value_type = Vec<Object>)]
-    pub hypotheses: serde_json::Value,
-    /// Every consensus round, oldest first.
-    pub votes: Vec<ConsensusRound>,
-    /// Resolution's finished actions: checks, steps, verification, rollback.
-    pub actions: Vec<AgentAction>,
-}
-
-/// Events after a `seq`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct EventPage {
-    /// Oldest first.
-    pub events: Vec<Envelope>,
-    /// The newest `seq` stored; more may follow when `events` is full.
-    pub last_seq: u64,
 }
 
 impl Store {

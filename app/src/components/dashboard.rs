@@ -49,7 +49,11 @@ fn Dashboard(snapshot: Snapshot) -> impl IntoView {
                     <span class="brand-name">"Antibody"</span>
                     <span class="brand-tag">"self-healing incident response"</span>
                 </div>
-                <ConnectionIndicator connection/>
+                <nav class="topnav">
+                    <a href="/incidents">"Incident history"</a>
+                    <a href="/docs">"API"</a>
+                    <ConnectionIndicator connection/>
+                </nav>
             </header>
             <main class="dashboard">
                 // Type-erased, so the page's view type stays shallow enough

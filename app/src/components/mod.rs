@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod feed;
 pub mod health;
 pub mod impact;
+pub mod incidents;
 pub mod login;
 pub mod scenarios;
 pub mod swarm;

@@ -100,3 +100,63 @@ async fn the_openapi_document_and_its_docs_page_are_served() {
     assert!(html.contains("/docs/swagger-ui-bundle.js") && html.contains("/api/openapi.json"));
     assert!(!html.contains("https://"), "no asset comes from elsewhere");
 }
+
+#[tokio::test]
+async fn the_incident_history_and_an_incidents_story_are_server_rendered() {
+    let app = spawn_app().await;
+    let mut socket = app.connect("").await;
+    let id = app.fire("database_cascade").await["id"].as_str().unwrap().to_owned();
+    crate::helpers::events_until(&mut socket, |e| {
+        matches!(&e.message, engine::protocol::ServerMessage::IncidentStatus { incident_id, status, .. }
+            if incident_id.to_string() == id && status.is_terminal())
+    })
+    .await;
+    app.engine.flush().await;
+
+    let list = app.http.get(app.url("/incidents")).send().await.unwrap();
+    assert_eq!(list.status(), 200);
+    let html = list.text().await.unwrap();
+    assert!(
+        html.contains(&format!("/incidents/{id}")),
+        "the list links to the incident"
+    );
+    assert!(html.contains("Test database_cascade") && html.contains("resolved"));
+    let filtered = app
+        .http
+        .get(app.url("/incidents?status=failed"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !filtered.contains(&format!("/incidents/{id}")),
+        "the filter applies on the server"
+    );
+
+    let story = app.http.get(app.url(&format!("/incidents/{id}"))).send().await.unwrap();
+    assert_eq!(story.status(), 200);
+    let html = story.text().await.unwrap();
+    for needle in [
+        "Hypotheses",
+        "Consensus",
+        "Remediation",
+        "Timeline",
+        "Report",
+        "Step 1/",
+        "postgres-primary",
+    ] {
+        assert!(html.contains(needle), "the story lacks {needle:?}");
+    }
+    let missing = app
+        .http
+        .get(app.url("/incidents/00000000-0000-4000-8000-000000000000"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(missing.contains("No such incident"));
+}

@@ -1,0 +1,344 @@
+//! The incident history: `/incidents` (a filtered, paged list, newest
+//! first) and `/incidents/:id` (one incident's whole story: hypotheses,
+//! votes, executed steps, timeline and report). Both are server-rendered
+//! from the store and shareable as links; the filters are a plain GET form,
+//! so they work without JavaScript too.
+
+use engine::protocol::{
+    ActionStatus, AgentAction, ConsensusRound, Envelope, Incident, IncidentDetail, IncidentPage, IncidentStatus,
+    ServerMessage, Severity,
+};
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use super::impact::format_duration;
+use crate::{
+    api::{INCIDENTS_PER_PAGE, get_incident, list_incidents},
+    state::format_dollars,
+};
+
+/// An enum from its wire name (`"resolved"`), or `None`.
+fn wire<T: serde::de::DeserializeOwned>(name: Option<String>) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(name?)).ok()
+}
+
+/// The page's chrome: the brand (back to the dashboard) and a title.
+#[component]
+fn HistoryShell(children: Children) -> impl IntoView {
+    view! {
+        <div class="page">
+            <header class="topbar">
+                <a class="brand" href="/">
+                    <span class="brand-mark" aria-hidden="true"></span>
+                    <span class="brand-name">"Antibody"</span>
+                    <span class="brand-tag">"self-healing incident response"</span>
+                </a>
+                <nav class="topnav"><a href="/">"Live dashboard"</a><a href="/incidents">"Incident history"</a></nav>
+            </header>
+            <main class="history">{children()}</main>
+        </div>
+    }
+}
+
+fn status_badge(status: IncidentStatus) -> impl IntoView {
+    view! { <span class=format!("badge badge-{}", status.as_str())>{status.as_str()}</span> }
+}
+
+#[component]
+pub fn IncidentsPage() -> impl IntoView {
+    let query = use_query_map();
+    let filter = move || {
+        query.with(|q| {
+            (
+                wire::<IncidentStatus>(q.get("status")),
+                wire::<Severity>(q.get("severity")),
+                q.get("scenario").filter(|s| !s.is_empty()),
+                q.get("page").and_then(|p| p.parse::<u32>().ok()).unwrap_or(1).max(1),
+            )
+        })
+    };
+    let incidents = Resource::new(filter, |(status, severity, scenario, page)| {
+        list_incidents(status, severity, scenario, page)
+    });
+    view! {
+        <HistoryShell>
+            <section class="panel" aria-labelledby="history-title">
+                <h1 id="history-title" class="panel-title">"Incident history"</h1>
+                <FilterForm/>
+                <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
+                    {move || incidents.get().map(|page| match page {
+                        Ok(page) => view! { <IncidentTable page filter=filter()/> }.into_any(),
+                        Err(e) => view! { <p class="trigger-error" role="alert">{e.to_string()}</p> }.into_any(),
+                    })}
+                </Suspense>
+            </section>
+        </HistoryShell>
+    }
+}
+
+#[component]
+fn FilterForm() -> impl IntoView {
+    let query = use_query_map();
+    let selected = move |key: &'static str, value: &'static str| query.with(|q| q.get(key).as_deref() == Some(value));
+    let option = move |key: &'static str, value: &'static str| {
+        view! { <option value=value selected=move || selected(key, value)>{value}</option> }
+    };
+    view! {
+        <form class="filters" method="get" action="/incidents">
+            <label>"Status "
+                <select name="status">
+                    <option value="">"any"</option>
+                    {["active", "resolved", "failed", "interrupted"].map(|v| option("status", v))}
+                </select>
+            </label>
+            <label>"Severity "
+                <select name="severity">
+                    <option value="">"any"</option>
+                    {["critical", "high", "medium", "low"].map(|v| option("severity", v))}
+                </select>
+            </label>
+            <label>"Scenario "
+                <input name="scenario" placeholder="e.g. database_cascade"
+                    value=move || query.with(|q| q.get("scenario").unwrap_or_default())/>
+            </label>
+            <button class="btn" type="submit">"Filter"</button>
+        </form>
+    }
+}
+
+#[component]
+fn IncidentTable(
+    page: IncidentPage,
+    filter: (Option<IncidentStatus>, Option<Severity>, Option<String>, u32),
+) -> impl IntoView {
+    let (status, severity, scenario, number) = filter;
+    let link = move |to: u32| {
+        let mut parts = vec![format!("page={to}")];
+        parts.extend(status.map(|s| format!("status={}", s.as_str())));
+        parts.extend(severity.map(|s| format!("severity={}", s.as_str())));
+        parts.extend(scenario.clone().map(|s| format!("scenario={s}")));
+        format!("/incidents?{}", parts.join("&"))
+    };
+    let pages = page.total.div_ceil(u64::from(INCIDENTS_PER_PAGE)).max(1) as u32;
+    if page.items.is_empty() {
+        return view! { <p class="empty">"No incident matches. Fire a scenario from the dashboard."</p> }.into_any();
+    }
+    view! {
+        <table class="history-table" data-testid="incident-table">
+            <thead><tr>
+                <th scope="col">"Opened"</th><th scope="col">"Incident"</th><th scope="col">"Severity"</th>
+                <th scope="col">"Status"</th><th scope="col">"Root cause"</th><th scope="col">"Time to resolve"</th>
+                <th scope="col">"Savings"</th>
+            </tr></thead>
+            <tbody>
+                {page.items.into_iter().map(|i| view! { <IncidentRow incident=i/> }).collect_view()}
+            </tbody>
+        </table>
+        <nav class="pager" aria-label="pages">
+            <span>{format!("{} incidents · page {number} of {pages}", page.total)}</span>
+            {(number > 1).then(|| view! { <a href=link(number - 1)>"← newer"</a> })}
+            {(number < pages).then(|| view! { <a href=link(number + 1)>"older →"</a> })}
+        </nav>
+    }
+    .into_any()
+}
+
+#[component]
+fn IncidentRow(incident: Incident) -> impl IntoView {
+    view! {
+        <tr data-testid="incident-row">
+            <td><time datetime=incident.created_at.to_rfc3339()>{incident.created_at.format("%b %d %H:%M:%S").to_string()}</time></td>
+            <td><a href=format!("/incidents/{}", incident.id)>{incident.title.clone()}</a></td>
+            <td><span class=format!("sev sev-{}", incident.severity.as_str())>{incident.severity.as_str()}</span></td>
+            <td>{status_badge(incident.status)}</td>
+            <td>{incident.root_cause.clone().unwrap_or_else(|| "—".into())}</td>
+            <td>{incident.resolution_time.map(format_duration).unwrap_or_else(|| "—".into())}</td>
+            <td>{incident.cost_savings.map(format_dollars).unwrap_or_else(|| "—".into())}</td>
+        </tr>
+    }
+}
+
+#[component]
+pub fn IncidentDetailPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.with(|p| p.get("id").and_then(|id| id.parse::<uuid::Uuid>().ok()));
+    let detail = Resource::new(id, |id| async move {
+        match id {
+            Some(id) => get_incident(id).await,
+            None => Ok(None),
+        }
+    });
+    view! {
+        <HistoryShell>
+            <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
+                {move || detail.get().map(|found| match found {
+                    Ok(Some(detail)) => view! { <IncidentStory detail/> }.into_any(),
+                    Ok(None) => view! {
+                        <section class="panel"><h1 class="panel-title">"No such incident"</h1>
+                        <p><a href="/incidents">"Back to the history"</a></p></section>
+                    }.into_any(),
+                    Err(e) => view! { <p class="trigger-error" role="alert">{e.to_string()}</p> }.into_any(),
+                })}
+            </Suspense>
+        </HistoryShell>
+    }
+}
+
+#[component]
+fn IncidentStory(detail: IncidentDetail) -> impl IntoView {
+    let IncidentDetail {
+        incident,
+        timeline,
+        hypotheses,
+        votes,
+        actions,
+    } = detail;
+    let hypotheses = hypotheses.as_array().cloned().unwrap_or_default();
+    view! {
+        <section class="panel incident-head" aria-labelledby="incident-title">
+            <p class="muted"><a href="/incidents">"Incident history"</a>" / "{incident.id.to_string()}</p>
+            <h1 id="incident-title">{incident.title.clone()}" "{status_badge(incident.status)}</h1>
+            <dl class="link-stats">
+                <div><dt>"Severity"</dt><dd>{incident.severity.as_str()}</dd></div>
+                <div><dt>"Scenario"</dt><dd>{incident.scenario_id.clone().unwrap_or_else(|| "ad hoc".into())}</dd></div>
+                <div><dt>"Root cause"</dt><dd>{incident.root_cause.clone().unwrap_or_else(|| "—".into())}</dd></div>
+                <div><dt>"Time to resolve"</dt><dd>{incident.resolution_time.map(format_duration).unwrap_or_else(|| "—".into())}</dd></div>
+                <div><dt>"Savings"</dt><dd>{incident.cost_savings.map(format_dollars).unwrap_or_else(|| "—".into())}</dd></div>
+                <div><dt>"Services"</dt><dd>{incident.affected_services.join(", ")}</dd></div>
+            </dl>
+        </section>
+        <div class="story">
+            <section class="panel" aria-labelledby="hypotheses-title">
+                <h2 id="hypotheses-title" class="panel-title">"Hypotheses (latest diagnosis)"</h2>
+                {if hypotheses.is_empty() {
+                    view! { <p class="empty">"Diagnosis produced no hypothesis."</p> }.into_any()
+                } else {
+                    view! { <ol class="hypotheses" data-testid="hypotheses">{hypotheses.into_iter().map(hypothesis).collect_view()}</ol> }.into_any()
+                }}
+            </section>
+            <section class="panel" aria-labelledby="votes-title">
+                <h2 id="votes-title" class="panel-title">"Consensus"</h2>
+                {votes.into_iter().map(|round| view! { <Round round/> }).collect_view()}
+            </section>
+            <section class="panel" aria-labelledby="steps-title">
+                <h2 id="steps-title" class="panel-title">"Remediation"</h2>
+                <ol class="steps" data-testid="steps">{actions.into_iter().map(step).collect_view()}</ol>
+            </section>
+        </div>
+        <section class="panel" aria-labelledby="timeline-title">
+            <h2 id="timeline-title" class="panel-title">"Timeline"</h2>
+            <ol class="timeline" data-testid="timeline">{timeline.into_iter().filter_map(timeline_line).collect_view()}</ol>
+        </section>
+        {incident.report.clone().map(|report| view! {
+            <section class="panel" aria-labelledby="report-title">
+                <h2 id="report-title" class="panel-title">"Report"</h2>
+                <pre class="report" data-testid="report">{report}</pre>
+            </section>
+        })}
+    }
+}
+
+/// One ranked hypothesis, as diagnosis published it.
+fn hypothesis(h: serde_json::Value) -> impl IntoView {
+    let root = format!(
+        "{} on {}",
+        h["root"]["fault"].as_str().unwrap_or("?").replace('_', " "),
+        h["root"]["service"].as_str().unwrap_or("?")
+    );
+    let confidence = h["confidence"].as_f64().unwrap_or(0.0);
+    let evidence: Vec<String> = h["evidence"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|m| {
+                    format!(
+                        "{} {:.1}σ",
+                        m["metric"].as_str().unwrap_or("?"),
+                        m["sigma"].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let path: Vec<String> = h["path"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    view! {
+        <li class="hypothesis">
+            <div class="hypothesis-head"><strong>{root}</strong><span class="mono">{format!("{:.0}%", confidence * 100.0)}</span></div>
+            <div class="meter" aria-hidden="true"><span style=format!("width:{:.0}%", confidence * 100.0)></span></div>
+            <p class="muted">"Evidence: "{if evidence.is_empty() { "none".to_owned() } else { evidence.join(", ") }}</p>
+            {(!path.is_empty()).then(|| view! { <p class="muted">"Path: "{path.join(" → ")}</p> })}
+        </li>
+    }
+}
+
+#[component]
+fn Round(round: ConsensusRound) -> impl IntoView {
+    view! {
+        <div class="round">
+            <p>
+                <strong>{round.plan.clone()}</strong>" — "
+                {if round.passed { "passed" } else { "failed" }}
+                {format!(" ({} of {} approvals, quorum {})", round.approvals, round.voters, round.quorum)}
+            </p>
+            <ul class="votes">
+                {round.votes.into_iter().map(|vote| view! {
+                    <li class=format!("vote vote-{}", serde_json::to_value(vote.choice).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())>
+                        <span class="mono">{vote.agent.label()}</span>
+                        <span>{serde_json::to_value(vote.choice).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()}</span>
+                        {vote.injected_fault.map(|f| view! { <span class="badge badge-failed">{format!("faulty: {f}")}</span> })}
+                        <span class="muted">{vote.reason}</span>
+                    </li>
+                }).collect_view()}
+            </ul>
+        </div>
+    }
+}
+
+/// One of resolution's finished actions.
+fn step(action: AgentAction) -> impl IntoView {
+    let status = match action.status {
+        ActionStatus::Completed => "completed",
+        ActionStatus::Failed => "failed",
+        ActionStatus::InProgress => "in_progress",
+    };
+    view! {
+        <li class="step">
+            <span class=format!("badge badge-{status}")>{status}</span>
+            <span>{action.description}</span>
+            <span class="mono muted">{action.duration_ms.map(|ms| format!("{:.1} s", ms as f64 / 1000.0))}</span>
+        </li>
+    }
+}
+
+/// One line of the timeline; reports and metrics are left out.
+fn timeline_line(event: Envelope) -> Option<impl IntoView> {
+    let (who, what) = match &event.message {
+        ServerMessage::IncidentCreated { incident } => ("incident".to_owned(), format!("opened: {}", incident.title)),
+        ServerMessage::AgentAction { action, .. } if action.status != ActionStatus::InProgress => {
+            (action.agent_type.label().to_owned(), action.description.clone())
+        }
+        ServerMessage::Consensus { round, .. } => (
+            "consensus".to_owned(),
+            format!("{} — {}", round.plan, if round.passed { "passed" } else { "failed" }),
+        ),
+        ServerMessage::ConfigChange { change, .. } => (
+            "estate".to_owned(),
+            format!(
+                "{} {}: {} → {} ({})",
+                change.service, change.key, change.from, change.to, change.cause
+            ),
+        ),
+        ServerMessage::IncidentStatus { status, .. } => ("incident".to_owned(), status.as_str().to_owned()),
+        _ => return None,
+    };
+    Some(view! {
+        <li class="timeline-line">
+            <time class="mono muted" datetime=event.ts.to_rfc3339()>{event.ts.format("%H:%M:%S%.3f").to_string()}</time>
+            <span class="mono">{who}</span>
+            <span>{what}</span>
+        </li>
+    })
+}

@@ -38,6 +38,13 @@ use crate::{
 /// Most events a writer hands to the journal in one transaction.
 const MAX_BATCH: usize = 4_096;
 
+/// The batch size for a fan-out of `capacity`: a batch is published at
+/// once, so one larger than a subscriber's queue would overflow even a
+/// subscriber that keeps up. Half the queue leaves room for the next.
+fn batch_limit(capacity: usize) -> usize {
+    MAX_BATCH.min(capacity / 2).max(1)
+}
+
 /// An event as the log fans it out: the envelope, and its JSON, encoded
 /// once and shared by every connection that sends it (a thousand dashboards
 /// must not mean a thousand encodings). Derefs to the [`Envelope`].
@@ -191,6 +198,8 @@ struct Writer {
     published: watch::Sender<u64>,
     /// Stops the writer once everything pending is written.
     stop: CancellationToken,
+    /// Most events per transaction (see [`batch_limit`]).
+    max_batch: usize,
 }
 
 struct Inner {
@@ -251,6 +260,7 @@ impl EventLog {
             wake: Notify::new(),
             published: watch::channel(0).0,
             stop: CancellationToken::new(),
+            max_batch: batch_limit(fanout_capacity),
         };
         let log = Self::build(retain, fanout_capacity, start, Some(writer));
         tokio::spawn(log.clone().write_batches());
@@ -344,7 +354,7 @@ impl EventLog {
         loop {
             let (batch, appended_at): (Vec<Unsequenced>, Vec<Instant>) = {
                 let mut state = self.lock();
-                let take = state.pending.len().min(MAX_BATCH);
+                let take = state.pending.len().min(writer.max_batch);
                 state.pending.drain(..take).unzip()
             };
             if batch.is_empty() {
@@ -376,31 +386,34 @@ impl EventLog {
             };
             metrics::histogram!("antibody_event_store_write_seconds").record(writing.elapsed().as_secs_f64());
             metrics::histogram!("antibody_event_store_batch_events").record(batch.len() as f64);
-            let mut state = self.lock();
-            if first != state.last_seq + 1 {
-                // Another writer shares the store: still publish in the
-                // store's order, which is the truth.
-                warn!(
-                    expected = state.last_seq + 1,
-                    got = first,
-                    "the store's seq moved on without us"
-                );
-            }
             let count = batch.len() as u64;
-            for (offset, event) in batch.into_iter().enumerate() {
-                let envelope = Envelope {
-                    seq: first + offset as u64,
-                    ts: event.ts,
-                    message: event.message,
-                };
-                self.publish(&mut state, envelope);
+            {
+                let mut state = self.lock();
+                if first != state.last_seq + 1 {
+                    // Another writer shares the store: still publish in the
+                    // store's order, which is the truth.
+                    warn!(
+                        expected = state.last_seq + 1,
+                        got = first,
+                        "the store's seq moved on without us"
+                    );
+                }
+                for (offset, event) in batch.into_iter().enumerate() {
+                    let envelope = Envelope {
+                        seq: first + offset as u64,
+                        ts: event.ts,
+                        message: event.message,
+                    };
+                    self.publish(&mut state, envelope);
+                }
             }
-            drop(state);
             let delay = metrics::histogram!("antibody_event_broadcast_delay_seconds");
             for at in appended_at {
                 delay.record(at.elapsed().as_secs_f64());
             }
             writer.published.send_modify(|published| *published += count);
+            // Let subscribers drain this batch before the next one lands.
+            tokio::task::yield_now().await;
         }
     }
 
@@ -587,6 +600,34 @@ mod tests {
         assert_eq!(log.last_seq(), 43);
         assert_eq!(log.epoch(), Uuid::from_u128(7));
         log.close().await;
+    }
+
+    #[test]
+    fn a_batch_never_outgrows_a_subscribers_queue() {
+        assert_eq!(batch_limit(16), 8);
+        assert_eq!(batch_limit(1), 1);
+        assert_eq!(batch_limit(1 << 20), MAX_BATCH);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_subscriber_that_keeps_up_never_lags_behind_large_bursts() {
+        let journal = Arc::new(FakeJournal::default());
+        let start = LogStart {
+            epoch: Uuid::from_u128(7),
+            projection: Projection::new(5, 5),
+            ..LogStart::default()
+        };
+        let log = EventLog::durable(100, 16, start, journal);
+        let mut live = log.subscribe_since(0).live;
+        for _ in 0..200 {
+            log.append(message());
+        }
+        let mut seen = 0;
+        while seen < 200 {
+            let event = live.recv().await.expect("never lagged");
+            seen += 1;
+            assert_eq!(event.seq, seen);
+        }
     }
 
     #[tokio::test(start_paused = true)]

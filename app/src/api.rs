@@ -30,7 +30,15 @@ pub async fn list_incidents(
     let filter = store::IncidentFilter {
         status,
         severity,
-        scenario: scenario.filter(|s| !s.is_empty()),
+        scenario: match scenario.filter(|s| !s.is_empty()) {
+            Some(raw) => Some(
+                engine::request::ScenarioId::parse(&raw)
+                    .map_err(|e| ServerFnError::new(format!("scenario: {}", e.reason)))?
+                    .as_str()
+                    .to_owned(),
+            ),
+            None => None,
+        },
         limit: INCIDENTS_PER_PAGE,
         offset: u64::from(page.max(1) - 1) * u64::from(INCIDENTS_PER_PAGE),
     };

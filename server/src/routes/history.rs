@@ -66,7 +66,13 @@ pub async fn list_incidents(
     let filter = IncidentFilter {
         status: query.status,
         severity: query.severity,
-        scenario: query.scenario,
+        // Validated like any scenario id: a NUL byte or a megabyte of text
+        // must be a 400 here, not an error from the database.
+        scenario: query
+            .scenario
+            .map(|raw| engine::request::ScenarioId::parse(&raw).map(|id| id.as_str().to_owned()))
+            .transpose()
+            .map_err(|e| Problem::field(StatusCode::BAD_REQUEST, "scenario", e.reason))?,
         limit: page_size(query.limit, 50, MAX_INCIDENT_PAGE)?,
         offset: query.offset.unwrap_or(0),
     };

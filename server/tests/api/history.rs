@@ -84,6 +84,7 @@ async fn bad_parameters_get_a_400_naming_the_parameter() {
         ("/api/incidents?severity=urgent", 400, "severity"),
         ("/api/incidents?offset=-1", 400, "offset"),
         ("/api/incidents?colour=red", 400, "colour"),
+        ("/api/incidents?scenario=%00", 400, "scenario"),
         ("/api/incidents/not-a-uuid", 400, "id"),
         ("/api/incidents/00000000-0000-4000-8000-000000000000", 404, "id"),
         ("/api/events?since=-3", 400, "since"),

@@ -190,6 +190,19 @@ pub async fn spawn_binary(data: &std::path::Path, args: &[&str]) -> (tokio::proc
     (child, addr)
 }
 
+/// Fires `scenario` and waits (on a WebSocket) until it closes.
+pub async fn fire_and_finish(app: &TestApp, scenario: &str) -> String {
+    let mut socket = app.connect("").await;
+    let id = app.fire(scenario).await["id"].as_str().unwrap().to_owned();
+    events_until(&mut socket, |e| {
+        matches!(&e.message, engine::protocol::ServerMessage::IncidentStatus { incident_id, status, .. }
+            if incident_id.to_string() == id && status.is_terminal())
+    })
+    .await;
+    app.engine.flush().await;
+    id
+}
+
 /// The next text frame, parsed, within 10 s.
 pub async fn next_event(socket: &mut Socket) -> (String, Envelope) {
     loop {

@@ -1,23 +1,10 @@
 //! The REST API over the store: lists, details, the event log, the
 //! snapshot, the catalog, readiness; and their refusals.
 
-use engine::protocol::{IncidentStatus, ServerMessage};
+use engine::protocol::IncidentStatus;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, events_until, spawn_app};
-
-/// Fires `scenario` and waits (on a WebSocket) until it closes.
-async fn fire_and_finish(app: &TestApp, scenario: &str) -> String {
-    let mut socket = app.connect("").await;
-    let id = app.fire(scenario).await["id"].as_str().unwrap().to_owned();
-    events_until(&mut socket, |e| {
-        matches!(&e.message, ServerMessage::IncidentStatus { incident_id, status, .. }
-            if incident_id.to_string() == id && status.is_terminal())
-    })
-    .await;
-    app.engine.flush().await;
-    id
-}
+use crate::helpers::{TestApp, fire_and_finish, spawn_app};
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
     let response = app.http.get(app.url(path)).send().await.unwrap();

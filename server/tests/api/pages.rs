@@ -49,13 +49,7 @@ async fn an_unknown_page_is_a_404() {
 #[tokio::test]
 async fn prometheus_metrics_cover_http_websockets_the_store_incidents_agents_and_votes() {
     let app = spawn_app().await;
-    let mut socket = app.connect("").await;
-    let id = app.fire("database_cascade").await["id"].as_str().unwrap().to_owned();
-    crate::helpers::events_until(&mut socket, |e| {
-        matches!(&e.message, engine::protocol::ServerMessage::IncidentStatus { incident_id, status, .. }
-            if incident_id.to_string() == id && status.is_terminal())
-    })
-    .await;
+    crate::helpers::fire_and_finish(&app, "database_cascade").await;
     let response = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(
@@ -104,14 +98,7 @@ async fn the_openapi_document_and_its_docs_page_are_served() {
 #[tokio::test]
 async fn the_incident_history_and_an_incidents_story_are_server_rendered() {
     let app = spawn_app().await;
-    let mut socket = app.connect("").await;
-    let id = app.fire("database_cascade").await["id"].as_str().unwrap().to_owned();
-    crate::helpers::events_until(&mut socket, |e| {
-        matches!(&e.message, engine::protocol::ServerMessage::IncidentStatus { incident_id, status, .. }
-            if incident_id.to_string() == id && status.is_terminal())
-    })
-    .await;
-    app.engine.flush().await;
+    let id = crate::helpers::fire_and_finish(&app, "database_cascade").await;
 
     let list = app.http.get(app.url("/incidents")).send().await.unwrap();
     assert_eq!(list.status(), 200);

@@ -72,19 +72,41 @@ pub async fn get_scenarios() -> Result<Vec<ScenarioSummary>, ServerFnError> {
     Ok(engine()?.scenarios())
 }
 
+/// Sets the status (and headers) of a server function's refusal, so that
+/// it answers like the REST API: never a 500 for the caller's mistake or
+/// for backpressure.
+#[cfg(feature = "ssr")]
+fn refuse(status: axum::http::StatusCode, reason: impl std::fmt::Display) -> ServerFnError {
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(status);
+    }
+    ServerFnError::new(reason)
+}
+
 /// Opens an incident from a catalog scenario. Works as a plain HTML form
-/// post too, so the buttons work before (or without) the wasm.
-#[server]
+/// post too, so the buttons work before (or without) the wasm. Refusals
+/// carry the REST API's statuses: 401 without the operator token, 422 for
+/// an unknown scenario, 429 with Retry-After at capacity.
+#[server(endpoint = "trigger_scenario")]
 pub async fn trigger_scenario(scenario_id: String) -> Result<Incident, ServerFnError> {
+    use axum::http::StatusCode;
     let engine = engine()?;
     let gate = use_context::<crate::operator::OperatorGate>().unwrap_or_default();
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
     if let Err(denied) = gate.check(&headers) {
-        return Err(ServerFnError::new(denied.reason()));
+        return Err(refuse(StatusCode::UNAUTHORIZED, denied.reason()));
     }
-    let incident = engine
-        .trigger_scenario(&scenario_id, None)
-        .map_err(|e| ServerFnError::new(e.to_string()))?;
+    let incident = engine.trigger_scenario(&scenario_id, None).map_err(|refused| {
+        let status = match &refused {
+            engine::SubmitError::UnknownScenario { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            engine::SubmitError::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
+            engine::SubmitError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if let (Some(wait), Some(response)) = (refused.retry_after(), use_context::<leptos_axum::ResponseOptions>()) {
+            response.insert_header(axum::http::header::RETRY_AFTER, wait.as_secs().into());
+        }
+        refuse(status, refused)
+    })?;
     // Acknowledged only once its `incident_created` event is stored.
     engine.flush().await;
     Ok(incident)

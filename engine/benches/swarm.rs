@@ -31,6 +31,7 @@ async fn run(incidents: usize, seed: u64) -> (Duration, u64) {
             retain_events: 10_000,
             // A subscriber that keeps up never lags; this one must see all.
             fanout_capacity: 1 << 19,
+            commit_window: std::time::Duration::ZERO,
             agent_workers: 1_024,
             max_active_incidents: u64::MAX,
             webhook: None,

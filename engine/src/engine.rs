@@ -65,6 +65,9 @@ pub struct EngineConfig {
     pub retain_events: usize,
     /// How far a live subscriber may fall behind before it must resync.
     pub fanout_capacity: usize,
+    /// Durable mode: how long an event may wait for others to share its
+    /// store transaction and its socket writes (group commit).
+    pub commit_window: Duration,
     /// Whether incidents share one estate or get their own.
     pub twin: TwinMode,
     /// Workers per agent on the bus.
@@ -97,6 +100,7 @@ impl Default for EngineConfig {
             seed: None,
             retain_events: 10_000,
             fanout_capacity: 4_096,
+            commit_window: Duration::ZERO,
             twin: TwinMode::Shared,
             agent_workers: 64,
             max_active_incidents: 1_000,
@@ -115,6 +119,18 @@ pub enum SubmitError {
     ShuttingDown,
     #[error("at capacity: {limit} incidents are already open; retry when some close")]
     AtCapacity { limit: u64 },
+}
+
+impl SubmitError {
+    /// How long a client refused for capacity should wait before retrying:
+    /// about one incident's lifetime at demo speed. `None` when retrying
+    /// cannot help.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::AtCapacity { .. } => Some(Duration::from_secs(5)),
+            Self::UnknownScenario { .. } | Self::ShuttingDown => None,
+        }
+    }
 }
 
 /// Why the engine could not start.
@@ -323,7 +339,13 @@ impl Engine {
             tail: recovered.tail,
             projection,
         };
-        let log = EventLog::durable(config.retain_events, config.fanout_capacity, start, journal);
+        let log = EventLog::durable(
+            config.retain_events,
+            config.fanout_capacity,
+            config.commit_window,
+            start,
+            journal,
+        );
         let engine = Self::build(config, topology, catalog, log, recovered.totals)?;
         if !recovered.unfinished.is_empty() {
             let mut book = engine.shared.book.lock().expect("incident book lock poisoned");

@@ -77,6 +77,7 @@ pub async fn evaluate(
             twin: TwinMode::Isolated,
             retain_events: 1_000,
             fanout_capacity: 1 << 16,
+            commit_window: Duration::ZERO,
             // Every run at once: the evaluation measures judgement, not
             // queueing.
             agent_workers: 4_096,

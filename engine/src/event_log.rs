@@ -183,7 +183,7 @@ struct LogState {
     projection: Projection,
     /// Durable mode: messages waiting for the writer, oldest first, with
     /// when each was appended (for the append-to-broadcast latency).
-    pending: Vec<(Unsequenced, Instant)>,
+    pending: Vec<(Unsequenced, tokio::time::Instant)>,
     /// Messages ever appended, published or not.
     appended: u64,
 }
@@ -194,12 +194,17 @@ struct Writer {
     journal: Arc<dyn Journal>,
     /// Wakes the writer when messages are pending.
     wake: Notify,
+    /// Ends the commit window early: someone waits on a flush.
+    hurry: Notify,
     /// How many appended messages are durable and published.
     published: watch::Sender<u64>,
     /// Stops the writer once everything pending is written.
     stop: CancellationToken,
     /// Most events per transaction (see [`batch_limit`]).
     max_batch: usize,
+    /// How long the oldest pending event may wait for company before its
+    /// batch is written (group commit; zero writes at once).
+    commit_window: Duration,
 }
 
 struct Inner {
@@ -252,15 +257,24 @@ impl EventLog {
         )
     }
 
-    /// A durable log over `journal`, continuing from `start`. Spawns the
-    /// writer, so it must be called within a tokio runtime.
-    pub fn durable(retain: usize, fanout_capacity: usize, start: LogStart, journal: Arc<dyn Journal>) -> Self {
+    /// A durable log over `journal`, continuing from `start`: a batch is
+    /// written once its oldest event has waited `commit_window` (or it is
+    /// full). Spawns the writer, so it must be called within a tokio runtime.
+    pub fn durable(
+        retain: usize,
+        fanout_capacity: usize,
+        commit_window: Duration,
+        start: LogStart,
+        journal: Arc<dyn Journal>,
+    ) -> Self {
         let writer = Writer {
             journal,
             wake: Notify::new(),
+            hurry: Notify::new(),
             published: watch::channel(0).0,
             stop: CancellationToken::new(),
             max_batch: batch_limit(fanout_capacity),
+            commit_window,
         };
         let log = Self::build(retain, fanout_capacity, start, Some(writer));
         tokio::spawn(log.clone().write_batches());
@@ -326,7 +340,7 @@ impl EventLog {
                     ts: Utc::now(),
                     message,
                 };
-                state.pending.push((event, Instant::now()));
+                state.pending.push((event, tokio::time::Instant::now()));
                 writer.wake.notify_one();
             }
         }
@@ -352,7 +366,8 @@ impl EventLog {
         let writer = self.inner.writer.as_ref().expect("only durable logs write");
         let mut failures = 0u32;
         loop {
-            let (batch, appended_at): (Vec<Unsequenced>, Vec<Instant>) = {
+            self.gather(writer).await;
+            let (batch, appended_at): (Vec<Unsequenced>, Vec<tokio::time::Instant>) = {
                 let mut state = self.lock();
                 let take = state.pending.len().min(writer.max_batch);
                 state.pending.drain(..take).unzip()
@@ -417,11 +432,35 @@ impl EventLog {
         }
     }
 
+    /// Group commit: waits until the oldest pending event has waited
+    /// `commit_window`, the batch is full, or someone flushes. Under
+    /// load, one transaction and one flush per connection then carry
+    /// several events: fewer fsyncs and far fewer socket writes, for a
+    /// bounded extra delay.
+    async fn gather(&self, writer: &Writer) {
+        if writer.commit_window.is_zero() {
+            return;
+        }
+        let due = {
+            let state = self.lock();
+            match state.pending.first() {
+                Some((_, oldest)) if state.pending.len() < writer.max_batch => *oldest + writer.commit_window,
+                _ => return,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(due) => {}
+            () = writer.hurry.notified() => {}
+        }
+    }
+
     /// Waits until every message appended so far is durable and published
-    /// (at once in memory).
+    /// (at once in memory). Someone is waiting, so the commit window is cut
+    /// short.
     pub async fn flush(&self) {
         let Some(writer) = &self.inner.writer else { return };
         let target = self.lock().appended;
+        writer.hurry.notify_one();
         let mut published = writer.published.subscribe();
         let _ = published.wait_for(|&n| n >= target).await;
     }
@@ -544,6 +583,8 @@ mod tests {
         refusals: Mutex<u32>,
         /// The seq the store is at when the log starts.
         offset: u64,
+        /// The size of each batch stored.
+        batches: Mutex<Vec<usize>>,
     }
 
     impl Journal for FakeJournal {
@@ -554,6 +595,7 @@ mod tests {
                     *refusals -= 1;
                     return Err(crate::journal::JournalError("disk full".into()));
                 }
+                self.batches.lock().unwrap().push(batch.len());
                 let mut stored = self.stored.lock().unwrap();
                 let first = self.offset + stored.len() as u64 + 1;
                 for (i, e) in batch.iter().enumerate() {
@@ -575,7 +617,7 @@ mod tests {
             tail: Vec::new(),
             projection: Projection::new(5, 5),
         };
-        EventLog::durable(10, 100, start, journal)
+        EventLog::durable(10, 100, Duration::ZERO, start, journal)
     }
 
     #[tokio::test(start_paused = true)]
@@ -602,6 +644,35 @@ mod tests {
         log.close().await;
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn events_wait_out_the_commit_window_together_unless_someone_flushes() {
+        let journal = Arc::new(FakeJournal::default());
+        let start = LogStart {
+            epoch: Uuid::from_u128(7),
+            projection: Projection::new(5, 5),
+            ..LogStart::default()
+        };
+        let log = EventLog::durable(100, 100, Duration::from_millis(20), start, journal.clone());
+        log.append(message());
+        tokio::time::sleep(Duration::from_millis(12)).await;
+        log.append(message());
+        log.append(message());
+        tokio::time::sleep(Duration::from_millis(7)).await;
+        assert!(journal.batches.lock().unwrap().is_empty(), "the window is still open");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(*journal.batches.lock().unwrap(), [3], "one transaction for the window");
+        assert_eq!(log.last_seq(), 3);
+
+        // Someone waiting on a flush (an API call, a close) does not wait
+        // the window out.
+        log.append(message());
+        let flushing = tokio::time::Instant::now();
+        log.flush().await;
+        assert!(flushing.elapsed() < Duration::from_millis(20));
+        assert_eq!(*journal.batches.lock().unwrap(), [3, 1]);
+        log.close().await;
+    }
+
     #[test]
     fn a_batch_never_outgrows_a_subscribers_queue() {
         assert_eq!(batch_limit(16), 8);
@@ -617,7 +688,7 @@ mod tests {
             projection: Projection::new(5, 5),
             ..LogStart::default()
         };
-        let log = EventLog::durable(100, 16, start, journal);
+        let log = EventLog::durable(100, 16, Duration::ZERO, start, journal);
         let mut live = log.subscribe_since(0).live;
         for _ in 0..200 {
             log.append(message());

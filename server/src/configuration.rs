@@ -85,6 +85,10 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     pub ws_queue: u32,
 
+    /// Milliseconds an event may wait for others to share its store transaction and socket writes (group commit; 0 to 1000).
+    #[arg(long, env = "ANTIBODY_COMMIT_WINDOW", default_value = "25", value_parser = parse_millis)]
+    pub commit_window: Duration,
+
     /// Operator mode: when set, creating incidents needs this token (bearer header, or the cookie POST /login sets).
     #[arg(long, env = "ANTIBODY_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
@@ -237,6 +241,17 @@ fn parse_speed(raw: &str) -> Result<Speed, String> {
     raw.parse()
 }
 
+fn parse_millis(raw: &str) -> Result<Duration, String> {
+    let millis: u64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a whole number of milliseconds"))?;
+    if millis > 1000 {
+        return Err(format!("{millis} is out of range: use 0 to 1000 milliseconds"));
+    }
+    Ok(Duration::from_millis(millis))
+}
+
 fn parse_seconds(raw: &str) -> Result<Duration, String> {
     let seconds: f64 = raw
         .trim()
@@ -261,6 +276,7 @@ mod tests {
         let settings = parse(&[]).unwrap();
         assert_eq!(settings.bind_addr().to_string(), "127.0.0.1:3000");
         assert_eq!(settings.speed, Speed::REAL_TIME);
+        assert_eq!(settings.commit_window, Duration::from_millis(25));
     }
 
     #[test]
@@ -290,6 +306,8 @@ mod tests {
             (&["--database-url", "mysql://db/antibody"][..], "neither"),
             (&["--allowed-origins", "https://a.example/path"][..], "not an origin"),
             (&["--rate-limit", "0"][..], "--rate-limit"),
+            (&["--commit-window", "2000"][..], "0 to 1000 milliseconds"),
+            (&["--commit-window", "0.5"][..], "whole number of milliseconds"),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -71,6 +71,7 @@ impl Application {
             agent_workers: settings.agent_workers as usize,
             agent_failure_rate: settings.agent_failure_rate,
             fanout_capacity: settings.ws_queue as usize,
+            commit_window: settings.commit_window,
             twin: match settings.twin {
                 crate::configuration::Twin::Shared => engine::TwinMode::Shared,
                 crate::configuration::Twin::Isolated => engine::TwinMode::Isolated,

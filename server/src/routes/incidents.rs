@@ -36,9 +36,6 @@ pub enum CreateIncidentError {
     Refused(#[from] SubmitError),
 }
 
-/// Seconds a client refused "at capacity" is told to wait.
-const RETRY_AFTER_SECONDS: u64 = 5;
-
 /// The engine's refusals: an unknown scenario is the request's fault (422);
 /// at capacity is backpressure (429, with Retry-After); shutting down is
 /// the server's state (503).
@@ -50,9 +47,11 @@ pub fn refusal(error: SubmitError) -> Response {
         }
         SubmitError::AtCapacity { .. } => {
             let mut response = Problem::new(StatusCode::TOO_MANY_REQUESTS, detail).into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, RETRY_AFTER_SECONDS.into());
+            if let Some(wait) = error.retry_after() {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, wait.as_secs().into());
+            }
             response
         }
         SubmitError::ShuttingDown => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail).into_response(),

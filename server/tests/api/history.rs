@@ -213,4 +213,27 @@ async fn beyond_capacity_creation_is_refused_with_429_and_retry_after() {
     assert_eq!(response.headers()["retry-after"], "5");
     let problem: Value = response.json().await.unwrap();
     assert!(problem["detail"].as_str().unwrap().contains("at capacity"));
+
+    // The dashboard's buttons (a server function, also a plain form post)
+    // answer the same way, and the reason reaches the page.
+    let form = |scenario: &str| {
+        app.http
+            .post(app.url("/api/trigger_scenario"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("scenario_id={scenario}"))
+            .send()
+    };
+    let response = form("api_slowdown").await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert!(response.text().await.unwrap().contains("at capacity"));
+    let response = form("no_such_scenario").await.unwrap();
+    assert_eq!(response.status(), 422);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("no scenario `no_such_scenario`")
+    );
 }

@@ -306,3 +306,98 @@ async fn a_client_that_disconnects_again_and_again_ends_with_the_servers_log_exa
         );
     }
 }
+
+#[tokio::test]
+async fn a_client_that_cannot_keep_up_is_told_to_resync_and_never_slows_the_others() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
+
+    // A queue of 8 events per connection, so a stalled reader overflows soon.
+    let app = spawn_app_with(|data| server::configuration::Settings {
+        ws_queue: 8,
+        ..settings_in(data, 200.0, std::time::Duration::from_secs(5))
+    })
+    .await;
+    // The stalled dashboard: a tiny receive window, and it stops reading
+    // after the snapshot, so the server's writes back up.
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(1024).unwrap();
+    let stream = tcp.connect(app.addr).await.unwrap();
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (mut stalled, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", app.addr), stream)
+        .await
+        .unwrap();
+    let snapshot = next_event(&mut stalled).await.1;
+    assert!(matches!(snapshot.message, ServerMessage::Snapshot { .. }));
+    let mut healthy = app.connect("").await;
+    let first = next_event(&mut healthy).await.1.seq;
+
+    // Incidents, 25 at a time, until the healthy dashboard has received
+    // more than the kernel can buffer for the stalled one (its send buffer
+    // at most, plus a little); the healthy one must miss nothing meanwhile.
+    // The server's writes to the stalled socket then block, and its queue
+    // overflows; it finds out when it can next write.
+    let send_buffer_max: usize = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|t| t.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(4 << 20);
+    let mut received_bytes = 0;
+    let mut expected = first;
+    while received_bytes < send_buffer_max + (1 << 20) {
+        let fired = futures::future::join_all((0..25).map(|_| app.fire("database_cascade"))).await;
+        let mut open: std::collections::HashSet<String> =
+            fired.iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect();
+        while !open.is_empty() {
+            let (text, event) = next_event(&mut healthy).await;
+            received_bytes += text.len();
+            assert!(
+                !matches!(event.message, ServerMessage::Resync { .. }),
+                "the healthy client is never told to resync"
+            );
+            expected += 1;
+            assert_eq!(event.seq, expected, "the healthy client misses nothing");
+            if let ServerMessage::IncidentStatus {
+                incident_id, status, ..
+            } = &event.message
+                && status.is_terminal()
+            {
+                open.remove(&incident_id.to_string());
+            }
+        }
+    }
+
+    // The stalled client, reading at last: what was already in flight, in
+    // order, then a `resync` naming how far behind it fell, then a close
+    // saying why.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut last_seq = snapshot.seq;
+    let resync = loop {
+        let frame = tokio::time::timeout_at(deadline, stalled.next())
+            .await
+            .expect("the resync within 30 s")
+            .expect("the resync comes before the end")
+            .unwrap();
+        if let Message::Text(text) = frame {
+            let envelope: engine::protocol::Envelope = serde_json::from_str(&text).unwrap();
+            if let ServerMessage::Resync { reason } = envelope.message {
+                break (envelope.seq, reason);
+            }
+            assert_eq!(envelope.seq, last_seq + 1, "in order until it fell behind");
+            last_seq = envelope.seq;
+        }
+    };
+    assert_eq!(resync.0, last_seq, "the resync carries the last seq it was sent");
+    assert!(resync.1.contains("fell") && resync.1.contains("behind"), "{}", resync.1);
+    let close = loop {
+        match stalled.next().await {
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close frame with a reason"),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(
+        close.code,
+        CloseCode::Again,
+        "1013: try again (resume from the last seq)"
+    );
+}

@@ -101,6 +101,7 @@ pub async fn trigger_scenario(scenario_id: String) -> Result<Incident, ServerFnE
             engine::SubmitError::UnknownScenario { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             engine::SubmitError::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
             engine::SubmitError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            engine::SubmitError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         };
         if let (Some(wait), Some(response)) = (refused.retry_after(), use_context::<leptos_axum::ResponseOptions>()) {
             response.insert_header(axum::http::header::RETRY_AFTER, wait.as_secs().into());

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use chrono::{DateTime, Utc};
 use engine::protocol::{
     ActionStatus, AgentStats, AgentType, Envelope, Incident, IncidentStatus, PerformanceMetrics, ServerMessage,
-    ServiceTelemetry, Severity, Snapshot,
+    ServiceTelemetry, Severity, Snapshot, TimelineRun,
 };
 use uuid::Uuid;
 
@@ -99,6 +99,8 @@ pub struct DashboardState {
     pub twin: Vec<ServiceTelemetry>,
     /// Every agent's lane on the bus, as last reported.
     pub swarm_stats: Vec<AgentStats>,
+    /// The newest timeline runs, newest first.
+    pub timelines: VecDeque<TimelineRun>,
 }
 
 impl DashboardState {
@@ -110,6 +112,7 @@ impl DashboardState {
             incidents: snapshot.incidents.clone(),
             twin: snapshot.twin.clone(),
             swarm_stats: snapshot.swarm.clone(),
+            timelines: snapshot.timelines.iter().cloned().collect(),
             ..Self::default()
         };
         for event in &snapshot.recent_events {
@@ -227,6 +230,7 @@ impl DashboardState {
             // configuration history has no panel yet (the dashboard issue).
             ServerMessage::TwinHealth { services } => self.twin = services.clone(),
             ServerMessage::SwarmStats { agents } => self.swarm_stats = agents.clone(),
+            ServerMessage::TimelineProgress { run } => run.upsert_into(&mut self.timelines),
             // A resync is followed by a close; the reconnect resumes.
             ServerMessage::Consensus { .. } | ServerMessage::ConfigChange { .. } | ServerMessage::Resync { .. } => {}
         }
@@ -513,6 +517,7 @@ mod tests {
             ],
             twin: vec![telemetry("postgres-primary", HealthState::Healthy)],
             swarm: Vec::new(),
+            timelines: Vec::new(),
         };
         assert_eq!(
             state.apply(&at(3, ServerMessage::Snapshot { snapshot })),

@@ -18,7 +18,8 @@ use crate::{
     twin::{ActionKind, FaultKind, FaultSpec, Topology},
 };
 
-mod embedded {
+/// Every data file, built into the binary (see `build.rs`).
+pub(crate) mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 

@@ -26,7 +26,7 @@ use crate::{
         detection::Fingerprint,
     },
     bus::AgentBus,
-    catalog::{Catalog, CatalogError, FaultyVoter, RootCause},
+    catalog::{Catalog, CatalogError, FaultyVoter, RootCause, Scenario},
     clock::{SimClock, Speed},
     event_log::{EventLog, LogStart, Projection, Published},
     impact::ImpactModel,
@@ -119,6 +119,8 @@ pub enum SubmitError {
     ShuttingDown,
     #[error("at capacity: {limit} incidents are already open; retry when some close")]
     AtCapacity { limit: u64 },
+    #[error("the scenario cannot open an incident: {0}")]
+    Invalid(String),
 }
 
 impl SubmitError {
@@ -128,7 +130,7 @@ impl SubmitError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::AtCapacity { .. } => Some(Duration::from_secs(5)),
-            Self::UnknownScenario { .. } | Self::ShuttingDown => None,
+            Self::UnknownScenario { .. } | Self::ShuttingDown | Self::Invalid(_) => None,
         }
     }
 }
@@ -159,7 +161,7 @@ pub enum FeedStart {
     /// Exactly the events the client missed, oldest first.
     Replay(Vec<Arc<Published>>),
     /// A fresh view that replaces whatever the client had.
-    Snapshot(Snapshot),
+    Snapshot(Box<Snapshot>),
 }
 
 /// A client's stream: a start, then every later event, with no gap and no
@@ -235,6 +237,31 @@ impl Swarm {
     }
 }
 
+/// Most audits kept; the oldest go first.
+const AUDITS_KEPT: usize = 10_000;
+
+/// Finished incidents' audits, bounded.
+#[derive(Default)]
+struct Audits {
+    /// By incident.
+    by_id: HashMap<Uuid, Audit>,
+    /// Incidents in the order their audits came, for eviction.
+    order: std::collections::VecDeque<Uuid>,
+}
+
+impl Audits {
+    fn insert(&mut self, id: Uuid, audit: Audit) {
+        if self.by_id.insert(id, audit).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > AUDITS_KEPT {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_id.remove(&oldest);
+            }
+        }
+    }
+}
+
 /// How an incident went, against the truth (scenarios only).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Audit {
@@ -267,7 +294,9 @@ struct Shared {
     /// A warmed-up estate each incident forks, in isolated mode.
     template: Option<Estate>,
     /// Audits of finished incidents, kept in isolated mode for evaluation.
-    audits: Mutex<HashMap<Uuid, Audit>>,
+    audits: Mutex<Audits>,
+    /// The estate's services and dependencies.
+    topology: Arc<Topology>,
     /// The cost model behind savings.
     impact: ImpactModel,
     /// Every event, in order, with fan-out.
@@ -412,7 +441,8 @@ impl Engine {
                 swarm: Arc::new(swarm),
                 twin,
                 template,
-                audits: Mutex::new(HashMap::new()),
+                audits: Mutex::default(),
+                topology: Arc::clone(&topology),
                 impact,
                 log,
                 book: Mutex::new(IncidentBook::from_totals(&totals)),
@@ -462,8 +492,14 @@ impl Engine {
             .audits
             .lock()
             .expect("audit lock poisoned")
+            .by_id
             .get(&id)
             .cloned()
+    }
+
+    /// The estate's services and dependencies.
+    pub fn topology(&self) -> &Arc<Topology> {
+        &self.shared.topology
     }
 
     /// The shared estate's services now (shared mode only).
@@ -519,19 +555,31 @@ impl Engine {
             .collect()
     }
 
+    /// Opens an incident for a scenario that is not in the catalog (a
+    /// generated one), at its severity unless `severity` overrides it.
+    pub fn open_scenario(&self, scenario: &Scenario, severity: Option<Severity>) -> Result<Incident, SubmitError> {
+        let request = IncidentRequest {
+            title: IncidentTitle::parse(&scenario.title).map_err(|e| SubmitError::Invalid(e.to_string()))?,
+            severity: severity.unwrap_or(scenario.severity),
+            affected_services: scenario
+                .affected_services
+                .iter()
+                .map(|s| ServiceName::parse(s, "affected_services"))
+                .collect::<Result<_, _>>()
+                .map_err(|e| SubmitError::Invalid(e.to_string()))?,
+            scenario_id: None,
+        };
+        self.open(
+            request,
+            Some(scenario.id.clone()),
+            scenario.fault.clone(),
+            scenario.faulty_voters.clone(),
+        )
+    }
+
     /// Opens an incident and starts the swarm on it. Must be called within
     /// a tokio runtime.
     pub fn open_incident(&self, request: IncidentRequest) -> Result<Incident, SubmitError> {
-        if self.shared.draining.load(Ordering::SeqCst) {
-            return Err(SubmitError::ShuttingDown);
-        }
-        // Refused before anything is injected; a burst may overshoot the
-        // limit by the few requests racing this check, never by more.
-        if self.shared.book.lock().expect("incident book lock poisoned").active >= self.shared.max_active {
-            return Err(SubmitError::AtCapacity {
-                limit: self.shared.max_active,
-            });
-        }
         let catalog = &self.shared.swarm.catalog;
         let (faults, faulty_voters): (Vec<FaultSpec>, Vec<FaultyVoter>) = match &request.scenario_id {
             None => (Vec::new(), Vec::new()),
@@ -545,7 +593,27 @@ impl Engine {
                 }
             },
         };
+        let scenario_id = request.scenario_id.as_ref().map(|id| id.as_str().to_owned());
+        self.open(request, scenario_id, faults, faulty_voters)
+    }
 
+    fn open(
+        &self,
+        request: IncidentRequest,
+        scenario_id: Option<String>,
+        faults: Vec<FaultSpec>,
+        faulty_voters: Vec<FaultyVoter>,
+    ) -> Result<Incident, SubmitError> {
+        if self.shared.draining.load(Ordering::SeqCst) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        // Refused before anything is injected; a burst may overshoot the
+        // limit by the few requests racing this check, never by more.
+        if self.shared.book.lock().expect("incident book lock poisoned").active >= self.shared.max_active {
+            return Err(SubmitError::AtCapacity {
+                limit: self.shared.max_active,
+            });
+        }
         let incident = Incident {
             id: Uuid::new_v4(),
             title: request.title.as_str().to_owned(),
@@ -555,7 +623,7 @@ impl Engine {
                 .iter()
                 .map(|s| s.as_str().to_owned())
                 .collect(),
-            scenario_id: request.scenario_id.map(|id| id.as_str().to_owned()),
+            scenario_id,
             status: IncidentStatus::Active,
             created_at: chrono::Utc::now(),
             finished_at: None,
@@ -691,6 +759,7 @@ impl Engine {
             recent_events: projection.recent.iter().cloned().collect(),
             twin: projection.twin.clone(),
             swarm: projection.swarm.clone(),
+            timelines: projection.timelines.iter().cloned().collect(),
         });
         // Before the first reports, read the gauges directly.
         if snapshot.twin.is_empty() {
@@ -727,7 +796,7 @@ impl Engine {
         }
         let (snapshot, live) = self.snapshot_and_subscribe();
         Feed {
-            start: FeedStart::Snapshot(snapshot),
+            start: FeedStart::Snapshot(Box::new(snapshot)),
             live,
         }
     }
@@ -791,7 +860,7 @@ impl Engine {
                 memory.pop_front();
             }
         }
-        if self.shared.twin.is_none() {
+        {
             self.shared.audits.lock().expect("audit lock poisoned").insert(
                 id,
                 Audit {

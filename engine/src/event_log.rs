@@ -116,6 +116,8 @@ pub struct Projection {
     pub twin: Vec<ServiceTelemetry>,
     /// The latest agent-bus report (empty before the first).
     pub swarm: Vec<AgentStats>,
+    /// The newest timeline runs, newest first.
+    pub timelines: VecDeque<crate::protocol::TimelineRun>,
     /// How many incidents and feed events to keep.
     incident_cap: usize,
     event_cap: usize,
@@ -162,6 +164,7 @@ impl Projection {
             ServerMessage::PerformanceMetrics { metrics } => self.metrics = metrics.clone(),
             ServerMessage::TwinHealth { services } => self.twin = services.clone(),
             ServerMessage::SwarmStats { agents } => self.swarm = agents.clone(),
+            ServerMessage::TimelineProgress { run } => run.upsert_into(&mut self.timelines),
             _ => {}
         }
         if is_feed_event(&envelope.message) {

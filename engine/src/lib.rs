@@ -9,7 +9,8 @@
 //!   [`twin`] (the simulated estate), the five [`agents`], the
 //!   [`consensus`] vote, the [`orchestrator`], the agent [`bus`], the
 //!   [`catalog`] of scenarios and playbooks, the [`clock`], the
-//!   [`event_log`] and its durable [`journal`] interface, [`notify`] (webhooks) and the [`evaluation`] harness.
+//!   [`event_log`] and its durable [`journal`] interface, [`notify`] (webhooks), [`timeline`]s (scheduled incident streams and
+//!   generated scenarios) and the [`evaluation`] harness.
 //!
 //! The engine depends on neither axum nor leptos: the server's HTTP edge
 //! and the Leptos server functions are thin adapters over [`Engine`].
@@ -41,6 +42,8 @@ pub mod journal;
 pub mod notify;
 #[cfg(feature = "runtime")]
 pub mod orchestrator;
+#[cfg(feature = "runtime")]
+pub mod timeline;
 #[cfg(feature = "runtime")]
 pub mod twin;
 

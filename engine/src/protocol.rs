@@ -264,6 +264,9 @@ pub enum ServerMessage {
         incident_id: Option<Uuid>,
         change: ConfigChangeEvent,
     },
+    /// A timeline run moved on: started, fired an incident, saw one close,
+    /// paused, resumed, finished or was cancelled. Carries the whole run.
+    TimelineProgress { run: TimelineRun },
     /// The connection fell too far behind the live stream and is about to be
     /// closed; reconnect and resume from the last `seq` applied. Not stored:
     /// its `seq` is the last one sent on this connection.
@@ -288,6 +291,7 @@ impl ServerMessage {
             Self::SwarmStats { .. } => "swarm_stats",
             Self::Snapshot { .. } => "snapshot",
             Self::Resync { .. } => "resync",
+            Self::TimelineProgress { .. } => "timeline_progress",
         }
     }
 }
@@ -399,6 +403,10 @@ pub struct Snapshot {
     /// Every agent's lane on the bus now.
     #[serde(default)]
     pub swarm: Vec<AgentStats>,
+    /// The newest timeline runs, newest first (running ones and the last
+    /// finished ones, with their scores).
+    #[serde(default)]
+    pub timelines: Vec<TimelineRun>,
 }
 
 /// One agent's lane on the agent bus (seed 001's per-agent figures).
@@ -507,6 +515,176 @@ pub struct ScenarioSummary {
     pub affected_services: Vec<String>,
     /// Shown prominently on the dashboard.
     pub primary: bool,
+}
+
+// Timelines: scheduled incident streams (seed 004).
+
+/// Where a timeline entry's incident comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A catalog scenario, by id.
+    Predefined,
+    /// A scenario generated from a prompt.
+    LlmGenerated,
+}
+
+/// A timeline as listed: what it is and its schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TimelineSummary {
+    /// The file's stem, as in `busy_day`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// What it simulates.
+    pub description: String,
+    /// Its length in minutes, at speed 1.
+    pub duration_minutes: f64,
+    /// The incidents, in the order they start.
+    pub schedule: Vec<ScheduledEntry>,
+}
+
+/// One incident in a timeline's schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScheduledEntry {
+    /// Seconds after the start, at speed 1.
+    pub delay_seconds: f64,
+    /// Catalog or generated.
+    pub kind: EntryKind,
+    /// The scenario id, or the prompt.
+    pub source: String,
+    /// The service a generated scenario should hit, if the file names one.
+    pub service_name: Option<String>,
+    /// The severity the file expects (it overrides the scenario's).
+    pub expected_severity: Option<Severity>,
+    /// The file's note, for narration.
+    pub comment: String,
+}
+
+/// Where a timeline run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Firing incidents on schedule.
+    Running,
+    /// The schedule's clock is stopped; open incidents carry on.
+    Paused,
+    /// Every incident fired; waiting for the last ones to close.
+    Draining,
+    /// Every incident fired and closed; the score is final.
+    Completed,
+    /// Stopped by an operator; what fired still runs to its end.
+    Cancelled,
+}
+
+impl RunState {
+    /// Whether the run is over.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled)
+    }
+
+    /// The wire name, as in `"running"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Draining => "draining",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One scheduled incident of a run, and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunEntry {
+    /// The schedule's entry.
+    pub scheduled: ScheduledEntry,
+    /// The incident it opened, once fired.
+    pub incident_id: Option<Uuid>,
+    /// The opened incident's title (for a generated one, the generator's).
+    pub title: Option<String>,
+    /// The incident's status; `None` until fired.
+    pub status: Option<IncidentStatus>,
+    /// Why it did not open (capacity, a prompt the generator cannot place).
+    pub refused: Option<String>,
+    /// How the scenario was made, when generated (`built-in`, or the LLM's
+    /// model, or a fallback and why).
+    pub note: Option<String>,
+    /// Simulated seconds from open to close.
+    pub mttr_seconds: Option<f64>,
+    /// Whether the first diagnosis named the answer key's root cause.
+    pub root_cause_correct: Option<bool>,
+    /// Actions run that the answer key does not count as remedies.
+    pub unnecessary_actions: Option<u32>,
+}
+
+/// A run scored like a game day, against the answer keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GameDayScore {
+    /// Closed incidents whose first diagnosis was right, 0 to 1.
+    pub root_cause_accuracy: f64,
+    /// Fired incidents that were resolved, 0 to 1.
+    pub healing_success: f64,
+    /// Mean simulated seconds to close, over resolved incidents.
+    pub mean_mttr_seconds: Option<f64>,
+    /// Actions the answer keys do not count as remedies (each a change
+    /// that had to be lived with or rolled back).
+    pub unnecessary_actions: u32,
+    /// Entries that never opened an incident.
+    pub refused: u32,
+    /// The headline, 0 to 100: half root cause, half healing, less 5 per
+    /// unnecessary action and 10 per refusal.
+    pub points: f64,
+}
+
+/// A timeline run: its schedule, progress, outcomes and score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TimelineRun {
+    /// This run.
+    pub run_id: Uuid,
+    /// The timeline's id (`custom` for a pasted one).
+    pub timeline_id: String,
+    /// The timeline's name.
+    pub name: String,
+    /// Where the run is.
+    pub state: RunState,
+    /// The time compression the schedule runs at.
+    pub speed: f64,
+    /// When it started (wall clock).
+    pub started_at: DateTime<Utc>,
+    /// Schedule seconds elapsed (at speed 1; paused time excluded).
+    pub elapsed_seconds: f64,
+    /// The schedule's length in seconds, at speed 1.
+    pub duration_seconds: f64,
+    /// Every entry, in schedule order.
+    pub entries: Vec<RunEntry>,
+    /// The score so far (final once `state` is `completed`).
+    pub score: GameDayScore,
+}
+
+/// Timeline runs a snapshot (and a dashboard) keeps.
+pub const SNAPSHOT_TIMELINES: usize = 10;
+
+impl TimelineRun {
+    /// Puts this run in `runs` (newest first), replacing its older copy,
+    /// keeping the newest [`SNAPSHOT_TIMELINES`].
+    pub fn upsert_into(&self, runs: &mut std::collections::VecDeque<TimelineRun>) {
+        match runs.iter_mut().find(|r| r.run_id == self.run_id) {
+            Some(known) => *known = self.clone(),
+            None => {
+                runs.push_front(self.clone());
+                runs.truncate(SNAPSHOT_TIMELINES);
+            }
+        }
+    }
 }
 
 // The REST API's read models.

@@ -55,6 +55,7 @@ pub fn refusal(error: SubmitError) -> Response {
             response
         }
         SubmitError::ShuttingDown => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail).into_response(),
+        SubmitError::Invalid(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail).into_response(),
     }
 }
 

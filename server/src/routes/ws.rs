@@ -205,7 +205,7 @@ async fn serve(mut socket: WebSocket, feed: Feed, closing: CancellationToken, he
             let message = encode(&Envelope {
                 seq,
                 ts: chrono::Utc::now(),
-                message: ServerMessage::Snapshot { snapshot },
+                message: ServerMessage::Snapshot { snapshot: *snapshot },
             });
             (vec![message], seq)
         }

@@ -350,8 +350,8 @@ impl Engine {
 
     /// Builds an engine whose event log is durable in `journal`, continuing
     /// where `recovered` says the store left off: the same epoch and `seq`,
-    /// the same totals, and every incident the last run left open marked
-    /// `interrupted`, visibly. Must be called within a tokio runtime.
+    /// the same totals, and every incident and timeline run the last run
+    /// left open marked `interrupted`, visibly. Must be called within a tokio runtime.
     pub fn durable(config: EngineConfig, journal: Arc<dyn Journal>, recovered: Recovered) -> Result<Self, StartError> {
         let topology = Arc::new(Topology::embedded()?);
         let catalog = Catalog::embedded(&topology)?;
@@ -394,6 +394,15 @@ impl Engine {
             }
             engine.shared.log.append(ServerMessage::PerformanceMetrics {
                 metrics: book.metrics(),
+            });
+        }
+        for run in recovered.unfinished_runs {
+            warn!(run = %run.run_id, timeline = %run.timeline_id, "the last run left this timeline going; marking it interrupted");
+            engine.shared.log.append(ServerMessage::TimelineProgress {
+                run: crate::protocol::TimelineRun {
+                    state: crate::protocol::RunState::Interrupted,
+                    ..run
+                },
             });
         }
         Ok(engine)

@@ -111,6 +111,8 @@ pub struct Recovered {
     pub incidents: Vec<Incident>,
     /// Incidents the last run left open (it crashed, or was killed).
     pub unfinished: Vec<Incident>,
+    /// Timeline runs the last run left going; their tasks died with it.
+    pub unfinished_runs: Vec<crate::protocol::TimelineRun>,
     /// The impact meter's totals over every finished incident.
     pub totals: Totals,
 }

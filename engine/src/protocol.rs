@@ -579,12 +579,14 @@ pub enum RunState {
     Completed,
     /// Stopped by an operator; what fired still runs to its end.
     Cancelled,
+    /// The server stopped while it ran (its schedule died with it).
+    Interrupted,
 }
 
 impl RunState {
     /// Whether the run is over.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Completed | Self::Cancelled)
+        matches!(self, Self::Completed | Self::Cancelled | Self::Interrupted)
     }
 
     /// The wire name, as in `"running"`.
@@ -595,6 +597,7 @@ impl RunState {
             Self::Draining => "draining",
             Self::Completed => "completed",
             Self::Cancelled => "cancelled",
+            Self::Interrupted => "interrupted",
         }
     }
 }

@@ -14,11 +14,11 @@ pub struct Problem {
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// The status's reason phrase.
-    pub title: String,
+    pub title: &'static str,
     /// The HTTP status, repeated in the body.
     pub status: u16,
     /// What went wrong, for people.
-    pub detail: String,
+    pub detail: Box<str>,
     /// The offending input, as a JSON path (`affected_services[2]`) or a
     /// parameter name.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -26,17 +26,41 @@ pub struct Problem {
     /// Why that input was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Every problem, when there are several (a timeline file's).
+    // Boxed: a problem travels in every handler's `Err`, so it stays small.
+    #[serde(skip_serializing_if = "<[FieldIssue]>::is_empty")]
+    pub errors: Box<[FieldIssue]>,
+}
+
+/// One of several problems: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FieldIssue {
+    /// The field or JSON path, as in `incidents[2].scenario_id`.
+    pub field: String,
+    /// What is wrong, and what would be right.
+    pub reason: String,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Self {
             kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
-            detail: detail.into(),
+            detail: detail.into().into_boxed_str(),
             field: None,
             reason: None,
+            errors: Box::default(),
+        }
+    }
+
+    /// Several problems at once; `field` and `reason` name the first.
+    pub fn many(status: StatusCode, detail: impl Into<String>, errors: Vec<FieldIssue>) -> Self {
+        Self {
+            field: errors.first().map(|e| e.field.clone()),
+            reason: errors.first().map(|e| e.reason.clone()),
+            errors: errors.into_boxed_slice(),
+            ..Self::new(status, detail)
         }
     }
 

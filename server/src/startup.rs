@@ -3,7 +3,7 @@
 //! in-flight incidents (their final events still reach every dashboard),
 //! close every WebSocket with a close frame, then stop serving.
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use app::{App, shell};
 use axum::{
@@ -12,7 +12,10 @@ use axum::{
     response::IntoResponse,
     routing::{MethodRouter, get, post},
 };
-use engine::{Engine, EngineConfig, SNAPSHOT_INCIDENTS};
+use engine::{
+    Engine, EngineConfig, SNAPSHOT_INCIDENTS,
+    timeline::{generator::BuiltinGenerator, runner::Timelines},
+};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use store::Store;
@@ -23,7 +26,7 @@ use tracing::info;
 use crate::{
     configuration::Settings,
     problem::Problem,
-    routes::{docs, edge, health, history, incidents, live, ws},
+    routes::{docs, edge, health, history, incidents, live, timelines, ws},
 };
 
 /// How long open WebSockets get to take their close frame at shutdown.
@@ -36,6 +39,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// The swarm.
     pub engine: Engine,
+    /// Timeline runs over the engine.
+    pub timelines: Timelines,
     /// The durable event log and its projections.
     pub store: Store,
     /// The open WebSockets.
@@ -100,8 +105,11 @@ impl Application {
         leptos_options.site_addr = settings.bind_addr();
         leptos_options.site_root = settings.site_root.to_string_lossy().as_ref().into();
 
+        let generator = BuiltinGenerator::embedded(Arc::clone(engine.topology())).map_err(|e| anyhow::anyhow!(e))?;
+        let timelines = Timelines::new(engine.clone(), Arc::new(generator))?;
         let state = AppState {
             leptos_options,
+            timelines,
             engine,
             store,
             sockets: ws::Sockets::new(settings.ws_heartbeat),
@@ -165,15 +173,17 @@ impl Application {
 pub fn router(state: AppState, settings: &Settings) -> Router {
     let routes = generate_route_list(App);
     let (engine, operator, store) = (state.engine.clone(), state.operator.clone(), state.store.clone());
+    let timelines = state.timelines.clone();
     // Mutating endpoints: bounded bodies, and the operator token when set.
-    let guarded = |route: MethodRouter<AppState>| {
+    let guarded_up_to = |limit: usize, route: MethodRouter<AppState>| {
         route
-            .layer(DefaultBodyLimit::max(incidents::MAX_BODY_BYTES))
+            .layer(DefaultBodyLimit::max(limit))
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 edge::require_operator,
             ))
     };
+    let guarded = |route: MethodRouter<AppState>| guarded_up_to(incidents::MAX_BODY_BYTES, route);
     let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -190,6 +200,17 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/api/metrics", get(live::metrics))
         .route("/api/scenarios", get(live::scenarios))
         .route("/api/scenarios/{id}/trigger", guarded(post(live::trigger)))
+        .route("/api/timelines", get(timelines::list))
+        .route(
+            "/api/timelines/validate",
+            post(timelines::validate).layer(DefaultBodyLimit::max(timelines::MAX_TIMELINE_BYTES)),
+        )
+        .route(
+            "/api/timeline-runs",
+            guarded_up_to(timelines::MAX_TIMELINE_BYTES, post(timelines::start)).get(timelines::runs),
+        )
+        .route("/api/timeline-runs/{id}", get(timelines::run))
+        .route("/api/timeline-runs/{id}/{action}", guarded(post(timelines::steer)))
         .route("/api/openapi.json", get(docs::openapi_json))
         .route("/docs", get(docs::page))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
@@ -199,6 +220,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             routes,
             move || {
                 provide_context(engine.clone());
+                provide_context(timelines.clone());
                 provide_context(operator.clone());
                 provide_context(store.clone());
             },

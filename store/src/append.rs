@@ -169,6 +169,19 @@ async fn project(tx: &mut Transaction<'static, Any>, seq: i64, event: &Unsequenc
                 _ => {}
             }
         }
+        ServerMessage::TimelineProgress { run } => {
+            sqlx::query(
+                "INSERT INTO timeline_runs (run_id, timeline_id, started_seq, state, body) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (run_id) DO UPDATE SET state = excluded.state, body = excluded.body",
+            )
+            .bind(run.run_id.to_string())
+            .bind(&run.timeline_id)
+            .bind(seq)
+            .bind(run.state.as_str())
+            .bind(serde_json::to_string(run).expect("protocol types always serialize"))
+            .execute(&mut **tx)
+            .await?;
+        }
         ServerMessage::ConfigChange { incident_id, change } => {
             sqlx::query(
                 "INSERT INTO config_history (seq, incident_id, service, setting, from_value, to_value, cause) \

@@ -4,6 +4,7 @@ use engine::{
     journal::{Recovered, Totals},
     protocol::{
         ActionStatus, AgentType, EventPage, IncidentDetail, IncidentPage, IncidentStatus, ServerMessage, Severity,
+        TimelineRun,
     },
 };
 use sqlx::Row;
@@ -11,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     Store, StoreError,
-    rows::{INCIDENT_COLUMNS, envelope, incident},
+    rows::{INCIDENT_COLUMNS, envelope, incident, timeline_run},
 };
 
 /// Which incidents to list, and which page.
@@ -69,14 +70,55 @@ impl Store {
         .iter()
         .map(incident)
         .collect::<Result<Vec<_>, _>>()?;
+        let unfinished_runs = sqlx::query(
+            "SELECT body FROM timeline_runs WHERE state NOT IN ('completed', 'cancelled', 'interrupted') ORDER BY started_seq",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(timeline_run)
+        .collect::<Result<Vec<_>, _>>()?;
         Ok(Recovered {
             epoch,
             last_seq,
             tail: events,
             incidents: newest,
             unfinished,
+            unfinished_runs,
             totals: self.totals().await?,
         })
+    }
+
+    /// A timeline run as last reported.
+    pub async fn timeline_run(&self, run_id: Uuid) -> Result<Option<TimelineRun>, StoreError> {
+        sqlx::query("SELECT body FROM timeline_runs WHERE run_id = $1")
+            .bind(run_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(timeline_run)
+            .transpose()
+    }
+
+    /// The newest `limit` timeline runs, newest first; only those of
+    /// `timeline_id` when given (to compare runs of one timeline).
+    pub async fn timeline_runs(&self, timeline_id: Option<&str>, limit: u32) -> Result<Vec<TimelineRun>, StoreError> {
+        let rows = match timeline_id {
+            Some(id) => {
+                sqlx::query("SELECT body FROM timeline_runs WHERE timeline_id = $1 ORDER BY started_seq DESC LIMIT $2")
+                    .bind(id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT body FROM timeline_runs ORDER BY started_seq DESC LIMIT $1")
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(timeline_run).collect()
     }
 
     /// The impact meter's totals over every finished incident.

@@ -3,7 +3,7 @@
 //! their wire names; lists and payloads as JSON text.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use engine::protocol::{Envelope, Incident, ServerMessage};
+use engine::protocol::{Envelope, Incident, ServerMessage, TimelineRun};
 use serde::de::DeserializeOwned;
 use sqlx::{Row, any::AnyRow};
 
@@ -68,6 +68,11 @@ pub(crate) fn incident(row: &AnyRow) -> Result<Incident, StoreError> {
 }
 
 /// An event from a row of `seq, ts, body`.
+pub(crate) fn timeline_run(row: &AnyRow) -> Result<TimelineRun, StoreError> {
+    let body: String = row.try_get("body")?;
+    serde_json::from_str(&body).map_err(|e| corrupt("a timeline run", e))
+}
+
 pub(crate) fn envelope(row: &AnyRow) -> Result<Envelope, StoreError> {
     let seq: i64 = row.try_get("seq")?;
     let ts: String = row.try_get("ts")?;

@@ -7,4 +7,5 @@ pub mod health;
 pub mod history;
 pub mod incidents;
 pub mod live;
+pub mod timelines;
 pub mod ws;

@@ -102,6 +102,19 @@ async fn probe(app: &TestApp, body: &Value, query: &str, mangled: bool) -> Resul
             .post(app.url("/api/scenarios/database_cascade/trigger"))
             .header("content-type", "application/json")
             .body(text.clone()),
+        app.http
+            .post(app.url("/api/timelines/validate"))
+            .header("content-type", "application/json")
+            .body(text.clone()),
+        app.http
+            .post(app.url("/api/timeline-runs"))
+            .header("content-type", "application/json")
+            .body(text.clone()),
+        app.http
+            .post(app.url(&format!("/api/timeline-runs/{}/pause", urlencode(&text))))
+            .header("content-type", "application/json")
+            .body(text.clone()),
+        app.http.get(app.url(&format!("/api/timeline-runs?{query}"))),
         app.http.get(app.url(&format!("/api/incidents?{query}"))),
         app.http.get(app.url(&format!("/api/events?{query}"))),
         app.http.get(app.url(&format!("/ws?{query}"))),

@@ -11,4 +11,5 @@ mod incidents;
 mod pages;
 mod restart;
 mod shutdown;
+mod timelines;
 mod websocket;

@@ -134,6 +134,65 @@ pub enum Command {
     /// rate, and measure delivery (messages/s, latency) and the server's
     /// CPU and memory.
     Loadtest(LoadtestArgs),
+    /// Scheduled incident streams (seed 004): list them, or run one against
+    /// a server (`--url`) or an embedded engine, with live progress and a
+    /// scored summary.
+    Timeline(TimelineArgs),
+}
+
+/// `antibody timeline` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TimelineArgs {
+    #[command(subcommand)]
+    pub command: TimelineCommand,
+}
+
+/// `antibody timeline` subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TimelineCommand {
+    /// The built-in timelines: id, name, duration and incident count.
+    List {
+        /// A running server (e.g. http://127.0.0.1:3000); without it, the
+        /// built-in list.
+        #[arg(long)]
+        url: Option<reqwest::Url>,
+        /// Print JSON, with every schedule.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs a timeline: shows the schedule, waits for Enter (unless --yes or
+    /// not on a terminal), then shows each incident as it opens and closes,
+    /// and a scored summary.
+    Run(TimelineRunArgs),
+}
+
+/// `antibody timeline run` options.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["name", "file"])))]
+pub struct TimelineRunArgs {
+    /// A built-in timeline, as in `busy_day`.
+    pub name: Option<String>,
+    /// A timeline file (seed 004's JSON) instead.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// A running server to run it on; without it, an embedded engine.
+    #[arg(long)]
+    pub url: Option<reqwest::Url>,
+    /// The operator token, when the server asks for one.
+    #[arg(long, env = "ANTIBODY_OPERATOR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Time compression of the schedule (and of the embedded engine).
+    #[arg(long, value_parser = parse_speed_factor)]
+    pub speed: Option<f64>,
+    /// Varies generated scenarios.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Start without waiting for Enter.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Print the finished run as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `antibody loadtest` options.
@@ -239,6 +298,10 @@ fn parse_heartbeat(raw: &str) -> Result<Duration, String> {
 
 fn parse_speed(raw: &str) -> Result<Speed, String> {
     raw.parse()
+}
+
+fn parse_speed_factor(raw: &str) -> Result<f64, String> {
+    parse_speed(raw).map(Speed::factor)
 }
 
 fn parse_millis(raw: &str) -> Result<Duration, String> {

@@ -10,6 +10,8 @@
 //! - [`eval`]: the `antibody eval` subcommand (the swarm's score card).
 //! - [`loadtest`]: the `antibody loadtest` subcommand (the live stream under
 //!   many dashboards).
+//! - [`timeline_cli`]: the `antibody timeline` subcommand (run a timeline
+//!   against a server or an embedded engine).
 
 pub mod configuration;
 pub mod eval;
@@ -19,3 +21,4 @@ pub mod prometheus;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+pub mod timeline_cli;

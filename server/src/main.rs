@@ -1,6 +1,8 @@
 //! `antibody`: parses settings, starts logging, serves until SIGINT/SIGTERM
 //! (or, with a subcommand, does that job instead).
 
+use std::process::ExitCode;
+
 use clap::Parser;
 use server::{
     configuration::{Command, Settings},
@@ -12,14 +14,16 @@ use server::{
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let settings = Settings::parse();
     match settings.command {
-        Some(Command::Eval(args)) => return server::eval::run(args).await,
-        Some(Command::Loadtest(args)) => return server::loadtest::run(args).await,
+        Some(Command::Eval(args)) => return server::eval::run(args).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Loadtest(args)) => return server::loadtest::run(args).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Timeline(args)) => return Ok(server::timeline_cli::run(args).await),
         None => {}
     }
     telemetry::init(settings.log_format)?;
     let app = Application::build(settings).await?;
-    app.run_until_stopped(server::startup::shutdown_signal()).await
+    app.run_until_stopped(server::startup::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -271,3 +271,99 @@ async fn a_run_the_server_stopped_during_is_marked_interrupted_after_a_restart()
     assert_eq!(run.state, RunState::Interrupted);
     assert_eq!(run.name, "Busy Day");
 }
+
+/// `antibody timeline ...` against the app, as a user would run it.
+async fn cli(app: &crate::helpers::TestApp, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .arg("timeline")
+        .args(args)
+        .args(["--url", &app.url("")])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .await
+        .expect("the binary runs")
+}
+
+#[tokio::test]
+async fn the_command_line_lists_and_runs_timelines_on_a_server() {
+    let app = spawn_app().await;
+    let list = cli(&app, &["list"]).await;
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    let table = String::from_utf8(list.stdout).unwrap();
+    for needle in ["| busy_day", "| Incident Storm", "| 30 min", "| 5 "] {
+        assert!(table.contains(needle), "{needle} in\n{table}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pair.json");
+    std::fs::write(&file, quick_timeline().to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    let run = cli(&app, &["run", "--file", file, "--speed", "100", "--yes"]).await;
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{out}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        out.contains("| +00:10 | generated  | redis cache failure |"),
+        "the schedule first:\n{out}"
+    );
+    assert!(
+        out.contains("opened Cache failure on"),
+        "each incident as it opens:\n{out}"
+    );
+    assert!(out.contains("completed: score"), "the summary:\n{out}");
+    // The run is the server's: the store has it.
+    let runs: Vec<TimelineRun> = app
+        .http
+        .get(app.url("/api/timeline-runs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].state, RunState::Completed);
+
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"name": "x", "duration_minutes": 1, "incidents": []}"#,
+    )
+    .unwrap();
+    let bad = cli(
+        &app,
+        &["run", "--file", dir.path().join("bad.json").to_str().unwrap(), "--yes"],
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2), "an invalid file exits 2");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("incidents: lists no incidents"));
+    let unknown = cli(&app, &["run", "no_such_timeline", "--yes"]).await;
+    assert_eq!(unknown.status.code(), Some(2));
+}
+
+#[test]
+fn the_command_line_runs_a_timeline_on_an_embedded_engine_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pair.json");
+    std::fs::write(&file, quick_timeline().to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
+        .args([
+            "timeline",
+            "run",
+            "--file",
+            file.to_str().unwrap(),
+            "--speed",
+            "200",
+            "--yes",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let run: TimelineRun = serde_json::from_slice(&out.stdout).expect("--json prints the run");
+    assert_eq!(run.state, RunState::Completed);
+    assert!(run.entries.iter().all(|e| e.incident_id.is_some()));
+}

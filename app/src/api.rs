@@ -2,7 +2,10 @@
 //! on the server only, where the server provides the [`engine::Engine`]
 //! handle as Leptos context; the browser build sees only the call stubs.
 
-use engine::protocol::{Incident, IncidentDetail, IncidentPage, IncidentStatus, ScenarioSummary, Severity, Snapshot};
+use engine::protocol::{
+    Incident, IncidentDetail, IncidentPage, IncidentStatus, ScenarioSummary, Severity, Snapshot, TimelineRun,
+    TimelineSummary,
+};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -91,11 +94,7 @@ fn refuse(status: axum::http::StatusCode, reason: impl std::fmt::Display) -> Ser
 pub async fn trigger_scenario(scenario_id: String) -> Result<Incident, ServerFnError> {
     use axum::http::StatusCode;
     let engine = engine()?;
-    let gate = use_context::<crate::operator::OperatorGate>().unwrap_or_default();
-    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-    if let Err(denied) = gate.check(&headers) {
-        return Err(refuse(StatusCode::UNAUTHORIZED, denied.reason()));
-    }
+    require_operator().await?;
     let incident = engine.trigger_scenario(&scenario_id, None).map_err(|refused| {
         let status = match &refused {
             engine::SubmitError::UnknownScenario { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -111,4 +110,136 @@ pub async fn trigger_scenario(scenario_id: String) -> Result<Incident, ServerFnE
     // Acknowledged only once its `incident_created` event is stored.
     engine.flush().await;
     Ok(incident)
+}
+
+// Timelines.
+
+/// One problem with a pasted timeline: where, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FieldProblem {
+    /// The JSON path, as in `incidents[2].scenario_id` (empty: the whole
+    /// document).
+    pub path: String,
+    /// What is wrong, and what would be right.
+    pub reason: String,
+}
+
+/// What became of a pasted timeline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum TimelineCheck {
+    /// Valid: the schedule it would follow (checked, not started).
+    Valid(TimelineSummary),
+    /// Valid, and started.
+    Started(TimelineRun),
+    /// Every problem, field by field.
+    Invalid(Vec<FieldProblem>),
+}
+
+#[cfg(feature = "ssr")]
+fn timelines() -> Result<engine::timeline::runner::Timelines, ServerFnError> {
+    use_context::<engine::timeline::runner::Timelines>()
+        .ok_or_else(|| ServerFnError::new("timelines are not available"))
+}
+
+/// Refuses a request without the operator token (401), when one is set.
+#[cfg(feature = "ssr")]
+async fn require_operator() -> Result<(), ServerFnError> {
+    let gate = use_context::<crate::operator::OperatorGate>().unwrap_or_default();
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    gate.check(&headers)
+        .map_err(|denied| refuse(axum::http::StatusCode::UNAUTHORIZED, denied.reason()))
+}
+
+/// A run's speed from a form field: empty means the server's own.
+#[cfg(feature = "ssr")]
+fn speed_field(speed: Option<String>) -> Result<Option<f64>, ServerFnError> {
+    match speed.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(raw) => raw.parse::<f64>().map(Some).map_err(|_| {
+            refuse(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                format!("speed: `{raw}` is not a number"),
+            )
+        }),
+    }
+}
+
+/// The built-in timelines, with their schedules.
+// A read: GET, so it is never counted against the rate limit on writes.
+#[server(input = server_fn::codec::GetUrl)]
+pub async fn list_timelines() -> Result<Vec<TimelineSummary>, ServerFnError> {
+    Ok(timelines()?.list())
+}
+
+/// Starts a built-in timeline (a plain form post works too).
+#[server(endpoint = "start_timeline")]
+pub async fn start_timeline(timeline_id: String, speed: Option<String>) -> Result<TimelineRun, ServerFnError> {
+    require_operator().await?;
+    let timelines = timelines()?;
+    let timeline = timelines
+        .find(&timeline_id)
+        .map_err(|e| refuse(axum::http::StatusCode::NOT_FOUND, e))?
+        .clone();
+    timelines
+        .start(timeline, speed_field(speed)?, 0)
+        .map_err(|e| refuse(axum::http::StatusCode::UNPROCESSABLE_ENTITY, e))
+}
+
+/// Checks a pasted timeline and, when `start` is set and it is valid,
+/// starts it. Problems come back field by field, not as an error.
+#[server(endpoint = "custom_timeline")]
+pub async fn custom_timeline(json: String, speed: Option<String>, start: bool) -> Result<TimelineCheck, ServerFnError> {
+    if start {
+        require_operator().await?;
+    }
+    let timelines = timelines()?;
+    let timeline = match timelines.parse("pasted timeline", &json) {
+        Ok(timeline) => timeline,
+        Err(errors) => {
+            return Ok(TimelineCheck::Invalid(
+                errors
+                    .0
+                    .into_iter()
+                    .map(|i| FieldProblem {
+                        path: i.path,
+                        reason: i.reason,
+                    })
+                    .collect(),
+            ));
+        }
+    };
+    if !start {
+        return Ok(TimelineCheck::Valid(timeline.summary()));
+    }
+    timelines
+        .start(timeline, speed_field(speed)?, 0)
+        .map(TimelineCheck::Started)
+        .map_err(|e| refuse(axum::http::StatusCode::UNPROCESSABLE_ENTITY, e))
+}
+
+/// Pauses, resumes or cancels a run.
+#[server(endpoint = "steer_timeline")]
+pub async fn steer_timeline(run_id: uuid::Uuid, action: String) -> Result<TimelineRun, ServerFnError> {
+    use engine::timeline::runner::RunError;
+    require_operator().await?;
+    let timelines = timelines()?;
+    let result = match action.as_str() {
+        "pause" => timelines.pause(run_id),
+        "resume" => timelines.resume(run_id),
+        "cancel" => timelines.cancel(run_id),
+        other => {
+            return Err(refuse(
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("`{other}` is not an action: use pause, resume or cancel"),
+            ));
+        }
+    };
+    result.map_err(|e| {
+        let status = match e {
+            RunError::UnknownRun(_) | RunError::UnknownTimeline { .. } => axum::http::StatusCode::NOT_FOUND,
+            RunError::Finished(_) => axum::http::StatusCode::CONFLICT,
+            RunError::Speed(_) => axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        refuse(status, e)
+    })
 }

@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use super::{
     connection::ConnectionIndicator, feed::ActivityFeed, health::SystemHealth, impact::ImpactMeter,
-    scenarios::ScenarioControls, swarm::AgentSwarm,
+    scenarios::ScenarioControls, swarm::AgentSwarm, timelines::TimelinePanel,
 };
 use crate::{api::get_snapshot, live::Connection, state::DashboardState};
 
@@ -63,6 +63,7 @@ fn Dashboard(snapshot: Snapshot) -> impl IntoView {
                 {view! { <SystemHealth state connection lag_ms/> }.into_any()}
                 {view! { <ScenarioControls/> }.into_any()}
                 {view! { <ActivityFeed state/> }.into_any()}
+                {view! { <TimelinePanel state/> }.into_any()}
             </main>
         </div>
     }

@@ -10,3 +10,4 @@ pub mod incidents;
 pub mod login;
 pub mod scenarios;
 pub mod swarm;
+pub mod timelines;

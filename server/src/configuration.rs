@@ -73,7 +73,7 @@ pub struct Settings {
     pub agent_failure_rate: f64,
 
     /// A Slack-compatible incoming webhook announced whenever an incident closes.
-    #[arg(long, env = "ANTIBODY_WEBHOOK_URL", value_parser = parse_webhook)]
+    #[arg(long, env = "ANTIBODY_WEBHOOK_URL", value_parser = parse_http_url)]
     pub webhook_url: Option<reqwest::Url>,
 
     /// Seconds between WebSocket pings; a dashboard that misses one is disconnected.
@@ -119,9 +119,72 @@ pub struct Settings {
     #[arg(long, env = "ANTIBODY_DATABASE_URL", default_value = "sqlite://data/antibody.db", value_parser = parse_database_url)]
     pub database_url: String,
 
+    /// An LLM for generated timeline scenarios (the built-in generator otherwise).
+    #[command(flatten)]
+    pub llm: LlmArgs,
+
     /// Something else than serving (serving is the default).
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// An OpenAI-compatible chat-completions endpoint for generated scenarios.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LlmArgs {
+    /// The API's base URL, as in http://localhost:11434/v1 (Ollama) or
+    /// https://api.openai.com/v1; generated scenarios use it, falling back to
+    /// the built-in generator when it fails.
+    #[arg(id = "llm_url", long = "llm-url", env = "ANTIBODY_LLM_URL", value_parser = parse_http_url)]
+    pub url: Option<reqwest::Url>,
+    /// The model to ask (needed with --llm-url).
+    #[arg(
+        id = "llm_model",
+        long = "llm-model",
+        env = "ANTIBODY_LLM_MODEL",
+        requires = "llm_url"
+    )]
+    pub model: Option<String>,
+    /// Sent as a bearer token.
+    #[arg(
+        id = "llm_api_key",
+        long = "llm-api-key",
+        env = "ANTIBODY_LLM_API_KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+    /// Seconds one attempt may take (there is one retry).
+    #[arg(id = "llm_timeout", long = "llm-timeout", env = "ANTIBODY_LLM_TIMEOUT", default_value = "10", value_parser = parse_heartbeat)]
+    pub timeout: Duration,
+}
+
+impl LlmArgs {
+    /// The generator these settings describe, over `topology`.
+    pub fn generator(
+        &self,
+        topology: std::sync::Arc<engine::twin::Topology>,
+    ) -> anyhow::Result<std::sync::Arc<dyn engine::timeline::generator::ScenarioGenerator>> {
+        use engine::timeline::generator::{
+            BuiltinGenerator,
+            llm::{LlmConfig, LlmGenerator},
+        };
+        let builtin = BuiltinGenerator::embedded(topology).map_err(|e| anyhow::anyhow!(e))?;
+        let Some(url) = self.url.clone() else {
+            return Ok(std::sync::Arc::new(builtin));
+        };
+        let model = self
+            .model
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("--llm-url (ANTIBODY_LLM_URL) needs --llm-model (ANTIBODY_LLM_MODEL)"))?;
+        let config = LlmConfig {
+            url,
+            model,
+            api_key: self.api_key.clone(),
+            timeout: self.timeout,
+        };
+        Ok(std::sync::Arc::new(
+            LlmGenerator::new(config, builtin).map_err(|e| anyhow::anyhow!(e))?,
+        ))
+    }
 }
 
 /// The binary's other jobs.
@@ -137,7 +200,7 @@ pub enum Command {
     /// Scheduled incident streams (seed 004): list them, or run one against
     /// a server (`--url`) or an embedded engine, with live progress and a
     /// scored summary.
-    Timeline(TimelineArgs),
+    Timeline(Box<TimelineArgs>),
 }
 
 /// `antibody timeline` options.
@@ -163,7 +226,7 @@ pub enum TimelineCommand {
     /// Runs a timeline: shows the schedule, waits for Enter (unless --yes or
     /// not on a terminal), then shows each incident as it opens and closes,
     /// and a scored summary.
-    Run(TimelineRunArgs),
+    Run(Box<TimelineRunArgs>),
 }
 
 /// `antibody timeline run` options.
@@ -193,6 +256,9 @@ pub struct TimelineRunArgs {
     /// Print the finished run as JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// An LLM for generated scenarios (embedded engine only; a server uses its own).
+    #[command(flatten)]
+    pub llm: LlmArgs,
 }
 
 /// `antibody loadtest` options.
@@ -261,7 +327,7 @@ fn parse_share(raw: &str) -> Result<f64, String> {
     Ok(share)
 }
 
-fn parse_webhook(raw: &str) -> Result<reqwest::Url, String> {
+fn parse_http_url(raw: &str) -> Result<reqwest::Url, String> {
     let url: reqwest::Url = raw.parse().map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("`{raw}` must be an http:// or https:// URL"));
@@ -335,6 +401,13 @@ mod tests {
     }
 
     #[test]
+    fn every_subcommand_is_well_formed() {
+        // Catches clashing argument names in flattened groups, which clap
+        // otherwise reports only when that subcommand runs.
+        <Settings as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
     fn defaults_serve_on_localhost_3000_in_real_time() {
         let settings = parse(&[]).unwrap();
         assert_eq!(settings.bind_addr().to_string(), "127.0.0.1:3000");
@@ -371,6 +444,8 @@ mod tests {
             (&["--rate-limit", "0"][..], "--rate-limit"),
             (&["--commit-window", "2000"][..], "0 to 1000 milliseconds"),
             (&["--commit-window", "0.5"][..], "whole number of milliseconds"),
+            (&["--llm-url", "ftp://models.example"][..], "must be an http"),
+            (&["--llm-model", "llama3"][..], "--llm-url"),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

@@ -12,10 +12,7 @@ use axum::{
     response::IntoResponse,
     routing::{MethodRouter, get, post},
 };
-use engine::{
-    Engine, EngineConfig, SNAPSHOT_INCIDENTS,
-    timeline::{generator::BuiltinGenerator, runner::Timelines},
-};
+use engine::{Engine, EngineConfig, SNAPSHOT_INCIDENTS, timeline::runner::Timelines};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use store::Store;
@@ -105,8 +102,8 @@ impl Application {
         leptos_options.site_addr = settings.bind_addr();
         leptos_options.site_root = settings.site_root.to_string_lossy().as_ref().into();
 
-        let generator = BuiltinGenerator::embedded(Arc::clone(engine.topology())).map_err(|e| anyhow::anyhow!(e))?;
-        let timelines = Timelines::new(engine.clone(), Arc::new(generator))?;
+        let generator = settings.llm.generator(Arc::clone(engine.topology()))?;
+        let timelines = Timelines::new(engine.clone(), generator)?;
         let state = AppState {
             leptos_options,
             timelines,

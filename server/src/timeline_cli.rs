@@ -22,7 +22,7 @@ use engine::{
     Engine, EngineConfig,
     clock::Speed,
     protocol::{EntryKind, IncidentStatus, RunState, TimelineRun, TimelineSummary},
-    timeline::{generator::BuiltinGenerator, runner::Timelines},
+    timeline::runner::Timelines,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
@@ -50,7 +50,12 @@ enum Backend {
 }
 
 impl Backend {
-    fn new(url: Option<&reqwest::Url>, token: Option<String>, speed: Option<f64>) -> anyhow::Result<Self> {
+    fn new(
+        url: Option<&reqwest::Url>,
+        token: Option<String>,
+        speed: Option<f64>,
+        llm: &crate::configuration::LlmArgs,
+    ) -> anyhow::Result<Self> {
         if let Some(url) = url {
             return Ok(Self::Remote {
                 http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
@@ -63,8 +68,8 @@ impl Backend {
             speed,
             ..EngineConfig::default()
         })?;
-        let generator = BuiltinGenerator::embedded(Arc::clone(engine.topology())).map_err(|e| anyhow::anyhow!(e))?;
-        Ok(Self::Embedded(Timelines::new(engine, Arc::new(generator))?))
+        let generator = llm.generator(Arc::clone(engine.topology()))?;
+        Ok(Self::Embedded(Timelines::new(engine, generator)?))
     }
 
     async fn list(&self) -> anyhow::Result<Vec<TimelineSummary>> {
@@ -216,7 +221,7 @@ async fn execute(args: TimelineArgs) -> anyhow::Result<ExitCode> {
     let terminal = std::io::stdout().is_terminal();
     match args.command {
         TimelineCommand::List { url, json } => {
-            let backend = Backend::new(url.as_ref(), None, None)?;
+            let backend = Backend::new(url.as_ref(), None, None, &crate::configuration::LlmArgs::default())?;
             let timelines = backend.list().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&timelines)?);
@@ -235,12 +240,12 @@ async fn execute(args: TimelineArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        TimelineCommand::Run(run) => run_timeline(run, terminal).await,
+        TimelineCommand::Run(run) => run_timeline(*run, terminal).await,
     }
 }
 
 async fn run_timeline(args: TimelineRunArgs, terminal: bool) -> anyhow::Result<ExitCode> {
-    let backend = Backend::new(args.url.as_ref(), args.token.clone(), args.speed)?;
+    let backend = Backend::new(args.url.as_ref(), args.token.clone(), args.speed, &args.llm)?;
     let preview = backend.preview(&args).await?;
     let quiet = args.json;
     if !quiet {

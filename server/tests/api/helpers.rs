@@ -33,6 +33,7 @@ pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duratio
         ws_heartbeat: Duration::from_secs(20),
         ws_queue: 4096,
         commit_window: Duration::from_millis(25),
+        llm: Default::default(),
         operator_token: None,
         allowed_origins: Vec::new(),
         // Tests fire many requests from one address.

@@ -9,6 +9,11 @@
 //! onset. The metrics it reports (seed 004's "LLM output" shape) are not
 //! invented: the generator runs the fault on a private copy of the estate
 //! and reads what its monitoring saw against the baselines.
+//!
+//! [`llm::LlmGenerator`] asks any OpenAI-compatible endpoint instead, and
+//! falls back to the built-in generator when the model fails.
+
+pub mod llm;
 
 use std::{future::Future, pin::Pin, sync::Arc};
 

@@ -243,3 +243,37 @@ pub async fn steer_timeline(run_id: uuid::Uuid, action: String) -> Result<Timeli
         refuse(status, e)
     })
 }
+
+/// Stored timeline runs, newest first; only those of `timeline_id` when
+/// given.
+// A read: GET, so it is never counted against the rate limit on writes.
+#[server(input = server_fn::codec::GetUrl)]
+pub async fn list_timeline_runs(timeline_id: Option<String>) -> Result<Vec<TimelineRun>, ServerFnError> {
+    let timeline_id = timeline_id.filter(|t| !t.is_empty());
+    if timeline_id
+        .as_deref()
+        .is_some_and(|t| t.len() > 64 || t.chars().any(char::is_control))
+    {
+        return Err(refuse(
+            axum::http::StatusCode::BAD_REQUEST,
+            "timeline: 1 to 64 printable characters",
+        ));
+    }
+    // Whatever was published is stored once the writer catches up.
+    engine()?.flush().await;
+    store()?
+        .timeline_runs(timeline_id.as_deref(), 50)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// One stored run, or `None`.
+// A read: GET, so it is never counted against the rate limit on writes.
+#[server(input = server_fn::codec::GetUrl)]
+pub async fn get_timeline_run(run_id: uuid::Uuid) -> Result<Option<TimelineRun>, ServerFnError> {
+    engine()?.flush().await;
+    store()?
+        .timeline_run(run_id)
+        .await
+        .map_err(|e| ServerFnError::new(e.to_string()))
+}

@@ -62,6 +62,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("") view=DashboardPage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("login") view=crate::components::login::LoginPage/>
                 <Route path=StaticSegment("incidents") view=crate::components::incidents::IncidentsPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("timelines") view=crate::components::timeline_runs::TimelineRunsPage ssr=SsrMode::Async/>
                 <Route
                     path=(StaticSegment("incidents"), ParamSegment("id"))
                     view=crate::components::incidents::IncidentDetailPage

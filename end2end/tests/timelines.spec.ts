@@ -75,3 +75,36 @@ test('a built-in timeline starts, pauses, resumes and cancels from the dashboard
   await expect(run).toHaveAttribute('data-state', 'cancelled');
   await expect(run.getByRole('button', { name: 'Pause' })).toHaveCount(0);
 });
+
+test('two runs of one timeline are compared side by side on a shareable page', async ({ page, request }) => {
+  const timeline = {
+    name: 'Compared pair', duration_minutes: 1,
+    incidents: [
+      { delay_seconds: 0, type: 'predefined', scenario_id: 'service_down', comment: 'down' },
+      { delay_seconds: 2, type: 'llm_generated', llm_prompt: 'disk filling up', comment: 'disk' },
+    ],
+  };
+  const ids: string[] = [];
+  for (const seed of [1, 2]) {
+    const started = await request.post('/api/timeline-runs', { data: { timeline, speed: 50, seed } });
+    expect(started.status()).toBe(201);
+    const run = await started.json();
+    ids.push(run.run_id);
+    await expect(async () => {
+      const now = await (await request.get(`/api/timeline-runs/${run.run_id}`)).json();
+      expect(now.state).toBe('completed');
+    }).toPass({ timeout: 45_000 });
+  }
+
+  await page.goto('/timelines');
+  await expect(page.getByTestId('run-row').filter({ hasText: 'Compared pair' })).toHaveCount(2);
+  await page.locator('select[name="a"]').selectOption(ids[0]);
+  await page.locator('select[name="b"]').selectOption(ids[1]);
+  await page.getByRole('button', { name: 'Compare' }).click();
+  await expect(page).toHaveURL(new RegExp(`a=${ids[0]}&b=${ids[1]}`));
+  const comparison = page.getByTestId('comparison');
+  await expect(comparison).toContainText('Root cause right');
+  await expect(page.getByTestId('comparison-entries').locator('tbody tr')).toHaveCount(2);
+  await expect(page.getByTestId('comparison-entries')).toContainText('+00:02 disk');
+  await page.screenshot({ path: 'test-results/timeline-compare.png', fullPage: true });
+});

@@ -530,6 +530,22 @@ pub enum EntryKind {
     LlmGenerated,
 }
 
+impl EntryKind {
+    /// How people call it: `predefined` or `generated`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Predefined => "predefined",
+            Self::LlmGenerated => "generated",
+        }
+    }
+}
+
+/// A schedule offset as `+MM:SS`.
+pub fn schedule_clock(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    format!("+{:02}:{:02}", s / 60, s % 60)
+}
+
 /// A timeline as listed: what it is and its schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

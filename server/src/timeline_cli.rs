@@ -21,7 +21,7 @@ use comfy_table::{Table, presets};
 use engine::{
     Engine, EngineConfig,
     clock::Speed,
-    protocol::{EntryKind, IncidentStatus, RunState, TimelineRun, TimelineSummary},
+    protocol::{IncidentStatus, RunState, TimelineRun, TimelineSummary, schedule_clock},
     timeline::runner::Timelines,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -260,8 +260,8 @@ async fn run_timeline(args: TimelineRunArgs, terminal: bool) -> anyhow::Result<E
         schedule.set_header(["Time", "Type", "What", "Comment"]);
         for entry in &preview.schedule {
             schedule.add_row([
-                clock(entry.delay_seconds),
-                kind(entry.kind).to_owned(),
+                schedule_clock(entry.delay_seconds),
+                entry.kind.label().to_owned(),
                 entry.source.clone(),
                 entry.comment.clone(),
             ]);
@@ -305,7 +305,7 @@ async fn run_timeline(args: TimelineRunArgs, terminal: bool) -> anyhow::Result<E
                     told[i].0 = true;
                     say(format!(
                         "▶ {} opened {} ({id}){}",
-                        clock(entry.scheduled.delay_seconds),
+                        schedule_clock(entry.scheduled.delay_seconds),
                         entry.title.as_deref().unwrap_or("an incident"),
                         entry.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default()
                     ));
@@ -313,7 +313,7 @@ async fn run_timeline(args: TimelineRunArgs, terminal: bool) -> anyhow::Result<E
                     told[i] = (true, true);
                     say(format!(
                         "✗ {} did not open: {reason}",
-                        clock(entry.scheduled.delay_seconds)
+                        schedule_clock(entry.scheduled.delay_seconds)
                     ));
                 }
             }
@@ -362,8 +362,8 @@ async fn run_timeline(args: TimelineRunArgs, terminal: bool) -> anyhow::Result<E
         for (i, entry) in run.entries.iter().enumerate() {
             summary.add_row([
                 (i + 1).to_string(),
-                clock(entry.scheduled.delay_seconds),
-                kind(entry.scheduled.kind).to_owned(),
+                schedule_clock(entry.scheduled.delay_seconds),
+                entry.scheduled.kind.label().to_owned(),
                 entry.scheduled.comment.clone(),
                 entry
                     .incident_id
@@ -420,17 +420,4 @@ fn table(terminal: bool) -> Table {
         presets::ASCII_MARKDOWN
     });
     table
-}
-
-/// `+MM:SS`.
-fn clock(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    format!("+{:02}:{:02}", s / 60, s % 60)
-}
-
-fn kind(kind: EntryKind) -> &'static str {
-    match kind {
-        EntryKind::Predefined => "predefined",
-        EntryKind::LlmGenerated => "generated",
-    }
 }

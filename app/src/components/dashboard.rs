@@ -51,6 +51,7 @@ fn Dashboard(snapshot: Snapshot) -> impl IntoView {
                 </div>
                 <nav class="topnav">
                     <a href="/incidents">"Incident history"</a>
+                    <a href="/timelines">"Timeline runs"</a>
                     <a href="/docs">"API"</a>
                     <ConnectionIndicator connection/>
                 </nav>

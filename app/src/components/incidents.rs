@@ -24,7 +24,7 @@ fn wire<T: serde::de::DeserializeOwned>(name: Option<String>) -> Option<T> {
 
 /// The page's chrome: the brand (back to the dashboard) and a title.
 #[component]
-fn HistoryShell(children: Children) -> impl IntoView {
+pub(crate) fn HistoryShell(children: Children) -> impl IntoView {
     view! {
         <div class="page">
             <header class="topbar">
@@ -33,7 +33,7 @@ fn HistoryShell(children: Children) -> impl IntoView {
                     <span class="brand-name">"Antibody"</span>
                     <span class="brand-tag">"self-healing incident response"</span>
                 </a>
-                <nav class="topnav"><a href="/">"Live dashboard"</a><a href="/incidents">"Incident history"</a></nav>
+                <nav class="topnav"><a href="/">"Live dashboard"</a><a href="/incidents">"Incident history"</a><a href="/timelines">"Timeline runs"</a></nav>
             </header>
             <main class="history">{children()}</main>
         </div>

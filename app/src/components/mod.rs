@@ -10,4 +10,5 @@ pub mod incidents;
 pub mod login;
 pub mod scenarios;
 pub mod swarm;
+pub mod timeline_runs;
 pub mod timelines;

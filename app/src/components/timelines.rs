@@ -5,7 +5,7 @@
 //! game-day score when it ends. Runs come from the live state, so every
 //! dashboard sees the same ones.
 
-use engine::protocol::{EntryKind, RunEntry, RunState, ScheduledEntry, TimelineRun, TimelineSummary};
+use engine::protocol::{RunEntry, RunState, ScheduledEntry, TimelineRun, TimelineSummary, schedule_clock};
 use leptos::prelude::*;
 
 use crate::{
@@ -94,8 +94,8 @@ fn Schedule(entries: Vec<ScheduledEntry>) -> impl IntoView {
             <tbody>
                 {entries.into_iter().map(|e| view! {
                     <tr>
-                        <td class="mono">{clock(e.delay_seconds)}</td>
-                        <td>{kind(e.kind)}</td>
+                        <td class="mono">{schedule_clock(e.delay_seconds)}</td>
+                        <td>{e.kind.label()}</td>
                         <td class="schedule-source">{e.source}</td>
                         <td>{e.comment}</td>
                     </tr>
@@ -295,25 +295,12 @@ fn entry_row(entry: &RunEntry) -> impl IntoView + use<> {
     };
     view! {
         <tr>
-            <td class="mono">{clock(entry.scheduled.delay_seconds)}</td>
+            <td class="mono">{schedule_clock(entry.scheduled.delay_seconds)}</td>
             <td>{entry.scheduled.comment.clone()}</td>
             <td>{incident}{entry.note.clone().map(|n| view! { <span class="run-note">{n}</span> })}</td>
             <td><span class=format!("badge badge-{class}")>{outcome}</span></td>
             <td class="mono">{entry.mttr_seconds.map(|s| format!("{s:.1} s")).unwrap_or_else(|| "–".into())}</td>
             <td>{root_cause}</td>
         </tr>
-    }
-}
-
-/// `+MM:SS`.
-fn clock(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    format!("+{:02}:{:02}", s / 60, s % 60)
-}
-
-fn kind(kind: EntryKind) -> &'static str {
-    match kind {
-        EntryKind::Predefined => "predefined",
-        EntryKind::LlmGenerated => "generated",
     }
 }

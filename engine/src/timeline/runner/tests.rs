@@ -185,3 +185,40 @@ fn the_score_weighs_root_cause_healing_and_mistakes() {
     assert_eq!(score.mean_mttr_seconds, Some(10.0));
     assert_eq!(score.points, 70.0, "75 less 5 for the unnecessary action");
 }
+
+/// Every failure family, generated and run on its own twin: the agents
+/// resolve it, and name the root cause the generator put there.
+#[tokio::test(start_paused = true)]
+async fn every_generator_family_runs_on_the_twin_and_the_agents_resolve_it() {
+    let timelines = timelines();
+    let generator = BuiltinGenerator::embedded(Arc::clone(timelines.inner.engine.topology())).unwrap();
+    let incidents: Vec<String> = generator
+        .families()
+        .iter()
+        .map(|family| {
+            format!(
+                r#"{{"delay_seconds": 0, "type": "llm_generated", "llm_prompt": "{}", "comment": "{}"}}"#,
+                family.keywords[0], family.id
+            )
+        })
+        .collect();
+    let json = format!(
+        r#"{{"name": "Every family", "duration_minutes": 1, "incidents": [{}]}}"#,
+        incidents.join(",")
+    );
+    let run = timelines
+        .start(timelines.parse("families.json", &json).unwrap(), Some(100.0), 9)
+        .unwrap();
+    let done = timelines.finished(run.run_id).await.unwrap();
+    let mut misses = Vec::new();
+    for entry in &done.entries {
+        assert!(entry.refused.is_none(), "{entry:?}");
+        if entry.status != Some(IncidentStatus::Resolved) || entry.root_cause_correct != Some(true) {
+            misses.push(format!(
+                "{}: {:?}, root cause right: {:?}",
+                entry.scheduled.comment, entry.status, entry.root_cause_correct
+            ));
+        }
+    }
+    assert!(misses.is_empty(), "{misses:#?}");
+}

@@ -277,6 +277,8 @@ pub struct Audit {
     pub acted_on: Option<RootCause>,
     /// Actions run, in order.
     pub executed: Vec<ActionKind>,
+    /// Plans rolled back because they did not heal.
+    pub rollbacks: u32,
     /// Whether the incident's own estate met every objective at the end
     /// (isolated twins only).
     pub healed: Option<bool>,
@@ -879,6 +881,7 @@ impl Engine {
                     first_hypothesis: verdict.first_hypothesis.clone(),
                     acted_on: verdict.acted_on.clone(),
                     executed: verdict.executed.clone(),
+                    rollbacks: verdict.rollbacks,
                     healed,
                     violations: violations.unwrap_or_default(),
                 },

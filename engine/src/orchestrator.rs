@@ -152,6 +152,8 @@ pub struct Verdict {
     pub detected_after: Option<Duration>,
     /// Simulated time from opening to the first diagnosis.
     pub diagnosed_after: Option<Duration>,
+    /// Plans whose steps were rolled back (they did not heal).
+    pub rollbacks: u32,
 }
 
 /// Everything an incident task needs besides the engine.
@@ -760,6 +762,7 @@ pub(crate) async fn run(engine: Engine, assignment: Assignment) {
                 report: String::new(),
                 detected_after: None,
                 diagnosed_after: None,
+                rollbacks: 0,
             }
         }
     };
@@ -910,6 +913,7 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
     );
     let duration = run.seconds(COMMUNICATION_SECONDS);
     run.pass(duration).await?;
+    let rollbacks = attempts.iter().filter(|a| !a.rolled_back.is_empty()).count() as u32;
     let outcome = Outcome {
         status,
         elapsed: run.elapsed.as_secs_f64(),
@@ -951,5 +955,6 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         report,
         detected_after: Some(detected_after),
         diagnosed_after: Some(diagnosed_after),
+        rollbacks,
     })
 }

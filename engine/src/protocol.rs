@@ -641,6 +641,9 @@ pub struct RunEntry {
     pub root_cause_correct: Option<bool>,
     /// Actions run that the answer key does not count as remedies.
     pub unnecessary_actions: Option<u32>,
+    /// Plans rolled back because they did not heal.
+    #[serde(default)]
+    pub rollbacks: Option<u32>,
 }
 
 /// A run scored like a game day, against the answer keys.
@@ -658,8 +661,15 @@ pub struct GameDayScore {
     pub unnecessary_actions: u32,
     /// Entries that never opened an incident.
     pub refused: u32,
+    /// Plans rolled back, over every incident.
+    #[serde(default)]
+    pub rollbacks: u32,
+    /// Time spent waiting for human approval. Always 0 until approvals
+    /// exist (the governance issue); reported so runs stay comparable.
+    #[serde(default)]
+    pub approval_wait_seconds: f64,
     /// The headline, 0 to 100: half root cause, half healing, less 5 per
-    /// unnecessary action and 10 per refusal.
+    /// unnecessary action, 5 per rollback and 10 per refusal.
     pub points: f64,
 }
 

@@ -388,7 +388,7 @@ async fn run_timeline(args: TimelineRunArgs, terminal: bool) -> anyhow::Result<E
         println!("{summary}");
         let score = &run.score;
         println!(
-            "\nRun {} {}: score {:.0}/100 — root cause {:.0}%, healed {:.0}%, mean MTTR {}, {} unnecessary action(s), {} refused",
+            "\nRun {} {}: score {:.0}/100 — root cause {:.0}%, healed {:.0}%, mean MTTR {}, {} unnecessary action(s), {} rollback(s), {} refused",
             run.run_id,
             run.state.as_str(),
             score.points,
@@ -399,6 +399,7 @@ async fn run_timeline(args: TimelineRunArgs, terminal: bool) -> anyhow::Result<E
                 .map(|s| format!("{s:.1} s"))
                 .unwrap_or_else(|| "-".into()),
             score.unnecessary_actions,
+            score.rollbacks,
             score.refused
         );
     }

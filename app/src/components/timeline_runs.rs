@@ -188,6 +188,7 @@ fn Comparison(a: TimelineRun, b: Option<TimelineRun>) -> impl IntoView {
                     {score_row("Healed", |s| s.healing_success, 100.0, "%")}
                     {score_row("Mean MTTR", |s| s.mean_mttr_seconds.unwrap_or(0.0), 1.0, " s")}
                     {score_row("Unnecessary actions", |s| f64::from(s.unnecessary_actions), 1.0, "")}
+                    {score_row("Rollbacks", |s| f64::from(s.rollbacks), 1.0, "")}
                 </tbody>
             </table>
             <table class="history-table" data-testid="comparison-entries">

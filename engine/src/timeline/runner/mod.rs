@@ -157,6 +157,7 @@ impl Timelines {
                     mttr_seconds: None,
                     root_cause_correct: None,
                     unnecessary_actions: None,
+                    rollbacks: None,
                 })
                 .collect(),
             score: score(&[]),
@@ -516,12 +517,14 @@ pub fn score(entries: &[RunEntry]) -> GameDayScore {
         .collect();
     let refused = entries.iter().filter(|e| e.refused.is_some()).count() as u32;
     let unnecessary: u32 = entries.iter().filter_map(|e| e.unnecessary_actions).sum();
+    let rollbacks: u32 = entries.iter().filter_map(|e| e.rollbacks).sum();
     let share = |n: usize, of: usize| if of == 0 { 0.0 } else { n as f64 / of as f64 };
     let root_cause_accuracy = share(judged.iter().filter(|c| **c).count(), judged.len());
     let healing_success = share(resolved.len(), opened);
     let mttrs: Vec<f64> = resolved.iter().filter_map(|e| e.mttr_seconds).collect();
     let points = (50.0 * root_cause_accuracy + 50.0 * healing_success
         - 5.0 * f64::from(unnecessary)
+        - 5.0 * f64::from(rollbacks)
         - 10.0 * f64::from(refused))
     .clamp(0.0, 100.0);
     GameDayScore {
@@ -530,6 +533,8 @@ pub fn score(entries: &[RunEntry]) -> GameDayScore {
         mean_mttr_seconds: (!mttrs.is_empty()).then(|| mttrs.iter().sum::<f64>() / mttrs.len() as f64),
         unnecessary_actions: unnecessary,
         refused,
+        rollbacks,
+        approval_wait_seconds: 0.0,
         points: points.round(),
     }
 }

@@ -156,7 +156,7 @@ async fn an_unknown_timeline_is_named_with_the_closest_one() {
 
 #[test]
 fn the_score_weighs_root_cause_healing_and_mistakes() {
-    let entry = |correct: bool, status: IncidentStatus, unnecessary: u32| RunEntry {
+    let entry = |correct: bool, status: IncidentStatus, unnecessary: u32, rollbacks: u32| RunEntry {
         scheduled: crate::protocol::ScheduledEntry {
             delay_seconds: 0.0,
             kind: crate::protocol::EntryKind::Predefined,
@@ -173,17 +173,22 @@ fn the_score_weighs_root_cause_healing_and_mistakes() {
         mttr_seconds: Some(10.0),
         root_cause_correct: Some(correct),
         unnecessary_actions: Some(unnecessary),
+        rollbacks: Some(rollbacks),
     };
     let score = score(&[
-        entry(true, IncidentStatus::Resolved, 0),
-        entry(false, IncidentStatus::Resolved, 1),
-        entry(true, IncidentStatus::Failed, 0),
-        entry(true, IncidentStatus::Resolved, 0),
+        entry(true, IncidentStatus::Resolved, 0, 0),
+        entry(false, IncidentStatus::Resolved, 1, 1),
+        entry(true, IncidentStatus::Failed, 0, 0),
+        entry(true, IncidentStatus::Resolved, 0, 0),
     ]);
     assert_eq!(score.root_cause_accuracy, 0.75);
     assert_eq!(score.healing_success, 0.75);
     assert_eq!(score.mean_mttr_seconds, Some(10.0));
-    assert_eq!(score.points, 70.0, "75 less 5 for the unnecessary action");
+    assert_eq!(score.rollbacks, 1);
+    assert_eq!(
+        score.points, 65.0,
+        "75 less 5 for the unnecessary action and 5 for the rollback"
+    );
 }
 
 /// Every failure family, generated and run on its own twin: the agents

@@ -34,6 +34,12 @@ use crate::{
     },
 };
 
+/// How often a running run reports its clock when nothing else happens,
+/// so progress bars move between incidents.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Finished runs kept in memory (the store keeps them all).
+const FINISHED_KEPT: usize = 100;
+
 /// Longest a generator may take before the entry is refused.
 const GENERATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Slowest and fastest schedule a run accepts.
@@ -164,13 +170,29 @@ impl Timelines {
         };
         let state = Arc::new(Mutex::new(run.clone()));
         let (command, commands) = watch::channel(Command::Run);
-        self.inner.runs.lock().expect("runs lock poisoned").insert(
-            run.run_id,
-            RunHandle {
-                command,
-                state: Arc::clone(&state),
-            },
-        );
+        {
+            let mut runs = self.inner.runs.lock().expect("runs lock poisoned");
+            let finished = |h: &RunHandle| h.state.lock().expect("run lock poisoned").state.is_final();
+            let mut done: Vec<(chrono::DateTime<Utc>, Uuid)> = runs
+                .iter()
+                .filter(|(_, h)| finished(h))
+                .map(|(id, h)| (h.state.lock().expect("run lock poisoned").started_at, *id))
+                .collect();
+            if done.len() >= FINISHED_KEPT {
+                // The oldest finished runs go; the store still has them.
+                done.sort();
+                for (_, id) in done.iter().take(done.len() + 1 - FINISHED_KEPT) {
+                    runs.remove(id);
+                }
+            }
+            runs.insert(
+                run.run_id,
+                RunHandle {
+                    command,
+                    state: Arc::clone(&state),
+                },
+            );
+        }
         info!(run = %run.run_id, timeline = %timeline.id, speed, "timeline run started");
         self.inner
             .engine
@@ -272,6 +294,7 @@ impl Driver {
         let mut next = 0;
         let mut pending = 0usize;
         let entries = self.timeline.entries.clone();
+        let mut report = tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         loop {
             let elapsed = banked + running_since.map_or(Duration::ZERO, |s| s.elapsed().mul_f64(speed));
             // Fire everything due (equal delays fire together).
@@ -301,6 +324,15 @@ impl Driver {
                 .then(|| Instant::now() + (entries[next].delay.saturating_sub(elapsed)).div_f64(speed));
             tokio::select! {
                 () = sleep_until_or_never(wake) => {}
+                _ = report.tick() => {
+                    if let Some(since) = running_since {
+                        let mut run = self.state.lock().expect("run lock poisoned");
+                        if run.state == RunState::Running {
+                            run.elapsed_seconds = (banked + since.elapsed().mul_f64(speed)).as_secs_f64();
+                            self.publish(&run);
+                        }
+                    }
+                }
                 Some(fired) = fired_rx.recv() => {
                     pending -= 1;
                     self.record_fired(fired);

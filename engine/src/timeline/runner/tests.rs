@@ -227,3 +227,23 @@ async fn every_generator_family_runs_on_the_twin_and_the_agents_resolve_it() {
     }
     assert!(misses.is_empty(), "{misses:#?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_running_run_reports_its_clock_between_incidents() {
+    let timelines = timelines();
+    let mut live = timelines.inner.engine.feed(None).live;
+    let run = timelines
+        .start(timelines.find("busy_day").unwrap().clone(), Some(2.0), 1)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(10_100)).await;
+    let mut clocks = Vec::new();
+    while let Ok(event) = live.try_recv() {
+        if let ServerMessage::TimelineProgress { run: progress } = &event.message
+            && progress.run_id == run.run_id
+        {
+            clocks.push(progress.elapsed_seconds.round() as u64);
+        }
+    }
+    // Every 5 s at speed 2: 10 and 20 schedule seconds, with nothing due.
+    assert!(clocks.ends_with(&[10, 20]), "{clocks:?}");
+}

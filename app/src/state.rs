@@ -190,17 +190,10 @@ impl DashboardState {
                 status,
                 resolution_time,
                 cost_savings,
-                root_cause,
-                report,
                 ..
             } => {
                 if let Some(incident) = self.incidents.iter_mut().find(|i| i.id == *incident_id) {
-                    incident.status = *status;
-                    incident.resolution_time = *resolution_time;
-                    incident.cost_savings = *cost_savings;
-                    incident.finished_at = Some(envelope.ts);
-                    incident.root_cause.clone_from(root_cause);
-                    incident.report.clone_from(report);
+                    incident.apply_status(&envelope.message, envelope.ts);
                 }
                 if status.is_terminal() {
                     self.in_flight.retain(|_, (_, incident)| incident != incident_id);

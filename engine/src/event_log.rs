@@ -141,24 +141,9 @@ impl Projection {
                 self.incidents.push_front(incident.clone());
                 self.incidents.truncate(self.incident_cap);
             }
-            ServerMessage::IncidentStatus {
-                incident_id,
-                status,
-                resolution_time,
-                cost_savings,
-                root_cause,
-                report,
-                ..
-            } => {
+            ServerMessage::IncidentStatus { incident_id, .. } => {
                 if let Some(incident) = self.incidents.iter_mut().find(|i| i.id == *incident_id) {
-                    incident.status = *status;
-                    incident.resolution_time = *resolution_time;
-                    incident.cost_savings = *cost_savings;
-                    if status.is_terminal() {
-                        incident.finished_at = Some(envelope.ts);
-                    }
-                    incident.root_cause.clone_from(root_cause);
-                    incident.report.clone_from(report);
+                    incident.apply_status(&envelope.message, envelope.ts);
                 }
             }
             ServerMessage::PerformanceMetrics { metrics } => self.metrics = metrics.clone(),

@@ -192,6 +192,34 @@ pub struct Incident {
     pub report: Option<String>,
 }
 
+impl Incident {
+    /// Folds in an `incident_status` event about this incident, sent at
+    /// `at`; any other message leaves it alone. The snapshot's projection
+    /// and the browser's state both fold statuses this way.
+    pub fn apply_status(&mut self, message: &ServerMessage, at: DateTime<Utc>) {
+        if let ServerMessage::IncidentStatus {
+            incident_id,
+            status,
+            resolution_time,
+            cost_savings,
+            root_cause,
+            report,
+            ..
+        } = message
+            && *incident_id == self.id
+        {
+            self.status = *status;
+            self.resolution_time = *resolution_time;
+            self.cost_savings = *cost_savings;
+            if status.is_terminal() {
+                self.finished_at = Some(at);
+            }
+            self.root_cause.clone_from(root_cause);
+            self.report.clone_from(report);
+        }
+    }
+}
+
 /// The business impact meter's figures (seed 000's `metrics`), computed by
 /// the server from every incident it has seen.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -44,11 +44,7 @@ fn Dashboard(snapshot: Snapshot) -> impl IntoView {
     view! {
         <div class="page">
             <header class="topbar">
-                <div class="brand">
-                    <span class="brand-mark" aria-hidden="true"></span>
-                    <span class="brand-name">"Antibody"</span>
-                    <span class="brand-tag">"self-healing incident response"</span>
-                </div>
+                <super::Brand/>
                 <nav class="topnav">
                     <a href="/incidents">"Incident history"</a>
                     <a href="/timelines">"Timeline runs"</a>

@@ -28,11 +28,7 @@ pub(crate) fn HistoryShell(children: Children) -> impl IntoView {
     view! {
         <div class="page">
             <header class="topbar">
-                <a class="brand" href="/">
-                    <span class="brand-mark" aria-hidden="true"></span>
-                    <span class="brand-name">"Antibody"</span>
-                    <span class="brand-tag">"self-healing incident response"</span>
-                </a>
+                <super::Brand/>
                 <nav class="topnav"><a href="/">"Live dashboard"</a><a href="/incidents">"Incident history"</a><a href="/timelines">"Timeline runs"</a></nav>
             </header>
             <main class="history">{children()}</main>

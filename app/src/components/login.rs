@@ -11,11 +11,7 @@ pub fn LoginPage() -> impl IntoView {
     view! {
         <div class="page">
             <header class="topbar">
-                <a class="brand" href="/">
-                    <span class="brand-mark" aria-hidden="true"></span>
-                    <span class="brand-name">"Antibody"</span>
-                    <span class="brand-tag">"self-healing incident response"</span>
-                </a>
+                <super::Brand/>
             </header>
             <main class="login">
                 <section class="panel login-panel" aria-labelledby="login-title">

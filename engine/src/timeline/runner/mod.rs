@@ -306,9 +306,7 @@ impl Driver {
             let all_fired = next == entries.len() && pending == 0;
             let (open, state) = {
                 let mut run = self.state.lock().expect("run lock poisoned");
-                run.elapsed_seconds = elapsed
-                    .as_secs_f64()
-                    .min(run.duration_seconds.max(elapsed.as_secs_f64()));
+                run.elapsed_seconds = elapsed.as_secs_f64();
                 let open = run.entries.iter().any(|e| e.status == Some(IncidentStatus::Active));
                 if run.state == RunState::Running && all_fired {
                     run.state = RunState::Draining;

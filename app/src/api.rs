@@ -86,30 +86,97 @@ fn refuse(status: axum::http::StatusCode, reason: impl std::fmt::Display) -> Ser
     ServerFnError::new(reason)
 }
 
-/// Opens an incident from a catalog scenario. Works as a plain HTML form
-/// post too, so the buttons work before (or without) the wasm. Refusals
-/// carry the REST API's statuses: 401 without the operator token, 422 for
-/// an unknown scenario, 429 with Retry-After at capacity.
+/// Most incidents one press of a scenario button may open.
+pub const MAX_FIRED_AT_ONCE: u32 = 10;
+
+/// Opens `count` incidents (default 1, at most [`MAX_FIRED_AT_ONCE`]) from a
+/// catalog scenario, at `severity` when given (empty: the scenario's own).
+/// Works as a plain HTML form post too, so the buttons work before (or
+/// without) the wasm. Refusals carry the REST API's statuses: 401 without
+/// the operator token, 422 for an unknown scenario or a bad field, 429 with
+/// Retry-After at capacity (with whatever opened before it).
 #[server(endpoint = "trigger_scenario")]
-pub async fn trigger_scenario(scenario_id: String) -> Result<Incident, ServerFnError> {
+pub async fn trigger_scenario(
+    scenario_id: String,
+    severity: Option<String>,
+    count: Option<String>,
+) -> Result<Vec<Incident>, ServerFnError> {
     use axum::http::StatusCode;
     let engine = engine()?;
     require_operator().await?;
-    let incident = engine.trigger_scenario(&scenario_id, None).map_err(|refused| {
-        let status = match &refused {
-            engine::SubmitError::UnknownScenario { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            engine::SubmitError::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
-            engine::SubmitError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            engine::SubmitError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        if let (Some(wait), Some(response)) = (refused.retry_after(), use_context::<leptos_axum::ResponseOptions>()) {
-            response.insert_header(axum::http::header::RETRY_AFTER, wait.as_secs().into());
+    let severity = match severity.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => Some(
+            serde_json::from_value::<Severity>(serde_json::Value::String(raw.to_owned())).map_err(|_| {
+                refuse(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("severity: `{raw}` is not one of low, medium, high, critical"),
+                )
+            })?,
+        ),
+    };
+    let count = match count.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        None => 1,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=MAX_FIRED_AT_ONCE).contains(&n) => n,
+            _ => {
+                return Err(refuse(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("count: `{raw}` is not a whole number from 1 to {MAX_FIRED_AT_ONCE}"),
+                ));
+            }
+        },
+    };
+    let mut opened = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        match engine.trigger_scenario(&scenario_id, severity) {
+            Ok(incident) => opened.push(incident),
+            Err(refused) => {
+                let status = match &refused {
+                    engine::SubmitError::UnknownScenario { .. } | engine::SubmitError::Invalid(_) => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                    engine::SubmitError::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
+                    engine::SubmitError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                if let (Some(wait), Some(response)) =
+                    (refused.retry_after(), use_context::<leptos_axum::ResponseOptions>())
+                {
+                    response.insert_header(axum::http::header::RETRY_AFTER, wait.as_secs().into());
+                }
+                let reason = if opened.is_empty() {
+                    refused.to_string()
+                } else {
+                    format!("opened {} of {count}, then: {refused}", opened.len())
+                };
+                engine.flush().await;
+                return Err(refuse(status, reason));
+            }
         }
-        refuse(status, refused)
-    })?;
-    // Acknowledged only once its `incident_created` event is stored.
+    }
+    // Acknowledged only once their `incident_created` events are stored.
     engine.flush().await;
-    Ok(incident)
+    Ok(opened)
+}
+
+/// Why this visitor cannot fire scenarios now, if they cannot: the
+/// operator token is missing (with what to do about it). Capacity is
+/// judged live by the page from the metrics and [`max_active_incidents`].
+// A read: GET, so it is never counted against the rate limit on writes.
+#[server(input = server_fn::codec::GetUrl)]
+pub async fn firing_blocked() -> Result<Option<String>, ServerFnError> {
+    let gate = use_context::<crate::operator::OperatorGate>().unwrap_or_default();
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    Ok(gate.check(&headers).err().map(|_| {
+        "Watching only: this server is in operator mode. Sign in with the operator token to fire scenarios.".to_owned()
+    }))
+}
+
+/// The most incidents the server keeps open at once.
+// A read: GET, so it is never counted against the rate limit on writes.
+#[server(input = server_fn::codec::GetUrl)]
+pub async fn max_active_incidents() -> Result<u64, ServerFnError> {
+    Ok(engine()?.max_active_incidents())
 }
 
 // Timelines.

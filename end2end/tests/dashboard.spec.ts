@@ -86,6 +86,18 @@ test('Database Cascade runs through every agent to resolved, live in two browser
   expect(errors).toEqual([]);
 });
 
+test('a scenario fires several at once at an overridden severity', async ({ page }) => {
+  const errors = watchConsole(page);
+  await openDashboard(page);
+  const panel = page.getByRole('region', { name: 'Fire a scenario' });
+  await panel.getByLabel('Severity').selectOption('low');
+  await panel.getByLabel('How many').fill('2');
+  await panel.getByRole('button', { name: 'Cache Failure' }).click();
+  await expect(panel.getByRole('status')).toContainText('Opened 2 ×');
+  await expect(page.getByTestId('feed-item').filter({ hasText: /Incident opened: .*\(low,/ })).toHaveCount(2);
+  expect(errors).toEqual([]);
+});
+
 test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false });
 

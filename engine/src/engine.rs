@@ -508,6 +508,11 @@ impl Engine {
             .cloned()
     }
 
+    /// The most incidents open at once before new ones are refused.
+    pub fn max_active_incidents(&self) -> u64 {
+        self.shared.max_active
+    }
+
     /// The estate's services and dependencies.
     pub fn topology(&self) -> &Arc<Topology> {
         &self.shared.topology

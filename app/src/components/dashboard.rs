@@ -58,7 +58,7 @@ fn Dashboard(snapshot: Snapshot) -> impl IntoView {
                 {view! { <ImpactMeter state/> }.into_any()}
                 {view! { <AgentSwarm state/> }.into_any()}
                 {view! { <SystemHealth state connection lag_ms/> }.into_any()}
-                {view! { <ScenarioControls/> }.into_any()}
+                {view! { <ScenarioControls state/> }.into_any()}
                 {view! { <ActivityFeed state/> }.into_any()}
                 {view! { <TimelinePanel state/> }.into_any()}
             </main>

@@ -1,20 +1,48 @@
-//! Scenario controls: one button per catalog scenario, primary ones first.
-//! Each is a server-function form, so it works before the wasm loads.
+//! Scenario controls: one button per catalog scenario, primary ones first,
+//! with a severity override and "fire several at once". It is one
+//! server-function form whose buttons each name their scenario, so it
+//! works before the wasm loads. When this visitor cannot fire (no operator
+//! token, or the server at capacity), the buttons are disabled and the
+//! reason is shown.
 
 use leptos::prelude::*;
 
-use crate::api::{TriggerScenario, get_scenarios};
+use crate::{
+    api::{MAX_FIRED_AT_ONCE, TriggerScenario, firing_blocked, get_scenarios, max_active_incidents},
+    state::DashboardState,
+};
 
 #[component]
-pub fn ScenarioControls() -> impl IntoView {
+pub fn ScenarioControls(state: RwSignal<DashboardState>) -> impl IntoView {
     let scenarios = Resource::new_blocking(|| (), |_| get_scenarios());
+    let blocked = Resource::new_blocking(|| (), |_| firing_blocked());
+    let limit = Resource::new_blocking(|| (), |_| max_active_incidents());
     let trigger = ServerAction::<TriggerScenario>::new();
+    // Why the buttons are off, if they are, and whether signing in helps:
+    // the token first, else capacity (live, from the metrics).
+    let reason = move || {
+        if let Some(Ok(Some(reason))) = blocked.get() {
+            return Some((reason, true));
+        }
+        let limit = limit.get().and_then(Result::ok)?;
+        let active = state.with(|s| s.metrics.incidents_active);
+        (active >= limit).then(|| {
+            (
+                format!("At capacity: {active} of {limit} incidents are open. The buttons come back as they close."),
+                false,
+            )
+        })
+    };
     let outcome = move || {
         trigger.value().get().map(|result| match result {
-            Ok(incident) => view! {
-                <p class="trigger-ok" role="status">"Opened: " {incident.title}</p>
+            Ok(incidents) => {
+                let text = match incidents.as_slice() {
+                    [one] => format!("Opened: {}", one.title),
+                    [first, ..] => format!("Opened {} × {}", incidents.len(), first.title),
+                    [] => "Nothing opened".to_owned(),
+                };
+                view! { <p class="trigger-ok" role="status">{text}</p> }.into_any()
             }
-            .into_any(),
             Err(e) => view! { <p class="trigger-error" role="alert">{e.to_string()}</p> }.into_any(),
         })
     };
@@ -24,23 +52,42 @@ pub fn ScenarioControls() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="loading">"Loading scenarios…"</p> }>
                 {move || Suspend::new(async move {
                     scenarios.await.map(|list| view! {
-                        <div class="scenario-buttons">
-                            {list.into_iter().map(|scenario| view! {
-                                <ActionForm action=trigger attr:class="scenario-form">
-                                    <input type="hidden" name="scenario_id" value=scenario.id.clone()/>
-                                    <button type="submit"
+                        <ActionForm action=trigger attr:class="scenario-form">
+                            <div class="scenario-options">
+                                <label class="field">
+                                    <span>"Severity"</span>
+                                    <select name="severity">
+                                        <option value="">"as the scenario says"</option>
+                                        {["low", "medium", "high", "critical"].map(|s| view! { <option value=s>{s}</option> })}
+                                    </select>
+                                </label>
+                                <label class="field field-narrow">
+                                    <span>"How many"</span>
+                                    <input type="number" name="count" value="1" min="1" max=MAX_FIRED_AT_ONCE.to_string()
+                                        title="Fire several at once"/>
+                                </label>
+                            </div>
+                            <div class="scenario-buttons">
+                                {list.into_iter().map(|scenario| view! {
+                                    <button type="submit" name="scenario_id" value=scenario.id.clone()
                                         class=if scenario.primary { "btn btn-primary" } else { "btn" }
                                         class:btn-critical=scenario.severity == engine::protocol::Severity::Critical
+                                        disabled=move || reason().is_some()
                                         title=format!("{} ({}) on {}", scenario.title, scenario.severity.as_str(), scenario.affected_services.join(", "))>
                                         {scenario.label}
                                     </button>
-                                </ActionForm>
-                            }).collect_view()}
-                        </div>
+                                }).collect_view()}
+                            </div>
+                        </ActionForm>
                     })
                 })}
             </Suspense>
             <div class="trigger-outcome" aria-live="polite">
+                {move || reason().map(|(text, sign_in)| view! {
+                    <p class="trigger-blocked" data-testid="firing-blocked">
+                        {text} {sign_in.then(|| view! { " " <a href="/login">"Sign in"</a> })}
+                    </p>
+                })}
                 {move || trigger.pending().get().then(|| view! { <p class="trigger-pending">"Opening…"</p> })}
                 {outcome}
             </div>

@@ -162,15 +162,7 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_the_client() {
 #[tokio::test]
 async fn the_login_page_is_a_form_and_a_browser_with_a_wrong_token_is_sent_back_to_it() {
     let app = app_with(|s| s.operator_token = Some("s3cret".into())).await;
-    let page = app
-        .http
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.text("/login").await;
     assert!(
         page.contains(r#"action="/login""#) && page.contains(r#"name="token""#),
         "{page}"
@@ -188,14 +180,26 @@ async fn the_login_page_is_a_form_and_a_browser_with_a_wrong_token_is_sent_back_
         .unwrap();
     assert_eq!(wrong.status(), 303);
     assert_eq!(wrong.headers()["location"], "/login?failed=1");
-    let again = app
-        .http
-        .get(app.url("/login?failed=1"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let again = app.text("/login?failed=1").await;
     assert!(again.contains("not this server"), "the form says the token was wrong");
+}
+
+#[tokio::test]
+async fn in_operator_mode_a_viewer_sees_the_buttons_disabled_with_the_reason() {
+    let app = app_with(|s| s.operator_token = Some("s3cret".into())).await;
+    let viewer = app.text("/").await;
+    assert!(
+        viewer.contains("Watching only: this server is in operator mode."),
+        "the reason"
+    );
+    let button = |html: &str| {
+        let at = html.find(r#"value="service_down""#).expect("the button is rendered");
+        let start = html[..at].rfind("<button").unwrap();
+        html[start..at + html[at..].find('>').unwrap()].to_owned()
+    };
+    assert!(button(&viewer).contains("disabled"), "{}", button(&viewer));
+    let operator = app.http.get(app.url("/")).bearer_auth("s3cret").send().await.unwrap();
+    let operator = operator.text().await.unwrap();
+    assert!(!operator.contains("Watching only"), "the operator may fire");
+    assert!(!button(&operator).contains("disabled"), "{}", button(&operator));
 }

@@ -115,6 +115,18 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The body of `GET path` (a page, or any text).
+    pub async fn text(&self, path: &str) -> String {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the server answers")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
     pub async fn post_incident(&self, body: &str) -> reqwest::Response {
         self.http
             .post(self.url("/api/incidents"))

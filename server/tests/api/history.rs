@@ -237,3 +237,52 @@ async fn beyond_capacity_creation_is_refused_with_429_and_retry_after() {
             .contains("no scenario `no_such_scenario`")
     );
 }
+
+#[tokio::test]
+async fn the_dashboards_form_fires_several_at_a_chosen_severity_and_names_bad_fields() {
+    let app = crate::helpers::spawn_app_with(|data| server::configuration::Settings {
+        max_incidents: 4,
+        ..crate::helpers::settings_in(data, 1.0, std::time::Duration::from_millis(50))
+    })
+    .await;
+    let form = |body: &str| {
+        app.http
+            .post(app.url("/api/trigger_scenario"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned())
+            .send()
+    };
+    let response = form("scenario_id=cache_failure&severity=low&count=3").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let opened: Vec<engine::protocol::Incident> = response.json().await.unwrap();
+    assert_eq!(opened.len(), 3);
+    assert!(opened.iter().all(|i| i.severity == engine::protocol::Severity::Low));
+    assert!(opened.iter().all(|i| i.scenario_id.as_deref() == Some("cache_failure")));
+
+    // Two more than the server holds: one opens, then capacity says why.
+    let response = form("scenario_id=service_down&count=2").await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("opened 1 of 2, then: at capacity")
+    );
+
+    for (body, reason) in [
+        (
+            "scenario_id=cache_failure&severity=dire",
+            "severity: `dire` is not one of",
+        ),
+        (
+            "scenario_id=cache_failure&count=0",
+            "count: `0` is not a whole number from 1 to 10",
+        ),
+        ("scenario_id=cache_failure&count=11", "count: `11`"),
+    ] {
+        let response = form(body).await.unwrap();
+        assert_eq!(response.status(), 422, "{body}");
+        assert!(response.text().await.unwrap().contains(reason), "{body}");
+    }
+}

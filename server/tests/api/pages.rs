@@ -108,15 +108,7 @@ async fn the_incident_history_and_an_incidents_story_are_server_rendered() {
         "the list links to the incident"
     );
     assert!(html.contains("Test database_cascade") && html.contains("resolved"));
-    let filtered = app
-        .http
-        .get(app.url("/incidents?status=failed"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let filtered = app.text("/incidents?status=failed").await;
     assert!(
         !filtered.contains(&format!("/incidents/{id}")),
         "the filter applies on the server"
@@ -136,14 +128,6 @@ async fn the_incident_history_and_an_incidents_story_are_server_rendered() {
     ] {
         assert!(html.contains(needle), "the story lacks {needle:?}");
     }
-    let missing = app
-        .http
-        .get(app.url("/incidents/00000000-0000-4000-8000-000000000000"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let missing = app.text("/incidents/00000000-0000-4000-8000-000000000000").await;
     assert!(missing.contains("No such incident"));
 }

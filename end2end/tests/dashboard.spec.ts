@@ -1,16 +1,7 @@
-import { test, expect, type Page, type ConsoleMessage } from '@playwright/test';
+import { test, expect, type Page } from '@playwright/test';
+import { watchConsole } from './console';
 
 const AGENTS = ['detection', 'diagnosis', 'prediction', 'resolution', 'communication'];
-
-/** Fails the test on any console error or uncaught exception in the page. */
-function watchConsole(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (m: ConsoleMessage) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  page.on('pageerror', (e) => errors.push(e.message));
-  return errors;
-}
 
 async function openDashboard(page: Page) {
   await page.goto('/');
@@ -50,7 +41,7 @@ test('the dashboard renders its five regions and goes live', async ({ page }) =>
 test('Database Cascade runs through every agent to resolved, live in two browsers', async ({ browser }) => {
   const first = await browser.newPage();
   const second = await browser.newPage();
-  const errors = [...watchConsole(first), ...watchConsole(second)];
+  const errors = [watchConsole(first), watchConsole(second)];
   await openDashboard(first);
   await openDashboard(second);
   const before = await knownIncidents(first);
@@ -83,7 +74,7 @@ test('Database Cascade runs through every agent to resolved, live in two browser
   // Both browsers saw the same story, line for line.
   expect(await feedOf(second, incident)).toEqual(await feedOf(first, incident));
   await first.screenshot({ path: 'artifacts/dashboard-resolved.png', fullPage: true });
-  expect(errors).toEqual([]);
+  expect(errors).toEqual([[], []]);
 });
 
 test('a scenario fires several at once at an overridden severity', async ({ page }) => {

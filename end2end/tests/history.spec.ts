@@ -1,13 +1,10 @@
 import { test, expect } from '@playwright/test';
+import { watchConsole } from './console';
 
 // From the live dashboard to an incident's shareable page: the history is
 // server-rendered from the store, and each incident has its own link.
 test('an incident resolved on the dashboard has a shareable page with its whole story', async ({ page }) => {
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
+  const errors = watchConsole(page);
   await page.goto('/');
   await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
   await page.getByRole('button', { name: 'Service Down' }).click();

@@ -1,14 +1,11 @@
 import { test, expect } from '@playwright/test';
+import { watchConsole } from './console';
 
 // The timelines panel: a built-in timeline's schedule previews as it is
 // chosen; a pasted timeline is checked field by field, then runs live to
 // a scored end that every dashboard sees.
 test('a pasted timeline is checked field by field, then runs live to a score', async ({ page }) => {
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
+  const errors = watchConsole(page);
   await page.goto('/');
   await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
 

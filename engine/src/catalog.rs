@@ -152,6 +152,17 @@ pub struct Catalog {
     playbooks: BTreeMap<String, Playbook>,
 }
 
+/// The name in `known` closest to `unknown` (a typo's likely meaning), if
+/// one is within a third of its length in edits.
+pub fn closest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|id| (strsim::levenshtein(unknown, id), id))
+        .filter(|(distance, id)| *distance <= id.len() / 3 + 1)
+        .min()
+        .map(|(_, id)| id)
+}
+
 /// Reads every `*.toml` in `dir` as `(stem, text)`, sorted by name.
 fn read_dir_sources(dir: &Path) -> Result<Vec<(String, String)>, CatalogError> {
     let unreadable = |e: std::io::Error| invalid(dir.display().to_string(), e.to_string());
@@ -300,12 +311,7 @@ impl Catalog {
     /// The known scenario id closest to `unknown`, when one is close enough
     /// to be a likely typo.
     pub fn closest_scenario(&self, unknown: &str) -> Option<&str> {
-        self.scenarios
-            .keys()
-            .map(|id| (strsim::levenshtein(unknown, id), id))
-            .filter(|(distance, id)| *distance <= id.len() / 3 + 1)
-            .min()
-            .map(|(_, id)| id.as_str())
+        closest(unknown, self.scenarios.keys().map(String::as_str))
     }
 }
 

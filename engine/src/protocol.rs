@@ -701,6 +701,25 @@ pub struct GameDayScore {
     pub points: f64,
 }
 
+impl GameDayScore {
+    /// The score in one line, as the panel and the command line show it:
+    /// `100/100 · root cause 100% · healed 100% · mean MTTR 21.0 s · …`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{:.0}/100 · root cause {:.0}% · healed {:.0}% · mean MTTR {} · {} unnecessary action(s) · {} rollback(s) · {} refused",
+            self.points,
+            self.root_cause_accuracy * 100.0,
+            self.healing_success * 100.0,
+            self.mean_mttr_seconds
+                .map(|s| format!("{s:.1} s"))
+                .unwrap_or_else(|| "–".into()),
+            self.unnecessary_actions,
+            self.rollbacks,
+            self.refused,
+        )
+    }
+}
+
 /// A timeline run: its schedule, progress, outcomes and score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -386,21 +386,11 @@ async fn run_timeline(args: TimelineRunArgs, terminal: bool) -> anyhow::Result<E
             ]);
         }
         println!("{summary}");
-        let score = &run.score;
         println!(
-            "\nRun {} {}: score {:.0}/100 — root cause {:.0}%, healed {:.0}%, mean MTTR {}, {} unnecessary action(s), {} rollback(s), {} refused",
+            "\nRun {} {}: score {}",
             run.run_id,
             run.state.as_str(),
-            score.points,
-            score.root_cause_accuracy * 100.0,
-            score.healing_success * 100.0,
-            score
-                .mean_mttr_seconds
-                .map(|s| format!("{s:.1} s"))
-                .unwrap_or_else(|| "-".into()),
-            score.unnecessary_actions,
-            score.rollbacks,
-            score.refused
+            run.score.summary()
         );
     }
     let all_resolved =

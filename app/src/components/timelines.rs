@@ -233,21 +233,7 @@ fn RunCard(run: TimelineRun) -> impl IntoView {
             </div>
         }
     });
-    let score = &run.score;
-    let scored = state.is_final().then(|| {
-        format!(
-            "Score {:.0}/100 · root cause {:.0}% · healed {:.0}% · mean MTTR {} · {} unnecessary action(s) · {} rollback(s)",
-            score.points,
-            score.root_cause_accuracy * 100.0,
-            score.healing_success * 100.0,
-            score
-                .mean_mttr_seconds
-                .map(|s| format!("{s:.1} s"))
-                .unwrap_or_else(|| "–".into()),
-            score.unnecessary_actions,
-            score.rollbacks,
-        )
-    });
+    let scored = state.is_final().then(|| format!("Score {}", run.score.summary()));
     view! {
         <article class="run" data-testid="timeline-run" data-state=state.as_str()>
             <header class="run-head">

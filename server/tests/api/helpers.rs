@@ -127,6 +127,18 @@ impl TestApp {
             .expect("a text body")
     }
 
+    /// The body of `GET path`, parsed as JSON.
+    pub async fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the server answers")
+            .json()
+            .await
+            .expect("a JSON body of the expected shape")
+    }
+
     pub async fn post_incident(&self, body: &str) -> reqwest::Response {
         self.http
             .post(self.url("/api/incidents"))

@@ -25,15 +25,7 @@ fn quick_timeline() -> Value {
 #[tokio::test]
 async fn the_built_in_timelines_are_listed_with_their_schedules() {
     let app = spawn_app().await;
-    let list: Value = app
-        .http
-        .get(app.url("/api/timelines"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.json("/api/timelines").await;
     let ids: Vec<&str> = list
         .as_array()
         .unwrap()
@@ -136,37 +128,13 @@ async fn a_pasted_timeline_runs_to_a_scored_end_on_the_stream_and_in_the_store()
     assert!(done.entries[1].note.as_deref().unwrap().contains("family `cache`"));
     assert!(done.score.points > 0.0);
 
-    let stored: TimelineRun = app
-        .http
-        .get(app.url(&format!("/api/timeline-runs/{}", started.run_id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stored: TimelineRun = app.json(&format!("/api/timeline-runs/{}", started.run_id)).await;
     assert_eq!(&stored, *done);
-    let listed: Vec<TimelineRun> = app
-        .http
-        .get(app.url("/api/timeline-runs?timeline_id=custom"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Vec<TimelineRun> = app.json("/api/timeline-runs?timeline_id=custom").await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].run_id, started.run_id);
     // A reloaded page finds the run in its first snapshot.
-    let snapshot: Value = app
-        .http
-        .get(app.url("/api/snapshot"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let snapshot: Value = app.json("/api/snapshot").await;
     assert_eq!(snapshot["timelines"][0]["run_id"], started.run_id.to_string());
 }
 
@@ -187,15 +155,7 @@ async fn runs_are_paused_resumed_and_cancelled_and_bad_requests_are_named() {
     let steer = |action: &str| post(format!("/api/timeline-runs/{}/{action}", started.run_id), json!({}));
     assert_eq!(steer("pause").await.unwrap().status(), 200);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let paused: TimelineRun = app
-        .http
-        .get(app.url(&format!("/api/timeline-runs/{}", started.run_id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let paused: TimelineRun = app.json(&format!("/api/timeline-runs/{}", started.run_id)).await;
     assert_eq!(paused.state, RunState::Paused);
     assert_eq!(steer("resume").await.unwrap().status(), 200);
     assert_eq!(steer("cancel").await.unwrap().status(), 200);
@@ -259,15 +219,7 @@ async fn a_run_the_server_stopped_during_is_marked_interrupted_after_a_restart()
     app.stop().await.unwrap();
 
     let app = spawn_app_in(data.clone(), settings()).await;
-    let run: TimelineRun = app
-        .http
-        .get(app.url(&format!("/api/timeline-runs/{}", started.run_id)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run: TimelineRun = app.json(&format!("/api/timeline-runs/{}", started.run_id)).await;
     assert_eq!(run.state, RunState::Interrupted);
     assert_eq!(run.name, "Busy Day");
 }
@@ -316,15 +268,7 @@ async fn the_command_line_lists_and_runs_timelines_on_a_server() {
     );
     assert!(out.contains("completed: score"), "the summary:\n{out}");
     // The run is the server's: the store has it.
-    let runs: Vec<TimelineRun> = app
-        .http
-        .get(app.url("/api/timeline-runs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let runs: Vec<TimelineRun> = app.json("/api/timeline-runs").await;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].state, RunState::Completed);
 

@@ -116,14 +116,8 @@ impl Timelines {
             .find(|t| t.id == id)
             .ok_or_else(|| RunError::UnknownTimeline {
                 id: id.to_owned(),
-                suggestion: self
-                    .inner
-                    .built_in
-                    .iter()
-                    .map(|t| (strsim::levenshtein(id, &t.id), t.id.clone()))
-                    .filter(|(distance, known)| *distance <= known.len() / 3 + 1)
-                    .min()
-                    .map(|(_, known)| known),
+                suggestion: crate::catalog::closest(id, self.inner.built_in.iter().map(|t| t.id.as_str()))
+                    .map(str::to_owned),
             })
     }
 

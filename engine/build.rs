@@ -11,6 +11,7 @@ fn main() {
         ("SCENARIOS", "data/scenarios", "toml"),
         ("PLAYBOOKS", "data/playbooks", "toml"),
         ("TIMELINES", "data/timelines", "json"),
+        ("POLICIES", "data/policies", "toml"),
     ] {
         println!("cargo:rerun-if-changed={dir}");
         let mut files: Vec<_> = fs::read_dir(dir)

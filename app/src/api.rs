@@ -3,7 +3,7 @@
 //! handle as Leptos context; the browser build sees only the call stubs.
 
 use engine::protocol::{
-    Incident, IncidentDetail, IncidentPage, IncidentStatus, ScenarioSummary, Severity, Snapshot, TimelineRun,
+    Approval, Incident, IncidentDetail, IncidentPage, IncidentStatus, ScenarioSummary, Severity, Snapshot, TimelineRun,
     TimelineSummary,
 };
 use leptos::prelude::*;
@@ -343,4 +343,52 @@ pub async fn get_timeline_run(run_id: uuid::Uuid) -> Result<Option<TimelineRun>,
         .timeline_run(run_id)
         .await
         .map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+// Governance.
+
+/// The status a refused decision answers with, here and in the REST API:
+/// 404 for an unknown approval, 409 for one already decided.
+#[cfg(feature = "ssr")]
+pub fn decide_refusal_status(error: &engine::governance::DecideError) -> axum::http::StatusCode {
+    match error {
+        engine::governance::DecideError::Unknown(_) => axum::http::StatusCode::NOT_FOUND,
+        engine::governance::DecideError::AlreadyDecided { .. } => axum::http::StatusCode::CONFLICT,
+    }
+}
+
+/// A person approves (`decision` = `approve`) or rejects (`reject`) a plan
+/// waiting for them. A plain form post works too. Refusals carry the REST
+/// API's statuses: 401, 404, 409 and 422 naming the field.
+#[server(endpoint = "decide_approval")]
+pub async fn decide_approval(
+    approval_id: uuid::Uuid,
+    decision: String,
+    approver: String,
+    comment: Option<String>,
+) -> Result<Approval, ServerFnError> {
+    use axum::http::StatusCode;
+    use engine::request::{ApprovalAnswer, ApprovalDecisionBody};
+    require_operator().await?;
+    let decision = match decision.as_str() {
+        "approve" => ApprovalAnswer::Approve,
+        "reject" => ApprovalAnswer::Reject,
+        other => {
+            return Err(refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("decision: `{other}` is neither approve nor reject"),
+            ));
+        }
+    };
+    let request = ApprovalDecisionBody {
+        decision,
+        approver,
+        comment,
+    }
+    .parse()
+    .map_err(|e| refuse(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    engine()?
+        .approvals()
+        .decide_request(approval_id, request)
+        .map_err(|e| refuse(decide_refusal_status(&e), e))
 }

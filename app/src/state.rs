@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use engine::protocol::{
-    ActionStatus, AgentStats, AgentType, Envelope, Incident, IncidentStatus, PerformanceMetrics, ServerMessage,
-    ServiceTelemetry, Severity, Snapshot, TimelineRun,
+    ActionStatus, AgentStats, AgentType, Approval, ApprovalState, Envelope, Incident, IncidentStatus,
+    PerformanceMetrics, PolicyStage, PolicyVerdict, SNAPSHOT_APPROVALS, ServerMessage, ServiceTelemetry, Severity,
+    Snapshot, TimelineRun,
 };
 use uuid::Uuid;
 
@@ -42,6 +43,8 @@ pub enum FeedKind {
     Action(AgentType),
     /// An incident opened or closed.
     Incident,
+    /// Policy decided about a plan, or a person was asked or answered.
+    Governance,
 }
 
 /// One line of the activity feed.
@@ -101,6 +104,8 @@ pub struct DashboardState {
     pub swarm_stats: Vec<AgentStats>,
     /// The newest timeline runs, newest first.
     pub timelines: VecDeque<TimelineRun>,
+    /// Approvals waiting for a person, and the latest decided, newest first.
+    pub approvals: VecDeque<Approval>,
 }
 
 impl DashboardState {
@@ -113,6 +118,7 @@ impl DashboardState {
             twin: snapshot.twin.clone(),
             swarm_stats: snapshot.swarm.clone(),
             timelines: snapshot.timelines.iter().cloned().collect(),
+            approvals: snapshot.approvals.iter().cloned().collect(),
             ..Self::default()
         };
         for event in &snapshot.recent_events {
@@ -224,6 +230,77 @@ impl DashboardState {
             ServerMessage::TwinHealth { services } => self.twin = services.clone(),
             ServerMessage::SwarmStats { agents } => self.swarm_stats = agents.clone(),
             ServerMessage::TimelineProgress { run } => run.upsert_into(&mut self.timelines),
+            ServerMessage::PolicyDecision { incident_id, decision } => {
+                let (description, status) = match (decision.stage, decision.stale, decision.verdict) {
+                    (PolicyStage::PreExecution, true, _) => {
+                        (format!("Approval stale, not run: {}", decision.reason), "stale")
+                    }
+                    (PolicyStage::PreExecution, false, _) => {
+                        ("Approval re-checked before running: still holds".to_owned(), "holds")
+                    }
+                    (PolicyStage::Proposal, _, PolicyVerdict::Auto) => {
+                        (format!("Policy auto-approved the plan ({})", decision.rule), "auto")
+                    }
+                    (PolicyStage::Proposal, _, PolicyVerdict::Human) => (
+                        format!("Policy: a person must approve ({}): {}", decision.rule, decision.reason),
+                        "human",
+                    ),
+                    (PolicyStage::Proposal, _, PolicyVerdict::Deny) => (
+                        format!("Policy denied the plan ({}): {}", decision.rule, decision.reason),
+                        "deny",
+                    ),
+                };
+                self.upsert_feed(FeedEntry {
+                    key: format!("{incident_id}:policy:{}", envelope.seq),
+                    seq: envelope.seq,
+                    at: envelope.ts,
+                    kind: FeedKind::Governance,
+                    incident_id: *incident_id,
+                    description,
+                    status: status.to_owned(),
+                    confidence: Some(decision.input.confidence),
+                    duration_ms: None,
+                });
+            }
+            ServerMessage::ApprovalRequested { approval } => {
+                let description = if approval.level == 0 {
+                    format!(
+                        "Waiting for {} to approve: {}",
+                        approval.approver, approval.proposal.plan
+                    )
+                } else {
+                    format!(
+                        "No answer in {:.0} s: escalated to {}",
+                        approval.timeout_seconds, approval.approver
+                    )
+                };
+                self.upsert_feed(FeedEntry {
+                    key: format!("{}:asked:{}", approval.approval_id, approval.level),
+                    seq: envelope.seq,
+                    at: envelope.ts,
+                    kind: FeedKind::Governance,
+                    incident_id: approval.incident_id,
+                    description,
+                    status: approval.state.as_str().to_owned(),
+                    confidence: None,
+                    duration_ms: None,
+                });
+                approval.clone().upsert_into(&mut self.approvals, SNAPSHOT_APPROVALS);
+            }
+            ServerMessage::ApprovalDecided { approval } => {
+                self.upsert_feed(FeedEntry {
+                    key: format!("{}:decided", approval.approval_id),
+                    seq: envelope.seq,
+                    at: envelope.ts,
+                    kind: FeedKind::Governance,
+                    incident_id: approval.incident_id,
+                    description: approval.outcome(),
+                    status: approval.state.as_str().to_owned(),
+                    confidence: None,
+                    duration_ms: approval.waited_seconds.map(|s| (s * 1000.0) as u64),
+                });
+                approval.clone().upsert_into(&mut self.approvals, SNAPSHOT_APPROVALS);
+            }
             // A resync is followed by a close; the reconnect resumes.
             ServerMessage::Consensus { .. } | ServerMessage::ConfigChange { .. } | ServerMessage::Resync { .. } => {}
         }
@@ -258,6 +335,19 @@ impl DashboardState {
             completed,
             last_confidence,
         }
+    }
+
+    /// Approvals waiting for a person, oldest request first (the most
+    /// urgent).
+    pub fn pending_approvals(&self) -> Vec<Approval> {
+        let mut pending: Vec<Approval> = self
+            .approvals
+            .iter()
+            .filter(|a| a.state == ApprovalState::Pending)
+            .cloned()
+            .collect();
+        pending.sort_by_key(|a| a.requested_at);
+        pending
     }
 
     /// A short name for an incident, for feed lines.
@@ -411,6 +501,83 @@ mod tests {
         }
     }
 
+    fn approval(level: u32, state: ApprovalState) -> Approval {
+        use engine::protocol::ApprovalOption;
+        Approval {
+            approval_id: Uuid::from_u128(500),
+            incident_id: Uuid::from_u128(1),
+            incident_title: "Incident 1".into(),
+            severity: Severity::Critical,
+            proposal: ApprovalOption {
+                hypothesis: "connection-pool exhaustion on postgres-primary".into(),
+                plan: "Scale the pool".into(),
+                steps: vec!["Scale connection pool on postgres-primary".into()],
+                success_probability: 0.48,
+                estimate_seconds: 5.2,
+            },
+            alternatives: Vec::new(),
+            evidence: Vec::new(),
+            rule: "wide".into(),
+            reason: "wide and critical".into(),
+            approver: ["on-call SRE", "incident commander"][level as usize].into(),
+            level,
+            escalation: vec!["on-call SRE".into(), "incident commander".into()],
+            timeout_seconds: 60.0,
+            expires_at: Utc::now(),
+            on_timeout: PolicyVerdict::Deny,
+            requested_at: Utc::now(),
+            state,
+            decided_by: (state == ApprovalState::Approved).then(|| "alice".into()),
+            decided_at: None,
+            comment: None,
+            waited_seconds: (state == ApprovalState::Approved).then_some(75.5),
+        }
+    }
+
+    #[test]
+    fn an_approval_waits_escalates_and_is_decided_in_place() {
+        let mut state = DashboardState::default();
+        state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(1) }));
+        state.apply(&at(
+            2,
+            ServerMessage::ApprovalRequested {
+                approval: approval(0, ApprovalState::Pending),
+            },
+        ));
+        assert_eq!(state.pending_approvals().len(), 1);
+        state.apply(&at(
+            3,
+            ServerMessage::ApprovalRequested {
+                approval: approval(1, ApprovalState::Pending),
+            },
+        ));
+        // One approval, now asking the next in line; two feed lines.
+        let pending = state.pending_approvals();
+        assert_eq!((pending.len(), pending[0].approver.as_str()), (1, "incident commander"));
+        state.apply(&at(
+            4,
+            ServerMessage::ApprovalDecided {
+                approval: approval(1, ApprovalState::Approved),
+            },
+        ));
+        assert!(state.pending_approvals().is_empty());
+        assert_eq!(state.approvals.len(), 1);
+        let lines: Vec<(&str, &str)> = state
+            .feed
+            .iter()
+            .filter(|e| e.kind == FeedKind::Governance)
+            .map(|e| (e.description.as_str(), e.status.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                ("Waiting for on-call SRE to approve: Scale the pool", "pending"),
+                ("No answer in 60 s: escalated to incident commander", "pending"),
+                ("Approved by alice after 75.5 s", "approved"),
+            ]
+        );
+    }
+
     #[test]
     fn an_action_is_one_feed_line_that_moves_from_in_progress_to_completed() {
         let mut state = DashboardState::default();
@@ -511,6 +678,7 @@ mod tests {
             twin: vec![telemetry("postgres-primary", HealthState::Healthy)],
             swarm: Vec::new(),
             timelines: Vec::new(),
+            approvals: Vec::new(),
         };
         assert_eq!(
             state.apply(&at(3, ServerMessage::Snapshot { snapshot })),

@@ -36,6 +36,8 @@ async fn run(incidents: usize, seed: u64) -> (Duration, u64) {
             max_active_incidents: u64::MAX,
             webhook: None,
             agent_failure_rate: 0.0,
+            // The autonomous policy: nobody is there to approve.
+            ..EngineConfig::default()
         },
         topology,
         catalog,

@@ -29,6 +29,7 @@ use crate::{
     catalog::{Catalog, CatalogError, FaultyVoter, RootCause, Scenario},
     clock::{SimClock, Speed},
     event_log::{EventLog, LogStart, Projection, Published},
+    governance::{Approvals, Policy},
     impact::ImpactModel,
     journal::{Journal, Recovered, Totals},
     orchestrator::{self, Assignment, SharedTwin, TwinRef, Verdict},
@@ -79,6 +80,10 @@ pub struct EngineConfig {
     /// Chaos: the share of agent jobs that fail as if the agent crashed,
     /// 0..=1 (0 in production; demos and tests raise it).
     pub agent_failure_rate: f64,
+    /// What may run without a person. The library's default is the
+    /// built-in `autonomous` policy (nobody is there to approve in tests,
+    /// evaluation and benchmarks); the server defaults to `default`.
+    pub policy: Arc<Policy>,
 }
 
 /// Where incidents happen.
@@ -106,6 +111,7 @@ impl Default for EngineConfig {
             max_active_incidents: 1_000,
             webhook: None,
             agent_failure_rate: 0.0,
+            policy: Arc::new(Policy::builtin("autonomous").expect("the built-in policies are checked by tests")),
         }
     }
 }
@@ -279,6 +285,8 @@ pub struct Audit {
     pub executed: Vec<ActionKind>,
     /// Plans rolled back because they did not heal.
     pub rollbacks: u32,
+    /// Simulated time spent waiting for people to approve plans.
+    pub approval_wait: Duration,
     /// Whether the incident's own estate met every objective at the end
     /// (isolated twins only).
     pub healed: Option<bool>,
@@ -327,6 +335,10 @@ struct Shared {
     /// Root-cause services being remediated, and by which incident, so two
     /// incidents never act on the same root at once.
     claims: Mutex<HashMap<String, Uuid>>,
+    /// What may run without a person.
+    policy: Arc<Policy>,
+    /// Plans waiting for a person.
+    approvals: Approvals,
 }
 
 /// A cheap-to-clone handle to the swarm.
@@ -398,6 +410,26 @@ impl Engine {
                 metrics: book.metrics(),
             });
         }
+        // An approval still pending belonged to an incident the last run
+        // left open: nobody can answer it now.
+        let orphans: Vec<_> = engine
+            .shared
+            .log
+            .project_and_subscribe(|_, projection| {
+                projection
+                    .approvals
+                    .iter()
+                    .filter(|a| a.state == crate::protocol::ApprovalState::Pending)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .0;
+        for mut approval in orphans {
+            approval.state = crate::protocol::ApprovalState::Withdrawn;
+            approval.decided_by = Some("server restart".into());
+            approval.decided_at = Some(chrono::Utc::now());
+            engine.shared.log.append(ServerMessage::ApprovalDecided { approval });
+        }
         for run in recovered.unfinished_runs {
             warn!(run = %run.run_id, timeline = %run.timeline_id, "the last run left this timeline going; marking it interrupted");
             engine.shared.log.append(ServerMessage::TimelineProgress {
@@ -467,8 +499,20 @@ impl Engine {
                 agent_failure_rate: config.agent_failure_rate.clamp(0.0, 1.0),
                 max_active: config.max_active_incidents,
                 claims: Mutex::new(HashMap::new()),
+                policy: config.policy,
+                approvals: Approvals::default(),
             }),
         })
+    }
+
+    /// The governance policy every plan passes.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.shared.policy
+    }
+
+    /// Plans waiting for a person; `decide` on it is how a person answers.
+    pub fn approvals(&self) -> &Approvals {
+        &self.shared.approvals
     }
 
     pub fn clock(&self) -> SimClock {
@@ -776,6 +820,7 @@ impl Engine {
             twin: projection.twin.clone(),
             swarm: projection.swarm.clone(),
             timelines: projection.timelines.iter().cloned().collect(),
+            approvals: projection.approvals.iter().cloned().collect(),
         });
         // Before the first reports, read the gauges directly.
         if snapshot.twin.is_empty() {
@@ -887,6 +932,7 @@ impl Engine {
                     acted_on: verdict.acted_on.clone(),
                     executed: verdict.executed.clone(),
                     rollbacks: verdict.rollbacks,
+                    approval_wait: verdict.approval_wait,
                     healed,
                     violations: violations.unwrap_or_default(),
                 },

@@ -84,6 +84,9 @@ pub async fn evaluate(
             max_active_incidents: u64::MAX,
             webhook: None,
             agent_failure_rate: 0.0,
+            // It judges the swarm's diagnosis and healing; nobody is there
+            // to approve.
+            ..EngineConfig::default()
         },
         topology,
         catalog,

@@ -100,6 +100,9 @@ pub fn is_feed_event(message: &ServerMessage) -> bool {
         ServerMessage::IncidentCreated { .. }
             | ServerMessage::AgentAction { .. }
             | ServerMessage::IncidentStatus { .. }
+            | ServerMessage::PolicyDecision { .. }
+            | ServerMessage::ApprovalRequested { .. }
+            | ServerMessage::ApprovalDecided { .. }
     )
 }
 
@@ -118,6 +121,8 @@ pub struct Projection {
     pub swarm: Vec<AgentStats>,
     /// The newest timeline runs, newest first.
     pub timelines: VecDeque<crate::protocol::TimelineRun>,
+    /// Pending approvals and the latest decided ones, newest first.
+    pub approvals: VecDeque<crate::protocol::Approval>,
     /// How many incidents and feed events to keep.
     incident_cap: usize,
     event_cap: usize,
@@ -150,6 +155,9 @@ impl Projection {
             ServerMessage::TwinHealth { services } => self.twin = services.clone(),
             ServerMessage::SwarmStats { agents } => self.swarm = agents.clone(),
             ServerMessage::TimelineProgress { run } => run.upsert_into(&mut self.timelines),
+            ServerMessage::ApprovalRequested { approval } | ServerMessage::ApprovalDecided { approval } => approval
+                .clone()
+                .upsert_into(&mut self.approvals, crate::protocol::SNAPSHOT_APPROVALS),
             _ => {}
         }
         if is_feed_event(&envelope.message) {

@@ -35,6 +35,8 @@ pub mod evaluation;
 #[cfg(feature = "runtime")]
 pub mod event_log;
 #[cfg(feature = "runtime")]
+pub mod governance;
+#[cfg(feature = "runtime")]
 pub mod impact;
 #[cfg(feature = "runtime")]
 pub mod journal;

@@ -199,6 +199,89 @@ impl NewIncident {
     }
 }
 
+/// Longest accepted approver name, in characters.
+pub const MAX_APPROVER_CHARS: usize = 64;
+/// Longest accepted decision comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 500;
+
+/// A person's answer to an approval request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalAnswer {
+    Approve,
+    Reject,
+}
+
+/// The body of `POST /api/approvals/{id}/decision`, exactly as a client
+/// sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalDecisionBody {
+    /// `approve` or `reject`.
+    pub decision: ApprovalAnswer,
+    /// Who decides, as the audit log will name them.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64, example = "alice"))]
+    pub approver: String,
+    /// Why, for the audit log.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
+    pub comment: Option<String>,
+}
+
+/// A validated decision: a trimmed, printable approver name and comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalDecision {
+    pub approve: bool,
+    pub approver: String,
+    /// `None` when blank.
+    pub comment: Option<String>,
+}
+
+impl ApprovalDecisionBody {
+    pub fn parse(self) -> Result<ApprovalDecision, FieldError> {
+        let approver = self.approver.trim();
+        if approver.is_empty() {
+            return Err(FieldError::new(
+                "approver",
+                "must not be empty: the audit log names who decided",
+            ));
+        }
+        let chars = approver.chars().count();
+        if chars > MAX_APPROVER_CHARS {
+            return Err(FieldError::new(
+                "approver",
+                format!("is {chars} characters long; the limit is {MAX_APPROVER_CHARS}"),
+            ));
+        }
+        if approver.chars().any(char::is_control) {
+            return Err(FieldError::new("approver", "must not contain control characters"));
+        }
+        let comment = self.comment.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        if let Some(comment) = comment {
+            let chars = comment.chars().count();
+            if chars > MAX_COMMENT_CHARS {
+                return Err(FieldError::new(
+                    "comment",
+                    format!("is {chars} characters long; the limit is {MAX_COMMENT_CHARS}"),
+                ));
+            }
+            if comment.chars().any(|c| c.is_control() && c != '\n') {
+                return Err(FieldError::new(
+                    "comment",
+                    "must not contain control characters other than newlines",
+                ));
+            }
+        }
+        Ok(ApprovalDecision {
+            approve: self.decision == ApprovalAnswer::Approve,
+            approver: approver.to_owned(),
+            comment: comment.map(str::to_owned),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +370,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_approval_decision_names_the_field_it_refuses() {
+        let body = |approver: &str, comment: Option<&str>| ApprovalDecisionBody {
+            decision: ApprovalAnswer::Approve,
+            approver: approver.into(),
+            comment: comment.map(Into::into),
+        };
+        let ok = body("  alice  ", Some("  pool exhaustion\nscale it ")).parse().unwrap();
+        assert_eq!(
+            ok,
+            ApprovalDecision {
+                approve: true,
+                approver: "alice".into(),
+                comment: Some("pool exhaustion\nscale it".into()),
+            }
+        );
+        assert_eq!(body("bob", Some("   ")).parse().unwrap().comment, None);
+        for (approver, comment, field) in [
+            ("   ", None, "approver"),
+            (&*"x".repeat(65), None, "approver"),
+            ("eve\u{7}", None, "approver"),
+            ("carol", Some(&*"y".repeat(501)), "comment"),
+            ("carol", Some("bell\u{7}"), "comment"),
+        ] {
+            assert_eq!(
+                body(approver, comment).parse().unwrap_err().field,
+                field,
+                "{approver:?} {comment:?}"
+            );
+        }
+        let rejected: ApprovalDecisionBody =
+            serde_json::from_str(r#"{"decision": "reject", "approver": "dan"}"#).unwrap();
+        assert!(!rejected.parse().unwrap().approve);
     }
 }

@@ -89,6 +89,10 @@ pub struct Settings {
     #[arg(long, env = "ANTIBODY_COMMIT_WINDOW", default_value = "25", value_parser = parse_millis)]
     pub commit_window: Duration,
 
+    /// Governance: a built-in policy (`default`, `autonomous`) or a policy file (TOML, as in engine/data/policies/).
+    #[arg(long, env = "ANTIBODY_POLICY", default_value = "default", value_parser = parse_policy)]
+    pub policy: std::sync::Arc<engine::governance::Policy>,
+
     /// Operator mode: when set, creating incidents needs this token (bearer header, or the cookie POST /login sets).
     #[arg(long, env = "ANTIBODY_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
@@ -392,6 +396,13 @@ fn parse_seconds(raw: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// A built-in policy's name or a policy file's path, loaded and checked.
+fn parse_policy(raw: &str) -> Result<std::sync::Arc<engine::governance::Policy>, String> {
+    engine::governance::Policy::load(raw)
+        .map(std::sync::Arc::new)
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +424,7 @@ mod tests {
         assert_eq!(settings.bind_addr().to_string(), "127.0.0.1:3000");
         assert_eq!(settings.speed, Speed::REAL_TIME);
         assert_eq!(settings.commit_window, Duration::from_millis(25));
+        assert_eq!(settings.policy.name, "default");
     }
 
     #[test]
@@ -446,6 +458,10 @@ mod tests {
             (&["--commit-window", "0.5"][..], "whole number of milliseconds"),
             (&["--llm-url", "ftp://models.example"][..], "must be an http"),
             (&["--llm-model", "llama3"][..], "--llm-url"),
+            (
+                &["--policy", "lenient"][..],
+                "not a built-in policy (autonomous, default)",
+            ),
         ] {
             let err = parse(args).unwrap_err().to_string();
             assert!(err.contains(needle), "{args:?}: {err}");

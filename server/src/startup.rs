@@ -23,7 +23,7 @@ use tracing::info;
 use crate::{
     configuration::Settings,
     problem::Problem,
-    routes::{docs, edge, health, history, incidents, live, timelines, ws},
+    routes::{approvals, docs, edge, health, history, incidents, live, timelines, ws},
 };
 
 /// How long open WebSockets get to take their close frame at shutdown.
@@ -74,6 +74,7 @@ impl Application {
             agent_failure_rate: settings.agent_failure_rate,
             fanout_capacity: settings.ws_queue as usize,
             commit_window: settings.commit_window,
+            policy: std::sync::Arc::clone(&settings.policy),
             twin: match settings.twin {
                 crate::configuration::Twin::Shared => engine::TwinMode::Shared,
                 crate::configuration::Twin::Isolated => engine::TwinMode::Isolated,
@@ -208,6 +209,11 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route("/api/timeline-runs/{id}", get(timelines::run))
         .route("/api/timeline-runs/{id}/{action}", guarded(post(timelines::steer)))
+        .route("/api/approvals", get(approvals::list))
+        .route("/api/approvals/{id}", get(approvals::get))
+        .route("/api/approvals/{id}/decision", guarded(post(approvals::decide)))
+        .route("/api/audit", get(approvals::audit))
+        .route("/api/policy", get(approvals::policy))
         .route("/api/openapi.json", get(docs::openapi_json))
         .route("/docs", get(docs::page))
         .route("/api/{*rest}", axum::routing::any(api_not_found))

@@ -64,6 +64,8 @@ impl Backend {
             });
         }
         let speed = Speed::new(speed.unwrap_or(1.0)).map_err(|e| anyhow::anyhow!("--speed: {e}"))?;
+        // The library's autonomous policy: an embedded run has nobody to
+        // approve plans (against a server, its own policy applies).
         let engine = Engine::new(EngineConfig {
             speed,
             ..EngineConfig::default()

@@ -2,7 +2,7 @@
 
 use engine::{
     journal::Unsequenced,
-    protocol::{ActionStatus, AgentType, ServerMessage},
+    protocol::{ActionStatus, AgentType, AuditEntry, ServerMessage},
 };
 use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
@@ -67,7 +67,11 @@ pub(crate) fn incident_of(message: &ServerMessage) -> Option<Uuid> {
         ServerMessage::IncidentCreated { incident } => Some(incident.id),
         ServerMessage::AgentAction { incident_id, .. }
         | ServerMessage::IncidentStatus { incident_id, .. }
-        | ServerMessage::Consensus { incident_id, .. } => Some(*incident_id),
+        | ServerMessage::Consensus { incident_id, .. }
+        | ServerMessage::PolicyDecision { incident_id, .. } => Some(*incident_id),
+        ServerMessage::ApprovalRequested { approval } | ServerMessage::ApprovalDecided { approval } => {
+            Some(approval.incident_id)
+        }
         ServerMessage::ConfigChange { incident_id, .. } => *incident_id,
         _ => None,
     }
@@ -75,6 +79,25 @@ pub(crate) fn incident_of(message: &ServerMessage) -> Option<Uuid> {
 
 /// Writes the rows one event implies.
 async fn project(tx: &mut Transaction<'static, Any>, seq: i64, event: &Unsequenced) -> Result<(), StoreError> {
+    if let Some(entry) = AuditEntry::from_event(seq as u64, event.ts, &event.message) {
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, incident_id, approval_id, kind, actor, decision, reason, plan, evidence) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(seq)
+        .bind(timestamp(entry.at))
+        .bind(entry.incident_id.to_string())
+        .bind(entry.approval_id.map(|id| id.to_string()))
+        .bind(&entry.kind)
+        .bind(&entry.actor)
+        .bind(&entry.decision)
+        .bind(&entry.reason)
+        .bind(&entry.plan)
+        .bind(entry.evidence.to_string())
+        .execute(&mut **tx)
+        .await?;
+        return Ok(());
+    }
     match &event.message {
         ServerMessage::IncidentCreated { incident } => {
             sqlx::query(

@@ -24,7 +24,7 @@ use sqlx::{
 use tracing::info;
 
 pub use engine::protocol::{EventPage, IncidentDetail, IncidentPage};
-pub use read::IncidentFilter;
+pub use read::{AuditFilter, IncidentFilter};
 
 /// The embedded migrations, run at connect.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

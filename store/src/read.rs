@@ -3,8 +3,8 @@
 use engine::{
     journal::{Recovered, Totals},
     protocol::{
-        ActionStatus, AgentType, EventPage, IncidentDetail, IncidentPage, IncidentStatus, ServerMessage, Severity,
-        TimelineRun,
+        ActionStatus, AgentType, AuditEntry, EventPage, IncidentDetail, IncidentPage, IncidentStatus, ServerMessage,
+        Severity, TimelineRun,
     },
 };
 use sqlx::Row;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     Store, StoreError,
-    rows::{INCIDENT_COLUMNS, envelope, incident, timeline_run},
+    rows::{AUDIT_COLUMNS, INCIDENT_COLUMNS, audit_entry, envelope, incident, timeline_run},
 };
 
 /// Which incidents to list, and which page.
@@ -25,6 +25,18 @@ pub struct IncidentFilter {
     pub limit: u32,
     /// Incidents to skip, newest first.
     pub offset: u64,
+}
+
+/// Which audit entries to list: newest first, before `before_seq` when
+/// paging back.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub incident_id: Option<Uuid>,
+    pub approval_id: Option<Uuid>,
+    /// Only entries older than this `seq`.
+    pub before_seq: Option<u64>,
+    /// Page size.
+    pub limit: u32,
 }
 
 impl Store {
@@ -245,13 +257,41 @@ impl Store {
                 _ => {}
             }
         }
+        let mut audit = self
+            .audit_log(&AuditFilter {
+                incident_id: Some(id),
+                limit: u32::MAX,
+                ..AuditFilter::default()
+            })
+            .await?;
+        audit.reverse();
         Ok(Some(IncidentDetail {
             incident,
             timeline,
             hypotheses,
             votes,
             actions,
+            audit,
         }))
+    }
+
+    /// Governance decisions, newest first.
+    pub async fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log \
+             WHERE ($1 IS NULL OR incident_id = $1) AND ($2 IS NULL OR approval_id = $2) AND seq < $3 \
+             ORDER BY seq DESC LIMIT $4"
+        );
+        sqlx::query(&sql)
+            .bind(filter.incident_id.map(|id| id.to_string()))
+            .bind(filter.approval_id.map(|id| id.to_string()))
+            .bind(filter.before_seq.map_or(i64::MAX, |s| s.min(i64::MAX as u64) as i64))
+            .bind(i64::from(filter.limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(audit_entry)
+            .collect()
     }
 
     /// Up to `limit` events after `since`, oldest first.

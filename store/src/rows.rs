@@ -3,7 +3,7 @@
 //! their wire names; lists and payloads as JSON text.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use engine::protocol::{Envelope, Incident, ServerMessage, TimelineRun};
+use engine::protocol::{AuditEntry, Envelope, Incident, ServerMessage, TimelineRun};
 use serde::de::DeserializeOwned;
 use sqlx::{Row, any::AnyRow};
 
@@ -67,12 +67,13 @@ pub(crate) fn incident(row: &AnyRow) -> Result<Incident, StoreError> {
     })
 }
 
-/// An event from a row of `seq, ts, body`.
+/// A timeline run from a row with its `body`.
 pub(crate) fn timeline_run(row: &AnyRow) -> Result<TimelineRun, StoreError> {
     let body: String = row.try_get("body")?;
     serde_json::from_str(&body).map_err(|e| corrupt("a timeline run", e))
 }
 
+/// An event from a row of `seq, ts, body`.
 pub(crate) fn envelope(row: &AnyRow) -> Result<Envelope, StoreError> {
     let seq: i64 = row.try_get("seq")?;
     let ts: String = row.try_get("ts")?;
@@ -82,5 +83,32 @@ pub(crate) fn envelope(row: &AnyRow) -> Result<Envelope, StoreError> {
         seq: seq as u64,
         ts: parse_time(&ts)?,
         message,
+    })
+}
+
+/// The audit log's columns, in the order [`audit_entry`] reads them.
+pub(crate) const AUDIT_COLUMNS: &str =
+    "seq, at, incident_id, approval_id, kind, actor, decision, reason, plan, evidence";
+
+/// An audit entry from a row of [`AUDIT_COLUMNS`].
+pub(crate) fn audit_entry(row: &AnyRow) -> Result<AuditEntry, StoreError> {
+    let seq: i64 = row.try_get("seq")?;
+    let at: String = row.try_get("at")?;
+    let incident_id: String = row.try_get("incident_id")?;
+    let approval_id: Option<String> = row.try_get("approval_id")?;
+    let evidence: String = row.try_get("evidence")?;
+    Ok(AuditEntry {
+        seq: seq as u64,
+        at: parse_time(&at)?,
+        incident_id: incident_id.parse().map_err(|e| corrupt("audit incident id", e))?,
+        approval_id: approval_id
+            .map(|id| id.parse().map_err(|e| corrupt("audit approval id", e)))
+            .transpose()?,
+        kind: row.try_get("kind")?,
+        actor: row.try_get("actor")?,
+        decision: row.try_get("decision")?,
+        reason: row.try_get("reason")?,
+        plan: row.try_get("plan")?,
+        evidence: serde_json::from_str(&evidence).map_err(|e| corrupt("audit evidence", e))?,
     })
 }

@@ -88,6 +88,7 @@ on_both_backends!(
     incidents_and_totals_are_projected_from_events,
     a_reopened_store_recovers_where_it_left_off,
     concurrent_writers_never_share_a_seq,
+    the_audit_log_is_projected_from_governance_events,
 );
 
 fn incident(n: u128, scenario: &str, severity: Severity) -> Incident {
@@ -335,4 +336,140 @@ async fn concurrent_writers_never_share_a_seq(db: Db) {
     let all = a.events_since(0, 1_000).await.unwrap();
     assert_eq!(all.events.len(), 120);
     assert_eq!(all.last_seq, 120);
+}
+
+fn approval(n: u128, level: u32, state: engine::protocol::ApprovalState) -> engine::protocol::Approval {
+    use engine::protocol::{Approval, ApprovalOption, PolicyVerdict};
+    Approval {
+        approval_id: Uuid::from_u128(1_000 + n),
+        incident_id: Uuid::from_u128(n),
+        incident_title: format!("incident {n}"),
+        severity: Severity::Critical,
+        proposal: ApprovalOption {
+            hypothesis: "connection-pool exhaustion on postgres-primary".into(),
+            plan: "scale the pool".into(),
+            steps: vec!["Scale connection pool on postgres-primary".into()],
+            success_probability: 0.48,
+            estimate_seconds: 5.2,
+        },
+        alternatives: vec![],
+        evidence: vec!["postgres-primary pool_usage +191.8σ from baseline".into()],
+        rule: "wide".into(),
+        reason: "wide and critical".into(),
+        approver: ["on-call SRE", "incident commander"][level as usize].into(),
+        level,
+        escalation: vec!["on-call SRE".into(), "incident commander".into()],
+        timeout_seconds: 60.0,
+        expires_at: Utc::now(),
+        on_timeout: PolicyVerdict::Deny,
+        requested_at: Utc::now(),
+        state,
+        decided_by: (state != engine::protocol::ApprovalState::Pending).then(|| "alice".into()),
+        decided_at: None,
+        comment: (state != engine::protocol::ApprovalState::Pending).then(|| "go".into()),
+        waited_seconds: None,
+    }
+}
+
+async fn the_audit_log_is_projected_from_governance_events(db: Db) {
+    use engine::protocol::{ApprovalState, PolicyDecision, PolicyInput, PolicyStage, PolicyVerdict};
+    let store = db.open().await;
+    let decision = |stage, stale| {
+        event(ServerMessage::PolicyDecision {
+            incident_id: Uuid::from_u128(1),
+            decision: PolicyDecision {
+                stage,
+                plan: "scale the pool".into(),
+                verdict: PolicyVerdict::Human,
+                rule: "wide".into(),
+                reason: "wide and critical".into(),
+                revision: "r1".into(),
+                input: PolicyInput {
+                    actions: vec!["scale_connection_pool".into()],
+                    irreversible: false,
+                    severity: Severity::Critical,
+                    blast_radius: 6,
+                    confidence: 0.48,
+                },
+                approval_id: None,
+                stale,
+            },
+        })
+    };
+    store
+        .append_batch(&[
+            created(1, "database_cascade", Severity::Critical),
+            created(2, "service_down", Severity::High),
+            decision(PolicyStage::Proposal, false),
+            event(ServerMessage::ApprovalRequested {
+                approval: approval(1, 0, ApprovalState::Pending),
+            }),
+            event(ServerMessage::ApprovalRequested {
+                approval: approval(1, 1, ApprovalState::Pending),
+            }),
+            event(ServerMessage::ApprovalDecided {
+                approval: approval(1, 1, ApprovalState::Approved),
+            }),
+            decision(PolicyStage::PreExecution, true),
+            metrics(),
+        ])
+        .await
+        .unwrap();
+
+    let all = store
+        .audit_log(&crate::AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let rows: Vec<(u64, &str, &str, &str)> = all
+        .iter()
+        .map(|e| (e.seq, e.kind.as_str(), e.actor.as_str(), e.decision.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (7, "policy_decision", "policy:wide", "stale"),
+            (6, "approval_decided", "alice", "approved"),
+            (5, "approval_escalated", "policy (timeout)", "pending"),
+            (4, "approval_requested", "policy:wide", "pending"),
+            (3, "policy_decision", "policy:wide", "human"),
+        ]
+    );
+    assert_eq!(
+        all[3].evidence["evidence"][0],
+        "postgres-primary pool_usage +191.8σ from baseline"
+    );
+    assert_eq!(all[4].evidence["input"]["blast_radius"], 6);
+    assert!(
+        all[2]
+            .reason
+            .contains("no answer from on-call SRE in 60s; asking incident commander")
+    );
+
+    let by_approval = store
+        .audit_log(&crate::AuditFilter {
+            approval_id: Some(Uuid::from_u128(1_001)),
+            before_seq: Some(6),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_approval.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5]);
+    let other = store
+        .audit_log(&crate::AuditFilter {
+            incident_id: Some(Uuid::from_u128(2)),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+    let detail = store.incident(Uuid::from_u128(1)).await.unwrap().unwrap();
+    assert_eq!(
+        detail.audit.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![3, 4, 5, 6, 7]
+    );
 }

@@ -5,8 +5,8 @@ use engine::protocol::Snapshot;
 use leptos::prelude::*;
 
 use super::{
-    connection::ConnectionIndicator, feed::ActivityFeed, health::SystemHealth, impact::ImpactMeter,
-    scenarios::ScenarioControls, swarm::AgentSwarm, timelines::TimelinePanel,
+    approvals::ApprovalsPanel, connection::ConnectionIndicator, feed::ActivityFeed, health::SystemHealth,
+    impact::ImpactMeter, scenarios::ScenarioControls, swarm::AgentSwarm, timelines::TimelinePanel,
 };
 use crate::{api::get_snapshot, live::Connection, state::DashboardState};
 
@@ -56,6 +56,7 @@ fn Dashboard(snapshot: Snapshot) -> impl IntoView {
                 // Type-erased, so the page's view type stays shallow enough
                 // for the compiler (and the wasm stays smaller).
                 {view! { <ImpactMeter state/> }.into_any()}
+                {view! { <ApprovalsPanel state/> }.into_any()}
                 {view! { <AgentSwarm state/> }.into_any()}
                 {view! { <SystemHealth state connection lag_ms/> }.into_any()}
                 {view! { <ScenarioControls state/> }.into_any()}

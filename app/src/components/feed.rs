@@ -17,13 +17,18 @@ pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
                 <ol class="feed-list" aria-live="polite" aria-relevant="additions" data-testid="feed">
                     <For each=move || entries.get() key=|e| (e.key.clone(), e.seq) let:entry>
                         <li class="feed-item" data-testid="feed-item" data-incident=entry.incident_id.to_string()
-                            data-kind=match entry.kind { FeedKind::Action(agent) => agent.as_str(), FeedKind::Incident => "incident" }
+                            data-kind=match entry.kind {
+                                FeedKind::Action(agent) => agent.as_str(),
+                                FeedKind::Incident => "incident",
+                                FeedKind::Governance => "governance",
+                            }
                             data-status=entry.status.clone()>
                             <time class="feed-time" datetime=entry.at.to_rfc3339()>{entry.at.format("%H:%M:%S").to_string()}</time>
                             <span class="feed-agent">
                                 {match entry.kind {
                                     FeedKind::Action(agent) => view! { {agent_glyph(agent)} <span>{agent.label()}</span> }.into_any(),
                                     FeedKind::Incident => view! { <span class="feed-incident-mark">"Incident"</span> }.into_any(),
+                                    FeedKind::Governance => view! { <span class="feed-governance-mark">"Governance"</span> }.into_any(),
                                 }}
                             </span>
                             <span class="feed-desc">

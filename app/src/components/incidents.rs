@@ -5,8 +5,8 @@
 //! so they work without JavaScript too.
 
 use engine::protocol::{
-    ActionStatus, AgentAction, ConsensusRound, Envelope, Incident, IncidentDetail, IncidentPage, IncidentStatus,
-    ServerMessage, Severity,
+    ActionStatus, AgentAction, AuditEntry, ConsensusRound, Envelope, Incident, IncidentDetail, IncidentPage,
+    IncidentStatus, ServerMessage, Severity,
 };
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -188,6 +188,7 @@ fn IncidentStory(detail: IncidentDetail) -> impl IntoView {
         hypotheses,
         votes,
         actions,
+        audit,
     } = detail;
     let hypotheses = hypotheses.as_array().cloned().unwrap_or_default();
     view! {
@@ -215,6 +216,14 @@ fn IncidentStory(detail: IncidentDetail) -> impl IntoView {
             <section class="panel" aria-labelledby="votes-title">
                 <h2 id="votes-title" class="panel-title">"Consensus"</h2>
                 {votes.into_iter().map(|round| view! { <Round round/> }).collect_view()}
+            </section>
+            <section class="panel" aria-labelledby="governance-title">
+                <h2 id="governance-title" class="panel-title">"Governance (audit log)"</h2>
+                {if audit.is_empty() {
+                    view! { <p class="empty">"No plan reached governance."</p> }.into_any()
+                } else {
+                    view! { <ol class="audit" data-testid="audit">{audit.into_iter().map(audit_line).collect_view()}</ol> }.into_any()
+                }}
             </section>
             <section class="panel" aria-labelledby="steps-title">
                 <h2 id="steps-title" class="panel-title">"Remediation"</h2>
@@ -293,6 +302,21 @@ fn Round(round: ConsensusRound) -> impl IntoView {
     }
 }
 
+/// One audit entry: who or what decided, when, and why.
+fn audit_line(entry: AuditEntry) -> impl IntoView {
+    let kind = entry.kind.replace('_', " ");
+    view! {
+        <li class="audit-line" data-kind=entry.kind.clone()>
+            <time class="mono muted" datetime=entry.at.to_rfc3339()>{entry.at.format("%H:%M:%S").to_string()}</time>
+            <span class=format!("badge badge-{}", entry.decision)>{entry.decision.clone()}</span>
+            <span>
+                <strong>{entry.actor}</strong>" · "{kind}
+                {(!entry.reason.is_empty()).then(|| view! { <span class="muted">" — "{entry.reason}</span> })}
+            </span>
+        </li>
+    }
+}
+
 /// One of resolution's finished actions.
 fn step(action: AgentAction) -> impl IntoView {
     let status = match action.status {
@@ -328,6 +352,18 @@ fn timeline_line(event: Envelope) -> Option<impl IntoView> {
             ),
         ),
         ServerMessage::IncidentStatus { status, .. } => ("incident".to_owned(), status.as_str().to_owned()),
+        ServerMessage::ApprovalRequested { approval } | ServerMessage::ApprovalDecided { approval } => {
+            ("governance".to_owned(), approval.outcome())
+        }
+        ServerMessage::PolicyDecision { decision, .. } => (
+            "governance".to_owned(),
+            format!(
+                "policy {} ({}): {}",
+                decision.verdict.as_str(),
+                decision.rule,
+                decision.reason
+            ),
+        ),
         _ => return None,
     };
     Some(view! {

@@ -21,8 +21,11 @@ pub struct Attempt {
     pub hypothesis: String,
     /// The consensus, in one line.
     pub consensus: String,
-    /// Whether the vote passed.
+    /// Whether the plan was cleared to run: the vote passed and governance
+    /// allowed it.
     pub approved: bool,
+    /// Policy's decision and any person's, one line each.
+    pub governance: Vec<String>,
     /// Steps run, with their simulated seconds.
     pub executed: Vec<(String, f64)>,
     /// Whether telemetry showed recovery.
@@ -148,6 +151,9 @@ impl Communication {
         }
         for (i, attempt) in outcome.attempts.iter().enumerate() {
             let _ = writeln!(md, "{}. **{}** — {}", i + 1, attempt.hypothesis, attempt.consensus);
+            for line in &attempt.governance {
+                let _ = writeln!(md, "   - Governance: {line}");
+            }
             for (step, seconds) in &attempt.executed {
                 let _ = writeln!(md, "   - {step} ({seconds:.1} s)");
             }
@@ -252,6 +258,7 @@ mod tests {
                 hypothesis: "crash loop on order-service".into(),
                 consensus: "approved 5/5 (quorum 3)".into(),
                 approved: true,
+                governance: vec!["Policy rule `default`: auto-approved (reversible)".into()],
                 executed: vec![("Roll back deploy on order-service".into(), 2.2)],
                 verified: true,
                 outstanding: Vec::new(),

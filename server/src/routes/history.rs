@@ -42,7 +42,7 @@ pub struct IncidentQuery {
 const INCIDENT_FIELDS: [&str; 5] = ["status", "severity", "scenario", "limit", "offset"];
 
 /// A page size within `1..=max`, or the problem with it.
-fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u32, Problem> {
+pub(crate) fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u32, Problem> {
     match limit.unwrap_or(default) {
         n if (1..=max).contains(&n) => Ok(n),
         n => Err(Problem::field(

@@ -1,6 +1,7 @@
 //! HTTP and WebSocket handlers. Each parses its input at the edge, calls
 //! the engine, and maps the outcome to a status; none holds logic of its own.
 
+pub mod approvals;
 pub mod docs;
 pub mod edge;
 pub mod health;

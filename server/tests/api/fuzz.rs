@@ -38,6 +38,9 @@ fn json() -> impl Strategy<Value = Value> {
                     Just("severity".to_owned()),
                     Just("affected_services".to_owned()),
                     Just("scenario_id".to_owned()),
+                    Just("decision".to_owned()),
+                    Just("approver".to_owned()),
+                    Just("comment".to_owned()),
                     "[a-z_]{1,12}",
                 ],
                 inner,
@@ -60,6 +63,10 @@ fn query() -> impl Strategy<Value = String> {
                 Just("severity"),
                 Just("scenario"),
                 Just("epoch"),
+                Just("incident_id"),
+                Just("approval_id"),
+                Just("before_seq"),
+                Just("state"),
                 Just("x")
             ],
             prop_oneof![".{0,12}", any::<i64>().prop_map(|n| n.to_string())],
@@ -115,6 +122,16 @@ async fn probe(app: &TestApp, body: &Value, query: &str, mangled: bool) -> Resul
             .header("content-type", "application/json")
             .body(text.clone()),
         app.http.get(app.url(&format!("/api/timeline-runs?{query}"))),
+        app.http
+            .post(app.url(&format!("/api/approvals/{}/decision", uuid::Uuid::new_v4())))
+            .header("content-type", "application/json")
+            .body(text.clone()),
+        app.http
+            .post(app.url(&format!("/api/approvals/{}/decision", urlencode(&text))))
+            .header("content-type", "application/json")
+            .body(text.clone()),
+        app.http.get(app.url(&format!("/api/approvals?{query}"))),
+        app.http.get(app.url(&format!("/api/audit?{query}"))),
         app.http.get(app.url(&format!("/api/incidents?{query}"))),
         app.http.get(app.url(&format!("/api/events?{query}"))),
         app.http.get(app.url(&format!("/ws?{query}"))),

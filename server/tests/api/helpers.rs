@@ -53,6 +53,9 @@ pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duratio
         webhook_url: None,
         agent_failure_rate: 0.0,
         agent_workers: 64,
+        // Nobody approves plans in most tests; `governance.rs` uses the
+        // default policy and its own.
+        policy: std::sync::Arc::new(engine::governance::Policy::builtin("autonomous").unwrap()),
     }
 }
 

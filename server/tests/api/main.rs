@@ -5,6 +5,7 @@
 mod edge;
 mod eval;
 mod fuzz;
+mod governance;
 mod helpers;
 mod history;
 mod incidents;

@@ -158,6 +158,7 @@ impl Timelines {
                     root_cause_correct: None,
                     unnecessary_actions: None,
                     rollbacks: None,
+                    approval_wait_seconds: None,
                 })
                 .collect(),
             score: score(&[]),
@@ -479,6 +480,8 @@ impl Driver {
                     .filter(|a| !answer.remediations.contains(a))
                     .count() as u32,
             );
+            entry.rollbacks = Some(audit.rollbacks);
+            entry.approval_wait_seconds = Some((audit.approval_wait.as_secs_f64() * 10.0).round() / 10.0);
         }
         run.score = score(&run.entries);
         self.publish(&run);
@@ -558,7 +561,7 @@ pub fn score(entries: &[RunEntry]) -> GameDayScore {
         unnecessary_actions: unnecessary,
         refused,
         rollbacks,
-        approval_wait_seconds: 0.0,
+        approval_wait_seconds: entries.iter().filter_map(|e| e.approval_wait_seconds).sum(),
         points: points.round(),
     }
 }

@@ -174,6 +174,7 @@ fn the_score_weighs_root_cause_healing_and_mistakes() {
         root_cause_correct: Some(correct),
         unnecessary_actions: Some(unnecessary),
         rollbacks: Some(rollbacks),
+        approval_wait_seconds: Some(4.5),
     };
     let score = score(&[
         entry(true, IncidentStatus::Resolved, 0, 0),
@@ -185,6 +186,7 @@ fn the_score_weighs_root_cause_healing_and_mistakes() {
     assert_eq!(score.healing_success, 0.75);
     assert_eq!(score.mean_mttr_seconds, Some(10.0));
     assert_eq!(score.rollbacks, 1);
+    assert_eq!(score.approval_wait_seconds, 18.0);
     assert_eq!(
         score.points, 65.0,
         "75 less 5 for the unnecessary action and 5 for the rollback"
@@ -246,4 +248,49 @@ async fn a_running_run_reports_its_clock_between_incidents() {
     }
     // Every 5 s at speed 2: 10 and 20 schedule seconds, with nothing due.
     assert!(clocks.ends_with(&[10, 20]), "{clocks:?}");
+}
+
+/// A game day under the default policy: the facilitator approves the plan
+/// that needs a person, and the run records how long that took.
+#[tokio::test(start_paused = true)]
+async fn a_run_counts_the_time_plans_waited_for_approval() {
+    let engine = Engine::new(EngineConfig {
+        seed: Some(5),
+        policy: Arc::new(crate::governance::Policy::builtin("default").unwrap()),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let generator = BuiltinGenerator::embedded(Arc::clone(engine.topology())).unwrap();
+    let timelines = Timelines::new(engine.clone(), Arc::new(generator)).unwrap();
+    let mut live = engine.feed(None).live;
+    let one = r#"{"name": "One", "duration_minutes": 1, "incidents": [
+        {"delay_seconds": 0, "type": "predefined", "scenario_id": "database_cascade", "comment": "needs a person"}
+    ]}"#;
+    let run = timelines
+        .start(timelines.parse("one.json", one).unwrap(), None, 1)
+        .unwrap();
+    let approval = loop {
+        let event = live.recv().await.unwrap();
+        if let ServerMessage::ApprovalRequested { approval } = &event.message {
+            break approval.clone();
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    engine
+        .approvals()
+        .decide(
+            approval.approval_id,
+            crate::governance::HumanDecision {
+                approve: true,
+                approver: "facilitator".into(),
+                comment: None,
+                at: chrono::Utc::now(),
+            },
+        )
+        .unwrap();
+    let done = timelines.finished(run.run_id).await.unwrap();
+    assert_eq!(done.entries[0].status, Some(IncidentStatus::Resolved));
+    assert_eq!(done.entries[0].approval_wait_seconds, Some(15.0));
+    assert_eq!(done.entries[0].rollbacks, Some(0));
+    assert_eq!(done.score.approval_wait_seconds, 15.0);
 }

@@ -11,6 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod governance;
+pub use governance::*;
+
 /// How bad an incident is. Ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -295,6 +298,16 @@ pub enum ServerMessage {
     /// A timeline run moved on: started, fired an incident, saw one close,
     /// paused, resumed, finished or was cancelled. Carries the whole run.
     TimelineProgress { run: TimelineRun },
+    /// Policy decided about a plan: run it, ask a person, or never; or,
+    /// right before an approved plan runs, whether the approval still holds.
+    PolicyDecision {
+        incident_id: Uuid,
+        decision: PolicyDecision,
+    },
+    /// A plan waits for a person; sent again, same id, on each escalation.
+    ApprovalRequested { approval: Approval },
+    /// A person (or the timeout) decided.
+    ApprovalDecided { approval: Approval },
     /// The connection fell too far behind the live stream and is about to be
     /// closed; reconnect and resume from the last `seq` applied. Not stored:
     /// its `seq` is the last one sent on this connection.
@@ -320,6 +333,9 @@ impl ServerMessage {
             Self::Snapshot { .. } => "snapshot",
             Self::Resync { .. } => "resync",
             Self::TimelineProgress { .. } => "timeline_progress",
+            Self::PolicyDecision { .. } => "policy_decision",
+            Self::ApprovalRequested { .. } => "approval_requested",
+            Self::ApprovalDecided { .. } => "approval_decided",
         }
     }
 }
@@ -435,6 +451,10 @@ pub struct Snapshot {
     /// finished ones, with their scores).
     #[serde(default)]
     pub timelines: Vec<TimelineRun>,
+    /// Approvals waiting for a person, and the latest decided ones, newest
+    /// first.
+    #[serde(default)]
+    pub approvals: Vec<Approval>,
 }
 
 /// One agent's lane on the agent bus (seed 001's per-agent figures).
@@ -672,6 +692,9 @@ pub struct RunEntry {
     /// Plans rolled back because they did not heal.
     #[serde(default)]
     pub rollbacks: Option<u32>,
+    /// Simulated seconds its plans waited for human approval.
+    #[serde(default)]
+    pub approval_wait_seconds: Option<f64>,
 }
 
 /// A run scored like a game day, against the answer keys.
@@ -692,8 +715,9 @@ pub struct GameDayScore {
     /// Plans rolled back, over every incident.
     #[serde(default)]
     pub rollbacks: u32,
-    /// Time spent waiting for human approval. Always 0 until approvals
-    /// exist (the governance issue); reported so runs stay comparable.
+    /// Simulated seconds plans waited for human approval, over every
+    /// incident: the game day's measure of how fast people decide. Not
+    /// part of `points`, which scores the swarm.
     #[serde(default)]
     pub approval_wait_seconds: f64,
     /// The headline, 0 to 100: half root cause, half healing, less 5 per
@@ -706,7 +730,7 @@ impl GameDayScore {
     /// `100/100 · root cause 100% · healed 100% · mean MTTR 21.0 s · …`.
     pub fn summary(&self) -> String {
         format!(
-            "{:.0}/100 · root cause {:.0}% · healed {:.0}% · mean MTTR {} · {} unnecessary action(s) · {} rollback(s) · {} refused",
+            "{:.0}/100 · root cause {:.0}% · healed {:.0}% · mean MTTR {} · {} unnecessary action(s) · {} rollback(s) · {} refused · {:.1} s awaiting approval",
             self.points,
             self.root_cause_accuracy * 100.0,
             self.healing_success * 100.0,
@@ -716,6 +740,7 @@ impl GameDayScore {
             self.unnecessary_actions,
             self.rollbacks,
             self.refused,
+            self.approval_wait_seconds,
         )
     }
 }
@@ -794,6 +819,9 @@ pub struct IncidentDetail {
     pub votes: Vec<ConsensusRound>,
     /// Resolution's finished actions: checks, steps, verification, rollback.
     pub actions: Vec<AgentAction>,
+    /// Governance: every policy decision and approval, oldest first.
+    #[serde(default)]
+    pub audit: Vec<AuditEntry>,
 }
 
 /// Events after a `seq`.

@@ -24,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+mod gate;
+
+use gate::Clearance;
+
 use crate::{
     Engine,
     agents::{
@@ -154,6 +158,8 @@ pub struct Verdict {
     pub diagnosed_after: Option<Duration>,
     /// Plans whose steps were rolled back (they did not heal).
     pub rollbacks: u32,
+    /// Simulated time spent waiting for people to approve plans.
+    pub approval_wait: Duration,
 }
 
 /// Everything an incident task needs besides the engine.
@@ -198,6 +204,8 @@ struct Run<'a> {
     severity: Severity,
     /// Simulated time spent so far.
     elapsed: Duration,
+    /// Of which, waiting for people to approve plans.
+    approval_wait: Duration,
     timeline: Vec<TimelineEntry>,
 }
 
@@ -243,6 +251,15 @@ impl Run<'_> {
         }
     }
 
+    /// Adds a line to the incident's timeline (for the report).
+    fn note(&mut self, agent: AgentType, text: String) {
+        self.timeline.push(TimelineEntry {
+            at: (self.elapsed.as_secs_f64() * 10.0).round() / 10.0,
+            agent,
+            text,
+        });
+    }
+
     fn finished(&mut self, mut action: AgentAction, status: ActionStatus, report: Report, took: Duration) {
         self.engine.bus().record(action.agent_type, took);
         info!(
@@ -251,11 +268,7 @@ impl Run<'_> {
             "{}",
             report.description
         );
-        self.timeline.push(TimelineEntry {
-            at: (self.elapsed.as_secs_f64() * 10.0).round() / 10.0,
-            agent: action.agent_type,
-            text: report.description.clone(),
-        });
+        self.note(action.agent_type, report.description.clone());
         action.status = status;
         action.description = report.description;
         if let (Some(details), serde_json::Value::Object(more)) = (action.details.as_object_mut(), report.details) {
@@ -737,6 +750,7 @@ pub(crate) async fn run(engine: Engine, assignment: Assignment) {
         interrupt: engine.interrupt_token(),
         severity: incident.severity,
         elapsed: Duration::ZERO,
+        approval_wait: Duration::ZERO,
         timeline: Vec::new(),
     };
     let mut case = Case::new(incident);
@@ -763,6 +777,7 @@ pub(crate) async fn run(engine: Engine, assignment: Assignment) {
                 detected_after: None,
                 diagnosed_after: None,
                 rollbacks: 0,
+                approval_wait: run.approval_wait,
             }
         }
     };
@@ -810,6 +825,7 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
     let mut acted_on = None;
     let mut tried: Vec<RootCause> = Vec::new();
     let mut waits = 0;
+    let mut cleared_while_waiting = false;
     while attempts.len() < MAX_ATTEMPTS {
         let Some(hypothesis) = case
             .diagnosis
@@ -842,6 +858,7 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
             hypothesis: hypothesis.label(),
             consensus: line,
             approved,
+            governance: Vec::new(),
             executed: Vec::new(),
             verified: false,
             outstanding: Vec::new(),
@@ -851,6 +868,35 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
             run.engine.release(&plan.root.service, run.id);
             attempts.push(attempt);
             continue;
+        }
+        let clearance = run.govern(case, &hypothesis, &plan, &mut attempt).await;
+        let clearance = match clearance {
+            Ok(clearance) => clearance,
+            Err(stop) => {
+                run.engine.release(&plan.root.service, run.id);
+                return Err(stop);
+            }
+        };
+        match clearance {
+            Clearance::Run => {}
+            Clearance::Refused => {
+                attempt.approved = false;
+                run.engine.release(&plan.root.service, run.id);
+                attempts.push(attempt);
+                continue;
+            }
+            Clearance::Stale { cleared } => {
+                attempt.approved = false;
+                run.engine.release(&plan.root.service, run.id);
+                attempts.push(attempt);
+                if cleared && reexamine(run, case).await? {
+                    cleared_while_waiting = true;
+                    break;
+                }
+                // The estate moved on: plan this root cause afresh.
+                tried.retain(|root| *root != hypothesis.root);
+                continue;
+            }
         }
         let remedy = run.remediate(case, &plan, &mut attempt).await;
         run.engine.release(&plan.root.service, run.id);
@@ -880,6 +926,10 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
     let hypotheses_empty = tried.is_empty() && acted_on.is_none();
 
     let (status, summary) = match (&acted_on, anomalous, hypotheses_empty) {
+        (None, _, _) if cleared_while_waiting => (
+            IncidentStatus::Resolved,
+            "The trouble cleared while the plan waited for approval; nothing was run.".to_owned(),
+        ),
         (Some(root), _, _) => (
             IncidentStatus::Resolved,
             format!(
@@ -956,5 +1006,6 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         detected_after: Some(detected_after),
         diagnosed_after: Some(diagnosed_after),
         rollbacks,
+        approval_wait: run.approval_wait,
     })
 }

@@ -1,0 +1,419 @@
+//! The governance gate between a passed vote and the first step: policy
+//! decides; a plan that needs a person waits for one (escalating on
+//! timeout); an approved plan is looked at again right before it runs, and
+//! a stale approval does not run.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+use tracing::info;
+
+use super::{Run, Stop, VERIFY_WINDOW, watch_list};
+use crate::{
+    agents::{Case, Plan, communication::Attempt, diagnosis::Hypothesis, resolution::outstanding_in},
+    governance::{self, HumanDecision, Ruling},
+    protocol::{
+        Approval, ApprovalOption, ApprovalState, PolicyDecision, PolicyInput, PolicyStage, PolicyVerdict, ServerMessage,
+    },
+};
+
+/// Alternatives shown to an approver besides the proposal.
+const ALTERNATIVES: usize = 3;
+/// Evidence lines shown to an approver.
+const EVIDENCE_LINES: usize = 8;
+
+/// How governance ended for a plan.
+pub(super) enum Clearance {
+    /// Run it.
+    Run,
+    /// Policy or a person said no.
+    Refused,
+    /// A person approved it, but by the time it would run it no longer
+    /// fitted: the trouble had cleared (`cleared`), or the plan had changed.
+    Stale { cleared: bool },
+}
+
+/// How a wait for a person ended.
+enum Wake {
+    Decided(HumanDecision),
+    TimedOut,
+    Interrupted,
+}
+
+impl Run<'_> {
+    /// Policy's decision on `plan`, and a person's when policy asks for one.
+    pub(super) async fn govern(
+        &mut self,
+        case: &Case,
+        hypothesis: &Hypothesis,
+        plan: &Plan,
+        attempt: &mut Attempt,
+    ) -> Result<Clearance, Stop> {
+        let input = policy_input(case, hypothesis, plan);
+        let ruling = self.engine.policy().decide(&input);
+        self.decided(PolicyStage::Proposal, plan, &ruling, input, None, false);
+        attempt.governance.push(format!(
+            "Policy rule `{}`: {} ({})",
+            ruling.rule,
+            verdict_words(ruling.verdict),
+            ruling.reason
+        ));
+        match ruling.verdict {
+            PolicyVerdict::Auto => Ok(Clearance::Run),
+            PolicyVerdict::Deny => Ok(Clearance::Refused),
+            PolicyVerdict::Human => {
+                let approval = self.seek_approval(case, hypothesis, plan, &ruling).await?;
+                attempt.governance.push(approval.outcome());
+                if !approval.allows() {
+                    return Ok(Clearance::Refused);
+                }
+                Ok(self.recheck(case, hypothesis, plan, &approval, attempt))
+            }
+        }
+    }
+
+    /// Publishes a policy decision, and keeps it in the incident's timeline.
+    fn decided(
+        &mut self,
+        stage: PolicyStage,
+        plan: &Plan,
+        ruling: &Ruling,
+        input: PolicyInput,
+        approval_id: Option<uuid::Uuid>,
+        stale: bool,
+    ) {
+        metrics::counter!(
+            "antibody_policy_decisions_total",
+            "verdict" => if stale { "stale" } else { ruling.verdict.as_str() }
+        )
+        .increment(1);
+        let text = match stage {
+            PolicyStage::Proposal => format!("Policy: {} ({})", verdict_words(ruling.verdict), ruling.rule),
+            PolicyStage::PreExecution if stale => format!("Approval stale, not run: {}", ruling.reason),
+            PolicyStage::PreExecution => "Approval re-checked before running: still holds".to_owned(),
+        };
+        info!(rule = ruling.rule, verdict = ruling.verdict.as_str(), stale, "{text}");
+        self.note(crate::protocol::AgentType::Resolution, text);
+        self.engine.publish(ServerMessage::PolicyDecision {
+            incident_id: self.id,
+            decision: PolicyDecision {
+                stage,
+                plan: plan.summary(),
+                verdict: ruling.verdict,
+                rule: ruling.rule.clone(),
+                reason: ruling.reason.clone(),
+                revision: self.engine.policy().revision.clone(),
+                input,
+                approval_id,
+                stale,
+            },
+        });
+    }
+
+    /// Asks the escalation chain in turn; returns the decided approval.
+    async fn seek_approval(
+        &mut self,
+        case: &Case,
+        hypothesis: &Hypothesis,
+        plan: &Plan,
+        ruling: &Ruling,
+    ) -> Result<Approval, Stop> {
+        let policy = self.engine.policy();
+        let settings = &policy.approval;
+        let timeout = Duration::from_secs_f64(settings.timeout_seconds);
+        let wall_timeout =
+            chrono::Duration::from_std(timeout.div_f64(self.clock.speed().factor())).unwrap_or(chrono::Duration::MAX);
+        let now = Utc::now();
+        let mut approval = Approval {
+            approval_id: uuid::Builder::from_random_bytes(self.rng.random()).into_uuid(),
+            incident_id: self.id,
+            incident_title: case.incident.title.clone(),
+            severity: case.incident.severity,
+            proposal: option(hypothesis, plan),
+            alternatives: self.alternatives(case, hypothesis),
+            evidence: evidence(case, hypothesis),
+            rule: ruling.rule.clone(),
+            reason: ruling.reason.clone(),
+            approver: settings.escalation[0].clone(),
+            level: 0,
+            escalation: settings.escalation.clone(),
+            timeout_seconds: settings.timeout_seconds,
+            expires_at: now + wall_timeout,
+            on_timeout: settings.on_timeout,
+            requested_at: now,
+            state: ApprovalState::Pending,
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+            waited_seconds: None,
+        };
+        let approvals = self.engine.approvals().clone();
+        let id = approval.approval_id;
+        let mut reply = approvals.open(approval.clone());
+        self.note(
+            crate::protocol::AgentType::Resolution,
+            format!("Waiting for {} to approve: {}", approval.approver, plan.summary()),
+        );
+        self.engine.publish(ServerMessage::ApprovalRequested {
+            approval: approval.clone(),
+        });
+        let asked = self.clock.now();
+        let decision = loop {
+            let wake = tokio::select! {
+                decision = &mut reply => match decision {
+                    Ok(decision) => Wake::Decided(decision),
+                    // The sender lives in the book until taken out under
+                    // its lock, and taking it out either sends or closes.
+                    Err(_) => Wake::TimedOut,
+                },
+                () = self.clock.sleep(timeout) => Wake::TimedOut,
+                () = self.interrupt.cancelled() => Wake::Interrupted,
+            };
+            match wake {
+                Wake::Decided(decision) => break Some(decision),
+                Wake::Interrupted => {
+                    if approvals.close(id, ApprovalState::Withdrawn).is_some() {
+                        approval.state = ApprovalState::Withdrawn;
+                        approval.decided_by = Some("server shutdown".into());
+                        approval.decided_at = Some(Utc::now());
+                        self.engine.publish(ServerMessage::ApprovalDecided { approval });
+                    }
+                    return Err(Stop::Interrupted);
+                }
+                Wake::TimedOut if (approval.level as usize) + 1 < approval.escalation.len() => {
+                    approval.level += 1;
+                    approval.approver = approval.escalation[approval.level as usize].clone();
+                    approval.expires_at = Utc::now() + wall_timeout;
+                    if !approvals.update(&approval) {
+                        // A decision arrived as the time ran out.
+                        break reply.await.ok();
+                    }
+                    self.note(
+                        crate::protocol::AgentType::Resolution,
+                        format!(
+                            "No answer in {:.0}s: escalated to {}",
+                            timeout.as_secs_f64(),
+                            approval.approver
+                        ),
+                    );
+                    self.engine.publish(ServerMessage::ApprovalRequested {
+                        approval: approval.clone(),
+                    });
+                }
+                Wake::TimedOut => {
+                    if approvals.close(id, ApprovalState::Expired).is_some() {
+                        break None;
+                    }
+                    break reply.await.ok();
+                }
+            }
+        };
+        let waited = self.clock.now().saturating_sub(asked);
+        self.elapsed += waited;
+        self.approval_wait += waited;
+        approval.waited_seconds = Some((waited.as_secs_f64() * 10.0).round() / 10.0);
+        match decision {
+            Some(decision) => {
+                approval.state = if decision.approve {
+                    ApprovalState::Approved
+                } else {
+                    ApprovalState::Rejected
+                };
+                approval.decided_by = Some(decision.approver);
+                approval.decided_at = Some(decision.at);
+                approval.comment = decision.comment;
+            }
+            None => {
+                approval.state = ApprovalState::Expired;
+                approval.decided_by = Some("policy (timeout)".into());
+                approval.decided_at = Some(Utc::now());
+                approval.comment = Some(format!(
+                    "nobody answered ({} asked, {:.0}s each); safe default: {}",
+                    approval.escalation.join(", then "),
+                    approval.timeout_seconds,
+                    if approval.on_timeout == PolicyVerdict::Auto {
+                        "run the plan"
+                    } else {
+                        "leave the estate alone and hand over to people"
+                    }
+                ));
+            }
+        }
+        metrics::counter!("antibody_approvals_total", "state" => approval.state.as_str()).increment(1);
+        self.note(crate::protocol::AgentType::Resolution, approval.outcome());
+        self.engine.publish(ServerMessage::ApprovalDecided {
+            approval: approval.clone(),
+        });
+        Ok(approval)
+    }
+
+    /// Right before an approved plan runs: is the trouble still there, is
+    /// the plan still the one approved, does policy still allow it?
+    fn recheck(
+        &mut self,
+        case: &Case,
+        hypothesis: &Hypothesis,
+        plan: &Plan,
+        approval: &Approval,
+        attempt: &mut Attempt,
+    ) -> Clearance {
+        let swarm = self.engine.swarm();
+        let watch = watch_list(case);
+        let elapsed = self.elapsed;
+        let (still_wrong, fresh) = self.twin.with(elapsed, |estate| {
+            (
+                outstanding_in(&watch, estate, VERIFY_WINDOW),
+                swarm.resolution.plan(&swarm.catalog, hypothesis, &watch, estate),
+            )
+        });
+        let current = fresh.as_ref().unwrap_or(plan);
+        let input = policy_input(case, hypothesis, current);
+        let mut ruling = self.engine.policy().decide(&input);
+        // Why the approval no longer holds, if it does not; `true` when the
+        // trouble itself is gone.
+        let stale: Option<(bool, String)> = if still_wrong.is_empty() {
+            Some((
+                true,
+                "the trouble cleared while the plan waited for approval; nothing needs to run".into(),
+            ))
+        } else {
+            match &fresh {
+                None => Some((false, "no plan fits the estate any more".into())),
+                Some(p) if p.steps != plan.steps => {
+                    Some((false, format!("the plan changed while it waited: now {}", p.summary())))
+                }
+                Some(_) if ruling.verdict == PolicyVerdict::Deny => {
+                    Some((false, format!("policy now denies it: {}", ruling.reason)))
+                }
+                Some(_) => None,
+            }
+        };
+        ruling.reason = match &stale {
+            Some((_, why)) => why.clone(),
+            None => format!(
+                "approved by {} and unchanged: the estate still needs it and policy still allows it",
+                approval.decided_by.as_deref().unwrap_or("policy")
+            ),
+        };
+        let is_stale = stale.is_some();
+        self.decided(
+            PolicyStage::PreExecution,
+            plan,
+            &ruling,
+            input,
+            Some(approval.approval_id),
+            is_stale,
+        );
+        match stale {
+            Some((cleared, why)) => {
+                attempt.governance.push(format!("Approval stale, not run: {why}"));
+                Clearance::Stale { cleared }
+            }
+            None => Clearance::Run,
+        }
+    }
+
+    /// The other hypotheses' plans, most likely first.
+    fn alternatives(&mut self, case: &Case, chosen: &Hypothesis) -> Vec<ApprovalOption> {
+        let swarm = self.engine.swarm();
+        let watch = watch_list(case);
+        let others: Vec<Hypothesis> = case
+            .diagnosis
+            .iter()
+            .flat_map(|d| &d.hypotheses)
+            .filter(|h| h.root != chosen.root)
+            .take(ALTERNATIVES)
+            .cloned()
+            .collect();
+        let elapsed = self.elapsed;
+        self.twin.with(elapsed, |estate| {
+            others
+                .iter()
+                .filter_map(|h| {
+                    swarm
+                        .resolution
+                        .plan(&swarm.catalog, h, &watch, estate)
+                        .map(|plan| option(h, &plan))
+                })
+                .collect()
+        })
+    }
+}
+
+/// The facts policy decides on.
+fn policy_input(case: &Case, hypothesis: &Hypothesis, plan: &Plan) -> PolicyInput {
+    let actions: Vec<_> = plan.steps.iter().map(|s| s.remediation.kind).collect();
+    governance::input(
+        &actions,
+        case.incident.severity,
+        case.diagnosis.as_ref().map_or(0, |d| d.blast_radius.len()),
+        hypothesis.confidence,
+    )
+}
+
+/// A plan as an approver sees it.
+fn option(hypothesis: &Hypothesis, plan: &Plan) -> ApprovalOption {
+    let seconds: f64 = plan.steps.iter().map(|s| s.seconds).sum();
+    ApprovalOption {
+        hypothesis: hypothesis.label(),
+        plan: plan.summary(),
+        steps: plan.steps.iter().map(|s| s.label()).collect(),
+        success_probability: (hypothesis.confidence * 1000.0).round() / 1000.0,
+        estimate_seconds: ((seconds + VERIFY_WINDOW as f64) * 10.0).round() / 10.0,
+    }
+}
+
+/// What the agents found, for the approver.
+fn evidence(case: &Case, hypothesis: &Hypothesis) -> Vec<String> {
+    let mut lines = Vec::new();
+    for e in &hypothesis.evidence {
+        lines.push(format!(
+            "{} {} {:+.1}σ from baseline",
+            hypothesis.root.service,
+            e.metric.as_str(),
+            e.sigma
+        ));
+    }
+    if !hypothesis.path.is_empty() {
+        lines.push(format!("Dependency path: {}", hypothesis.path.join(" → ")));
+    }
+    if let Some(detection) = &case.detection {
+        for a in detection.anomalies.iter().take(3) {
+            lines.push(format!(
+                "{} {} at {:.1} against a baseline of {:.1} ({:+.1}σ)",
+                a.service,
+                a.metric.as_str(),
+                a.value,
+                a.baseline,
+                a.sigma
+            ));
+        }
+    }
+    if let Some(prediction) = &case.prediction {
+        lines.push(format!("Waiting costs ${:.0}/min", prediction.impact_per_minute));
+        if let Some(breach) = prediction.breaches.first() {
+            lines.push(format!(
+                "{} breaches {} in {:.0}s",
+                breach.service, breach.objective, breach.seconds
+            ));
+        }
+        if let Some(risk) = prediction.cascade.first() {
+            lines.push(format!(
+                "{} degrades next with probability {:.0}%",
+                risk.service,
+                risk.probability * 100.0
+            ));
+        }
+    }
+    lines.truncate(EVIDENCE_LINES);
+    lines
+}
+
+fn verdict_words(verdict: PolicyVerdict) -> &'static str {
+    match verdict {
+        PolicyVerdict::Auto => "auto-approved",
+        PolicyVerdict::Human => "a person must approve",
+        PolicyVerdict::Deny => "denied",
+    }
+}

@@ -1,5 +1,8 @@
 import { test, expect, type Page } from '@playwright/test';
 import { watchConsole } from './console';
+import { settleEstate } from './estate';
+
+test.afterEach(async ({ request }) => settleEstate(request));
 
 const AGENTS = ['detection', 'diagnosis', 'prediction', 'resolution', 'communication'];
 
@@ -27,7 +30,7 @@ async function feedOf(page: Page, incident: string): Promise<string[]> {
 test('the dashboard renders its five regions and goes live', async ({ page }) => {
   const errors = watchConsole(page);
   await openDashboard(page);
-  for (const region of ['Business impact', 'Agent swarm', 'System health', 'Live activity', 'Fire a scenario']) {
+  for (const region of ['Business impact', 'Approvals', 'Agent swarm', 'System health', 'Live activity', 'Fire a scenario']) {
     await expect(page.getByRole('heading', { name: region })).toBeVisible();
   }
   for (const label of ['Database Cascade', 'API Slowdown', 'Service Down']) {
@@ -56,9 +59,33 @@ test('Database Cascade runs through every agent to resolved, live in two browser
   const incident = ids.find((id) => id && !before.has(id))!;
   expect(incident).toBeTruthy();
 
+  // A critical incident this wide needs a person (the default policy):
+  // both browsers see the request; the first approves it, keyboard only.
+  const cards = [first, second].map((page) => page.locator(`[data-testid=approval][data-incident="${incident}"]`));
+  for (const card of cards) {
+    await expect(card).toBeVisible();
+    await expect(card).toContainText('wide-critical-changes-need-a-person');
+    await expect(card).toContainText('connection-pool exhaustion on postgres-primary');
+    await expect(card).toContainText('% likely to heal');
+  }
+  await first.getByTestId('approvals').screenshot({ path: 'artifacts/approvals-pending.png' });
+  await cards[0].getByTestId('approver').focus();
+  await first.keyboard.type('Kim Keyboard');
+  await first.keyboard.press('Tab');
+  await first.keyboard.type('pool exhaustion, go');
+  await first.keyboard.press('Tab');
+  await expect(cards[0].getByRole('button', { name: 'Approve' })).toBeFocused();
+  await first.keyboard.press('Enter');
+  for (const page of [first, second]) {
+    await expect(page.locator(`[data-testid=approval][data-incident="${incident}"]`)).toHaveCount(0);
+    await expect(page.getByTestId('approvals-recent')).toContainText('Approved by Kim Keyboard');
+  }
+
   for (const page of [first, second]) {
     const mine = page.locator(`[data-testid=feed-item][data-incident="${incident}"]`);
     await expect(mine.and(page.locator('[data-kind=incident][data-status=resolved]'))).toHaveCount(1);
+    await expect(mine.and(page.locator('[data-kind=governance][data-status=human]'))).toHaveCount(1);
+    await expect(mine.filter({ hasText: /Approved by Kim Keyboard after [\d.]+ s: pool exhaustion, go/ })).toHaveCount(1);
     for (const agent of AGENTS) {
       await expect(mine.and(page.locator(`[data-kind=${agent}][data-status=completed]`)).first()).toBeVisible();
     }

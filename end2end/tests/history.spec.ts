@@ -1,5 +1,8 @@
 import { test, expect } from '@playwright/test';
 import { watchConsole } from './console';
+import { settleEstate } from './estate';
+
+test.afterEach(async ({ request }) => settleEstate(request));
 
 // From the live dashboard to an incident's shareable page: the history is
 // server-rendered from the store, and each incident has its own link.

@@ -1,5 +1,8 @@
 import { test, expect } from '@playwright/test';
 import { watchConsole } from './console';
+import { settleEstate } from './estate';
+
+test.afterEach(async ({ request }) => settleEstate(request));
 
 // The timelines panel: a built-in timeline's schedule previews as it is
 // chosen; a pasted timeline is checked field by field, then runs live to
@@ -41,7 +44,13 @@ test('a pasted timeline is checked field by field, then runs live to a score', a
   await panel.getByRole('button', { name: 'Start pasted timeline' }).click();
   const run = panel.getByTestId('timeline-run').filter({ hasText: 'Browser pair' }).first();
   await expect(run).toBeVisible();
+  // A critical cache failure this wide needs a person: the facilitator
+  // approves it, and the score counts the wait.
+  const card = page.getByTestId('approval').filter({ hasText: 'Redis Cache Failure' }).first();
+  await card.getByTestId('approver').fill('Facilitator');
+  await card.getByRole('button', { name: 'Approve' }).click();
   await expect(run).toHaveAttribute('data-state', 'completed', { timeout: 45_000 });
+  await expect(run.getByTestId('run-score')).toContainText('awaiting approval');
   await expect(run.getByTestId('run-score')).toContainText('Score');
   await expect(run).toContainText('Memory leak in order-service');
   await expect(run.getByRole('link').first()).toHaveAttribute('href', /\/incidents\/[0-9a-f-]{36}$/);

@@ -128,7 +128,8 @@ fn ApprovalCard(
     let title_id = format!("approval-{id}");
     let labelled_by = title_id.clone();
     view! {
-        <article class="approval" data-testid="approval" data-approval=id aria-labelledby=labelled_by>
+        <article class="approval" data-testid="approval" data-approval=id
+            data-incident=approval.incident_id.to_string() aria-labelledby=labelled_by>
             <header class="approval-head">
                 <h3 id=title_id class="approval-title">
                     <span class=format!("sev sev-{}", approval.severity.as_str())>{approval.severity.as_str()}</span>

@@ -27,8 +27,12 @@ const EVIDENCE_LINES: usize = 8;
 pub(super) enum Clearance {
     /// Run it.
     Run,
-    /// Policy or a person said no.
-    Refused,
+    /// Policy denied this plan; another hypothesis's plan may still run.
+    Denied,
+    /// A person rejected the plan after seeing it and its alternatives, or
+    /// nobody answered and the safe default is to leave the estate alone:
+    /// the incident goes to people, with this line.
+    HandedOver(String),
     /// A person approved it, but by the time it would run it no longer
     /// fitted: the trouble had cleared (`cleared`), or the plan had changed.
     Stale { cleared: bool },
@@ -61,12 +65,12 @@ impl Run<'_> {
         ));
         match ruling.verdict {
             PolicyVerdict::Auto => Ok(Clearance::Run),
-            PolicyVerdict::Deny => Ok(Clearance::Refused),
+            PolicyVerdict::Deny => Ok(Clearance::Denied),
             PolicyVerdict::Human => {
                 let approval = self.seek_approval(case, hypothesis, plan, &ruling).await?;
                 attempt.governance.push(approval.outcome());
                 if !approval.allows() {
-                    return Ok(Clearance::Refused);
+                    return Ok(Clearance::HandedOver(approval.outcome()));
                 }
                 Ok(self.recheck(case, hypothesis, plan, &approval, attempt))
             }

@@ -826,6 +826,7 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
     let mut tried: Vec<RootCause> = Vec::new();
     let mut waits = 0;
     let mut cleared_while_waiting = false;
+    let mut handed_over = None;
     while attempts.len() < MAX_ATTEMPTS {
         let Some(hypothesis) = case
             .diagnosis
@@ -879,11 +880,18 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         };
         match clearance {
             Clearance::Run => {}
-            Clearance::Refused => {
+            Clearance::Denied => {
                 attempt.approved = false;
                 run.engine.release(&plan.root.service, run.id);
                 attempts.push(attempt);
                 continue;
+            }
+            Clearance::HandedOver(why) => {
+                attempt.approved = false;
+                run.engine.release(&plan.root.service, run.id);
+                attempts.push(attempt);
+                handed_over = Some(why);
+                break;
             }
             Clearance::Stale { cleared } => {
                 attempt.approved = false;
@@ -926,6 +934,10 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
     let hypotheses_empty = tried.is_empty() && acted_on.is_none();
 
     let (status, summary) = match (&acted_on, anomalous, hypotheses_empty) {
+        (None, _, _) if let Some(why) = &handed_over => (
+            IncidentStatus::Failed,
+            format!("{why}. Nothing was run: the incident is handed over to the on-call engineer."),
+        ),
         (None, _, _) if cleared_while_waiting => (
             IncidentStatus::Resolved,
             "The trouble cleared while the plan waited for approval; nothing was run.".to_owned(),

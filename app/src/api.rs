@@ -3,8 +3,8 @@
 //! handle as Leptos context; the browser build sees only the call stubs.
 
 use engine::protocol::{
-    Approval, Incident, IncidentDetail, IncidentPage, IncidentStatus, ScenarioSummary, Severity, Snapshot, TimelineRun,
-    TimelineSummary,
+    Approval, ChartMark, Incident, IncidentDetail, IncidentPage, IncidentStatus, ScenarioSummary, Severity, Snapshot,
+    TimelineRun, TimelineSummary,
 };
 use leptos::prelude::*;
 
@@ -51,14 +51,66 @@ pub async fn list_incidents(
         .map_err(|e| ServerFnError::new(e.to_string()))
 }
 
-/// One incident with its whole story, or `None` when there is no such id.
+/// An incident's page: its whole story, its report as HTML and its
+/// charts, all prepared on the server.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IncidentView {
+    pub detail: IncidentDetail,
+    /// The markdown report, rendered (raw HTML in it escaped).
+    pub report_html: Option<String>,
+    pub charts: ChartSet,
+}
+
+/// An incident's charts, drawn on the server.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChartSet {
+    /// One per watched series.
+    pub charts: Vec<crate::charts::Chart>,
+    /// The moments marked on every chart, in order.
+    pub marks: Vec<ChartMark>,
+    /// The incident is open: the charts grow, so poll again.
+    pub live: bool,
+}
+
+/// One incident's page, or `None` when there is no such id.
 // A read: GET, so it is never counted against the rate limit on writes.
 #[server(input = server_fn::codec::GetUrl)]
-pub async fn get_incident(id: uuid::Uuid) -> Result<Option<IncidentDetail>, ServerFnError> {
-    store()?
+pub async fn get_incident(id: uuid::Uuid) -> Result<Option<IncidentView>, ServerFnError> {
+    let Some(detail) = store()?
         .incident(id)
         .await
-        .map_err(|e| ServerFnError::new(e.to_string()))
+        .map_err(|e| ServerFnError::new(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let report_html = detail.incident.report.as_deref().map(crate::markdown::to_html);
+    Ok(Some(IncidentView {
+        detail,
+        report_html,
+        charts: incident_charts(id).await?,
+    }))
+}
+
+/// An incident's charts: live from the estate while it is open, else as
+/// kept when it closed. Empty when there is nothing to draw (an incident
+/// from before charts were kept).
+// A read: GET, so it is never counted against the rate limit on writes.
+#[server(input = server_fn::codec::GetUrl)]
+pub async fn incident_charts(id: uuid::Uuid) -> Result<ChartSet, ServerFnError> {
+    let telemetry = match engine()?.incident_telemetry(id) {
+        Some(telemetry) => Some(telemetry),
+        None => store()?
+            .incident_telemetry(id)
+            .await
+            .map_err(|e| ServerFnError::new(e.to_string()))?,
+    };
+    Ok(telemetry
+        .map(|t| ChartSet {
+            charts: crate::charts::render(&t),
+            marks: t.marks,
+            live: t.live,
+        })
+        .unwrap_or_default())
 }
 
 /// Everything the dashboard needs for its first paint.

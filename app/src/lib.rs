@@ -11,8 +11,11 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod charts;
 pub mod components;
 pub mod live;
+#[cfg(feature = "ssr")]
+pub mod markdown;
 #[cfg(feature = "ssr")]
 pub mod operator;
 pub mod state;

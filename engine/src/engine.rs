@@ -42,6 +42,8 @@ use crate::{
 pub const HEALTH_EVERY: Duration = Duration::from_secs(2);
 /// Seconds after midnight at which simulated estates start their day.
 const START_OF_DAY: f64 = 10.0 * 3600.0;
+/// Samples of history the shared estate keeps (one a simulated second).
+const SHARED_HISTORY: usize = 600;
 /// Samples of history each isolated estate keeps.
 const ISOLATED_HISTORY: usize = 40;
 /// Seconds a fault has shown in telemetry by the time it is reported: a
@@ -339,6 +341,11 @@ struct Shared {
     policy: Arc<Policy>,
     /// Plans waiting for a person.
     approvals: Approvals,
+    /// Open incidents' charts and recently closed ones' windows (shared
+    /// estate only).
+    charts: crate::charts::Charts,
+    /// Where closed incidents' chart windows are kept, when durable.
+    journal: Option<Arc<dyn Journal>>,
 }
 
 /// A cheap-to-clone handle to the swarm.
@@ -359,7 +366,7 @@ impl Engine {
     /// with its event log in memory.
     pub fn with_catalog(config: EngineConfig, topology: Arc<Topology>, catalog: Catalog) -> Result<Self, StartError> {
         let log = EventLog::new(config.retain_events, config.fanout_capacity);
-        Self::build(config, topology, catalog, log, Totals::default())
+        Self::build(config, topology, catalog, log, Totals::default(), None)
     }
 
     /// Builds an engine whose event log is durable in `journal`, continuing
@@ -387,9 +394,9 @@ impl Engine {
             config.fanout_capacity,
             config.commit_window,
             start,
-            journal,
+            Arc::clone(&journal),
         );
-        let engine = Self::build(config, topology, catalog, log, recovered.totals)?;
+        let engine = Self::build(config, topology, catalog, log, recovered.totals, Some(journal))?;
         if !recovered.unfinished.is_empty() {
             let mut book = engine.shared.book.lock().expect("incident book lock poisoned");
             for incident in &recovered.unfinished {
@@ -448,6 +455,7 @@ impl Engine {
         catalog: Catalog,
         log: EventLog,
         totals: Totals,
+        journal: Option<Arc<dyn Journal>>,
     ) -> Result<Self, StartError> {
         let mut seeds = match config.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
@@ -458,7 +466,13 @@ impl Engine {
         let clock = SimClock::new(config.speed);
         let estate = Estate::new(Arc::clone(&topology), seeds.random(), START_OF_DAY);
         let (twin, template) = match config.twin {
-            TwinMode::Shared => (Some(Arc::new(SharedTwin::new(estate, clock))), None),
+            TwinMode::Shared => {
+                // Ten minutes at one reading a second: an incident's chart
+                // keeps its onset even after a long wait for a person.
+                let mut estate = estate;
+                estate.keep_history(SHARED_HISTORY);
+                (Some(Arc::new(SharedTwin::new(estate, clock))), None)
+            }
             TwinMode::Isolated => {
                 // Warm once, fork per incident: thousands of incidents need
                 // neither thousands of warm-ups nor full histories.
@@ -501,6 +515,8 @@ impl Engine {
                 claims: Mutex::new(HashMap::new()),
                 policy: config.policy,
                 approvals: Approvals::default(),
+                charts: crate::charts::Charts::default(),
+                journal,
             }),
         })
     }
@@ -508,6 +524,28 @@ impl Engine {
     /// The governance policy every plan passes.
     pub fn policy(&self) -> &Arc<Policy> {
         &self.shared.policy
+    }
+
+    /// An incident's telemetry window for its charts: growing while it is
+    /// open, kept for a while once it closes (the store keeps it for good).
+    /// `None` for an unknown incident, or once it has left memory.
+    pub fn incident_telemetry(&self, id: Uuid) -> Option<crate::protocol::IncidentTelemetry> {
+        match &self.shared.twin {
+            Some(twin) => twin.with(|estate| self.shared.charts.telemetry(id, Some(estate))),
+            None => self.shared.charts.telemetry(id, None),
+        }
+    }
+
+    /// Marks a moment on an open incident's chart.
+    pub(crate) fn chart_mark(&self, id: Uuid, at: Duration, kind: crate::protocol::MarkKind, label: String) {
+        self.shared.charts.mark(id, at.as_secs_f64(), kind, label);
+    }
+
+    /// Adds the series detection found anomalous to an incident's chart.
+    pub(crate) fn chart_watch(&self, id: Uuid, anomalies: &[(String, crate::twin::Metric)]) {
+        if let Some(twin) = &self.shared.twin {
+            twin.with(|estate| self.shared.charts.watch(id, estate, anomalies));
+        }
     }
 
     /// Plans waiting for a person; `decide` on it is how a person answers.
@@ -696,6 +734,9 @@ impl Engine {
         let twin = match &self.shared.twin {
             Some(shared) => {
                 shared.with(|estate| {
+                    // The chart's zero: now, on the engine's clock, before
+                    // the estate runs ahead with the fault.
+                    let opened_tick = estate.now();
                     let mut injected = false;
                     for fault in &faults {
                         // The same fault again is the same trouble, not twice as much.
@@ -711,6 +752,9 @@ impl Engine {
                         // the estate runs ahead and then waits for the clock.
                         estate.advance(REPORTED_AFTER_TICKS);
                     }
+                    self.shared
+                        .charts
+                        .open(incident.id, estate, opened_tick, &incident.affected_services);
                 });
                 TwinRef::Shared(Arc::clone(shared))
             }
@@ -907,6 +951,25 @@ impl Engine {
             .retain(|_, holder| *holder != id);
         let status = verdict.status;
         let elapsed = verdict.elapsed;
+        if let Some(twin) = &self.shared.twin {
+            let closed = twin.with(|estate| {
+                self.shared.charts.close(
+                    id,
+                    estate,
+                    elapsed.as_secs_f64(),
+                    format!("incident {}", status.as_str()),
+                )
+            });
+            if let (Some(telemetry), Some(journal)) = (closed, &self.shared.journal) {
+                let journal = Arc::clone(journal);
+                // Tracked, so a graceful shutdown waits for the write.
+                self.shared.tasks.spawn(async move {
+                    if let Err(error) = journal.keep_telemetry(&telemetry).await {
+                        warn!(%error, "could not keep an incident's chart window");
+                    }
+                });
+            }
+        }
         if status == IncidentStatus::Resolved
             && let (Some(root), Some(detection)) = (&verdict.acted_on, &case.detection)
         {

@@ -584,6 +584,13 @@ mod tests {
     }
 
     impl Journal for FakeJournal {
+        fn keep_telemetry<'a>(
+            &'a self,
+            _telemetry: &'a crate::protocol::IncidentTelemetry,
+        ) -> crate::journal::JournalFuture<'a, ()> {
+            Box::pin(async { Ok(()) })
+        }
+
         fn append<'a>(&'a self, batch: &'a [Unsequenced]) -> crate::journal::JournalFuture<'a, u64> {
             Box::pin(async move {
                 let mut refusals = self.refusals.lock().unwrap();

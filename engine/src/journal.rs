@@ -13,7 +13,7 @@ use std::{future::Future, pin::Pin};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::protocol::{Envelope, Incident, PerformanceMetrics, ServerMessage};
+use crate::protocol::{Envelope, Incident, IncidentTelemetry, PerformanceMetrics, ServerMessage};
 
 /// An event waiting for its sequence number.
 #[derive(Debug, Clone)]
@@ -38,6 +38,11 @@ pub trait Journal: Send + Sync + 'static {
     /// event; the rest follow consecutively. After an error nothing of the
     /// batch is stored and it may be retried.
     fn append<'a>(&'a self, batch: &'a [Unsequenced]) -> JournalFuture<'a, u64>;
+
+    /// Keeps a closed incident's chart window, which is too large to travel
+    /// to every dashboard as an event. Best effort: a lost window costs a
+    /// chart, never an event.
+    fn keep_telemetry<'a>(&'a self, telemetry: &'a IncidentTelemetry) -> JournalFuture<'a, ()>;
 }
 
 /// Running totals behind the impact meter, rebuilt from the store at start.

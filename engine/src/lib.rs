@@ -27,6 +27,8 @@ pub mod bus;
 #[cfg(feature = "runtime")]
 pub mod catalog;
 #[cfg(feature = "runtime")]
+mod charts;
+#[cfg(feature = "runtime")]
 pub mod clock;
 #[cfg(feature = "runtime")]
 mod engine;

@@ -193,6 +193,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             guarded(post(incidents::create_incident)).get(history::list_incidents),
         )
         .route("/api/incidents/{id}", get(history::get_incident))
+        .route("/api/incidents/{id}/telemetry", get(history::get_telemetry))
         .route("/api/events", get(history::events))
         .route("/api/snapshot", get(live::snapshot))
         .route("/api/metrics", get(live::metrics))

@@ -2,7 +2,7 @@
 
 use engine::{
     journal::Unsequenced,
-    protocol::{ActionStatus, AgentType, AuditEntry, ServerMessage},
+    protocol::{ActionStatus, AgentType, AuditEntry, IncidentTelemetry, ServerMessage},
 };
 use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
@@ -20,6 +20,19 @@ impl Store {
             .bind(Uuid::new_v4().to_string())
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Keeps a closed incident's chart window (once; a repeat replaces it).
+    pub(crate) async fn put_telemetry(&self, telemetry: &IncidentTelemetry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO incident_telemetry (incident_id, body) VALUES ($1, $2) \
+             ON CONFLICT (incident_id) DO UPDATE SET body = excluded.body",
+        )
+        .bind(telemetry.incident_id.to_string())
+        .bind(serde_json::to_string(telemetry).expect("protocol types always serialize"))
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -16,7 +16,10 @@ mod rows;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
-use engine::journal::{Journal, JournalError, JournalFuture, Unsequenced};
+use engine::{
+    journal::{Journal, JournalError, JournalFuture, Unsequenced},
+    protocol::IncidentTelemetry,
+};
 use sqlx::{
     AnyPool, Executor,
     any::{AnyConnectOptions, AnyPoolOptions},
@@ -163,6 +166,14 @@ impl Store {
 impl Journal for Store {
     fn append<'a>(&'a self, batch: &'a [Unsequenced]) -> JournalFuture<'a, u64> {
         Box::pin(async move { self.append_batch(batch).await.map_err(|e| JournalError(e.to_string())) })
+    }
+
+    fn keep_telemetry<'a>(&'a self, telemetry: &'a IncidentTelemetry) -> JournalFuture<'a, ()> {
+        Box::pin(async move {
+            self.put_telemetry(telemetry)
+                .await
+                .map_err(|e| JournalError(e.to_string()))
+        })
     }
 }
 

@@ -3,8 +3,8 @@
 use engine::{
     journal::{Recovered, Totals},
     protocol::{
-        ActionStatus, AgentType, AuditEntry, EventPage, IncidentDetail, IncidentPage, IncidentStatus, ServerMessage,
-        Severity, TimelineRun,
+        ActionStatus, AgentType, AuditEntry, EventPage, IncidentDetail, IncidentPage, IncidentStatus,
+        IncidentTelemetry, ServerMessage, Severity, TimelineRun,
     },
 };
 use sqlx::Row;
@@ -273,6 +273,21 @@ impl Store {
             actions,
             audit,
         }))
+    }
+
+    /// A closed incident's chart window, if it was kept.
+    pub async fn incident_telemetry(&self, id: Uuid) -> Result<Option<IncidentTelemetry>, StoreError> {
+        let Some(row) = sqlx::query("SELECT body FROM incident_telemetry WHERE incident_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let body: String = row.try_get("body")?;
+        serde_json::from_str(&body)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("incident telemetry: {e}")))
     }
 
     /// Governance decisions, newest first.

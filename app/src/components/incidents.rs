@@ -13,7 +13,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::impact::format_duration;
 use crate::{
-    api::{INCIDENTS_PER_PAGE, get_incident, list_incidents},
+    api::{ChartSet, INCIDENTS_PER_PAGE, IncidentView, get_incident, list_incidents},
     state::format_dollars,
 };
 
@@ -168,7 +168,7 @@ pub fn IncidentDetailPage() -> impl IntoView {
         <HistoryShell>
             <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
                 {move || detail.get().map(|found| match found {
-                    Ok(Some(detail)) => view! { <IncidentStory detail/> }.into_any(),
+                    Ok(Some(page)) => view! { <IncidentStory page/> }.into_any(),
                     Ok(None) => view! {
                         <section class="panel"><h1 class="panel-title">"No such incident"</h1>
                         <p><a href="/incidents">"Back to the history"</a></p></section>
@@ -181,7 +181,12 @@ pub fn IncidentDetailPage() -> impl IntoView {
 }
 
 #[component]
-fn IncidentStory(detail: IncidentDetail) -> impl IntoView {
+fn IncidentStory(page: IncidentView) -> impl IntoView {
+    let IncidentView {
+        detail,
+        report_html,
+        charts,
+    } = page;
     let IncidentDetail {
         incident,
         timeline,
@@ -234,12 +239,77 @@ fn IncidentStory(detail: IncidentDetail) -> impl IntoView {
             <h2 id="timeline-title" class="panel-title">"Timeline"</h2>
             <ol class="timeline" data-testid="timeline">{timeline.into_iter().filter_map(timeline_line).collect_view()}</ol>
         </section>
-        {incident.report.clone().map(|report| view! {
+        <Telemetry id=incident.id charts/>
+        {report_html.map(|html| view! {
             <section class="panel" aria-labelledby="report-title">
                 <h2 id="report-title" class="panel-title">"Report"</h2>
-                <pre class="report" data-testid="report">{report}</pre>
+                <div class="report" data-testid="report" inner_html=html></div>
             </section>
         })}
+    }
+}
+
+/// The incident's telemetry: each watched metric against its baseline,
+/// drawn on the server; polled again every two seconds while it is open.
+#[component]
+fn Telemetry(id: uuid::Uuid, charts: ChartSet) -> impl IntoView {
+    let charts = RwSignal::new(charts);
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if charts.with_untracked(|c| c.live) {
+            let handle = set_interval_with_handle(
+                move || {
+                    leptos::task::spawn_local(async move {
+                        if let Ok(fresh) = crate::api::incident_charts(id).await {
+                            charts.set(fresh);
+                        }
+                    });
+                },
+                std::time::Duration::from_secs(2),
+            );
+            // Stop once the incident closes, or the page goes.
+            if let Ok(handle) = handle {
+                Effect::new(move |_| {
+                    if !charts.with(|c| c.live) {
+                        handle.clear();
+                    }
+                });
+                on_cleanup(move || handle.clear());
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = id;
+    });
+    view! {
+        <section class="panel" aria-labelledby="telemetry-title">
+            <h2 id="telemetry-title" class="panel-title">
+                "Telemetry"
+                {move || charts.with(|c| c.live).then(|| view! { <span class="live-tag">"live"</span> })}
+            </h2>
+            <Show when=move || charts.with(|c| !c.charts.is_empty())
+                fallback=|| view! { <p class="empty">"No telemetry was kept for this incident."</p> }>
+                <p class="muted chart-key">
+                    "Each metric (blue) against its baseline (dashed) and ±2σ band (green); vertical lines mark the moments below. Time is simulated seconds since the incident opened."
+                </p>
+                <div class="charts" data-testid="charts">
+                    <For each=move || charts.get().charts key=|c| (c.title.clone(), c.svg.len(), c.summary.clone()) let:chart>
+                        <figure class="chart" data-testid="chart">
+                            <figcaption class="chart-title">{chart.title.clone()}</figcaption>
+                            <div class="chart-svg" role="img" aria-label=chart.summary.clone() inner_html=chart.svg></div>
+                        </figure>
+                    </For>
+                </div>
+                <ol class="marks" data-testid="chart-marks">
+                    <For each=move || charts.get().marks key=|m| (m.at_seconds.to_bits(), m.label.clone()) let:mark>
+                        <li>
+                            <span class="mark-swatch" style=format!("background:{}", crate::charts::mark_colour(mark.kind))></span>
+                            <span class="mono">{format!("{:+.1} s", mark.at_seconds)}</span>
+                            " " {mark.label}
+                        </li>
+                    </For>
+                </ol>
+            </Show>
+        </section>
     }
 }
 

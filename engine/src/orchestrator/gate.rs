@@ -245,6 +245,12 @@ impl Run<'_> {
             }
         }
         metrics::counter!("antibody_approvals_total", "state" => approval.state.as_str()).increment(1);
+        self.engine.chart_mark(
+            self.id,
+            self.elapsed,
+            crate::protocol::MarkKind::Decision,
+            approval.outcome(),
+        );
         self.note(crate::protocol::AgentType::Resolution, approval.outcome());
         self.engine.publish(ServerMessage::ApprovalDecided {
             approval: approval.clone(),

@@ -40,7 +40,7 @@ use crate::{
     clock::SimClock,
     consensus,
     protocol::{
-        ActionStatus, AgentAction, AgentType, ConfigChangeEvent, ConsensusVote, Incident, IncidentStatus,
+        ActionStatus, AgentAction, AgentType, ConfigChangeEvent, ConsensusVote, Incident, IncidentStatus, MarkKind,
         ServerMessage, Severity,
     },
     twin::{ActionKind, ConfigChange, Estate, WARMUP_TICKS},
@@ -506,6 +506,8 @@ impl Run<'_> {
                     attempt
                         .executed
                         .push((label.clone(), (duration.as_secs_f64() * 10.0).round() / 10.0));
+                    self.engine
+                        .chart_mark(self.id, self.elapsed, MarkKind::Step, label.clone());
                     self.finished(
                         action,
                         ActionStatus::Completed,
@@ -604,6 +606,8 @@ impl Run<'_> {
         );
         attempt.verified = verified;
         if verified {
+            self.engine
+                .chart_mark(self.id, self.elapsed, MarkKind::Verified, "recovery verified".into());
             return Ok(Remedy::Healed);
         }
         attempt.outstanding = outstanding;
@@ -670,6 +674,12 @@ impl Run<'_> {
             });
         }
         attempt.rolled_back = undone.clone();
+        self.engine.chart_mark(
+            self.id,
+            self.elapsed,
+            MarkKind::Rollback,
+            format!("rolled back {} step(s)", undone.len()),
+        );
         self.finished(
             action,
             ActionStatus::Completed,
@@ -801,6 +811,14 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
     )
     .await?;
     let detected_after = run.elapsed;
+    if let Some(detection) = &case.detection {
+        let anomalies: Vec<_> = detection
+            .anomalies
+            .iter()
+            .map(|a| (a.service.clone(), a.metric))
+            .collect();
+        run.engine.chart_watch(run.id, &anomalies);
+    }
     let duration = run.seconds(DIAGNOSIS_SECONDS);
     run.analyse(&swarm.diagnosis, case, "Ranking root-cause hypotheses".into(), duration)
         .await?;

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod charts;
 mod governance;
+pub use charts::*;
 pub use governance::*;
 
 /// How bad an incident is. Ordered from least to most severe.

@@ -30,6 +30,7 @@ use crate::{problem::Problem, routes};
         routes::incidents::create_incident,
         routes::history::list_incidents,
         routes::history::get_incident,
+        routes::history::get_telemetry,
         routes::history::events,
         routes::live::snapshot,
         routes::live::metrics,

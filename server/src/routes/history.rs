@@ -10,7 +10,7 @@ use axum::{
     },
     http::StatusCode,
 };
-use engine::protocol::{IncidentStatus, Severity};
+use engine::protocol::{IncidentStatus, IncidentTelemetry, Severity};
 use serde::Deserialize;
 use store::{EventPage, IncidentDetail, IncidentFilter, IncidentPage, Store};
 use uuid::Uuid;
@@ -95,6 +95,36 @@ pub async fn get_incident(
     match store.incident(id).await {
         Ok(Some(detail)) => Ok(Json(detail)),
         Ok(None) => Err(Problem::field(StatusCode::NOT_FOUND, "id", format!("no incident {id}"))),
+        Err(e) => Err(Problem::store(&e)),
+    }
+}
+
+/// An incident's telemetry window: each watched metric, second by second,
+/// with its baseline, and the moments marked (what the incident page's
+/// charts draw).
+#[utoipa::path(get, path = "/api/incidents/{id}/telemetry", tag = "incidents",
+    params(("id" = Uuid, Path, description = "The incident's id")),
+    responses(
+        (status = 200, description = "The window: growing while the incident is open (`live`), as kept once it closed", body = IncidentTelemetry),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No telemetry kept for this id", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_telemetry(
+    State(engine): State<engine::Engine>,
+    State(store): State<Store>,
+    id: Result<Path<Uuid>, PathRejection>,
+) -> Result<Json<IncidentTelemetry>, Problem> {
+    let Path(id) = id.map_err(|r| Problem::field(StatusCode::BAD_REQUEST, "id", r.body_text()))?;
+    if let Some(telemetry) = engine.incident_telemetry(id) {
+        return Ok(Json(telemetry));
+    }
+    match store.incident_telemetry(id).await {
+        Ok(Some(telemetry)) => Ok(Json(telemetry)),
+        Ok(None) => Err(Problem::field(
+            StatusCode::NOT_FOUND,
+            "id",
+            format!("no telemetry kept for incident {id}"),
+        )),
         Err(e) => Err(Problem::store(&e)),
     }
 }

@@ -286,3 +286,54 @@ async fn the_dashboards_form_fires_several_at_a_chosen_severity_and_names_bad_fi
         assert!(response.text().await.unwrap().contains(reason), "{body}");
     }
 }
+
+/// An incident's charts' data: live from the estate, then kept in the
+/// store, so the page still draws them after a restart.
+#[tokio::test]
+async fn an_incidents_telemetry_is_served_and_survives_a_restart() {
+    let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let settings = || crate::helpers::settings_in(&data, 200.0, std::time::Duration::from_secs(5));
+    let mut app = crate::helpers::spawn_app_in(data.clone(), settings()).await;
+    let id = crate::helpers::fire_and_finish(&app, "database_cascade").await;
+    let telemetry: Value = app.json(&format!("/api/incidents/{id}/telemetry")).await;
+    assert_eq!(telemetry["live"], false);
+    assert!(
+        telemetry["start_seconds"].as_f64().unwrap() < 0.0,
+        "the onset is included"
+    );
+    let series = telemetry["series"].as_array().unwrap();
+    let pool = series
+        .iter()
+        .find(|s| s["service"] == "postgres-primary" && s["metric"] == "pool_usage")
+        .expect("the anomalous pool is charted");
+    assert!(pool["values"].as_array().unwrap().len() > 20);
+    let kinds: Vec<&str> = telemetry["marks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.starts_with(&["opened"]) && kinds.contains(&"step") && kinds.ends_with(&["closed"]),
+        "{kinds:?}"
+    );
+
+    // The incident's page draws them, server-side, as SVG.
+    let page = app.text(&format!("/incidents/{id}")).await;
+    assert!(page.contains("data-testid=\"chart\""), "no chart on the page");
+    assert!(page.contains("<svg"), "charts are SVG at first paint");
+    assert!(page.contains("postgres-primary · pool_usage"));
+    assert!(page.contains("<h4>Root cause</h4>"), "the report is rendered markdown");
+
+    app.stop().await.unwrap();
+    let app = crate::helpers::spawn_app_in(data.clone(), settings()).await;
+    let kept: Value = app.json(&format!("/api/incidents/{id}/telemetry")).await;
+    assert_eq!(kept, telemetry, "the store keeps the window as it closed");
+    let missing = app
+        .http
+        .get(app.url(&format!("/api/incidents/{}/telemetry", uuid::Uuid::new_v4())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}

@@ -107,7 +107,11 @@ pub async fn spawn_app_in(data: std::sync::Arc<tempfile::TempDir>, settings: Set
         addr,
         _data: data,
         engine,
-        http: reqwest::Client::new(),
+        // A request that hangs fails the test instead of hanging the suite.
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("an HTTP client"),
         stop: Some(stop),
         handle: Some(handle),
     }

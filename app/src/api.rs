@@ -211,24 +211,29 @@ pub async fn trigger_scenario(
     Ok(opened)
 }
 
-/// Why this visitor cannot fire scenarios now, if they cannot: the
-/// operator token is missing (with what to do about it). Capacity is
-/// judged live by the page from the metrics and [`max_active_incidents`].
-// A read: GET, so it is never counted against the rate limit on writes.
-#[server(input = server_fn::codec::GetUrl)]
-pub async fn firing_blocked() -> Result<Option<String>, ServerFnError> {
-    let gate = use_context::<crate::operator::OperatorGate>().unwrap_or_default();
-    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
-    Ok(gate.check(&headers).err().map(|_| {
-        "Watching only: this server is in operator mode. Sign in with the operator token to fire scenarios.".to_owned()
-    }))
+/// What this visitor may do on the dashboard, fetched once with the page.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Access {
+    /// Why this visitor cannot act (fire scenarios, decide approvals), if
+    /// they cannot: the operator token is missing, with what to do about it.
+    pub blocked: Option<String>,
+    /// The most incidents the server keeps open at once; the page judges
+    /// "at capacity" live from the metrics.
+    pub max_active: u64,
 }
 
-/// The most incidents the server keeps open at once.
+/// What this visitor may do on the dashboard.
 // A read: GET, so it is never counted against the rate limit on writes.
 #[server(input = server_fn::codec::GetUrl)]
-pub async fn max_active_incidents() -> Result<u64, ServerFnError> {
-    Ok(engine()?.max_active_incidents())
+pub async fn dashboard_access() -> Result<Access, ServerFnError> {
+    let gate = use_context::<crate::operator::OperatorGate>().unwrap_or_default();
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    Ok(Access {
+        blocked: gate.check(&headers).err().map(|_| {
+            "Watching only: this server is in operator mode. Sign in with the operator token to act.".to_owned()
+        }),
+        max_active: engine()?.max_active_incidents(),
+    })
 }
 
 // Timelines.

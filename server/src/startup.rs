@@ -3,7 +3,11 @@
 //! in-flight incidents (their final events still reach every dashboard),
 //! close every WebSocket with a close frame, then stop serving.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+};
 
 use app::{App, shell};
 use axum::{
@@ -14,7 +18,7 @@ use axum::{
 };
 use engine::{Engine, EngineConfig, SNAPSHOT_INCIDENTS, timeline::runner::Timelines};
 use leptos::prelude::*;
-use leptos_axum::{LeptosRoutes, generate_route_list};
+use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use store::Store;
 use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
@@ -167,9 +171,20 @@ impl Application {
     }
 }
 
+/// The app's page routes, generated once per process. Generating them runs
+/// the app with resource loading suppressed process-wide (leptos_server's
+/// `SuppressResourceLoad`), and a page render in another server of the same
+/// process whose resource first polls in that window waits forever
+/// (leptos-rs/leptos#4773). The API tests run many servers in one process;
+/// generating once, before any server can serve, closes the window.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole HTTP surface.
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let (engine, operator, store) = (state.engine.clone(), state.operator.clone(), state.store.clone());
     let timelines = state.timelines.clone();
     // Mutating endpoints: bounded bodies, and the operator token when set.

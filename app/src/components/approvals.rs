@@ -7,16 +7,17 @@
 use engine::protocol::{Approval, ApprovalOption, ApprovalState};
 use leptos::prelude::*;
 
-use crate::{
-    api::{DecideApproval, firing_blocked},
-    state::DashboardState,
-};
+use crate::{api::DecideApproval, state::DashboardState};
 
 /// Decided approvals listed under the waiting ones.
 const RECENT_DECISIONS: usize = 5;
 
 #[component]
-pub fn ApprovalsPanel(state: RwSignal<DashboardState>) -> impl IntoView {
+pub fn ApprovalsPanel(
+    state: RwSignal<DashboardState>,
+    /// Why this visitor cannot decide, if they cannot (no operator token).
+    blocked: Option<String>,
+) -> impl IntoView {
     let pending = Memo::new(move |_| state.with(DashboardState::pending_approvals));
     let recent = Memo::new(move |_| {
         state.with(|s| {
@@ -28,7 +29,6 @@ pub fn ApprovalsPanel(state: RwSignal<DashboardState>) -> impl IntoView {
                 .collect::<Vec<_>>()
         })
     });
-    let blocked = Resource::new_blocking(|| (), |_| firing_blocked());
     let decide = ServerAction::<DecideApproval>::new();
     // The approver's name, kept across cards once typed.
     let approver = RwSignal::new(String::new());
@@ -44,7 +44,7 @@ pub fn ApprovalsPanel(state: RwSignal<DashboardState>) -> impl IntoView {
             });
         }
     });
-    let signed_out = move || matches!(blocked.get(), Some(Ok(Some(_))));
+    let signed_out = blocked.is_some();
     let outcome = move || {
         decide.value().get().map(|result| match result {
             Ok(approval) => view! { <p class="trigger-ok" role="status">{approval.outcome()}</p> }.into_any(),
@@ -65,9 +65,9 @@ pub fn ApprovalsPanel(state: RwSignal<DashboardState>) -> impl IntoView {
                 </span>
             </h2>
             <For each=move || pending.get() key=|a| (a.approval_id, a.level) let:approval>
-                <ApprovalCard approval decide approver now signed_out=Signal::derive(signed_out)/>
+                <ApprovalCard approval decide approver now signed_out/>
             </For>
-            <Show when=move || signed_out() && pending.with(|p| !p.is_empty())>
+            <Show when=move || signed_out && pending.with(|p| !p.is_empty())>
                 <p class="trigger-blocked">"Watching only: " <a href="/login">"sign in"</a> " with the operator token to decide."</p>
             </Show>
             <div class="trigger-outcome" aria-live="polite">
@@ -108,7 +108,7 @@ fn ApprovalCard(
     decide: ServerAction<DecideApproval>,
     approver: RwSignal<String>,
     now: RwSignal<i64>,
-    signed_out: Signal<bool>,
+    signed_out: bool,
 ) -> impl IntoView {
     let expires_at = approval.expires_at.timestamp_millis();
     let left = move || ((expires_at - now.get()) / 1000).max(0);
@@ -169,9 +169,9 @@ fn ApprovalCard(
                 </label>
                 <div class="approval-buttons">
                     <button type="submit" name="decision" value="approve" class="btn btn-approve"
-                        disabled=move || signed_out.get()>"Approve"</button>
+                        disabled=signed_out>"Approve"</button>
                     <button type="submit" name="decision" value="reject" class="btn btn-reject"
-                        disabled=move || signed_out.get()>"Reject"</button>
+                        disabled=signed_out>"Reject"</button>
                 </div>
             </ActionForm>
         </article>

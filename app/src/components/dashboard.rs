@@ -8,17 +8,25 @@ use super::{
     approvals::ApprovalsPanel, connection::ConnectionIndicator, feed::ActivityFeed, health::SystemHealth,
     impact::ImpactMeter, scenarios::ScenarioControls, swarm::AgentSwarm, timelines::TimelinePanel,
 };
-use crate::{api::get_snapshot, live::Connection, state::DashboardState};
+use crate::{
+    api::{Access, dashboard_access, get_snapshot},
+    live::Connection,
+    state::DashboardState,
+};
 
 /// `/`: the live dashboard.
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     let snapshot = Resource::new_blocking(|| (), |_| get_snapshot());
+    // Fetched with the page and handed down: the panels read plain values,
+    // and the server renders the whole page once both are in.
+    let access = Resource::new_blocking(|| (), |_| dashboard_access());
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading the dashboard…"</p> }>
             {move || Suspend::new(async move {
+                let access = access.await.unwrap_or_default();
                 match snapshot.await {
-                    Ok(snapshot) => view! { <Dashboard snapshot/> }.into_any(),
+                    Ok(snapshot) => view! { <Dashboard snapshot access/> }.into_any(),
                     Err(e) => view! {
                         <p class="error" role="alert">"Could not load the dashboard: " {e.to_string()}</p>
                     }.into_any(),
@@ -30,7 +38,7 @@ pub fn DashboardPage() -> impl IntoView {
 
 /// The five regions of seed 000, over one state signal.
 #[component]
-fn Dashboard(snapshot: Snapshot) -> impl IntoView {
+fn Dashboard(snapshot: Snapshot, access: Access) -> impl IntoView {
     let state = RwSignal::new(DashboardState::from_snapshot(&snapshot));
     let connection = RwSignal::new(Connection::Connecting);
     let lag_ms = RwSignal::new(None::<i64>);
@@ -56,10 +64,10 @@ fn Dashboard(snapshot: Snapshot) -> impl IntoView {
                 // Type-erased, so the page's view type stays shallow enough
                 // for the compiler (and the wasm stays smaller).
                 {view! { <ImpactMeter state/> }.into_any()}
-                {view! { <ApprovalsPanel state/> }.into_any()}
+                {view! { <ApprovalsPanel state blocked=access.blocked.clone()/> }.into_any()}
                 {view! { <AgentSwarm state/> }.into_any()}
                 {view! { <SystemHealth state connection lag_ms/> }.into_any()}
-                {view! { <ScenarioControls state/> }.into_any()}
+                {view! { <ScenarioControls state access/> }.into_any()}
                 {view! { <ActivityFeed state/> }.into_any()}
                 {view! { <TimelinePanel state/> }.into_any()}
             </main>

@@ -8,27 +8,29 @@
 use leptos::prelude::*;
 
 use crate::{
-    api::{MAX_FIRED_AT_ONCE, TriggerScenario, firing_blocked, get_scenarios, max_active_incidents},
+    api::{Access, MAX_FIRED_AT_ONCE, TriggerScenario, get_scenarios},
     state::DashboardState,
 };
 
 #[component]
-pub fn ScenarioControls(state: RwSignal<DashboardState>) -> impl IntoView {
+pub fn ScenarioControls(state: RwSignal<DashboardState>, access: Access) -> impl IntoView {
     let scenarios = Resource::new_blocking(|| (), |_| get_scenarios());
-    let blocked = Resource::new_blocking(|| (), |_| firing_blocked());
-    let limit = Resource::new_blocking(|| (), |_| max_active_incidents());
+    let Access { blocked, max_active } = access;
+    // Copy, so the reason can be asked for wherever a button needs it.
+    let blocked = StoredValue::new(blocked);
     let trigger = ServerAction::<TriggerScenario>::new();
     // Why the buttons are off, if they are, and whether signing in helps:
     // the token first, else capacity (live, from the metrics).
     let reason = move || {
-        if let Some(Ok(Some(reason))) = blocked.get() {
+        if let Some(reason) = blocked.get_value() {
             return Some((reason, true));
         }
-        let limit = limit.get().and_then(Result::ok)?;
         let active = state.with(|s| s.metrics.incidents_active);
-        (active >= limit).then(|| {
+        (active >= max_active).then(|| {
             (
-                format!("At capacity: {active} of {limit} incidents are open. The buttons come back as they close."),
+                format!(
+                    "At capacity: {active} of {max_active} incidents are open. The buttons come back as they close."
+                ),
                 false,
             )
         })

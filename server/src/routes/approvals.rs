@@ -47,7 +47,17 @@ pub async fn list(
     query: Result<Query<ApprovalQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Approval>>, Problem> {
     let Query(query) = query.map_err(|r| Problem::query(&r, &["state"]))?;
-    let mut approvals = engine.snapshot().approvals;
+    // Waiting ones from the registry, which knows at once when one is
+    // decided; decided ones from the published events.
+    let mut approvals = engine.approvals().pending();
+    approvals.reverse();
+    approvals.extend(
+        engine
+            .snapshot()
+            .approvals
+            .into_iter()
+            .filter(|a| a.state != ApprovalState::Pending),
+    );
     if let Some(state) = query.state {
         approvals.retain(|a| a.state == state);
     }

@@ -18,6 +18,7 @@
 
 pub mod action;
 pub mod fault;
+pub mod psi;
 pub mod telemetry;
 pub mod topology;
 
@@ -48,8 +49,6 @@ const WARM_HIT_RATE: f64 = 0.94;
 /// Accuracy of a good model, and of the rule-based safe mode.
 const MODEL_ACCURACY: f64 = 0.91;
 const SAFE_MODE_ACCURACY: f64 = 0.84;
-/// Population stability index of healthy inputs.
-const BASE_PSI: f64 = 0.05;
 /// Share of requests that fail on a healthy service (well inside every
 /// objective, even summed along a call chain).
 const BASE_ERRORS: f64 = 0.0003;
@@ -727,6 +726,14 @@ impl Estate {
             .collect();
         for (i, mut sample) in samples.into_iter().enumerate() {
             self.add_noise(&mut sample);
+            if topology.spec(i).kind == ServiceKind::Model {
+                // The drift monitor scores a sample of this tick's inputs.
+                let mean = psi::input_mean(effects[i].drift);
+                let scores: Vec<f64> = (0..psi::SAMPLE)
+                    .map(|_| mean + psi::BASELINE_SD * gaussian(&mut self.rng))
+                    .collect();
+                sample.set(Metric::FeaturePsi, psi::of_sample(&scores));
+            }
             self.services[i].telemetry.record(sample, keep);
         }
     }
@@ -786,11 +793,12 @@ impl Estate {
             );
             let (accuracy, psi) = if spec.kind == ServiceKind::Model {
                 if state.config.safe_mode {
-                    (SAFE_MODE_ACCURACY, BASE_PSI + 0.3 * e.drift)
+                    (SAFE_MODE_ACCURACY, 0.0)
                 } else {
                     (
                         MODEL_ACCURACY - 0.22 * e.accuracy_drop - 0.09 * e.drift,
-                        BASE_PSI + 0.3 * e.drift,
+                        // Measured from a sample of inputs in `record`.
+                        0.0,
                     )
                 }
             } else {
@@ -817,7 +825,8 @@ impl Estate {
                 Metric::QueueDepth => (0.08, 0.0),
                 Metric::DiskUsage => (0.0, 0.0005),
                 Metric::CacheHitRate | Metric::ModelAccuracy => (0.0, 0.003),
-                Metric::FeaturePsi => (0.0, 0.006),
+                // Its noise is the sampling in `psi`.
+                Metric::FeaturePsi => (0.0, 0.0),
                 Metric::Restarts | Metric::Heartbeat | Metric::CertDaysLeft => (0.0, 0.0),
             };
             if value == 0.0 && absolute == 0.0 {

@@ -130,3 +130,45 @@ test.describe('without JavaScript', () => {
     await expect(page.getByText('Incident opened: Order Service Unavailable').first()).toBeVisible();
   });
 });
+
+test('the feed filters by incident, source and severity, and holds still while read', async ({ page }) => {
+  const errors = watchConsole(page);
+  await openDashboard(page);
+  const scenarios = page.getByRole('region', { name: 'Fire a scenario' });
+  const feed = page.getByTestId('feed');
+  const resolved = feed.locator('[data-kind=incident][data-status=resolved]');
+  const before = await resolved.count();
+  await scenarios.getByLabel('How many').fill('3');
+  await scenarios.getByRole('button', { name: 'API Slowdown' }).click();
+  await expect(scenarios.getByRole('status')).toContainText('Opened 3 ×');
+  await expect(resolved).toHaveCount(before + 3, { timeout: 30_000 });
+
+  // By source: only governance lines.
+  await page.getByTestId('feed-filter-source').selectOption('governance');
+  await expect(feed.locator('[data-testid=feed-item]').first()).toBeVisible();
+  expect(await feed.locator('[data-testid=feed-item]:not([data-kind=governance])').count()).toBe(0);
+  await page.getByTestId('feed-filter-source').selectOption('');
+
+  // By incident: only its lines.
+  const incident = (await feed.locator('[data-kind=incident]').first().getAttribute('data-incident'))!;
+  await page.getByTestId('feed-filter-incident').selectOption(incident);
+  expect(await feed.locator(`[data-testid=feed-item]:not([data-incident="${incident}"])`).count()).toBe(0);
+  await page.getByTestId('feed-filter-incident').selectOption('');
+
+  // By severity: API Slowdown is high, so "low" shows nothing of it.
+  await page.getByTestId('feed-filter-severity').selectOption('low');
+  await expect(page.getByText('Nothing matches these filters yet.')).toBeVisible();
+  await page.getByTestId('feed-filter-severity').selectOption('');
+
+  // Reading older lines: new ones are counted, not pushed under the reader.
+  await feed.evaluate((list) => { list.scrollTop = 400; list.dispatchEvent(new Event('scroll')); });
+  await scenarios.getByLabel('How many').fill('1');
+  await scenarios.getByRole('button', { name: 'API Slowdown' }).click();
+  const pill = page.getByTestId('feed-new');
+  await expect(pill).toHaveText(/^\d+ new ↑$/);
+  await page.screenshot({ path: 'artifacts/feed-reading.png' });
+  await pill.click();
+  await expect(pill).toHaveCount(0);
+  expect(await feed.evaluate((list) => list.scrollTop)).toBe(0);
+  expect(errors).toEqual([]);
+});

@@ -1,20 +1,141 @@
-//! The Live Activity Feed: every agent action and incident change, newest
-//! first, bounded by the state's cap.
+//! The Live Activity Feed: every agent action, governance decision and
+//! incident change, newest first, bounded by the state's cap. Filters by
+//! incident, agent and severity; when the reader scrolls down into older
+//! lines, the list stops moving under them and a pill counts what arrived
+//! since, until they go back up.
 
+use engine::protocol::{AgentType, Severity};
 use leptos::prelude::*;
 
 use super::swarm::agent_glyph;
-use crate::state::{DashboardState, FeedKind};
+use crate::state::{DashboardState, FeedEntry, FeedKind};
+
+/// Scrolled further than this from the top, the reader is reading: the
+/// feed holds still.
+const READING_PX: i32 = 48;
+
+/// What the reader asked to see.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Filter {
+    /// An incident id, or empty for all.
+    incident: String,
+    /// An agent's wire name, `governance`, `incident`, or empty for all.
+    source: String,
+    /// A severity's wire name, or empty for all.
+    severity: String,
+}
+
+impl Filter {
+    fn admits(&self, entry: &FeedEntry, severity_of: impl Fn(uuid::Uuid) -> Option<Severity>) -> bool {
+        let source = match entry.kind {
+            FeedKind::Action(agent) => agent.as_str(),
+            FeedKind::Incident => "incident",
+            FeedKind::Governance => "governance",
+        };
+        (self.incident.is_empty() || self.incident == entry.incident_id.to_string())
+            && (self.source.is_empty() || self.source == source)
+            && (self.severity.is_empty() || severity_of(entry.incident_id).is_some_and(|s| s.as_str() == self.severity))
+    }
+}
 
 #[component]
 pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
-    let entries = Memo::new(move |_| state.with(|s| s.feed.iter().rev().cloned().collect::<Vec<_>>()));
+    let filter = RwSignal::new(Filter::default());
+    let entries = Memo::new(move |_| {
+        let filter = filter.get();
+        state.with(|s| {
+            let severity_of = |id| s.incidents.iter().find(|i| i.id == id).map(|i| i.severity);
+            s.feed
+                .iter()
+                .rev()
+                .filter(|e| filter.admits(e, severity_of))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    });
+    // The newest `seq` the reader has seen at the top; `None` while they
+    // are at the top, following along.
+    let reading_from = RwSignal::new(None::<u64>);
+    let unseen = move || {
+        reading_from
+            .get()
+            .map(|seen| entries.with(|e| e.iter().filter(|x| x.seq > seen).count()))
+            .unwrap_or(0)
+    };
+    let list = NodeRef::<leptos::html::Ol>::new();
+    let on_scroll = move |_| {
+        let Some(list) = list.get() else { return };
+        let reading = list.scroll_top() > READING_PX;
+        match (reading, reading_from.get_untracked()) {
+            (true, None) => reading_from.set(Some(entries.with_untracked(|e| e.first().map_or(0, |x| x.seq)))),
+            (false, Some(_)) => reading_from.set(None),
+            _ => {}
+        }
+    };
+    let back_to_top = move |_| {
+        if let Some(list) = list.get() {
+            list.set_scroll_top(0);
+        }
+        reading_from.set(None);
+    };
+    let incidents = Memo::new(move |_| {
+        state.with(|s| {
+            s.incidents
+                .iter()
+                .map(|i| (i.id.to_string(), format!("{} · {}", i.title, &i.id.to_string()[..8])))
+                .collect::<Vec<_>>()
+        })
+    });
     view! {
         <section class="panel feed" aria-labelledby="feed-title">
             <h2 id="feed-title" class="panel-title">"Live activity"</h2>
+            <div class="feed-filters" role="group" aria-label="Filter the feed">
+                <label class="field">
+                    <span>"Incident"</span>
+                    <select data-testid="feed-filter-incident"
+                        on:change=move |ev| filter.update(|f| f.incident = event_target_value(&ev))>
+                        <option value="">"all"</option>
+                        <For each=move || incidents.get() key=|(id, _)| id.clone() let:((id, label))>
+                            <option value=id>{label}</option>
+                        </For>
+                    </select>
+                </label>
+                <label class="field">
+                    <span>"Source"</span>
+                    <select data-testid="feed-filter-source"
+                        on:change=move |ev| filter.update(|f| f.source = event_target_value(&ev))>
+                        <option value="">"all"</option>
+                        {AgentType::ALL.map(|a| view! { <option value=a.as_str()>{a.label()}</option> })}
+                        <option value="governance">"Governance"</option>
+                        <option value="incident">"Incidents"</option>
+                    </select>
+                </label>
+                <label class="field">
+                    <span>"Severity"</span>
+                    <select data-testid="feed-filter-severity"
+                        on:change=move |ev| filter.update(|f| f.severity = event_target_value(&ev))>
+                        <option value="">"all"</option>
+                        {Severity::ALL.map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> })}
+                    </select>
+                </label>
+            </div>
+            <Show when=move || { unseen() > 0 }>
+                <button type="button" class="feed-new" data-testid="feed-new" on:click=back_to_top>
+                    {move || format!("{} new ↑", unseen())}
+                </button>
+            </Show>
             <Show when=move || entries.with(|e| !e.is_empty())
-                fallback=|| view! { <p class="empty">"Quiet so far. Fire a scenario to watch the swarm work."</p> }>
-                <ol class="feed-list" aria-live="polite" aria-relevant="additions" data-testid="feed">
+                fallback=move || view! {
+                    <p class="empty">
+                        {move || if filter.with(|f| *f == Filter::default()) {
+                            "Quiet so far. Fire a scenario to watch the swarm work."
+                        } else {
+                            "Nothing matches these filters yet."
+                        }}
+                    </p>
+                }>
+                <ol class="feed-list" aria-live="polite" aria-relevant="additions" data-testid="feed"
+                    node_ref=list on:scroll=on_scroll>
                     <For each=move || entries.get() key=|e| (e.key.clone(), e.seq) let:entry>
                         <li class="feed-item" data-testid="feed-item" data-incident=entry.incident_id.to_string()
                             data-kind=match entry.kind {
@@ -45,5 +166,49 @@ pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
                 </ol>
             </Show>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn entry(kind: FeedKind, incident: u128) -> FeedEntry {
+        FeedEntry {
+            key: "k".into(),
+            seq: 1,
+            at: Utc::now(),
+            kind,
+            incident_id: Uuid::from_u128(incident),
+            description: String::new(),
+            status: "completed".into(),
+            confidence: None,
+            duration_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_filter_admits_by_incident_source_and_severity() {
+        let critical = |id: Uuid| (id == Uuid::from_u128(1)).then_some(Severity::Critical);
+        let detection = entry(FeedKind::Action(AgentType::Detection), 1);
+        let governance = entry(FeedKind::Governance, 2);
+        assert!(Filter::default().admits(&detection, critical));
+        let only = |incident: &str, source: &str, severity: &str| Filter {
+            incident: incident.into(),
+            source: source.into(),
+            severity: severity.into(),
+        };
+        assert!(only(&Uuid::from_u128(1).to_string(), "", "").admits(&detection, critical));
+        assert!(!only(&Uuid::from_u128(1).to_string(), "", "").admits(&governance, critical));
+        assert!(only("", "governance", "").admits(&governance, critical));
+        assert!(!only("", "detection", "").admits(&governance, critical));
+        assert!(only("", "", "critical").admits(&detection, critical));
+        assert!(
+            !only("", "", "critical").admits(&governance, critical),
+            "unknown severity is not a match"
+        );
     }
 }

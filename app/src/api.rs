@@ -211,6 +211,13 @@ pub async fn trigger_scenario(
     Ok(opened)
 }
 
+/// How "cost savings" is computed, with its inputs.
+// A read: GET, so it is never counted against the rate limit on writes.
+#[server(input = server_fn::codec::GetUrl)]
+pub async fn get_savings_formula() -> Result<engine::protocol::SavingsFormula, ServerFnError> {
+    Ok(engine()?.impact().formula())
+}
+
 /// What this visitor may do on the dashboard, fetched once with the page.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Access {

@@ -62,6 +62,21 @@ impl ImpactModel {
         revenue * failing.max(slowness)
     }
 
+    /// The savings formula's inputs, for people.
+    pub fn formula(&self) -> crate::protocol::SavingsFormula {
+        crate::protocol::SavingsFormula {
+            blast_factor: self.blast_factor,
+            severities: Severity::ALL
+                .iter()
+                .map(|&severity| crate::protocol::SeverityInputs {
+                    severity,
+                    cost_per_minute: self.cost(severity).cost_per_minute,
+                    manual_mttr_minutes: self.cost(severity).manual_mttr_minutes,
+                })
+                .collect(),
+        }
+    }
+
     pub fn cost(&self, severity: Severity) -> SeverityCost {
         self.severity[&severity]
     }

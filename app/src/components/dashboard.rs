@@ -9,7 +9,7 @@ use super::{
     impact::ImpactMeter, scenarios::ScenarioControls, swarm::AgentSwarm, timelines::TimelinePanel,
 };
 use crate::{
-    api::{Access, dashboard_access, get_snapshot},
+    api::{Access, dashboard_access, get_savings_formula, get_snapshot},
     live::Connection,
     state::DashboardState,
 };
@@ -21,12 +21,14 @@ pub fn DashboardPage() -> impl IntoView {
     // Fetched with the page and handed down: the panels read plain values,
     // and the server renders the whole page once both are in.
     let access = Resource::new_blocking(|| (), |_| dashboard_access());
+    let formula = Resource::new_blocking(|| (), |_| get_savings_formula());
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading the dashboard…"</p> }>
             {move || Suspend::new(async move {
                 let access = access.await.unwrap_or_default();
+                let formula = formula.await.unwrap_or_default();
                 match snapshot.await {
-                    Ok(snapshot) => view! { <Dashboard snapshot access/> }.into_any(),
+                    Ok(snapshot) => view! { <Dashboard snapshot access formula/> }.into_any(),
                     Err(e) => view! {
                         <p class="error" role="alert">"Could not load the dashboard: " {e.to_string()}</p>
                     }.into_any(),
@@ -38,7 +40,7 @@ pub fn DashboardPage() -> impl IntoView {
 
 /// The five regions of seed 000, over one state signal.
 #[component]
-fn Dashboard(snapshot: Snapshot, access: Access) -> impl IntoView {
+fn Dashboard(snapshot: Snapshot, access: Access, formula: engine::protocol::SavingsFormula) -> impl IntoView {
     let state = RwSignal::new(DashboardState::from_snapshot(&snapshot));
     let connection = RwSignal::new(Connection::Connecting);
     let lag_ms = RwSignal::new(None::<i64>);
@@ -63,7 +65,7 @@ fn Dashboard(snapshot: Snapshot, access: Access) -> impl IntoView {
             <main class="dashboard">
                 // Type-erased, so the page's view type stays shallow enough
                 // for the compiler (and the wasm stays smaller).
-                {view! { <ImpactMeter state/> }.into_any()}
+                {view! { <ImpactMeter state formula/> }.into_any()}
                 {view! { <ApprovalsPanel state blocked=access.blocked.clone()/> }.into_any()}
                 {view! { <AgentSwarm state/> }.into_any()}
                 {view! { <SystemHealth state connection lag_ms/> }.into_any()}

@@ -1,9 +1,30 @@
 //! The Business Impact Meter: savings, resolved incidents, MTTR and success
-//! rate, all as computed by the server.
+//! rate, all as computed by the server; each resolved incident's
+//! contribution flashes as it lands, and the savings formula is one click
+//! away with its inputs and the latest incident worked through.
 
+use engine::protocol::{Incident, IncidentStatus, SavingsFormula};
 use leptos::prelude::*;
 
 use crate::state::{DashboardState, format_dollars};
+
+/// The latest resolved incident's savings, term by term, from the formula's
+/// inputs: "$5,600/min × (1 + 0.25 × 5) × (45 − 0.5) min = $373,646".
+pub fn worked_example(formula: &SavingsFormula, incident: &Incident) -> Option<String> {
+    let savings = incident.cost_savings?;
+    let seconds = incident.resolution_time?;
+    let inputs = formula.severities.iter().find(|s| s.severity == incident.severity)?;
+    let services = incident.affected_services.len().max(1);
+    Some(format!(
+        "{}/min × (1 + {} × {}) × ({} − {:.1}) min = {}",
+        format_dollars(inputs.cost_per_minute),
+        formula.blast_factor,
+        services - 1,
+        inputs.manual_mttr_minutes,
+        seconds / 60.0,
+        format_dollars(savings)
+    ))
+}
 
 /// `18.2 s`, or `2 min 05 s` past a minute.
 pub fn format_duration(seconds: f64) -> String {
@@ -16,12 +37,29 @@ pub fn format_duration(seconds: f64) -> String {
 }
 
 #[component]
-pub fn ImpactMeter(state: RwSignal<DashboardState>) -> impl IntoView {
+pub fn ImpactMeter(state: RwSignal<DashboardState>, formula: SavingsFormula) -> impl IntoView {
     let metrics = Memo::new(move |_| state.with(|s| s.metrics.clone()));
     let finished = move || metrics.with(|m| m.incidents_resolved + m.incidents_failed);
+    // The newest resolved incident with a figure: its contribution flashes
+    // (keyed by id, so each lands once) and the formula works it through.
+    let latest = Memo::new(move |_| {
+        state.with(|s| {
+            s.incidents
+                .iter()
+                .find(|i| i.status == IncidentStatus::Resolved && i.cost_savings.is_some())
+                .cloned()
+        })
+    });
+    let formula = StoredValue::new(formula);
     view! {
         <section class="panel impact" aria-labelledby="impact-title">
             <h2 id="impact-title" class="panel-title">"Business impact"</h2>
+            {move || latest.get().map(|incident| view! {
+                <p class="impact-flash" data-testid="impact-flash" aria-live="polite">
+                    {format!("+{} ", format_dollars(incident.cost_savings.unwrap_or_default()))}
+                    <span class="muted">{incident.title.clone()}</span>
+                </p>
+            })}
             <div class="kpis">
                 <Kpi label="Cost savings" testid="kpi-savings"
                     value=Signal::derive(move || format_dollars(metrics.with(|m| m.total_cost_savings)))
@@ -41,6 +79,38 @@ pub fn ImpactMeter(state: RwSignal<DashboardState>) -> impl IntoView {
                     })
                     note=Signal::derive(move || format!("{} finished", finished()))/>
             </div>
+            <details class="formula" data-testid="savings-formula">
+                <summary>"How savings are computed"</summary>
+                <p class="mono">
+                    "savings = cost_per_minute[severity] × (1 + blast_factor × (services − 1)) × max(0, manual_mttr[severity] − resolution_time)"
+                </p>
+                <p class="muted">
+                    "What the outage would have cost at the usual manual time to restore, minus what it cost while the swarm handled it. blast_factor = "
+                    {formula.with_value(|f| f.blast_factor)}
+                    "; the inputs are engine/data/impact.toml."
+                </p>
+                <table class="formula-inputs">
+                    <thead><tr><th>"severity"</th><th>"cost per minute"</th><th>"manual time to restore"</th></tr></thead>
+                    <tbody>
+                        {formula.with_value(|f| f.severities.iter().map(|s| view! {
+                            <tr>
+                                <td>{s.severity.as_str()}</td>
+                                <td class="mono">{format_dollars(s.cost_per_minute)}</td>
+                                <td class="mono">{format!("{} min", s.manual_mttr_minutes)}</td>
+                            </tr>
+                        }).collect_view())}
+                    </tbody>
+                </table>
+                {move || latest.get().and_then(|incident| {
+                    formula.with_value(|f| worked_example(f, &incident)).map(|example| view! {
+                        <p data-testid="savings-example">
+                            "Latest: " <strong>{incident.title.clone()}</strong>
+                            {format!(" ({}, {} services): ", incident.severity.as_str(), incident.affected_services.len())}
+                            <span class="mono">{example}</span>
+                        </p>
+                    })
+                })}
+            </details>
         </section>
     }
 }
@@ -59,6 +129,37 @@ fn Kpi(label: &'static str, testid: &'static str, value: Signal<String>, note: S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_worked_example_uses_the_servers_inputs_and_figure() {
+        use engine::protocol::{Severity, SeverityInputs};
+        let formula = SavingsFormula {
+            blast_factor: 0.25,
+            severities: vec![SeverityInputs {
+                severity: Severity::Critical,
+                cost_per_minute: 5600.0,
+                manual_mttr_minutes: 45.0,
+            }],
+        };
+        let incident = Incident {
+            id: uuid::Uuid::nil(),
+            title: "Database Cascade".into(),
+            severity: Severity::Critical,
+            affected_services: vec!["a".into(), "b".into(), "c".into()],
+            scenario_id: None,
+            status: IncidentStatus::Resolved,
+            created_at: chrono::Utc::now(),
+            finished_at: None,
+            resolution_time: Some(18.0),
+            cost_savings: Some(367_920.0),
+            root_cause: None,
+            report: None,
+        };
+        assert_eq!(
+            worked_example(&formula, &incident).as_deref(),
+            Some("$5,600/min × (1 + 0.25 × 2) × (45 − 0.3) min = $367,920")
+        );
+    }
 
     #[test]
     fn durations_read_naturally() {

@@ -225,6 +225,29 @@ impl Incident {
     }
 }
 
+/// How "cost savings" is computed, with its inputs, so people can check a
+/// figure: `cost_per_minute × (1 + blast_factor × (services − 1)) ×
+/// max(0, manual_mttr_minutes − resolution_minutes)`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SavingsFormula {
+    /// Extra share of the per-minute cost per affected service past the first.
+    pub blast_factor: f64,
+    /// The per-severity inputs, least severe first.
+    pub severities: Vec<SeverityInputs>,
+}
+
+/// One severity's inputs to the savings formula.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SeverityInputs {
+    pub severity: Severity,
+    /// Dollars lost per minute of degradation.
+    pub cost_per_minute: f64,
+    /// Typical time for people to restore service, in minutes.
+    pub manual_mttr_minutes: f64,
+}
+
 /// The business impact meter's figures (seed 000's `metrics`), computed by
 /// the server from every incident it has seen.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -138,6 +138,9 @@ fn spawn_server() -> anyhow::Result<(ChildServer, String)> {
             "10",
             "--twin",
             "isolated",
+            // Nobody approves plans during a load test.
+            "--policy",
+            "autonomous",
         ])
         .args([
             "--rate-limit",

@@ -167,9 +167,10 @@ impl Run<'_> {
             let wake = tokio::select! {
                 decision = &mut reply => match decision {
                     Ok(decision) => Wake::Decided(decision),
-                    // The sender lives in the book until taken out under
-                    // its lock, and taking it out either sends or closes.
-                    Err(_) => Wake::TimedOut,
+                    // The sender lives in the book until this task or a
+                    // decision takes it out; dropped unanswered, the engine
+                    // itself is going away.
+                    Err(_) => Wake::Interrupted,
                 },
                 () = self.clock.sleep(timeout) => Wake::TimedOut,
                 () = self.interrupt.cancelled() => Wake::Interrupted,

@@ -335,7 +335,10 @@ impl AuditEntry {
                 approval.state.as_str(),
                 format!(
                     "no answer from {} in {:.0}s; asking {}",
-                    approval.escalation[(approval.level as usize).saturating_sub(1)],
+                    approval
+                        .escalation
+                        .get((approval.level as usize).saturating_sub(1))
+                        .map_or("the previous approver", String::as_str),
                     approval.timeout_seconds,
                     approval.approver
                 ),

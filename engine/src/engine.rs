@@ -420,17 +420,10 @@ impl Engine {
         // An approval still pending belonged to an incident the last run
         // left open: nobody can answer it now.
         let orphans: Vec<_> = engine
-            .shared
-            .log
-            .project_and_subscribe(|_, projection| {
-                projection
-                    .approvals
-                    .iter()
-                    .filter(|a| a.state == crate::protocol::ApprovalState::Pending)
-                    .cloned()
-                    .collect::<Vec<_>>()
-            })
-            .0;
+            .recent_approvals()
+            .into_iter()
+            .filter(|a| a.state == crate::protocol::ApprovalState::Pending)
+            .collect();
         for mut approval in orphans {
             approval.state = crate::protocol::ApprovalState::Withdrawn;
             approval.decided_by = Some("server restart".into());
@@ -546,6 +539,12 @@ impl Engine {
         if let Some(twin) = &self.shared.twin {
             twin.with(|estate| self.shared.charts.watch(id, estate, anomalies));
         }
+    }
+
+    /// Approvals as published: waiting ones and the latest decided, newest
+    /// first (what a snapshot carries, without building one).
+    pub fn recent_approvals(&self) -> Vec<crate::protocol::Approval> {
+        self.shared.log.project(|p| p.approvals.iter().cloned().collect())
     }
 
     /// Plans waiting for a person; `decide` on it is how a person answers.

@@ -492,6 +492,11 @@ impl EventLog {
         }
     }
 
+    /// A view of the projection, without subscribing.
+    pub fn project<R>(&self, view: impl FnOnce(&Projection) -> R) -> R {
+        view(&self.lock().projection)
+    }
+
     /// The projection and its `seq`, and a receiver for every event after
     /// it, all at one instant.
     pub fn project_and_subscribe<R>(

@@ -53,8 +53,7 @@ pub async fn list(
     approvals.reverse();
     approvals.extend(
         engine
-            .snapshot()
-            .approvals
+            .recent_approvals()
             .into_iter()
             .filter(|a| a.state != ApprovalState::Pending),
     );
@@ -85,7 +84,7 @@ pub async fn get(
     engine
         .approvals()
         .get(id)
-        .or_else(|| engine.snapshot().approvals.into_iter().find(|a| a.approval_id == id))
+        .or_else(|| engine.recent_approvals().into_iter().find(|a| a.approval_id == id))
         .map(Json)
         .ok_or_else(|| {
             Problem::field(

@@ -33,30 +33,29 @@ const GRID: RGBColor = RGBColor(0x25, 0x30, 0x5a);
 const SERIES: RGBColor = RGBColor(0x6e, 0xa8, 0xff);
 #[cfg(feature = "ssr")]
 const BASELINE: RGBColor = RGBColor(0x3d, 0xdc, 0x97);
-#[cfg(feature = "ssr")]
-const BAD: RGBColor = RGBColor(0xff, 0x5c, 0x7a);
-#[cfg(feature = "ssr")]
-const WARN: RGBColor = RGBColor(0xff, 0xb5, 0x47);
 
-/// The colour of a mark, as the legend under the charts explains it.
-pub fn mark_colour(kind: MarkKind) -> &'static str {
+/// A mark's colour: red for trouble, green for a fix, amber for a
+/// person's decision, grey for the close. One table for the SVG lines and
+/// the legend's swatches.
+fn mark_rgb_parts(kind: MarkKind) -> (u8, u8, u8) {
     match kind {
-        MarkKind::Opened => "#ff5c7a",
-        MarkKind::Step | MarkKind::Verified => "#3ddc97",
-        MarkKind::Rollback => "#ff5c7a",
-        MarkKind::Decision => "#ffb547",
-        MarkKind::Closed => "#9aa6c8",
+        MarkKind::Opened | MarkKind::Rollback => (0xff, 0x5c, 0x7a),
+        MarkKind::Step | MarkKind::Verified => (0x3d, 0xdc, 0x97),
+        MarkKind::Decision => (0xff, 0xb5, 0x47),
+        MarkKind::Closed => (0x9a, 0xa6, 0xc8),
     }
+}
+
+/// The colour of a mark, as the legend under the charts shows it.
+pub fn mark_colour(kind: MarkKind) -> String {
+    let (r, g, b) = mark_rgb_parts(kind);
+    format!("#{r:02x}{g:02x}{b:02x}")
 }
 
 #[cfg(feature = "ssr")]
 fn mark_rgb(kind: MarkKind) -> RGBColor {
-    match kind {
-        MarkKind::Opened | MarkKind::Rollback => BAD,
-        MarkKind::Step | MarkKind::Verified => BASELINE,
-        MarkKind::Decision => WARN,
-        MarkKind::Closed => LABEL,
-    }
+    let (r, g, b) = mark_rgb_parts(kind);
+    RGBColor(r, g, b)
 }
 
 #[cfg(feature = "ssr")]

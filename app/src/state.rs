@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use engine::protocol::{
-    ActionStatus, AgentStats, AgentType, Approval, ApprovalState, Envelope, Incident, IncidentStatus,
+    ActionStatus, AgentStats, AgentType, Approval, ApprovalState, Envelope, FixOutcome, Incident, IncidentStatus,
     PerformanceMetrics, PolicyStage, PolicyVerdict, SNAPSHOT_APPROVALS, ServerMessage, ServiceTelemetry, Severity,
     Snapshot, TimelineRun,
 };
@@ -37,7 +37,7 @@ pub enum Applied {
 }
 
 /// What a feed entry is about.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FeedKind {
     /// An agent's action.
     Action(AgentType),
@@ -45,6 +45,20 @@ pub enum FeedKind {
     Incident,
     /// Policy decided about a plan, or a person was asked or answered.
     Governance,
+    /// The incident memory learned from a finished incident.
+    Memory,
+}
+
+impl FeedKind {
+    /// The feed's source filter name: an agent's wire name, or the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Action(agent) => agent.as_str(),
+            Self::Incident => "incident",
+            Self::Governance => "governance",
+            Self::Memory => "memory",
+        }
+    }
 }
 
 /// One line of the activity feed.
@@ -301,8 +315,37 @@ impl DashboardState {
                 });
                 approval.clone().upsert_into(&mut self.approvals, SNAPSHOT_APPROVALS);
             }
+            ServerMessage::MemoryRecorded { entry, .. } => {
+                let failed = entry.fixes.iter().filter(|f| f.outcome == FixOutcome::Failed).count();
+                let mut description = format!("Remembered as a signature of {} series", entry.features.len());
+                if let Some(fix) = entry.healing_fix() {
+                    description.push_str(&format!("; healed by {} on {}", fix.playbook, fix.service));
+                }
+                if failed > 0 {
+                    description.push_str(&format!("; {failed} fix(es) that failed will not be repeated"));
+                }
+                self.upsert_feed(FeedEntry {
+                    key: format!("{}:remembered", entry.incident_id),
+                    seq: envelope.seq,
+                    at: envelope.ts,
+                    kind: FeedKind::Memory,
+                    incident_id: entry.incident_id,
+                    description,
+                    status: if entry.healing_fix().is_some() {
+                        "healed"
+                    } else {
+                        "failed"
+                    }
+                    .to_owned(),
+                    confidence: None,
+                    duration_ms: None,
+                });
+            }
             // A resync is followed by a close; the reconnect resumes.
-            ServerMessage::Consensus { .. } | ServerMessage::ConfigChange { .. } | ServerMessage::Resync { .. } => {}
+            ServerMessage::Consensus { .. }
+            | ServerMessage::ConfigChange { .. }
+            | ServerMessage::Resync { .. }
+            | ServerMessage::MemoryCleared { .. } => {}
         }
     }
 

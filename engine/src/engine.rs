@@ -21,10 +21,7 @@ use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
 use crate::{
-    agents::{
-        Agent, Case, Communication, DetectionAgent, DiagnosisAgent, PredictionAgent, ResolutionAgent,
-        detection::Fingerprint,
-    },
+    agents::{Agent, Case, Communication, DetectionAgent, DiagnosisAgent, PredictionAgent, ResolutionAgent},
     bus::AgentBus,
     catalog::{Catalog, CatalogError, FaultyVoter, RootCause, Scenario},
     clock::{SimClock, Speed},
@@ -32,8 +29,11 @@ use crate::{
     governance::{Approvals, Policy},
     impact::ImpactModel,
     journal::{Journal, Recovered, Totals},
+    memory::Memory,
     orchestrator::{self, Assignment, SharedTwin, TwinRef, Verdict},
-    protocol::{Incident, IncidentStatus, PerformanceMetrics, ScenarioSummary, ServerMessage, Severity, Snapshot},
+    protocol::{
+        Incident, IncidentStatus, MemoryEntry, PerformanceMetrics, ScenarioSummary, ServerMessage, Severity, Snapshot,
+    },
     request::{IncidentRequest, IncidentTitle, ServiceName},
     twin::{ActionKind, Estate, FaultSpec, Topology, TopologyError},
 };
@@ -49,8 +49,6 @@ const ISOLATED_HISTORY: usize = 40;
 /// Seconds a fault has shown in telemetry by the time it is reported: a
 /// monitor needs a few samples before it fires.
 const REPORTED_AFTER_TICKS: u64 = 5;
-/// Past incidents detection remembers for matching.
-const MEMORY_LIMIT: usize = 500;
 
 /// How many incidents a snapshot lists.
 pub const SNAPSHOT_INCIDENTS: usize = 50;
@@ -86,6 +84,8 @@ pub struct EngineConfig {
     /// built-in `autonomous` policy (nobody is there to approve in tests,
     /// evaluation and benchmarks); the server defaults to `default`.
     pub policy: Arc<Policy>,
+    /// Finished incidents the incident memory keeps (0: remember nothing).
+    pub memory_capacity: usize,
 }
 
 /// Where incidents happen.
@@ -114,6 +114,7 @@ impl Default for EngineConfig {
             webhook: None,
             agent_failure_rate: 0.0,
             policy: Arc::new(Policy::builtin("autonomous").expect("the built-in policies are checked by tests")),
+            memory_capacity: crate::memory::DEFAULT_CAPACITY,
         }
     }
 }
@@ -397,6 +398,9 @@ impl Engine {
             Arc::clone(&journal),
         );
         let engine = Self::build(config, topology, catalog, log, recovered.totals, Some(journal))?;
+        for entry in recovered.memory {
+            engine.memory().record(entry);
+        }
         if !recovered.unfinished.is_empty() {
             let mut book = engine.shared.book.lock().expect("incident book lock poisoned");
             for incident in &recovered.unfinished {
@@ -478,7 +482,7 @@ impl Engine {
             catalog,
             detection: DetectionAgent {
                 signatures: signatures.clone(),
-                memory: Mutex::default(),
+                memory: Memory::new(config.memory_capacity),
             },
             diagnosis: DiagnosisAgent { signatures },
             prediction: PredictionAgent { impact: impact.clone() },
@@ -512,6 +516,22 @@ impl Engine {
                 journal,
             }),
         })
+    }
+
+    /// The incident memory.
+    pub fn memory(&self) -> &Memory {
+        &self.shared.swarm.detection.memory
+    }
+
+    /// Forgets every remembered incident, recording who asked; returns how
+    /// many entries there were.
+    pub fn clear_memory(&self, by: &str) -> u64 {
+        let removed = self.memory().clear();
+        self.publish(ServerMessage::MemoryCleared {
+            removed,
+            by: by.to_owned(),
+        });
+        removed
     }
 
     /// The governance policy every plan passes.
@@ -969,18 +989,22 @@ impl Engine {
                 });
             }
         }
-        if status == IncidentStatus::Resolved
-            && let (Some(root), Some(detection)) = (&verdict.acted_on, &case.detection)
+        // Fixes that ran teach the memory; an interrupted incident's do not
+        // (it never learned how they ended).
+        if status != IncidentStatus::Interrupted
+            && !verdict.fixes.is_empty()
+            && let Some(detection) = &case.detection
         {
-            let mut memory = self.shared.swarm.detection.memory.lock().expect("memory lock poisoned");
-            memory.push_back(Fingerprint {
+            let entry = MemoryEntry {
                 incident_id: id,
-                anomalies: detection.fingerprint.clone(),
-                root_cause: format!("{} on {}", root.fault.label(), root.service),
-            });
-            // Bounded: the newest matter most.
-            if memory.len() > MEMORY_LIMIT {
-                memory.pop_front();
+                recorded_at: chrono::Utc::now(),
+                scenario_id: case.incident.scenario_id.clone(),
+                features: detection.signature.clone(),
+                fixes: verdict.fixes.clone(),
+                resolution_seconds: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+            };
+            if let Some(evicted) = self.memory().record(entry.clone()) {
+                self.shared.log.append(ServerMessage::MemoryRecorded { entry, evicted });
             }
         }
         {

@@ -84,8 +84,10 @@ pub async fn evaluate(
             max_active_incidents: u64::MAX,
             webhook: None,
             agent_failure_rate: 0.0,
-            // It judges the swarm's diagnosis and healing; nobody is there
-            // to approve.
+            // It judges the swarm's own diagnosis and healing, cold: runs
+            // of one scenario must not teach each other.
+            memory_capacity: 0,
+            // Nobody is there to approve (the library's default policy).
             ..EngineConfig::default()
         },
         topology,

@@ -103,6 +103,7 @@ pub fn is_feed_event(message: &ServerMessage) -> bool {
             | ServerMessage::PolicyDecision { .. }
             | ServerMessage::ApprovalRequested { .. }
             | ServerMessage::ApprovalDecided { .. }
+            | ServerMessage::MemoryRecorded { .. }
     )
 }
 

@@ -120,4 +120,6 @@ pub struct Recovered {
     pub unfinished_runs: Vec<crate::protocol::TimelineRun>,
     /// The impact meter's totals over every finished incident.
     pub totals: Totals,
+    /// The incident memory, oldest first.
+    pub memory: Vec<crate::protocol::MemoryEntry>,
 }

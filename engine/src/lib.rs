@@ -9,8 +9,10 @@
 //!   [`twin`] (the simulated estate), the five [`agents`], the
 //!   [`consensus`] vote, the [`orchestrator`], the agent [`bus`], the
 //!   [`catalog`] of scenarios and playbooks, the [`clock`], the
-//!   [`event_log`] and its durable [`journal`] interface, [`notify`] (webhooks), [`timeline`]s (scheduled incident streams and
-//!   generated scenarios) and the [`evaluation`] harness.
+//!   [`event_log`] and its durable [`journal`] interface, [`governance`]
+//!   (policy and approvals), the incident [`memory`], [`notify`]
+//!   (webhooks), [`timeline`]s (scheduled incident streams and generated
+//!   scenarios) and the [`evaluation`] harness.
 //!
 //! The engine depends on neither axum nor leptos: the server's HTTP edge
 //! and the Leptos server functions are thin adapters over [`Engine`].
@@ -42,6 +44,8 @@ pub mod governance;
 pub mod impact;
 #[cfg(feature = "runtime")]
 pub mod journal;
+#[cfg(feature = "runtime")]
+pub mod memory;
 #[cfg(feature = "runtime")]
 pub mod notify;
 #[cfg(feature = "runtime")]

@@ -93,6 +93,11 @@ pub struct Settings {
     #[arg(long, env = "ANTIBODY_POLICY", default_value = "default", value_parser = parse_policy)]
     pub policy: std::sync::Arc<engine::governance::Policy>,
 
+    /// Finished incidents the incident memory keeps (oldest evicted first; 0 turns memory off).
+    #[arg(long, env = "ANTIBODY_MEMORY_CAPACITY", default_value = "2000",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub memory_capacity: u32,
+
     /// Operator mode: when set, creating incidents needs this token (bearer header, or the cookie POST /login sets).
     #[arg(long, env = "ANTIBODY_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,

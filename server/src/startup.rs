@@ -14,7 +14,7 @@ use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRef},
     response::IntoResponse,
-    routing::{MethodRouter, get, post},
+    routing::{MethodRouter, delete, get, post},
 };
 use engine::{Engine, EngineConfig, SNAPSHOT_INCIDENTS, timeline::runner::Timelines};
 use leptos::prelude::*;
@@ -27,7 +27,7 @@ use tracing::info;
 use crate::{
     configuration::Settings,
     problem::Problem,
-    routes::{approvals, docs, edge, health, history, incidents, live, timelines, ws},
+    routes::{analytics, approvals, docs, edge, health, history, incidents, live, memory, timelines, ws},
 };
 
 /// How long open WebSockets get to take their close frame at shutdown.
@@ -79,6 +79,7 @@ impl Application {
             fanout_capacity: settings.ws_queue as usize,
             commit_window: settings.commit_window,
             policy: std::sync::Arc::clone(&settings.policy),
+            memory_capacity: settings.memory_capacity as usize,
             twin: match settings.twin {
                 crate::configuration::Twin::Shared => engine::TwinMode::Shared,
                 crate::configuration::Twin::Isolated => engine::TwinMode::Isolated,
@@ -91,7 +92,9 @@ impl Application {
                 .map_err(|e| anyhow::anyhow!(e))?,
             ..EngineConfig::default()
         };
-        let recovered = store.recover(config.retain_events, SNAPSHOT_INCIDENTS).await?;
+        let recovered = store
+            .recover(config.retain_events, SNAPSHOT_INCIDENTS, config.memory_capacity)
+            .await?;
         info!(
             last_seq = recovered.last_seq,
             interrupted = recovered.unfinished.len(),
@@ -230,6 +233,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/api/approvals/{id}/decision", guarded(post(approvals::decide)))
         .route("/api/audit", get(approvals::audit))
         .route("/api/policy", get(approvals::policy))
+        .route("/api/memory", get(memory::export).merge(guarded(delete(memory::clear))))
+        .route("/api/analytics", get(analytics::analytics))
         .route("/api/openapi.json", get(docs::openapi_json))
         .route("/docs", get(docs::page))
         .route("/api/{*rest}", axum::routing::any(api_not_found))

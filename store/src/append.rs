@@ -86,6 +86,7 @@ pub(crate) fn incident_of(message: &ServerMessage) -> Option<Uuid> {
             Some(approval.incident_id)
         }
         ServerMessage::ConfigChange { incident_id, .. } => *incident_id,
+        ServerMessage::MemoryRecorded { entry, .. } => Some(entry.incident_id),
         _ => None,
     }
 }
@@ -232,6 +233,31 @@ async fn project(tx: &mut Transaction<'static, Any>, seq: i64, event: &Unsequenc
             .bind(&change.cause)
             .execute(&mut **tx)
             .await?;
+        }
+        ServerMessage::MemoryRecorded { entry, evicted } => {
+            sqlx::query(
+                "INSERT INTO incident_memory (incident_id, recorded_seq, healed_by, body) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (incident_id) DO UPDATE SET recorded_seq = excluded.recorded_seq, \
+                 healed_by = excluded.healed_by, body = excluded.body",
+            )
+            .bind(entry.incident_id.to_string())
+            .bind(seq)
+            .bind(entry.healing_fix().map(|f| format!("{} on {}", f.fault, f.service)))
+            .bind(serde_json::to_string(entry).expect("protocol types always serialize"))
+            .execute(&mut **tx)
+            .await?;
+            for id in evicted {
+                sqlx::query("DELETE FROM incident_memory WHERE incident_id = $1")
+                    .bind(id.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        ServerMessage::MemoryCleared { .. } => {
+            sqlx::query("DELETE FROM incident_memory WHERE recorded_seq < $1")
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
         }
         _ => {}
     }

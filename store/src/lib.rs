@@ -10,6 +10,7 @@
 //! Sequence numbers come from the `log_head` row, bumped inside that
 //! transaction, so they are gap-free even with several writers.
 
+mod analytics;
 mod append;
 mod read;
 mod rows;

@@ -4,7 +4,7 @@ use engine::{
     journal::{Recovered, Totals},
     protocol::{
         ActionStatus, AgentType, AuditEntry, EventPage, IncidentDetail, IncidentPage, IncidentStatus,
-        IncidentTelemetry, ServerMessage, Severity, TimelineRun,
+        IncidentTelemetry, MemoryEntry, ServerMessage, Severity, TimelineRun,
     },
 };
 use sqlx::Row;
@@ -54,8 +54,9 @@ impl Store {
     }
 
     /// Where a starting engine picks up: the newest `tail` events, the
-    /// newest `incidents`, the ones left open, and the totals.
-    pub async fn recover(&self, tail: usize, incidents: usize) -> Result<Recovered, StoreError> {
+    /// newest `incidents`, the ones left open, the totals, and the newest
+    /// `memory` entries of the incident memory.
+    pub async fn recover(&self, tail: usize, incidents: usize, memory: usize) -> Result<Recovered, StoreError> {
         let (epoch, last_seq) = self.head().await?;
         let mut events = sqlx::query("SELECT seq, ts, body FROM events ORDER BY seq DESC LIMIT $1")
             .bind(tail as i64)
@@ -98,7 +99,24 @@ impl Store {
             unfinished,
             unfinished_runs,
             totals: self.totals().await?,
+            memory: self.memory(memory).await?,
         })
+    }
+
+    /// The newest `limit` entries of the incident memory, oldest first.
+    pub async fn memory(&self, limit: usize) -> Result<Vec<MemoryEntry>, StoreError> {
+        let mut entries = sqlx::query("SELECT body FROM incident_memory ORDER BY recorded_seq DESC LIMIT $1")
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let body: String = row.try_get("body")?;
+                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("incident_memory: {e}")))
+            })
+            .collect::<Result<Vec<MemoryEntry>, StoreError>>()?;
+        entries.reverse();
+        Ok(entries)
     }
 
     /// A timeline run as last reported.

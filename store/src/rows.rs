@@ -34,14 +34,14 @@ fn corrupt(what: &str, error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {error}"))
 }
 
-fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| corrupt("timestamp", e))
 }
 
 /// An enum from its wire name.
-fn wire<T: DeserializeOwned>(what: &str, name: String) -> Result<T, StoreError> {
+pub(crate) fn wire<T: DeserializeOwned>(what: &str, name: String) -> Result<T, StoreError> {
     serde_json::from_value(serde_json::Value::String(name)).map_err(|e| corrupt(what, e))
 }
 

@@ -89,6 +89,8 @@ on_both_backends!(
     a_reopened_store_recovers_where_it_left_off,
     concurrent_writers_never_share_a_seq,
     the_audit_log_is_projected_from_governance_events,
+    the_incident_memory_is_projected_bounded_and_cleared,
+    analytics_are_computed_from_a_seeded_store,
 );
 
 fn incident(n: u128, scenario: &str, severity: Severity) -> Incident {
@@ -291,7 +293,7 @@ async fn a_reopened_store_recovers_where_it_left_off(db: Db) {
         epoch
     };
     let store = db.open().await;
-    let recovered = store.recover(2, 50).await.unwrap();
+    let recovered = store.recover(2, 50, 100).await.unwrap();
     assert_eq!(recovered.epoch, epoch, "the epoch survives a restart");
     assert_eq!(recovered.last_seq, 3);
     assert_eq!(recovered.tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
@@ -471,5 +473,194 @@ async fn the_audit_log_is_projected_from_governance_events(db: Db) {
     assert_eq!(
         detail.audit.iter().map(|e| e.seq).collect::<Vec<_>>(),
         vec![3, 4, 5, 6, 7]
+    );
+}
+
+fn remembered(n: u128, evicted: &[u128]) -> Unsequenced {
+    use engine::protocol::{FixOutcome, FixRecord, MemoryEntry, SignatureFeature};
+    event(ServerMessage::MemoryRecorded {
+        entry: MemoryEntry {
+            incident_id: Uuid::from_u128(n),
+            recorded_at: Utc::now(),
+            scenario_id: Some("cache_failure".into()),
+            features: vec![SignatureFeature {
+                service: "redis-cache".into(),
+                metric: "error_rate".into(),
+                sigma: 9.5,
+            }],
+            fixes: vec![FixRecord {
+                service: "redis-cache".into(),
+                fault: "cache_failure".into(),
+                playbook: "Cache failure".into(),
+                actions: vec!["restart_service".into()],
+                outcome: if n.is_multiple_of(2) {
+                    FixOutcome::Failed
+                } else {
+                    FixOutcome::Healed
+                },
+            }],
+            resolution_seconds: 10.0 + n as f64,
+        },
+        evicted: evicted.iter().map(|id| Uuid::from_u128(*id)).collect(),
+    })
+}
+
+async fn the_incident_memory_is_projected_bounded_and_cleared(db: Db) {
+    let store = db.open().await;
+    store
+        .append(&[remembered(1, &[]), remembered(2, &[]), remembered(3, &[1])])
+        .await
+        .unwrap();
+    let ids = |entries: Vec<engine::protocol::MemoryEntry>| {
+        entries.iter().map(|e| e.incident_id.as_u128()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(store.memory(10).await.unwrap()),
+        [2, 3],
+        "oldest first, the evicted one gone"
+    );
+    assert_eq!(ids(store.memory(1).await.unwrap()), [3], "the newest within the limit");
+    let entry = &store.memory(10).await.unwrap()[1];
+    assert_eq!(entry.fixes[0].actions, ["restart_service"]);
+    assert_eq!(entry.resolution_seconds, 13.0);
+    store.close().await;
+
+    let store = db.open().await;
+    assert_eq!(
+        ids(store.recover(10, 10, 10).await.unwrap().memory),
+        [2, 3],
+        "memory survives a restart"
+    );
+    store
+        .append(&[event(ServerMessage::MemoryCleared {
+            removed: 2,
+            by: "api".into(),
+        })])
+        .await
+        .unwrap();
+    assert!(store.memory(10).await.unwrap().is_empty());
+    store.append(&[remembered(4, &[])]).await.unwrap();
+    assert_eq!(
+        ids(store.memory(10).await.unwrap()),
+        [4],
+        "what comes after a clear is kept"
+    );
+}
+
+fn resolution(n: u128, status: engine::protocol::ActionStatus, details: serde_json::Value) -> Unsequenced {
+    event(ServerMessage::AgentAction {
+        incident_id: Uuid::from_u128(n),
+        action: engine::protocol::AgentAction {
+            agent_type: engine::protocol::AgentType::Resolution,
+            action_id: Uuid::new_v4(),
+            description: "step".into(),
+            timestamp: Utc::now(),
+            status,
+            details,
+            duration_ms: Some(100),
+            confidence: Some(0.9),
+        },
+    })
+}
+
+fn model_report(p99_ms: f64, rps: f64) -> Unsequenced {
+    let service = |name: &str, kind: &str, p99_ms: f64, rps: f64| engine::protocol::ServiceTelemetry {
+        name: name.into(),
+        kind: kind.into(),
+        state: engine::protocol::HealthState::Healthy,
+        in_rotation: true,
+        owned: true,
+        p99_ms,
+        error_rate: 0.0,
+        rps,
+        cpu: 0.3,
+        depends_on: Vec::new(),
+    };
+    event(ServerMessage::TwinHealth {
+        services: vec![
+            service("ml-model-service", "model", p99_ms, rps),
+            // Not the model: its latency must not count.
+            service("api-gateway", "gateway", 5_000.0, 1_000.0),
+        ],
+    })
+}
+
+async fn analytics_are_computed_from_a_seeded_store(db: Db) {
+    use engine::protocol::ActionStatus::{Completed, Failed};
+    use serde_json::json;
+    let store = db.open().await;
+    let empty = store.analytics().await.unwrap();
+    assert_eq!(empty.healing_success_rate, None);
+    assert_eq!(empty.false_positive_rate, None);
+    assert_eq!(empty.latency_slo_compliance, None);
+    store
+        .append(&[
+            created(1, "data_drift", Severity::High),
+            created(2, "data_drift", Severity::High),
+            created(3, "latency_slo_breach", Severity::High),
+            created(4, "latency_slo_breach", Severity::High),
+            created(5, "latency_slo_breach", Severity::High),
+            closed(1, IncidentStatus::Resolved, 100.0, None),
+            closed(2, IncidentStatus::Resolved, 50.0, None),
+            closed(3, IncidentStatus::Resolved, 30.0, None),
+            closed(4, IncidentStatus::Failed, 90.0, None),
+            closed(5, IncidentStatus::Interrupted, 5.0, None),
+            // Incident 4 ran three steps; two were rolled back.
+            resolution(4, Completed, json!({ "step": 1, "of": 2, "action": "scale_out" })),
+            resolution(4, Completed, json!({ "step": 2, "of": 2, "action": "restart_service" })),
+            resolution(4, Completed, json!({ "rolled_back": ["restart", "scale out"] })),
+            resolution(
+                4,
+                Completed,
+                json!({ "step": 1, "of": 1, "action": "enable_safe_mode" }),
+            ),
+            // A failed step changed nothing; safety checks are not steps.
+            resolution(4, Failed, json!({ "step": 1, "of": 1, "error": "no earlier version" })),
+            resolution(1, Completed, json!({ "checks": [] })),
+            resolution(
+                1,
+                Completed,
+                json!({ "step": 1, "of": 1, "action": "trigger_retraining" }),
+            ),
+            // 3 of 4 model requests within 300 ms: 300 rps fine, 100 slow.
+            model_report(120.0, 300.0),
+            model_report(900.0, 100.0),
+        ])
+        .await
+        .unwrap();
+    let analytics = store.analytics().await.unwrap();
+    assert_eq!((analytics.resolved, analytics.failed, analytics.interrupted), (3, 1, 1));
+    assert_eq!(analytics.healing_success_rate, Some(0.75));
+    let mttr: Vec<(&str, u64, f64)> = analytics
+        .mttr_by_type
+        .iter()
+        .map(|t| (t.incident_type.as_str(), t.resolved, t.mttr_seconds))
+        .collect();
+    assert_eq!(mttr, [("data_drift", 2, 75.0), ("latency_slo_breach", 1, 30.0)]);
+    assert_eq!((analytics.steps_run, analytics.steps_rolled_back), (4, 2));
+    assert_eq!(analytics.false_positive_rate, Some(0.5));
+    assert_eq!(analytics.health_reports, 2);
+    assert_eq!(analytics.latency_slo_compliance, Some(0.75));
+    let recent: Vec<(u128, IncidentStatus)> = analytics
+        .recent
+        .iter()
+        .map(|r| (r.resolution_seconds as u128, r.status))
+        .collect();
+    assert_eq!(
+        recent,
+        [
+            (100, IncidentStatus::Resolved),
+            (50, IncidentStatus::Resolved),
+            (30, IncidentStatus::Resolved),
+            (90, IncidentStatus::Failed)
+        ],
+        "oldest first, interrupted left out"
+    );
+    store.close().await;
+    let reopened = db.open().await;
+    assert_eq!(
+        reopened.analytics().await.unwrap(),
+        analytics,
+        "the same after a restart"
     );
 }

@@ -27,11 +27,7 @@ struct Filter {
 
 impl Filter {
     fn admits(&self, entry: &FeedEntry, severity_of: impl Fn(uuid::Uuid) -> Option<Severity>) -> bool {
-        let source = match entry.kind {
-            FeedKind::Action(agent) => agent.as_str(),
-            FeedKind::Incident => "incident",
-            FeedKind::Governance => "governance",
-        };
+        let source = entry.kind.as_str();
         (self.incident.is_empty() || self.incident == entry.incident_id.to_string())
             && (self.source.is_empty() || self.source == source)
             && (self.severity.is_empty() || severity_of(entry.incident_id).is_some_and(|s| s.as_str() == self.severity))
@@ -107,6 +103,7 @@ pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
                         <option value="">"all"</option>
                         {AgentType::ALL.map(|a| view! { <option value=a.as_str()>{a.label()}</option> })}
                         <option value="governance">"Governance"</option>
+                        <option value="memory">"Memory"</option>
                         <option value="incident">"Incidents"</option>
                     </select>
                 </label>
@@ -138,11 +135,7 @@ pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
                     node_ref=list on:scroll=on_scroll>
                     <For each=move || entries.get() key=|e| (e.key.clone(), e.seq) let:entry>
                         <li class="feed-item" data-testid="feed-item" data-incident=entry.incident_id.to_string()
-                            data-kind=match entry.kind {
-                                FeedKind::Action(agent) => agent.as_str(),
-                                FeedKind::Incident => "incident",
-                                FeedKind::Governance => "governance",
-                            }
+                            data-kind=entry.kind.as_str()
                             data-status=entry.status.clone()>
                             <time class="feed-time" datetime=entry.at.to_rfc3339()>{entry.at.format("%H:%M:%S").to_string()}</time>
                             <span class="feed-agent">
@@ -150,6 +143,7 @@ pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
                                     FeedKind::Action(agent) => view! { {agent_glyph(agent)} <span>{agent.label()}</span> }.into_any(),
                                     FeedKind::Incident => view! { <span class="feed-incident-mark">"Incident"</span> }.into_any(),
                                     FeedKind::Governance => view! { <span class="feed-governance-mark">"Governance"</span> }.into_any(),
+                                    FeedKind::Memory => view! { <span class="feed-memory-mark">"Memory"</span> }.into_any(),
                                 }}
                             </span>
                             <span class="feed-desc">

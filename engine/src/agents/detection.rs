@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::{Agent, Case, Judgement, Plan, Report, Signature, deviations, harm, round2};
 use crate::{
-    protocol::AgentType,
+    memory::Memory,
+    protocol::{AgentType, Recall, SignatureFeature},
     twin::{Estate, Metric},
 };
 
@@ -16,6 +17,9 @@ pub const ANOMALY_SIGMA: f64 = 4.0;
 /// Deviations are capped here when weighing evidence, so one absurd reading
 /// cannot outweigh everything else.
 const CAP_SIGMA: f64 = 12.0;
+/// Series in an incident's signature: the strongest, since the faint
+/// ones come and go from one reading to the next.
+const SIGNATURE_FEATURES: usize = 24;
 
 /// One metric off its baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,28 +36,6 @@ pub struct Anomaly {
     pub sigma: f64,
 }
 
-/// A resolved incident whose anomalies resemble this one's.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HistoricalMatch {
-    /// The past incident.
-    pub incident_id: uuid::Uuid,
-    /// Its diagnosed root cause.
-    pub root_cause: String,
-    /// Jaccard similarity of the anomaly sets, 0..=1.
-    pub similarity: f64,
-}
-
-/// A past incident's fingerprint, kept for matching.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fingerprint {
-    /// The incident.
-    pub incident_id: uuid::Uuid,
-    /// Which `(service, metric)` series were anomalous.
-    pub anomalies: AnomalySet,
-    /// What it turned out to be.
-    pub root_cause: String,
-}
-
 /// What detection found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Detection {
@@ -65,56 +47,14 @@ pub struct Detection {
     pub anomalous_services: Vec<String>,
     /// The best-matching known pattern and its score.
     pub pattern: Option<(String, String, f64)>,
-    /// Similar past incidents, most similar first.
-    pub historical_matches: Vec<HistoricalMatch>,
     /// Confidence that something is wrong.
     pub confidence: f64,
-    /// The anomalous series, for matching against memory.
+    /// The incident's signature for the memory: the anomalous series,
+    /// strongest first.
     #[serde(skip)]
-    pub fingerprint: AnomalySet,
-}
-
-/// A set of `(service index, metric)` series, as a bitset: comparing an
-/// incident against hundreds of remembered ones is then a few popcounts per
-/// entry, not string-set merges.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AnomalySet(Vec<u64>);
-
-impl AnomalySet {
-    fn bit(service: usize, metric: Metric) -> usize {
-        service * Metric::COUNT + metric as usize
-    }
-
-    /// Adds one series.
-    pub fn insert(&mut self, service: usize, metric: Metric) {
-        let bit = Self::bit(service, metric);
-        if self.0.len() <= bit / 64 {
-            self.0.resize(bit / 64 + 1, 0);
-        }
-        self.0[bit / 64] |= 1 << (bit % 64);
-    }
-
-    /// Whether the series is in the set.
-    pub fn contains(&self, service: usize, metric: Metric) -> bool {
-        let bit = Self::bit(service, metric);
-        self.0.get(bit / 64).is_some_and(|word| word & (1 << (bit % 64)) != 0)
-    }
-
-    /// Jaccard similarity, 0..=1; two empty sets are not similar.
-    pub fn jaccard(&self, other: &AnomalySet) -> f64 {
-        let word = |set: &AnomalySet, i: usize| set.0.get(i).copied().unwrap_or(0);
-        let (mut shared, mut union) = (0u32, 0u32);
-        for i in 0..self.0.len().max(other.0.len()) {
-            let (a, b) = (word(self, i), word(other, i));
-            shared += (a & b).count_ones();
-            union += (a | b).count_ones();
-        }
-        if union == 0 {
-            0.0
-        } else {
-            f64::from(shared) / f64::from(union)
-        }
-    }
+    pub signature: Vec<SignatureFeature>,
+    /// What the memory holds of similar past incidents.
+    pub recall: Recall,
 }
 
 /// The detection agent.
@@ -122,7 +62,7 @@ pub struct DetectionAgent {
     /// The pattern library.
     pub signatures: Vec<Signature>,
     /// Past incidents to match against.
-    pub memory: std::sync::Mutex<std::collections::VecDeque<Fingerprint>>,
+    pub memory: Memory,
 }
 
 impl DetectionAgent {
@@ -131,7 +71,6 @@ impl DetectionAgent {
         let topology = estate.topology();
         let mut metrics_analyzed = 0;
         let mut anomalies = Vec::new();
-        let mut fingerprint = AnomalySet::default();
         for (index, spec) in topology.services.iter().enumerate() {
             let z = deviations(estate, index);
             let telemetry = &estate.service(index).telemetry;
@@ -142,7 +81,6 @@ impl DetectionAgent {
                 metrics_analyzed += 1;
                 let sigma = harm(metric, z[metric as usize]);
                 if sigma >= ANOMALY_SIGMA {
-                    fingerprint.insert(index, metric);
                     anomalies.push(Anomaly {
                         service: spec.name.clone(),
                         metric,
@@ -175,31 +113,25 @@ impl DetectionAgent {
             .filter(|(_, _, score)| *score > 0.3)
             .map(|(s, index, score)| (s.pattern.clone(), topology.spec(index).name.clone(), round2(score)));
 
+        let signature: Vec<SignatureFeature> = anomalies
+            .iter()
+            .take(SIGNATURE_FEATURES)
+            .map(|a| SignatureFeature {
+                service: a.service.clone(),
+                metric: a.metric.as_str().to_owned(),
+                sigma: a.sigma,
+            })
+            .collect();
+        let recall = self.memory.recall(&signature);
         let mut detection = Detection {
             metrics_analyzed,
             confidence: 0.0,
             anomalies,
             anomalous_services,
             pattern,
-            historical_matches: Vec::new(),
-            fingerprint,
+            signature,
+            recall,
         };
-        let memory = self.memory.lock().expect("memory lock poisoned");
-        let mut matches: Vec<HistoricalMatch> = memory
-            .iter()
-            .filter_map(|past| {
-                let similarity = past.anomalies.jaccard(&detection.fingerprint);
-                (similarity >= 0.5).then(|| HistoricalMatch {
-                    incident_id: past.incident_id,
-                    root_cause: past.root_cause.clone(),
-                    similarity: round2(similarity),
-                })
-            })
-            .collect();
-        matches.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-        drop(memory);
-        matches.truncate(5);
-        detection.historical_matches = matches;
         detection.confidence = confidence(&detection);
         detection
     }
@@ -221,11 +153,7 @@ fn confidence(detection: &Detection) -> f64 {
     let strength = top.iter().sum::<f64>() / top.len() as f64 / CAP_SIGMA;
     let corroboration = (detection.anomalies.len() as f64 / 4.0).min(1.0);
     let pattern = detection.pattern.as_ref().map_or(0.0, |p| p.2);
-    let history = if detection.historical_matches.is_empty() {
-        0.0
-    } else {
-        0.05
-    };
+    let history = if detection.recall.similar.is_empty() { 0.0 } else { 0.05 };
     round2((0.45 + 0.25 * strength + 0.1 * corroboration + 0.15 * pattern + history).min(0.99))
 }
 
@@ -238,18 +166,26 @@ impl Agent for DetectionAgent {
         let detection = self.detect(estate);
         let description = match (detection.anomalies.first(), &detection.pattern) {
             (None, _) => format!("Nothing anomalous found across {} metrics", detection.metrics_analyzed),
-            (Some(top), pattern) => format!(
-                "{} anomalies on {} service(s); strongest {} {} at {:.1}σ{}",
-                detection.anomalies.len(),
-                detection.anomalous_services.len(),
-                top.service,
-                top.metric.as_str(),
-                top.sigma,
-                pattern
-                    .as_ref()
-                    .map(|(p, s, _)| format!("; looks like {p} on {s}"))
-                    .unwrap_or_default()
-            ),
+            (Some(top), pattern) => {
+                format!(
+                    "{} anomalies on {} service(s); strongest {} {} at {:.1}σ{}",
+                    detection.anomalies.len(),
+                    detection.anomalous_services.len(),
+                    top.service,
+                    top.metric.as_str(),
+                    top.sigma,
+                    pattern
+                        .as_ref()
+                        .map(|(p, s, _)| format!("; looks like {p} on {s}"))
+                        .unwrap_or_default()
+                ) + &match detection.recall.similar.len() {
+                    0 => String::new(),
+                    n => format!(
+                        "; resembles {n} past incident(s) (best {:.0}% similar)",
+                        detection.recall.best_similarity() * 100.0
+                    ),
+                }
+            }
         };
         let report = Report {
             description,
@@ -259,7 +195,7 @@ impl Agent for DetectionAgent {
                 "anomalous_services": detection.anomalous_services,
                 "top_anomalies": detection.anomalies.iter().take(8).collect::<Vec<_>>(),
                 "pattern_matched": detection.pattern.as_ref().map(|p| json!({"pattern": p.0, "service": p.1, "score": p.2})),
-                "historical_matches": detection.historical_matches,
+                "recall": detection.recall,
             }),
             confidence: detection.confidence,
         };
@@ -342,38 +278,31 @@ mod tests {
     }
 
     #[test]
-    fn anomaly_sets_compare_by_jaccard_similarity() {
-        let mut a = AnomalySet::default();
-        let mut b = AnomalySet::default();
-        assert_eq!(a.jaccard(&b), 0.0, "nothing in common with nothing");
-        a.insert(0, Metric::ALL[0]);
-        a.insert(11, Metric::ALL[15]);
-        b.insert(11, Metric::ALL[15]);
-        assert!(a.contains(11, Metric::ALL[15]) && !b.contains(0, Metric::ALL[0]));
-        assert_eq!(a.jaccard(&b), 0.5);
-        b.insert(0, Metric::ALL[0]);
-        assert_eq!(a.jaccard(&b), 1.0);
-        b.insert(3, Metric::ALL[2]);
-        assert!((b.jaccard(&a) - 2.0 / 3.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn a_similar_past_incident_is_matched() {
+    fn a_similar_past_incident_is_recalled_with_its_fix() {
+        use crate::protocol::{FixOutcome, FixRecord, MemoryEntry};
         let estate = fixtures::broken(FaultKind::CacheFailure, "redis-cache", 3, 4);
         let first = agent().detect(&estate);
-        let agent = DetectionAgent {
-            memory: std::sync::Mutex::new(
-                [Fingerprint {
-                    incident_id: uuid::Uuid::nil(),
-                    anomalies: first.fingerprint.clone(),
-                    root_cause: "cache_failure on redis-cache".into(),
-                }]
-                .into(),
-            ),
-            ..agent()
-        };
-        let again = agent.detect(&estate);
-        assert_eq!(again.historical_matches.len(), 1);
-        assert_eq!(again.historical_matches[0].similarity, 1.0);
+        assert!(first.recall.similar.is_empty());
+        assert!(!first.signature.is_empty());
+        let memory = Memory::new(10);
+        memory.record(MemoryEntry {
+            incident_id: uuid::Uuid::nil(),
+            recorded_at: chrono::Utc::now(),
+            scenario_id: None,
+            features: first.signature.clone(),
+            fixes: vec![FixRecord {
+                service: "redis-cache".into(),
+                fault: "cache_failure".into(),
+                playbook: "Cache failure".into(),
+                actions: vec!["restart_service".into()],
+                outcome: FixOutcome::Healed,
+            }],
+            resolution_seconds: 12.0,
+        });
+        let again = DetectionAgent { memory, ..agent() }.detect(&estate);
+        assert_eq!(again.recall.similar.len(), 1);
+        assert_eq!(again.recall.similar[0].similarity, 1.0);
+        assert_eq!(again.recall.fixes[0].healed, 1);
+        assert!(again.confidence > first.confidence);
     }
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::{Agent, Case, Judgement, Plan, Report, Signature, deviations, round2};
 use crate::{
     catalog::RootCause,
-    protocol::AgentType,
+    protocol::{AgentType, FixTrackRecord, Recall},
     twin::{Estate, HealthState, Metric, ServiceKind, Topology},
 };
 
@@ -48,6 +48,8 @@ pub struct Hypothesis {
     pub evidence: Vec<MetricEvidence>,
     /// A call path from a reported service to the root, when there is one.
     pub path: Vec<String>,
+    /// Its fix's track record on similar past incidents, if it ran on any.
+    pub memory: Option<FixTrackRecord>,
 }
 
 impl Hypothesis {
@@ -73,6 +75,12 @@ pub struct Diagnosis {
     pub hypotheses: Vec<Hypothesis>,
     /// Services that depend on the top hypothesis's root, and their health.
     pub blast_radius: Vec<Affected>,
+    /// Hypotheses left out because their fix ran on similar incidents and
+    /// never healed one: a failed fix is not repeated. (One flaky failure
+    /// bars it too; clearing the memory gives it another chance.)
+    pub skipped: Vec<Hypothesis>,
+    /// Similar past incidents weighed.
+    pub similar_incidents: usize,
 }
 
 /// The diagnosis agent.
@@ -96,7 +104,17 @@ fn explains(topology: &Topology, root: usize, other: usize) -> bool {
 }
 
 impl DiagnosisAgent {
-    pub fn diagnose(&self, estate: &Estate, reported: &[String], anomalous: &[String], strength: &[f64]) -> Diagnosis {
+    /// Ranks root-cause hypotheses for the `anomalous` services (each with
+    /// its anomaly `strength`), weighing what `recall` holds of similar
+    /// past incidents.
+    pub fn diagnose(
+        &self,
+        estate: &Estate,
+        reported: &[String],
+        anomalous: &[String],
+        strength: &[f64],
+        recall: &Recall,
+    ) -> Diagnosis {
         let topology = estate.topology();
         let anomalous: Vec<(usize, f64)> = anomalous
             .iter()
@@ -143,9 +161,21 @@ impl DiagnosisAgent {
                         })
                         .collect(),
                     path,
+                    memory: None,
                 });
             }
         }
+        // Memory: a fix's measured success on similar incidents scales its
+        // hypothesis between ½× (never healed) and 1½× (always healed).
+        for h in &mut hypotheses {
+            h.memory = recall.record_for(&h.root.service, h.root.fault.as_str()).cloned();
+            if let Some(record) = &h.memory {
+                h.score = round2(h.score * (0.5 + record.expected_success()));
+            }
+        }
+        let (skipped, mut hypotheses): (Vec<Hypothesis>, Vec<Hypothesis>) = hypotheses
+            .into_iter()
+            .partition(|h| h.memory.as_ref().is_some_and(FixTrackRecord::dead_end));
         hypotheses.sort_by(|a, b| b.score.total_cmp(&a.score));
         hypotheses.truncate(KEEP);
         let sum: f64 = hypotheses.iter().map(|h| h.score).sum();
@@ -170,8 +200,41 @@ impl DiagnosisAgent {
         Diagnosis {
             hypotheses,
             blast_radius,
+            skipped,
+            similar_incidents: recall.similar.len(),
         }
     }
+}
+
+/// What memory contributed, for the feed: "; matched 4 similar incidents;
+/// last fix succeeded 4/4; skipped …: failed 2/2". Empty without matches.
+fn memory_line(diagnosis: &Diagnosis) -> String {
+    use std::fmt::Write;
+    let mut line = String::new();
+    if diagnosis.similar_incidents == 0 {
+        return line;
+    }
+    let _ = write!(
+        line,
+        "; matched {} similar incident{}",
+        diagnosis.similar_incidents,
+        if diagnosis.similar_incidents == 1 { "" } else { "s" }
+    );
+    if let Some(record) = diagnosis.hypotheses.first().and_then(|h| h.memory.as_ref()) {
+        let _ = write!(line, "; last fix succeeded {}/{}", record.healed, record.tried);
+    }
+    for h in &diagnosis.skipped {
+        if let Some(record) = &h.memory {
+            let _ = write!(
+                line,
+                "; skipped {}: failed {}/{}",
+                h.label(),
+                record.tried,
+                record.tried
+            );
+        }
+    }
+    line
 }
 
 impl Agent for DiagnosisAgent {
@@ -180,6 +243,7 @@ impl Agent for DiagnosisAgent {
     }
 
     fn work(&self, case: &mut Case, estate: &Estate) -> Report {
+        let recall = case.detection.as_ref().map(|d| d.recall.clone()).unwrap_or_default();
         let (anomalous, strength) = case
             .detection
             .as_ref()
@@ -198,20 +262,23 @@ impl Agent for DiagnosisAgent {
                 (d.anomalous_services.clone(), strength)
             })
             .unwrap_or_default();
-        let diagnosis = self.diagnose(estate, &case.incident.affected_services, &anomalous, &strength);
+        let diagnosis = self.diagnose(estate, &case.incident.affected_services, &anomalous, &strength, &recall);
+        let memory = memory_line(&diagnosis);
         let report = match diagnosis.hypotheses.first() {
             None => Report {
-                description: if anomalous.is_empty() {
+                description: if !diagnosis.skipped.is_empty() {
+                    format!("Every candidate fix failed on similar incidents{memory}")
+                } else if anomalous.is_empty() {
                     "No root cause to find: telemetry is within baselines".into()
                 } else {
                     format!("No known fault explains the anomalies on {}", anomalous.join(", "))
                 },
-                details: json!({ "hypotheses": [], "blast_radius": [] }),
+                details: json!({ "hypotheses": [], "blast_radius": [], "skipped": diagnosis.skipped }),
                 confidence: 0.5,
             },
             Some(top) => Report {
                 description: format!(
-                    "Root cause: {} ({:.0}% confident){}",
+                    "Root cause: {} ({:.0}% confident){}{memory}",
                     top.label(),
                     top.confidence * 100.0,
                     diagnosis
@@ -223,6 +290,8 @@ impl Agent for DiagnosisAgent {
                 details: json!({
                     "hypotheses": diagnosis.hypotheses,
                     "blast_radius": diagnosis.blast_radius,
+                    "skipped": diagnosis.skipped,
+                    "similar_incidents": diagnosis.similar_incidents,
                 }),
                 confidence: top.confidence,
             },
@@ -309,13 +378,141 @@ mod tests {
         assert_eq!(partition.hypotheses[0].root.fault, FaultKind::NetworkPartition);
     }
 
+    fn record(service: &str, fault: FaultKind, healed: u32, tried: u32) -> FixTrackRecord {
+        FixTrackRecord {
+            service: service.into(),
+            fault: fault.as_str().into(),
+            healed,
+            tried,
+        }
+    }
+
+    fn diagnose_recalling(kind: FaultKind, target: &str, seed: u64, recall: &Recall) -> Diagnosis {
+        let estate = fixtures::broken(kind, target, 3, seed);
+        let mut case = Case::new(fixtures::incident(&["api-gateway"]));
+        DetectionAgent {
+            signatures: signatures().unwrap(),
+            memory: Default::default(),
+        }
+        .work(&mut case, &estate);
+        let detection = case.detection.unwrap();
+        let strength: Vec<f64> = detection
+            .anomalous_services
+            .iter()
+            .map(|s| {
+                detection
+                    .anomalies
+                    .iter()
+                    .filter(|a| &a.service == s)
+                    .map(|a| a.sigma.min(12.0))
+                    .fold(0.0, f64::max)
+            })
+            .collect();
+        DiagnosisAgent {
+            signatures: signatures().unwrap(),
+        }
+        .diagnose(
+            &estate,
+            &["api-gateway".into()],
+            &detection.anomalous_services,
+            &strength,
+            recall,
+        )
+    }
+
+    #[test]
+    fn a_fix_that_healed_similar_incidents_raises_its_hypothesis() {
+        let cold = diagnose_recalling(
+            FaultKind::ConnectionPoolExhaustion,
+            "postgres-primary",
+            5,
+            &Recall::default(),
+        );
+        assert!(cold.hypotheses.len() >= 2, "{:?}", cold.hypotheses);
+        let (first, second) = (cold.hypotheses[0].root.clone(), cold.hypotheses[1].root.clone());
+        // Memory says the runner-up's fix healed 4 of 4 similar incidents.
+        let recall = Recall {
+            similar: Vec::new(),
+            fixes: vec![record(&second.service, second.fault, 4, 4)],
+        };
+        let warm = diagnose_recalling(FaultKind::ConnectionPoolExhaustion, "postgres-primary", 5, &recall);
+        let promoted = warm.hypotheses.iter().find(|h| h.root == second).unwrap();
+        let before = cold.hypotheses.iter().find(|h| h.root == second).unwrap();
+        assert!(promoted.score > before.score, "{} vs {}", promoted.score, before.score);
+        assert_eq!(promoted.memory.as_ref().map(|m| m.healed), Some(4));
+        assert!(
+            warm.hypotheses.iter().any(|h| h.root == first),
+            "no failure: nothing skipped"
+        );
+        assert!(warm.skipped.is_empty());
+    }
+
+    #[test]
+    fn a_fix_that_only_failed_is_skipped_when_another_healed() {
+        let cold = diagnose_recalling(
+            FaultKind::ConnectionPoolExhaustion,
+            "postgres-primary",
+            6,
+            &Recall::default(),
+        );
+        let (first, second) = (cold.hypotheses[0].root.clone(), cold.hypotheses[1].root.clone());
+        let recall = Recall {
+            similar: Vec::new(),
+            fixes: vec![
+                record(&second.service, second.fault, 1, 1),
+                record(&first.service, first.fault, 0, 1),
+            ],
+        };
+        let warm = diagnose_recalling(FaultKind::ConnectionPoolExhaustion, "postgres-primary", 6, &recall);
+        assert_eq!(warm.hypotheses[0].root, second, "{:?}", warm.hypotheses);
+        assert!(warm.hypotheses.iter().all(|h| h.root != first));
+        assert_eq!(warm.skipped.len(), 1);
+        assert_eq!(warm.skipped[0].root, first);
+    }
+
+    #[test]
+    fn a_fix_with_a_mixed_record_stays_but_ranks_by_its_success() {
+        let cold = diagnose_recalling(
+            FaultKind::ConnectionPoolExhaustion,
+            "postgres-primary",
+            7,
+            &Recall::default(),
+        );
+        let first = cold.hypotheses[0].root.clone();
+        let mixed = Recall {
+            similar: Vec::new(),
+            fixes: vec![record(&first.service, first.fault, 1, 3)],
+        };
+        let warm = diagnose_recalling(FaultKind::ConnectionPoolExhaustion, "postgres-primary", 7, &mixed);
+        let demoted = warm
+            .hypotheses
+            .iter()
+            .find(|h| h.root == first)
+            .expect("still a candidate");
+        // (1 + 1) / (3 + 2) = 0.4: × 0.9.
+        assert!(
+            (demoted.score - (cold.hypotheses[0].score * 0.9)).abs() < 0.011,
+            "{}",
+            demoted.score
+        );
+        let failed = Recall {
+            similar: Vec::new(),
+            fixes: vec![record(&first.service, first.fault, 0, 1)],
+        };
+        let warm = diagnose_recalling(FaultKind::ConnectionPoolExhaustion, "postgres-primary", 7, &failed);
+        assert!(
+            warm.hypotheses.iter().all(|h| h.root != first),
+            "a failed fix is not repeated"
+        );
+    }
+
     #[test]
     fn a_healthy_estate_gets_no_hypothesis() {
         let estate = fixtures::estate(4);
         let d = DiagnosisAgent {
             signatures: signatures().unwrap(),
         }
-        .diagnose(&estate, &["api-gateway".into()], &[], &[]);
+        .diagnose(&estate, &["api-gateway".into()], &[], &[], &Recall::default());
         assert!(d.hypotheses.is_empty());
     }
 }

@@ -276,6 +276,7 @@ mod tests {
             coverage: 1.0,
             evidence: Vec::new(),
             path: Vec::new(),
+            memory: None,
         }
     }
 

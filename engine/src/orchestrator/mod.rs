@@ -40,8 +40,8 @@ use crate::{
     clock::SimClock,
     consensus,
     protocol::{
-        ActionStatus, AgentAction, AgentType, ConfigChangeEvent, ConsensusVote, Incident, IncidentStatus, MarkKind,
-        ServerMessage, Severity,
+        ActionStatus, AgentAction, AgentType, ConfigChangeEvent, ConsensusVote, FixOutcome, FixRecord, Incident,
+        IncidentStatus, MarkKind, ServerMessage, Severity,
     },
     twin::{ActionKind, ConfigChange, Estate, WARMUP_TICKS},
 };
@@ -49,6 +49,9 @@ use crate::{
 /// Seed 000's measured duration ranges at speed 1.0, in seconds.
 const DETECTION_SECONDS: Range<f64> = 0.8..2.1;
 const DIAGNOSIS_SECONDS: Range<f64> = 3.0..3.5;
+/// Diagnosis of an incident the memory recognises: confirming a known
+/// signature's root against the estate is a third of the work.
+const RECOGNISED_DIAGNOSIS_SECONDS: Range<f64> = 1.0..1.2;
 const PREDICTION_SECONDS: Range<f64> = 2.5..3.0;
 const COMMUNICATION_SECONDS: Range<f64> = 0.3..0.5;
 const CONSENSUS_SECONDS: Range<f64> = 0.2..0.4;
@@ -160,6 +163,8 @@ pub struct Verdict {
     pub rollbacks: u32,
     /// Simulated time spent waiting for people to approve plans.
     pub approval_wait: Duration,
+    /// Every fix that ran, with how it ended (for the incident memory).
+    pub fixes: Vec<FixRecord>,
 }
 
 /// Everything an incident task needs besides the engine.
@@ -788,6 +793,7 @@ pub(crate) async fn run(engine: Engine, assignment: Assignment) {
                 diagnosed_after: None,
                 rollbacks: 0,
                 approval_wait: run.approval_wait,
+                fixes: Vec::new(),
             }
         }
     };
@@ -819,9 +825,19 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
             .collect();
         run.engine.chart_watch(run.id, &anomalies);
     }
-    let duration = run.seconds(DIAGNOSIS_SECONDS);
-    run.analyse(&swarm.diagnosis, case, "Ranking root-cause hypotheses".into(), duration)
-        .await?;
+    let recognised = case
+        .detection
+        .as_ref()
+        .is_some_and(|d| crate::memory::recognised(&d.recall));
+    let (duration, announce) = if recognised {
+        (
+            run.seconds(RECOGNISED_DIAGNOSIS_SECONDS),
+            "Confirming the root cause of similar past incidents",
+        )
+    } else {
+        (run.seconds(DIAGNOSIS_SECONDS), "Ranking root-cause hypotheses")
+    };
+    run.analyse(&swarm.diagnosis, case, announce.into(), duration).await?;
     let diagnosed_after = run.elapsed;
     let duration = run.seconds(PREDICTION_SECONDS);
     run.analyse(
@@ -840,6 +856,7 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
     let anomalous = case.detection.as_ref().is_some_and(|d| !d.anomalies.is_empty());
     let mut attempts = Vec::new();
     let mut executed = Vec::new();
+    let mut fixes = Vec::new();
     let mut acted_on = None;
     let mut tried: Vec<RootCause> = Vec::new();
     let mut waits = 0;
@@ -933,6 +950,23 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
                 .take(attempt.executed.len())
                 .map(|s| s.remediation.kind),
         );
+        if !attempt.executed.is_empty() {
+            fixes.push(FixRecord {
+                service: plan.root.service.clone(),
+                fault: plan.root.fault.as_str().to_owned(),
+                playbook: plan.playbook.clone(),
+                actions: plan
+                    .steps
+                    .iter()
+                    .take(attempt.executed.len())
+                    .map(|s| s.remediation.kind.as_str().to_owned())
+                    .collect(),
+                outcome: match remedy {
+                    Remedy::Healed | Remedy::RootFixed => FixOutcome::Healed,
+                    Remedy::Failed => FixOutcome::Failed,
+                },
+            });
+        }
         attempts.push(attempt);
         match remedy {
             Remedy::Healed => {
@@ -950,6 +984,10 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         }
     }
     let hypotheses_empty = tried.is_empty() && acted_on.is_none();
+    let all_failed_before = case
+        .diagnosis
+        .as_ref()
+        .map_or(0, |d| if d.hypotheses.is_empty() { d.skipped.len() } else { 0 });
 
     let (status, summary) = match (&acted_on, anomalous, hypotheses_empty) {
         (None, _, _) if let Some(why) = &handed_over => (
@@ -971,6 +1009,13 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         (None, false, _) => (
             IncidentStatus::Resolved,
             "Nothing anomalous found in the estate's telemetry; no action taken.".to_owned(),
+        ),
+        (None, true, true) if all_failed_before > 0 => (
+            IncidentStatus::Failed,
+            format!(
+                "Every candidate fix ({all_failed_before}) failed on similar past incidents; not repeating them: \
+                 escalated to the on-call engineer."
+            ),
         ),
         (None, true, true) => (
             IncidentStatus::Failed,
@@ -1037,5 +1082,6 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         diagnosed_after: Some(diagnosed_after),
         rollbacks,
         approval_wait: run.approval_wait,
+        fixes,
     })
 }

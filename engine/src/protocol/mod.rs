@@ -11,10 +11,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod analytics;
 mod charts;
 mod governance;
+mod memory;
+pub use analytics::*;
 pub use charts::*;
 pub use governance::*;
+pub use memory::*;
 
 /// How bad an incident is. Ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -333,6 +337,20 @@ pub enum ServerMessage {
     ApprovalRequested { approval: Approval },
     /// A person (or the timeout) decided.
     ApprovalDecided { approval: Approval },
+    /// A finished incident joined the incident memory.
+    MemoryRecorded {
+        entry: MemoryEntry,
+        /// Older incidents it pushed out (the memory is bounded).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        evicted: Vec<Uuid>,
+    },
+    /// Someone wiped the incident memory.
+    MemoryCleared {
+        /// Entries forgotten.
+        removed: u64,
+        /// Who asked.
+        by: String,
+    },
     /// The connection fell too far behind the live stream and is about to be
     /// closed; reconnect and resume from the last `seq` applied. Not stored:
     /// its `seq` is the last one sent on this connection.
@@ -361,6 +379,8 @@ impl ServerMessage {
             Self::PolicyDecision { .. } => "policy_decision",
             Self::ApprovalRequested { .. } => "approval_requested",
             Self::ApprovalDecided { .. } => "approval_decided",
+            Self::MemoryRecorded { .. } => "memory_recorded",
+            Self::MemoryCleared { .. } => "memory_cleared",
         }
     }
 }

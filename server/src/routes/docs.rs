@@ -47,6 +47,9 @@ use crate::{problem::Problem, routes};
         routes::approvals::decide,
         routes::approvals::audit,
         routes::approvals::policy,
+        routes::memory::export,
+        routes::memory::clear,
+        routes::analytics::analytics,
     ),
     components(schemas(Problem, engine::protocol::ServerMessage, engine::protocol::Envelope)),
     modifiers(&OperatorToken),
@@ -55,6 +58,7 @@ use crate::{problem::Problem, routes};
         (name = "scenarios", description = "The scenario catalog"),
         (name = "timelines", description = "Scheduled incident streams, run and scored like a game day"),
         (name = "governance", description = "Policy decisions, human approvals with escalation, and the audit log"),
+        (name = "memory", description = "The incident memory: export and clear"),
         (name = "events", description = "The event log and the dashboard's snapshot"),
         (name = "health", description = "Liveness and readiness"),
     )

@@ -1,6 +1,7 @@
 //! HTTP and WebSocket handlers. Each parses its input at the edge, calls
 //! the engine, and maps the outcome to a status; none holds logic of its own.
 
+pub mod analytics;
 pub mod approvals;
 pub mod docs;
 pub mod edge;
@@ -8,5 +9,6 @@ pub mod health;
 pub mod history;
 pub mod incidents;
 pub mod live;
+pub mod memory;
 pub mod timelines;
 pub mod ws;

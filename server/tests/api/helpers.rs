@@ -56,6 +56,7 @@ pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duratio
         // Nobody approves plans in most tests; `governance.rs` uses the
         // default policy and its own.
         policy: std::sync::Arc::new(engine::governance::Policy::builtin("autonomous").unwrap()),
+        memory_capacity: 2_000,
     }
 }
 

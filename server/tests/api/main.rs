@@ -9,6 +9,7 @@ mod governance;
 mod helpers;
 mod history;
 mod incidents;
+mod memory;
 mod pages;
 mod restart;
 mod shutdown;

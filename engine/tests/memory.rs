@@ -1,0 +1,164 @@
+//! The incident memory end to end: the same scenario run again and again
+//! gets faster, the feed says why, and a fix that failed is not repeated.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use engine::{
+    Engine, EngineConfig, TwinMode,
+    catalog::Catalog,
+    clock::Speed,
+    protocol::{AgentType, IncidentStatus, ServerMessage},
+    twin::Topology,
+};
+use uuid::Uuid;
+
+fn engine(catalog: Option<&str>, seed: u64) -> Engine {
+    let topology = Arc::new(Topology::embedded().unwrap());
+    let catalog = match catalog {
+        Some(dir) => Catalog::with_scenarios_from(Path::new(dir), &topology).unwrap(),
+        None => Catalog::embedded(&topology).unwrap(),
+    };
+    Engine::with_catalog(
+        EngineConfig {
+            speed: Speed::new(Speed::MAX).unwrap(),
+            seed: Some(seed),
+            twin: TwinMode::Isolated,
+            ..EngineConfig::default()
+        },
+        topology,
+        catalog,
+    )
+    .unwrap()
+}
+
+/// One run of `scenario` to its close: its simulated seconds, the
+/// diagnosis agent's last line, and its final status.
+struct Run {
+    id: Uuid,
+    seconds: f64,
+    diagnosis: String,
+    status: IncidentStatus,
+}
+
+async fn run(engine: &Engine, scenario: &str) -> Run {
+    let mut live = engine.feed(None).live;
+    let id = engine.trigger_scenario(scenario, None).unwrap().id;
+    let mut diagnosis = String::new();
+    loop {
+        let event = live.recv().await.unwrap();
+        match &event.message {
+            ServerMessage::AgentAction { incident_id, action }
+                if *incident_id == id && action.agent_type == AgentType::Diagnosis && action.duration_ms.is_some() =>
+            {
+                diagnosis = action.description.clone();
+            }
+            ServerMessage::IncidentStatus {
+                incident_id,
+                status,
+                resolution_time: Some(seconds),
+                ..
+            } if *incident_id == id => {
+                return Run {
+                    id,
+                    seconds: *seconds,
+                    diagnosis,
+                    status: *status,
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_a_scenario_five_times_makes_it_faster_and_the_feed_says_why() {
+    let engine = engine(None, 21);
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        runs.push(run(&engine, "memory_leak_gradual").await);
+    }
+    for (n, run) in runs.iter().enumerate() {
+        println!(
+            "run {}: {:.1} s, {:?}: {}",
+            n + 1,
+            run.seconds,
+            run.status,
+            run.diagnosis
+        );
+        assert_eq!(run.status, IncidentStatus::Resolved);
+    }
+    assert!(!runs[0].diagnosis.contains("matched"), "{}", runs[0].diagnosis);
+    assert!(
+        runs[4]
+            .diagnosis
+            .contains("matched 4 similar incidents; last fix succeeded 4/4"),
+        "{}",
+        runs[4].diagnosis
+    );
+    let later = runs[1..].iter().map(|r| r.seconds).sum::<f64>() / 4.0;
+    assert!(
+        later <= runs[0].seconds - 1.5,
+        "runs 2–5 average {later:.1} s against {:.1} s cold",
+        runs[0].seconds
+    );
+    assert_eq!(engine.memory().len(), 5);
+    let audit = engine.audit(runs[4].id).unwrap();
+    assert_eq!(audit.rollbacks, 0);
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+/// The faint network partition defeats the fixes the swarm tries (see the
+/// README's evaluation): the second time, it tries none of them again.
+#[tokio::test(start_paused = true)]
+async fn a_fix_that_failed_on_a_similar_incident_is_not_repeated() {
+    let engine = engine(Some("../docs/eval/faint"), 5);
+    let first = run(&engine, "network_partition").await;
+    let cold = engine.audit(first.id).unwrap();
+    assert_eq!(first.status, IncidentStatus::Failed);
+    assert!(cold.rollbacks > 0, "{cold:?}");
+
+    let second = run(&engine, "network_partition").await;
+    println!("cold: {}\nwarm: {}", first.diagnosis, second.diagnosis);
+    let memory = engine.memory().export();
+    let roots = |id: Uuid| -> Vec<(String, String)> {
+        memory
+            .entries
+            .iter()
+            .filter(|e| e.incident_id == id)
+            .flat_map(|e| &e.fixes)
+            .map(|f| (f.service.clone(), f.fault.clone()))
+            .collect()
+    };
+    let (failed_before, tried_now) = (roots(first.id), roots(second.id));
+    assert!(!failed_before.is_empty());
+    for root in &tried_now {
+        assert!(!failed_before.contains(root), "repeated the failed fix for {root:?}");
+    }
+    for (service, fault) in &failed_before {
+        let label = format!("skipped {} on {service}: failed", fault.replace('_', " "));
+        assert!(
+            second.diagnosis.to_lowercase().contains(&label.to_lowercase()),
+            "{label} not in: {}",
+            second.diagnosis
+        );
+    }
+    engine.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn cleared_memory_recalls_nothing_and_the_clearing_is_an_event() {
+    let engine = engine(None, 3);
+    run(&engine, "cache_failure").await;
+    assert_eq!(engine.memory().len(), 1);
+    let mut live = engine.feed(None).live;
+    assert_eq!(engine.clear_memory("test"), 1);
+    let cleared = live.recv().await.unwrap();
+    assert!(
+        matches!(&cleared.message, ServerMessage::MemoryCleared { removed: 1, by } if by == "test"),
+        "{:?}",
+        cleared.message
+    );
+    let again = run(&engine, "cache_failure").await;
+    assert!(!again.diagnosis.contains("matched"), "{}", again.diagnosis);
+    engine.shutdown(Duration::from_secs(1)).await;
+}

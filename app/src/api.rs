@@ -456,3 +456,47 @@ pub async fn decide_approval(
         .decide_request(approval_id, request)
         .map_err(|e| refuse(decide_refusal_status(&e), e))
 }
+
+/// The analytics page: the store's figures, their charts drawn on the
+/// server, and the incident memory's size.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AnalyticsView {
+    pub analytics: engine::protocol::Analytics,
+    /// MTTR by type over time, and the healing success rate.
+    pub charts: Vec<crate::charts::Chart>,
+    /// Incidents the memory holds.
+    pub memory_entries: usize,
+    /// The most it keeps.
+    pub memory_capacity: usize,
+    /// Cosine similarity from which a past incident counts as similar.
+    pub similarity_threshold: f64,
+}
+
+/// Everything the analytics page shows.
+// A read: GET, so it is never counted against the rate limit on writes.
+#[server(input = server_fn::codec::GetUrl)]
+pub async fn get_analytics() -> Result<AnalyticsView, ServerFnError> {
+    let engine = engine()?;
+    engine.flush().await;
+    let analytics = store()?
+        .analytics()
+        .await
+        .map_err(|e| refuse(axum::http::StatusCode::SERVICE_UNAVAILABLE, e))?;
+    let memory = engine.memory();
+    Ok(AnalyticsView {
+        charts: crate::trends::render(&analytics),
+        analytics,
+        memory_entries: memory.len(),
+        memory_capacity: memory.capacity(),
+        similarity_threshold: engine::memory::SIMILARITY_THRESHOLD,
+    })
+}
+
+/// Forgets every remembered incident (an operator action, like
+/// `DELETE /api/memory`); returns how many there were. A plain form post
+/// works too.
+#[server(endpoint = "clear_memory")]
+pub async fn clear_memory() -> Result<u64, ServerFnError> {
+    require_operator().await?;
+    Ok(engine()?.clear_memory("dashboard"))
+}

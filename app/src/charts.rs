@@ -26,13 +26,13 @@ const WIDTH: u32 = 620;
 #[cfg(feature = "ssr")]
 const HEIGHT: u32 = 210;
 #[cfg(feature = "ssr")]
-const LABEL: RGBColor = RGBColor(0x9a, 0xa6, 0xc8);
+pub(crate) const LABEL: RGBColor = RGBColor(0x9a, 0xa6, 0xc8);
 #[cfg(feature = "ssr")]
-const GRID: RGBColor = RGBColor(0x25, 0x30, 0x5a);
+pub(crate) const GRID: RGBColor = RGBColor(0x25, 0x30, 0x5a);
 #[cfg(feature = "ssr")]
-const SERIES: RGBColor = RGBColor(0x6e, 0xa8, 0xff);
+pub(crate) const SERIES: RGBColor = RGBColor(0x6e, 0xa8, 0xff);
 #[cfg(feature = "ssr")]
-const BASELINE: RGBColor = RGBColor(0x3d, 0xdc, 0x97);
+pub(crate) const BASELINE: RGBColor = RGBColor(0x3d, 0xdc, 0x97);
 
 /// A mark's colour: red for trouble, green for a fix, amber for a
 /// person's decision, grey for the close. One table for the SVG lines and
@@ -102,7 +102,7 @@ fn summary(telemetry: &IncidentTelemetry, series: &MetricSeries) -> String {
 #[cfg(feature = "ssr")]
 /// A reading for a label: whole numbers from 100 up, else three significant
 /// digits.
-fn number(value: f64) -> String {
+pub(crate) fn number(value: f64) -> String {
     if value.abs() >= 100.0 {
         format!("{value:.0}")
     } else if value.abs() >= 1.0 {

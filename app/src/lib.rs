@@ -5,7 +5,8 @@
 //! - [`api`] holds the server functions (bodies run on the server only).
 //! - [`state`] is the pure event reducer the panels derive from.
 //! - [`live`] follows the server's WebSocket in the browser.
-//! - `operator` (server only) is the operator-token gate.
+//! - `operator` (server only) is the operator-token gate; `markdown` and
+//!   `trends` (server only) render reports and the analytics charts.
 //! - [`components`] are the panels.
 
 #![recursion_limit = "256"]
@@ -19,6 +20,8 @@ pub mod markdown;
 #[cfg(feature = "ssr")]
 pub mod operator;
 pub mod state;
+#[cfg(feature = "ssr")]
+pub mod trends;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -66,6 +69,7 @@ pub fn App() -> impl IntoView {
                 <Route path=StaticSegment("login") view=crate::components::login::LoginPage/>
                 <Route path=StaticSegment("incidents") view=crate::components::incidents::IncidentsPage ssr=SsrMode::Async/>
                 <Route path=StaticSegment("timelines") view=crate::components::timeline_runs::TimelineRunsPage ssr=SsrMode::Async/>
+                <Route path=StaticSegment("analytics") view=crate::components::analytics::AnalyticsPage ssr=SsrMode::Async/>
                 <Route
                     path=(StaticSegment("incidents"), ParamSegment("id"))
                     view=crate::components::incidents::IncidentDetailPage

@@ -58,6 +58,7 @@ fn Dashboard(snapshot: Snapshot, access: Access, formula: engine::protocol::Savi
                 <nav class="topnav">
                     <a href="/incidents">"Incident history"</a>
                     <a href="/timelines">"Timeline runs"</a>
+                    <a href="/analytics">"Analytics"</a>
                     <a href="/docs">"API"</a>
                     <ConnectionIndicator connection/>
                 </nav>

@@ -29,7 +29,7 @@ pub(crate) fn HistoryShell(children: Children) -> impl IntoView {
         <div class="page">
             <header class="topbar">
                 <super::Brand/>
-                <nav class="topnav"><a href="/">"Live dashboard"</a><a href="/incidents">"Incident history"</a><a href="/timelines">"Timeline runs"</a></nav>
+                <nav class="topnav"><a href="/">"Live dashboard"</a><a href="/incidents">"Incident history"</a><a href="/timelines">"Timeline runs"</a><a href="/analytics">"Analytics"</a></nav>
             </header>
             <main class="history">{children()}</main>
         </div>

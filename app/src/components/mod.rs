@@ -1,6 +1,7 @@
 //! The dashboard's panels. Each takes the state signal and derives what it
 //! shows; none keeps a copy.
 
+pub mod analytics;
 pub mod approvals;
 pub mod connection;
 pub mod dashboard;

@@ -104,3 +104,26 @@ async fn clearing_memory_needs_the_operator_token_in_operator_mode() {
     let export = app.http.get(app.url("/api/memory")).send().await.unwrap();
     assert_eq!(export.status(), 200);
 }
+
+#[tokio::test]
+async fn the_analytics_page_is_server_rendered_with_its_charts_and_the_memory() {
+    let app = crate::helpers::spawn_app().await;
+    let empty = app.text("/analytics").await;
+    assert!(empty.contains("No incident resolved yet"), "an empty store says so");
+    fire_and_finish(&app, "service_down").await;
+    fire_and_finish(&app, "cache_failure").await;
+    let page = app.text("/analytics").await;
+    for expected in [
+        "data-testid=\"mttr-table\"",
+        ">service_down<",
+        ">cache_failure<",
+        "data-testid=\"analytics-chart\"",
+        "<svg",
+        "MTTR by incident type",
+        "Healing success rate",
+        "2 of 2000 incidents remembered",
+        "href=\"/api/memory\"",
+    ] {
+        assert!(page.contains(expected), "`{expected}` is not on the page");
+    }
+}

@@ -482,6 +482,7 @@ impl Engine {
             catalog,
             detection: DetectionAgent {
                 signatures: signatures.clone(),
+                monitors: crate::agents::monitors().map_err(StartError::Impact)?,
                 memory: Memory::new(config.memory_capacity),
             },
             diagnosis: DiagnosisAgent { signatures },
@@ -650,6 +651,35 @@ impl Engine {
                 });
             }
         });
+    }
+
+    /// Every model service's registry (shared mode; empty otherwise).
+    pub fn model_registries(&self) -> Vec<crate::protocol::ModelRegistry> {
+        self.with_twin(|estate| {
+            let topology = estate.topology();
+            (0..topology.len())
+                .filter(|&i| !estate.model_registry(i).is_empty())
+                .map(|i| {
+                    let config = &estate.service(i).config;
+                    crate::protocol::ModelRegistry {
+                        service: topology.spec(i).name.clone(),
+                        serving: config.model_version,
+                        safe_mode: config.safe_mode,
+                        versions: estate
+                            .model_registry(i)
+                            .iter()
+                            .map(|v| crate::protocol::ModelVersionInfo {
+                                version: v.version,
+                                profile_accuracy: v.profile_accuracy,
+                                measured_accuracy: v.measured_accuracy.map(|a| (a * 1000.0).round() / 1000.0),
+                                origin: v.origin.as_str().to_owned(),
+                            })
+                            .collect(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     /// Runs `f` on the shared estate (shared mode only).

@@ -70,41 +70,42 @@ async fn run(engine: &Engine, scenario: &str) -> Run {
     }
 }
 
+/// Five runs of one scenario, on engines seeded differently: MTTR by run
+/// number, averaged, falls as memory fills, and the feed says why.
 #[tokio::test(start_paused = true)]
 async fn running_a_scenario_five_times_makes_it_faster_and_the_feed_says_why() {
-    let engine = engine(None, 21);
-    let mut runs = Vec::new();
-    for _ in 0..5 {
-        runs.push(run(&engine, "memory_leak_gradual").await);
-    }
-    for (n, run) in runs.iter().enumerate() {
-        println!(
-            "run {}: {:.1} s, {:?}: {}",
-            n + 1,
-            run.seconds,
-            run.status,
-            run.diagnosis
+    const SEQUENCES: u64 = 8;
+    let mut seconds = [0.0; 5];
+    for seed in 0..SEQUENCES {
+        let engine = engine(None, 100 + seed);
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            runs.push(run(&engine, "memory_leak_gradual").await);
+        }
+        for (n, run) in runs.iter().enumerate() {
+            assert_eq!(run.status, IncidentStatus::Resolved, "seed {seed}, run {}", n + 1);
+            seconds[n] += run.seconds / SEQUENCES as f64;
+        }
+        assert!(!runs[0].diagnosis.contains("matched"), "{}", runs[0].diagnosis);
+        assert!(
+            runs[4]
+                .diagnosis
+                .contains("matched 4 similar incidents; last fix succeeded 4/4"),
+            "{}",
+            runs[4].diagnosis
         );
-        assert_eq!(run.status, IncidentStatus::Resolved);
+        assert_eq!(engine.memory().len(), 5);
+        assert_eq!(engine.audit(runs[4].id).unwrap().rollbacks, 0);
+        engine.shutdown(Duration::from_secs(1)).await;
     }
-    assert!(!runs[0].diagnosis.contains("matched"), "{}", runs[0].diagnosis);
+    println!("mean MTTR by run: {seconds:.1?}");
+    let later = seconds[1..].iter().sum::<f64>() / 4.0;
     assert!(
-        runs[4]
-            .diagnosis
-            .contains("matched 4 similar incidents; last fix succeeded 4/4"),
-        "{}",
-        runs[4].diagnosis
-    );
-    let later = runs[1..].iter().map(|r| r.seconds).sum::<f64>() / 4.0;
-    assert!(
-        later <= runs[0].seconds - 1.5,
+        later <= seconds[0] - 1.0,
         "runs 2–5 average {later:.1} s against {:.1} s cold",
-        runs[0].seconds
+        seconds[0]
     );
-    assert_eq!(engine.memory().len(), 5);
-    let audit = engine.audit(runs[4].id).unwrap();
-    assert_eq!(audit.rollbacks, 0);
-    engine.shutdown(Duration::from_secs(1)).await;
+    assert!(seconds[4] <= seconds[0] - 1.5, "{seconds:.1?}");
 }
 
 /// The faint network partition defeats the fixes the swarm tries (see the

@@ -235,6 +235,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/api/policy", get(approvals::policy))
         .route("/api/memory", get(memory::export).merge(guarded(delete(memory::clear))))
         .route("/api/analytics", get(analytics::analytics))
+        .route("/api/models", get(analytics::models))
         .route("/api/openapi.json", get(docs::openapi_json))
         .route("/docs", get(docs::page))
         .route("/api/{*rest}", axum::routing::any(api_not_found))

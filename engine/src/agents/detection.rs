@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Agent, Case, Judgement, Plan, Report, Signature, deviations, harm, round2};
+use super::{Agent, Case, Judgement, Monitor, Plan, Report, Signature, deviations, harm, round2};
 use crate::{
     memory::Memory,
     protocol::{AgentType, Recall, SignatureFeature},
@@ -36,6 +36,21 @@ pub struct Anomaly {
     pub sigma: f64,
 }
 
+/// A monitor's threshold crossed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Breach {
+    /// The monitor, as in `Data drift`.
+    pub monitor: String,
+    /// The service.
+    pub service: String,
+    /// The metric.
+    pub metric: Metric,
+    /// The reading that crossed (the mean of the window).
+    pub value: f64,
+    /// "feature_psi 5.930 > 0.2".
+    pub detail: String,
+}
+
 /// What detection found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Detection {
@@ -43,6 +58,8 @@ pub struct Detection {
     pub metrics_analyzed: usize,
     /// Anomalies, strongest first.
     pub anomalies: Vec<Anomaly>,
+    /// Monitors whose absolute thresholds are crossed.
+    pub breaches: Vec<Breach>,
     /// Services with at least one anomaly, strongest first.
     pub anomalous_services: Vec<String>,
     /// The best-matching known pattern and its score.
@@ -61,6 +78,8 @@ pub struct Detection {
 pub struct DetectionAgent {
     /// The pattern library.
     pub signatures: Vec<Signature>,
+    /// Absolute thresholds (seed 003's monitors).
+    pub monitors: Vec<Monitor>,
     /// Past incidents to match against.
     pub memory: Memory,
 }
@@ -71,6 +90,7 @@ impl DetectionAgent {
         let topology = estate.topology();
         let mut metrics_analyzed = 0;
         let mut anomalies = Vec::new();
+        let breaches = self.breaches(estate);
         for (index, spec) in topology.services.iter().enumerate() {
             let z = deviations(estate, index);
             let telemetry = &estate.service(index).telemetry;
@@ -80,7 +100,12 @@ impl DetectionAgent {
                 }
                 metrics_analyzed += 1;
                 let sigma = harm(metric, z[metric as usize]);
-                if sigma >= ANOMALY_SIGMA {
+                // A crossed monitor makes the series anomalous whatever its
+                // baseline says (a slow drift moves the baseline with it).
+                let breached = breaches
+                    .iter()
+                    .any(|b: &Breach| b.service == spec.name && b.metric == metric);
+                if sigma >= ANOMALY_SIGMA || breached {
                     anomalies.push(Anomaly {
                         service: spec.name.clone(),
                         metric,
@@ -127,6 +152,7 @@ impl DetectionAgent {
             metrics_analyzed,
             confidence: 0.0,
             anomalies,
+            breaches,
             anomalous_services,
             pattern,
             signature,
@@ -137,11 +163,42 @@ impl DetectionAgent {
     }
 }
 
+impl DetectionAgent {
+    /// Every monitor's threshold crossed, on every service it watches.
+    pub fn breaches(&self, estate: &Estate) -> Vec<Breach> {
+        let topology = estate.topology();
+        let mut breaches = Vec::new();
+        for monitor in &self.monitors {
+            for (index, spec) in topology.services.iter().enumerate() {
+                if !monitor.kinds.contains(&spec.kind) || !monitor.metric.applies_to(spec) {
+                    continue;
+                }
+                let telemetry = &estate.service(index).telemetry;
+                if telemetry.history.is_empty() {
+                    continue;
+                }
+                let value = telemetry.recent_mean(monitor.metric, 3);
+                if !monitor.past(value) {
+                    continue;
+                }
+                breaches.push(Breach {
+                    monitor: monitor.name.clone(),
+                    service: spec.name.clone(),
+                    metric: monitor.metric,
+                    value: round2(value),
+                    detail: monitor.describe(value),
+                });
+            }
+        }
+        breaches
+    }
+}
+
 /// Strength: how far the strongest anomalies are off baseline. Agreement:
 /// how many metrics corroborate, and whether a known pattern fits. With no
 /// anomaly, the confidence is that nothing is wrong.
 fn confidence(detection: &Detection) -> f64 {
-    if detection.anomalies.is_empty() {
+    if detection.anomalies.is_empty() && detection.breaches.is_empty() {
         return 0.9;
     }
     let top: Vec<f64> = detection
@@ -150,7 +207,13 @@ fn confidence(detection: &Detection) -> f64 {
         .take(5)
         .map(|a| a.sigma.min(CAP_SIGMA))
         .collect();
-    let strength = top.iter().sum::<f64>() / top.len() as f64 / CAP_SIGMA;
+    let strength = top.iter().sum::<f64>() / top.len().max(1) as f64 / CAP_SIGMA;
+    // A crossed threshold is a fact, not a deviation: it counts as strong.
+    let strength = if detection.breaches.is_empty() {
+        strength
+    } else {
+        strength.max(0.8)
+    };
     let corroboration = (detection.anomalies.len() as f64 / 4.0).min(1.0);
     let pattern = detection.pattern.as_ref().map_or(0.0, |p| p.2);
     let history = if detection.recall.similar.is_empty() { 0.0 } else { 0.05 };
@@ -178,13 +241,18 @@ impl Agent for DetectionAgent {
                         .as_ref()
                         .map(|(p, s, _)| format!("; looks like {p} on {s}"))
                         .unwrap_or_default()
-                ) + &match detection.recall.similar.len() {
-                    0 => String::new(),
-                    n => format!(
-                        "; resembles {n} past incident(s) (best {:.0}% similar)",
-                        detection.recall.best_similarity() * 100.0
-                    ),
-                }
+                ) + &detection
+                    .breaches
+                    .iter()
+                    .map(|b| format!("; {} on {} ({})", b.monitor, b.service, b.detail))
+                    .collect::<String>()
+                    + &match detection.recall.similar.len() {
+                        0 => String::new(),
+                        n => format!(
+                            "; resembles {n} past incident(s) (best {:.0}% similar)",
+                            detection.recall.best_similarity() * 100.0
+                        ),
+                    }
             }
         };
         let report = Report {
@@ -192,6 +260,7 @@ impl Agent for DetectionAgent {
             details: json!({
                 "metrics_analyzed": detection.metrics_analyzed,
                 "anomalies_detected": detection.anomalies.len(),
+                "monitor_breaches": detection.breaches,
                 "anomalous_services": detection.anomalous_services,
                 "top_anomalies": detection.anomalies.iter().take(8).collect::<Vec<_>>(),
                 "pattern_matched": detection.pattern.as_ref().map(|p| json!({"pattern": p.0, "service": p.1, "score": p.2})),
@@ -228,6 +297,7 @@ mod tests {
     fn agent() -> DetectionAgent {
         DetectionAgent {
             signatures: super::super::signatures().unwrap(),
+            monitors: super::super::monitors().unwrap(),
             memory: Default::default(),
         }
     }
@@ -274,6 +344,64 @@ mod tests {
             "{} vs {}",
             leak.confidence,
             cascade.confidence
+        );
+    }
+
+    #[test]
+    fn seed_003s_monitors_fire_on_their_thresholds_and_not_on_a_healthy_estate() {
+        let agent = agent();
+        assert!(agent.breaches(&fixtures::estate(1)).is_empty());
+        let named = |kind: FaultKind, target: &str| {
+            let estate = fixtures::broken(kind, target, 5, 3);
+            agent
+                .breaches(&estate)
+                .into_iter()
+                .map(|b| (b.monitor, b.service))
+                .collect::<Vec<_>>()
+        };
+        let drift = named(FaultKind::DataDrift, "ml-model-service");
+        assert!(
+            drift.contains(&("Data drift".into(), "ml-model-service".into())),
+            "{drift:?}"
+        );
+        let slow = named(FaultKind::ModelLatency, "ml-model-service");
+        assert!(
+            slow.contains(&("Latency SLO breach".into(), "ml-model-service".into())),
+            "{slow:?}"
+        );
+        let worse = named(FaultKind::ModelAccuracyDrop, "ml-model-service");
+        assert!(
+            worse.contains(&("Performance drop".into(), "ml-model-service".into())),
+            "{worse:?}"
+        );
+        // The agent stopped 30 s before (the fault's lead) and the estate
+        // ran 5 more: silent for 35 s, past the monitor's 30.
+        let down = named(FaultKind::AgentHeartbeatLoss, "feature-agent");
+        assert_eq!(down, [("Agent down".to_owned(), "feature-agent".to_owned())]);
+    }
+
+    #[test]
+    fn an_agent_silent_for_less_than_30_seconds_is_not_yet_down() {
+        let mut estate = fixtures::estate(4);
+        estate
+            .inject(&crate::twin::FaultSpec {
+                kind: FaultKind::AgentHeartbeatLoss,
+                target: "decision-agent".into(),
+                intensity: 1.0,
+                onset_seconds: 0.0,
+                lead_seconds: 0.0,
+            })
+            .unwrap();
+        estate.advance(20);
+        assert!(agent().breaches(&estate).is_empty());
+        estate.advance(15);
+        let breaches = agent().breaches(&estate);
+        assert_eq!(breaches.len(), 1, "{breaches:?}");
+        assert_eq!(breaches[0].service, "decision-agent");
+        assert!(
+            breaches[0].detail.starts_with("heartbeat_age_s 3"),
+            "{}",
+            breaches[0].detail
         );
     }
 

@@ -323,7 +323,7 @@ impl Agent for DiagnosisAgent {
 mod tests {
     use super::*;
     use crate::{
-        agents::{DetectionAgent, fixtures, signatures},
+        agents::{DetectionAgent, fixtures, monitors, signatures},
         twin::FaultKind,
     };
 
@@ -332,6 +332,7 @@ mod tests {
         let mut case = Case::new(fixtures::incident(&["api-gateway"]));
         DetectionAgent {
             signatures: signatures().unwrap(),
+            monitors: monitors().unwrap(),
             memory: Default::default(),
         }
         .work(&mut case, &estate);
@@ -392,6 +393,7 @@ mod tests {
         let mut case = Case::new(fixtures::incident(&["api-gateway"]));
         DetectionAgent {
             signatures: signatures().unwrap(),
+            monitors: monitors().unwrap(),
             memory: Default::default(),
         }
         .work(&mut case, &estate);

@@ -182,6 +182,62 @@ pub fn signatures() -> Result<Vec<Signature>, String> {
     Ok(file.signature)
 }
 
+/// An absolute threshold on a metric (`data/monitors.toml`): seed 003's
+/// monitors for the ML estate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Monitor {
+    /// What a breach is called.
+    pub name: String,
+    /// Service kinds it watches.
+    pub kinds: Vec<ServiceKind>,
+    /// The metric it reads.
+    pub metric: Metric,
+    /// Breached above this…
+    pub above: Option<f64>,
+    /// …or below this.
+    pub below: Option<f64>,
+}
+
+impl Monitor {
+    /// Whether `value` is past the threshold.
+    pub fn past(&self, value: f64) -> bool {
+        match (self.above, self.below) {
+            (Some(limit), _) => value > limit,
+            (None, Some(limit)) => value < limit,
+            (None, None) => false,
+        }
+    }
+
+    /// "PSI 5.93 > 0.2".
+    pub fn describe(&self, value: f64) -> String {
+        match (self.above, self.below) {
+            (Some(limit), _) => format!("{} {value:.3} > {limit}", self.metric.as_str()),
+            (_, Some(limit)) => format!("{} {value:.3} < {limit}", self.metric.as_str()),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MonitorFile {
+    monitor: Vec<Monitor>,
+}
+
+/// The monitors built into the binary.
+pub fn monitors() -> Result<Vec<Monitor>, String> {
+    let file: MonitorFile =
+        toml::from_str(include_str!("../../data/monitors.toml")).map_err(|e| format!("data/monitors.toml: {e}"))?;
+    if let Some(bad) = file.monitor.iter().find(|m| m.above.is_some() == m.below.is_some()) {
+        return Err(format!(
+            "data/monitors.toml: monitor `{}` needs exactly one of `above` and `below`",
+            bad.name
+        ));
+    }
+    Ok(file.monitor)
+}
+
 /// Rounds to two decimals, for figures people read.
 pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0

@@ -15,10 +15,12 @@ mod analytics;
 mod charts;
 mod governance;
 mod memory;
+mod models;
 pub use analytics::*;
 pub use charts::*;
 pub use governance::*;
 pub use memory::*;
+pub use models::*;
 
 /// How bad an incident is. Ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

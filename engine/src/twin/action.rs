@@ -277,19 +277,26 @@ impl Estate {
             }
             ActionKind::RollbackModel => {
                 let version = self.services[index].config.model_version;
-                if version <= 1 {
-                    return Err(ActionError(format!("`{}` has no earlier model version", spec.name)));
-                }
-                self.set(index, "model_version", version, version - 1, cause, |c| {
-                    &mut c.model_version
-                });
+                let Some(target) = super::registry::rollback_target(self.model_registry(index), version) else {
+                    return Err(ActionError(format!(
+                        "`{}` has no earlier model version that was good (accuracy ≥ {})",
+                        spec.name,
+                        super::registry::GOOD_ACCURACY
+                    )));
+                };
+                self.set(index, "model_version", version, target, cause, |c| &mut c.model_version);
+                side_effects.push(format!("serving model v{target} again (v{version} withdrawn)"));
             }
             ActionKind::TriggerRetraining => {
                 let generation = self.services[index].config.training_generation;
                 self.set(index, "training_generation", generation, generation + 1, cause, |c| {
                     &mut c.training_generation
                 });
-                side_effects.push("a new model version was trained on current data; drift baseline reset".into());
+                self.add_model_version(index, super::ModelOrigin::Retraining, cause);
+                let version = self.services[index].config.model_version;
+                side_effects.push(format!(
+                    "model v{version} was trained on current data and deployed; drift baseline reset"
+                ));
             }
             ActionKind::RestartAgent => {
                 self.restart(index, cause);

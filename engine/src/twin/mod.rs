@@ -19,6 +19,7 @@
 pub mod action;
 pub mod fault;
 pub mod psi;
+pub mod registry;
 pub mod telemetry;
 pub mod topology;
 
@@ -31,8 +32,9 @@ use serde::{Deserialize, Serialize};
 pub use crate::protocol::HealthState;
 pub use action::{ActionError, ActionKind, Applied, ConfigChange, Remediation};
 pub use fault::{Binding, FaultKind, FaultSpec};
+pub use registry::{ModelOrigin, ModelVersion};
 pub use telemetry::{Ewma, Metric, Sample, Telemetry, Worse};
-pub use topology::{ServiceKind, ServiceSpec, Topology, TopologyError};
+pub use topology::{ModelProfile, ServiceKind, ServiceSpec, Topology, TopologyError};
 
 /// Seconds of history each service keeps (charts, trends, verification).
 pub const DEFAULT_HISTORY: usize = 120;
@@ -46,8 +48,7 @@ const DEFAULT_TIMEOUT_MS: f64 = 3000.0;
 const BASE_SIGMA: f64 = 0.45;
 /// Hit rate of a warm cache.
 const WARM_HIT_RATE: f64 = 0.94;
-/// Accuracy of a good model, and of the rule-based safe mode.
-const MODEL_ACCURACY: f64 = 0.91;
+/// Accuracy of the rule-based safe mode.
 const SAFE_MODE_ACCURACY: f64 = 0.84;
 /// Share of requests that fail on a healthy service (well inside every
 /// objective, even summed along a call chain).
@@ -96,7 +97,7 @@ impl ServiceConfig {
             restart_generation: 0,
             cert_serial: 1,
             disk_cleanups: 0,
-            model_version: 2,
+            model_version: spec.models.last().map_or(0, |m| m.version),
             training_generation: 0,
             safe_mode: false,
             failed_over: false,
@@ -151,6 +152,10 @@ pub struct ServiceState {
     transient_errors: f64,
     /// Whether each outgoing edge's breaker is open (tripped).
     breaker_open: Vec<bool>,
+    /// An agent's seconds since its last heartbeat.
+    silent_seconds: f64,
+    /// A model's registry, oldest version first.
+    registry: Vec<ModelVersion>,
     /// This tick's result.
     outcome: Outcome,
 }
@@ -264,6 +269,8 @@ impl Estate {
                 restart_ticks: VecDeque::new(),
                 transient_errors: 0.0,
                 breaker_open: vec![false; spec.edges.len()],
+                silent_seconds: 0.0,
+                registry: ModelVersion::from_profiles(&spec.models),
                 outcome: Outcome::default(),
             })
             .collect();
@@ -297,6 +304,36 @@ impl Estate {
 
     pub fn service_named(&self, name: &str) -> Option<&ServiceState> {
         self.topology.index(name).map(|i| &self.services[i])
+    }
+
+    /// A model service's registry, oldest version first (empty for any
+    /// other service).
+    pub fn model_registry(&self, index: usize) -> &[ModelVersion] {
+        &self.services[index].registry
+    }
+
+    /// Adds a new version to model `index`'s registry and serves it: a
+    /// release (as profiled as the one it replaces) or a retraining (as good
+    /// as the best profile, on current data).
+    fn add_model_version(&mut self, index: usize, origin: ModelOrigin, cause: &str) {
+        let state = &mut self.services[index];
+        let current = state.config.model_version;
+        let profile = match origin {
+            ModelOrigin::Retraining => state.registry.iter().map(|v| v.profile_accuracy).fold(0.0, f64::max),
+            _ => state
+                .registry
+                .iter()
+                .find(|v| v.version == current)
+                .map_or(SAFE_MODE_ACCURACY, |v| v.profile_accuracy),
+        };
+        let next = state.registry.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+        state.registry.push(ModelVersion {
+            version: next,
+            profile_accuracy: profile,
+            measured_accuracy: None,
+            origin,
+        });
+        self.set(index, "model_version", current, next, cause, |c| &mut c.model_version);
     }
 
     /// Every configuration change since start, oldest first.
@@ -353,9 +390,8 @@ impl Estate {
             let config = &self.services[target].config;
             if spec.kind == FaultKind::ModelAccuracyDrop {
                 let version = config.model_version;
-                self.set(target, "model_version", version, version + 1, "release", |c| {
-                    &mut c.model_version
-                });
+                self.add_model_version(target, ModelOrigin::Release, "release");
+                debug_assert_eq!(self.services[target].config.model_version, version + 1);
             } else {
                 let deploy = config.deploy;
                 self.set(target, "deploy", deploy, deploy + 1, "release", |c| &mut c.deploy);
@@ -371,6 +407,8 @@ impl Estate {
             FaultKind::DiskExhaustion => {
                 state.disk = (state.disk + 0.004 * spec.intensity * spec.lead_seconds).min(0.995);
             }
+            // An agent that stopped `lead_seconds` ago has been silent since.
+            FaultKind::AgentHeartbeatLoss if spec.intensity > 0.5 => state.silent_seconds = spec.lead_seconds,
             _ => {}
         }
         let id = self.next_fault_id;
@@ -726,7 +764,29 @@ impl Estate {
             .collect();
         for (i, mut sample) in samples.into_iter().enumerate() {
             self.add_noise(&mut sample);
+            if topology.spec(i).kind == ServiceKind::Agent {
+                // A heartbeat at under half its rate is a missed one.
+                let state = &mut self.services[i];
+                state.silent_seconds = if sample.get(Metric::Heartbeat) < 0.5 {
+                    state.silent_seconds + 1.0
+                } else {
+                    0.0
+                };
+                sample.set(Metric::HeartbeatAge, state.silent_seconds);
+            }
             if topology.spec(i).kind == ServiceKind::Model {
+                // Accuracy is measured on this second's labelled outcomes;
+                // the serving version's record keeps it (safe mode's
+                // rules are not the model).
+                let measured = registry::feedback(sample.get(Metric::ModelAccuracy), &mut self.rng);
+                sample.set(Metric::ModelAccuracy, measured);
+                let state = &mut self.services[i];
+                if !state.config.safe_mode {
+                    let live = state.config.model_version;
+                    if let Some(version) = state.registry.iter_mut().find(|v| v.version == live) {
+                        registry::record(version, measured);
+                    }
+                }
                 // The drift monitor scores a sample of this tick's inputs.
                 let mean = psi::input_mean(effects[i].drift);
                 let scores: Vec<f64> = (0..psi::SAMPLE)
@@ -795,8 +855,13 @@ impl Estate {
                 if state.config.safe_mode {
                     (SAFE_MODE_ACCURACY, 0.0)
                 } else {
+                    let live = state
+                        .registry
+                        .iter()
+                        .find(|v| v.version == state.config.model_version)
+                        .map_or(SAFE_MODE_ACCURACY, |v| v.profile_accuracy);
                     (
-                        MODEL_ACCURACY - 0.22 * e.accuracy_drop - 0.09 * e.drift,
+                        live - 0.22 * e.accuracy_drop - 0.09 * e.drift,
                         // Measured from a sample of inputs in `record`.
                         0.0,
                     )
@@ -824,10 +889,12 @@ impl Estate {
                 Metric::PoolUsage => (0.04, 0.001),
                 Metric::QueueDepth => (0.08, 0.0),
                 Metric::DiskUsage => (0.0, 0.0005),
-                Metric::CacheHitRate | Metric::ModelAccuracy => (0.0, 0.003),
+                Metric::CacheHitRate => (0.0, 0.003),
+                // Its noise is the sampling of labelled feedback in `record`.
+                Metric::ModelAccuracy => (0.0, 0.0),
                 // Its noise is the sampling in `psi`.
                 Metric::FeaturePsi => (0.0, 0.0),
-                Metric::Restarts | Metric::Heartbeat | Metric::CertDaysLeft => (0.0, 0.0),
+                Metric::Restarts | Metric::Heartbeat | Metric::HeartbeatAge | Metric::CertDaysLeft => (0.0, 0.0),
             };
             if value == 0.0 && absolute == 0.0 {
                 continue;

@@ -29,6 +29,9 @@ pub enum Metric {
     QueueDepth,
     Restarts,
     Heartbeat,
+    /// Seconds since an agent's last heartbeat.
+    #[serde(rename = "heartbeat_age_s")]
+    HeartbeatAge,
     DiskUsage,
     CertDaysLeft,
     CacheHitRate,
@@ -46,7 +49,7 @@ pub enum Worse {
 }
 
 impl Metric {
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
     pub const ALL: [Metric; Self::COUNT] = [
         Self::LatencyP50,
         Self::LatencyP95,
@@ -59,6 +62,7 @@ impl Metric {
         Self::QueueDepth,
         Self::Restarts,
         Self::Heartbeat,
+        Self::HeartbeatAge,
         Self::DiskUsage,
         Self::CertDaysLeft,
         Self::CacheHitRate,
@@ -79,6 +83,7 @@ impl Metric {
             Self::QueueDepth => "queue_depth",
             Self::Restarts => "restarts",
             Self::Heartbeat => "heartbeat",
+            Self::HeartbeatAge => "heartbeat_age_s",
             Self::DiskUsage => "disk_usage",
             Self::CertDaysLeft => "cert_days_left",
             Self::CacheHitRate => "cache_hit_rate",
@@ -109,6 +114,7 @@ impl Metric {
             Self::CertDaysLeft => kind.has_certificate(),
             Self::CacheHitRate => kind == Cache,
             Self::ModelAccuracy | Self::FeaturePsi => kind == Model,
+            Self::HeartbeatAge => kind == Agent,
         }
     }
 
@@ -120,6 +126,7 @@ impl Metric {
             Self::ErrorRate => 0.002,
             Self::Restarts => 0.5,
             Self::Heartbeat => 0.03,
+            Self::HeartbeatAge => 1.0,
             Self::CertDaysLeft => 2.0,
             Self::CacheHitRate | Self::ModelAccuracy => 0.006,
             Self::FeaturePsi => 0.015,

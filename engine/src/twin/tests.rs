@@ -305,3 +305,64 @@ fn data_drift_shows_as_measured_psi_and_retraining_resets_it() {
     estate.advance(20);
     assert!(psi(&estate) < 0.2, "{}", psi(&estate));
 }
+
+/// Seed 003's performance drop: a release ships a worse model version; its
+/// accuracy, measured on labelled feedback, falls under 0.8; rolling back
+/// serves the previous good version again and accuracy recovers.
+#[test]
+fn a_bad_model_release_is_measured_and_rolled_back_to_the_last_good_version() {
+    let mut estate = estate(9);
+    let model = estate.topology().index("ml-model-service").unwrap();
+    let accuracy = |estate: &Estate| estate.service(model).telemetry.recent_mean(Metric::ModelAccuracy, 10);
+    let versions = |estate: &Estate| {
+        estate
+            .model_registry(model)
+            .iter()
+            .map(|v| (v.version, v.origin))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        versions(&estate),
+        [(1, ModelOrigin::Registry), (2, ModelOrigin::Registry)]
+    );
+    assert_eq!(estate.service(model).config.model_version, 2, "the newest is deployed");
+    estate.advance(30);
+    assert!(
+        (accuracy(&estate) - 0.91).abs() < 0.02,
+        "v2's profile: {}",
+        accuracy(&estate)
+    );
+
+    estate
+        .inject(&fault(FaultKind::ModelAccuracyDrop, "ml-model-service"))
+        .unwrap();
+    assert_eq!(versions(&estate).last(), Some(&(3, ModelOrigin::Release)));
+    estate.advance(30);
+    assert!(accuracy(&estate) < 0.8, "{}", accuracy(&estate));
+    let v3 = estate.model_registry(model)[2].measured_accuracy.unwrap();
+    assert!(v3 < 0.8, "the registry remembers v3 measured badly: {v3}");
+
+    estate
+        .apply(&act(ActionKind::RollbackModel, "ml-model-service"))
+        .unwrap();
+    assert_eq!(estate.service(model).config.model_version, 2);
+    estate.advance(20);
+    assert!(accuracy(&estate) > 0.88, "{}", accuracy(&estate));
+}
+
+/// Retraining trains and deploys a new version, so its registry grows.
+#[test]
+fn retraining_adds_a_model_version() {
+    let mut estate = estate(10);
+    let model = estate.topology().index("ml-model-service").unwrap();
+    estate.inject(&fault(FaultKind::DataDrift, "ml-model-service")).unwrap();
+    estate.advance(10);
+    let applied = estate
+        .apply(&act(ActionKind::TriggerRetraining, "ml-model-service"))
+        .unwrap();
+    assert_eq!(estate.service(model).config.model_version, 3);
+    let last = estate.model_registry(model).last().unwrap();
+    assert_eq!((last.version, last.origin), (3, ModelOrigin::Retraining));
+    assert!(applied.changes.iter().any(|c| c.key == "model_version" && c.to == "3"));
+    assert!(applied.side_effects.iter().any(|s| s.contains("model v3")));
+}

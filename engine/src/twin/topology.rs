@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What a service is; decides which metrics it has, which faults can hit
 /// it and which actions apply to it.
@@ -74,6 +74,19 @@ struct ServiceFile {
     replica: Option<String>,
     #[serde(default = "yes")]
     owned: bool,
+    #[serde(default)]
+    models: Vec<ModelProfile>,
+}
+
+/// A model version in the registry, with its accuracy profile.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelProfile {
+    /// 1, 2, …
+    pub version: u32,
+    /// Share of labelled outcomes it predicts right on the data it was
+    /// trained for.
+    pub accuracy: f64,
 }
 
 fn yes() -> bool {
@@ -128,6 +141,9 @@ pub struct ServiceSpec {
     pub replica: Option<usize>,
     /// False for third parties we cannot change.
     pub owned: bool,
+    /// A model service's registry, oldest version first (empty otherwise);
+    /// the newest is deployed at start.
+    pub models: Vec<ModelProfile>,
 }
 
 /// The whole service graph.
@@ -184,6 +200,18 @@ impl Topology {
             if !((0.0..0.95).contains(&s.cpu) && (0.0..0.95).contains(&s.memory)) || s.instances == 0 {
                 return Err(bad("cpu and memory must be in [0, 0.95), instances at least 1"));
             }
+            if (s.kind == ServiceKind::Model) == s.models.is_empty() {
+                return Err(bad(
+                    "a model service needs `models` (its registry), and only a model has one",
+                ));
+            }
+            for (i, model) in s.models.iter().enumerate() {
+                if model.version as usize != i + 1 || !(model.accuracy > 0.5 && model.accuracy <= 1.0) {
+                    return Err(bad(
+                        "`models` must number versions 1, 2, … in order, accuracy in (0.5, 1]",
+                    ));
+                }
+            }
             let mut edges = Vec::new();
             for (i, dep) in s.depends_on.iter().enumerate() {
                 let calls = s.calls.get(i).copied().unwrap_or(1.0);
@@ -215,6 +243,7 @@ impl Topology {
                     .transpose()?,
                 replica: s.replica.as_deref().map(|r| find(&s.name, "replica", r)).transpose()?,
                 owned: s.owned,
+                models: s.models.clone(),
             });
         }
         let bottom_up = bottom_up_order(&services)?;

@@ -1,6 +1,7 @@
 //! `GET /api/analytics`: MTTR by incident type, healing success rate,
 //! false-positive rate and model latency SLO compliance, computed by the
-//! store (see `store::analytics` for the definitions).
+//! store (see `store::analytics` for the definitions); and `GET
+//! /api/models`, the ML estate's model registries.
 
 use axum::{Json, extract::State};
 use engine::{Engine, protocol::Analytics};
@@ -17,4 +18,13 @@ pub async fn analytics(State(engine): State<Engine>, State(store): State<Store>)
     // What was published is in the store once the writer catches up.
     engine.flush().await;
     store.analytics().await.map(Json).map_err(|e| Problem::store(&e))
+}
+
+/// The ML estate's model registries: every version with its accuracy
+/// profile and the accuracy labelled feedback measured while it served.
+#[utoipa::path(get, path = "/api/models", tag = "incidents", responses(
+    (status = 200, description = "One registry per model service", body = Vec<engine::protocol::ModelRegistry>),
+))]
+pub async fn models(State(engine): State<Engine>) -> Json<Vec<engine::protocol::ModelRegistry>> {
+    Json(engine.model_registries())
 }

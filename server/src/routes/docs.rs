@@ -50,6 +50,7 @@ use crate::{problem::Problem, routes};
         routes::memory::export,
         routes::memory::clear,
         routes::analytics::analytics,
+        routes::analytics::models,
     ),
     components(schemas(Problem, engine::protocol::ServerMessage, engine::protocol::Envelope)),
     modifiers(&OperatorToken),

@@ -394,6 +394,7 @@ fn unit(metric: Metric) -> &'static str {
         Metric::Restarts => "restarts/min",
         Metric::CertDaysLeft => "days",
         Metric::FeaturePsi => "psi",
+        Metric::HeartbeatAge => "s",
         Metric::ErrorRate
         | Metric::Cpu
         | Metric::Memory

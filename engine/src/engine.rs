@@ -646,6 +646,10 @@ impl Engine {
                 if let Some(services) = engine.twin_health() {
                     engine.publish(ServerMessage::TwinHealth { services });
                 }
+                // What the estate changed by itself (a safe-mode exit).
+                if let Some(changes) = engine.with_twin(Estate::take_spontaneous_changes) {
+                    engine.publish_changes(None, &changes);
+                }
                 engine.publish(ServerMessage::SwarmStats {
                     agents: engine.swarm_stats(),
                 });
@@ -952,6 +956,23 @@ impl Engine {
         Feed {
             start: FeedStart::Snapshot(Box::new(snapshot)),
             live,
+        }
+    }
+
+    /// Publishes configuration changes of the estate: an incident's
+    /// actions', or (`None`) the estate's own.
+    pub(crate) fn publish_changes(&self, incident_id: Option<Uuid>, changes: &[crate::twin::ConfigChange]) {
+        for change in changes {
+            self.publish(ServerMessage::ConfigChange {
+                incident_id,
+                change: crate::protocol::ConfigChangeEvent {
+                    service: change.service.clone(),
+                    key: change.key.clone(),
+                    from: change.from.clone(),
+                    to: change.to.clone(),
+                    cause: change.cause.clone(),
+                },
+            });
         }
     }
 

@@ -210,6 +210,36 @@ pub enum Command {
     /// a server (`--url`) or an embedded engine, with live progress and a
     /// scored summary.
     Timeline(Box<TimelineArgs>),
+    /// Seed 003's simulations (a model latency spike; data drift, credit
+    /// score mean 700 → 550) on a running server, followed to the end.
+    Simulate(SimulateArgs),
+}
+
+/// `antibody simulate` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Which simulation.
+    #[arg(value_enum)]
+    pub simulation: Simulation,
+    /// The running server.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    pub url: reqwest::Url,
+    /// The operator token, when the server asks for one.
+    #[arg(long, env = "ANTIBODY_OPERATOR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Approve, as this person, a plan the policy sends for approval
+    /// (otherwise someone approves it on the dashboard).
+    #[arg(long, value_name = "NAME")]
+    pub approve_as: Option<String>,
+}
+
+/// Seed 003's two simulations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Simulation {
+    /// Model inference slows past its 300 ms median objective, for a while.
+    LatencySpike,
+    /// The credit-score input drifts from a mean of 700 to 550.
+    DataDrift,
 }
 
 /// `antibody timeline` options.

@@ -19,6 +19,7 @@ pub mod loadtest;
 pub mod problem;
 pub mod prometheus;
 pub mod routes;
+pub mod simulate_cli;
 pub mod startup;
 pub mod telemetry;
 pub mod timeline_cli;

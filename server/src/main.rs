@@ -20,6 +20,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Some(Command::Eval(args)) => return server::eval::run(args).await.map(|()| ExitCode::SUCCESS),
         Some(Command::Loadtest(args)) => return server::loadtest::run(args).await.map(|()| ExitCode::SUCCESS),
         Some(Command::Timeline(args)) => return Ok(server::timeline_cli::run(*args).await),
+        Some(Command::Simulate(args)) => return Ok(server::simulate_cli::run(args).await),
         None => {}
     }
     telemetry::init(settings.log_format)?;

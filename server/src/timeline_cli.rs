@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use comfy_table::{Table, presets};
 use engine::{
     Engine, EngineConfig,
@@ -190,8 +190,19 @@ impl Backend {
     }
 }
 
-/// A response that succeeded, or the server's problem as an error.
-async fn answer(response: reqwest::Result<reqwest::Response>, base: &str) -> anyhow::Result<reqwest::Response> {
+/// A server's refusal: its status and its problem's detail.
+#[derive(Debug, thiserror::Error)]
+#[error("the server answered {status}: {detail}")]
+pub(crate) struct Refused {
+    pub status: reqwest::StatusCode,
+    pub detail: String,
+}
+
+/// A response that succeeded, or the server's problem as a [`Refused`].
+pub(crate) async fn answer(
+    response: reqwest::Result<reqwest::Response>,
+    base: &str,
+) -> anyhow::Result<reqwest::Response> {
     let response = response.with_context(|| format!("cannot reach the server at {base}"))?;
     if response.status().is_success() {
         return Ok(response);
@@ -199,10 +210,7 @@ async fn answer(response: reqwest::Result<reqwest::Response>, base: &str) -> any
     let status = response.status();
     let problem: serde_json::Value = response.json().await.unwrap_or_default();
     let detail = problem["detail"].as_str().unwrap_or("no detail").to_owned();
-    if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
-        return Err(InvalidTimeline(detail).into());
-    }
-    bail!("the server answered {status}: {detail}")
+    Err(Refused { status, detail }.into())
 }
 
 pub async fn run(args: TimelineArgs) -> ExitCode {
@@ -210,7 +218,10 @@ pub async fn run(args: TimelineArgs) -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            if error.downcast_ref::<InvalidTimeline>().is_some() {
+            let unknown_or_invalid = error.downcast_ref::<Refused>().is_some_and(|r| {
+                r.status == reqwest::StatusCode::NOT_FOUND || r.status == reqwest::StatusCode::UNPROCESSABLE_ENTITY
+            });
+            if unknown_or_invalid || error.downcast_ref::<InvalidTimeline>().is_some() {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)

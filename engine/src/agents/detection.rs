@@ -390,6 +390,7 @@ mod tests {
                 intensity: 1.0,
                 onset_seconds: 0.0,
                 lead_seconds: 0.0,
+                duration_seconds: None,
             })
             .unwrap();
         estate.advance(20);

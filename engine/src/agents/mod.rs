@@ -266,6 +266,7 @@ pub(crate) mod fixtures {
                 intensity: 1.0,
                 onset_seconds: 0.0,
                 lead_seconds: 30.0,
+                duration_seconds: None,
             })
             .unwrap();
         estate.advance(seconds);

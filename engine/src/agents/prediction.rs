@@ -174,7 +174,8 @@ impl PredictionAgent {
             .filter(|l| l.per_minute > 0.0)
             .collect();
         losses.sort_by(|a, b| b.per_minute.total_cmp(&a.per_minute));
-        let impact_per_minute = losses.iter().map(|l| l.per_minute).sum();
+        // A fold from +0: an empty float sum is −0, which reads "$-0".
+        let impact_per_minute = losses.iter().map(|l| l.per_minute).fold(0.0, |a, b| a + b);
         Prediction {
             cascade,
             breaches,
@@ -274,6 +275,7 @@ mod tests {
     fn a_healthy_estate_costs_nothing_and_breaches_nothing() {
         let p = agent().predict(&fixtures::estate(1));
         assert_eq!(p.impact_per_minute, 0.0);
+        assert!(p.impact_per_minute.is_sign_positive(), "never printed as $-0");
         assert!(p.breaches.is_empty(), "{:?}", p.breaches);
     }
 

@@ -310,6 +310,7 @@ mod tests {
                 intensity: 1.0,
                 onset_seconds: 0.0,
                 lead_seconds: 0.0,
+                duration_seconds: None,
             })
             .unwrap();
         let mut replica_down = fixtures::estate(2);
@@ -320,6 +321,7 @@ mod tests {
                 intensity: 1.0,
                 onset_seconds: 0.0,
                 lead_seconds: 600.0,
+                duration_seconds: None,
             })
             .unwrap();
         replica_down.advance(10);

@@ -40,8 +40,8 @@ use crate::{
     clock::SimClock,
     consensus,
     protocol::{
-        ActionStatus, AgentAction, AgentType, ConfigChangeEvent, ConsensusVote, FixOutcome, FixRecord, Incident,
-        IncidentStatus, MarkKind, ServerMessage, Severity,
+        ActionStatus, AgentAction, AgentType, ConsensusVote, FixOutcome, FixRecord, Incident, IncidentStatus, MarkKind,
+        ServerMessage, Severity,
     },
     twin::{ActionKind, ConfigChange, Estate, WARMUP_TICKS},
 };
@@ -357,18 +357,7 @@ impl Run<'_> {
     }
 
     fn publish_changes(&self, changes: &[ConfigChange]) {
-        for change in changes {
-            self.engine.publish(ServerMessage::ConfigChange {
-                incident_id: Some(self.id),
-                change: ConfigChangeEvent {
-                    service: change.service.clone(),
-                    key: change.key.clone(),
-                    from: change.from.clone(),
-                    to: change.to.clone(),
-                    cause: change.cause.clone(),
-                },
-            });
-        }
+        self.engine.publish_changes(Some(self.id), changes);
     }
 
     /// Puts `plan` to the vote of every agent; publishes the round.

@@ -178,6 +178,11 @@ pub struct FaultSpec {
     /// Seconds it had already been going when the incident opened.
     #[serde(default = "default_lead")]
     pub lead_seconds: f64,
+    /// Seconds after it began (lead included) that it ends by itself, for
+    /// a transient fault such as seed 003's latency spike; none lasts until
+    /// a fix ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
 }
 
 fn full() -> f64 {
@@ -208,6 +213,14 @@ impl FaultSpec {
         if !(0.0..=3600.0).contains(&self.onset_seconds) || !(0.0..=3600.0).contains(&self.lead_seconds) {
             return Err("onset_seconds and lead_seconds must be in [0, 3600]".into());
         }
+        if let Some(duration) = self.duration_seconds
+            && !(duration > self.lead_seconds && duration <= 86_400.0)
+        {
+            return Err(format!(
+                "duration_seconds must be more than lead_seconds ({}) and at most 86400, not {duration}",
+                self.lead_seconds
+            ));
+        }
         Ok(())
     }
 }
@@ -234,6 +247,7 @@ mod tests {
             intensity: 1.0,
             onset_seconds: 0.0,
             lead_seconds: 0.0,
+            duration_seconds: None,
         };
         let err = spec
             .validate(topology.index("order-service").map(|i| topology.spec(i)))

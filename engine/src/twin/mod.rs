@@ -48,6 +48,10 @@ const DEFAULT_TIMEOUT_MS: f64 = 3000.0;
 const BASE_SIGMA: f64 = 0.45;
 /// Hit rate of a warm cache.
 const WARM_HIT_RATE: f64 = 0.94;
+/// Seed 003's model latency objective: median inference time.
+const MODEL_P50_OBJECTIVE_MS: f64 = 300.0;
+/// Seconds the primary path must meet it before safe mode is left.
+const SAFE_MODE_PROBE_SECONDS: u32 = 10;
 /// Accuracy of the rule-based safe mode.
 const SAFE_MODE_ACCURACY: f64 = 0.84;
 /// Share of requests that fail on a healthy service (well inside every
@@ -156,6 +160,8 @@ pub struct ServiceState {
     silent_seconds: f64,
     /// A model's registry, oldest version first.
     registry: Vec<ModelVersion>,
+    /// In safe mode: seconds in a row its primary path met the objective.
+    primary_ok_seconds: u32,
     /// This tick's result.
     outcome: Outcome,
 }
@@ -226,6 +232,8 @@ pub struct Estate {
     rng: SmallRng,
     /// Every configuration change, oldest first.
     config_log: Vec<ConfigChange>,
+    /// Changes the estate made by itself, not yet taken by the engine.
+    spontaneous: Vec<ConfigChange>,
     /// Samples kept per service.
     history_len: usize,
     /// Next fault id.
@@ -271,6 +279,7 @@ impl Estate {
                 breaker_open: vec![false; spec.edges.len()],
                 silent_seconds: 0.0,
                 registry: ModelVersion::from_profiles(&spec.models),
+                primary_ok_seconds: 0,
                 outcome: Outcome::default(),
             })
             .collect();
@@ -282,6 +291,7 @@ impl Estate {
             start_of_day: start_of_day.rem_euclid(86_400.0),
             rng: SmallRng::seed_from_u64(seed),
             config_log: Vec::new(),
+            spontaneous: Vec::new(),
             history_len: DEFAULT_HISTORY,
             next_fault_id: 1,
         };
@@ -327,6 +337,16 @@ impl Estate {
                 .map_or(SAFE_MODE_ACCURACY, |v| v.profile_accuracy),
         };
         let next = state.registry.iter().map(|v| v.version).max().unwrap_or(0) + 1;
+        if origin == ModelOrigin::Retraining {
+            // A bad release's defect is in its code, not its data:
+            // retraining it gives a new version with the same defect.
+            for fault in &mut self.faults {
+                if fault.target == index && fault.bound_to == Some((Binding::ModelVersion, current)) {
+                    fault.bound_to = Some((Binding::ModelVersion, next));
+                }
+            }
+        }
+        let state = &mut self.services[index];
         state.registry.push(ModelVersion {
             version: next,
             profile_accuracy: profile,
@@ -443,9 +463,10 @@ impl Estate {
     }
 
     fn fault_ended(&self, fault: &ActiveFault) -> bool {
-        fault
-            .bound_to
-            .is_some_and(|(binding, value)| self.services[fault.target].config.binding(binding) != value)
+        fault.spec.duration_seconds.is_some_and(|d| fault.age >= d)
+            || fault
+                .bound_to
+                .is_some_and(|(binding, value)| self.services[fault.target].config.binding(binding) != value)
     }
 
     fn update_fault_levels(&mut self) {
@@ -534,7 +555,62 @@ impl Estate {
         let (offered, diverted) = self.offered_load(&topology);
         self.compute_outcomes(&topology, &effects, &offered);
         self.update_breakers(&topology);
+        self.probe_safe_mode(&topology, &effects, &offered);
         self.record(&topology, &effects, &offered, &diverted);
+    }
+
+    /// A model in safe mode keeps probing its primary path with shadow
+    /// traffic; once the primary meets seed 003's objectives (median
+    /// latency, and accuracy on labelled feedback) for
+    /// [`SAFE_MODE_PROBE_SECONDS`] in a row, whatever sent it to safe mode
+    /// is gone, and it leaves safe mode, recorded as a change of its own.
+    fn probe_safe_mode(&mut self, topology: &Topology, effects: &[Effects], offered: &[f64]) {
+        for i in 0..self.services.len() {
+            let spec = topology.spec(i);
+            if spec.kind != ServiceKind::Model || !self.services[i].config.safe_mode {
+                continue;
+            }
+            let (state, e) = (&self.services[i], &effects[i]);
+            let cpu = self.cpu(spec, state, e, offered[i]);
+            let queueing = (1.0 - spec.cpu) / (1.0 - cpu.min(0.985));
+            let primary_p50 = spec.latency_ms * queueing * (1.0 + 8.0 * e.model_slowness);
+            let primary_accuracy = self.live_profile_accuracy(i) - 0.22 * e.accuracy_drop - 0.09 * e.drift;
+            let healthy = primary_p50 <= MODEL_P50_OBJECTIVE_MS && primary_accuracy >= registry::GOOD_ACCURACY;
+            let state = &mut self.services[i];
+            state.primary_ok_seconds = if healthy { state.primary_ok_seconds + 1 } else { 0 };
+            if state.primary_ok_seconds >= SAFE_MODE_PROBE_SECONDS {
+                state.primary_ok_seconds = 0;
+                let before = self.config_log.len();
+                self.set(
+                    i,
+                    "safe_mode",
+                    true,
+                    false,
+                    &format!(
+                        "safe-mode exit: the model itself met {MODEL_P50_OBJECTIVE_MS} ms median latency and {} accuracy for {SAFE_MODE_PROBE_SECONDS} s (root cause gone)",
+                        registry::GOOD_ACCURACY
+                    ),
+                    |c| &mut c.safe_mode,
+                );
+                self.spontaneous.extend_from_slice(&self.config_log[before..]);
+            }
+        }
+    }
+
+    /// The serving version's profiled accuracy.
+    fn live_profile_accuracy(&self, index: usize) -> f64 {
+        let state = &self.services[index];
+        state
+            .registry
+            .iter()
+            .find(|v| v.version == state.config.model_version)
+            .map_or(SAFE_MODE_ACCURACY, |v| v.profile_accuracy)
+    }
+
+    /// Configuration changes the estate made by itself (not an action's),
+    /// since the last call: safe-mode exits. The engine publishes them.
+    pub fn take_spontaneous_changes(&mut self) -> Vec<ConfigChange> {
+        std::mem::take(&mut self.spontaneous)
     }
 
     fn integrate_state(&mut self, topology: &Topology, effects: &[Effects]) {
@@ -855,13 +931,8 @@ impl Estate {
                 if state.config.safe_mode {
                     (SAFE_MODE_ACCURACY, 0.0)
                 } else {
-                    let live = state
-                        .registry
-                        .iter()
-                        .find(|v| v.version == state.config.model_version)
-                        .map_or(SAFE_MODE_ACCURACY, |v| v.profile_accuracy);
                     (
-                        live - 0.22 * e.accuracy_drop - 0.09 * e.drift,
+                        self.live_profile_accuracy(i) - 0.22 * e.accuracy_drop - 0.09 * e.drift,
                         // Measured from a sample of inputs in `record`.
                         0.0,
                     )
@@ -1007,11 +1078,12 @@ impl Estate {
                 found.push(format!("{}: hit rate below 50%", spec.name));
             }
             if spec.kind == ServiceKind::Model {
-                let latest = telemetry.latest();
-                if latest.get(Metric::ModelAccuracy) < 0.8 {
+                // Over the window: one second's feedback (200 outcomes) is
+                // a noisy measure of accuracy.
+                if telemetry.recent_mean(Metric::ModelAccuracy, window) < registry::GOOD_ACCURACY {
                     found.push(format!("{}: accuracy below 0.8", spec.name));
                 }
-                if latest.get(Metric::FeaturePsi) > 0.2 {
+                if telemetry.recent_mean(Metric::FeaturePsi, window) > 0.2 {
                     found.push(format!("{}: input drift (PSI above 0.2)", spec.name));
                 }
             }

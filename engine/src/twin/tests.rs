@@ -13,6 +13,7 @@ fn fault(kind: FaultKind, target: &str) -> FaultSpec {
         intensity: 1.0,
         onset_seconds: 0.0,
         lead_seconds: 30.0,
+        duration_seconds: None,
     }
 }
 
@@ -243,7 +244,7 @@ proptest! {
         let all = placements();
         let (kind, target) = pick.get(&all).clone();
         let mut estate = estate(seed);
-        estate.inject(&FaultSpec { kind, target: target.clone(), intensity, onset_seconds: 0.0, lead_seconds: lead }).unwrap();
+        estate.inject(&FaultSpec { kind, target: target.clone(), intensity, onset_seconds: 0.0, lead_seconds: lead, duration_seconds: None }).unwrap();
         estate.advance(before);
         let options = cures(&estate, kind, &target);
         for remediation in cure.get(&options) {
@@ -264,7 +265,7 @@ proptest! {
         let all = placements();
         let (kind, target) = pick.get(&all).clone();
         let mut estate = estate(seed);
-        estate.inject(&FaultSpec { kind, target: target.clone(), intensity, onset_seconds: 0.0, lead_seconds: 30.0 }).unwrap();
+        estate.inject(&FaultSpec { kind, target: target.clone(), intensity, onset_seconds: 0.0, lead_seconds: 30.0, duration_seconds: None }).unwrap();
         estate.advance(5);
         let right: Vec<Remediation> = cures(&estate, kind, &target).into_iter().flatten().collect();
         let candidates: Vec<Remediation> = ActionKind::ALL
@@ -365,4 +366,56 @@ fn retraining_adds_a_model_version() {
     assert_eq!((last.version, last.origin), (3, ModelOrigin::Retraining));
     assert!(applied.changes.iter().any(|c| c.key == "model_version" && c.to == "3"));
     assert!(applied.side_effects.iter().any(|s| s.contains("model v3")));
+}
+
+/// Seed 003's latency spike: safe mode masks it, and once the spike is
+/// over (the primary path meets 300 ms for 10 s) the model leaves safe mode
+/// by itself, recorded as a change of its own.
+#[test]
+fn safe_mode_is_left_when_the_latency_spike_is_over_and_the_exit_is_recorded() {
+    let mut estate = estate(11);
+    let model = estate.topology().index("ml-model-service").unwrap();
+    estate
+        .inject(&FaultSpec {
+            duration_seconds: Some(40.0),
+            lead_seconds: 0.0,
+            ..fault(FaultKind::ModelLatency, "ml-model-service")
+        })
+        .unwrap();
+    estate.advance(5);
+    let p50 = |estate: &Estate| estate.service(model).telemetry.recent_mean(Metric::LatencyP50, 3);
+    assert!(p50(&estate) > 300.0, "{}", p50(&estate));
+    estate
+        .apply(&act(ActionKind::EnableSafeMode, "ml-model-service"))
+        .unwrap();
+    estate.advance(30);
+    assert!(estate.service(model).config.safe_mode, "the spike is not over");
+    assert!(estate.take_spontaneous_changes().is_empty());
+    // The spike ends at 40 s; ten good seconds later safe mode is left.
+    estate.advance(20);
+    assert!(!estate.service(model).config.safe_mode);
+    let exits = estate.take_spontaneous_changes();
+    assert_eq!(exits.len(), 1, "{exits:?}");
+    assert_eq!(
+        (exits[0].key.as_str(), exits[0].from.as_str(), exits[0].to.as_str()),
+        ("safe_mode", "true", "false")
+    );
+    assert!(exits[0].cause.contains("root cause gone"), "{}", exits[0].cause);
+    estate.advance(5);
+    assert!(p50(&estate) < 300.0, "the model itself answers, fast");
+    assert!(estate.take_spontaneous_changes().is_empty(), "taken once");
+}
+
+#[test]
+fn without_an_end_the_spike_keeps_the_model_in_safe_mode() {
+    let mut estate = estate(12);
+    let model = estate.topology().index("ml-model-service").unwrap();
+    estate
+        .inject(&fault(FaultKind::ModelLatency, "ml-model-service"))
+        .unwrap();
+    estate
+        .apply(&act(ActionKind::EnableSafeMode, "ml-model-service"))
+        .unwrap();
+    estate.advance(120);
+    assert!(estate.service(model).config.safe_mode);
 }

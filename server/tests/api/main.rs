@@ -10,6 +10,7 @@ mod helpers;
 mod history;
 mod incidents;
 mod memory;
+mod ml;
 mod pages;
 mod restart;
 mod shutdown;

@@ -127,27 +127,3 @@ async fn the_analytics_page_is_server_rendered_with_its_charts_and_the_memory() 
         assert!(page.contains(expected), "`{expected}` is not on the page");
     }
 }
-
-/// The model registry: the estate file's versions, then a retraining's.
-#[tokio::test]
-async fn the_model_registry_grows_when_a_drift_is_healed_by_retraining() {
-    let app = crate::helpers::spawn_app().await;
-    let models: Vec<engine::protocol::ModelRegistry> = app.json("/api/models").await;
-    assert_eq!(models.len(), 1);
-    assert_eq!(models[0].service, "ml-model-service");
-    assert_eq!(models[0].serving, 2);
-    let versions: Vec<(u32, &str)> = models[0]
-        .versions
-        .iter()
-        .map(|v| (v.version, v.origin.as_str()))
-        .collect();
-    assert_eq!(versions, [(1, "registry"), (2, "registry")]);
-
-    fire_and_finish(&app, "data_drift").await;
-    let models: Vec<engine::protocol::ModelRegistry> = app.json("/api/models").await;
-    let newest = models[0].versions.last().unwrap();
-    assert_eq!((newest.version, newest.origin.as_str()), (3, "retraining"));
-    assert_eq!(models[0].serving, 3);
-    let v2 = &models[0].versions[1];
-    assert!(v2.measured_accuracy.is_some(), "v2 served and was measured");
-}

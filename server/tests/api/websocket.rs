@@ -157,7 +157,11 @@ async fn the_estate_is_in_the_snapshot_then_reported_live_through_fault_and_reco
     let ServerMessage::Snapshot { snapshot } = first.message else {
         panic!("the first message is a snapshot");
     };
-    assert_eq!(snapshot.twin.len(), 12);
+    assert_eq!(
+        snapshot.twin.len(),
+        17,
+        "the estate file's services, the six pipeline agents included"
+    );
     assert!(
         snapshot.twin.iter().all(|s| s.state == HealthState::Healthy),
         "{:?}",

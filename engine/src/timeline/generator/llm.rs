@@ -229,6 +229,7 @@ impl LlmGenerator {
                 intensity: spec.intensity,
                 onset_seconds: spec.onset_seconds,
                 lead_seconds: 30.0,
+                duration_seconds: None,
             }],
             answer: AnswerKey {
                 root_cause: RootCause {

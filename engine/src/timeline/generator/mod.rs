@@ -268,6 +268,7 @@ impl BuiltinGenerator {
             intensity,
             onset_seconds,
             lead_seconds,
+            duration_seconds: None,
         };
         let metrics = self.preview(&fault, rng.random());
         let severity = request.severity.unwrap_or(family.severity);

@@ -679,6 +679,14 @@ impl Engine {
                                 origin: v.origin.as_str().to_owned(),
                             })
                             .collect(),
+                        features: estate
+                            .feature_psi(i)
+                            .into_iter()
+                            .map(|(feature, psi)| crate::protocol::FeatureDrift {
+                                feature: feature.to_owned(),
+                                psi: (psi * 1000.0).round() / 1000.0,
+                            })
+                            .collect(),
                     }
                 })
                 .collect()

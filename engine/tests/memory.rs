@@ -80,7 +80,7 @@ async fn running_a_scenario_five_times_makes_it_faster_and_the_feed_says_why() {
         let engine = engine(None, 100 + seed);
         let mut runs = Vec::new();
         for _ in 0..5 {
-            runs.push(run(&engine, "memory_leak_gradual").await);
+            runs.push(run(&engine, "cache_failure").await);
         }
         for (n, run) in runs.iter().enumerate() {
             assert_eq!(run.status, IncidentStatus::Resolved, "seed {seed}, run {}", n + 1);

@@ -29,4 +29,17 @@ pub struct ModelRegistry {
     pub safe_mode: bool,
     /// Every version, oldest first.
     pub versions: Vec<ModelVersionInfo>,
+    /// Each input feature's latest PSI against the serving version's
+    /// training distribution.
+    pub features: Vec<FeatureDrift>,
+}
+
+/// One input feature's drift.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FeatureDrift {
+    /// As in `credit_score`.
+    pub feature: String,
+    /// Its Population Stability Index; over 0.2 is drift (seed 003).
+    pub psi: f64,
 }

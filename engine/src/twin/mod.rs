@@ -162,6 +162,8 @@ pub struct ServiceState {
     registry: Vec<ModelVersion>,
     /// In safe mode: seconds in a row its primary path met the objective.
     primary_ok_seconds: u32,
+    /// A model's latest PSI per input feature (`psi::FEATURES` order).
+    feature_psi: [f64; psi::FEATURES.len()],
     /// This tick's result.
     outcome: Outcome,
 }
@@ -280,6 +282,7 @@ impl Estate {
                 silent_seconds: 0.0,
                 registry: ModelVersion::from_profiles(&spec.models),
                 primary_ok_seconds: 0,
+                feature_psi: [0.0; psi::FEATURES.len()],
                 outcome: Outcome::default(),
             })
             .collect();
@@ -314,6 +317,15 @@ impl Estate {
 
     pub fn service_named(&self, name: &str) -> Option<&ServiceState> {
         self.topology.index(name).map(|i| &self.services[i])
+    }
+
+    /// A model's latest PSI per input feature, as `(feature, psi)`.
+    pub fn feature_psi(&self, index: usize) -> Vec<(&'static str, f64)> {
+        psi::FEATURES
+            .iter()
+            .zip(self.services[index].feature_psi)
+            .map(|(f, value)| (f.name, value))
+            .collect()
     }
 
     /// A model service's registry, oldest version first (empty for any
@@ -863,12 +875,19 @@ impl Estate {
                         registry::record(version, measured);
                     }
                 }
-                // The drift monitor scores a sample of this tick's inputs.
-                let mean = psi::input_mean(effects[i].drift);
-                let scores: Vec<f64> = (0..psi::SAMPLE)
-                    .map(|_| mean + psi::BASELINE_SD * gaussian(&mut self.rng))
-                    .collect();
-                sample.set(Metric::FeaturePsi, psi::of_sample(&scores));
+                // The drift monitor scores a sample of this tick's inputs,
+                // feature by feature; the model's PSI is the worst one's.
+                let mut worst = 0.0_f64;
+                for (f, feature) in psi::FEATURES.iter().enumerate() {
+                    let mean = feature.input_mean(effects[i].drift);
+                    let values: Vec<f64> = (0..psi::SAMPLE)
+                        .map(|_| mean + feature.sd * gaussian(&mut self.rng))
+                        .collect();
+                    let value = feature.of_sample(&values);
+                    self.services[i].feature_psi[f] = value;
+                    worst = worst.max(value);
+                }
+                sample.set(Metric::FeaturePsi, worst);
             }
             self.services[i].telemetry.record(sample, keep);
         }

@@ -419,3 +419,20 @@ fn without_an_end_the_spike_keeps_the_model_in_safe_mode() {
     estate.advance(120);
     assert!(estate.service(model).config.safe_mode);
 }
+
+/// Drift is measured per input feature: the credit score moves, income
+/// does not.
+#[test]
+fn drift_is_measured_feature_by_feature() {
+    let mut estate = estate(13);
+    let model = estate.topology().index("ml-model-service").unwrap();
+    estate.inject(&fault(FaultKind::DataDrift, "ml-model-service")).unwrap();
+    estate.advance(30);
+    let psi = estate.feature_psi(model);
+    assert_eq!(
+        psi.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+        ["credit_score", "income"]
+    );
+    assert!(psi[0].1 > 2.0, "{psi:?}");
+    assert!(psi[1].1 < 0.2, "{psi:?}");
+}

@@ -17,6 +17,13 @@ async fn the_model_registry_grows_when_a_drift_is_healed_by_retraining() {
         .map(|v| (v.version, v.origin.as_str()))
         .collect();
     assert_eq!(versions, [(1, "registry"), (2, "registry")]);
+    let features: Vec<&str> = models[0].features.iter().map(|f| f.feature.as_str()).collect();
+    assert_eq!(features, ["credit_score", "income"]);
+    assert!(
+        models[0].features.iter().all(|f| f.psi < 0.2),
+        "no drift yet: {:?}",
+        models[0].features
+    );
 
     fire_and_finish(&app, "data_drift").await;
     let models: Vec<engine::protocol::ModelRegistry> = app.json("/api/models").await;

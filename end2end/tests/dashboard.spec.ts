@@ -137,7 +137,7 @@ test.describe('without JavaScript', () => {
   });
 });
 
-test('the feed filters by incident, source and severity, and holds still while read', async ({ page }) => {
+test('the feed filters by incident, source and severity, and holds still while read', async ({ page, request }) => {
   const errors = watchConsole(page);
   await openDashboard(page);
   const scenarios = page.getByRole('region', { name: 'Fire a scenario' });
@@ -147,6 +147,10 @@ test('the feed filters by incident, source and severity, and holds still while r
   await scenarios.getByLabel('How many').fill('3');
   await scenarios.getByRole('button', { name: 'Memory Leak' }).click();
   await expect(scenarios.getByRole('status')).toContainText('Opened 3 ×');
+  // Three leaks of one service at once, on an estate earlier tests left
+  // perturbed: the diagnosis may be unsure enough for policy to ask a
+  // person, who approves (the feed, not the diagnosis, is under test).
+  await settleEstate(request);
   await expect(resolved).toHaveCount(before + 3, { timeout: 30_000 });
 
   // By source: only governance lines.

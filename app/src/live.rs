@@ -1,6 +1,9 @@
 //! The live connection: follows `/ws` and folds every event into the
 //! dashboard state. Reconnects with exponential backoff and full jitter,
 //! resuming from the last `seq` it applied, so nothing is lost or doubled.
+//! When the socket keeps failing (a proxy that blocks WebSockets), it polls
+//! `/api/events?since=` instead, from the same `seq`, and tries the socket
+//! again every [`SOCKET_RETRY_WHILE_POLLING`].
 
 #[cfg(feature = "hydrate")]
 use leptos::prelude::*;
@@ -17,7 +20,40 @@ pub enum Connection {
     Live,
     /// Closed; trying again in this many seconds.
     Reconnecting { in_secs: u32 },
+    /// The socket keeps failing: events arrive by polling.
+    Polling,
+    /// Neither the socket nor polling reaches the server.
+    Offline,
 }
+
+impl Connection {
+    /// The indicator's `data-state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Live => "live",
+            Self::Reconnecting { .. } => "reconnecting",
+            Self::Polling => "polling",
+            Self::Offline => "offline",
+        }
+    }
+}
+
+/// How long a socket may take to open.
+#[cfg(feature = "hydrate")]
+const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Socket attempts in a row that never delivered, before polling.
+#[cfg(feature = "hydrate")]
+const POLL_AFTER_FAILURES: u32 = 2;
+/// How often to poll.
+#[cfg(feature = "hydrate")]
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// While polling, how often to try the socket again.
+#[cfg(feature = "hydrate")]
+pub const SOCKET_RETRY_WHILE_POLLING: std::time::Duration = std::time::Duration::from_secs(10);
+/// Events asked for per poll (the API's largest page).
+#[cfg(feature = "hydrate")]
+const POLL_PAGE: u32 = 1000;
 
 /// The first retry waits up to this long; each further one doubles it.
 #[cfg(feature = "hydrate")]
@@ -37,13 +73,23 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
 
     let mut failures: u32 = 0;
     loop {
+        if failures >= POLL_AFTER_FAILURES {
+            poll(state, connection, lag_ms).await;
+        }
         connection.set(Connection::Connecting);
         // A statement of its own: the read guard must be gone before the
         // loop below writes to the state.
         let url = state.with_untracked(socket_url);
         if let Ok(mut socket) = WebSocket::open(&url) {
-            // The sink turns ready when the socket opens or fails to.
-            let _ = future::poll_fn(|cx| socket.poll_ready_unpin(cx)).await;
+            // The sink turns ready when the socket opens or fails to; a
+            // proxy that swallows the upgrade gets neither, so the wait is
+            // bounded.
+            {
+                let ready = future::poll_fn(|cx| socket.poll_ready_unpin(cx));
+                let timeout = gloo_timers::future::sleep(OPEN_TIMEOUT);
+                futures::pin_mut!(ready, timeout);
+                let _ = future::select(ready, timeout).await;
+            }
             if matches!(socket.state(), State::Open) {
                 connection.set(Connection::Live);
                 while let Some(Ok(message)) = socket.next().await {
@@ -67,6 +113,9 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
             let _ = socket.close(None, None);
         }
         failures = failures.saturating_add(1);
+        if failures >= POLL_AFTER_FAILURES {
+            continue;
+        }
         let ceiling = (BACKOFF_BASE_MS * 2f64.powi(failures.min(16) as i32 - 1)).min(BACKOFF_CAP_MS);
         let mut wait_ms = js_sys::Math::random() * ceiling;
         while wait_ms > 0.0 {
@@ -76,6 +125,55 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
             let step = wait_ms.min(1000.0);
             gloo_timers::future::sleep(std::time::Duration::from_millis(step as u64)).await;
             wait_ms -= step;
+        }
+    }
+}
+
+/// Polls the event log for [`SOCKET_RETRY_WHILE_POLLING`], folding in what
+/// it returns; then the caller tries the socket again.
+#[cfg(feature = "hydrate")]
+async fn poll(state: RwSignal<DashboardState>, connection: RwSignal<Connection>, lag_ms: RwSignal<Option<i64>>) {
+    use engine::protocol::{EventPage, Snapshot};
+    use gloo_net::http::Request;
+
+    let until = js_sys::Date::now() + SOCKET_RETRY_WHILE_POLLING.as_millis() as f64;
+    while js_sys::Date::now() < until {
+        let since = state.with_untracked(|s| s.last_seq);
+        let page = match Request::get(&format!("/api/events?since={since}&limit={POLL_PAGE}"))
+            .send()
+            .await
+        {
+            Ok(response) if response.ok() => response.json::<EventPage>().await.ok(),
+            _ => None,
+        };
+        let Some(page) = page else {
+            connection.set(Connection::Offline);
+            gloo_timers::future::sleep(POLL_EVERY).await;
+            continue;
+        };
+        connection.set(Connection::Polling);
+        if page.last_seq < since {
+            // Another log (the server restarted on another database): start
+            // again from its snapshot.
+            if let Ok(response) = Request::get("/api/snapshot").send().await
+                && let Ok(snapshot) = response.json::<Snapshot>().await
+            {
+                state.set(DashboardState::from_snapshot(&snapshot));
+            }
+            continue;
+        }
+        let full = page.events.len() as u32 == POLL_PAGE;
+        if let Some(newest) = page.events.last() {
+            lag_ms.set(Some((js_sys::Date::now() as i64 - newest.ts.timestamp_millis()).max(0)));
+        }
+        state.update(|s| {
+            for envelope in &page.events {
+                s.apply(envelope);
+            }
+        });
+        // A full page means more are waiting: fetch them at once.
+        if !full {
+            gloo_timers::future::sleep(POLL_EVERY).await;
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The connection indicator: green only while the WebSocket is open.
+//! The connection indicator: green while the WebSocket is open, amber while
+//! connecting, reconnecting or polling, red when the server is unreachable.
 
 use leptos::prelude::*;
 
@@ -8,20 +9,24 @@ use crate::live::Connection;
 pub fn ConnectionIndicator(connection: RwSignal<Connection>) -> impl IntoView {
     let class = move || match connection.get() {
         Connection::Live => "conn conn-live",
-        Connection::Connecting => "conn conn-connecting",
-        Connection::Reconnecting { .. } => "conn conn-down",
+        Connection::Connecting | Connection::Reconnecting { .. } | Connection::Polling => "conn conn-connecting",
+        Connection::Offline => "conn conn-down",
     };
     let text = move || match connection.get() {
         Connection::Live => "Live".to_owned(),
         Connection::Connecting => "Connecting…".to_owned(),
         Connection::Reconnecting { in_secs } => format!("Reconnecting in {in_secs}s"),
+        Connection::Polling => "Polling".to_owned(),
+        Connection::Offline => "Offline".to_owned(),
+    };
+    let title = move || match connection.get() {
+        Connection::Polling => "WebSockets are not getting through: events arrive every 2 s by polling",
+        Connection::Offline => "The server cannot be reached; retrying",
+        _ => "",
     };
     view! {
-        <div class=class data-testid="connection" data-state=move || match connection.get() {
-            Connection::Live => "live",
-            Connection::Connecting => "connecting",
-            Connection::Reconnecting { .. } => "reconnecting",
-        } role="status" aria-live="polite">
+        <div class=class data-testid="connection" data-state=move || connection.get().as_str()
+            title=title role="status" aria-live="polite">
             <span class="conn-dot" aria-hidden="true"></span>
             <span class="conn-text">{text}</span>
         </div>

@@ -63,9 +63,8 @@ pub fn SystemHealth(
             </Show>
             <dl class="link-stats">
                 <div><dt>"Stream"</dt><dd>{move || match connection.get() {
-                    Connection::Live => "live".to_owned(),
-                    Connection::Connecting => "connecting".to_owned(),
                     Connection::Reconnecting { in_secs } => format!("retry in {in_secs}s"),
+                    other => other.as_str().to_owned(),
                 }}</dd></div>
                 <div><dt>"Event lag"</dt><dd>{move || lag_ms.get().map(|ms| format!("{ms} ms")).unwrap_or_else(|| "—".to_owned())}</dd></div>
                 <div><dt>"Last event"</dt><dd data-testid="last-seq">{move || format!("#{}", last_seq.get())}</dd></div>

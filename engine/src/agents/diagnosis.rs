@@ -36,7 +36,8 @@ pub struct MetricEvidence {
 pub struct Hypothesis {
     /// The service and fault.
     pub root: RootCause,
-    /// Overall score, 0..=1.
+    /// Overall score: 0..=1 from the telemetry, then scaled by memory
+    /// (×0.5 to ×1.5, see [`Diagnosis::skipped`] and the memory module).
     pub score: f64,
     /// Share of the score among the hypotheses, as a confidence.
     pub confidence: f64,

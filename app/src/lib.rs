@@ -22,6 +22,7 @@ pub mod operator;
 pub mod state;
 #[cfg(feature = "ssr")]
 pub mod trends;
+pub mod tween;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

@@ -186,3 +186,36 @@ test('the feed filters by incident, source and severity, and holds still while r
   expect(await feed.evaluate((list) => list.scrollTop)).toBe(0);
   expect(errors).toEqual([]);
 });
+
+// The meter's counters ease to each new figure frame by frame, and land on
+// exactly the server's figure; in a hidden tab they jump straight there.
+test('the impact counters ease to each figure, and jump when the tab is hidden', async ({ page, request }) => {
+  const errors = watchConsole(page);
+  await openDashboard(page);
+  const savings = page.getByTestId('kpi-savings').locator('.kpi-value');
+  const watch = () => savings.evaluate((el) => {
+    const seen: string[] = [el.textContent ?? ''];
+    (window as any).__seen = seen;
+    new MutationObserver(() => seen.push(el.textContent ?? '')).observe(el, { subtree: true, childList: true, characterData: true });
+  });
+  const figure = async () => {
+    const metrics = await (await request.get('/api/metrics')).json();
+    return '$' + Math.round(metrics.total_cost_savings).toLocaleString('en-US');
+  };
+
+  await watch();
+  expect((await request.post('/api/scenarios/service_down/trigger')).status()).toBe(201);
+  await settleEstate(request);
+  await expect(savings).toHaveText(await figure());
+  const eased: string[] = await page.evaluate(() => (window as any).__seen);
+  expect(new Set(eased).size, eased.join(' → ')).toBeGreaterThan(3);
+
+  await page.evaluate(() => Object.defineProperty(document, 'hidden', { configurable: true, get: () => true }));
+  await watch();
+  expect((await request.post('/api/scenarios/service_down/trigger')).status()).toBe(201);
+  await settleEstate(request);
+  await expect(savings).toHaveText(await figure());
+  const jumped: string[] = await page.evaluate(() => (window as any).__seen);
+  expect(new Set(jumped).size, jumped.join(' → ')).toBe(2);
+  expect(errors).toEqual([]);
+});

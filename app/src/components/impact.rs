@@ -1,7 +1,8 @@
 //! The Business Impact Meter: savings, resolved incidents, MTTR and success
-//! rate, all as computed by the server; each resolved incident's
-//! contribution flashes as it lands, and the savings formula is one click
-//! away with its inputs and the latest incident worked through.
+//! rate, all as computed by the server and eased to each new figure; each
+//! resolved incident's contribution flashes as it lands, and the savings
+//! formula is one click away with its inputs and the latest incident worked
+//! through.
 
 use engine::protocol::{Incident, IncidentStatus, SavingsFormula};
 use leptos::prelude::*;
@@ -62,21 +63,20 @@ pub fn ImpactMeter(state: RwSignal<DashboardState>, formula: SavingsFormula) -> 
             })}
             <div class="kpis">
                 <Kpi label="Cost savings" testid="kpi-savings"
-                    value=Signal::derive(move || format_dollars(metrics.with(|m| m.total_cost_savings)))
+                    value=Signal::derive(move || Some(metrics.with(|m| m.total_cost_savings)))
+                    format=format_dollars
                     note=Signal::derive(|| "vs. a manual response".to_owned())/>
                 <Kpi label="Incidents resolved" testid="kpi-resolved"
-                    value=Signal::derive(move || metrics.with(|m| m.incidents_resolved).to_string())
+                    value=Signal::derive(move || Some(metrics.with(|m| m.incidents_resolved) as f64))
+                    format=|n| format!("{n:.0}")
                     note=Signal::derive(move || format!("{} active", metrics.with(|m| m.incidents_active)))/>
                 <Kpi label="Mean time to resolve" testid="kpi-mttr"
-                    value=Signal::derive(move || {
-                        let m = metrics.get();
-                        if m.incidents_resolved == 0 { "—".to_owned() } else { format_duration(m.avg_mttr) }
-                    })
+                    value=Signal::derive(move || metrics.with(|m| (m.incidents_resolved > 0).then_some(m.avg_mttr)))
+                    format=format_duration
                     note=Signal::derive(|| "simulated time".to_owned())/>
                 <Kpi label="Success rate" testid="kpi-success"
-                    value=Signal::derive(move || {
-                        if finished() == 0 { "—".to_owned() } else { format!("{:.1}%", metrics.with(|m| m.success_rate) * 100.0) }
-                    })
+                    value=Signal::derive(move || (finished() > 0).then(|| metrics.with(|m| m.success_rate) * 100.0))
+                    format=|p| format!("{p:.1}%")
                     note=Signal::derive(move || format!("{} finished", finished()))/>
             </div>
             <details class="formula" data-testid="savings-formula">
@@ -115,12 +115,21 @@ pub fn ImpactMeter(state: RwSignal<DashboardState>, formula: SavingsFormula) -> 
     }
 }
 
+/// One figure, eased to each new value (see [`crate::tween`]); "—" while
+/// there is none.
 #[component]
-fn Kpi(label: &'static str, testid: &'static str, value: Signal<String>, note: Signal<String>) -> impl IntoView {
+fn Kpi(
+    label: &'static str,
+    testid: &'static str,
+    value: Signal<Option<f64>>,
+    format: fn(f64) -> String,
+    note: Signal<String>,
+) -> impl IntoView {
+    let shown = crate::tween::animated(value);
     view! {
         <div class="kpi" data-testid=testid>
             <div class="kpi-label">{label}</div>
-            <div class="kpi-value">{value}</div>
+            <div class="kpi-value">{move || shown.get().map_or_else(|| "—".to_owned(), format)}</div>
             <div class="kpi-note">{note}</div>
         </div>
     }

@@ -21,6 +21,8 @@ use uuid::Uuid;
 
 /// Most entries the activity feed keeps; older ones fall off.
 pub const FEED_CAP: usize = 200;
+/// Health reports a sparkline spans.
+pub const SPARK_POINTS: usize = 30;
 /// Most incidents the dashboard keeps.
 pub const INCIDENT_CAP: usize = 50;
 
@@ -114,6 +116,9 @@ pub struct DashboardState {
     finished: BTreeMap<AgentType, (u64, Option<f64>)>,
     /// The estate's services, as last reported.
     pub twin: Vec<ServiceTelemetry>,
+    /// Each service's p99 over the last [`SPARK_POINTS`] reports, oldest
+    /// first, for the health tiles' sparklines.
+    pub p99_history: BTreeMap<String, VecDeque<f64>>,
     /// Every agent's lane on the bus, as last reported.
     pub swarm_stats: Vec<AgentStats>,
     /// The newest timeline runs, newest first.
@@ -241,7 +246,16 @@ impl DashboardState {
             ServerMessage::Snapshot { .. } => {}
             // The vote already shows as the resolution agent's action, and
             // configuration history has no panel yet (the dashboard issue).
-            ServerMessage::TwinHealth { services } => self.twin = services.clone(),
+            ServerMessage::TwinHealth { services } => {
+                for service in services {
+                    let history = self.p99_history.entry(service.name.clone()).or_default();
+                    if history.len() == SPARK_POINTS {
+                        history.pop_front();
+                    }
+                    history.push_back(service.p99_ms);
+                }
+                self.twin = services.clone();
+            }
             ServerMessage::SwarmStats { agents } => self.swarm_stats = agents.clone(),
             ServerMessage::TimelineProgress { run } => run.upsert_into(&mut self.timelines),
             ServerMessage::PolicyDecision { incident_id, decision } => {
@@ -415,6 +429,11 @@ impl DashboardState {
                     active_incidents: 0,
                     last_status: None,
                     telemetry: Some(service.clone()),
+                    p99_history: self
+                        .p99_history
+                        .get(&service.name)
+                        .map(|h| h.iter().copied().collect())
+                        .unwrap_or_default(),
                 },
             );
         }
@@ -427,6 +446,7 @@ impl DashboardState {
                     active_incidents: 0,
                     last_status: None,
                     telemetry: None,
+                    p99_history: Vec::new(),
                 });
                 health.last_status = Some(incident.status);
                 if incident.status == IncidentStatus::Active {
@@ -457,6 +477,8 @@ pub struct ServiceHealth {
     pub telemetry: Option<ServiceTelemetry>,
     /// Status of the newest incident that named it.
     pub last_status: Option<IncidentStatus>,
+    /// Its p99 over the last reports, oldest first.
+    pub p99_history: Vec<f64>,
 }
 
 impl ServiceHealth {
@@ -468,11 +490,13 @@ impl ServiceHealth {
             .as_ref()
             .map(|t| {
                 format!(
-                    "{:?}|{}|{:.0}|{:.1}",
+                    "{:?}|{}|{:.0}|{:.1}|{:?}|{}",
                     t.state,
                     t.in_rotation,
                     t.p99_ms,
-                    t.error_rate * 100.0
+                    t.error_rate * 100.0,
+                    t.breakers,
+                    self.p99_history.iter().sum::<f64>().round()
                 )
             })
             .unwrap_or_default();
@@ -764,7 +788,27 @@ mod tests {
             rps: 1000.0,
             cpu: 0.4,
             depends_on: Vec::new(),
+            breakers: Vec::new(),
         }
+    }
+
+    #[test]
+    fn each_service_keeps_a_bounded_p99_history_for_its_sparkline() {
+        let mut state = DashboardState::default();
+        for n in 1..=(SPARK_POINTS as u64 + 5) {
+            let mut db = telemetry("postgres-primary", HealthState::Healthy);
+            db.p99_ms = n as f64;
+            state.apply(&Envelope {
+                seq: n,
+                ts: chrono::Utc::now(),
+                message: ServerMessage::TwinHealth { services: vec![db] },
+            });
+        }
+        let rows = state.service_health();
+        let history = &rows[0].p99_history;
+        assert_eq!(history.len(), SPARK_POINTS);
+        assert_eq!(history.first(), Some(&6.0), "the oldest dropped first");
+        assert_eq!(history.last(), Some(&(SPARK_POINTS as f64 + 5.0)));
     }
 
     #[test]

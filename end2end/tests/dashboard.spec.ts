@@ -219,3 +219,27 @@ test('the impact counters ease to each figure, and jump when the tab is hidden',
   expect(new Set(jumped).size, jumped.join(' → ')).toBe(2);
   expect(errors).toEqual([]);
 });
+
+// System health: a p99 sparkline per service from the reports, and the
+// circuit breakers a fix armed, from the server's estate.
+test('health tiles draw each service\'s p99 and show the breakers a fix armed', async ({ page, request }) => {
+  test.setTimeout(120_000);
+  const errors = watchConsole(page);
+  await openDashboard(page);
+  const gateway = page.locator('[data-testid=service][data-service="api-gateway"]');
+  await expect(gateway.getByTestId('sparkline')).toBeVisible({ timeout: 10_000 });
+  await expect(gateway.getByTestId('sparkline')).toHaveAttribute('aria-label', /p99 over the last \d+ reports: \d+ to \d+ ms/);
+
+  // A slow third party: the fix arms breakers on its callers.
+  expect((await request.post('/api/scenarios/api_slowdown/trigger')).status()).toBe(201);
+  await settleEstate(request);
+  const payment = page.locator('[data-testid=service][data-service="payment-service"]');
+  await expect(payment.getByTestId('breaker').first()).toContainText('payment-gateway', { timeout: 10_000 });
+  await page.locator('section.panel.health').screenshot({ path: 'artifacts/health-breakers.png' });
+  // The provider's outage passes (the scenario's fault lasts 180 s): the
+  // breaker closes by itself, and the estate is whole for the next test.
+  const provider = page.locator('[data-testid=service][data-service="payment-gateway"]');
+  await expect(provider).toHaveAttribute('data-state', /healthy|recovered/, { timeout: 45_000 });
+  await expect(payment.getByTestId('breaker').filter({ hasText: 'payment-gateway' })).toHaveAttribute('data-state', 'armed');
+  expect(errors).toEqual([]);
+});

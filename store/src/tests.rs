@@ -575,6 +575,7 @@ fn model_report(p99_ms: f64, rps: f64) -> Unsequenced {
         rps,
         cpu: 0.3,
         depends_on: Vec::new(),
+        breakers: Vec::new(),
     };
     event(ServerMessage::TwinHealth {
         services: vec![

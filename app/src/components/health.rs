@@ -1,5 +1,6 @@
 //! System Health: every service of the estate against its objectives (from
-//! `twin_health`), with the incidents naming it, plus the dashboard's own
+//! `twin_health`), with a sparkline of its p99 over the last reports, its
+//! circuit breakers, and the incidents naming it; plus the dashboard's own
 //! link to the server.
 
 use engine::protocol::{HealthState, IncidentStatus, Severity};
@@ -52,6 +53,16 @@ pub fn SystemHealth(
                                     <span class="svc-name">{service.name.clone()}</span>
                                     <span class="svc-state">{label}</span>
                                     {figures.map(|f| view! { <span class="svc-figures">{f}</span> })}
+                                    {sparkline(&service.p99_history)}
+                                    {service.telemetry.as_ref().map(|t| t.breakers.iter().map(|b| {
+                                        let (class, state) = if b.open { ("breaker breaker-open", "open") } else { ("breaker", "armed") };
+                                        view! {
+                                            <span class=class data-testid="breaker" data-state=state
+                                                title=format!("circuit breaker on calls to {}: {state}", b.to)>
+                                                {format!("breaker → {} {state}", b.to)}
+                                            </span>
+                                        }
+                                    }).collect_view())}
                                     {(service.active_incidents > 0).then(|| view! {
                                         <span class="svc-count">{format!("{} active", service.active_incidents)}</span>
                                     })}
@@ -71,4 +82,38 @@ pub fn SystemHealth(
             </dl>
         </section>
     }
+}
+
+/// The p99 history as a small SVG polyline, scaled to its own range (the
+/// figure beside it gives the scale); nothing under two points.
+fn sparkline(history: &[f64]) -> Option<impl IntoView + use<>> {
+    const W: f64 = 120.0;
+    const H: f64 = 22.0;
+    if history.len() < 2 {
+        return None;
+    }
+    let (low, high) = history
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    let span = (high - low).max(1e-9);
+    let step = W / (history.len() - 1) as f64;
+    let points = history
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, H - 2.0 - (v - low) / span * (H - 4.0)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let label = format!(
+        "p99 over the last {} reports: {:.0} to {:.0} ms",
+        history.len(),
+        low,
+        high
+    );
+    Some(view! {
+        <svg class="spark" data-testid="sparkline" viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none"
+            role="img" aria-label=label>
+            <polyline points=points fill="none" stroke="currentColor" stroke-width="1.5"
+                vector-effect="non-scaling-stroke"/>
+        </svg>
+    })
 }

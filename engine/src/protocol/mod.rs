@@ -592,6 +592,19 @@ pub struct ServiceTelemetry {
     pub cpu: f64,
     /// The services it calls.
     pub depends_on: Vec<String>,
+    /// Its circuit breakers, one per dependency that has one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breakers: Vec<CircuitBreaker>,
+}
+
+/// A circuit breaker on a call to a dependency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CircuitBreaker {
+    /// The dependency it guards.
+    pub to: String,
+    /// Tripped: calls go to the fallback instead.
+    pub open: bool,
 }
 
 /// A catalog scenario as offered to people and clients.

@@ -1051,6 +1051,16 @@ impl Estate {
                         .iter()
                         .map(|e| self.topology.spec(e.to).name.clone())
                         .collect(),
+                    breakers: spec
+                        .edges
+                        .iter()
+                        .enumerate()
+                        .filter(|(e, _)| self.services[i].config.breakers[*e])
+                        .map(|(e, edge)| crate::protocol::CircuitBreaker {
+                            to: self.topology.spec(edge.to).name.clone(),
+                            open: self.services[i].breaker_open[e],
+                        })
+                        .collect(),
                 }
             })
             .collect()

@@ -54,15 +54,7 @@ pub fn SystemHealth(
                                     <span class="svc-state">{label}</span>
                                     {figures.map(|f| view! { <span class="svc-figures">{f}</span> })}
                                     {sparkline(&service.p99_history)}
-                                    {service.telemetry.as_ref().map(|t| t.breakers.iter().map(|b| {
-                                        let (class, state) = if b.open { ("breaker breaker-open", "open") } else { ("breaker", "armed") };
-                                        view! {
-                                            <span class=class data-testid="breaker" data-state=state
-                                                title=format!("circuit breaker on calls to {}: {state}", b.to)>
-                                                {format!("breaker → {} {state}", b.to)}
-                                            </span>
-                                        }
-                                    }).collect_view())}
+                                    {service.telemetry.as_ref().map(|t| breakers(&t.breakers))}
                                     {(service.active_incidents > 0).then(|| view! {
                                         <span class="svc-count">{format!("{} active", service.active_incidents)}</span>
                                     })}
@@ -116,4 +108,31 @@ fn sparkline(history: &[f64]) -> Option<impl IntoView + use<>> {
                 vector-effect="non-scaling-stroke"/>
         </svg>
     })
+}
+
+/// A tile's circuit breakers: each open one on its own (it matters), the
+/// armed ones in one line.
+fn breakers(breakers: &[engine::protocol::CircuitBreaker]) -> impl IntoView + use<> {
+    let open = breakers
+        .iter()
+        .filter(|b| b.open)
+        .map(|b| {
+            view! {
+                <span class="breaker breaker-open" data-testid="breaker" data-state="open"
+                    title=format!("the circuit breaker on calls to {} is open: they go to the fallback", b.to)>
+                    {format!("breaker open → {}", b.to)}
+                </span>
+            }
+        })
+        .collect_view();
+    let armed: Vec<&str> = breakers.iter().filter(|b| !b.open).map(|b| b.to.as_str()).collect();
+    let armed = (!armed.is_empty()).then(|| {
+        view! {
+            <span class="breaker" data-testid="breaker" data-state="armed"
+                title="circuit breakers armed on calls to these (closed: calls go through)">
+                {format!("breakers armed → {}", armed.join(", "))}
+            </span>
+        }
+    });
+    (open, armed)
 }

@@ -7,7 +7,7 @@ use engine::protocol::MarkKind;
 #[cfg(feature = "ssr")]
 use engine::protocol::{IncidentTelemetry, MetricSeries};
 #[cfg(feature = "ssr")]
-use plotters::prelude::*;
+use plotters::{chart::MeshStyle, coord::types::RangedCoordf64, prelude::*};
 use serde::{Deserialize, Serialize};
 
 /// One drawn chart.
@@ -79,6 +79,21 @@ pub fn render(telemetry: &IncidentTelemetry) -> Vec<Chart> {
         .collect()
 }
 
+/// The grid every chart shares: faint lines, no minor ones, dim labels,
+/// five on the y axis. Callers add their own x labels and formats.
+#[cfg(feature = "ssr")]
+pub(crate) fn house_mesh<'a, 'b, 'c>(
+    chart: &'b mut ChartContext<'a, SVGBackend<'c>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+) -> MeshStyle<'a, 'b, RangedCoordf64, RangedCoordf64, SVGBackend<'c>> {
+    let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(TRANSPARENT)
+        .bold_line_style(GRID.stroke_width(1))
+        .axis_style(GRID.stroke_width(1))
+        .label_style(("sans-serif", 13).into_font().color(&LABEL))
+        .y_labels(5);
+    mesh
+}
+
 #[cfg(feature = "ssr")]
 /// "Baseline 12 (±3); peak 480 at +6 s; last 14."
 fn summary(telemetry: &IncidentTelemetry, series: &MetricSeries) -> String {
@@ -129,21 +144,14 @@ fn draw(telemetry: &IncidentTelemetry, series: &MetricSeries) -> Result<String, 
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        let label = ("sans-serif", 13).into_font().color(&LABEL);
         let mut chart = ChartBuilder::on(&root)
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(58)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(GRID.stroke_width(1))
-            .axis_style(GRID.stroke_width(1))
-            .label_style(label.clone())
+        house_mesh(&mut chart)
             .x_labels(8)
-            .y_labels(5)
             .x_label_formatter(&|x| format!("{x:+.0}s"))
             .y_label_formatter(&|y| number(*y))
             .draw()

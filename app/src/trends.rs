@@ -5,7 +5,7 @@
 use engine::protocol::{Analytics, IncidentStatus};
 use plotters::prelude::*;
 
-use crate::charts::{BASELINE, Chart, GRID, LABEL, number};
+use crate::charts::{BASELINE, Chart, GRID, LABEL, house_mesh, number};
 
 const WIDTH: u32 = 760;
 const HEIGHT: u32 = 260;
@@ -182,22 +182,15 @@ fn axes<'a, 'b>(
     y: std::ops::Range<f64>,
     unit: &'static str,
 ) -> Result<Axes<'a, 'b>, String> {
-    let label = ("sans-serif", 13).into_font().color(&LABEL);
     let mut chart = ChartBuilder::on(root)
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(52)
         .build_cartesian_2d(1.0..x1, y)
         .map_err(|e| e.to_string())?;
-    chart
-        .configure_mesh()
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID.stroke_width(1))
-        .axis_style(GRID.stroke_width(1))
-        .label_style(label)
+    house_mesh(&mut chart)
         // One label per incident when there are few, never a fraction.
         .x_labels((x1 as usize).clamp(2, 8))
-        .y_labels(5)
         .x_desc("finished incidents, oldest first")
         .x_label_formatter(&|x| {
             if (x - x.round()).abs() < 1e-6 {

@@ -1048,6 +1048,8 @@ impl Engine {
                 });
             }
         }
+        let tenths = |d: Duration| (d.as_secs_f64() * 10.0).round() / 10.0;
+        let seconds = tenths(elapsed);
         // Fixes that ran teach the memory; an interrupted incident's do not
         // (it never learned how they ended).
         if status != IncidentStatus::Interrupted
@@ -1060,7 +1062,7 @@ impl Engine {
                 scenario_id: case.incident.scenario_id.clone(),
                 features: detection.signature.clone(),
                 fixes: verdict.fixes.clone(),
-                resolution_seconds: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
+                resolution_seconds: seconds,
             };
             if let Some(evicted) = self.memory().record(entry.clone()) {
                 self.shared.log.append(ServerMessage::MemoryRecorded { entry, evicted });
@@ -1084,8 +1086,6 @@ impl Engine {
             );
         }
         let mut book = self.shared.book.lock().expect("incident book lock poisoned");
-        let seconds = (elapsed.as_secs_f64() * 10.0).round() / 10.0;
-        let tenths = |d: Duration| (d.as_secs_f64() * 10.0).round() / 10.0;
         let Some(incident) = book.by_id.get_mut(&id) else {
             warn!(%id, "finish called for an unknown incident");
             return;

@@ -329,19 +329,7 @@ mod tests {
     };
 
     fn diagnose(kind: FaultKind, target: &str, seed: u64) -> Diagnosis {
-        let estate = fixtures::broken(kind, target, 3, seed);
-        let mut case = Case::new(fixtures::incident(&["api-gateway"]));
-        DetectionAgent {
-            signatures: signatures().unwrap(),
-            monitors: monitors().unwrap(),
-            memory: Default::default(),
-        }
-        .work(&mut case, &estate);
-        DiagnosisAgent {
-            signatures: signatures().unwrap(),
-        }
-        .work(&mut case, &estate);
-        case.diagnosis.unwrap()
+        diagnose_recalling(kind, target, seed, &Recall::default())
     }
 
     #[test]
@@ -389,6 +377,8 @@ mod tests {
         }
     }
 
+    /// Detection then diagnosis on a broken estate, with `recall` standing
+    /// in for what detection found in memory.
     fn diagnose_recalling(kind: FaultKind, target: &str, seed: u64, recall: &Recall) -> Diagnosis {
         let estate = fixtures::broken(kind, target, 3, seed);
         let mut case = Case::new(fixtures::incident(&["api-gateway"]));
@@ -398,29 +388,12 @@ mod tests {
             memory: Default::default(),
         }
         .work(&mut case, &estate);
-        let detection = case.detection.unwrap();
-        let strength: Vec<f64> = detection
-            .anomalous_services
-            .iter()
-            .map(|s| {
-                detection
-                    .anomalies
-                    .iter()
-                    .filter(|a| &a.service == s)
-                    .map(|a| a.sigma.min(12.0))
-                    .fold(0.0, f64::max)
-            })
-            .collect();
+        case.detection.as_mut().unwrap().recall = recall.clone();
         DiagnosisAgent {
             signatures: signatures().unwrap(),
         }
-        .diagnose(
-            &estate,
-            &["api-gateway".into()],
-            &detection.anomalous_services,
-            &strength,
-            recall,
-        )
+        .work(&mut case, &estate);
+        case.diagnosis.unwrap()
     }
 
     #[test]

@@ -216,6 +216,13 @@ struct Effects {
     agent_down: f64,
 }
 
+impl Effects {
+    /// How much slower a model's own inference runs (1 when healthy).
+    fn model_latency_factor(&self) -> f64 {
+        1.0 + 8.0 * self.model_slowness
+    }
+}
+
 /// The simulated estate. Cloning it forks an independent copy.
 #[derive(Debug, Clone)]
 pub struct Estate {
@@ -585,8 +592,8 @@ impl Estate {
             let (state, e) = (&self.services[i], &effects[i]);
             let cpu = self.cpu(spec, state, e, offered[i]);
             let queueing = (1.0 - spec.cpu) / (1.0 - cpu.min(0.985));
-            let primary_p50 = spec.latency_ms * queueing * (1.0 + 8.0 * e.model_slowness);
-            let primary_accuracy = self.live_profile_accuracy(i) - 0.22 * e.accuracy_drop - 0.09 * e.drift;
+            let primary_p50 = spec.latency_ms * queueing * e.model_latency_factor();
+            let primary_accuracy = self.primary_accuracy(i, e);
             let healthy = primary_p50 <= MODEL_P50_OBJECTIVE_MS && primary_accuracy >= registry::GOOD_ACCURACY;
             let state = &mut self.services[i];
             state.primary_ok_seconds = if healthy { state.primary_ok_seconds + 1 } else { 0 };
@@ -609,14 +616,16 @@ impl Estate {
         }
     }
 
-    /// The serving version's profiled accuracy.
-    fn live_profile_accuracy(&self, index: usize) -> f64 {
+    /// The true accuracy of model `index`'s serving version under effects
+    /// `e` (safe mode's rules aside): its profile, less what its faults take.
+    fn primary_accuracy(&self, index: usize, e: &Effects) -> f64 {
         let state = &self.services[index];
-        state
+        let profile = state
             .registry
             .iter()
             .find(|v| v.version == state.config.model_version)
-            .map_or(SAFE_MODE_ACCURACY, |v| v.profile_accuracy)
+            .map_or(SAFE_MODE_ACCURACY, |v| v.profile_accuracy);
+        profile - 0.22 * e.accuracy_drop - 0.09 * e.drift
     }
 
     /// Configuration changes the estate made by itself (not an action's),
@@ -760,7 +769,7 @@ impl Estate {
                 if config.safe_mode {
                     p50 = 6.0 * queueing;
                 } else {
-                    p50 *= 1.0 + 8.0 * e.model_slowness;
+                    p50 *= e.model_latency_factor();
                     sigma += 0.2 * e.model_slowness;
                 }
             }
@@ -951,7 +960,7 @@ impl Estate {
                     (SAFE_MODE_ACCURACY, 0.0)
                 } else {
                     (
-                        self.live_profile_accuracy(i) - 0.22 * e.accuracy_drop - 0.09 * e.drift,
+                        self.primary_accuracy(i, &e),
                         // Measured from a sample of inputs in `record`.
                         0.0,
                     )

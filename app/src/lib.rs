@@ -3,7 +3,9 @@
 //!
 //! - [`shell`] is the HTML document; [`App`] the router.
 //! - [`api`] holds the server functions (bodies run on the server only).
-//! - [`state`] is the pure event reducer the panels derive from.
+//! - [`state`] is the pure event reducer the panels derive from;
+//!   [`swarm_state`] its part for the swarm graph, [`estate_map`] the
+//!   dependency map's layout and blast radius.
 //! - [`live`] follows the server's WebSocket in the browser.
 //! - `operator` (server only) is the operator-token gate; `markdown` and
 //!   `trends` (server only) render reports and the analytics charts.
@@ -14,12 +16,14 @@
 pub mod api;
 pub mod charts;
 pub mod components;
+pub mod estate_map;
 pub mod live;
 #[cfg(feature = "ssr")]
 pub mod markdown;
 #[cfg(feature = "ssr")]
 pub mod operator;
 pub mod state;
+pub mod swarm_state;
 #[cfg(feature = "ssr")]
 pub mod trends;
 pub mod tween;

@@ -9,7 +9,7 @@
 //!   caller must resync (reconnect with `since = last_seq`);
 //! - the activity feed holds at most [`FEED_CAP`] entries.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use engine::protocol::{
@@ -18,6 +18,12 @@ use engine::protocol::{
     Snapshot, TimelineRun,
 };
 use uuid::Uuid;
+
+pub use crate::swarm_state::AgentView;
+use crate::{
+    estate_map::{BlastRadius, EstateMap, estate_map, reached},
+    swarm_state::SwarmState,
+};
 
 /// Most entries the activity feed keeps; older ones fall off.
 pub const FEED_CAP: usize = 200;
@@ -86,17 +92,6 @@ pub struct FeedEntry {
     pub duration_ms: Option<u64>,
 }
 
-/// What one agent is doing, derived from its actions.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AgentView {
-    /// Actions started and not yet finished.
-    pub in_flight: usize,
-    /// Actions finished.
-    pub completed: u64,
-    /// Confidence of the latest finished action.
-    pub last_confidence: Option<f64>,
-}
-
 /// Everything the dashboard shows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DashboardState {
@@ -110,10 +105,11 @@ pub struct DashboardState {
     pub incidents: Vec<Incident>,
     /// The activity feed, oldest first.
     pub feed: VecDeque<FeedEntry>,
-    /// Unfinished actions: action id to (agent, incident).
-    in_flight: HashMap<Uuid, (AgentType, Uuid)>,
-    /// Finished-action counts and latest confidence, by agent.
-    finished: BTreeMap<AgentType, (u64, Option<f64>)>,
+    /// The swarm graph: agents' states, hand-offs, the latest vote.
+    pub swarm: SwarmState,
+    /// Each diagnosed incident's blast radius, for the dependency map; only
+    /// incidents still in `incidents`.
+    pub blast: BTreeMap<Uuid, BlastRadius>,
     /// The estate's services, as last reported.
     pub twin: Vec<ServiceTelemetry>,
     /// Each service's p99 over the last [`SPARK_POINTS`] reports, oldest
@@ -143,6 +139,7 @@ impl DashboardState {
         for event in &snapshot.recent_events {
             state.fold(event);
         }
+        state.swarm.settle();
         state.last_seq = snapshot.last_seq;
         state
     }
@@ -165,6 +162,7 @@ impl DashboardState {
     }
 
     fn fold(&mut self, envelope: &Envelope) {
+        self.swarm.fold(envelope);
         match &envelope.message {
             ServerMessage::IncidentCreated { incident } => {
                 self.add_incident(incident.clone());
@@ -186,17 +184,13 @@ impl DashboardState {
                 });
             }
             ServerMessage::AgentAction { incident_id, action } => {
-                match action.status {
-                    ActionStatus::InProgress => {
-                        self.in_flight
-                            .insert(action.action_id, (action.agent_type, *incident_id));
-                    }
-                    ActionStatus::Completed | ActionStatus::Failed => {
-                        self.in_flight.remove(&action.action_id);
-                        let finished = self.finished.entry(action.agent_type).or_default();
-                        finished.0 += 1;
-                        finished.1 = action.confidence.or(finished.1);
-                    }
+                if action.agent_type == AgentType::Diagnosis
+                    && action.status == ActionStatus::Completed
+                    && let Some(radius) = BlastRadius::from_diagnosis(&action.details)
+                {
+                    self.blast.insert(*incident_id, radius);
+                    let known: Vec<Uuid> = self.incidents.iter().map(|i| i.id).collect();
+                    self.blast.retain(|id, _| known.contains(id));
                 }
                 self.upsert_feed(FeedEntry {
                     key: action.action_id.to_string(),
@@ -220,9 +214,6 @@ impl DashboardState {
                 if let Some(incident) = self.incidents.iter_mut().find(|i| i.id == *incident_id) {
                     incident.apply_status(&envelope.message, envelope.ts);
                 }
-                if status.is_terminal() {
-                    self.in_flight.retain(|_, (_, incident)| incident != incident_id);
-                }
                 let mut description = format!("Incident {}", status.as_str());
                 if let Some(seconds) = resolution_time {
                     description.push_str(&format!(" after {seconds:.1} s"));
@@ -244,8 +235,6 @@ impl DashboardState {
             }
             ServerMessage::PerformanceMetrics { metrics } => self.metrics = metrics.clone(),
             ServerMessage::Snapshot { .. } => {}
-            // The vote already shows as the resolution agent's action, and
-            // configuration history has no panel yet (the dashboard issue).
             ServerMessage::TwinHealth { services } => {
                 for service in services {
                     let history = self.p99_history.entry(service.name.clone()).or_default();
@@ -355,7 +344,10 @@ impl DashboardState {
                     duration_ms: None,
                 });
             }
-            // A resync is followed by a close; the reconnect resumes.
+            // The vote is the swarm graph's (folded above) and shows in the
+            // feed as the resolution agent's action; configuration changes
+            // are told by the agents' actions; a resync is followed by a
+            // close, and the reconnect resumes.
             ServerMessage::Consensus { .. }
             | ServerMessage::ConfigChange { .. }
             | ServerMessage::Resync { .. }
@@ -386,12 +378,7 @@ impl DashboardState {
 
     /// What `agent` is doing.
     pub fn agent(&self, agent: AgentType) -> AgentView {
-        let (completed, last_confidence) = self.finished.get(&agent).copied().unwrap_or_default();
-        AgentView {
-            in_flight: self.in_flight.values().filter(|(a, _)| *a == agent).count(),
-            completed,
-            last_confidence,
-        }
+        self.swarm.agent(agent, &self.swarm_stats)
     }
 
     /// Approvals waiting for a person, oldest request first (the most
@@ -416,8 +403,14 @@ impl DashboardState {
             .unwrap_or_else(|| id.to_string()[..8].to_owned())
     }
 
-    /// Every service named by a known incident, with its health: the worst
-    /// severity of the active incidents touching it, if any.
+    /// The dependency map, coloured by the incidents.
+    pub fn estate_map(&self) -> EstateMap {
+        estate_map(&self.twin, &self.incidents, &self.blast)
+    }
+
+    /// Every service a known incident reaches (its blast radius once
+    /// diagnosed), with its health: the worst severity of the active
+    /// incidents touching it, if any.
     pub fn service_health(&self) -> Vec<ServiceHealth> {
         let mut services: BTreeMap<&str, ServiceHealth> = BTreeMap::new();
         for service in &self.twin {
@@ -439,7 +432,7 @@ impl DashboardState {
         }
         // Oldest first, so the newest incident decides `last_status`.
         for incident in self.incidents.iter().rev() {
-            for name in &incident.affected_services {
+            for name in reached(incident, &self.blast) {
                 let health = services.entry(name).or_insert_with(|| ServiceHealth {
                     name: name.clone(),
                     active_severity: None,
@@ -758,6 +751,27 @@ mod tests {
         // in the feed said `active`.
         assert_eq!(state.incidents[0].status, IncidentStatus::Resolved);
         assert_eq!(state.agent(AgentType::Diagnosis).in_flight, 0);
+    }
+
+    #[test]
+    fn a_diagnosis_widens_an_incident_to_its_blast_radius() {
+        let mut state = DashboardState::default();
+        state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(1) }));
+        let mut diagnosis = action(1, 7, AgentType::Diagnosis, ActionStatus::Completed);
+        if let ServerMessage::AgentAction { action, .. } = &mut diagnosis {
+            action.details = serde_json::json!({
+                "hypotheses": [{ "root": { "service": "postgres-primary" } }],
+                "blast_radius": [{ "service": "postgres-primary" }, { "service": "api-gateway" }],
+            });
+        }
+        state.apply(&at(2, diagnosis));
+        let health = state.service_health();
+        let primary = health.iter().find(|h| h.name == "postgres-primary").expect("reached");
+        assert_eq!(primary.active_incidents, 1);
+        assert_eq!(
+            state.blast[&Uuid::from_u128(1)].root.as_deref(),
+            Some("postgres-primary")
+        );
     }
 
     #[test]

@@ -1,12 +1,17 @@
-//! System Health: every service of the estate against its objectives (from
-//! `twin_health`), with a sparkline of its p99 over the last reports, its
-//! circuit breakers, and the incidents naming it; plus the dashboard's own
-//! link to the server.
+//! System Health: the dependency map (active incidents' blast radius and
+//! recovery on the service graph), then every service of the estate against
+//! its objectives (from `twin_health`), with a sparkline of its p99 over the
+//! last reports, its circuit breakers, and the incidents naming it; plus the
+//! dashboard's own link to the server.
 
 use engine::protocol::{HealthState, IncidentStatus, Severity};
 use leptos::prelude::*;
 
-use crate::{live::Connection, state::DashboardState};
+use crate::{
+    estate_map::{MAP_WIDTH, MapState},
+    live::Connection,
+    state::DashboardState,
+};
 
 #[component]
 pub fn SystemHealth(
@@ -19,6 +24,7 @@ pub fn SystemHealth(
     view! {
         <section class="panel health" aria-labelledby="health-title">
             <h2 id="health-title" class="panel-title">"System health"</h2>
+            <DependencyMap state/>
             <Show when=move || services.with(|s| !s.is_empty())
                 fallback=|| view! { <p class="empty">"Waiting for the estate's telemetry."</p> }>
                 <ul class="services">
@@ -135,4 +141,52 @@ fn breakers(breakers: &[engine::protocol::CircuitBreaker]) -> impl IntoView + us
         }
     });
     (open, armed)
+}
+
+/// Half a map node's size, in map units.
+const NODE_HALF_WIDTH: f64 = 56.0;
+const NODE_HALF_HEIGHT: f64 = 13.0;
+
+/// The services as a graph, callers above what they call; the active
+/// incidents' root causes and blast radius light up, and recovery shows as
+/// it happens.
+#[component]
+fn DependencyMap(state: RwSignal<DashboardState>) -> impl IntoView {
+    let map = Memo::new(move |_| state.with(|s| s.estate_map()));
+    view! {
+        <Show when=move || map.with(|m| !m.nodes.is_empty())>
+            <figure class="estate-map">
+                <svg data-testid="dependency-map" role="img"
+                    viewBox=move || format!("0 0 {MAP_WIDTH} {}", map.with(|m| m.height))
+                    aria-label=move || map.with(|m| {
+                        let named = |state: MapState| m.nodes.iter().filter(|n| n.state == state)
+                            .map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
+                        match (named(MapState::Root), named(MapState::Blast)) {
+                            (root, _) if root.is_empty() => "Service dependency map: no active blast radius".to_owned(),
+                            (root, blast) => format!("Service dependency map: root cause at {root}; blast radius {blast}"),
+                        }
+                    })>
+                    {move || map.with(|m| m.edges.iter().map(|e| view! {
+                        <line class="map-edge" class:map-edge-hot=e.hot x1=e.from.0 y1=e.from.1 + NODE_HALF_HEIGHT
+                            x2=e.to.0 y2=e.to.1 - NODE_HALF_HEIGHT/>
+                    }).collect_view())}
+                    {move || map.with(|m| m.nodes.iter().map(|n| view! {
+                        <g class=format!("map-node map-{}", n.state.as_str()) data-testid="map-node"
+                            data-service=n.name.clone() data-state=n.state.as_str()>
+                            <title>{format!("{}: {}", n.name, n.state.as_str())}</title>
+                            <rect x=n.x - NODE_HALF_WIDTH y=n.y - NODE_HALF_HEIGHT width=2.0 * NODE_HALF_WIDTH
+                                height=2.0 * NODE_HALF_HEIGHT rx="8"/>
+                            <text x=n.x y=n.y + 4.0>{n.name.clone()}</text>
+                        </g>
+                    }).collect_view())}
+                </svg>
+                <figcaption class="map-legend">
+                    <span class="key key-root">"root cause"</span>
+                    <span class="key key-blast">"blast radius"</span>
+                    <span class="key key-recovered">"recovered"</span>
+                    <span class="key key-down">"down / degraded"</span>
+                </figcaption>
+            </figure>
+        </Show>
+    }
 }

@@ -41,7 +41,7 @@ use crate::{
     consensus,
     protocol::{
         ActionStatus, AgentAction, AgentType, ConsensusVote, FixOutcome, FixRecord, Incident, IncidentStatus, MarkKind,
-        ServerMessage, Severity,
+        ServerMessage, Severity, VOTE_DETAILS,
     },
     twin::{ActionKind, ConfigChange, Estate, WARMUP_TICKS},
 };
@@ -367,7 +367,7 @@ impl Run<'_> {
         let action = self.started(
             AgentType::Resolution,
             format!("Putting the plan to a vote: {}", plan.summary()),
-            json!({ "plan": plan }),
+            json!({ VOTE_DETAILS: plan }),
         );
         let duration = self.seconds(CONSENSUS_SECONDS);
         self.pass(duration).await?;

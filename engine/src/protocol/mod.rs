@@ -170,6 +170,17 @@ pub struct AgentAction {
     pub confidence: Option<f64>,
 }
 
+/// The `details` key that marks an action as a consensus vote; its value
+/// is the plan voted on.
+pub const VOTE_DETAILS: &str = "vote_on";
+
+impl AgentAction {
+    /// Whether this action is the swarm voting on a plan.
+    pub fn is_vote(&self) -> bool {
+        self.details.get(VOTE_DETAILS).is_some()
+    }
+}
+
 /// An incident as the server knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -1,0 +1,148 @@
+import { test, expect, type Page, type APIRequestContext } from '@playwright/test';
+import { watchConsole } from './console';
+import { settleEstate } from './estate';
+
+test.afterEach(async ({ request }) => settleEstate(request));
+
+async function openDashboard(page: Page) {
+  await page.goto('/');
+  await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
+}
+
+/**
+ * Records, from now on, every state each swarm node and map node takes:
+ * at a tenth of real time a state can last a few hundred milliseconds, too
+ * short to poll for, but a mutation observer misses none.
+ */
+async function recordStates(page: Page) {
+  await page.evaluate(() => {
+    const seen: Record<string, string[]> = {};
+    const note = (el: Element, state: string | null) => {
+      const who = el.getAttribute('data-testid') === 'map-node' ? `map:${el.getAttribute('data-service')}` : el.getAttribute('data-testid')!;
+      if (state && !(seen[who] ??= []).includes(state)) seen[who].push(state);
+    };
+    new MutationObserver((records) =>
+      records.forEach((r) => {
+        note(r.target as Element, r.oldValue);
+        note(r.target as Element, (r.target as Element).getAttribute('data-state'));
+      }),
+    ).observe(document.body, { subtree: true, attributes: true, attributeOldValue: true, attributeFilter: ['data-state'] });
+    (window as any).seenStates = seen;
+  });
+}
+
+async function seenStates(page: Page): Promise<Record<string, string[]>> {
+  return page.evaluate(() => (window as any).seenStates);
+}
+
+/** Approves whatever waits for a person: the default policy asks for critical plans. */
+async function approveAll(request: APIRequestContext) {
+  const pending = await (await request.get('/api/approvals?state=pending')).json();
+  for (const approval of pending) {
+    await request.post(`/api/approvals/${approval.approval_id}/decision`, {
+      data: { decision: 'approve', approver: 'swarm test' },
+    });
+  }
+}
+
+test('a Byzantine incident: hand-offs and ballots travel the graph, the faulty voter is marked, the map shows the blast radius and then recovery', async ({ page, request }) => {
+  const errors = watchConsole(page);
+  await openDashboard(page);
+  await recordStates(page);
+  await page.getByRole('button', { name: 'Byzantine Cascade' }).click();
+
+  // Diagnosis puts the root at the primary database; what calls it is in
+  // the blast radius, and the calls between them light up.
+  const primary = page.locator('[data-testid=map-node][data-service=postgres-primary]');
+  await expect(primary).toHaveAttribute('data-state', 'root');
+  await expect(page.locator('[data-testid=map-node][data-service=order-service]')).toHaveAttribute('data-state', /blast|down|degraded/);
+  await expect(page.locator('.map-edge-hot').first()).toBeVisible();
+  await expect(page.getByTestId('dependency-map')).toHaveAttribute('aria-label', /root cause at postgres-primary/);
+  await page.locator('.health').screenshot({ path: 'artifacts/health-blast-radius.png' });
+
+  // Hand-offs between agents went along the pipeline's edges.
+  await expect.poll(() => page.locator('[data-testid=packet][data-kind=handoff]').count()).toBeGreaterThan(1);
+
+  await expect.poll(async () => { await approveAll(request); return page.locator('[data-testid=ballot]').count(); }, { timeout: 30_000 }).toBe(5);
+  // The scenario makes the prediction agent vote against its evidence: its
+  // ballot is marked faulty, and the quorum still passes the plan.
+  const faulty = page.locator('[data-testid=ballot][data-agent=prediction]');
+  await expect(faulty).toContainText('faulty: adversarial');
+  await expect(faulty).toHaveAttribute('data-choice', 'reject');
+  await expect(page.getByTestId('agent-prediction')).toHaveClass(/agent-faulty/);
+  await expect(page.getByTestId('consensus')).toContainText(/Approved 4\/5 quorum 3/);
+  await expect(page.locator('[data-testid=packet][data-kind=approve]')).toHaveCount(4);
+  await expect(page.locator('[data-testid=packet][data-kind=reject]')).toHaveCount(1);
+  await expect(page.locator('[data-testid=packet][data-kind=verdict]')).toHaveCount(1);
+  await page.locator('.swarm').screenshot({ path: 'artifacts/swarm-vote.png' });
+
+  // Fixed: the primary recovers on the map.
+  await expect(primary).toHaveAttribute('data-state', 'recovered', { timeout: 60_000 });
+  await page.locator('.health').screenshot({ path: 'artifacts/health-recovered.png' });
+
+  const seen = await seenStates(page);
+  // Diagnosis and resolution work for seconds: always seen working.
+  for (const agent of ['diagnosis', 'resolution']) {
+    expect(seen[`agent-${agent}`], agent).toContain('working');
+  }
+  // While the plan was voted on, the swarm waited for the ballots.
+  expect(seen['agent-resolution']).toContain('waiting-for-vote');
+  expect(seen['map:postgres-primary']).toEqual(expect.arrayContaining(['root', 'recovered']));
+  expect(errors).toEqual([]);
+});
+
+test('an agent\'s lane figures show on hover and on keyboard focus', async ({ page }) => {
+  const errors = watchConsole(page);
+  await openDashboard(page);
+  const tip = page.getByTestId('agent-tip');
+  await expect(tip).toHaveCount(0);
+  await page.getByTestId('agent-diagnosis').hover();
+  await expect(tip).toContainText('Diagnosis');
+  await expect(tip).toContainText('Utilization');
+  await page.mouse.move(0, 0);
+  await expect(tip).toHaveCount(0);
+
+  // Keyboard: Tab walks the nodes in pipeline order.
+  await page.getByTestId('agent-detection').focus();
+  await expect(tip).toContainText('Detection');
+  await page.keyboard.press('Tab');
+  await expect(page.getByTestId('agent-diagnosis')).toBeFocused();
+  await expect(tip).toContainText('Diagnosis');
+  await expect(tip.getByTestId('tip-queue')).toHaveText(/^\d+$/);
+  await page.locator('.swarm').screenshot({ path: 'artifacts/swarm-tip.png' });
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Tab');
+  await expect(tip).toHaveCount(0);
+  expect(errors).toEqual([]);
+});
+
+// API Slowdown last: its provider stays slow for 180 simulated seconds,
+// which the test waits out so that no later test diagnoses on a sick estate.
+for (const scenario of ['Database Cascade', 'Service Down', 'API Slowdown']) {
+  test(`${scenario} moves the meter, the graph, the map and the feed`, async ({ page, request }) => {
+    test.setTimeout(120_000);
+    const errors = watchConsole(page);
+    await openDashboard(page);
+    const resolved = page.getByTestId('kpi-resolved').locator('.kpi-value');
+    const before = Number(await resolved.textContent());
+    const feedBefore = await page.locator('[data-testid=feed-item][data-kind=incident][data-status=active]').count();
+    await recordStates(page);
+    await page.getByRole('button', { name: scenario, exact: true }).click();
+
+    await expect(page.locator('[data-testid=feed-item][data-kind=incident][data-status=active]')).toHaveCount(feedBefore + 1);
+    await expect.poll(() => page.locator('[data-testid=map-node][data-state=root]').count()).toBeGreaterThan(0);
+    await expect.poll(async () => { await approveAll(request); return Number(await resolved.textContent()); }, { timeout: 60_000 }).toBe(before + 1);
+    // An agent's work can start and end within one of the server's 25 ms
+    // batches, and then the node never shows it: most agents, not all.
+    const seen = await seenStates(page);
+    const worked = Object.entries(seen).filter(([who, states]) => who.startsWith('agent-') && states.includes('working'));
+    expect(worked.length, JSON.stringify(seen)).toBeGreaterThanOrEqual(3);
+    expect(await page.locator('[data-testid=packet]').count()).toBeGreaterThan(0);
+    if (scenario === 'API Slowdown') {
+      await expect(page.locator('[data-testid=map-node][data-service="payment-gateway"]')).toHaveAttribute('data-state', /healthy|recovered/, { timeout: 45_000 });
+    }
+    expect(errors).toEqual([]);
+  });
+}

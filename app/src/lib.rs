@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod charts;
+pub mod codec;
 pub mod components;
 pub mod estate_map;
 pub mod live;
@@ -29,7 +30,9 @@ pub mod trends;
 pub mod tween;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+#[cfg(not(feature = "csr"))]
+use leptos_meta::Stylesheet;
+use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::{
     ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
@@ -63,8 +66,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Under `trunk serve` the stylesheet is trunk's, reloaded as it changes.
+    #[cfg(not(feature = "csr"))]
+    let stylesheet = view! { <Stylesheet id="leptos" href="/pkg/antibody.css"/> };
+    #[cfg(feature = "csr")]
+    let stylesheet = ();
     view! {
-        <Stylesheet id="leptos" href="/pkg/antibody.css"/>
+        {stylesheet}
         <Title text="Antibody · live incident response"/>
         <Router>
             <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>

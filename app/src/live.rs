@@ -5,11 +5,11 @@
 //! `/api/events?since=` instead, from the same `seq`, and tries the socket
 //! again every [`SOCKET_RETRY_WHILE_POLLING`].
 
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 use leptos::prelude::*;
 
-#[cfg(feature = "hydrate")]
-use crate::state::DashboardState;
+#[cfg(feature = "browser")]
+use crate::{codec, state::DashboardState};
 
 /// The WebSocket's state, as the connection indicator shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,30 +40,30 @@ impl Connection {
 }
 
 /// How long a socket may take to open.
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Socket attempts in a row that never delivered, before polling.
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 const POLL_AFTER_FAILURES: u32 = 2;
 /// How often to poll.
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// While polling, how often to try the socket again.
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 pub const SOCKET_RETRY_WHILE_POLLING: std::time::Duration = std::time::Duration::from_secs(10);
 /// Events asked for per poll (the API's largest page).
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 const POLL_PAGE: u32 = 1000;
 
 /// The first retry waits up to this long; each further one doubles it.
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 const BACKOFF_BASE_MS: f64 = 500.0;
 /// No retry waits longer than this.
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 const BACKOFF_CAP_MS: f64 = 15_000.0;
 
 /// Follows the server's event stream for as long as the page lives.
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connection>, lag_ms: RwSignal<Option<i64>>) {
     use engine::protocol::Envelope;
     use futures::{SinkExt, StreamExt, future};
@@ -97,7 +97,7 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
                     // a server that accepts and at once closes is not hammered.
                     failures = 0;
                     let Message::Text(text) = message else { continue };
-                    let Ok(envelope) = serde_json::from_str::<Envelope>(&text) else {
+                    let Ok(envelope) = codec::decode::<Envelope>(text.as_bytes()) else {
                         leptos::logging::warn!("ignoring a message that is not an event");
                         continue;
                     };
@@ -131,7 +131,7 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
 
 /// Polls the event log for [`SOCKET_RETRY_WHILE_POLLING`], folding in what
 /// it returns; then the caller tries the socket again.
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 async fn poll(state: RwSignal<DashboardState>, connection: RwSignal<Connection>, lag_ms: RwSignal<Option<i64>>) {
     use engine::protocol::{EventPage, Snapshot};
     use gloo_net::http::Request;
@@ -143,7 +143,10 @@ async fn poll(state: RwSignal<DashboardState>, connection: RwSignal<Connection>,
             .send()
             .await
         {
-            Ok(response) if response.ok() => response.json::<EventPage>().await.ok(),
+            Ok(response) if response.ok() => match response.binary().await {
+                Ok(body) => codec::decode::<EventPage>(&body).ok(),
+                Err(_) => None,
+            },
             _ => None,
         };
         let Some(page) = page else {
@@ -156,7 +159,8 @@ async fn poll(state: RwSignal<DashboardState>, connection: RwSignal<Connection>,
             // Another log (the server restarted on another database): start
             // again from its snapshot.
             if let Ok(response) = Request::get("/api/snapshot").send().await
-                && let Ok(snapshot) = response.json::<Snapshot>().await
+                && let Ok(body) = response.binary().await
+                && let Ok(snapshot) = codec::decode::<Snapshot>(&body)
             {
                 state.set(DashboardState::from_snapshot(&snapshot));
             }
@@ -179,7 +183,7 @@ async fn poll(state: RwSignal<DashboardState>, connection: RwSignal<Connection>,
 }
 
 /// `ws(s)://<this host>/ws`, resuming after what `state` already has.
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 fn socket_url(state: &DashboardState) -> String {
     let location = web_sys::window().expect("a browser window").location();
     let scheme = if location.protocol().ok().as_deref() == Some("https:") {

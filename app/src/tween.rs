@@ -26,7 +26,7 @@ pub fn tween(from: f64, to: f64, elapsed_ms: f64) -> f64 {
 
 /// `value`, eased in the browser; on the server, `value` itself.
 pub fn animated(value: Signal<Option<f64>>) -> Signal<Option<f64>> {
-    #[cfg(feature = "hydrate")]
+    #[cfg(feature = "browser")]
     {
         let shown = RwSignal::new(value.get_untracked());
         // Each new figure starts a new run; frames of an older run stop.
@@ -43,13 +43,13 @@ pub fn animated(value: Signal<Option<f64>>) -> Signal<Option<f64>> {
         });
         shown.into()
     }
-    #[cfg(not(feature = "hydrate"))]
+    #[cfg(not(feature = "browser"))]
     {
         value
     }
 }
 
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 fn now_ms() -> f64 {
     web_sys::window()
         .and_then(|w| w.performance())
@@ -58,7 +58,7 @@ fn now_ms() -> f64 {
 
 /// Whether to animate: the tab is visible and the reader has not asked for
 /// reduced motion.
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 fn motion_allowed() -> bool {
     let Some(window) = web_sys::window() else { return false };
     let hidden = window.document().is_some_and(|d| d.hidden());
@@ -70,7 +70,7 @@ fn motion_allowed() -> bool {
     !hidden && !reduced
 }
 
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 fn frame(shown: RwSignal<Option<f64>>, run: StoredValue<u64>, this: u64, from: f64, to: f64, start: f64) {
     request_animation_frame(move || {
         if run.try_get_value() != Some(this) {

@@ -3,6 +3,7 @@
 //! wasm module then hydrates it, attaching the live state and event
 //! handlers to the existing DOM.
 
+#[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();

@@ -10,6 +10,7 @@ use std::{
 };
 
 use app::{App, shell};
+use axum::http::{HeaderValue, header};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRef},
@@ -21,7 +22,10 @@ use leptos::prelude::*;
 use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use store::Store;
 use tokio::net::TcpListener;
-use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use tower_http::{
+    catch_panic::CatchPanicLayer, compression::CompressionLayer, services::ServeDir, set_header::SetResponseHeader,
+    trace::TraceLayer,
+};
 use tracing::info;
 
 use crate::{
@@ -240,6 +244,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/docs", get(docs::page))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .route("/ws", get(ws::stream))
+        .nest_service("/pkg", bundle_files(&settings.site_root))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -256,6 +261,9 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
     rate_limited(router, settings)
+        // Pages and API answers; the bundle comes precompressed and passes
+        // through, and a WebSocket upgrade has no body to compress.
+        .layer(CompressionLayer::new())
         .layer(CatchPanicLayer::custom(|_| {
             Problem::new(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -266,6 +274,19 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .layer(TraceLayer::new_for_http())
         .route_layer(axum::middleware::from_fn(crate::prometheus::track_http))
         .with_state(state)
+}
+
+/// The browser bundle (`/pkg`): the `.br` or `.gz` file written beside each
+/// asset by the release build when the browser accepts it, else the asset;
+/// revalidated on every load, since the names carry no hash.
+fn bundle_files(site_root: &std::path::Path) -> SetResponseHeader<ServeDir, HeaderValue> {
+    SetResponseHeader::overriding(
+        ServeDir::new(site_root.join("pkg"))
+            .precompressed_br()
+            .precompressed_gzip(),
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    )
 }
 
 /// Limits mutating requests (POST, PUT, PATCH, DELETE) per client IP: the

@@ -29,11 +29,16 @@ tasks:
   site    build the site into target/site (add --release for the optimized
           bundle; prints its raw, gzip and brotli sizes)
   watch   cargo leptos watch (installs cargo-leptos 0.3.10 when missing)
+  trunk   trunk serve on http://127.0.0.1:8080: the UI rendered client-side
+          only, hot-reloaded, against a server already running on port 3000
+          (installs trunk 0.21.14 when missing, about 10 min)
   setup   install what `run` and `test` need, and nothing else
 ";
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const CARGO_LEPTOS_VERSION: &str = "0.3.10";
+/// The newest trunk whose locked dependencies build on rustc 1.95.
+const TRUNK_VERSION: &str = "0.21.14";
 /// Output name of the site bundle (`[[workspace.metadata.leptos]] name`).
 const OUTPUT_NAME: &str = "antibody";
 
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("site") => build_site(args.iter().any(|a| a == "--release")).map(drop),
         Some("watch") => watch(),
+        Some("trunk") => trunk(),
         Some("setup") => setup(Needs::ALL),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
@@ -638,6 +644,25 @@ fn test() -> Result {
                 "-D",
                 "warnings",
             ],
+        )?;
+        // The client-side-only build `cargo xtask trunk` serves: kept
+        // compiling even though no test runs it.
+        sh(
+            "cargo",
+            &[
+                "clippy",
+                "--package",
+                "frontend",
+                "--target",
+                WASM_TARGET,
+                "--no-default-features",
+                "--features",
+                "csr",
+                "--bins",
+                "--",
+                "-D",
+                "warnings",
+            ],
         )
     })?;
     timed("site", &mut || build_site(false).map(drop))?;
@@ -654,6 +679,50 @@ fn test() -> Result {
         println!("  {name:<14} {took}");
     }
     Ok(())
+}
+
+/// `trunk serve` of the client-side-only build, offline: trunk must find
+/// the wasm-bindgen CLI that setup installed, at the version Trunk.toml
+/// names, or it would try to download one.
+fn trunk() -> Result {
+    setup(Needs {
+        chromium: false,
+        npm: false,
+        postgres: false,
+    })?;
+    let have = output("trunk", &["--version"]).unwrap_or_default();
+    if have == format!("trunk {TRUNK_VERSION}") {
+        println!("ok  {have}");
+    } else {
+        println!("installing trunk {TRUNK_VERSION} (takes about 10 min on 2 cores)");
+        // Without the default update check, which calls crates.io.
+        cargo_install(&[
+            "trunk",
+            "--version",
+            TRUNK_VERSION,
+            "--locked",
+            "--no-default-features",
+            "--features",
+            "rustls",
+        ])?;
+    }
+    let wanted = locked_version("wasm-bindgen")?;
+    let config = root().join("frontend/Trunk.toml");
+    let text = fs::read_to_string(&config).map_err(|e| format!("reading {}: {e}", config.display()))?;
+    if !text.contains(&format!("wasm_bindgen = \"{wanted}\"")) {
+        return Err(format!(
+            "{} must pin `wasm_bindgen = \"{wanted}\"` (the version in Cargo.lock)",
+            config.display()
+        ));
+    }
+    step("trunk serve (http://127.0.0.1:8080; the server must be running on port 3000)");
+    sh_with(
+        Command::new("trunk")
+            .arg("serve")
+            .current_dir(root().join("frontend"))
+            .env("TRUNK_OFFLINE", "true")
+            .env("TRUNK_SKIP_VERSION_CHECK", "true"),
+    )
 }
 
 fn watch() -> Result {

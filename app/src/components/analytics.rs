@@ -7,13 +7,16 @@ use engine::protocol::Analytics;
 use leptos::prelude::*;
 
 use super::incidents::HistoryShell;
-use crate::api::{AnalyticsView, ClearMemory, get_analytics};
+use crate::{
+    api::{AnalyticsView, ClearMemory, get_analytics},
+    codec::Json,
+};
 
 #[component]
 pub fn AnalyticsPage() -> impl IntoView {
     let clear = ServerAction::<ClearMemory>::new();
     // Reloads after a clear, so the memory's size is the server's.
-    let view = Resource::new(move || clear.version().get(), |_| get_analytics());
+    let view = Resource::<_, Json>::new_with_options(move || clear.version().get(), |_| get_analytics(), false);
     view! {
         <HistoryShell>
             <section class="panel" aria-labelledby="analytics-title">

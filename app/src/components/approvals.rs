@@ -34,7 +34,7 @@ pub fn ApprovalsPanel(
     let approver = RwSignal::new(String::new());
     let now = RwSignal::new(now_ms());
     Effect::new(move |_| {
-        #[cfg(feature = "hydrate")]
+        #[cfg(feature = "browser")]
         {
             let handle = set_interval_with_handle(move || now.set(now_ms()), std::time::Duration::from_secs(1));
             on_cleanup(move || {
@@ -93,9 +93,9 @@ pub fn ApprovalsPanel(
 
 /// Milliseconds since the epoch, from the browser's clock or the server's.
 fn now_ms() -> i64 {
-    #[cfg(feature = "hydrate")]
+    #[cfg(feature = "browser")]
     return js_sys::Date::now() as i64;
-    #[cfg(all(feature = "ssr", not(feature = "hydrate")))]
+    #[cfg(all(feature = "ssr", not(feature = "browser")))]
     return chrono::Utc::now().timestamp_millis();
     #[allow(unreachable_code)]
     0

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::{
     api::{Access, dashboard_access, get_savings_formula, get_snapshot},
+    codec::Json,
     live::Connection,
     state::DashboardState,
 };
@@ -17,11 +18,11 @@ use crate::{
 /// `/`: the live dashboard.
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let snapshot = Resource::new_blocking(|| (), |_| get_snapshot());
+    let snapshot = Resource::<_, Json>::new_with_options(|| (), |_| get_snapshot(), true);
     // Fetched with the page and handed down: the panels read plain values,
     // and the server renders the whole page once both are in.
-    let access = Resource::new_blocking(|| (), |_| dashboard_access());
-    let formula = Resource::new_blocking(|| (), |_| get_savings_formula());
+    let access = Resource::<_, Json>::new_with_options(|| (), |_| dashboard_access(), true);
+    let formula = Resource::<_, Json>::new_with_options(|| (), |_| get_savings_formula(), true);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading the dashboard…"</p> }>
             {move || Suspend::new(async move {
@@ -47,7 +48,7 @@ fn Dashboard(snapshot: Snapshot, access: Access, formula: engine::protocol::Savi
 
     // Effects run only in the browser, after hydration.
     Effect::new(move |_| {
-        #[cfg(feature = "hydrate")]
+        #[cfg(feature = "browser")]
         leptos::task::spawn_local(crate::live::follow(state, connection, lag_ms));
     });
 

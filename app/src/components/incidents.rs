@@ -14,6 +14,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use super::impact::format_duration;
 use crate::{
     api::{ChartSet, INCIDENTS_PER_PAGE, IncidentView, get_incident, list_incidents},
+    codec::Json,
     state::format_dollars,
 };
 
@@ -53,9 +54,11 @@ pub fn IncidentsPage() -> impl IntoView {
             )
         })
     };
-    let incidents = Resource::new(filter, |(status, severity, scenario, page)| {
-        list_incidents(status, severity, scenario, page)
-    });
+    let incidents = Resource::<_, Json>::new_with_options(
+        filter,
+        |(status, severity, scenario, page)| list_incidents(status, severity, scenario, page),
+        false,
+    );
     view! {
         <HistoryShell>
             <section class="panel" aria-labelledby="history-title">
@@ -158,12 +161,16 @@ fn IncidentRow(incident: Incident) -> impl IntoView {
 pub fn IncidentDetailPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.with(|p| p.get("id").and_then(|id| id.parse::<uuid::Uuid>().ok()));
-    let detail = Resource::new(id, |id| async move {
-        match id {
-            Some(id) => get_incident(id).await,
-            None => Ok(None),
-        }
-    });
+    let detail = Resource::<_, Json>::new_with_options(
+        id,
+        |id| async move {
+            match id {
+                Some(id) => get_incident(id).await,
+                None => Ok(None),
+            }
+        },
+        false,
+    );
     view! {
         <HistoryShell>
             <Suspense fallback=|| view! { <p class="empty">"Loading…"</p> }>
@@ -255,7 +262,7 @@ fn IncidentStory(page: IncidentView) -> impl IntoView {
 fn Telemetry(id: uuid::Uuid, charts: ChartSet) -> impl IntoView {
     let charts = RwSignal::new(charts);
     Effect::new(move |_| {
-        #[cfg(feature = "hydrate")]
+        #[cfg(feature = "browser")]
         if charts.with_untracked(|c| c.live) {
             let handle = set_interval_with_handle(
                 move || {
@@ -277,7 +284,7 @@ fn Telemetry(id: uuid::Uuid, charts: ChartSet) -> impl IntoView {
                 on_cleanup(move || handle.clear());
             }
         }
-        #[cfg(not(feature = "hydrate"))]
+        #[cfg(not(feature = "browser"))]
         let _ = id;
     });
     view! {

@@ -9,12 +9,13 @@ use leptos::prelude::*;
 
 use crate::{
     api::{Access, MAX_FIRED_AT_ONCE, TriggerScenario, get_scenarios},
+    codec::Json,
     state::DashboardState,
 };
 
 #[component]
 pub fn ScenarioControls(state: RwSignal<DashboardState>, access: Access) -> impl IntoView {
-    let scenarios = Resource::new_blocking(|| (), |_| get_scenarios());
+    let scenarios = Resource::<_, Json>::new_with_options(|| (), |_| get_scenarios(), true);
     let Access { blocked, max_active } = access;
     // Copy, so the reason can be asked for wherever a button needs it.
     let blocked = StoredValue::new(blocked);

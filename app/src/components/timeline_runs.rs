@@ -9,7 +9,10 @@ use leptos_router::hooks::use_query_map;
 use uuid::Uuid;
 
 use super::incidents::HistoryShell;
-use crate::api::{get_timeline_run, list_timeline_runs};
+use crate::{
+    api::{get_timeline_run, list_timeline_runs},
+    codec::Json,
+};
 
 #[component]
 pub fn TimelineRunsPage() -> impl IntoView {
@@ -21,16 +24,20 @@ pub fn TimelineRunsPage() -> impl IntoView {
             (id("a"), id("b"))
         })
     };
-    let runs = Resource::new(filter, list_timeline_runs);
-    let compared = Resource::new(picked, |(a, b)| async move {
-        let fetch = |id: Option<Uuid>| async move {
-            match id {
-                Some(id) => get_timeline_run(id).await,
-                None => Ok(None),
-            }
-        };
-        Ok::<_, ServerFnError>((fetch(a).await?, fetch(b).await?))
-    });
+    let runs = Resource::<_, Json>::new_with_options(filter, list_timeline_runs, false);
+    let compared = Resource::<_, Json>::new_with_options(
+        picked,
+        |(a, b)| async move {
+            let fetch = |id: Option<Uuid>| async move {
+                match id {
+                    Some(id) => get_timeline_run(id).await,
+                    None => Ok(None),
+                }
+            };
+            Ok::<_, ServerFnError>((fetch(a).await?, fetch(b).await?))
+        },
+        false,
+    );
     view! {
         <HistoryShell>
             <section class="panel" aria-labelledby="runs-title">

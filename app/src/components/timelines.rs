@@ -10,6 +10,7 @@ use leptos::prelude::*;
 
 use crate::{
     api::{CustomTimeline, StartTimeline, SteerTimeline, TimelineCheck, list_timelines},
+    codec::Json,
     state::DashboardState,
 };
 
@@ -18,7 +19,7 @@ const RUNS_SHOWN: usize = 3;
 
 #[component]
 pub fn TimelinePanel(state: RwSignal<DashboardState>) -> impl IntoView {
-    let timelines = Resource::new_blocking(|| (), |_| list_timelines());
+    let timelines = Resource::<_, Json>::new_with_options(|| (), |_| list_timelines(), true);
     let start = ServerAction::<StartTimeline>::new();
     let runs = Memo::new(move |_| state.with(|s| s.timelines.iter().take(RUNS_SHOWN).cloned().collect::<Vec<_>>()));
     view! {
@@ -164,7 +165,7 @@ fn CustomTimelineForm() -> impl IntoView {
                 <label class="field">
                     <span>"Or upload a file"</span>
                     <input type="file" accept=".json,application/json" on:change=move |_ev| {
-                        #[cfg(feature = "hydrate")]
+                        #[cfg(feature = "browser")]
                         read_file(&_ev, json);
                     }/>
                 </label>
@@ -185,7 +186,7 @@ fn CustomTimelineForm() -> impl IntoView {
 }
 
 /// Loads the chosen file's text into the editor.
-#[cfg(feature = "hydrate")]
+#[cfg(feature = "browser")]
 fn read_file(event: &leptos::ev::Event, json: RwSignal<String>) {
     use wasm_bindgen::JsCast;
     let Some(file) = event

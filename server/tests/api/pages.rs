@@ -1,4 +1,8 @@
-use crate::helpers::spawn_app;
+use std::time::Duration;
+
+use server::configuration::Settings;
+
+use crate::helpers::{settings_in, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn healthz_answers_with_the_version() {
@@ -130,4 +134,54 @@ async fn the_incident_history_and_an_incidents_story_are_server_rendered() {
     }
     let missing = app.text("/incidents/00000000-0000-4000-8000-000000000000").await;
     assert!(missing.contains("No such incident"));
+}
+
+#[tokio::test]
+async fn the_bundle_is_served_precompressed_and_pages_are_compressed_on_the_fly() {
+    let site = tempfile::tempdir().unwrap();
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("antibody.js"), "console.log('raw')").unwrap();
+    std::fs::write(pkg.join("antibody.js.br"), "brotli bytes").unwrap();
+    std::fs::write(pkg.join("antibody.js.gz"), "gzip bytes").unwrap();
+    let root = site.path().to_owned();
+    let app = spawn_app_with(move |data| Settings {
+        site_root: root,
+        ..settings_in(data, 200.0, Duration::from_secs(5))
+    })
+    .await;
+    for (accept, encoding, body) in [
+        ("br, gzip", Some("br"), "brotli bytes"),
+        ("gzip", Some("gzip"), "gzip bytes"),
+        ("identity", None, "console.log('raw')"),
+    ] {
+        let response = app
+            .http
+            .get(app.url("/pkg/antibody.js"))
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{accept}");
+        let got = response
+            .headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(got.as_deref(), encoding, "{accept}");
+        assert_eq!(response.headers()["cache-control"], "no-cache");
+        // The client decompresses nothing: these are the bytes on disk.
+        assert_eq!(response.text().await.unwrap(), body, "{accept}");
+    }
+    let missing = app.http.get(app.url("/pkg/nothing.js")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+
+    let page = app
+        .http
+        .get(app.url("/"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-encoding"], "gzip");
 }

@@ -52,7 +52,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="description" content="Antibody: a self-healing incident-response swarm, live."/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                {hydration_script(&options)}
                 <MetaTags/>
             </head>
             <body>
@@ -60,6 +60,26 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             </body>
         </html>
     }
+}
+
+/// Loads the bundle and hydrates once the server's page has loaded and the
+/// browser is idle (2 s at most). Unlike Leptos's `HydrationScripts` it
+/// preloads nothing: on a slow link the half-megabyte bundle never competes
+/// with the page's own HTML and CSS, which are the whole first paint (and
+/// the forms work before the bundle arrives).
+fn hydration_script(options: &LeptosOptions) -> impl IntoView + use<> {
+    let bundle = format!("/{}/{}", options.site_pkg_dir, options.output_name);
+    let script = format!(
+        "(() => {{ \
+           const hydrate = () => import('{bundle}.js').then((m) => \
+             m.default({{ module_or_path: '{bundle}.wasm' }}).then(() => m.hydrate())); \
+           const whenIdle = () => 'requestIdleCallback' in window \
+             ? requestIdleCallback(hydrate, {{ timeout: 2000 }}) : setTimeout(hydrate, 0); \
+           if (document.readyState === 'complete') whenIdle(); \
+           else addEventListener('load', whenIdle, {{ once: true }}); \
+         }})();"
+    );
+    view! { <script type="module">{script}</script> }
 }
 
 /// The app: stylesheet, title and routes.

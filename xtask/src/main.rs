@@ -715,7 +715,10 @@ fn trunk() -> Result {
             config.display()
         ));
     }
-    step("trunk serve (http://127.0.0.1:8080; the server must be running on port 3000)");
+    step(
+        "trunk serve on http://127.0.0.1:8080, against a server on port 3000 started with \
+         ANTIBODY_ALLOWED_ORIGINS=http://127.0.0.1:8080 (for its WebSocket)",
+    );
     sh_with(
         Command::new("trunk")
             .arg("serve")

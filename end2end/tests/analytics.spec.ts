@@ -33,6 +33,9 @@ test('analytics show MTTR by type with charts, and the memory can be exported an
   expect(memory.entries.some((e: { scenario_id?: string }) => e.scenario_id === 'cache_failure')).toBe(true);
   await page.screenshot({ path: 'test-results/analytics.png', fullPage: true });
 
+  // The page hydrates once loaded and idle; Clear answers in place only
+  // after that (before, it is a plain form post).
+  await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
   await page.getByTestId('clear-memory').click();
   await expect(page.getByRole('status')).toContainText(/Forgot \d+ incident\(s\)\./);
   await expect(page.getByTestId('memory-summary')).toContainText('0 of 2000 incidents remembered');

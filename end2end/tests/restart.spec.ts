@@ -1,62 +1,14 @@
 import { test, expect, type Page } from '@playwright/test';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { watchConsole } from './console';
+import { startServer, stop, freePort } from './own-server';
 
 // Seed 002: a dashboard outlives a server restart. This test runs its own
 // server (the shared one must stay up for the others) on a database file,
 // kills it mid-incident, starts it again on the same file and port, and
 // checks the open page ends with exactly the feed a fresh page shows.
-
-const BIN = process.env.ANTIBODY_BIN ?? '../target/debug/antibody';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServer(port: number, data: string): Promise<ChildProcess> {
-  const child = spawn(BIN, [], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      LEPTOS_SITE_ROOT: '../target/site',
-      // Real time: an incident takes about 15 s, so the restart lands mid-way.
-      ANTIBODY_SPEED: '1',
-      ANTIBODY_SHUTDOWN_GRACE: '0',
-      ANTIBODY_DATABASE_URL: `sqlite://${join(data, 'antibody.db')}`,
-      RUST_LOG: 'warn',
-    },
-    stdio: 'ignore',
-  });
-  await expect
-    .poll(
-      async () => {
-        try {
-          return (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
-        } catch {
-          return 0;
-        }
-      },
-      { timeout: 30_000 },
-    )
-    .toBe(200);
-  return child;
-}
-
-async function stop(child: ChildProcess) {
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
-}
 
 /** One incident's feed lines, oldest first, as kind|status|text. */
 async function feedOf(page: Page, incident: string): Promise<string[]> {
@@ -71,7 +23,8 @@ test('a server killed mid-incident and started again: the open page resumes, its
   const data = mkdtempSync(join(tmpdir(), 'antibody-restart-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  let server = await startServer(port, data);
+  // Real time: an incident takes about 15 s, so the restart lands mid-way.
+  let server = await startServer(port, { data, speed: 1 });
   const page = await browser.newPage();
   const errors = watchConsole(page);
   try {
@@ -91,7 +44,7 @@ test('a server killed mid-incident and started again: the open page resumes, its
     await expect(connection).not.toHaveAttribute('data-state', 'live', { timeout: 15_000 });
     await page.screenshot({ path: 'artifacts/restart-reconnecting.png' });
 
-    server = await startServer(port, data);
+    server = await startServer(port, { data, speed: 1 });
     await expect(connection).toHaveAttribute('data-state', 'live', { timeout: 45_000 });
     // The restarted server marks what it was doing as interrupted, and the
     // page hears it.

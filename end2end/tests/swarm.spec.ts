@@ -1,6 +1,7 @@
-import { test, expect, type Page, type APIRequestContext } from '@playwright/test';
+import { test, expect, request as requests, type Page, type APIRequestContext } from '@playwright/test';
 import { watchConsole } from './console';
 import { settleEstate } from './estate';
+import { freePort, startServer, stop } from './own-server';
 
 test.afterEach(async ({ request }) => settleEstate(request));
 
@@ -68,7 +69,24 @@ async function approveAll(request: APIRequestContext) {
   }
 }
 
-test('a Byzantine incident: hand-offs and ballots travel the graph, the faulty voter is marked, the map shows the blast radius and then recovery', async ({ page, request }) => {
+// On a server of its own: on the shared estate an earlier test's fix (a
+// bigger connection pool) can leave this scenario's fault with nothing to
+// break, and then there is no vote to watch.
+test('a Byzantine incident: hand-offs and ballots travel the graph, the faulty voter is marked, the map shows the blast radius and then recovery', async ({ browser }) => {
+  const port = await freePort();
+  const server = await startServer(port, { speed: 10 });
+  const base = `http://127.0.0.1:${port}`;
+  const page = await browser.newPage({ baseURL: base });
+  const request = await requests.newContext({ baseURL: base });
+  try {
+    await byzantineIncident(page, request);
+  } finally {
+    await request.dispose();
+    await stop(server);
+  }
+});
+
+async function byzantineIncident(page: Page, request: APIRequestContext) {
   const errors = watchConsole(page);
   await openDashboard(page);
   await recordStates(page);
@@ -108,7 +126,7 @@ test('a Byzantine incident: hand-offs and ballots travel the graph, the faulty v
   await expectMapFollowedDiagnosis(page, seen);
   expect(await page.evaluate(() => (window as any).mostHotEdges)).toBeGreaterThan(0);
   expect(errors).toEqual([]);
-});
+}
 
 test('an agent\'s lane figures show on hover and on keyboard focus', async ({ page }) => {
   const errors = watchConsole(page);

@@ -448,6 +448,19 @@ fn build_site(release: bool) -> Result<PathBuf> {
     let site = root.join("target/site");
     let pkg = site.join("pkg");
     fs::create_dir_all(&pkg).map_err(|e| format!("creating {}: {e}", pkg.display()))?;
+    // The server prefers a `.br` or `.gz` beside an asset: one left by an
+    // earlier release build would be served instead of this build's files.
+    for ext in ["wasm", "js", "css"] {
+        for compressed in ["br", "gz"] {
+            let stale = pkg.join(format!("{OUTPUT_NAME}.{ext}.{compressed}"));
+            match fs::remove_file(&stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(format!("removing {}: {e}", stale.display()));
+                }
+                _ => {}
+            }
+        }
+    }
     sh_with(
         Command::new("wasm-bindgen")
             .args(["--target", "web", "--no-typescript", "--out-name", OUTPUT_NAME])

@@ -155,7 +155,8 @@ fn DependencyMap(state: RwSignal<DashboardState>) -> impl IntoView {
     let map = Memo::new(move |_| state.with(|s| s.estate_map()));
     view! {
         <Show when=move || map.with(|m| !m.nodes.is_empty())>
-            <figure class="estate-map">
+            // Focusable: on a phone it scrolls sideways inside the panel.
+            <figure class="estate-map" tabindex="0">
                 <svg data-testid="dependency-map" role="img"
                     viewBox=move || format!("0 0 {MAP_WIDTH} {}", map.with(|m| m.height))
                     aria-label=move || map.with(|m| {

@@ -1,0 +1,58 @@
+import { expect } from '@playwright/test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+// A server of a test's own, beside the suite's shared one: for a restart,
+// or for a fresh estate that earlier tests' fixes have not changed.
+
+const BIN = process.env.ANTIBODY_BIN ?? '../target/debug/antibody';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts a server of its own on `port`: on a database file in `data` if
+ * given (it survives a restart), else in memory; at `speed` times real time.
+ */
+export async function startServer(port: number, { data, speed }: { data?: string; speed: number }): Promise<ChildProcess> {
+  const child = spawn(BIN, [], {
+    env: {
+      ...process.env,
+      PORT: String(port),
+      LEPTOS_SITE_ROOT: '../target/site',
+      ANTIBODY_SPEED: String(speed),
+      ANTIBODY_SHUTDOWN_GRACE: '0',
+      ANTIBODY_DATABASE_URL: data ? `sqlite://${join(data, 'antibody.db')}` : 'sqlite::memory:',
+      RUST_LOG: 'warn',
+    },
+    stdio: 'ignore',
+  });
+  await expect
+    .poll(
+      async () => {
+        try {
+          return (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
+        } catch {
+          return 0;
+        }
+      },
+      { timeout: 30_000 },
+    )
+    .toBe(200);
+  return child;
+}
+
+export async function stop(child: ChildProcess) {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+

@@ -247,53 +247,35 @@ fn states(twin: &[ServiceTelemetry], incidents: &[Incident], blast: &BTreeMap<Uu
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
-    use engine::protocol::Severity;
     use serde_json::json;
 
     use super::*;
+    use crate::fixtures;
 
-    fn service(name: &str, depends_on: &[&str]) -> ServiceTelemetry {
+    /// A healthy service calling `depends_on`.
+    fn calling(name: &str, depends_on: &[&str]) -> ServiceTelemetry {
         ServiceTelemetry {
-            name: name.into(),
-            kind: "service".into(),
-            state: HealthState::Healthy,
-            in_rotation: true,
-            owned: true,
-            p99_ms: 10.0,
-            error_rate: 0.0,
-            rps: 100.0,
-            cpu: 0.2,
             depends_on: depends_on.iter().map(|d| (*d).to_owned()).collect(),
-            breakers: Vec::new(),
+            ..fixtures::service(name, HealthState::Healthy)
         }
     }
 
     fn incident(id: u128, status: IncidentStatus, affected: &[&str]) -> Incident {
         Incident {
-            id: Uuid::from_u128(id),
-            title: format!("Incident {id}"),
-            severity: Severity::High,
-            affected_services: affected.iter().map(|s| (*s).to_owned()).collect(),
-            scenario_id: None,
             status,
-            created_at: Utc::now(),
-            finished_at: None,
-            resolution_time: None,
-            cost_savings: None,
-            root_cause: None,
-            report: None,
+            affected_services: affected.iter().map(|s| (*s).to_owned()).collect(),
+            ..fixtures::incident(id)
         }
     }
 
     /// gateway → api → {db, cache}; api → cache too; a lone batch job.
     fn estate() -> Vec<ServiceTelemetry> {
         vec![
-            service("gateway", &["api", "cache"]),
-            service("api", &["db", "cache"]),
-            service("db", &[]),
-            service("cache", &[]),
-            service("batch", &[]),
+            calling("gateway", &["api", "cache"]),
+            calling("api", &["db", "cache"]),
+            calling("db", &[]),
+            calling("cache", &[]),
+            calling("batch", &[]),
         ]
     }
 

@@ -18,6 +18,8 @@ pub mod charts;
 pub mod codec;
 pub mod components;
 pub mod estate_map;
+#[cfg(test)]
+mod fixtures;
 pub mod live;
 #[cfg(feature = "ssr")]
 pub mod markdown;

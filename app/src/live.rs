@@ -129,6 +129,13 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
     }
 }
 
+/// A JSON answer's body, read the one way the browser build reads JSON
+/// ([`codec`]); none if it does not arrive whole or does not parse.
+#[cfg(feature = "browser")]
+async fn read<T: serde::de::DeserializeOwned>(response: gloo_net::http::Response) -> Option<T> {
+    codec::decode(&response.binary().await.ok()?).ok()
+}
+
 /// Polls the event log for [`SOCKET_RETRY_WHILE_POLLING`], folding in what
 /// it returns; then the caller tries the socket again.
 #[cfg(feature = "browser")]
@@ -143,10 +150,7 @@ async fn poll(state: RwSignal<DashboardState>, connection: RwSignal<Connection>,
             .send()
             .await
         {
-            Ok(response) if response.ok() => match response.binary().await {
-                Ok(body) => codec::decode::<EventPage>(&body).ok(),
-                Err(_) => None,
-            },
+            Ok(response) if response.ok() => read::<EventPage>(response).await,
             _ => None,
         };
         let Some(page) = page else {
@@ -159,8 +163,7 @@ async fn poll(state: RwSignal<DashboardState>, connection: RwSignal<Connection>,
             // Another log (the server restarted on another database): start
             // again from its snapshot.
             if let Ok(response) = Request::get("/api/snapshot").send().await
-                && let Ok(body) = response.binary().await
-                && let Ok(snapshot) = codec::decode::<Snapshot>(&body)
+                && let Some(snapshot) = read::<Snapshot>(response).await
             {
                 state.set(DashboardState::from_snapshot(&snapshot));
             }

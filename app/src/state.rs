@@ -189,8 +189,8 @@ impl DashboardState {
                     && let Some(radius) = BlastRadius::from_diagnosis(&action.details)
                 {
                     self.blast.insert(*incident_id, radius);
-                    let known: Vec<Uuid> = self.incidents.iter().map(|i| i.id).collect();
-                    self.blast.retain(|id, _| known.contains(id));
+                    let incidents = &self.incidents;
+                    self.blast.retain(|id, _| incidents.iter().any(|i| i.id == *id));
                 }
                 self.upsert_feed(FeedEntry {
                     key: action.action_id.to_string(),
@@ -518,48 +518,8 @@ pub fn format_dollars(amount: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::protocol::{AgentAction, HealthState};
-
-    fn at(seq: u64, message: ServerMessage) -> Envelope {
-        Envelope {
-            seq,
-            ts: Utc::now(),
-            message,
-        }
-    }
-
-    fn incident(id: u128) -> Incident {
-        Incident {
-            id: Uuid::from_u128(id),
-            title: format!("Incident {id}"),
-            severity: Severity::High,
-            affected_services: vec!["api-gateway".into()],
-            scenario_id: None,
-            status: IncidentStatus::Active,
-            created_at: Utc::now(),
-            finished_at: None,
-            resolution_time: None,
-            cost_savings: None,
-            root_cause: None,
-            report: None,
-        }
-    }
-
-    fn action(incident: u128, action: u128, agent: AgentType, status: ActionStatus) -> ServerMessage {
-        ServerMessage::AgentAction {
-            incident_id: Uuid::from_u128(incident),
-            action: AgentAction {
-                agent_type: agent,
-                action_id: Uuid::from_u128(action),
-                description: format!("{agent:?} {status:?}"),
-                timestamp: Utc::now(),
-                status,
-                details: serde_json::json!({}),
-                duration_ms: (status != ActionStatus::InProgress).then_some(1200),
-                confidence: (status != ActionStatus::InProgress).then_some(0.9),
-            },
-        }
-    }
+    use crate::fixtures::{action, at, incident, service};
+    use engine::protocol::HealthState;
 
     fn approval(level: u32, state: ApprovalState) -> Approval {
         use engine::protocol::ApprovalOption;
@@ -735,7 +695,7 @@ mod tests {
                 at(2, action(2, 20, AgentType::Detection, ActionStatus::InProgress)),
                 at(3, action(2, 20, AgentType::Detection, ActionStatus::Completed)),
             ],
-            twin: vec![telemetry("postgres-primary", HealthState::Healthy)],
+            twin: vec![service("postgres-primary", HealthState::Healthy)],
             swarm: Vec::new(),
             timelines: Vec::new(),
             approvals: Vec::new(),
@@ -790,27 +750,11 @@ mod tests {
         assert_eq!(by_name("order-service").last_status, Some(IncidentStatus::Resolved));
     }
 
-    fn telemetry(name: &str, state: HealthState) -> ServiceTelemetry {
-        ServiceTelemetry {
-            name: name.into(),
-            kind: "database".into(),
-            state,
-            in_rotation: true,
-            owned: true,
-            p99_ms: 12.0,
-            error_rate: 0.001,
-            rps: 1000.0,
-            cpu: 0.4,
-            depends_on: Vec::new(),
-            breakers: Vec::new(),
-        }
-    }
-
     #[test]
     fn each_service_keeps_a_bounded_p99_history_for_its_sparkline() {
         let mut state = DashboardState::default();
         for n in 1..=(SPARK_POINTS as u64 + 5) {
-            let mut db = telemetry("postgres-primary", HealthState::Healthy);
+            let mut db = service("postgres-primary", HealthState::Healthy);
             db.p99_ms = n as f64;
             state.apply(&Envelope {
                 seq: n,
@@ -835,8 +779,8 @@ mod tests {
             1,
             ServerMessage::TwinHealth {
                 services: vec![
-                    telemetry("api-gateway", HealthState::Healthy),
-                    telemetry("postgres-primary", HealthState::Down),
+                    service("api-gateway", HealthState::Healthy),
+                    service("postgres-primary", HealthState::Down),
                 ],
             },
         ));
@@ -850,7 +794,7 @@ mod tests {
         state.apply(&at(
             2,
             ServerMessage::TwinHealth {
-                services: vec![telemetry("postgres-primary", HealthState::Healthy)],
+                services: vec![service("postgres-primary", HealthState::Healthy)],
             },
         ));
         assert_ne!(state.service_health()[0].render_key(), before);

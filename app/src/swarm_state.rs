@@ -303,38 +303,21 @@ impl SwarmState {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
-    use engine::protocol::{AgentAction, ConsensusVote, IncidentStatus, VOTE_DETAILS};
+    use engine::protocol::{ConsensusVote, IncidentStatus, VOTE_DETAILS};
     use serde_json::json;
 
     use super::*;
+    use crate::fixtures::{action, at};
 
-    fn at(seq: u64, message: ServerMessage) -> Envelope {
-        Envelope {
-            seq,
-            ts: Utc::now(),
-            message,
-        }
-    }
-
+    /// The shared fixture's action; a vote carries the plan voted on.
     fn act(incident: u128, id: u128, agent: AgentType, status: ActionStatus, vote: bool) -> ServerMessage {
-        ServerMessage::AgentAction {
-            incident_id: Uuid::from_u128(incident),
-            action: AgentAction {
-                agent_type: agent,
-                action_id: Uuid::from_u128(id),
-                description: format!("{} step {id}", agent.as_str()),
-                timestamp: Utc::now(),
-                status,
-                details: if vote {
-                    json!({ VOTE_DETAILS: "restart redis-cache" })
-                } else {
-                    json!({})
-                },
-                duration_ms: None,
-                confidence: None,
-            },
+        let mut message = action(incident, id, agent, status);
+        if let ServerMessage::AgentAction { action, .. } = &mut message
+            && vote
+        {
+            action.details = json!({ VOTE_DETAILS: "restart redis-cache" });
         }
+        message
     }
 
     fn round(choices: &[(AgentType, VoteChoice, Option<&str>)], passed: bool) -> ServerMessage {
@@ -453,7 +436,7 @@ mod tests {
         assert_eq!(swarm.agent(Detection, &[]).state, NodeState::Working);
         let diagnosis = swarm.agent(Diagnosis, &[]);
         assert_eq!(diagnosis.state, NodeState::Failed);
-        assert_eq!(diagnosis.failure.as_deref(), Some("diagnosis step 2"));
+        assert_eq!(diagnosis.failure.as_deref(), Some("Diagnosis Failed"));
         assert_eq!(swarm.agent(Prediction, &[]).state, NodeState::Idle);
 
         // A vote opens: idle agents wait for it, the working one works on.

@@ -645,38 +645,15 @@ fn test() -> Result {
                 "warnings",
             ],
         )?;
-        sh(
-            "cargo",
-            &[
-                "clippy",
-                "--package",
-                "frontend",
-                "--target",
-                WASM_TARGET,
-                "--",
-                "-D",
-                "warnings",
-            ],
-        )?;
-        // The client-side-only build `cargo xtask trunk` serves: kept
-        // compiling even though no test runs it.
-        sh(
-            "cargo",
-            &[
-                "clippy",
-                "--package",
-                "frontend",
-                "--target",
-                WASM_TARGET,
-                "--no-default-features",
-                "--features",
-                "csr",
-                "--bins",
-                "--",
-                "-D",
-                "warnings",
-            ],
-        )
+        // The bundle, then the client-side-only build `cargo xtask trunk`
+        // serves: kept compiling even though no test runs it.
+        for build in [&[][..], &["--no-default-features", "--features", "csr", "--bins"][..]] {
+            let mut args = vec!["clippy", "--package", "frontend", "--target", WASM_TARGET];
+            args.extend_from_slice(build);
+            args.extend(["--", "-D", "warnings"]);
+            sh("cargo", &args)?;
+        }
+        Ok(())
     })?;
     timed("site", &mut || build_site(false).map(drop))?;
     timed("browser tests", &mut || {

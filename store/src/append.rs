@@ -152,6 +152,10 @@ async fn project(tx: &mut Transaction<'static, Any>, seq: i64, event: &Unsequenc
             .bind(report.as_deref())
             .bind(*time_to_detect)
             .bind(*time_to_diagnose)
+            // Not cached: sqlx 0.8.6's `Any` driver binds a missing `f64`
+            // as a `real`, and a statement PostgreSQL first prepared that
+            // way refuses every present `f64` after it.
+            .persistent(false)
             .execute(&mut **tx)
             .await?;
         }

@@ -91,6 +91,7 @@ on_both_backends!(
     the_audit_log_is_projected_from_governance_events,
     the_incident_memory_is_projected_bounded_and_cleared,
     analytics_are_computed_from_a_seeded_store,
+    a_figure_missing_once_is_stored_when_present_later,
 );
 
 fn incident(n: u128, scenario: &str, severity: Severity) -> Incident {
@@ -275,6 +276,42 @@ async fn incidents_and_totals_are_projected_from_events(db: Db) {
         .await
         .unwrap();
     assert_eq!(critical.items.iter().map(|i| i.id.as_u128()).collect::<Vec<_>>(), [1]);
+}
+
+/// sqlx 0.8.6's `Any` driver binds a missing `f64` as a PostgreSQL `real`;
+/// a statement first prepared that way then refused every present `f64`
+/// on the same connection ("incorrect binary data format"), and the event
+/// writer retried that batch forever.
+async fn a_figure_missing_once_is_stored_when_present_later(db: Db) {
+    let store = db.open().await;
+    // The pool hands its connections out in turn: with eight of each, every
+    // connection prepares the update with the figure missing first.
+    const EACH: u128 = 8;
+    for n in 0..EACH {
+        store
+            .append(&[
+                created(n, "database_cascade", Severity::High),
+                closed(n, IncidentStatus::Failed, 40.0, None),
+            ])
+            .await
+            .unwrap();
+    }
+    for n in EACH..2 * EACH {
+        store
+            .append(&[
+                created(n, "database_cascade", Severity::High),
+                closed(n, IncidentStatus::Resolved, 12.0, Some(750.0)),
+            ])
+            .await
+            .unwrap();
+    }
+    let totals = store.totals().await.unwrap();
+    assert_eq!((totals.resolved, totals.failed), (8, 8));
+    assert_eq!(totals.total_savings, 8.0 * 750.0);
+    let resolved = store.incident(Uuid::from_u128(EACH)).await.unwrap().unwrap();
+    assert_eq!(resolved.incident.cost_savings, Some(750.0));
+    let failed = store.incident(Uuid::from_u128(0)).await.unwrap().unwrap();
+    assert_eq!(failed.incident.cost_savings, None);
 }
 
 async fn a_reopened_store_recovers_where_it_left_off(db: Db) {

@@ -113,11 +113,12 @@ pub async fn incident_charts(id: uuid::Uuid) -> Result<ChartSet, ServerFnError> 
         .unwrap_or_default())
 }
 
-/// Everything the dashboard needs for its first paint.
+/// Everything the dashboard needs for its first paint, and nothing it
+/// does not read (see [`DashboardState::slim`](crate::state::DashboardState::slim)).
 // A read: GET, so it is never counted against the rate limit on writes.
 #[server(input = server_fn::codec::GetUrl)]
 pub async fn get_snapshot() -> Result<Snapshot, ServerFnError> {
-    Ok(engine()?.snapshot())
+    Ok(crate::state::DashboardState::slim(engine()?.snapshot()))
 }
 
 /// The scenario catalog, primary scenarios first.

@@ -61,6 +61,15 @@ impl BlastRadius {
             services: details.blast_radius.into_iter().map(|a| a.service).collect(),
         })
     }
+
+    /// The least `details` that [`Self::from_diagnosis`] reads back as
+    /// `self`.
+    pub fn to_details(&self) -> serde_json::Value {
+        serde_json::json!({
+            "hypotheses": self.root.iter().map(|service| serde_json::json!({ "root": { "service": service } })).collect::<Vec<_>>(),
+            "blast_radius": self.services.iter().map(|service| serde_json::json!({ "service": service })).collect::<Vec<_>>(),
+        })
+    }
 }
 
 /// The services an incident reaches: its diagnosed blast radius, or until

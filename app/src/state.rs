@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use engine::protocol::{
     ActionStatus, AgentStats, AgentType, Approval, ApprovalState, Envelope, FixOutcome, Incident, IncidentStatus,
     PerformanceMetrics, PolicyStage, PolicyVerdict, SNAPSHOT_APPROVALS, ServerMessage, ServiceTelemetry, Severity,
-    Snapshot, TimelineRun,
+    Snapshot, TimelineRun, VOTE_DETAILS,
 };
 use uuid::Uuid;
 
@@ -142,6 +142,32 @@ impl DashboardState {
         state.swarm.settle();
         state.last_seq = snapshot.last_seq;
         state
+    }
+
+    /// `snapshot` with only what [`Self::from_snapshot`] reads: no reports,
+    /// and of each action's details only a vote's plan or a diagnosis's
+    /// blast radius. The page embeds the snapshot it was rendered from,
+    /// and the browser decodes all of it before it answers; most of a busy
+    /// snapshot is evidence that only the incident pages show.
+    pub fn slim(mut snapshot: Snapshot) -> Snapshot {
+        for incident in &mut snapshot.incidents {
+            incident.report = None;
+        }
+        for event in &mut snapshot.recent_events {
+            match &mut event.message {
+                ServerMessage::IncidentCreated { incident } => incident.report = None,
+                ServerMessage::IncidentStatus { report, .. } => *report = None,
+                ServerMessage::AgentAction { action, .. } => {
+                    action.details = match action.details.get(VOTE_DETAILS) {
+                        Some(plan) => serde_json::json!({ VOTE_DETAILS: plan }),
+                        None => BlastRadius::from_diagnosis(&action.details)
+                            .map_or_else(|| serde_json::json!({}), |radius| radius.to_details()),
+                    };
+                }
+                _ => {}
+            }
+        }
+        snapshot
     }
 
     /// Folds one server message into the state, keeping the rules above.
@@ -669,6 +695,99 @@ mod tests {
         assert_eq!(state.feed.len(), FEED_CAP);
         assert_eq!(state.feed.back().unwrap().seq, FEED_CAP as u64 + 25);
         assert_eq!(state.feed.front().unwrap().seq, 26);
+    }
+
+    #[test]
+    fn a_slim_snapshot_builds_the_same_dashboard_without_reports() {
+        let details = |message: ServerMessage, details: serde_json::Value| match message {
+            ServerMessage::AgentAction {
+                incident_id,
+                mut action,
+            } => {
+                action.details = details;
+                ServerMessage::AgentAction { incident_id, action }
+            }
+            other => other,
+        };
+        let evidence = serde_json::json!({ "samples": vec![12.5; 200], "query": "p99 by service" });
+        let diagnosis = details(
+            action(1, 11, AgentType::Diagnosis, ActionStatus::Completed),
+            serde_json::json!({
+                "hypotheses": [
+                    { "root": { "service": "postgres-primary", "fault": "pool" }, "confidence": 0.9, "evidence": evidence },
+                    { "root": { "service": "redis-cache", "fault": "evict" }, "confidence": 0.2, "evidence": evidence },
+                ],
+                "blast_radius": [
+                    { "service": "postgres-primary", "hops": 0 },
+                    { "service": "order-service", "hops": 1 },
+                ],
+            }),
+        );
+        let vote = details(
+            action(1, 12, AgentType::Prediction, ActionStatus::Completed),
+            serde_json::json!({ VOTE_DETAILS: "scale the pool", "reason": "pool at 100%", "evidence": evidence }),
+        );
+        let fix = details(
+            action(1, 13, AgentType::Resolution, ActionStatus::Completed),
+            serde_json::json!({ "steps": ["drain", "scale"], "evidence": evidence }),
+        );
+        let mut closed = incident(1);
+        closed.status = IncidentStatus::Resolved;
+        closed.report = Some("# Report\n".repeat(200));
+        let snapshot = Snapshot {
+            epoch: Uuid::from_u128(5),
+            last_seq: 6,
+            metrics: PerformanceMetrics::default(),
+            incidents: vec![closed.clone()],
+            recent_events: vec![
+                at(1, ServerMessage::IncidentCreated { incident: incident(1) }),
+                at(2, action(1, 11, AgentType::Diagnosis, ActionStatus::InProgress)),
+                at(3, diagnosis),
+                at(4, vote),
+                at(5, fix),
+                at(
+                    6,
+                    ServerMessage::IncidentStatus {
+                        incident_id: closed.id,
+                        status: IncidentStatus::Resolved,
+                        resolution_time: Some(30.0),
+                        cost_savings: Some(1_000.0),
+                        root_cause: Some("pool exhaustion".into()),
+                        report: closed.report.clone(),
+                        time_to_detect: Some(2.0),
+                        time_to_diagnose: Some(4.0),
+                    },
+                ),
+            ],
+            twin: vec![service("postgres-primary", HealthState::Degraded)],
+            swarm: Vec::new(),
+            timelines: Vec::new(),
+            approvals: Vec::new(),
+        };
+        let slim = DashboardState::slim(snapshot.clone());
+        let size = |s: &Snapshot| serde_json::to_string(s).unwrap().len();
+        assert!(
+            size(&slim) * 3 < size(&snapshot),
+            "{} of {}",
+            size(&slim),
+            size(&snapshot)
+        );
+
+        let mut full = DashboardState::from_snapshot(&snapshot);
+        for incident in &mut full.incidents {
+            incident.report = None;
+        }
+        let from_slim = DashboardState::from_snapshot(&slim);
+        assert_eq!(from_slim, full);
+        // What the slimming must keep, it kept.
+        assert_eq!(
+            from_slim.blast[&Uuid::from_u128(1)].root.as_deref(),
+            Some("postgres-primary")
+        );
+        let ServerMessage::AgentAction { action: vote, .. } = &slim.recent_events[3].message else {
+            panic!("the vote is still the fourth event");
+        };
+        assert_eq!(vote.details, serde_json::json!({ VOTE_DETAILS: "scale the pool" }));
     }
 
     #[test]

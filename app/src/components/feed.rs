@@ -3,6 +3,11 @@
 //! incident, agent and severity; when the reader scrolls down into older
 //! lines, the list stops moving under them and a pill counts what arrived
 //! since, until they go back up.
+//!
+//! The page shows the newest [`FEED_PAGE`] lines, and a button shows the
+//! rest (still bounded by the state's cap): the lines are most of the
+//! dashboard's DOM, and every line on the first page is a line the browser
+//! must hydrate before the page answers.
 
 use engine::protocol::{AgentType, Severity};
 use leptos::prelude::*;
@@ -13,6 +18,19 @@ use crate::state::{DashboardState, FeedEntry, FeedKind};
 /// Scrolled further than this from the top, the reader is reading: the
 /// feed holds still.
 const READING_PX: i32 = 48;
+
+/// Lines shown until the reader asks for all.
+pub const FEED_PAGE: usize = 50;
+
+/// The lines on the page: the newest `shown` of `entries`, or all of one
+/// incident's (they are few, and a reader who picked it wants them all).
+fn on_page(entries: &[FeedEntry], shown: usize, filter: &Filter) -> usize {
+    if filter.incident.is_empty() {
+        entries.len().min(shown)
+    } else {
+        entries.len()
+    }
+}
 
 /// What the reader asked to see.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -49,6 +67,14 @@ pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
                 .collect::<Vec<_>>()
         })
     });
+    let shown = RwSignal::new(FEED_PAGE);
+    let visible = Memo::new(move |_| {
+        entries.with(|e| {
+            let count = filter.with(|f| on_page(e, shown.get(), f));
+            e[..count].to_vec()
+        })
+    });
+    let older = move || entries.with(|e| e.len()) - visible.with(Vec::len);
     // The newest `seq` the reader has seen at the top; `None` while they
     // are at the top, following along.
     let reading_from = RwSignal::new(None::<u64>);
@@ -133,7 +159,7 @@ pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
                 }>
                 <ol class="feed-list" aria-live="polite" aria-relevant="additions" data-testid="feed"
                     node_ref=list on:scroll=on_scroll>
-                    <For each=move || entries.get() key=|e| (e.key.clone(), e.seq) let:entry>
+                    <For each=move || visible.get() key=|e| (e.key.clone(), e.seq) let:entry>
                         <li class="feed-item" data-testid="feed-item" data-incident=entry.incident_id.to_string()
                             data-kind=entry.kind.as_str()
                             data-status=entry.status.clone()>
@@ -151,16 +177,30 @@ pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
                                 <span class="feed-incident">{state.with_untracked(|s| s.incident_label(entry.incident_id))}</span>
                             </span>
                             <span class=format!("badge badge-{}", entry.status)>{entry.status.replace('_', " ")}</span>
-                            <span class="feed-meta">
-                                {entry.confidence.map(|c| format!("{:.0}%", c * 100.0))}
-                                {entry.duration_ms.map(|ms| format!(" · {:.1} s", ms as f64 / 1000.0))}
-                            </span>
+                            <span class="feed-meta">{meta(&entry)}</span>
                         </li>
                     </For>
                 </ol>
+                <Show when=move || { older() > 0 }>
+                    <button type="button" class="feed-more" data-testid="feed-more"
+                        on:click=move |_| shown.set(usize::MAX)>
+                        {move || format!("Show all ({} older)", older())}
+                    </button>
+                </Show>
             </Show>
         </section>
     }
+}
+
+/// Confidence and duration, as one text: "87% · 2.4 s".
+fn meta(entry: &FeedEntry) -> String {
+    let confidence = entry.confidence.map(|c| format!("{:.0}%", c * 100.0));
+    let duration = entry.duration_ms.map(|ms| format!("{:.1} s", ms as f64 / 1000.0));
+    [confidence, duration]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 #[cfg(test)]
@@ -182,6 +222,31 @@ mod tests {
             confidence: None,
             duration_ms: None,
         }
+    }
+
+    #[test]
+    fn the_page_shows_the_newest_lines_or_all_of_one_incident() {
+        let entries = vec![entry(FeedKind::Incident, 1); 120];
+        assert_eq!(on_page(&entries, FEED_PAGE, &Filter::default()), FEED_PAGE);
+        assert_eq!(on_page(&entries, usize::MAX, &Filter::default()), 120);
+        assert_eq!(on_page(&entries[..7], FEED_PAGE, &Filter::default()), 7);
+        let one = Filter {
+            incident: Uuid::from_u128(1).to_string(),
+            ..Filter::default()
+        };
+        assert_eq!(on_page(&entries, FEED_PAGE, &one), 120);
+    }
+
+    #[test]
+    fn meta_joins_what_is_known() {
+        let mut line = entry(FeedKind::Incident, 1);
+        assert_eq!(meta(&line), "");
+        line.confidence = Some(0.874);
+        assert_eq!(meta(&line), "87%");
+        line.duration_ms = Some(2_460);
+        assert_eq!(meta(&line), "87% · 2.5 s");
+        line.confidence = None;
+        assert_eq!(meta(&line), "2.5 s");
     }
 
     #[test]

@@ -68,13 +68,16 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// browser is idle (2 s at most). Unlike Leptos's `HydrationScripts` it
 /// preloads nothing: on a slow link the half-megabyte bundle never competes
 /// with the page's own HTML and CSS, which are the whole first paint (and
-/// the forms work before the bundle arrives).
+/// the forms work before the bundle arrives). Instantiating and hydrating
+/// are separate tasks, so that neither holds the main thread for both.
 fn hydration_script(options: &LeptosOptions) -> impl IntoView + use<> {
     let bundle = format!("/{}/{}", options.site_pkg_dir, options.output_name);
     let script = format!(
         "(() => {{ \
            const hydrate = () => import('{bundle}.js').then((m) => \
-             m.default({{ module_or_path: '{bundle}.wasm' }}).then(() => m.hydrate())); \
+             m.default({{ module_or_path: '{bundle}.wasm' }}) \
+               .then(() => new Promise((next) => setTimeout(next, 0))) \
+               .then(() => m.hydrate())); \
            const whenIdle = () => 'requestIdleCallback' in window \
              ? requestIdleCallback(hydrate, {{ timeout: 2000 }}) : setTimeout(hydrate, 0); \
            if (document.readyState === 'complete') whenIdle(); \

@@ -943,6 +943,11 @@ impl Engine {
         self.shared.log.flush().await;
     }
 
+    /// Whether the store is refusing events (see [`EventLog::store_refusal`]).
+    pub fn store_refusal(&self) -> Option<crate::event_log::StoreRefusal> {
+        self.shared.log.store_refusal()
+    }
+
     /// The event log (for reads the store cannot serve: the live tail).
     pub fn log(&self) -> &EventLog {
         &self.shared.log

@@ -82,6 +82,18 @@ impl std::ops::Deref for Published {
     }
 }
 
+/// The store has refused the writer's batches since `for_how_long` ago:
+/// nothing appended since is published, and every `flush` waits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreRefusal {
+    /// Since the first refusal of the batch still being retried.
+    pub for_how_long: Duration,
+    /// Attempts refused in a row.
+    pub attempts: u32,
+    /// The store's reason, last time.
+    pub reason: String,
+}
+
 /// A live subscription that starts after a known `seq`.
 pub struct Subscription {
     /// Retained events after the requested `seq`, oldest first.
@@ -202,6 +214,8 @@ struct Writer {
     /// How long the oldest pending event may wait for company before its
     /// batch is written (group commit; zero writes at once).
     commit_window: Duration,
+    /// While the store refuses batches: since when, how often, and why.
+    refusal: Mutex<Option<(tokio::time::Instant, u32, String)>>,
 }
 
 struct Inner {
@@ -272,6 +286,7 @@ impl EventLog {
             stop: CancellationToken::new(),
             max_batch: batch_limit(fanout_capacity),
             commit_window,
+            refusal: Mutex::new(None),
         };
         let log = Self::build(retain, fanout_capacity, start, Some(writer));
         tokio::spawn(log.clone().write_batches());
@@ -385,10 +400,20 @@ impl EventLog {
                 match writer.journal.append(&batch).await {
                     Ok(first) => {
                         failures = 0;
+                        *writer.refusal.lock().expect("refusal lock poisoned") = None;
+                        metrics::gauge!("antibody_event_store_refusing").set(0.0);
                         break first;
                     }
                     Err(reason) => {
                         failures += 1;
+                        {
+                            let mut refusal = writer.refusal.lock().expect("refusal lock poisoned");
+                            let since = refusal
+                                .as_ref()
+                                .map_or_else(tokio::time::Instant::now, |(since, ..)| *since);
+                            *refusal = Some((since, failures, reason.to_string()));
+                        }
+                        metrics::gauge!("antibody_event_store_refusing").set(1.0);
                         // Nothing is published until it is stored; keep
                         // trying, slower each time, and say so.
                         error!(%reason, failures, events = batch.len(), "the event store refused a batch; retrying");
@@ -449,6 +474,17 @@ impl EventLog {
             () = tokio::time::sleep_until(due) => {}
             () = writer.hurry.notified() => {}
         }
+    }
+
+    /// Whether the store is refusing the writer's batches (never, in memory).
+    pub fn store_refusal(&self) -> Option<StoreRefusal> {
+        let writer = self.inner.writer.as_ref()?;
+        let refusal = writer.refusal.lock().expect("refusal lock poisoned");
+        refusal.as_ref().map(|(since, attempts, reason)| StoreRefusal {
+            for_how_long: since.elapsed(),
+            attempts: *attempts,
+            reason: reason.clone(),
+        })
     }
 
     /// Waits until every message appended so far is durable and published
@@ -651,6 +687,28 @@ mod tests {
         assert_eq!(log.last_seq(), 43);
         assert_eq!(log.epoch(), Uuid::from_u128(7));
         log.close().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusing_store_is_reported_until_it_takes_the_batch() {
+        let journal = Arc::new(FakeJournal {
+            refusals: Mutex::new(3),
+            ..FakeJournal::default()
+        });
+        let log = durable(journal.clone(), 0);
+        assert_eq!(log.store_refusal(), None);
+        log.append(message());
+        // The first refusal, then a retry 100 ms later (paused time).
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let refusal = log.store_refusal().expect("the store refuses");
+        assert_eq!((refusal.attempts, refusal.reason.as_str()), (2, "disk full"));
+        assert!(refusal.for_how_long >= Duration::from_millis(100), "{refusal:?}");
+        assert_eq!(log.last_seq(), 0, "nothing is published unstored");
+        log.flush().await;
+        assert_eq!(log.store_refusal(), None, "the store took it");
+        assert_eq!(log.last_seq(), 1);
+        log.close().await;
+        assert_eq!(EventLog::new(3, 10).store_refusal(), None, "memory never refuses");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,7 +1,9 @@
 //! `GET /healthz`: the process is up, and which version it is.
-//! `GET /readyz`: the store answers, so the server can take work.
+//! `GET /readyz`: the store answers and takes events, so the server can
+//! take work.
 
 use axum::{Json, extract::State, http::StatusCode};
+use engine::Engine;
 use serde_json::{Value, json};
 use store::Store;
 
@@ -11,12 +13,27 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// The store answers, so the server can take work.
+/// The store answers and takes the events, so the server can take work.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, description = "Ready", body = Object),
-    (status = 503, description = "The store does not answer; the body says why", body = Object),
+    (status = 503, description = "The store does not answer, or refuses events; the body says why", body = Object),
 ))]
-pub async fn readyz(State(store): State<Store>) -> (StatusCode, Json<Value>) {
+pub async fn readyz(State(store): State<Store>, State(engine): State<Engine>) -> (StatusCode, Json<Value>) {
+    // A store can answer a ping and still refuse every write (a full disk,
+    // a constraint): then nothing new is published, and requests that wait
+    // for their event to be stored wait until it takes them.
+    if let Some(refusal) = engine.store_refusal() {
+        let store = format!(
+            "refusing events for {:.1} s ({} attempts): {}",
+            refusal.for_how_long.as_secs_f64(),
+            refusal.attempts,
+            refusal.reason
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "store": store })),
+        );
+    }
     match store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "store": "ok" }))),
         Err(error) => (

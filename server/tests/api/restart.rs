@@ -137,3 +137,74 @@ async fn a_killed_server_restarts_with_its_history_and_marks_the_interrupted_inc
         "the epoch survived the restart, so the client resumes by seq"
     );
 }
+
+/// A store that answers pings but refuses every event (here a trigger that
+/// aborts each insert, as a full disk would): `/readyz` says so and why, a
+/// request that needs its event stored waits instead of failing, and once
+/// the store takes events again nothing was lost.
+#[tokio::test]
+async fn a_store_that_refuses_events_makes_the_server_unready_until_it_takes_them() {
+    if std::env::var("ANTIBODY_TEST_BACKEND").as_deref() == Ok("postgres") {
+        // The refusal is made with SQLite's triggers; the writer and the
+        // route are the same on both backends.
+        return;
+    }
+    let mut database_url = String::new();
+    let app = crate::helpers::spawn_app_with(|data| {
+        let settings = crate::helpers::settings_in(data, 200.0, Duration::from_secs(5));
+        database_url.clone_from(&settings.database_url);
+        settings
+    })
+    .await;
+    let ready = || async {
+        let response = app.http.get(app.url("/readyz")).send().await.unwrap();
+        (response.status().as_u16(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(ready().await.0, 200);
+
+    let db = sqlx::AnyPool::connect(&database_url).await.unwrap();
+    sqlx::query("CREATE TRIGGER refuse_events BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        .execute(&db)
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(app.http.post(app.url("/api/scenarios/cache_failure/trigger")).send());
+    let mut unready = None;
+    for _ in 0..200 {
+        let (status, body) = ready().await;
+        if status == 503 {
+            unready = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let body = unready.expect("/readyz turned 503 while the store refused events");
+    let reason = body["store"].as_str().unwrap();
+    assert!(
+        reason.starts_with("refusing events for ") && reason.contains("disk full"),
+        "{reason}"
+    );
+    assert!(!waiting.is_finished(), "answered before its event was stored");
+
+    sqlx::query("DROP TRIGGER refuse_events").execute(&db).await.unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the request is answered once the store takes events")
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        ready().await,
+        (200, serde_json::json!({ "status": "ready", "store": "ok" }))
+    );
+    let stored = app
+        .http
+        .get(app.url(&format!("/api/incidents/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status().as_u16(), 200, "the incident was stored, not lost");
+}

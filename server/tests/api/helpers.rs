@@ -135,6 +135,13 @@ impl TestApp {
             .expect("a text body")
     }
 
+    /// `GET path`: the status, and the body as JSON (null when it is not).
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.http.get(self.url(path)).send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// The body of `GET path`, parsed as JSON.
     pub async fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         self.http

@@ -4,19 +4,13 @@
 use engine::protocol::IncidentStatus;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, fire_and_finish, spawn_app};
-
-async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    let response = app.http.get(app.url(path)).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use crate::helpers::{fire_and_finish, spawn_app};
 
 #[tokio::test]
 async fn an_incident_is_served_with_its_whole_story() {
     let app = spawn_app().await;
     let id = fire_and_finish(&app, "database_cascade").await;
-    let (status, detail) = get(&app, &format!("/api/incidents/{id}")).await;
+    let (status, detail) = app.get(&format!("/api/incidents/{id}")).await;
     assert_eq!(status, 200, "{detail}");
     assert_eq!(detail["incident"]["status"], "resolved");
     assert!(detail["incident"]["report"].as_str().unwrap().starts_with('#'));
@@ -43,20 +37,18 @@ async fn incidents_are_listed_newest_first_with_filters_and_pages() {
     let app = spawn_app().await;
     let first = fire_and_finish(&app, "service_down").await;
     let second = fire_and_finish(&app, "api_slowdown").await;
-    let (status, page) = get(&app, "/api/incidents?limit=1").await;
+    let (status, page) = app.get("/api/incidents?limit=1").await;
     assert_eq!(status, 200);
     assert_eq!(page["total"], 2);
     assert_eq!(page["items"][0]["id"], second.as_str());
-    let (_, next) = get(&app, "/api/incidents?limit=1&offset=1").await;
+    let (_, next) = app.get("/api/incidents?limit=1&offset=1").await;
     assert_eq!(next["items"][0]["id"], first.as_str());
-    let (_, filtered) = get(
-        &app,
-        "/api/incidents?scenario=service_down&status=resolved&severity=critical",
-    )
-    .await;
+    let (_, filtered) = app
+        .get("/api/incidents?scenario=service_down&status=resolved&severity=critical")
+        .await;
     assert_eq!(filtered["total"], 1);
     assert_eq!(filtered["items"][0]["id"], first.as_str());
-    let (_, none) = get(&app, "/api/incidents?status=failed").await;
+    let (_, none) = app.get("/api/incidents?status=failed").await;
     assert_eq!(none["total"], 0);
 }
 
@@ -92,7 +84,7 @@ async fn bad_parameters_get_a_400_naming_the_parameter() {
 async fn the_event_log_pages_from_any_seq_without_gaps() {
     let app = spawn_app().await;
     fire_and_finish(&app, "pod_crash_loop").await;
-    let (status, all) = get(&app, "/api/events?since=0&limit=1000").await;
+    let (status, all) = app.get("/api/events?since=0&limit=1000").await;
     assert_eq!(status, 200);
     let seqs: Vec<u64> = all["events"]
         .as_array()
@@ -104,7 +96,7 @@ async fn the_event_log_pages_from_any_seq_without_gaps() {
     assert!(seqs.len() > 10);
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "from 1, no gaps");
     assert!(last >= *seqs.last().unwrap());
-    let (_, tail) = get(&app, "/api/events?since=5&limit=3").await;
+    let (_, tail) = app.get("/api/events?since=5&limit=3").await;
     let tail: Vec<u64> = tail["events"]
         .as_array()
         .unwrap()
@@ -118,18 +110,18 @@ async fn the_event_log_pages_from_any_seq_without_gaps() {
 async fn snapshot_metrics_catalog_and_readiness_are_served() {
     let app = spawn_app().await;
     fire_and_finish(&app, "memory_leak_gradual").await;
-    let (status, snapshot) = get(&app, "/api/snapshot").await;
+    let (status, snapshot) = app.get("/api/snapshot").await;
     assert_eq!(status, 200);
     assert_eq!(snapshot["metrics"]["incidents_resolved"], 1);
     assert_eq!(snapshot["incidents"][0]["status"], "resolved");
-    let (_, again) = get(&app, "/api/snapshot").await;
+    let (_, again) = app.get("/api/snapshot").await;
     assert_eq!(again["last_seq"], snapshot["last_seq"], "warm: the same view");
-    let (_, metrics) = get(&app, "/api/metrics").await;
+    let (_, metrics) = app.get("/api/metrics").await;
     assert_eq!(metrics["incidents_resolved"], 1);
     assert!(metrics["avg_mttr"].as_f64().unwrap() > 0.0);
-    let (_, catalog) = get(&app, "/api/scenarios").await;
+    let (_, catalog) = app.get("/api/scenarios").await;
     assert!(catalog.as_array().unwrap().len() >= 12);
-    let (status, ready) = get(&app, "/readyz").await;
+    let (status, ready) = app.get("/readyz").await;
     assert_eq!((status, ready["status"].as_str()), (200, Some("ready")));
 }
 

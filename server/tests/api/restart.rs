@@ -156,11 +156,7 @@ async fn a_store_that_refuses_events_makes_the_server_unready_until_it_takes_the
         settings
     })
     .await;
-    let ready = || async {
-        let response = app.http.get(app.url("/readyz")).send().await.unwrap();
-        (response.status().as_u16(), response.json::<Value>().await.unwrap())
-    };
-    assert_eq!(ready().await.0, 200);
+    assert_eq!(app.get("/readyz").await.0, 200);
 
     let db = sqlx::AnyPool::connect(&database_url).await.unwrap();
     sqlx::query("CREATE TRIGGER refuse_events BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk full'); END")
@@ -170,7 +166,7 @@ async fn a_store_that_refuses_events_makes_the_server_unready_until_it_takes_the
     let waiting = tokio::spawn(app.http.post(app.url("/api/scenarios/cache_failure/trigger")).send());
     let mut unready = None;
     for _ in 0..200 {
-        let (status, body) = ready().await;
+        let (status, body) = app.get("/readyz").await;
         if status == 503 {
             unready = Some(body);
             break;
@@ -197,14 +193,9 @@ async fn a_store_that_refuses_events_makes_the_server_unready_until_it_takes_the
         .unwrap()
         .to_owned();
     assert_eq!(
-        ready().await,
+        app.get("/readyz").await,
         (200, serde_json::json!({ "status": "ready", "store": "ok" }))
     );
-    let stored = app
-        .http
-        .get(app.url(&format!("/api/incidents/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stored.status().as_u16(), 200, "the incident was stored, not lost");
+    let (stored, _) = app.get(&format!("/api/incidents/{id}")).await;
+    assert_eq!(stored, 200, "the incident was stored, not lost");
 }

@@ -16,6 +16,7 @@ mod charts;
 mod governance;
 mod memory;
 mod models;
+mod wire;
 pub use analytics::*;
 pub use charts::*;
 pub use governance::*;
@@ -294,84 +295,88 @@ pub struct PerformanceMetrics {
     pub mttr_by_scenario: std::collections::BTreeMap<String, f64>,
 }
 
-/// Everything the server tells a dashboard, tagged by `type` on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerMessage {
-    /// A new incident was accepted and the swarm starts on it.
-    IncidentCreated { incident: Incident },
-    /// An agent started or finished an action.
-    AgentAction { incident_id: Uuid, action: AgentAction },
-    /// An incident changed status; the final one carries its figures, and
-    /// everything the store needs to rebuild the incident and the metrics
-    /// from the log alone.
-    IncidentStatus {
-        incident_id: Uuid,
-        status: IncidentStatus,
-        resolution_time: Option<f64>,
-        cost_savings: Option<f64>,
-        /// The root cause acted on (or first suspected).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        root_cause: Option<String>,
-        /// The incident report, in markdown.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        report: Option<String>,
-        /// Simulated seconds from opening to the end of detection.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        time_to_detect: Option<f64>,
-        /// Simulated seconds from opening to the first diagnosis.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        time_to_diagnose: Option<f64>,
-    },
-    /// The impact meter's figures changed.
-    PerformanceMetrics { metrics: PerformanceMetrics },
-    /// The agents voted on a remediation plan.
-    Consensus { incident_id: Uuid, round: ConsensusRound },
-    /// Every agent's lane on the bus, reported with the estate's health.
-    SwarmStats { agents: Vec<AgentStats> },
-    /// The estate's services, reported every couple of simulated seconds.
-    TwinHealth { services: Vec<ServiceTelemetry> },
-    /// A setting of the estate changed (the config history).
-    ConfigChange {
-        incident_id: Option<Uuid>,
-        change: ConfigChangeEvent,
-    },
-    /// A timeline run moved on: started, fired an incident, saw one close,
-    /// paused, resumed, finished or was cancelled. Carries the whole run.
-    TimelineProgress { run: TimelineRun },
-    /// Policy decided about a plan: run it, ask a person, or never; or,
-    /// right before an approved plan runs, whether the approval still holds.
-    PolicyDecision {
-        incident_id: Uuid,
-        decision: PolicyDecision,
-    },
-    /// A plan waits for a person; sent again, same id, on each escalation.
-    ApprovalRequested { approval: Approval },
-    /// A person (or the timeout) decided.
-    ApprovalDecided { approval: Approval },
-    /// A finished incident joined the incident memory.
-    MemoryRecorded {
-        entry: MemoryEntry,
-        /// Older incidents it pushed out (the memory is bounded).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        evicted: Vec<Uuid>,
-    },
-    /// Someone wiped the incident memory.
-    MemoryCleared {
-        /// Entries forgotten.
-        removed: u64,
-        /// Who asked.
-        by: String,
-    },
-    /// The connection fell too far behind the live stream and is about to be
-    /// closed; reconnect and resume from the last `seq` applied. Not stored:
-    /// its `seq` is the last one sent on this connection.
-    Resync { reason: String },
-    /// A complete view that replaces whatever the client had. Sent first on
-    /// a fresh connection, and when a resume cannot be served from the log.
-    /// Its `seq` is the snapshot's `last_seq`.
-    Snapshot { snapshot: Snapshot },
+// The macro writes the enum as is, plus a reader for each variant's fields
+// (see `wire`): the browser reads envelopes without buffering them.
+wire::server_messages! {
+    /// Everything the server tells a dashboard, tagged by `type` on the wire.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum ServerMessage {
+        /// A new incident was accepted and the swarm starts on it.
+        IncidentCreated { incident: Incident },
+        /// An agent started or finished an action.
+        AgentAction { incident_id: Uuid, action: AgentAction },
+        /// An incident changed status; the final one carries its figures, and
+        /// everything the store needs to rebuild the incident and the metrics
+        /// from the log alone.
+        IncidentStatus {
+            incident_id: Uuid,
+            status: IncidentStatus,
+            resolution_time: Option<f64>,
+            cost_savings: Option<f64>,
+            /// The root cause acted on (or first suspected).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            root_cause: Option<String>,
+            /// The incident report, in markdown.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            report: Option<String>,
+            /// Simulated seconds from opening to the end of detection.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            time_to_detect: Option<f64>,
+            /// Simulated seconds from opening to the first diagnosis.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            time_to_diagnose: Option<f64>,
+        },
+        /// The impact meter's figures changed.
+        PerformanceMetrics { metrics: PerformanceMetrics },
+        /// The agents voted on a remediation plan.
+        Consensus { incident_id: Uuid, round: ConsensusRound },
+        /// Every agent's lane on the bus, reported with the estate's health.
+        SwarmStats { agents: Vec<AgentStats> },
+        /// The estate's services, reported every couple of simulated seconds.
+        TwinHealth { services: Vec<ServiceTelemetry> },
+        /// A setting of the estate changed (the config history).
+        ConfigChange {
+            incident_id: Option<Uuid>,
+            change: ConfigChangeEvent,
+        },
+        /// A timeline run moved on: started, fired an incident, saw one close,
+        /// paused, resumed, finished or was cancelled. Carries the whole run.
+        TimelineProgress { run: TimelineRun },
+        /// Policy decided about a plan: run it, ask a person, or never; or,
+        /// right before an approved plan runs, whether the approval still holds.
+        PolicyDecision {
+            incident_id: Uuid,
+            decision: PolicyDecision,
+        },
+        /// A plan waits for a person; sent again, same id, on each escalation.
+        ApprovalRequested { approval: Approval },
+        /// A person (or the timeout) decided.
+        ApprovalDecided { approval: Approval },
+        /// A finished incident joined the incident memory.
+        MemoryRecorded {
+            entry: MemoryEntry,
+            /// Older incidents it pushed out (the memory is bounded).
+            #[serde(default, skip_serializing_if = "Vec::is_empty")]
+            evicted: Vec<Uuid>,
+        },
+        /// Someone wiped the incident memory.
+        MemoryCleared {
+            /// Entries forgotten.
+            removed: u64,
+            /// Who asked.
+            by: String,
+        },
+        /// The connection fell too far behind the live stream and is about to be
+        /// closed; reconnect and resume from the last `seq` applied. Not stored:
+        /// its `seq` is the last one sent on this connection.
+        Resync { reason: String },
+        /// A complete view that replaces whatever the client had. Sent first on
+        /// a fresh connection, and when a resume cannot be served from the log.
+        /// Its `seq` is the snapshot's `last_seq`.
+        Snapshot { snapshot: Snapshot },
+    }
 }
 
 impl ServerMessage {
@@ -467,8 +472,9 @@ pub struct ConsensusRound {
 }
 
 /// A message as it travels: the event log's sequence number and time, and
-/// the message's own fields flattened beside them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// the message's own fields flattened beside them. Read by hand (`wire`),
+/// without buffering.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Envelope {
     /// Position in the global event log: strictly increasing, no gaps.

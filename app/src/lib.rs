@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod charts;
+pub mod clock;
 pub mod codec;
 pub mod components;
 pub mod estate_map;

@@ -163,7 +163,7 @@ pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
                         <li class="feed-item" data-testid="feed-item" data-incident=entry.incident_id.to_string()
                             data-kind=entry.kind.as_str()
                             data-status=entry.status.clone()>
-                            <time class="feed-time" datetime=entry.at.to_rfc3339()>{entry.at.format("%H:%M:%S").to_string()}</time>
+                            <time class="feed-time" datetime=entry.at.to_rfc3339()>{crate::clock::time_of_day(&entry.at)}</time>
                             <span class="feed-agent">
                                 {match entry.kind {
                                     FeedKind::Action(agent) => view! { {agent_glyph(agent)} <span>{agent.label()}</span> }.into_any(),

@@ -146,7 +146,7 @@ fn IncidentTable(
 fn IncidentRow(incident: Incident) -> impl IntoView {
     view! {
         <tr data-testid="incident-row">
-            <td><time datetime=incident.created_at.to_rfc3339()>{incident.created_at.format("%b %d %H:%M:%S").to_string()}</time></td>
+            <td><time datetime=incident.created_at.to_rfc3339()>{crate::clock::month_day_time(&incident.created_at)}</time></td>
             <td><a href=format!("/incidents/{}", incident.id)>{incident.title.clone()}</a></td>
             <td><span class=format!("sev sev-{}", incident.severity.as_str())>{incident.severity.as_str()}</span></td>
             <td>{status_badge(incident.status)}</td>
@@ -384,7 +384,7 @@ fn audit_line(entry: AuditEntry) -> impl IntoView {
     let kind = entry.kind.replace('_', " ");
     view! {
         <li class="audit-line" data-kind=entry.kind.clone()>
-            <time class="mono muted" datetime=entry.at.to_rfc3339()>{entry.at.format("%H:%M:%S").to_string()}</time>
+            <time class="mono muted" datetime=entry.at.to_rfc3339()>{crate::clock::time_of_day(&entry.at)}</time>
             <span class=format!("badge badge-{}", entry.decision)>{entry.decision.clone()}</span>
             <span>
                 <strong>{entry.actor}</strong>" · "{kind}
@@ -445,7 +445,7 @@ fn timeline_line(event: Envelope) -> Option<impl IntoView> {
     };
     Some(view! {
         <li class="timeline-line">
-            <time class="mono muted" datetime=event.ts.to_rfc3339()>{event.ts.format("%H:%M:%S%.3f").to_string()}</time>
+            <time class="mono muted" datetime=event.ts.to_rfc3339()>{crate::clock::time_of_day_ms(&event.ts)}</time>
             <span class="mono">{who}</span>
             <span>{what}</span>
         </li>

@@ -68,7 +68,7 @@ fn label(run: &TimelineRun) -> String {
     format!(
         "{} · {} · {} · score {:.0}",
         run.name,
-        run.started_at.format("%Y-%m-%d %H:%M:%S"),
+        crate::clock::date_time(&run.started_at),
         run.state.as_str(),
         run.score.points
     )
@@ -106,7 +106,7 @@ fn RunTable(runs: Vec<TimelineRun>) -> impl IntoView {
                     let fired = run.entries.iter().filter(|e| e.incident_id.is_some()).count();
                     view! {
                         <tr data-testid="run-row">
-                            <td class="mono">{run.started_at.format("%Y-%m-%d %H:%M:%S").to_string()}</td>
+                            <td class="mono">{crate::clock::date_time(&run.started_at)}</td>
                             <td><a href=format!("/timelines?a={}", run.run_id)>{run.name.clone()}</a>
                                 <span class="run-note">{run.timeline_id.clone()}</span></td>
                             <td><span class=format!("badge badge-run-{}", run.state.as_str())>{run.state.as_str()}</span></td>

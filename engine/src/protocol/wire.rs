@@ -112,18 +112,60 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             } else if early.is_empty() {
                 // The server's order: the message streams straight to its types.
                 let kind: String = map.next_value()?;
-                let fields = Live { map: &mut map, stamp: &mut stamp };
-                let message = ServerMessage::from_fields(&kind, de::value::MapAccessDeserializer::new(fields))?;
+                let message = read_fields(&kind, &mut map, &mut stamp)?;
                 return stamp.seal(message);
             } else {
                 kind = Some(map.next_value()?);
             }
         }
         let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
-        let fields = Buffered { entries: early.iter(), value: None };
-        let message = ServerMessage::from_fields(&kind, de::value::MapAccessDeserializer::new(fields))
+        // Out of order: the fields become an object of their own, read with
+        // the reader (and so the decoders) the browser reads everything with.
+        let mut object = String::from("{");
+        for (key, value) in &early {
+            if object.len() > 1 {
+                object.push(',');
+            }
+            object.push_str(&serde_json::to_string(key).map_err(de::Error::custom)?);
+            object.push(':');
+            object.push_str(value.get());
+        }
+        object.push('}');
+        let mut reader = serde_json::Deserializer::from_slice(object.as_bytes());
+        let message = reader
+            .deserialize_map(FieldsVisitor {
+                kind: &kind,
+                stamp: &mut stamp,
+            })
             .map_err(de::Error::custom)?;
         stamp.seal(message)
+    }
+}
+
+/// Reads the `kind` message's fields from the rest of `map`, taking out the
+/// envelope's own fields if they follow.
+fn read_fields<'de, A: MapAccess<'de>>(kind: &str, map: &mut A, stamp: &mut Stamp) -> Result<ServerMessage, A::Error> {
+    ServerMessage::from_fields(kind, de::value::MapAccessDeserializer::new(Live { map, stamp }))
+}
+
+/// Reads a message's fields that were set apart because they came before
+/// its `type`.
+struct FieldsVisitor<'a> {
+    /// The message's wire `type`.
+    kind: &'a str,
+    /// The envelope's own fields (already read).
+    stamp: &'a mut Stamp,
+}
+
+impl<'de> Visitor<'de> for FieldsVisitor<'_> {
+    type Value = ServerMessage;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a message's fields")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ServerMessage, A::Error> {
+        read_fields(self.kind, &mut map, self.stamp)
     }
 }
 
@@ -181,30 +223,6 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Live<'_, A> {
     }
 }
 
-/// A message's fields kept as raw JSON because they came before `type`.
-struct Buffered<'a> {
-    /// The fields not yet read.
-    entries: std::slice::Iter<'a, (String, Box<RawValue>)>,
-    /// The value of the field whose key was just read.
-    value: Option<&'a RawValue>,
-}
-
-impl<'a> MapAccess<'a> for Buffered<'a> {
-    type Error = serde_json::Error;
-
-    fn next_key_seed<K: DeserializeSeed<'a>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
-        let Some((key, value)) = self.entries.next() else { return Ok(None) };
-        self.value = Some(value);
-        seed.deserialize(de::value::BorrowedStrDeserializer::new(key)).map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
-        let value = self.value.take().ok_or_else(|| de::Error::custom("a value was read before its key"))?;
-        // The reader the browser reads everything else with: no second decoder.
-        seed.deserialize(&mut serde_json::Deserializer::from_slice(value.get().as_bytes()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -214,7 +232,11 @@ mod tests {
     use crate::protocol::{ActionStatus, AgentAction, AgentType, IncidentStatus, Snapshot};
 
     fn at(seq: u64, message: ServerMessage) -> Envelope {
-        Envelope { seq, ts: "2026-11-22T10:30:45.123Z".parse().unwrap(), message }
+        Envelope {
+            seq,
+            ts: "2026-11-22T10:30:45.123Z".parse().unwrap(),
+            message,
+        }
     }
 
     fn samples() -> Vec<Envelope> {
@@ -228,7 +250,13 @@ mod tests {
             duration_ms: Some(1200),
             confidence: Some(0.8),
         };
-        let action = at(3, ServerMessage::AgentAction { incident_id: Uuid::from_u128(1), action });
+        let action = at(
+            3,
+            ServerMessage::AgentAction {
+                incident_id: Uuid::from_u128(1),
+                action,
+            },
+        );
         vec![
             action.clone(),
             at(
@@ -244,11 +272,21 @@ mod tests {
                     time_to_diagnose: None,
                 },
             ),
-            at(5, ServerMessage::MemoryCleared { removed: 3, by: "ops".into() }),
+            at(
+                5,
+                ServerMessage::MemoryCleared {
+                    removed: 3,
+                    by: "ops".into(),
+                },
+            ),
             at(
                 6,
                 ServerMessage::Snapshot {
-                    snapshot: Snapshot { last_seq: 5, recent_events: vec![action], ..Snapshot::default() },
+                    snapshot: Snapshot {
+                        last_seq: 5,
+                        recent_events: vec![action],
+                        ..Snapshot::default()
+                    },
                 },
             ),
         ]
@@ -260,7 +298,9 @@ mod tests {
 
     /// The envelope's JSON object with its keys in the given order.
     fn reordered(envelope: &Envelope, order: &[usize]) -> String {
-        let serde_json::Value::Object(object) = serde_json::to_value(envelope).unwrap() else { unreachable!() };
+        let serde_json::Value::Object(object) = serde_json::to_value(envelope).unwrap() else {
+            unreachable!()
+        };
         let entries: Vec<_> = object.into_iter().collect();
         let fields: Vec<String> = order
             .iter()
@@ -273,7 +313,10 @@ mod tests {
     fn an_envelope_reads_back_in_the_servers_order_and_from_a_sorted_value() {
         for envelope in samples() {
             let text = serde_json::to_string(&envelope).unwrap();
-            assert!(text.starts_with(&format!("{{\"seq\":{},\"ts\":", envelope.seq)), "{text}");
+            assert!(
+                text.starts_with(&format!("{{\"seq\":{},\"ts\":", envelope.seq)),
+                "{text}"
+            );
             assert_eq!(read(&text).unwrap(), envelope, "streamed: {text}");
             // A Value sorts its keys, so `type` comes after the message's fields.
             let sorted: Envelope = serde_json::from_value(serde_json::to_value(&envelope).unwrap()).unwrap();
@@ -327,13 +370,34 @@ mod tests {
         let ts = r#""ts":"2026-11-22T10:30:45Z""#;
         let cases = [
             (format!(r#"{{"seq":1,{ts},"reason":"lag"}}"#), "missing field `type`"),
-            (format!(r#"{{"seq":1,{ts},"type":"bogus","reason":"lag"}}"#), "unknown message type `bogus`"),
-            (format!(r#"{{{ts},"type":"resync","reason":"lag"}}"#), "missing field `seq`"),
-            (format!(r#"{{"seq":1,"type":"resync","reason":"lag"}}"#), "missing field `ts`"),
-            (format!(r#"{{"seq":1,{ts},"type":"resync","seq":2,"reason":"lag"}}"#), "duplicate field `seq`"),
-            (format!(r#"{{"seq":1,{ts},"type":"resync","reason":5}}"#), "invalid type: integer `5`"),
-            (format!(r#"{{"seq":1,{ts},"reason":5,"type":"resync"}}"#), "invalid type: integer `5`"),
-            (format!(r#"{{"seq":"one",{ts},"type":"resync","reason":"lag"}}"#), "invalid type: string \"one\""),
+            (
+                format!(r#"{{"seq":1,{ts},"type":"bogus","reason":"lag"}}"#),
+                "unknown message type `bogus`",
+            ),
+            (
+                format!(r#"{{{ts},"type":"resync","reason":"lag"}}"#),
+                "missing field `seq`",
+            ),
+            (
+                format!(r#"{{"seq":1,"type":"resync","reason":"lag"}}"#),
+                "missing field `ts`",
+            ),
+            (
+                format!(r#"{{"seq":1,{ts},"type":"resync","seq":2,"reason":"lag"}}"#),
+                "duplicate field `seq`",
+            ),
+            (
+                format!(r#"{{"seq":1,{ts},"type":"resync","reason":5}}"#),
+                "invalid type: integer `5`",
+            ),
+            (
+                format!(r#"{{"seq":1,{ts},"reason":5,"type":"resync"}}"#),
+                "invalid type: integer `5`",
+            ),
+            (
+                format!(r#"{{"seq":"one",{ts},"type":"resync","reason":"lag"}}"#),
+                "invalid type: string \"one\"",
+            ),
             (r#"[1,2]"#.to_string(), "invalid type: sequence"),
         ];
         for (text, reason) in cases {

@@ -379,7 +379,7 @@ mod tests {
                 "missing field `seq`",
             ),
             (
-                format!(r#"{{"seq":1,"type":"resync","reason":"lag"}}"#),
+                r#"{"seq":1,"type":"resync","reason":"lag"}"#.to_string(),
                 "missing field `ts`",
             ),
             (

@@ -37,9 +37,11 @@ use leptos::prelude::*;
 use leptos_meta::Stylesheet;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::{
-    ParamSegment, SsrMode, StaticSegment,
+    Lazy, LazyRoute, ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
+#[cfg(not(feature = "csr"))]
+use leptos_router::lazy_route;
 
 use crate::components::dashboard::DashboardPage;
 
@@ -105,16 +107,58 @@ pub fn App() -> impl IntoView {
                 // Async: the server waits for the snapshot and sends the
                 // page whole, so it is complete without JavaScript too.
                 <Route path=StaticSegment("") view=DashboardPage ssr=SsrMode::Async/>
-                <Route path=StaticSegment("login") view=crate::components::login::LoginPage/>
-                <Route path=StaticSegment("incidents") view=crate::components::incidents::IncidentsPage ssr=SsrMode::Async/>
-                <Route path=StaticSegment("timelines") view=crate::components::timeline_runs::TimelineRunsPage ssr=SsrMode::Async/>
-                <Route path=StaticSegment("analytics") view=crate::components::analytics::AnalyticsPage ssr=SsrMode::Async/>
+                // Every page but the dashboard is lazy: its code is split
+                // out of the initial bundle and fetched on first visit.
+                <Route path=StaticSegment("login") view={Lazy::<LoginRoute>::new()}/>
+                <Route path=StaticSegment("incidents") view={Lazy::<IncidentsRoute>::new()} ssr=SsrMode::Async/>
+                <Route path=StaticSegment("timelines") view={Lazy::<TimelinesRoute>::new()} ssr=SsrMode::Async/>
+                <Route path=StaticSegment("analytics") view={Lazy::<AnalyticsRoute>::new()} ssr=SsrMode::Async/>
                 <Route
                     path=(StaticSegment("incidents"), ParamSegment("id"))
-                    view=crate::components::incidents::IncidentDetailPage
+                    view={Lazy::<IncidentDetailRoute>::new()}
                     ssr=SsrMode::Async
                 />
             </Routes>
         </Router>
     }
 }
+
+/// Declares a lazily loaded route whose view is one page component. In the
+/// hydrating build its code is a wasm chunk of its own, fetched when the
+/// route is first visited (`cargo xtask site` splits the bundle).
+macro_rules! lazy_page {
+    ($route:ident, $page:path) => {
+        struct $route;
+
+        #[cfg(not(feature = "csr"))]
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> AnyView {
+                $page().into_any()
+            }
+        }
+
+        // trunk's client-side-only build cannot split the bundle, so there
+        // every page's code loads with the rest.
+        #[cfg(feature = "csr")]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            async fn view(_this: Self) -> AnyView {
+                $page().into_any()
+            }
+        }
+    };
+}
+
+lazy_page!(LoginRoute, crate::components::login::LoginPage);
+lazy_page!(IncidentsRoute, crate::components::incidents::IncidentsPage);
+lazy_page!(TimelinesRoute, crate::components::timeline_runs::TimelineRunsPage);
+lazy_page!(AnalyticsRoute, crate::components::analytics::AnalyticsPage);
+lazy_page!(IncidentDetailRoute, crate::components::incidents::IncidentDetailPage);

@@ -427,6 +427,8 @@ fn build_site(release: bool) -> Result<PathBuf> {
         ("dev", "debug")
     };
     step(&format!("Site: building the browser bundle ({profile})"));
+    // The splitter needs the linker's relocations: .cargo/config.toml asks
+    // for them in every wasm32 build.
     sh(
         "cargo",
         &[
@@ -450,45 +452,83 @@ fn build_site(release: bool) -> Result<PathBuf> {
     fs::create_dir_all(&pkg).map_err(|e| format!("creating {}: {e}", pkg.display()))?;
     // The server prefers a `.br` or `.gz` beside an asset: one left by an
     // earlier release build would be served instead of this build's files.
-    for ext in ["wasm", "js", "css"] {
-        for compressed in ["br", "gz"] {
-            let stale = pkg.join(format!("{OUTPUT_NAME}.{ext}.{compressed}"));
-            match fs::remove_file(&stale) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(format!("removing {}: {e}", stale.display()));
-                }
-                _ => {}
-            }
+    // Chunks of an earlier build go too (their names change with the code).
+    for entry in fs::read_dir(&pkg).map_err(|e| format!("reading {}: {e}", pkg.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let stale = name.ends_with(".br")
+            || name.ends_with(".gz")
+            || name.starts_with("__wasm_split")
+            || name.starts_with("split_")
+            || name.starts_with("chunk_");
+        if stale {
+            fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))?;
         }
     }
+    // Split at the lazy routes: chunks, the loader script and the manifest
+    // go to pkg, the main module to be finished by wasm-bindgen beside the
+    // input. The loader's name is the one Leptos's `HydrationScripts` uses.
+    let split_main = wasm.with_file_name("frontend_split.wasm");
+    let chunks = {
+        step("Site: splitting the bundle at the lazy routes");
+        let input = fs::read(&wasm).map_err(|e| format!("reading {}: {e}", wasm.display()))?;
+        let main_module = format!("./{OUTPUT_NAME}.js");
+        let split = wasm_split_cli_support::transform({
+            let mut opts = wasm_split_cli_support::Options::new(&input);
+            opts.output_dir = &pkg;
+            opts.main_out_path = &split_main;
+            opts.main_module = &main_module;
+            opts.link_name = "./__wasm_split.______________________.js";
+            opts
+        })
+        .map_err(|e| format!("splitting the wasm: {e:?}"))?;
+        let manifest: std::collections::BTreeMap<_, _> = split.prefetch_map.into_iter().collect();
+        fs::write(
+            pkg.join("__wasm_split_manifest.json"),
+            serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("writing the split manifest: {e}"))?;
+        split.split_modules
+    };
+    // The chunks reach the main module's table and memory through its
+    // exports: wasm-bindgen must keep lld's `__indirect_function_table`.
     sh_with(
         Command::new("wasm-bindgen")
-            .args(["--target", "web", "--no-typescript", "--out-name", OUTPUT_NAME])
+            .args([
+                "--target",
+                "web",
+                "--no-typescript",
+                "--keep-lld-exports",
+                "--out-name",
+                OUTPUT_NAME,
+            ])
             .arg("--out-dir")
             .arg(&pkg)
-            .arg(&wasm),
+            .arg(&split_main),
     )?;
     let bundle = pkg.join(format!("{OUTPUT_NAME}.wasm"));
     fs::rename(pkg.join(format!("{OUTPUT_NAME}_bg.wasm")), &bundle).map_err(|e| format!("renaming the wasm: {e}"))?;
     if release {
         let wasm_opt = root.join("end2end/node_modules/.bin/wasm-opt");
-        sh_with(
-            Command::new(&wasm_opt)
-                .args([
-                    "-Oz",
-                    "--enable-bulk-memory",
-                    "--enable-nontrapping-float-to-int",
-                    "--enable-sign-ext",
-                ])
-                .args([
-                    "--enable-mutable-globals",
-                    "--enable-reference-types",
-                    "--enable-multivalue",
-                ])
-                .arg(&bundle)
-                .arg("-o")
-                .arg(&bundle),
-        )?;
+        for file in std::iter::once(&bundle).chain(&chunks) {
+            sh_with(
+                Command::new(&wasm_opt)
+                    .args([
+                        "-Oz",
+                        "--enable-bulk-memory",
+                        "--enable-nontrapping-float-to-int",
+                        "--enable-sign-ext",
+                    ])
+                    .args([
+                        "--enable-mutable-globals",
+                        "--enable-reference-types",
+                        "--enable-multivalue",
+                    ])
+                    .arg(file)
+                    .arg("-o")
+                    .arg(file),
+            )?;
+        }
     }
     fs::copy(root.join("style/main.css"), pkg.join(format!("{OUTPUT_NAME}.css")))
         .map_err(|e| format!("copying the stylesheet: {e}"))?;
@@ -527,9 +567,23 @@ fn copy_dir(from: &Path, to: &Path) -> Result {
 
 /// Writes `.gz` and `.br` beside each bundle file and prints the sizes.
 fn report_sizes(pkg: &Path) -> Result {
-    println!("\n  {:<16} {:>10} {:>10} {:>10}", "file", "raw", "gzip", "brotli");
-    for ext in ["wasm", "js", "css"] {
-        let path = pkg.join(format!("{OUTPUT_NAME}.{ext}"));
+    println!("\n  {:<58} {:>10} {:>10} {:>10}", "file", "raw", "gzip", "brotli");
+    let mut files: Vec<String> = ["wasm", "js", "css"]
+        .iter()
+        .map(|ext| format!("{OUTPUT_NAME}.{ext}"))
+        .collect();
+    let mut split: Vec<String> = fs::read_dir(pkg)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| {
+            n.starts_with("__wasm_split.")
+                || ((n.starts_with("split_") || n.starts_with("chunk_")) && n.ends_with(".wasm"))
+        })
+        .collect();
+    split.sort();
+    files.extend(split);
+    for file in files {
+        let path = pkg.join(&file);
         let raw = fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         gz.write_all(&raw).map_err(|e| e.to_string())?;
@@ -539,12 +593,12 @@ fn report_sizes(pkg: &Path) -> Result {
             let mut writer = brotli::CompressorWriter::new(&mut br, 4096, 11, 22);
             writer.write_all(&raw).map_err(|e| e.to_string())?;
         }
-        fs::write(path.with_extension(format!("{ext}.gz")), &gz).map_err(|e| e.to_string())?;
-        fs::write(path.with_extension(format!("{ext}.br")), &br).map_err(|e| e.to_string())?;
+        fs::write(pkg.join(format!("{file}.gz")), &gz).map_err(|e| e.to_string())?;
+        fs::write(pkg.join(format!("{file}.br")), &br).map_err(|e| e.to_string())?;
         let kib = |n: usize| format!("{:.1} KiB", n as f64 / 1024.0);
         println!(
-            "  {:<16} {:>10} {:>10} {:>10}",
-            format!("{OUTPUT_NAME}.{ext}"),
+            "  {:<58} {:>10} {:>10} {:>10}",
+            file,
             kib(raw.len()),
             kib(gz.len()),
             kib(br.len())
@@ -732,5 +786,6 @@ fn watch() -> Result {
         root().join("end2end/node_modules/.bin").display(),
         env::var("PATH").unwrap_or_default()
     );
-    sh_with(Command::new("cargo").args(["leptos", "watch"]).env("PATH", path))
+    // --split: every page but the dashboard is a lazy route (app/src/lib.rs).
+    sh_with(Command::new("cargo").args(["leptos", "watch", "--split"]).env("PATH", path))
 }

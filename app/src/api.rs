@@ -113,19 +113,36 @@ pub async fn incident_charts(id: uuid::Uuid) -> Result<ChartSet, ServerFnError> 
         .unwrap_or_default())
 }
 
-/// Everything the dashboard needs for its first paint, and nothing it
-/// does not read (see [`DashboardState::slim`](crate::state::DashboardState::slim)).
-// A read: GET, so it is never counted against the rate limit on writes.
-#[server(input = server_fn::codec::GetUrl)]
-pub async fn get_snapshot() -> Result<Snapshot, ServerFnError> {
-    Ok(crate::state::DashboardState::slim(engine()?.snapshot()))
+/// Everything the dashboard page reads, fetched in one request: one
+/// resource, one round trip, and one decoder in the browser instead of one
+/// per panel.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DashboardData {
+    /// Where the live state starts, slimmed to what the page reads (see
+    /// [`DashboardState::slim`](crate::state::DashboardState::slim)).
+    pub snapshot: Snapshot,
+    /// What this visitor may do.
+    pub access: Access,
+    /// How "cost savings" is computed, with its inputs.
+    pub formula: engine::protocol::SavingsFormula,
+    /// The scenario catalog, primary scenarios first.
+    pub scenarios: Vec<ScenarioSummary>,
+    /// The built-in timelines, with their schedules.
+    pub timelines: Vec<TimelineSummary>,
 }
 
-/// The scenario catalog, primary scenarios first.
+/// The dashboard page's data.
 // A read: GET, so it is never counted against the rate limit on writes.
 #[server(input = server_fn::codec::GetUrl)]
-pub async fn get_scenarios() -> Result<Vec<ScenarioSummary>, ServerFnError> {
-    Ok(engine()?.scenarios())
+pub async fn get_dashboard() -> Result<DashboardData, ServerFnError> {
+    let engine = engine()?;
+    Ok(DashboardData {
+        snapshot: crate::state::DashboardState::slim(engine.snapshot()),
+        access: access().await?,
+        formula: engine.impact().formula(),
+        scenarios: engine.scenarios(),
+        timelines: timelines()?.list(),
+    })
 }
 
 /// Sets the status (and headers) of a server function's refusal, so that
@@ -212,14 +229,7 @@ pub async fn trigger_scenario(
     Ok(opened)
 }
 
-/// How "cost savings" is computed, with its inputs.
-// A read: GET, so it is never counted against the rate limit on writes.
-#[server(input = server_fn::codec::GetUrl)]
-pub async fn get_savings_formula() -> Result<engine::protocol::SavingsFormula, ServerFnError> {
-    Ok(engine()?.impact().formula())
-}
-
-/// What this visitor may do on the dashboard, fetched once with the page.
+/// What this visitor may do on the dashboard.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Access {
     /// Why this visitor cannot act (fire scenarios, decide approvals), if
@@ -230,10 +240,9 @@ pub struct Access {
     pub max_active: u64,
 }
 
-/// What this visitor may do on the dashboard.
-// A read: GET, so it is never counted against the rate limit on writes.
-#[server(input = server_fn::codec::GetUrl)]
-pub async fn dashboard_access() -> Result<Access, ServerFnError> {
+/// What the visitor of this request may do on the dashboard.
+#[cfg(feature = "ssr")]
+async fn access() -> Result<Access, ServerFnError> {
     let gate = use_context::<crate::operator::OperatorGate>().unwrap_or_default();
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
     Ok(Access {
@@ -294,13 +303,6 @@ fn speed_field(speed: Option<String>) -> Result<Option<f64>, ServerFnError> {
             )
         }),
     }
-}
-
-/// The built-in timelines, with their schedules.
-// A read: GET, so it is never counted against the rate limit on writes.
-#[server(input = server_fn::codec::GetUrl)]
-pub async fn list_timelines() -> Result<Vec<TimelineSummary>, ServerFnError> {
-    Ok(timelines()?.list())
 }
 
 /// Starts a built-in timeline (a plain form post works too).

@@ -36,12 +36,12 @@ use leptos::prelude::*;
 #[cfg(not(feature = "csr"))]
 use leptos_meta::Stylesheet;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
+#[cfg(not(feature = "csr"))]
+use leptos_router::lazy_route;
 use leptos_router::{
     Lazy, LazyRoute, ParamSegment, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
-#[cfg(not(feature = "csr"))]
-use leptos_router::lazy_route;
 
 use crate::components::dashboard::DashboardPage;
 

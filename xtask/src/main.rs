@@ -787,5 +787,9 @@ fn watch() -> Result {
         env::var("PATH").unwrap_or_default()
     );
     // --split: every page but the dashboard is a lazy route (app/src/lib.rs).
-    sh_with(Command::new("cargo").args(["leptos", "watch", "--split"]).env("PATH", path))
+    sh_with(
+        Command::new("cargo")
+            .args(["leptos", "watch", "--split"])
+            .env("PATH", path),
+    )
 }

@@ -1,7 +1,7 @@
-//! The dashboard page: loads the snapshot (rendered on the server for the
-//! first paint), then follows the live stream in the browser.
+//! The dashboard page: loads its data in one request (rendered on the
+//! server for the first paint), then follows the live stream in the
+//! browser.
 
-use engine::protocol::Snapshot;
 use leptos::prelude::*;
 
 use super::{
@@ -9,7 +9,7 @@ use super::{
     impact::ImpactMeter, scenarios::ScenarioControls, swarm::AgentSwarm, timelines::TimelinePanel,
 };
 use crate::{
-    api::{Access, dashboard_access, get_savings_formula, get_snapshot},
+    api::{DashboardData, get_dashboard},
     codec::Json,
     live::Connection,
     state::DashboardState,
@@ -18,18 +18,14 @@ use crate::{
 /// `/`: the live dashboard.
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    let snapshot = Resource::<_, Json>::new_with_options(|| (), |_| get_snapshot(), true);
-    // Fetched with the page and handed down: the panels read plain values,
-    // and the server renders the whole page once both are in.
-    let access = Resource::<_, Json>::new_with_options(|| (), |_| dashboard_access(), true);
-    let formula = Resource::<_, Json>::new_with_options(|| (), |_| get_savings_formula(), true);
+    // One request for everything the panels read; the server renders the
+    // whole page once it is in.
+    let data = Resource::<_, Json>::new_with_options(|| (), |_| get_dashboard(), true);
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading the dashboard…"</p> }>
             {move || Suspend::new(async move {
-                let access = access.await.unwrap_or_default();
-                let formula = formula.await.unwrap_or_default();
-                match snapshot.await {
-                    Ok(snapshot) => view! { <Dashboard snapshot access formula/> }.into_any(),
+                match data.await {
+                    Ok(data) => view! { <Dashboard data/> }.into_any(),
                     Err(e) => view! {
                         <p class="error" role="alert">"Could not load the dashboard: " {e.to_string()}</p>
                     }.into_any(),
@@ -41,7 +37,14 @@ pub fn DashboardPage() -> impl IntoView {
 
 /// The five regions of seed 000, over one state signal.
 #[component]
-fn Dashboard(snapshot: Snapshot, access: Access, formula: engine::protocol::SavingsFormula) -> impl IntoView {
+fn Dashboard(data: DashboardData) -> impl IntoView {
+    let DashboardData {
+        snapshot,
+        access,
+        formula,
+        scenarios,
+        timelines,
+    } = data;
     let state = RwSignal::new(DashboardState::from_snapshot(&snapshot));
     let connection = RwSignal::new(Connection::Connecting);
     let lag_ms = RwSignal::new(None::<i64>);
@@ -71,9 +74,9 @@ fn Dashboard(snapshot: Snapshot, access: Access, formula: engine::protocol::Savi
                 {view! { <ApprovalsPanel state blocked=access.blocked.clone()/> }.into_any()}
                 {view! { <AgentSwarm state/> }.into_any()}
                 {view! { <SystemHealth state connection lag_ms/> }.into_any()}
-                {view! { <ScenarioControls state access/> }.into_any()}
+                {view! { <ScenarioControls state access scenarios/> }.into_any()}
                 {view! { <ActivityFeed state/> }.into_any()}
-                {view! { <TimelinePanel state/> }.into_any()}
+                {view! { <TimelinePanel state timelines/> }.into_any()}
             </main>
         </div>
     }

@@ -5,17 +5,20 @@
 //! token, or the server at capacity), the buttons are disabled and the
 //! reason is shown.
 
+use engine::protocol::ScenarioSummary;
 use leptos::prelude::*;
 
 use crate::{
-    api::{Access, MAX_FIRED_AT_ONCE, TriggerScenario, get_scenarios},
-    codec::Json,
+    api::{Access, MAX_FIRED_AT_ONCE, TriggerScenario},
     state::DashboardState,
 };
 
 #[component]
-pub fn ScenarioControls(state: RwSignal<DashboardState>, access: Access) -> impl IntoView {
-    let scenarios = Resource::<_, Json>::new_with_options(|| (), |_| get_scenarios(), true);
+pub fn ScenarioControls(
+    state: RwSignal<DashboardState>,
+    access: Access,
+    scenarios: Vec<ScenarioSummary>,
+) -> impl IntoView {
     let Access { blocked, max_active } = access;
     // Copy, so the reason can be asked for wherever a button needs it.
     let blocked = StoredValue::new(blocked);
@@ -52,39 +55,33 @@ pub fn ScenarioControls(state: RwSignal<DashboardState>, access: Access) -> impl
     view! {
         <section class="panel scenarios" aria-labelledby="scenarios-title">
             <h2 id="scenarios-title" class="panel-title">"Fire a scenario"</h2>
-            <Suspense fallback=|| view! { <p class="loading">"Loading scenarios…"</p> }>
-                {move || Suspend::new(async move {
-                    scenarios.await.map(|list| view! {
-                        <ActionForm action=trigger attr:class="scenario-form">
-                            <div class="scenario-options">
-                                <label class="field">
-                                    <span>"Severity"</span>
-                                    <select name="severity">
-                                        <option value="">"as the scenario says"</option>
-                                        {["low", "medium", "high", "critical"].map(|s| view! { <option value=s>{s}</option> })}
-                                    </select>
-                                </label>
-                                <label class="field field-narrow">
-                                    <span>"How many"</span>
-                                    <input type="number" name="count" value="1" min="1" max=MAX_FIRED_AT_ONCE.to_string()
-                                        title="Fire several at once"/>
-                                </label>
-                            </div>
-                            <div class="scenario-buttons">
-                                {list.into_iter().map(|scenario| view! {
-                                    <button type="submit" name="scenario_id" value=scenario.id.clone()
-                                        class=if scenario.primary { "btn btn-primary" } else { "btn" }
-                                        class:btn-critical=scenario.severity == engine::protocol::Severity::Critical
-                                        disabled=move || reason().is_some()
-                                        title=format!("{} ({}) on {}", scenario.title, scenario.severity.as_str(), scenario.affected_services.join(", "))>
-                                        {scenario.label}
-                                    </button>
-                                }).collect_view()}
-                            </div>
-                        </ActionForm>
-                    })
-                })}
-            </Suspense>
+            <ActionForm action=trigger attr:class="scenario-form">
+                <div class="scenario-options">
+                    <label class="field">
+                        <span>"Severity"</span>
+                        <select name="severity">
+                            <option value="">"as the scenario says"</option>
+                            {["low", "medium", "high", "critical"].map(|s| view! { <option value=s>{s}</option> })}
+                        </select>
+                    </label>
+                    <label class="field field-narrow">
+                        <span>"How many"</span>
+                        <input type="number" name="count" value="1" min="1" max=MAX_FIRED_AT_ONCE.to_string()
+                            title="Fire several at once"/>
+                    </label>
+                </div>
+                <div class="scenario-buttons">
+                    {scenarios.into_iter().map(|scenario| view! {
+                        <button type="submit" name="scenario_id" value=scenario.id.clone()
+                            class=if scenario.primary { "btn btn-primary" } else { "btn" }
+                            class:btn-critical=scenario.severity == engine::protocol::Severity::Critical
+                            disabled=move || reason().is_some()
+                            title=format!("{} ({}) on {}", scenario.title, scenario.severity.as_str(), scenario.affected_services.join(", "))>
+                            {scenario.label}
+                        </button>
+                    }).collect_view()}
+                </div>
+            </ActionForm>
             <div class="trigger-outcome" aria-live="polite">
                 {move || reason().map(|(text, sign_in)| view! {
                     <p class="trigger-blocked" data-testid="firing-blocked">

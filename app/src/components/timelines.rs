@@ -9,8 +9,7 @@ use engine::protocol::{RunEntry, RunState, ScheduledEntry, TimelineRun, Timeline
 use leptos::prelude::*;
 
 use crate::{
-    api::{CustomTimeline, StartTimeline, SteerTimeline, TimelineCheck, list_timelines},
-    codec::Json,
+    api::{CustomTimeline, StartTimeline, SteerTimeline, TimelineCheck},
     state::DashboardState,
 };
 
@@ -18,18 +17,13 @@ use crate::{
 const RUNS_SHOWN: usize = 3;
 
 #[component]
-pub fn TimelinePanel(state: RwSignal<DashboardState>) -> impl IntoView {
-    let timelines = Resource::<_, Json>::new_with_options(|| (), |_| list_timelines(), true);
+pub fn TimelinePanel(state: RwSignal<DashboardState>, timelines: Vec<TimelineSummary>) -> impl IntoView {
     let start = ServerAction::<StartTimeline>::new();
     let runs = Memo::new(move |_| state.with(|s| s.timelines.iter().take(RUNS_SHOWN).cloned().collect::<Vec<_>>()));
     view! {
         <section class="panel timelines" aria-labelledby="timelines-title">
             <h2 id="timelines-title" class="panel-title">"Timelines"</h2>
-            <Suspense fallback=|| view! { <p class="loading">"Loading timelines…"</p> }>
-                {move || Suspend::new(async move {
-                    timelines.await.map(|list| view! { <BuiltInPicker list start/> })
-                })}
-            </Suspense>
+            <BuiltInPicker list=timelines start/>
             <div class="trigger-outcome" aria-live="polite">
                 {move || start.value().get().and_then(Result::err).map(|e| view! {
                     <p class="trigger-error" role="alert">{e.to_string()}</p>
@@ -106,9 +100,23 @@ fn Schedule(entries: Vec<ScheduledEntry>) -> impl IntoView {
     }
 }
 
-/// Paste or upload a timeline; check it, or start it.
+/// Paste or upload a timeline; check it, or start it. Few people open it,
+/// so its code is a wasm chunk of its own, fetched when it is first opened.
 #[component]
 fn CustomTimelineForm() -> impl IntoView {
+    let opened = RwSignal::new(false);
+    view! {
+        <details class="custom-timeline" on:toggle=move |_| opened.set(true)>
+            <summary>"Paste or upload a timeline"</summary>
+            {move || opened.get().then(|| Suspend::new(custom_timeline_editor()))}
+        </details>
+    }
+}
+
+/// The editor inside [`CustomTimelineForm`]. trunk's client-side-only build
+/// cannot split the bundle, so there it is an ordinary function.
+#[cfg_attr(not(feature = "csr"), leptos::lazy)]
+async fn custom_timeline_editor() -> AnyView {
     let json = RwSignal::new(String::new());
     let speed = RwSignal::new(String::new());
     let custom = ServerAction::<CustomTimeline>::new();
@@ -152,8 +160,6 @@ fn CustomTimelineForm() -> impl IntoView {
         })
     };
     view! {
-        <details class="custom-timeline">
-            <summary>"Paste or upload a timeline"</summary>
             <label class="field">
                 <span>"Timeline JSON (seed 004's schema)"</span>
                 <textarea rows="8" spellcheck="false" data-testid="timeline-json"
@@ -181,8 +187,8 @@ fn CustomTimelineForm() -> impl IntoView {
                     disabled=move || json.with(String::is_empty) || custom.pending().get()>"Start pasted timeline"</button>
             </div>
             <div aria-live="polite">{outcome}</div>
-        </details>
     }
+    .into_any()
 }
 
 /// Loads the chosen file's text into the editor.

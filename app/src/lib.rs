@@ -104,7 +104,7 @@ pub fn App() -> impl IntoView {
         <Title text="Antibody · live incident response"/>
         <Router>
             <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                // Async: the server waits for the snapshot and sends the
+                // Async: the server waits for the dashboard's data and sends the
                 // page whole, so it is complete without JavaScript too.
                 <Route path=StaticSegment("") view=DashboardPage ssr=SsrMode::Async/>
                 // Every page but the dashboard is lazy: its code is split

@@ -41,6 +41,8 @@ const CARGO_LEPTOS_VERSION: &str = "0.3.10";
 const TRUNK_VERSION: &str = "0.21.14";
 /// Output name of the site bundle (`[[workspace.metadata.leptos]] name`).
 const OUTPUT_NAME: &str = "antibody";
+/// The chunk loader's file name: the one Leptos's `HydrationScripts` expects.
+const SPLIT_LOADER: &str = "__wasm_split.______________________.js";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -467,18 +469,21 @@ fn build_site(release: bool) -> Result<PathBuf> {
     }
     // Split at the lazy routes: chunks, the loader script and the manifest
     // go to pkg, the main module to be finished by wasm-bindgen beside the
-    // input. The loader's name is the one Leptos's `HydrationScripts` uses.
+    // input. The manifest (which chunks each lazy part needs) is what
+    // Leptos's `HydrationScripts` reads to preload them; our hydration
+    // script preloads nothing, but it is the record of what each part costs.
     let split_main = wasm.with_file_name("frontend_split.wasm");
     let chunks = {
         step("Site: splitting the bundle at the lazy routes");
         let input = fs::read(&wasm).map_err(|e| format!("reading {}: {e}", wasm.display()))?;
         let main_module = format!("./{OUTPUT_NAME}.js");
+        let link_name = format!("./{SPLIT_LOADER}");
         let split = wasm_split_cli_support::transform({
             let mut opts = wasm_split_cli_support::Options::new(&input);
             opts.output_dir = &pkg;
             opts.main_out_path = &split_main;
             opts.main_module = &main_module;
-            opts.link_name = "./__wasm_split.______________________.js";
+            opts.link_name = &link_name;
             opts
         })
         .map_err(|e| format!("splitting the wasm: {e:?}"))?;
@@ -546,7 +551,7 @@ fn build_site(release: bool) -> Result<PathBuf> {
         })?;
     }
     if release {
-        report_sizes(&pkg)?;
+        report_sizes(&pkg, &chunks)?;
     }
     Ok(pkg)
 }
@@ -565,23 +570,20 @@ fn copy_dir(from: &Path, to: &Path) -> Result {
     Ok(())
 }
 
-/// Writes `.gz` and `.br` beside each bundle file and prints the sizes.
-fn report_sizes(pkg: &Path) -> Result {
+/// Writes `.gz` and `.br` beside each bundle file (the split loader and the
+/// `chunks` included) and prints the sizes.
+fn report_sizes(pkg: &Path, chunks: &[PathBuf]) -> Result {
     println!("\n  {:<58} {:>10} {:>10} {:>10}", "file", "raw", "gzip", "brotli");
-    let mut files: Vec<String> = ["wasm", "js", "css"]
+    let mut chunks: Vec<String> = chunks
+        .iter()
+        .filter_map(|chunk| Some(chunk.file_name()?.to_string_lossy().into_owned()))
+        .collect();
+    chunks.sort();
+    let files = ["wasm", "js", "css"]
         .iter()
         .map(|ext| format!("{OUTPUT_NAME}.{ext}"))
-        .collect();
-    let mut split: Vec<String> = fs::read_dir(pkg)
-        .map_err(|e| e.to_string())?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| {
-            n.starts_with("__wasm_split.")
-                || ((n.starts_with("split_") || n.starts_with("chunk_")) && n.ends_with(".wasm"))
-        })
-        .collect();
-    split.sort();
-    files.extend(split);
+        .chain([SPLIT_LOADER.to_owned()])
+        .chain(chunks);
     for file in files {
         let path = pkg.join(&file);
         let raw = fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;

@@ -160,33 +160,33 @@ async fn custom_timeline_editor() -> AnyView {
         })
     };
     view! {
+        <label class="field">
+            <span>"Timeline JSON (seed 004's schema)"</span>
+            <textarea rows="8" spellcheck="false" data-testid="timeline-json"
+                placeholder=r#"{"name": "…", "duration_minutes": 10, "incidents": [{"delay_seconds": 0, "type": "predefined", "scenario_id": "cache_failure"}]}"#
+                prop:value=move || json.get()
+                on:input=move |ev| json.set(event_target_value(&ev))></textarea>
+        </label>
+        <div class="custom-actions">
             <label class="field">
-                <span>"Timeline JSON (seed 004's schema)"</span>
-                <textarea rows="8" spellcheck="false" data-testid="timeline-json"
-                    placeholder=r#"{"name": "…", "duration_minutes": 10, "incidents": [{"delay_seconds": 0, "type": "predefined", "scenario_id": "cache_failure"}]}"#
-                    prop:value=move || json.get()
-                    on:input=move |ev| json.set(event_target_value(&ev))></textarea>
+                <span>"Or upload a file"</span>
+                <input type="file" accept=".json,application/json" on:change=move |_ev| {
+                    #[cfg(feature = "browser")]
+                    read_file(&_ev, json);
+                }/>
             </label>
-            <div class="custom-actions">
-                <label class="field">
-                    <span>"Or upload a file"</span>
-                    <input type="file" accept=".json,application/json" on:change=move |_ev| {
-                        #[cfg(feature = "browser")]
-                        read_file(&_ev, json);
-                    }/>
-                </label>
-                <label class="field field-narrow">
-                    <span>"Speed"</span>
-                    <input inputmode="decimal" placeholder="server" size="6"
-                        prop:value=move || speed.get()
-                        on:input=move |ev| speed.set(event_target_value(&ev))/>
-                </label>
-                <button type="button" class="btn" on:click=move |_| submit(false)
-                    disabled=move || json.with(String::is_empty) || custom.pending().get()>"Check"</button>
-                <button type="button" class="btn btn-primary" on:click=move |_| submit(true)
-                    disabled=move || json.with(String::is_empty) || custom.pending().get()>"Start pasted timeline"</button>
-            </div>
-            <div aria-live="polite">{outcome}</div>
+            <label class="field field-narrow">
+                <span>"Speed"</span>
+                <input inputmode="decimal" placeholder="server" size="6"
+                    prop:value=move || speed.get()
+                    on:input=move |ev| speed.set(event_target_value(&ev))/>
+            </label>
+            <button type="button" class="btn" on:click=move |_| submit(false)
+                disabled=move || json.with(String::is_empty) || custom.pending().get()>"Check"</button>
+            <button type="button" class="btn btn-primary" on:click=move |_| submit(true)
+                disabled=move || json.with(String::is_empty) || custom.pending().get()>"Start pasted timeline"</button>
+        </div>
+        <div aria-live="polite">{outcome}</div>
     }
     .into_any()
 }

@@ -5,8 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use engine::protocol::{HealthState, Incident, IncidentStatus, ServiceTelemetry};
-use serde::Deserialize;
+use engine::protocol::{Diagnosis, HealthState, Hypothesis, Incident, IncidentStatus, ServiceTelemetry};
 use uuid::Uuid;
 
 /// The map's width in its own units; rows are [`ROW`] apart.
@@ -24,51 +23,38 @@ pub struct BlastRadius {
     pub services: Vec<String>,
 }
 
-/// The parts of a diagnosis action's `details` the map reads.
-#[derive(Deserialize)]
-struct DiagnosisDetails {
-    #[serde(default)]
-    hypotheses: Vec<HypothesisDetails>,
-    #[serde(default)]
-    blast_radius: Vec<AffectedDetails>,
-}
-
-#[derive(Deserialize)]
-struct HypothesisDetails {
-    root: RootDetails,
-}
-
-#[derive(Deserialize)]
-struct RootDetails {
-    service: String,
-}
-
-#[derive(Deserialize)]
-struct AffectedDetails {
-    service: String,
-}
-
 impl BlastRadius {
-    /// Reads a finished diagnosis's details; none when they name no blast
-    /// radius (nothing explained the anomalies).
-    pub fn from_diagnosis(details: &serde_json::Value) -> Option<Self> {
-        let details = DiagnosisDetails::deserialize(details).ok()?;
-        if details.blast_radius.is_empty() {
+    /// What a finished diagnosis says the incident reaches; none when it
+    /// names no blast radius (nothing explained the anomalies).
+    pub fn from_diagnosis(diagnosis: &Diagnosis) -> Option<Self> {
+        if diagnosis.blast_radius.is_empty() {
             return None;
         }
         Some(Self {
-            root: details.hypotheses.into_iter().next().map(|h| h.root.service),
-            services: details.blast_radius.into_iter().map(|a| a.service).collect(),
+            root: diagnosis.hypotheses.first().map(|h| h.root.service.clone()),
+            services: diagnosis.blast_radius.iter().map(|a| a.service.clone()).collect(),
         })
     }
 
-    /// The least `details` that [`Self::from_diagnosis`] reads back as
-    /// `self`.
-    pub fn to_details(&self) -> serde_json::Value {
-        serde_json::json!({
-            "hypotheses": self.root.iter().map(|service| serde_json::json!({ "root": { "service": service } })).collect::<Vec<_>>(),
-            "blast_radius": self.services.iter().map(|service| serde_json::json!({ "service": service })).collect::<Vec<_>>(),
-        })
+    /// The least diagnosis that [`Self::from_diagnosis`] reads back as
+    /// `self`, for a slimmed snapshot: only the top hypothesis, without its
+    /// evidence.
+    pub fn slim(diagnosis: &Diagnosis) -> Diagnosis {
+        Diagnosis {
+            hypotheses: diagnosis
+                .hypotheses
+                .iter()
+                .take(1)
+                .map(|h| Hypothesis {
+                    evidence: Vec::new(),
+                    path: Vec::new(),
+                    memory: None,
+                    ..h.clone()
+                })
+                .collect(),
+            blast_radius: diagnosis.blast_radius.clone(),
+            ..Diagnosis::default()
+        }
     }
 }
 
@@ -256,10 +242,8 @@ fn states(twin: &[ServiceTelemetry], incidents: &[Incident], blast: &BTreeMap<Uu
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
-    use crate::fixtures;
+    use crate::fixtures::{self, diagnosis};
 
     /// A healthy service calling `depends_on`.
     fn calling(name: &str, depends_on: &[&str]) -> ServiceTelemetry {
@@ -311,15 +295,7 @@ mod tests {
 
     #[test]
     fn a_diagnosed_blast_radius_marks_root_blast_and_hot_edges() {
-        let details = json!({
-            "hypotheses": [{ "root": { "service": "db", "fault": "pool_exhaustion" }, "score": 3.0 }],
-            "blast_radius": [
-                { "service": "gateway", "health": "degraded" },
-                { "service": "api", "health": "degraded" },
-                { "service": "db", "health": "down" },
-            ],
-        });
-        let radius = BlastRadius::from_diagnosis(&details).expect("a radius");
+        let radius = BlastRadius::from_diagnosis(&diagnosis("db", &["gateway", "api", "db"])).expect("a radius");
         assert_eq!(radius.root.as_deref(), Some("db"));
         let blast = BTreeMap::from([(Uuid::from_u128(1), radius)]);
         let incidents = [incident(1, IncidentStatus::Active, &["gateway"])];
@@ -365,11 +341,16 @@ mod tests {
     }
 
     #[test]
-    fn details_without_a_radius_give_none() {
+    fn a_diagnosis_without_a_radius_gives_none() {
+        assert_eq!(BlastRadius::from_diagnosis(&Diagnosis::default()), None);
+    }
+
+    #[test]
+    fn a_slimmed_diagnosis_gives_the_same_radius() {
+        let full = diagnosis("db", &["gateway", "api", "db"]);
         assert_eq!(
-            BlastRadius::from_diagnosis(&json!({ "hypotheses": [], "blast_radius": [] })),
-            None
+            BlastRadius::from_diagnosis(&BlastRadius::slim(&full)),
+            BlastRadius::from_diagnosis(&full)
         );
-        assert_eq!(BlastRadius::from_diagnosis(&json!("nonsense")), None);
     }
 }

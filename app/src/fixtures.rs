@@ -4,8 +4,9 @@
 
 use chrono::Utc;
 use engine::protocol::{
-    ActionStatus, AgentAction, AgentType, Envelope, HealthState, Incident, IncidentStatus, ServerMessage,
-    ServiceTelemetry, Severity,
+    ActionDetails, ActionKind, ActionStatus, Affected, AgentAction, AgentType, Diagnosis, Envelope, FaultKind,
+    HealthState, Hypothesis, Incident, IncidentStatus, Metric, MetricEvidence, Plan, PlannedStep, Remediation,
+    RootCause, ServerMessage, ServiceTelemetry, Severity, Started, Vote,
 };
 use uuid::Uuid;
 
@@ -47,11 +48,89 @@ pub fn action(incident: u128, action: u128, agent: AgentType, status: ActionStat
             description: format!("{agent:?} {status:?}"),
             timestamp: Utc::now(),
             status,
-            details: serde_json::json!({}),
+            details: ActionDetails::Started(Started {
+                task: None,
+                services: None,
+            }),
             duration_ms: (status != ActionStatus::InProgress).then_some(1200),
             confidence: (status != ActionStatus::InProgress).then_some(0.9),
         },
     }
+}
+
+/// `message`, an agent action, with `details` instead.
+pub fn with_details(message: ServerMessage, details: ActionDetails) -> ServerMessage {
+    match message {
+        ServerMessage::AgentAction {
+            incident_id,
+            mut action,
+        } => {
+            action.details = details;
+            ServerMessage::AgentAction { incident_id, action }
+        }
+        other => other,
+    }
+}
+
+/// A hypothesis of pool exhaustion at `service`, with some evidence.
+pub fn hypothesis(service: &str, confidence: f64) -> Hypothesis {
+    Hypothesis {
+        root: RootCause {
+            service: service.into(),
+            fault: FaultKind::ConnectionPoolExhaustion,
+        },
+        score: confidence,
+        confidence,
+        signature_match: 0.9,
+        coverage: 0.8,
+        evidence: vec![
+            MetricEvidence {
+                metric: Metric::PoolUsage,
+                sigma: 14.2,
+            };
+            12
+        ],
+        path: vec!["api-gateway".into(), service.into()],
+        memory: None,
+    }
+}
+
+/// A diagnosis rooted at `root` whose blast radius is `radius`.
+pub fn diagnosis(root: &str, radius: &[&str]) -> Diagnosis {
+    Diagnosis {
+        hypotheses: vec![hypothesis(root, 0.8), hypothesis("redis-cache", 0.2)],
+        blast_radius: radius
+            .iter()
+            .map(|s| Affected {
+                service: (*s).into(),
+                health: HealthState::Degraded,
+            })
+            .collect(),
+        anomalous: radius.iter().map(|s| (*s).into()).collect(),
+        ..Diagnosis::default()
+    }
+}
+
+/// A vote on restarting `target`.
+pub fn vote(target: &str) -> ActionDetails {
+    ActionDetails::Vote(Vote {
+        vote_on: Plan {
+            root: RootCause {
+                service: target.into(),
+                fault: FaultKind::CacheFailure,
+            },
+            playbook: "Cache failure playbook".into(),
+            steps: vec![PlannedStep {
+                remediation: Remediation {
+                    kind: ActionKind::RestartCache,
+                    target: target.into(),
+                },
+                seconds: 2.0,
+            }],
+            watch: vec![target.into()],
+        },
+        tally: None,
+    })
 }
 
 /// A service in `state` that calls nothing.

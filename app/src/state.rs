@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use engine::protocol::{
-    ActionStatus, AgentStats, AgentType, Approval, ApprovalState, Envelope, FixOutcome, Incident, IncidentStatus,
-    PerformanceMetrics, PolicyStage, PolicyVerdict, SNAPSHOT_APPROVALS, ServerMessage, ServiceTelemetry, Severity,
-    Snapshot, TimelineRun, VOTE_DETAILS,
+    ActionDetails, ActionStatus, AgentStats, AgentType, Approval, ApprovalState, Envelope, FixOutcome, Incident,
+    IncidentStatus, PerformanceMetrics, PolicyStage, PolicyVerdict, SNAPSHOT_APPROVALS, ServerMessage,
+    ServiceTelemetry, Severity, Snapshot, TimelineRun, Vote,
 };
 use uuid::Uuid;
 
@@ -158,10 +158,13 @@ impl DashboardState {
                 ServerMessage::IncidentCreated { incident } => incident.report = None,
                 ServerMessage::IncidentStatus { report, .. } => *report = None,
                 ServerMessage::AgentAction { action, .. } => {
-                    action.details = match action.details.get(VOTE_DETAILS) {
-                        Some(plan) => serde_json::json!({ VOTE_DETAILS: plan }),
-                        None => BlastRadius::from_diagnosis(&action.details)
-                            .map_or_else(|| serde_json::json!({}), |radius| radius.to_details()),
+                    action.details = match &action.details {
+                        ActionDetails::Vote(vote) => ActionDetails::Vote(Vote {
+                            vote_on: vote.vote_on.clone(),
+                            tally: None,
+                        }),
+                        ActionDetails::Diagnosis(diagnosis) => ActionDetails::Diagnosis(BlastRadius::slim(diagnosis)),
+                        _ => ActionDetails::Omitted,
                     };
                 }
                 _ => {}
@@ -212,7 +215,8 @@ impl DashboardState {
             ServerMessage::AgentAction { incident_id, action } => {
                 if action.agent_type == AgentType::Diagnosis
                     && action.status == ActionStatus::Completed
-                    && let Some(radius) = BlastRadius::from_diagnosis(&action.details)
+                    && let ActionDetails::Diagnosis(diagnosis) = &action.details
+                    && let Some(radius) = BlastRadius::from_diagnosis(diagnosis)
                 {
                     self.blast.insert(*incident_id, radius);
                     let incidents = &self.incidents;
@@ -544,8 +548,10 @@ pub fn format_dollars(amount: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{action, at, incident, service};
-    use engine::protocol::HealthState;
+    use crate::fixtures::{self, action, at, incident, service, with_details};
+    use engine::protocol::{
+        Anomaly, CascadeRisk, DetectionFindings, HealthState, Loss, Metric, ObjectiveBreach, Prediction,
+    };
 
     fn approval(level: u32, state: ApprovalState) -> Approval {
         use engine::protocol::ApprovalOption;
@@ -699,44 +705,72 @@ mod tests {
 
     #[test]
     fn a_slim_snapshot_builds_the_same_dashboard_without_reports() {
-        let details = |message: ServerMessage, details: serde_json::Value| match message {
-            ServerMessage::AgentAction {
-                incident_id,
-                mut action,
-            } => {
-                action.details = details;
-                ServerMessage::AgentAction { incident_id, action }
-            }
-            other => other,
-        };
-        let evidence = serde_json::json!({ "samples": vec![12.5; 200], "query": "p99 by service" });
-        let diagnosis = details(
+        let diagnosis = with_details(
             action(1, 11, AgentType::Diagnosis, ActionStatus::Completed),
-            serde_json::json!({
-                "hypotheses": [
-                    { "root": { "service": "postgres-primary", "fault": "pool" }, "confidence": 0.9, "evidence": evidence },
-                    { "root": { "service": "redis-cache", "fault": "evict" }, "confidence": 0.2, "evidence": evidence },
+            ActionDetails::Diagnosis(fixtures::diagnosis(
+                "postgres-primary",
+                &["postgres-primary", "order-service"],
+            )),
+        );
+        let vote = with_details(
+            action(1, 12, AgentType::Resolution, ActionStatus::Completed),
+            fixtures::vote("postgres-primary"),
+        );
+        let detection = with_details(
+            action(1, 13, AgentType::Detection, ActionStatus::Completed),
+            ActionDetails::Detection(DetectionFindings {
+                metrics_analyzed: 180,
+                anomalies_detected: 40,
+                monitor_breaches: Vec::new(),
+                anomalous_services: vec!["postgres-primary".into()],
+                top_anomalies: vec![
+                    Anomaly {
+                        service: "postgres-primary".into(),
+                        metric: Metric::PoolUsage,
+                        value: 1.0,
+                        baseline: 0.4,
+                        sigma: 14.0,
+                    };
+                    8
                 ],
-                "blast_radius": [
-                    { "service": "postgres-primary", "hops": 0 },
-                    { "service": "order-service", "hops": 1 },
-                ],
+                pattern_matched: None,
+                recall: Default::default(),
             }),
         );
-        let vote = details(
-            action(1, 12, AgentType::Prediction, ActionStatus::Completed),
-            serde_json::json!({ VOTE_DETAILS: "scale the pool", "reason": "pool at 100%", "evidence": evidence }),
-        );
-        let fix = details(
-            action(1, 13, AgentType::Resolution, ActionStatus::Completed),
-            serde_json::json!({ "steps": ["drain", "scale"], "evidence": evidence }),
+        let prediction = with_details(
+            action(1, 14, AgentType::Prediction, ActionStatus::Completed),
+            ActionDetails::Prediction(Prediction {
+                cascade: vec![
+                    CascadeRisk {
+                        service: "order-service".into(),
+                        probability: 0.4,
+                    };
+                    17
+                ],
+                breaches: vec![
+                    ObjectiveBreach {
+                        service: "order-service".into(),
+                        objective: "p99 ≤ 400 ms".into(),
+                        seconds: 0.0,
+                    };
+                    17
+                ],
+                losses: vec![
+                    Loss {
+                        service: "order-service".into(),
+                        per_minute: 120.0,
+                    };
+                    17
+                ],
+                impact_per_minute: 2040.0,
+            }),
         );
         let mut closed = incident(1);
         closed.status = IncidentStatus::Resolved;
         closed.report = Some("# Report\n".repeat(200));
         let snapshot = Snapshot {
             epoch: Uuid::from_u128(5),
-            last_seq: 6,
+            last_seq: 7,
             metrics: PerformanceMetrics::default(),
             incidents: vec![closed.clone()],
             recent_events: vec![
@@ -744,9 +778,10 @@ mod tests {
                 at(2, action(1, 11, AgentType::Diagnosis, ActionStatus::InProgress)),
                 at(3, diagnosis),
                 at(4, vote),
-                at(5, fix),
+                at(5, detection),
+                at(6, prediction),
                 at(
-                    6,
+                    7,
                     ServerMessage::IncidentStatus {
                         incident_id: closed.id,
                         status: IncidentStatus::Resolved,
@@ -787,7 +822,15 @@ mod tests {
         let ServerMessage::AgentAction { action: vote, .. } = &slim.recent_events[3].message else {
             panic!("the vote is still the fourth event");
         };
-        assert_eq!(vote.details, serde_json::json!({ VOTE_DETAILS: "scale the pool" }));
+        assert!(vote.is_vote(), "{:?}", vote.details);
+        let ServerMessage::AgentAction { action: detection, .. } = &slim.recent_events[4].message else {
+            panic!("the detection is still the fifth event");
+        };
+        assert_eq!(
+            detection.details,
+            ActionDetails::Omitted,
+            "what the dashboard does not read is left out"
+        );
     }
 
     #[test]
@@ -838,10 +881,10 @@ mod tests {
         state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(1) }));
         let mut diagnosis = action(1, 7, AgentType::Diagnosis, ActionStatus::Completed);
         if let ServerMessage::AgentAction { action, .. } = &mut diagnosis {
-            action.details = serde_json::json!({
-                "hypotheses": [{ "root": { "service": "postgres-primary" } }],
-                "blast_radius": [{ "service": "postgres-primary" }, { "service": "api-gateway" }],
-            });
+            action.details = ActionDetails::Diagnosis(fixtures::diagnosis(
+                "postgres-primary",
+                &["postgres-primary", "api-gateway"],
+            ));
         }
         state.apply(&at(2, diagnosis));
         let health = state.service_health();

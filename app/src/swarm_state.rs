@@ -303,11 +303,10 @@ impl SwarmState {
 
 #[cfg(test)]
 mod tests {
-    use engine::protocol::{ConsensusVote, IncidentStatus, VOTE_DETAILS};
-    use serde_json::json;
+    use engine::protocol::{ConsensusVote, IncidentStatus};
 
     use super::*;
-    use crate::fixtures::{action, at};
+    use crate::fixtures::{action, at, vote as plan_vote};
 
     /// The shared fixture's action; a vote carries the plan voted on.
     fn act(incident: u128, id: u128, agent: AgentType, status: ActionStatus, vote: bool) -> ServerMessage {
@@ -315,7 +314,7 @@ mod tests {
         if let ServerMessage::AgentAction { action, .. } = &mut message
             && vote
         {
-            action.details = json!({ VOTE_DETAILS: "restart redis-cache" });
+            action.details = plan_vote("redis-cache");
         }
         message
     }

@@ -10,7 +10,9 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+pub use crate::protocol::RootCause;
 
 use crate::{
     consensus::{Behaviour, VOTERS, max_tolerable_faulty},
@@ -59,16 +61,6 @@ pub struct AnswerKey {
     pub root_cause: RootCause,
     /// Actions that fix or safely mitigate it; any other is unnecessary.
     pub remediations: Vec<ActionKind>,
-}
-
-/// A fault at a service.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RootCause {
-    /// The service at fault.
-    pub service: String,
-    /// What is wrong with it.
-    pub fault: FaultKind,
 }
 
 /// An agent that misbehaves in the consensus vote.

@@ -5,6 +5,7 @@
 //! its own task, keeps the incident book and the metrics, and publishes
 //! every change on the event log. It knows nothing of HTTP or HTML.
 
+use crate::claims::Claims;
 use std::{
     collections::HashMap,
     sync::{
@@ -337,7 +338,7 @@ struct Shared {
     stop_reports: CancellationToken,
     /// Root-cause services being remediated, and by which incident, so two
     /// incidents never act on the same root at once.
-    claims: Mutex<HashMap<String, Uuid>>,
+    claims: Claims,
     /// What may run without a person.
     policy: Arc<Policy>,
     /// Plans waiting for a person.
@@ -478,6 +479,7 @@ impl Engine {
                 (None, Some(template))
             }
         };
+        let has_shared_twin = twin.is_some();
         let swarm = Swarm {
             catalog,
             detection: DetectionAgent {
@@ -510,7 +512,12 @@ impl Engine {
                 webhook: config.webhook,
                 agent_failure_rate: config.agent_failure_rate.clamp(0.0, 1.0),
                 max_active: config.max_active_incidents,
-                claims: Mutex::new(HashMap::new()),
+                // Isolated estates share nothing to collide on.
+                claims: if has_shared_twin {
+                    Claims::shared()
+                } else {
+                    Claims::isolated()
+                },
                 policy: config.policy,
                 approvals: Approvals::default(),
                 charts: crate::charts::Charts::default(),
@@ -978,13 +985,7 @@ impl Engine {
         for change in changes {
             self.publish(ServerMessage::ConfigChange {
                 incident_id,
-                change: crate::protocol::ConfigChangeEvent {
-                    service: change.service.clone(),
-                    key: change.key.clone(),
-                    from: change.from.clone(),
-                    to: change.to.clone(),
-                    cause: change.cause.clone(),
-                },
+                change: change.event(),
             });
         }
     }
@@ -994,28 +995,9 @@ impl Engine {
         self.shared.log.append(message);
     }
 
-    /// Claims `root` for `incident`; the holder's id if another has it.
-    pub(crate) fn claim(&self, root: &str, incident: Uuid) -> Result<(), Uuid> {
-        // Isolated estates share nothing to collide on.
-        if self.shared.twin.is_none() {
-            return Ok(());
-        }
-        let mut claims = self.shared.claims.lock().expect("claims lock poisoned");
-        match claims.get(root) {
-            Some(holder) if *holder != incident => Err(*holder),
-            _ => {
-                claims.insert(root.to_owned(), incident);
-                Ok(())
-            }
-        }
-    }
-
-    /// Releases `root` if `incident` holds it.
-    pub(crate) fn release(&self, root: &str, incident: Uuid) {
-        let mut claims = self.shared.claims.lock().expect("claims lock poisoned");
-        if claims.get(root) == Some(&incident) {
-            claims.remove(root);
-        }
+    /// Who remediates which root service on the shared estate.
+    pub(crate) fn claims(&self) -> &Claims {
+        &self.shared.claims
     }
 
     pub(crate) fn interrupt_token(&self) -> CancellationToken {
@@ -1026,12 +1008,6 @@ impl Engine {
     /// status and the new metrics, atomically with respect to snapshots.
     pub(crate) fn finish(&self, id: Uuid, verdict: Verdict, case: &Case, violations: Option<Vec<String>>) {
         let healed = violations.as_ref().map(Vec::is_empty);
-        // An interrupted incident may still hold a claim.
-        self.shared
-            .claims
-            .lock()
-            .expect("claims lock poisoned")
-            .retain(|_, holder| *holder != id);
         let status = verdict.status;
         let elapsed = verdict.elapsed;
         if let Some(twin) = &self.shared.twin {

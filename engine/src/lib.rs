@@ -8,7 +8,8 @@
 //! - with the `runtime` feature (the default): the [`Engine`] handle, the
 //!   [`twin`] (the simulated estate), the five [`agents`], the
 //!   [`consensus`] vote, the [`orchestrator`], the agent [`bus`], the
-//!   [`catalog`] of scenarios and playbooks, the [`clock`], the
+//!   [`catalog`] of scenarios and playbooks, the root-service
+//!   [`claims`], the [`clock`], the
 //!   [`event_log`] and its durable [`journal`] interface, [`governance`]
 //!   (policy and approvals), the incident [`memory`], [`notify`]
 //!   (webhooks), [`timeline`]s (scheduled incident streams and generated
@@ -30,6 +31,8 @@ pub mod bus;
 pub mod catalog;
 #[cfg(feature = "runtime")]
 mod charts;
+#[cfg(feature = "runtime")]
+pub mod claims;
 #[cfg(feature = "runtime")]
 pub mod clock;
 #[cfg(feature = "runtime")]

@@ -11,7 +11,10 @@
 //!   served while its p99 met 300 ms, over the newest health reports,
 //!   weighted by its requests per second.
 
-use engine::protocol::{Analytics, FinishedIncident, IncidentStatus, MODEL_LATENCY_SLO_MS, ServerMessage, TypeMttr};
+use engine::protocol::{
+    ActionDetails, ActionStatus, Analytics, FinishedIncident, IncidentStatus, MODEL_LATENCY_SLO_MS, ServerMessage,
+    TypeMttr,
+};
 use sqlx::Row;
 
 use crate::{
@@ -62,21 +65,21 @@ impl Store {
         })
         .collect::<Result<_, StoreError>>()?;
 
-        // A finished step's details carry its number; a rollback's, what it
-        // undid (JSON keys are written sorted, so the patterns are stable).
-        analytics.steps_run = sqlx::query(
-            "SELECT COUNT(*) AS n FROM healing_actions WHERE status = 'completed' AND details LIKE '%\"step\":%'",
-        )
-        .fetch_one(&self.pool)
-        .await?
-        .try_get::<i64, _>("n")? as u64;
-        for row in sqlx::query("SELECT details FROM healing_actions WHERE details LIKE '%\"rolled_back\":%'")
+        // Steps applied, and steps undone by rollbacks, read from each
+        // finished resolution action's typed details (old rows too: the
+        // reader infers their kind).
+        for row in sqlx::query("SELECT status, details FROM healing_actions")
             .fetch_all(&self.pool)
             .await?
         {
-            let details: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>("details")?)
+            let details: ActionDetails = serde_json::from_str(&row.try_get::<String, _>("details")?)
                 .map_err(|e| StoreError::Corrupt(format!("healing action details: {e}")))?;
-            analytics.steps_rolled_back += details["rolled_back"].as_array().map_or(0, Vec::len) as u64;
+            let completed = row.try_get::<String, _>("status")? == ActionStatus::Completed.as_str();
+            match details {
+                ActionDetails::Step(step) if completed && step.error.is_none() => analytics.steps_run += 1,
+                ActionDetails::Rollback(rollback) => analytics.steps_rolled_back += rollback.rolled_back.len() as u64,
+                _ => {}
+            }
         }
         analytics.false_positive_rate =
             (analytics.steps_run > 0).then(|| analytics.steps_rolled_back as f64 / analytics.steps_run as f64);

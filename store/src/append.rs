@@ -178,7 +178,7 @@ async fn project(tx: &mut Transaction<'static, Any>, seq: i64, event: &Unsequenc
             }
         }
         ServerMessage::AgentAction { incident_id, action } if action.status != ActionStatus::InProgress => {
-            let details = action.details.to_string();
+            let details = serde_json::to_string(&action.details).expect("details serialize");
             match action.agent_type {
                 AgentType::Resolution => {
                     sqlx::query(

@@ -3,7 +3,7 @@
 use engine::{
     journal::{Recovered, Totals},
     protocol::{
-        ActionStatus, AgentType, AuditEntry, EventPage, IncidentDetail, IncidentPage, IncidentStatus,
+        ActionDetails, ActionStatus, AgentType, AuditEntry, EventPage, IncidentDetail, IncidentPage, IncidentStatus,
         IncidentTelemetry, MemoryEntry, ServerMessage, Severity, TimelineRun,
     },
 };
@@ -255,7 +255,7 @@ impl Store {
             .iter()
             .map(envelope)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut hypotheses = serde_json::Value::Array(Vec::new());
+        let mut hypotheses = Vec::new();
         let mut votes = Vec::new();
         let mut actions = Vec::new();
         for event in &timeline {
@@ -264,8 +264,8 @@ impl Store {
                 ServerMessage::AgentAction { action, .. } if action.status != ActionStatus::InProgress => {
                     match action.agent_type {
                         AgentType::Diagnosis => {
-                            if let Some(found) = action.details.get("hypotheses") {
-                                hypotheses = found.clone();
+                            if let ActionDetails::Diagnosis(diagnosis) = &action.details {
+                                hypotheses.clone_from(&diagnosis.hypotheses);
                             }
                         }
                         AgentType::Resolution => actions.push(action.clone()),

@@ -8,8 +8,8 @@ use chrono::Utc;
 use engine::{
     journal::{Journal, Unsequenced},
     protocol::{
-        ConsensusRound, ConsensusVote, Incident, IncidentStatus, PerformanceMetrics, ServerMessage, Severity,
-        VoteChoice,
+        ActionDetails, ActionKind, ConsensusRound, ConsensusVote, Incident, IncidentStatus, PerformanceMetrics,
+        Rollback, SafetyChecks, ServerMessage, Severity, Step, VoteChoice,
     },
 };
 use uuid::Uuid;
@@ -584,7 +584,24 @@ async fn the_incident_memory_is_projected_bounded_and_cleared(db: Db) {
     );
 }
 
-fn resolution(n: u128, status: engine::protocol::ActionStatus, details: serde_json::Value) -> Unsequenced {
+/// A finished step of `of`, applying `action`.
+fn step(step: usize, of: usize, action: engine::protocol::ActionKind) -> engine::protocol::ActionDetails {
+    engine::protocol::ActionDetails::Step(engine::protocol::Step {
+        step,
+        of,
+        action,
+        target: "recommendation-model".into(),
+        changes: Vec::new(),
+        side_effects: Vec::new(),
+        error: None,
+    })
+}
+
+fn resolution(
+    n: u128,
+    status: engine::protocol::ActionStatus,
+    details: engine::protocol::ActionDetails,
+) -> Unsequenced {
     event(ServerMessage::AgentAction {
         incident_id: Uuid::from_u128(n),
         action: engine::protocol::AgentAction {
@@ -625,7 +642,6 @@ fn model_report(p99_ms: f64, rps: f64) -> Unsequenced {
 
 async fn analytics_are_computed_from_a_seeded_store(db: Db) {
     use engine::protocol::ActionStatus::{Completed, Failed};
-    use serde_json::json;
     let store = db.open().await;
     let empty = store.analytics().await.unwrap();
     assert_eq!(empty.healing_success_rate, None);
@@ -644,22 +660,35 @@ async fn analytics_are_computed_from_a_seeded_store(db: Db) {
             closed(4, IncidentStatus::Failed, 90.0, None),
             closed(5, IncidentStatus::Interrupted, 5.0, None),
             // Incident 4 ran three steps; two were rolled back.
-            resolution(4, Completed, json!({ "step": 1, "of": 2, "action": "scale_out" })),
-            resolution(4, Completed, json!({ "step": 2, "of": 2, "action": "restart_service" })),
-            resolution(4, Completed, json!({ "rolled_back": ["restart", "scale out"] })),
+            resolution(4, Completed, step(1, 2, ActionKind::ScaleOut)),
+            resolution(4, Completed, step(2, 2, ActionKind::RestartInstances)),
             resolution(
                 4,
                 Completed,
-                json!({ "step": 1, "of": 1, "action": "enable_safe_mode" }),
+                ActionDetails::Rollback(Rollback {
+                    steps: 2,
+                    rolled_back: vec!["restart".into(), "scale out".into()],
+                }),
             ),
+            resolution(4, Completed, step(1, 1, ActionKind::EnableSafeMode)),
             // A failed step changed nothing; safety checks are not steps.
-            resolution(4, Failed, json!({ "step": 1, "of": 1, "error": "no earlier version" })),
-            resolution(1, Completed, json!({ "checks": [] })),
+            resolution(
+                4,
+                Failed,
+                match step(1, 1, ActionKind::RollbackModel) {
+                    ActionDetails::Step(failed) => ActionDetails::Step(Step {
+                        error: Some("no earlier version".into()),
+                        ..failed
+                    }),
+                    _ => unreachable!(),
+                },
+            ),
             resolution(
                 1,
                 Completed,
-                json!({ "step": 1, "of": 1, "action": "trigger_retraining" }),
+                ActionDetails::SafetyChecks(SafetyChecks { checks: Vec::new() }),
             ),
+            resolution(1, Completed, step(1, 1, ActionKind::TriggerRetraining)),
             // 3 of 4 model requests within 300 ms: 300 rps fine, 100 slow.
             model_report(120.0, 300.0),
             model_report(900.0, 100.0),
@@ -701,4 +730,81 @@ async fn analytics_are_computed_from_a_seeded_store(db: Db) {
         analytics,
         "the same after a restart"
     );
+}
+
+/// A database written by main at cf31d9e (before payloads were typed):
+/// nine incidents at speed 40 with agent crashes, a claim wait and a
+/// rollback, made by `antibody` from that commit. Its details carry no
+/// `kind`; the reader infers it.
+const LEGACY_DATABASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/main-cf31d9e.db");
+
+#[tokio::test]
+async fn a_database_written_before_typed_payloads_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("antibody.db");
+    std::fs::copy(LEGACY_DATABASE, &path).unwrap();
+    let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let recovered = store.recover(200, 50, 100).await.unwrap();
+    assert_eq!(recovered.last_seq, 411);
+
+    // Every event reads, and every action's details have a kind.
+    let page = store.events_since(0, 1000).await.unwrap();
+    assert_eq!(page.events.len(), 411);
+    let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
+    for event in &page.events {
+        if let ServerMessage::AgentAction { action, .. } = &event.message {
+            *kinds.entry(action.details.kind()).or_default() += 1;
+        }
+    }
+    for kind in [
+        "started",
+        "detection",
+        "diagnosis",
+        "prediction",
+        "vote",
+        "safety_checks",
+        "step",
+        "verification",
+        "rollback",
+        "claim_wait",
+        "crashed",
+        "report",
+    ] {
+        assert!(kinds.contains_key(kind), "no `{kind}` among {kinds:?}");
+    }
+
+    // Each incident's page: typed hypotheses, votes, steps with their numbers.
+    let incidents = store
+        .incidents(&IncidentFilter {
+            limit: 50,
+            ..IncidentFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(incidents.total, 9);
+    let mut votes = 0;
+    for incident in &incidents.items {
+        let detail = store.incident(incident.id).await.unwrap().unwrap();
+        assert_eq!(detail.incident.status, IncidentStatus::Resolved);
+        let top = detail.hypotheses.first().expect("a diagnosed incident has hypotheses");
+        assert!(!top.root.service.is_empty() && !top.evidence.is_empty(), "{top:?}");
+        // (One waited on another's claim on its root, and that fix was its.)
+        votes += detail.votes.len();
+        let steps: Vec<&Step> = detail
+            .actions
+            .iter()
+            .filter_map(|a| match &a.details {
+                ActionDetails::Step(step) => Some(step),
+                _ => None,
+            })
+            .collect();
+        assert!(steps.iter().all(|s| (1..=s.of).contains(&s.step)), "{steps:?}");
+    }
+
+    assert_eq!(votes, 8);
+
+    // Analytics count the old steps and the one rollback's.
+    let analytics = store.analytics().await.unwrap();
+    assert_eq!(analytics.steps_run, 11);
+    assert!(analytics.steps_rolled_back >= 1, "{analytics:?}");
 }

@@ -5,8 +5,8 @@
 //! so they work without JavaScript too.
 
 use engine::protocol::{
-    ActionStatus, AgentAction, AuditEntry, ConsensusRound, Envelope, Incident, IncidentDetail, IncidentPage,
-    IncidentStatus, ServerMessage, Severity,
+    ActionStatus, AgentAction, AuditEntry, ConsensusRound, Envelope, Hypothesis, Incident, IncidentDetail,
+    IncidentPage, IncidentStatus, ServerMessage, Severity,
 };
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -202,7 +202,6 @@ fn IncidentStory(page: IncidentView) -> impl IntoView {
         actions,
         audit,
     } = detail;
-    let hypotheses = hypotheses.as_array().cloned().unwrap_or_default();
     view! {
         <section class="panel incident-head" aria-labelledby="incident-title">
             <p class="muted"><a href="/incidents">"Incident history"</a>" / "{incident.id.to_string()}</p>
@@ -321,37 +320,18 @@ fn Telemetry(id: uuid::Uuid, charts: ChartSet) -> impl IntoView {
 }
 
 /// One ranked hypothesis, as diagnosis published it.
-fn hypothesis(h: serde_json::Value) -> impl IntoView {
-    let root = format!(
-        "{} on {}",
-        h["root"]["fault"].as_str().unwrap_or("?").replace('_', " "),
-        h["root"]["service"].as_str().unwrap_or("?")
-    );
-    let confidence = h["confidence"].as_f64().unwrap_or(0.0);
-    let evidence: Vec<String> = h["evidence"]
-        .as_array()
-        .map(|e| {
-            e.iter()
-                .map(|m| {
-                    format!(
-                        "{} {:.1}σ",
-                        m["metric"].as_str().unwrap_or("?"),
-                        m["sigma"].as_f64().unwrap_or(0.0)
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let path: Vec<String> = h["path"]
-        .as_array()
-        .map(|p| p.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default();
+fn hypothesis(h: Hypothesis) -> impl IntoView {
+    let evidence: Vec<String> = h
+        .evidence
+        .iter()
+        .map(|m| format!("{} {:.1}σ", m.metric.as_str(), m.sigma))
+        .collect();
     view! {
         <li class="hypothesis">
-            <div class="hypothesis-head"><strong>{root}</strong><span class="mono">{format!("{:.0}%", confidence * 100.0)}</span></div>
-            <div class="meter" aria-hidden="true"><span style=format!("width:{:.0}%", confidence * 100.0)></span></div>
+            <div class="hypothesis-head"><strong>{h.label()}</strong><span class="mono">{format!("{:.0}%", h.confidence * 100.0)}</span></div>
+            <div class="meter" aria-hidden="true"><span style=format!("width:{:.0}%", h.confidence * 100.0)></span></div>
             <p class="muted">"Evidence: "{if evidence.is_empty() { "none".to_owned() } else { evidence.join(", ") }}</p>
-            {(!path.is_empty()).then(|| view! { <p class="muted">"Path: "{path.join(" → ")}</p> })}
+            {(!h.path.is_empty()).then(|| view! { <p class="muted">"Path: "{h.path.join(" → ")}</p> })}
         </li>
     }
 }

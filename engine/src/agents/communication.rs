@@ -6,11 +6,9 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use serde_json::json;
-
 use super::{Agent, Case, Judgement, Plan, Report};
 use crate::{
-    protocol::{AgentType, IncidentStatus},
+    protocol::{ActionDetails, AgentType, IncidentStatus, StatusPage},
     twin::Estate,
 };
 
@@ -204,8 +202,11 @@ impl Agent for Communication {
     /// Opens the status-page entry while the others work.
     fn work(&self, case: &mut Case, _estate: &Estate) -> Report {
         Report {
-            description: format!("Status page: investigating \"{}\"", case.incident.title),
-            details: json!({ "status_page": "investigating", "audience": ["status_page", "on_call"] }),
+            details: ActionDetails::StatusPage(StatusPage {
+                status_page: "investigating".into(),
+                audience: vec!["status_page".into(), "on_call".into()],
+                title: case.incident.title.clone(),
+            }),
             confidence: 0.95,
         }
     }

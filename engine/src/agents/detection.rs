@@ -2,13 +2,12 @@
 //! sure we are that something is wrong, which known pattern it looks like,
 //! and which past incidents it resembles.
 
-use serde::Serialize;
-use serde_json::json;
+pub use crate::protocol::{Anomaly, MonitorBreach};
 
 use super::{Agent, Case, Judgement, Monitor, Plan, Report, Signature, deviations, harm, round2};
 use crate::{
     memory::Memory,
-    protocol::{AgentType, Recall, SignatureFeature},
+    protocol::{ActionDetails, AgentType, DetectionFindings, PatternMatch, Recall, SignatureFeature},
     twin::{Estate, Metric},
 };
 
@@ -20,55 +19,26 @@ const CAP_SIGMA: f64 = 12.0;
 /// Series in an incident's signature: the strongest, since the faint
 /// ones come and go from one reading to the next.
 const SIGNATURE_FEATURES: usize = 24;
-
-/// One metric off its baseline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Anomaly {
-    /// The service.
-    pub service: String,
-    /// The metric.
-    pub metric: Metric,
-    /// Its recent mean.
-    pub value: f64,
-    /// Its baseline mean.
-    pub baseline: f64,
-    /// Deviation in sigma, positive in the harmful direction.
-    pub sigma: f64,
-}
-
-/// A monitor's threshold crossed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Breach {
-    /// The monitor, as in `Data drift`.
-    pub monitor: String,
-    /// The service.
-    pub service: String,
-    /// The metric.
-    pub metric: Metric,
-    /// The reading that crossed (the mean of the window).
-    pub value: f64,
-    /// "feature_psi 5.930 > 0.2".
-    pub detail: String,
-}
+/// Anomalies an action's details list; the rest are counted.
+const PUBLISHED_ANOMALIES: usize = 8;
 
 /// What detection found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Detection {
     /// Series examined.
     pub metrics_analyzed: usize,
     /// Anomalies, strongest first.
     pub anomalies: Vec<Anomaly>,
     /// Monitors whose absolute thresholds are crossed.
-    pub breaches: Vec<Breach>,
+    pub breaches: Vec<MonitorBreach>,
     /// Services with at least one anomaly, strongest first.
     pub anomalous_services: Vec<String>,
     /// The best-matching known pattern and its score.
-    pub pattern: Option<(String, String, f64)>,
+    pub pattern: Option<PatternMatch>,
     /// Confidence that something is wrong.
     pub confidence: f64,
     /// The incident's signature for the memory: the anomalous series,
     /// strongest first.
-    #[serde(skip)]
     pub signature: Vec<SignatureFeature>,
     /// What the memory holds of similar past incidents.
     pub recall: Recall,
@@ -104,7 +74,7 @@ impl DetectionAgent {
                 // baseline says (a slow drift moves the baseline with it).
                 let breached = breaches
                     .iter()
-                    .any(|b: &Breach| b.service == spec.name && b.metric == metric);
+                    .any(|b: &MonitorBreach| b.service == spec.name && b.metric == metric);
                 if sigma >= ANOMALY_SIGMA || breached {
                     anomalies.push(Anomaly {
                         service: spec.name.clone(),
@@ -136,7 +106,11 @@ impl DetectionAgent {
             })
             .max_by(|a, b| a.2.total_cmp(&b.2))
             .filter(|(_, _, score)| *score > 0.3)
-            .map(|(s, index, score)| (s.pattern.clone(), topology.spec(index).name.clone(), round2(score)));
+            .map(|(s, index, score)| PatternMatch {
+                pattern: s.pattern.clone(),
+                service: topology.spec(index).name.clone(),
+                score: round2(score),
+            });
 
         let signature: Vec<SignatureFeature> = anomalies
             .iter()
@@ -163,9 +137,24 @@ impl DetectionAgent {
     }
 }
 
+impl Detection {
+    /// The findings as published: the strongest anomalies, not all.
+    pub fn findings(&self) -> DetectionFindings {
+        DetectionFindings {
+            metrics_analyzed: self.metrics_analyzed,
+            anomalies_detected: self.anomalies.len(),
+            monitor_breaches: self.breaches.clone(),
+            anomalous_services: self.anomalous_services.clone(),
+            top_anomalies: self.anomalies.iter().take(PUBLISHED_ANOMALIES).cloned().collect(),
+            pattern_matched: self.pattern.clone(),
+            recall: self.recall.clone(),
+        }
+    }
+}
+
 impl DetectionAgent {
     /// Every monitor's threshold crossed, on every service it watches.
-    pub fn breaches(&self, estate: &Estate) -> Vec<Breach> {
+    pub fn breaches(&self, estate: &Estate) -> Vec<MonitorBreach> {
         let topology = estate.topology();
         let mut breaches = Vec::new();
         for monitor in &self.monitors {
@@ -181,7 +170,7 @@ impl DetectionAgent {
                 if !monitor.past(value) {
                     continue;
                 }
-                breaches.push(Breach {
+                breaches.push(MonitorBreach {
                     monitor: monitor.name.clone(),
                     service: spec.name.clone(),
                     metric: monitor.metric,
@@ -215,7 +204,7 @@ fn confidence(detection: &Detection) -> f64 {
         strength.max(0.8)
     };
     let corroboration = (detection.anomalies.len() as f64 / 4.0).min(1.0);
-    let pattern = detection.pattern.as_ref().map_or(0.0, |p| p.2);
+    let pattern = detection.pattern.as_ref().map_or(0.0, |p| p.score);
     let history = if detection.recall.similar.is_empty() { 0.0 } else { 0.05 };
     round2((0.45 + 0.25 * strength + 0.1 * corroboration + 0.15 * pattern + history).min(0.99))
 }
@@ -227,45 +216,8 @@ impl Agent for DetectionAgent {
 
     fn work(&self, case: &mut Case, estate: &Estate) -> Report {
         let detection = self.detect(estate);
-        let description = match (detection.anomalies.first(), &detection.pattern) {
-            (None, _) => format!("Nothing anomalous found across {} metrics", detection.metrics_analyzed),
-            (Some(top), pattern) => {
-                format!(
-                    "{} anomalies on {} service(s); strongest {} {} at {:.1}σ{}",
-                    detection.anomalies.len(),
-                    detection.anomalous_services.len(),
-                    top.service,
-                    top.metric.as_str(),
-                    top.sigma,
-                    pattern
-                        .as_ref()
-                        .map(|(p, s, _)| format!("; looks like {p} on {s}"))
-                        .unwrap_or_default()
-                ) + &detection
-                    .breaches
-                    .iter()
-                    .map(|b| format!("; {} on {} ({})", b.monitor, b.service, b.detail))
-                    .collect::<String>()
-                    + &match detection.recall.similar.len() {
-                        0 => String::new(),
-                        n => format!(
-                            "; resembles {n} past incident(s) (best {:.0}% similar)",
-                            detection.recall.best_similarity() * 100.0
-                        ),
-                    }
-            }
-        };
         let report = Report {
-            description,
-            details: json!({
-                "metrics_analyzed": detection.metrics_analyzed,
-                "anomalies_detected": detection.anomalies.len(),
-                "monitor_breaches": detection.breaches,
-                "anomalous_services": detection.anomalous_services,
-                "top_anomalies": detection.anomalies.iter().take(8).collect::<Vec<_>>(),
-                "pattern_matched": detection.pattern.as_ref().map(|p| json!({"pattern": p.0, "service": p.1, "score": p.2})),
-                "recall": detection.recall,
-            }),
+            details: ActionDetails::Detection(detection.findings()),
             confidence: detection.confidence,
         };
         case.detection = Some(detection);
@@ -323,7 +275,7 @@ mod tests {
         for caller in ["order-service", "user-service"] {
             assert!(detection.anomalous_services.iter().any(|s| s == caller), "{caller}");
         }
-        let (pattern, service, _) = detection.pattern.clone().unwrap();
+        let PatternMatch { pattern, service, .. } = detection.pattern.clone().unwrap();
         assert_eq!(service, "postgres-primary");
         assert!(pattern.contains("pool"), "{pattern}");
         assert!(detection.confidence > 0.8, "{}", detection.confidence);

@@ -7,82 +7,19 @@
 //! when it does; a cache's failure also loads its fallback). A root cause
 //! explains its symptoms; a symptom does not explain its root.
 
-use serde::Serialize;
-use serde_json::json;
+pub use crate::protocol::{Affected, Diagnosis, Hypothesis, MetricEvidence};
 
 use super::{Agent, Case, Judgement, Plan, Report, Signature, deviations, round2};
 use crate::{
     catalog::RootCause,
-    protocol::{AgentType, FixTrackRecord, Recall},
-    twin::{Estate, HealthState, Metric, ServiceKind, Topology},
+    protocol::{ActionDetails, AgentType, FixTrackRecord, Recall},
+    twin::{Estate, ServiceKind, Topology},
 };
 
 /// Hypotheses below this score are not worth acting on.
 const MIN_SCORE: f64 = 0.2;
 /// Hypotheses kept.
 const KEEP: usize = 3;
-
-/// A metric behind a hypothesis.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MetricEvidence {
-    /// The metric.
-    pub metric: Metric,
-    /// Its deviation from baseline, in sigma (signed).
-    pub sigma: f64,
-}
-
-/// A candidate root cause.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Hypothesis {
-    /// The service and fault.
-    pub root: RootCause,
-    /// Overall score: 0..=1 from the telemetry, then scaled by memory
-    /// (×0.5 to ×1.5, see [`Diagnosis::skipped`] and the memory module).
-    pub score: f64,
-    /// Share of the score among the hypotheses, as a confidence.
-    pub confidence: f64,
-    /// How well the signature matched, 0..=1.
-    pub signature_match: f64,
-    /// Share of the anomaly (weighted by strength) it explains.
-    pub coverage: f64,
-    /// The signature's metrics on the service.
-    pub evidence: Vec<MetricEvidence>,
-    /// A call path from a reported service to the root, when there is one.
-    pub path: Vec<String>,
-    /// Its fix's track record on similar past incidents, if it ran on any.
-    pub memory: Option<FixTrackRecord>,
-}
-
-impl Hypothesis {
-    /// "connection-pool exhaustion on postgres-primary".
-    pub fn label(&self) -> String {
-        format!("{} on {}", self.root.fault.label(), self.root.service)
-    }
-}
-
-/// A service in the blast radius.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Affected {
-    /// The service.
-    pub service: String,
-    /// Its health now.
-    pub health: HealthState,
-}
-
-/// What diagnosis concluded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Diagnosis {
-    /// Hypotheses, best first; empty when nothing explains the anomalies.
-    pub hypotheses: Vec<Hypothesis>,
-    /// Services that depend on the top hypothesis's root, and their health.
-    pub blast_radius: Vec<Affected>,
-    /// Hypotheses left out because their fix ran on similar incidents and
-    /// never healed one: a failed fix is not repeated. (One flaky failure
-    /// bars it too; clearing the memory gives it another chance.)
-    pub skipped: Vec<Hypothesis>,
-    /// Similar past incidents weighed.
-    pub similar_incidents: usize,
-}
 
 /// The diagnosis agent.
 pub struct DiagnosisAgent {
@@ -203,39 +140,12 @@ impl DiagnosisAgent {
             blast_radius,
             skipped,
             similar_incidents: recall.similar.len(),
+            anomalous: anomalous
+                .iter()
+                .map(|&(index, _)| topology.spec(index).name.clone())
+                .collect(),
         }
     }
-}
-
-/// What memory contributed, for the feed: "; matched 4 similar incidents;
-/// last fix succeeded 4/4; skipped …: failed 2/2". Empty without matches.
-fn memory_line(diagnosis: &Diagnosis) -> String {
-    use std::fmt::Write;
-    let mut line = String::new();
-    if diagnosis.similar_incidents == 0 {
-        return line;
-    }
-    let _ = write!(
-        line,
-        "; matched {} similar incident{}",
-        diagnosis.similar_incidents,
-        if diagnosis.similar_incidents == 1 { "" } else { "s" }
-    );
-    if let Some(record) = diagnosis.hypotheses.first().and_then(|h| h.memory.as_ref()) {
-        let _ = write!(line, "; last fix succeeded {}/{}", record.healed, record.tried);
-    }
-    for h in &diagnosis.skipped {
-        if let Some(record) = &h.memory {
-            let _ = write!(
-                line,
-                "; skipped {}: failed {}/{}",
-                h.label(),
-                record.tried,
-                record.tried
-            );
-        }
-    }
-    line
 }
 
 impl Agent for DiagnosisAgent {
@@ -264,38 +174,9 @@ impl Agent for DiagnosisAgent {
             })
             .unwrap_or_default();
         let diagnosis = self.diagnose(estate, &case.incident.affected_services, &anomalous, &strength, &recall);
-        let memory = memory_line(&diagnosis);
-        let report = match diagnosis.hypotheses.first() {
-            None => Report {
-                description: if !diagnosis.skipped.is_empty() {
-                    format!("Every candidate fix failed on similar incidents{memory}")
-                } else if anomalous.is_empty() {
-                    "No root cause to find: telemetry is within baselines".into()
-                } else {
-                    format!("No known fault explains the anomalies on {}", anomalous.join(", "))
-                },
-                details: json!({ "hypotheses": [], "blast_radius": [], "skipped": diagnosis.skipped }),
-                confidence: 0.5,
-            },
-            Some(top) => Report {
-                description: format!(
-                    "Root cause: {} ({:.0}% confident){}{memory}",
-                    top.label(),
-                    top.confidence * 100.0,
-                    diagnosis
-                        .hypotheses
-                        .get(1)
-                        .map(|h| format!("; next: {}", h.label()))
-                        .unwrap_or_default()
-                ),
-                details: json!({
-                    "hypotheses": diagnosis.hypotheses,
-                    "blast_radius": diagnosis.blast_radius,
-                    "skipped": diagnosis.skipped,
-                    "similar_incidents": diagnosis.similar_incidents,
-                }),
-                confidence: top.confidence,
-            },
+        let report = Report {
+            confidence: diagnosis.hypotheses.first().map_or(0.5, |top| top.confidence),
+            details: ActionDetails::Diagnosis(diagnosis.clone()),
         };
         case.diagnosis = Some(diagnosis);
         report
@@ -325,7 +206,7 @@ mod tests {
     use super::*;
     use crate::{
         agents::{DetectionAgent, fixtures, monitors, signatures},
-        twin::FaultKind,
+        twin::{FaultKind, HealthState, Metric},
     };
 
     fn diagnose(kind: FaultKind, target: &str, seed: u64) -> Diagnosis {

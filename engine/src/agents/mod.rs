@@ -15,7 +15,7 @@ pub mod resolution;
 use serde::Deserialize;
 
 use crate::{
-    protocol::{AgentType, Incident},
+    protocol::{ActionDetails, AgentType, Incident},
     twin::{Estate, FaultKind, Metric, ServiceKind, Worse},
 };
 
@@ -49,13 +49,12 @@ impl Case {
     }
 }
 
-/// What an agent tells the activity feed about its work.
+/// What an agent tells the activity feed about its work. The sentence
+/// people read is `AgentAction::describe` of these details.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
-    /// One line for people.
-    pub description: String,
-    /// The facts behind it.
-    pub details: serde_json::Value,
+    /// The facts, typed by kind.
+    pub details: ActionDetails,
     /// How sure the agent is, 0..=1.
     pub confidence: f64,
 }

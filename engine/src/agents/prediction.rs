@@ -9,60 +9,17 @@
 //!   extrapolated to each objective (p99, error rate, memory, disk, pool).
 //! - Business impact: the cost model of `data/impact.toml`.
 
-use serde::Serialize;
-use serde_json::json;
+pub use crate::protocol::{CascadeRisk, Loss, ObjectiveBreach, Prediction};
 
 use super::{Agent, Case, Judgement, Plan, Report, round2};
 use crate::{
     impact::ImpactModel,
-    protocol::AgentType,
+    protocol::{ActionDetails, AgentType},
     twin::{Estate, HealthState, Metric, telemetry::slope_with_error},
 };
 
 /// Seconds of history a trend is fitted on.
 const TREND_WINDOW: usize = 20;
-
-/// A service that may be pulled in.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CascadeRisk {
-    /// The service.
-    pub service: String,
-    /// Probability it degrades next, 0..=1.
-    pub probability: f64,
-}
-
-/// When an objective breaks at the current trend.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Breach {
-    /// The service.
-    pub service: String,
-    /// The objective, as in `p99 ≤ 400 ms`.
-    pub objective: String,
-    /// Seconds until breach; 0 when already breached.
-    pub seconds: f64,
-}
-
-/// Dollars per minute lost at one service.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Loss {
-    /// The service.
-    pub service: String,
-    /// Dollars per minute.
-    pub per_minute: f64,
-}
-
-/// What prediction concluded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Prediction {
-    /// Healthy services at risk, riskiest first.
-    pub cascade: Vec<CascadeRisk>,
-    /// Objectives breached or heading there, soonest first.
-    pub breaches: Vec<Breach>,
-    /// Loss per service, largest first.
-    pub losses: Vec<Loss>,
-    /// Total dollars per minute.
-    pub impact_per_minute: f64,
-}
 
 /// The prediction agent.
 pub struct PredictionAgent {
@@ -142,7 +99,7 @@ impl PredictionAgent {
                         .then(|| ((limit - now) / rate).min(86_400.0))
                 };
                 if let Some(seconds) = seconds {
-                    breaches.push(Breach {
+                    breaches.push(ObjectiveBreach {
                         service: spec.name.clone(),
                         objective,
                         seconds: seconds.round(),
@@ -192,19 +149,6 @@ impl Agent for PredictionAgent {
 
     fn work(&self, case: &mut Case, estate: &Estate) -> Report {
         let prediction = self.predict(estate);
-        let breached = prediction.breaches.iter().filter(|b| b.seconds == 0.0).count();
-        let next = prediction.breaches.iter().find(|b| b.seconds > 0.0);
-        let description = format!(
-            "Impact ${:.0}/min; {breached} objective(s) breached{}{}",
-            prediction.impact_per_minute,
-            next.map(|b| format!(", {} {} in {:.0}s", b.service, b.objective, b.seconds))
-                .unwrap_or_default(),
-            prediction
-                .cascade
-                .first()
-                .map(|c| format!("; {} at {:.0}% risk of cascade", c.service, c.probability * 100.0))
-                .unwrap_or_default()
-        );
         // Sure of figures measured now; less sure of extrapolations.
         let confidence = if prediction.breaches.iter().all(|b| b.seconds == 0.0) {
             0.9
@@ -212,13 +156,7 @@ impl Agent for PredictionAgent {
             0.8
         };
         let report = Report {
-            description,
-            details: json!({
-                "impact_per_minute": prediction.impact_per_minute,
-                "losses": prediction.losses,
-                "cascade": prediction.cascade,
-                "breaches": prediction.breaches.iter().take(10).collect::<Vec<_>>(),
-            }),
+            details: ActionDetails::Prediction(prediction.clone()),
             confidence,
         };
         case.prediction = Some(prediction);

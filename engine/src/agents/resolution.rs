@@ -3,70 +3,14 @@
 //! recovered. The orchestrator runs the steps one at a time against the
 //! twin, verifies, and rolls back in reverse when recovery does not come.
 
-use serde::Serialize;
-use serde_json::json;
+pub use crate::protocol::{Plan, PlannedStep, SafetyCheck};
 
 use super::{Agent, Case, Hypothesis, Judgement, Report};
 use crate::{
-    catalog::{Catalog, Playbook, RootCause, StepTarget},
-    protocol::AgentType,
+    catalog::{Catalog, Playbook, StepTarget},
+    protocol::{ActionDetails, AgentType, Readiness},
     twin::{ActionKind, Estate, HealthState, Metric, Remediation},
 };
-
-/// One step of a plan, ready to run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PlannedStep {
-    /// The action and its target.
-    pub remediation: Remediation,
-    /// Nominal simulated seconds.
-    pub seconds: f64,
-}
-
-impl PlannedStep {
-    pub fn label(&self) -> String {
-        format!("{} on {}", self.remediation.kind.label(), self.remediation.target)
-    }
-}
-
-/// A pre-flight check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SafetyCheck {
-    /// What is checked.
-    pub name: &'static str,
-    /// Whether it passed.
-    pub passed: bool,
-    /// The facts.
-    pub detail: String,
-}
-
-/// A remediation plan for one hypothesis.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Plan {
-    /// The root cause it treats.
-    pub root: RootCause,
-    /// The playbook it comes from.
-    pub playbook: String,
-    /// The steps, in order.
-    pub steps: Vec<PlannedStep>,
-    /// Services whose recovery proves the plan worked.
-    pub watch: Vec<String>,
-}
-
-impl Plan {
-    /// "Connection pool exhaustion playbook for postgres-primary: …".
-    pub fn summary(&self) -> String {
-        format!(
-            "{} for {}: {}",
-            self.playbook,
-            self.root.service,
-            self.steps
-                .iter()
-                .map(PlannedStep::label)
-                .collect::<Vec<_>>()
-                .join(", then ")
-        )
-    }
-}
 
 /// The resolution agent.
 pub struct ResolutionAgent;
@@ -138,7 +82,7 @@ impl ResolutionAgent {
             }
         });
         checks.push(SafetyCheck {
-            name: "backup_verified",
+            name: "backup_verified".into(),
             passed: backup,
             detail: if stateful.is_empty() {
                 "no stateful service is touched".into()
@@ -155,7 +99,7 @@ impl ResolutionAgent {
             .map(PlannedStep::label)
             .collect();
         checks.push(SafetyCheck {
-            name: "rollback_plan_ready",
+            name: "rollback_plan_ready".into(),
             passed: true,
             detail: if irreversible.is_empty() {
                 "every step can be undone in reverse order".into()
@@ -168,7 +112,7 @@ impl ResolutionAgent {
         });
         let assessed = case.prediction.is_some() && case.diagnosis.is_some();
         checks.push(SafetyCheck {
-            name: "impact_assessed",
+            name: "impact_assessed".into(),
             passed: assessed,
             detail: case
                 .prediction
@@ -182,7 +126,7 @@ impl ResolutionAgent {
                 .is_some_and(|i| topology.spec(i).owned)
         });
         checks.push(SafetyCheck {
-            name: "targets_owned",
+            name: "targets_owned".into(),
             passed: owned,
             detail: "every target is ours to change".into(),
         });
@@ -227,19 +171,14 @@ impl Agent for ResolutionAgent {
     fn work(&self, case: &mut Case, _estate: &Estate) -> Report {
         let ready = case.diagnosis.as_ref().is_some_and(|d| !d.hypotheses.is_empty());
         Report {
-            description: if ready {
-                "Plan ready for the vote".into()
-            } else {
-                "Nothing to remediate".into()
-            },
-            details: json!({}),
+            details: ActionDetails::Readiness(Readiness { ready }),
             confidence: 0.9,
         }
     }
 
     /// Approves a plan whose safety checks pass.
     fn judge(&self, case: &Case, plan: &Plan, estate: &Estate) -> Judgement {
-        let failed: Vec<&'static str> = self
+        let failed: Vec<String> = self
             .safety_checks(case, plan, estate)
             .into_iter()
             .filter(|c| !c.passed)
@@ -261,6 +200,7 @@ mod tests {
     use super::*;
     use crate::{
         agents::fixtures,
+        catalog::RootCause,
         twin::{FaultKind, Topology},
     };
 

@@ -19,7 +19,6 @@ use std::{
 };
 
 use rand::{Rng, rngs::StdRng};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -37,11 +36,13 @@ use crate::{
     },
     bus::Worker,
     catalog::{FaultyVoter, RootCause},
+    claims::Claim,
     clock::SimClock,
     consensus,
     protocol::{
-        ActionStatus, AgentAction, AgentType, ConsensusVote, FixOutcome, FixRecord, Incident, IncidentStatus, MarkKind,
-        ServerMessage, Severity, VOTE_DETAILS,
+        self as protocol, ActionDetails, ActionStatus, AgentAction, AgentType, CircuitOpen, ClaimWait, ConsensusVote,
+        Crashed, FixOutcome, FixRecord, Incident, IncidentStatus, MarkKind, Rollback, SafetyChecks, ServerMessage,
+        Severity, Started, Step, Tally, Task, Verification, Vote,
     },
     twin::{ActionKind, ConfigChange, Estate, WARMUP_TICKS},
 };
@@ -230,17 +231,18 @@ impl Run<'_> {
         Duration::from_secs_f64(self.rng.random_range(range))
     }
 
-    fn started(&mut self, agent: AgentType, description: String, details: serde_json::Value) -> AgentAction {
-        let action = AgentAction {
+    fn started(&mut self, agent: AgentType, details: ActionDetails) -> AgentAction {
+        let mut action = AgentAction {
             agent_type: agent,
             action_id: uuid::Builder::from_random_bytes(self.rng.random()).into_uuid(),
-            description,
+            description: String::new(),
             timestamp: chrono::Utc::now(),
             status: ActionStatus::InProgress,
             details,
             duration_ms: None,
             confidence: None,
         };
+        action.description = action.describe();
         self.engine.publish(ServerMessage::AgentAction {
             incident_id: self.id,
             action: action.clone(),
@@ -267,18 +269,17 @@ impl Run<'_> {
 
     fn finished(&mut self, mut action: AgentAction, status: ActionStatus, report: Report, took: Duration) {
         self.engine.bus().record(action.agent_type, took);
+        action.status = status;
+        action.details = report.details;
+        action.description = action.describe();
         info!(
             agent = action.agent_type.as_str(),
             status = status.as_str(),
+            kind = action.details.kind(),
             "{}",
-            report.description
+            action.description
         );
-        self.note(action.agent_type, report.description.clone());
-        action.status = status;
-        action.description = report.description;
-        if let (Some(details), serde_json::Value::Object(more)) = (action.details.as_object_mut(), report.details) {
-            details.extend(more);
-        }
+        self.note(action.agent_type, action.description.clone());
         action.duration_ms = Some(took.as_millis() as u64);
         action.confidence = Some(report.confidence);
         self.engine.publish(ServerMessage::AgentAction {
@@ -287,13 +288,13 @@ impl Run<'_> {
         });
     }
 
-    /// Runs one analysis agent: announce, think for `duration`, then study
-    /// the twin as it is now.
+    /// Runs one analysis agent: announce `task`, think for `duration`, then
+    /// study the twin as it is now.
     async fn analyse(
         &mut self,
         agent: &dyn Agent,
         case: &mut Case,
-        announce: String,
+        task: Started,
         duration: Duration,
     ) -> Result<(), Stop> {
         let kind = agent.kind();
@@ -308,17 +309,15 @@ impl Run<'_> {
                 self.pass(wait).await?;
             }
             if let Err(open_for) = self.engine.bus().admit(kind) {
-                let action = self.started(kind, announce.clone(), json!({}));
+                let action = self.started(kind, ActionDetails::Started(task.clone()));
                 self.finished(
                     action,
                     ActionStatus::Failed,
                     Report {
-                        description: format!(
-                            "{} circuit open ({:.1}s left): not sending more work to a failing agent",
-                            kind.label(),
-                            open_for.as_secs_f64()
-                        ),
-                        details: json!({ "circuit": "open", "attempt": attempt + 1 }),
+                        details: ActionDetails::CircuitOpen(CircuitOpen {
+                            attempt: attempt + 1,
+                            open_for_seconds: open_for.as_secs_f64(),
+                        }),
                         confidence: 0.0,
                     },
                     Duration::ZERO,
@@ -326,7 +325,7 @@ impl Run<'_> {
                 continue;
             }
             let _worker = self.worker(kind).await?;
-            let action = self.started(kind, announce.clone(), json!({}));
+            let action = self.started(kind, ActionDetails::Started(task.clone()));
             self.pass(duration).await?;
             // Chaos: the agent's job fails as if its process crashed.
             if self.rng.random::<f64>() < self.engine.agent_failure_rate() {
@@ -335,12 +334,10 @@ impl Run<'_> {
                     action,
                     ActionStatus::Failed,
                     Report {
-                        description: format!(
-                            "{} crashed mid-job (attempt {attempt_no})",
-                            kind.label(),
-                            attempt_no = attempt + 1
-                        ),
-                        details: json!({ "attempt": attempt + 1, "of": AGENT_ATTEMPTS }),
+                        details: ActionDetails::Crashed(Crashed {
+                            attempt: attempt + 1,
+                            of: AGENT_ATTEMPTS,
+                        }),
                         confidence: 0.0,
                     },
                     duration,
@@ -366,8 +363,10 @@ impl Run<'_> {
         let _worker = self.worker(AgentType::Resolution).await?;
         let action = self.started(
             AgentType::Resolution,
-            format!("Putting the plan to a vote: {}", plan.summary()),
-            json!({ VOTE_DETAILS: plan }),
+            ActionDetails::Vote(Vote {
+                vote_on: plan.clone(),
+                tally: None,
+            }),
         );
         let duration = self.seconds(CONSENSUS_SECONDS);
         self.pass(duration).await?;
@@ -392,22 +391,15 @@ impl Run<'_> {
             })
             .collect();
         let round = consensus::tally(plan.summary(), votes);
-        let line = format!(
-            "{} {}/{} (quorum {}, tolerates {} faulty){}",
-            if round.passed { "Approved" } else { "Rejected" },
-            round.approvals,
-            round.voters,
-            round.quorum,
-            round.tolerated,
-            if round.dissent.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; dissent: {}",
-                    round.dissent.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
-                )
-            }
-        );
+        let tally = Tally {
+            approvals: round.approvals,
+            voters: round.voters,
+            quorum: round.quorum,
+            tolerated: round.tolerated,
+            passed: round.passed,
+            dissent: round.dissent.clone(),
+        };
+        let line = tally.line();
         metrics::counter!(
             "antibody_consensus_rounds_total",
             "outcome" => if round.passed { "passed" } else { "failed" }
@@ -427,8 +419,10 @@ impl Run<'_> {
             action,
             status,
             Report {
-                description: format!("Consensus: {line}"),
-                details: json!({ "approvals": round.approvals, "quorum": round.quorum, "passed": round.passed }),
+                details: ActionDetails::Vote(Vote {
+                    vote_on: plan.clone(),
+                    tally: Some(tally),
+                }),
                 confidence,
             },
             duration,
@@ -441,7 +435,10 @@ impl Run<'_> {
         let swarm = self.engine.swarm();
         // One resolution worker sees the plan through, steps and all.
         let _worker = self.worker(AgentType::Resolution).await?;
-        let action = self.started(AgentType::Resolution, "Running safety checks".into(), json!({}));
+        let action = self.started(
+            AgentType::Resolution,
+            ActionDetails::SafetyChecks(SafetyChecks { checks: Vec::new() }),
+        );
         let duration = self.seconds(SAFETY_SECONDS);
         self.pass(duration).await?;
         let elapsed = self.elapsed;
@@ -457,20 +454,7 @@ impl Run<'_> {
                 ActionStatus::Failed
             },
             Report {
-                description: if safe {
-                    "Safety checks passed: backup verified, rollback plan ready, impact assessed".into()
-                } else {
-                    format!(
-                        "Safety check failed: {}",
-                        checks
-                            .iter()
-                            .filter(|c| !c.passed)
-                            .map(|c| c.detail.as_str())
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    )
-                },
-                details: json!({ "checks": checks }),
+                details: ActionDetails::SafetyChecks(SafetyChecks { checks }),
                 confidence: if safe { 0.95 } else { 0.6 },
             },
             duration,
@@ -484,11 +468,16 @@ impl Run<'_> {
         let mut applied = Vec::new();
         for (i, step) in plan.steps.iter().enumerate() {
             let label = step.label();
-            let action = self.started(
-                AgentType::Resolution,
-                format!("Step {}/{total}: {label}", i + 1),
-                json!({ "step": i + 1, "of": total, "action": step.remediation.kind, "target": step.remediation.target }),
-            );
+            let announced = Step {
+                step: i + 1,
+                of: total,
+                action: step.remediation.kind,
+                target: step.remediation.target.clone(),
+                changes: Vec::new(),
+                side_effects: Vec::new(),
+                error: None,
+            };
+            let action = self.started(AgentType::Resolution, ActionDetails::Step(announced.clone()));
             let jitter = self.rng.random_range(1.0 - STEP_JITTER..1.0 + STEP_JITTER);
             let duration = Duration::from_secs_f64(step.seconds * jitter);
             self.pass(duration).await?;
@@ -506,8 +495,11 @@ impl Run<'_> {
                         action,
                         ActionStatus::Completed,
                         Report {
-                            description: format!("Step {}/{total} complete: {label}", i + 1),
-                            details: json!({ "changes": done.changes, "side_effects": done.side_effects }),
+                            details: ActionDetails::Step(Step {
+                                changes: done.changes.iter().map(ConfigChange::event).collect(),
+                                side_effects: done.side_effects.clone(),
+                                ..announced
+                            }),
                             confidence: 0.95,
                         },
                         duration,
@@ -519,8 +511,10 @@ impl Run<'_> {
                         action,
                         ActionStatus::Failed,
                         Report {
-                            description: format!("Step {}/{total} failed: {error}", i + 1),
-                            details: json!({ "error": error.to_string() }),
+                            details: ActionDetails::Step(Step {
+                                error: Some(error.to_string()),
+                                ..announced
+                            }),
                             confidence: 0.9,
                         },
                         duration,
@@ -533,11 +527,15 @@ impl Run<'_> {
         }
 
         // Verification: recovery must show in the telemetry and hold.
-        let action = self.started(
-            AgentType::Resolution,
-            format!("Verifying recovery of {} from telemetry", plan.watch.join(", ")),
-            json!({ "watch": plan.watch }),
-        );
+        let verifying = Verification {
+            watch: plan.watch.clone(),
+            window_seconds: VERIFY_WINDOW as u64,
+            verified: None,
+            outstanding: Vec::new(),
+            root_recovered: None,
+            watched_seconds: None,
+        };
+        let action = self.started(AgentType::Resolution, ActionDetails::Verification(verifying.clone()));
         let started = self.elapsed;
         let mut outstanding = Vec::new();
         let mut verified = false;
@@ -575,25 +573,13 @@ impl Run<'_> {
                 ActionStatus::Failed
             },
             Report {
-                description: if verified {
-                    format!(
-                        "Recovery verified: {} within objectives for {VERIFY_WINDOW}s",
-                        plan.watch.join(", ")
-                    )
-                } else if root_fixed {
-                    format!(
-                        "{} recovered, but trouble remains elsewhere: {}",
-                        plan.root.service,
-                        outstanding.join("; ")
-                    )
-                } else {
-                    format!(
-                        "No recovery after {:.0}s: {}",
-                        took.as_secs_f64(),
-                        outstanding.join("; ")
-                    )
-                },
-                details: json!({ "outstanding": outstanding, "verified": verified }),
+                details: ActionDetails::Verification(Verification {
+                    verified: Some(verified),
+                    outstanding: outstanding.clone(),
+                    root_recovered: (!verified && root_fixed).then(|| plan.root.service.clone()),
+                    watched_seconds: Some(took.as_secs_f64()),
+                    ..verifying
+                }),
                 confidence: if verified { 0.95 } else { 0.85 },
             },
             took,
@@ -613,34 +599,35 @@ impl Run<'_> {
         Ok(Remedy::Failed)
     }
 
-    /// Waits while another incident remediates `root`; true if it had to.
-    async fn wait_for_claim(&mut self, root: &str) -> Result<bool, Stop> {
-        let Err(holder) = self.engine.claim(root, self.id) else {
-            return Ok(false);
+    /// Claims `root` for this incident, or, while another incident
+    /// remediates it, waits until it is free (or patience runs out) and
+    /// returns `None`: the caller looks again first, since the other's fix
+    /// may be ours too.
+    async fn claim_or_wait(&mut self, root: &str) -> Result<Option<Claim>, Stop> {
+        let holder = match self.engine.claims().claim(root, self.id) {
+            Ok(claim) => return Ok(Some(claim)),
+            Err(holder) => holder,
         };
-        let action = self.started(
-            AgentType::Resolution,
-            format!("Waiting: incident {holder} is already remediating {root}"),
-            json!({ "holder": holder, "root": root }),
-        );
+        let wait = ClaimWait {
+            holder,
+            root: root.to_owned(),
+        };
+        let action = self.started(AgentType::Resolution, ActionDetails::ClaimWait(wait.clone()));
         let started = self.elapsed;
-        while self.engine.claim(root, self.id).is_err() && self.elapsed - started < CLAIM_PATIENCE {
+        while self.engine.claims().claim(root, self.id).is_err() && self.elapsed - started < CLAIM_PATIENCE {
             self.pass(VERIFY_POLL).await?;
         }
-        // Not ours to act on yet: the caller looks again first.
-        self.engine.release(root, self.id);
         let took = self.elapsed - started;
         self.finished(
             action,
             ActionStatus::Completed,
             Report {
-                description: format!("Done waiting for incident {holder} on {root}; looking again"),
-                details: json!({}),
+                details: ActionDetails::ClaimWait(wait),
                 confidence: 0.9,
             },
             took,
         );
-        Ok(true)
+        Ok(None)
     }
 
     /// Undoes `applied` newest first.
@@ -650,8 +637,10 @@ impl Run<'_> {
         }
         let action = self.started(
             AgentType::Resolution,
-            format!("Rolling back {} step(s) in reverse", applied.len()),
-            json!({}),
+            ActionDetails::Rollback(Rollback {
+                steps: applied.len(),
+                rolled_back: Vec::new(),
+            }),
         );
         let duration = Duration::from_secs_f64(0.4 * applied.len() as f64);
         self.pass(duration).await?;
@@ -667,7 +656,7 @@ impl Run<'_> {
                 label
             });
         }
-        attempt.rolled_back = undone.clone();
+        attempt.rolled_back.clone_from(&undone);
         self.engine.chart_mark(
             self.id,
             self.elapsed,
@@ -678,13 +667,23 @@ impl Run<'_> {
             action,
             ActionStatus::Completed,
             Report {
-                description: format!("Rolled back: {}", undone.join(", ")),
-                details: json!({ "rolled_back": undone }),
+                details: ActionDetails::Rollback(Rollback {
+                    steps: applied.len(),
+                    rolled_back: undone,
+                }),
                 confidence: 0.9,
             },
             duration,
         );
         Ok(())
+    }
+}
+
+/// An analysis job's announcement.
+fn task(task: Task) -> Started {
+    Started {
+        task: Some(task),
+        services: None,
     }
 }
 
@@ -719,18 +718,13 @@ async fn reexamine(run: &mut Run<'_>, case: &mut Case) -> Result<bool, Stop> {
         return Ok(true);
     }
     let duration = run.seconds(DETECTION_SECONDS);
-    run.analyse(
-        &swarm.detection,
-        case,
-        "Re-examining the estate's telemetry".into(),
-        duration,
-    )
-    .await?;
+    run.analyse(&swarm.detection, case, task(Task::Reexamine), duration)
+        .await?;
     if case.detection.as_ref().is_some_and(|d| d.anomalies.is_empty()) {
         return Ok(true);
     }
     let duration = run.seconds(DIAGNOSIS_SECONDS);
-    run.analyse(&swarm.diagnosis, case, "Ranking what is left".into(), duration)
+    run.analyse(&swarm.diagnosis, case, task(Task::RankRemaining), duration)
         .await?;
     Ok(false)
 }
@@ -798,13 +792,11 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
     let services = run.twin.with(run.elapsed, |e| e.topology().len());
 
     let duration = run.seconds(DETECTION_SECONDS);
-    run.analyse(
-        &swarm.detection,
-        case,
-        format!("Scanning telemetry of {services} services against baselines"),
-        duration,
-    )
-    .await?;
+    let scan = Started {
+        task: Some(Task::ScanTelemetry),
+        services: Some(services),
+    };
+    run.analyse(&swarm.detection, case, scan, duration).await?;
     let detected_after = run.elapsed;
     if let Some(detection) = &case.detection {
         let anomalies: Vec<_> = detection
@@ -819,23 +811,15 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         .as_ref()
         .is_some_and(|d| crate::memory::recognised(&d.recall));
     let (duration, announce) = if recognised {
-        (
-            run.seconds(RECOGNISED_DIAGNOSIS_SECONDS),
-            "Confirming the root cause of similar past incidents",
-        )
+        (run.seconds(RECOGNISED_DIAGNOSIS_SECONDS), Task::ConfirmKnownRoot)
     } else {
-        (run.seconds(DIAGNOSIS_SECONDS), "Ranking root-cause hypotheses")
+        (run.seconds(DIAGNOSIS_SECONDS), Task::RankHypotheses)
     };
-    run.analyse(&swarm.diagnosis, case, announce.into(), duration).await?;
+    run.analyse(&swarm.diagnosis, case, task(announce), duration).await?;
     let diagnosed_after = run.elapsed;
     let duration = run.seconds(PREDICTION_SECONDS);
-    run.analyse(
-        &swarm.prediction,
-        case,
-        "Projecting cascade, time to breach and business impact".into(),
-        duration,
-    )
-    .await?;
+    run.analyse(&swarm.prediction, case, task(Task::ProjectImpact), duration)
+        .await?;
 
     let first_hypothesis = case
         .diagnosis
@@ -868,15 +852,21 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
             continue;
         };
         // Another incident is already working on this root: wait, then
-        // look again, since its fix may be ours too.
-        if waits < MAX_ATTEMPTS && run.wait_for_claim(&plan.root.service).await? {
-            waits += 1;
-            if reexamine(run, case).await? {
-                acted_on = Some(plan.root.clone());
-                break;
-            }
-            continue;
-        }
+        // look again, since its fix may be ours too. Patience spent, go
+        // ahead without the claim.
+        let claim = if waits < MAX_ATTEMPTS {
+            let Some(claim) = run.claim_or_wait(&plan.root.service).await? else {
+                waits += 1;
+                if reexamine(run, case).await? {
+                    acted_on = Some(plan.root.clone());
+                    break;
+                }
+                continue;
+            };
+            Some(claim)
+        } else {
+            run.engine.claims().claim(&plan.root.service, run.id).ok()
+        };
         tried.push(hypothesis.root.clone());
         let (approved, line) = run.vote(case, &plan, faulty).await?;
         let mut attempt = Attempt {
@@ -890,37 +880,27 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
             rolled_back: Vec::new(),
         };
         if !approved {
-            run.engine.release(&plan.root.service, run.id);
             attempts.push(attempt);
             continue;
         }
-        let clearance = run.govern(case, &hypothesis, &plan, &mut attempt).await;
-        let clearance = match clearance {
-            Ok(clearance) => clearance,
-            Err(stop) => {
-                run.engine.release(&plan.root.service, run.id);
-                return Err(stop);
-            }
-        };
+        let clearance = run.govern(case, &hypothesis, &plan, &mut attempt).await?;
         match clearance {
             Clearance::Run => {}
             Clearance::Denied => {
                 attempt.approved = false;
-                run.engine.release(&plan.root.service, run.id);
                 attempts.push(attempt);
                 continue;
             }
             Clearance::HandedOver(why) => {
                 attempt.approved = false;
-                run.engine.release(&plan.root.service, run.id);
                 attempts.push(attempt);
                 handed_over = Some(why);
                 break;
             }
             Clearance::Stale { cleared } => {
                 attempt.approved = false;
-                run.engine.release(&plan.root.service, run.id);
                 attempts.push(attempt);
+                drop(claim);
                 if cleared && reexamine(run, case).await? {
                     cleared_while_waiting = true;
                     break;
@@ -930,9 +910,9 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
                 continue;
             }
         }
-        let remedy = run.remediate(case, &plan, &mut attempt).await;
-        run.engine.release(&plan.root.service, run.id);
-        let remedy = remedy?;
+        let remedy = run.remediate(case, &plan, &mut attempt).await?;
+        // Done with the root: a second cause is looked for unclaimed.
+        drop(claim);
         executed.extend(
             plan.steps
                 .iter()
@@ -1022,8 +1002,7 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
     let _worker = run.worker(AgentType::Communication).await?;
     let action = run.started(
         AgentType::Communication,
-        "Writing the incident report and notifications".into(),
-        json!({}),
+        ActionDetails::Started(task(Task::WriteReport)),
     );
     let duration = run.seconds(COMMUNICATION_SECONDS);
     run.pass(duration).await?;
@@ -1050,11 +1029,10 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         action,
         ActionStatus::Completed,
         Report {
-            description: status_line.clone(),
-            details: json!({
-                "status_page": status_line,
-                "report_chars": report.len(),
-                "webhook": run.engine.webhook().is_some(),
+            details: ActionDetails::Report(protocol::Report {
+                status_page: status_line,
+                report_chars: report.len(),
+                webhook: run.engine.webhook().is_some(),
             }),
             confidence: 0.95,
         },

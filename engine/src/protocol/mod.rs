@@ -13,15 +13,19 @@ use uuid::Uuid;
 
 mod analytics;
 mod charts;
+mod findings;
 mod governance;
 mod memory;
 mod models;
+mod vocabulary;
 mod wire;
 pub use analytics::*;
 pub use charts::*;
+pub use findings::*;
 pub use governance::*;
 pub use memory::*;
 pub use models::*;
+pub use vocabulary::*;
 
 /// How bad an incident is. Ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -163,23 +167,12 @@ pub struct AgentAction {
     pub timestamp: DateTime<Utc>,
     /// Where the action is.
     pub status: ActionStatus,
-    /// Structured facts the action worked from or produced.
-    pub details: serde_json::Value,
+    /// What the action worked from or produced, typed by its `kind`.
+    pub details: ActionDetails,
     /// Simulated milliseconds the action took; set once it finished.
     pub duration_ms: Option<u64>,
     /// How sure the agent is of its result, 0..=1; set once it finished.
     pub confidence: Option<f64>,
-}
-
-/// The `details` key that marks an action as a consensus vote; its value
-/// is the plan voted on.
-pub const VOTE_DETAILS: &str = "vote_on";
-
-impl AgentAction {
-    /// Whether this action is the swarm voting on a plan.
-    pub fn is_vote(&self) -> bool {
-        self.details.get(VOTE_DETAILS).is_some()
-    }
 }
 
 /// An incident as the server knows it.
@@ -890,8 +883,7 @@ pub struct IncidentDetail {
     pub timeline: Vec<Envelope>,
     /// Diagnosis's ranked hypotheses, with their evidence (the latest
     /// diagnosis), as the agent published them.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
-    pub hypotheses: serde_json::Value,
+    pub hypotheses: Vec<Hypothesis>,
     /// Every consensus round, oldest first.
     pub votes: Vec<ConsensusRound>,
     /// Resolution's finished actions: checks, steps, verification, rollback.
@@ -925,10 +917,13 @@ mod tests {
                 action: AgentAction {
                     agent_type: AgentType::Detection,
                     action_id: Uuid::nil(),
-                    description: "Analyzing".into(),
+                    description: "Scanning telemetry of 3 services against baselines".into(),
                     timestamp: "2026-11-22T10:30:45.123Z".parse().unwrap(),
                     status: ActionStatus::InProgress,
-                    details: serde_json::json!({"metrics_analyzed": 3}),
+                    details: ActionDetails::Started(Started {
+                        task: Some(Task::ScanTelemetry),
+                        services: Some(3),
+                    }),
                     duration_ms: None,
                     confidence: None,
                 },
@@ -940,6 +935,11 @@ mod tests {
         assert_eq!(json["action"]["agent_type"], "detection");
         assert_eq!(json["action"]["status"], "in_progress");
         assert!(json["action"]["duration_ms"].is_null());
+        assert_eq!(
+            json["action"]["details"]["kind"], "started",
+            "details stay an object, tagged"
+        );
+        assert_eq!(json["action"]["details"]["services"], 3);
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, envelope);
     }

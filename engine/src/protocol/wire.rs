@@ -20,7 +20,7 @@
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{Envelope, ServerMessage};
+use super::{ActionDetails, Envelope, ServerMessage, findings::legacy_kind};
 
 /// Defines the message enum as written, and
 /// `ServerMessage::from_fields(kind, fields)`, which reads the fields of the
@@ -121,16 +121,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
         let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
         // Out of order: the fields become an object of their own, read with
         // the reader (and so the decoders) the browser reads everything with.
-        let mut object = String::from("{");
-        for (key, value) in &early {
-            if object.len() > 1 {
-                object.push(',');
-            }
-            object.push_str(&serde_json::to_string(key).map_err(de::Error::custom)?);
-            object.push(':');
-            object.push_str(value.get());
-        }
-        object.push('}');
+        let object = reassemble(&early)?;
         let mut reader = serde_json::Deserializer::from_slice(object.as_bytes());
         let message = reader
             .deserialize_map(FieldsVisitor {
@@ -139,6 +130,93 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             })
             .map_err(de::Error::custom)?;
         stamp.seal(message)
+    }
+}
+
+/// `fields` set apart as raw JSON, as one JSON object again.
+fn reassemble<E: de::Error>(fields: &[(String, Box<RawValue>)]) -> Result<String, E> {
+    let mut object = String::from("{");
+    for (key, value) in fields {
+        if object.len() > 1 {
+            object.push(',');
+        }
+        object.push_str(&serde_json::to_string(key).map_err(E::custom)?);
+        object.push(':');
+        object.push_str(value.get());
+    }
+    object.push('}');
+    Ok(object)
+}
+
+/// An action's details are read the same way as an envelope: once `kind`
+/// is known, the rest goes straight to the payload's fields. Details
+/// without a `kind` were written before payloads were typed; their kind is
+/// inferred from their keys.
+impl<'de> serde::Deserialize<'de> for ActionDetails {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(DetailsVisitor)
+    }
+}
+
+struct DetailsVisitor;
+
+impl<'de> Visitor<'de> for DetailsVisitor {
+    type Value = ActionDetails;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an action's details: an object tagged by `kind`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ActionDetails, A::Error> {
+        let mut kind: Option<String> = None;
+        let mut early: Vec<(String, Early)> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "kind" || kind.is_some() {
+                early.push((key, map.next_value()?));
+                continue;
+            }
+            let tag: String = map.next_value()?;
+            if early.is_empty() {
+                // The server's order: the fields stream straight to their types.
+                return ActionDetails::from_fields(&tag, de::value::MapAccessDeserializer::new(map));
+            }
+            kind = Some(tag);
+        }
+        let kind = match kind {
+            Some(kind) => kind,
+            None => {
+                let keys: Vec<&str> = early.iter().map(|(key, _)| key.as_str()).collect();
+                legacy_kind(&keys)
+                    .ok_or_else(|| de::Error::missing_field("kind"))?
+                    .to_owned()
+            }
+        };
+        read_early(&kind, early)
+    }
+}
+
+/// An action's fields that came before its `kind`. On the server they may
+/// arrive through serde's buffered content (the store reads bare messages
+/// with the derive), which raw JSON cannot be taken from; the browser reads
+/// only JSON text, and raw JSON keeps a second set of decoders out of the
+/// wasm.
+#[cfg(feature = "runtime")]
+type Early = serde_json::Value;
+#[cfg(not(feature = "runtime"))]
+type Early = Box<RawValue>;
+
+/// Reads the `kind` payload from its fields set apart.
+fn read_early<E: de::Error>(kind: &str, early: Vec<(String, Early)>) -> Result<ActionDetails, E> {
+    #[cfg(feature = "runtime")]
+    {
+        let object: serde_json::Map<String, serde_json::Value> = early.into_iter().collect();
+        ActionDetails::from_fields(kind, serde_json::Value::Object(object)).map_err(E::custom)
+    }
+    #[cfg(not(feature = "runtime"))]
+    {
+        let object = reassemble(&early)?;
+        let mut reader = serde_json::Deserializer::from_slice(object.as_bytes());
+        ActionDetails::from_fields(kind, &mut reader).map_err(E::custom)
     }
 }
 
@@ -246,7 +324,14 @@ mod tests {
             description: "Correlating \"latency\" with deploys".into(),
             timestamp: "2026-11-22T10:30:44Z".parse().unwrap(),
             status: ActionStatus::Completed,
-            details: serde_json::json!({"hypotheses": [{"cause": "pool", "confidence": 0.8}]}),
+            details: crate::protocol::ActionDetails::Diagnosis(crate::protocol::Diagnosis {
+                blast_radius: vec![crate::protocol::Affected {
+                    service: "api-gateway".into(),
+                    health: crate::protocol::HealthState::Degraded,
+                }],
+                anomalous: vec!["api-gateway".into()],
+                ..Default::default()
+            }),
             duration_ms: Some(1200),
             confidence: Some(0.8),
         };

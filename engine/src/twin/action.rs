@@ -8,92 +8,14 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::protocol::{ActionKind, Remediation};
+
 use super::{
     Estate,
     topology::{ServiceKind, ServiceSpec},
 };
 
-/// Every remediation the twin understands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionKind {
-    ScaleConnectionPool,
-    RaiseTimeout,
-    EnableCircuitBreaker,
-    RestartInstances,
-    ScaleOut,
-    RollbackDeploy,
-    FailoverDatabase,
-    FlushCache,
-    RestartCache,
-    RenewCertificate,
-    FreeDisk,
-    EnableSafeMode,
-    RollbackModel,
-    TriggerRetraining,
-    RestartAgent,
-}
-
 impl ActionKind {
-    pub const ALL: [ActionKind; 15] = [
-        Self::ScaleConnectionPool,
-        Self::RaiseTimeout,
-        Self::EnableCircuitBreaker,
-        Self::RestartInstances,
-        Self::ScaleOut,
-        Self::RollbackDeploy,
-        Self::FailoverDatabase,
-        Self::FlushCache,
-        Self::RestartCache,
-        Self::RenewCertificate,
-        Self::FreeDisk,
-        Self::EnableSafeMode,
-        Self::RollbackModel,
-        Self::TriggerRetraining,
-        Self::RestartAgent,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ScaleConnectionPool => "scale_connection_pool",
-            Self::RaiseTimeout => "raise_timeout",
-            Self::EnableCircuitBreaker => "enable_circuit_breaker",
-            Self::RestartInstances => "restart_instances",
-            Self::ScaleOut => "scale_out",
-            Self::RollbackDeploy => "rollback_deploy",
-            Self::FailoverDatabase => "failover_database",
-            Self::FlushCache => "flush_cache",
-            Self::RestartCache => "restart_cache",
-            Self::RenewCertificate => "renew_certificate",
-            Self::FreeDisk => "free_disk",
-            Self::EnableSafeMode => "enable_safe_mode",
-            Self::RollbackModel => "rollback_model",
-            Self::TriggerRetraining => "trigger_retraining",
-            Self::RestartAgent => "restart_agent",
-        }
-    }
-
-    /// A human phrase, as in "scale the connection pool".
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::ScaleConnectionPool => "Scale connection pool",
-            Self::RaiseTimeout => "Raise call timeouts",
-            Self::EnableCircuitBreaker => "Enable circuit breakers",
-            Self::RestartInstances => "Restart instances",
-            Self::ScaleOut => "Scale out",
-            Self::RollbackDeploy => "Roll back deploy",
-            Self::FailoverDatabase => "Fail over database",
-            Self::FlushCache => "Flush cache",
-            Self::RestartCache => "Restart cache",
-            Self::RenewCertificate => "Renew certificate",
-            Self::FreeDisk => "Free disk space",
-            Self::EnableSafeMode => "Enable safe mode",
-            Self::RollbackModel => "Roll back model",
-            Self::TriggerRetraining => "Trigger retraining",
-            Self::RestartAgent => "Restart agent",
-        }
-    }
-
     /// Why this action cannot be applied to `spec`, if it cannot.
     pub fn refusal(self, spec: &ServiceSpec) -> Option<String> {
         use ServiceKind::*;
@@ -140,15 +62,6 @@ impl ActionKind {
     }
 }
 
-/// One remediation aimed at one service.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Remediation {
-    /// What to do.
-    pub kind: ActionKind,
-    /// The service to do it to.
-    pub target: String,
-}
-
 /// One configuration value that changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigChange {
@@ -165,6 +78,19 @@ pub struct ConfigChange {
     /// The action that made the change, or `fault` for a release that
     /// shipped one.
     pub cause: String,
+}
+
+impl ConfigChange {
+    /// The change as the config history publishes it.
+    pub fn event(&self) -> crate::protocol::ConfigChangeEvent {
+        crate::protocol::ConfigChangeEvent {
+            service: self.service.clone(),
+            key: self.key.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            cause: self.cause.clone(),
+        }
+    }
 }
 
 /// What applying an action did.

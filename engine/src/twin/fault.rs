@@ -11,41 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::topology::{ServiceKind, ServiceSpec};
-
-/// Every kind of fault the twin can simulate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FaultKind {
-    /// Connections are held and never released, until the pool runs dry.
-    ConnectionPoolExhaustion,
-    /// A deploy leaks memory until instances run out of it and restart.
-    MemoryLeak,
-    /// Each request costs far more CPU than it should (a hot path under a
-    /// traffic surge).
-    CpuSaturation,
-    /// A migration dropped an index: queries crawl and hold locks.
-    SlowQuery,
-    /// A deploy makes instances crash at start, over and over.
-    CrashLoop,
-    /// A third-party dependency answers slowly or not at all.
-    DependencyTimeout,
-    /// The service is cut off from the network.
-    NetworkPartition,
-    /// A runaway writer fills the disk.
-    DiskExhaustion,
-    /// The TLS certificate expired.
-    CertificateExpiry,
-    /// The cache process fails; reads fall through to its fallback.
-    CacheFailure,
-    /// Model inference slows down.
-    ModelLatency,
-    /// A new model version predicts worse.
-    ModelAccuracyDrop,
-    /// The input distribution moved away from the training data.
-    DataDrift,
-    /// A pipeline agent stops sending heartbeats.
-    AgentHeartbeatLoss,
-}
+pub use crate::protocol::FaultKind;
 
 /// The configuration a fault is bound to: when it changes, the fault ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,62 +25,6 @@ pub enum Binding {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 14] = [
-        Self::ConnectionPoolExhaustion,
-        Self::MemoryLeak,
-        Self::CpuSaturation,
-        Self::SlowQuery,
-        Self::CrashLoop,
-        Self::DependencyTimeout,
-        Self::NetworkPartition,
-        Self::DiskExhaustion,
-        Self::CertificateExpiry,
-        Self::CacheFailure,
-        Self::ModelLatency,
-        Self::ModelAccuracyDrop,
-        Self::DataDrift,
-        Self::AgentHeartbeatLoss,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ConnectionPoolExhaustion => "connection_pool_exhaustion",
-            Self::MemoryLeak => "memory_leak",
-            Self::CpuSaturation => "cpu_saturation",
-            Self::SlowQuery => "slow_query",
-            Self::CrashLoop => "crash_loop",
-            Self::DependencyTimeout => "dependency_timeout",
-            Self::NetworkPartition => "network_partition",
-            Self::DiskExhaustion => "disk_exhaustion",
-            Self::CertificateExpiry => "certificate_expiry",
-            Self::CacheFailure => "cache_failure",
-            Self::ModelLatency => "model_latency",
-            Self::ModelAccuracyDrop => "model_accuracy_drop",
-            Self::DataDrift => "data_drift",
-            Self::AgentHeartbeatLoss => "agent_heartbeat_loss",
-        }
-    }
-
-    /// A human name, as in "connection-pool exhaustion".
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::ConnectionPoolExhaustion => "connection-pool exhaustion",
-            Self::MemoryLeak => "memory leak",
-            Self::CpuSaturation => "CPU saturation",
-            Self::SlowQuery => "slow queries / lock contention",
-            Self::CrashLoop => "crash loop",
-            Self::DependencyTimeout => "dependency timeout",
-            Self::NetworkPartition => "network partition",
-            Self::DiskExhaustion => "disk exhaustion",
-            Self::CertificateExpiry => "certificate expiry",
-            Self::CacheFailure => "cache failure",
-            Self::ModelLatency => "model latency",
-            Self::ModelAccuracyDrop => "model accuracy drop",
-            Self::DataDrift => "data drift",
-            Self::AgentHeartbeatLoss => "agent heartbeat loss",
-        }
-    }
-
     /// Whether this fault can happen on `spec`.
     pub fn can_hit(self, spec: &ServiceSpec) -> bool {
         use ServiceKind::*;

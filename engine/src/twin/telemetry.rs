@@ -10,34 +10,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::topology::{ServiceKind, ServiceSpec};
-
-/// Every metric the twin records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    #[serde(rename = "latency_p50_ms")]
-    LatencyP50,
-    #[serde(rename = "latency_p95_ms")]
-    LatencyP95,
-    #[serde(rename = "latency_p99_ms")]
-    LatencyP99,
-    ErrorRate,
-    Rps,
-    Cpu,
-    Memory,
-    PoolUsage,
-    QueueDepth,
-    Restarts,
-    Heartbeat,
-    /// Seconds since an agent's last heartbeat.
-    #[serde(rename = "heartbeat_age_s")]
-    HeartbeatAge,
-    DiskUsage,
-    CertDaysLeft,
-    CacheHitRate,
-    ModelAccuracy,
-    FeaturePsi,
-}
+pub use crate::protocol::Metric;
 
 /// Which way a metric goes when things get worse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,49 +22,6 @@ pub enum Worse {
 }
 
 impl Metric {
-    pub const COUNT: usize = 17;
-    pub const ALL: [Metric; Self::COUNT] = [
-        Self::LatencyP50,
-        Self::LatencyP95,
-        Self::LatencyP99,
-        Self::ErrorRate,
-        Self::Rps,
-        Self::Cpu,
-        Self::Memory,
-        Self::PoolUsage,
-        Self::QueueDepth,
-        Self::Restarts,
-        Self::Heartbeat,
-        Self::HeartbeatAge,
-        Self::DiskUsage,
-        Self::CertDaysLeft,
-        Self::CacheHitRate,
-        Self::ModelAccuracy,
-        Self::FeaturePsi,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::LatencyP50 => "latency_p50_ms",
-            Self::LatencyP95 => "latency_p95_ms",
-            Self::LatencyP99 => "latency_p99_ms",
-            Self::ErrorRate => "error_rate",
-            Self::Rps => "rps",
-            Self::Cpu => "cpu",
-            Self::Memory => "memory",
-            Self::PoolUsage => "pool_usage",
-            Self::QueueDepth => "queue_depth",
-            Self::Restarts => "restarts",
-            Self::Heartbeat => "heartbeat",
-            Self::HeartbeatAge => "heartbeat_age_s",
-            Self::DiskUsage => "disk_usage",
-            Self::CertDaysLeft => "cert_days_left",
-            Self::CacheHitRate => "cache_hit_rate",
-            Self::ModelAccuracy => "model_accuracy",
-            Self::FeaturePsi => "feature_psi",
-        }
-    }
-
     pub fn worse(self) -> Worse {
         match self {
             Self::Heartbeat | Self::CertDaysLeft | Self::CacheHitRate | Self::ModelAccuracy => Worse::Down,

@@ -1,0 +1,279 @@
+//! The estate's vocabulary: the faults the swarm diagnoses, the metrics it
+//! reads, the remediations it runs. One definition each, shared by the
+//! agents, the store and the browser; what a fault or an action *does* is
+//! the twin's business (`twin::fault`, `twin::action`), where the rest of
+//! each type's methods live.
+
+use serde::{Deserialize, Serialize};
+
+/// Every kind of fault the twin can simulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Connections are held and never released, until the pool runs dry.
+    ConnectionPoolExhaustion,
+    /// A deploy leaks memory until instances run out of it and restart.
+    MemoryLeak,
+    /// Each request costs far more CPU than it should (a hot path under a
+    /// traffic surge).
+    CpuSaturation,
+    /// A migration dropped an index: queries crawl and hold locks.
+    SlowQuery,
+    /// A deploy makes instances crash at start, over and over.
+    CrashLoop,
+    /// A third-party dependency answers slowly or not at all.
+    DependencyTimeout,
+    /// The service is cut off from the network.
+    NetworkPartition,
+    /// A runaway writer fills the disk.
+    DiskExhaustion,
+    /// The TLS certificate expired.
+    CertificateExpiry,
+    /// The cache process fails; reads fall through to its fallback.
+    CacheFailure,
+    /// Model inference slows down.
+    ModelLatency,
+    /// A new model version predicts worse.
+    ModelAccuracyDrop,
+    /// The input distribution moved away from the training data.
+    DataDrift,
+    /// A pipeline agent stops sending heartbeats.
+    AgentHeartbeatLoss,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 14] = [
+        Self::ConnectionPoolExhaustion,
+        Self::MemoryLeak,
+        Self::CpuSaturation,
+        Self::SlowQuery,
+        Self::CrashLoop,
+        Self::DependencyTimeout,
+        Self::NetworkPartition,
+        Self::DiskExhaustion,
+        Self::CertificateExpiry,
+        Self::CacheFailure,
+        Self::ModelLatency,
+        Self::ModelAccuracyDrop,
+        Self::DataDrift,
+        Self::AgentHeartbeatLoss,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectionPoolExhaustion => "connection_pool_exhaustion",
+            Self::MemoryLeak => "memory_leak",
+            Self::CpuSaturation => "cpu_saturation",
+            Self::SlowQuery => "slow_query",
+            Self::CrashLoop => "crash_loop",
+            Self::DependencyTimeout => "dependency_timeout",
+            Self::NetworkPartition => "network_partition",
+            Self::DiskExhaustion => "disk_exhaustion",
+            Self::CertificateExpiry => "certificate_expiry",
+            Self::CacheFailure => "cache_failure",
+            Self::ModelLatency => "model_latency",
+            Self::ModelAccuracyDrop => "model_accuracy_drop",
+            Self::DataDrift => "data_drift",
+            Self::AgentHeartbeatLoss => "agent_heartbeat_loss",
+        }
+    }
+
+    /// A human name, as in "connection-pool exhaustion".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ConnectionPoolExhaustion => "connection-pool exhaustion",
+            Self::MemoryLeak => "memory leak",
+            Self::CpuSaturation => "CPU saturation",
+            Self::SlowQuery => "slow queries / lock contention",
+            Self::CrashLoop => "crash loop",
+            Self::DependencyTimeout => "dependency timeout",
+            Self::NetworkPartition => "network partition",
+            Self::DiskExhaustion => "disk exhaustion",
+            Self::CertificateExpiry => "certificate expiry",
+            Self::CacheFailure => "cache failure",
+            Self::ModelLatency => "model latency",
+            Self::ModelAccuracyDrop => "model accuracy drop",
+            Self::DataDrift => "data drift",
+            Self::AgentHeartbeatLoss => "agent heartbeat loss",
+        }
+    }
+}
+
+/// Every remediation the twin understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    ScaleConnectionPool,
+    RaiseTimeout,
+    EnableCircuitBreaker,
+    RestartInstances,
+    ScaleOut,
+    RollbackDeploy,
+    FailoverDatabase,
+    FlushCache,
+    RestartCache,
+    RenewCertificate,
+    FreeDisk,
+    EnableSafeMode,
+    RollbackModel,
+    TriggerRetraining,
+    RestartAgent,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 15] = [
+        Self::ScaleConnectionPool,
+        Self::RaiseTimeout,
+        Self::EnableCircuitBreaker,
+        Self::RestartInstances,
+        Self::ScaleOut,
+        Self::RollbackDeploy,
+        Self::FailoverDatabase,
+        Self::FlushCache,
+        Self::RestartCache,
+        Self::RenewCertificate,
+        Self::FreeDisk,
+        Self::EnableSafeMode,
+        Self::RollbackModel,
+        Self::TriggerRetraining,
+        Self::RestartAgent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ScaleConnectionPool => "scale_connection_pool",
+            Self::RaiseTimeout => "raise_timeout",
+            Self::EnableCircuitBreaker => "enable_circuit_breaker",
+            Self::RestartInstances => "restart_instances",
+            Self::ScaleOut => "scale_out",
+            Self::RollbackDeploy => "rollback_deploy",
+            Self::FailoverDatabase => "failover_database",
+            Self::FlushCache => "flush_cache",
+            Self::RestartCache => "restart_cache",
+            Self::RenewCertificate => "renew_certificate",
+            Self::FreeDisk => "free_disk",
+            Self::EnableSafeMode => "enable_safe_mode",
+            Self::RollbackModel => "rollback_model",
+            Self::TriggerRetraining => "trigger_retraining",
+            Self::RestartAgent => "restart_agent",
+        }
+    }
+
+    /// A human phrase, as in "scale the connection pool".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ScaleConnectionPool => "Scale connection pool",
+            Self::RaiseTimeout => "Raise call timeouts",
+            Self::EnableCircuitBreaker => "Enable circuit breakers",
+            Self::RestartInstances => "Restart instances",
+            Self::ScaleOut => "Scale out",
+            Self::RollbackDeploy => "Roll back deploy",
+            Self::FailoverDatabase => "Fail over database",
+            Self::FlushCache => "Flush cache",
+            Self::RestartCache => "Restart cache",
+            Self::RenewCertificate => "Renew certificate",
+            Self::FreeDisk => "Free disk space",
+            Self::EnableSafeMode => "Enable safe mode",
+            Self::RollbackModel => "Roll back model",
+            Self::TriggerRetraining => "Trigger retraining",
+            Self::RestartAgent => "Restart agent",
+        }
+    }
+}
+
+/// Every metric the twin records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    #[serde(rename = "latency_p50_ms")]
+    LatencyP50,
+    #[serde(rename = "latency_p95_ms")]
+    LatencyP95,
+    #[serde(rename = "latency_p99_ms")]
+    LatencyP99,
+    ErrorRate,
+    Rps,
+    Cpu,
+    Memory,
+    PoolUsage,
+    QueueDepth,
+    Restarts,
+    Heartbeat,
+    /// Seconds since an agent's last heartbeat.
+    #[serde(rename = "heartbeat_age_s")]
+    HeartbeatAge,
+    DiskUsage,
+    CertDaysLeft,
+    CacheHitRate,
+    ModelAccuracy,
+    FeaturePsi,
+}
+
+impl Metric {
+    pub const COUNT: usize = 17;
+    pub const ALL: [Metric; Self::COUNT] = [
+        Self::LatencyP50,
+        Self::LatencyP95,
+        Self::LatencyP99,
+        Self::ErrorRate,
+        Self::Rps,
+        Self::Cpu,
+        Self::Memory,
+        Self::PoolUsage,
+        Self::QueueDepth,
+        Self::Restarts,
+        Self::Heartbeat,
+        Self::HeartbeatAge,
+        Self::DiskUsage,
+        Self::CertDaysLeft,
+        Self::CacheHitRate,
+        Self::ModelAccuracy,
+        Self::FeaturePsi,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LatencyP50 => "latency_p50_ms",
+            Self::LatencyP95 => "latency_p95_ms",
+            Self::LatencyP99 => "latency_p99_ms",
+            Self::ErrorRate => "error_rate",
+            Self::Rps => "rps",
+            Self::Cpu => "cpu",
+            Self::Memory => "memory",
+            Self::PoolUsage => "pool_usage",
+            Self::QueueDepth => "queue_depth",
+            Self::Restarts => "restarts",
+            Self::Heartbeat => "heartbeat",
+            Self::HeartbeatAge => "heartbeat_age_s",
+            Self::DiskUsage => "disk_usage",
+            Self::CertDaysLeft => "cert_days_left",
+            Self::CacheHitRate => "cache_hit_rate",
+            Self::ModelAccuracy => "model_accuracy",
+            Self::FeaturePsi => "feature_psi",
+        }
+    }
+}
+
+/// A fault at a service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RootCause {
+    /// The service at fault.
+    pub service: String,
+    /// What is wrong with it.
+    pub fault: FaultKind,
+}
+
+/// One remediation aimed at one service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Remediation {
+    /// What to do.
+    pub kind: ActionKind,
+    /// The service to do it to.
+    pub target: String,
+}

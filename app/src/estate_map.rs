@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use engine::protocol::{Diagnosis, HealthState, Hypothesis, Incident, IncidentStatus, ServiceTelemetry};
+use engine::protocol::{Diagnosis, HealthState, Incident, IncidentStatus, ServiceTelemetry};
 use uuid::Uuid;
 
 /// The map's width in its own units; rows are [`ROW`] apart.
@@ -31,27 +31,19 @@ impl BlastRadius {
             return None;
         }
         Some(Self {
-            root: diagnosis.hypotheses.first().map(|h| h.root.service.clone()),
+            root: diagnosis
+                .blast_radius
+                .iter()
+                .find(|a| a.root)
+                .map(|a| a.service.clone()),
             services: diagnosis.blast_radius.iter().map(|a| a.service.clone()).collect(),
         })
     }
 
     /// The least diagnosis that [`Self::from_diagnosis`] reads back as
-    /// `self`, for a slimmed snapshot: only the top hypothesis, without its
-    /// evidence.
+    /// `self`, for a slimmed snapshot: the blast radius alone.
     pub fn slim(diagnosis: &Diagnosis) -> Diagnosis {
         Diagnosis {
-            hypotheses: diagnosis
-                .hypotheses
-                .iter()
-                .take(1)
-                .map(|h| Hypothesis {
-                    evidence: Vec::new(),
-                    path: Vec::new(),
-                    memory: None,
-                    ..h.clone()
-                })
-                .collect(),
             blast_radius: diagnosis.blast_radius.clone(),
             ..Diagnosis::default()
         }

@@ -104,6 +104,7 @@ pub fn diagnosis(root: &str, radius: &[&str]) -> Diagnosis {
             .map(|s| Affected {
                 service: (*s).into(),
                 health: HealthState::Degraded,
+                root: *s == root,
             })
             .collect(),
         anomalous: radius.iter().map(|s| (*s).into()).collect(),

@@ -13,11 +13,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use engine::protocol::{
-    ActionDetails, ActionStatus, AgentStats, AgentType, Approval, ApprovalState, Envelope, FixOutcome, Incident,
-    IncidentStatus, PerformanceMetrics, PolicyStage, PolicyVerdict, SNAPSHOT_APPROVALS, ServerMessage,
-    ServiceTelemetry, Severity, Snapshot, TimelineRun, Vote,
+    ActionDetails, ActionStatus, AgentStats, AgentType, Approval, ApprovalState, Envelope, Incident, IncidentStatus,
+    PerformanceMetrics, SNAPSHOT_APPROVALS, ServerMessage, ServiceTelemetry, Severity, Snapshot, TimelineRun,
 };
 use uuid::Uuid;
+
+pub use engine::protocol::format_dollars;
 
 pub use crate::swarm_state::AgentView;
 use crate::{
@@ -159,12 +160,8 @@ impl DashboardState {
                 ServerMessage::IncidentStatus { report, .. } => *report = None,
                 ServerMessage::AgentAction { action, .. } => {
                     action.details = match &action.details {
-                        ActionDetails::Vote(vote) => ActionDetails::Vote(Vote {
-                            vote_on: vote.vote_on.clone(),
-                            tally: None,
-                        }),
                         ActionDetails::Diagnosis(diagnosis) => ActionDetails::Diagnosis(BlastRadius::slim(diagnosis)),
-                        _ => ActionDetails::Omitted,
+                        other => other.omitted(),
                     };
                 }
                 _ => {}
@@ -201,12 +198,7 @@ impl DashboardState {
                     at: envelope.ts,
                     kind: FeedKind::Incident,
                     incident_id: incident.id,
-                    description: format!(
-                        "Incident opened: {} ({}, {})",
-                        incident.title,
-                        incident.severity.as_str(),
-                        incident.affected_services.join(", ")
-                    ),
+                    description: line(envelope),
                     status: IncidentStatus::Active.as_str().to_owned(),
                     confidence: None,
                     duration_ms: None,
@@ -235,21 +227,10 @@ impl DashboardState {
                 });
             }
             ServerMessage::IncidentStatus {
-                incident_id,
-                status,
-                resolution_time,
-                cost_savings,
-                ..
+                incident_id, status, ..
             } => {
                 if let Some(incident) = self.incidents.iter_mut().find(|i| i.id == *incident_id) {
                     incident.apply_status(&envelope.message, envelope.ts);
-                }
-                let mut description = format!("Incident {}", status.as_str());
-                if let Some(seconds) = resolution_time {
-                    description.push_str(&format!(" after {seconds:.1} s"));
-                }
-                if let Some(savings) = cost_savings {
-                    description.push_str(&format!(", saving {}", format_dollars(*savings)));
                 }
                 self.upsert_feed(FeedEntry {
                     key: format!("{incident_id}:{}", status.as_str()),
@@ -257,7 +238,7 @@ impl DashboardState {
                     at: envelope.ts,
                     kind: FeedKind::Incident,
                     incident_id: *incident_id,
-                    description,
+                    description: line(envelope),
                     status: status.as_str().to_owned(),
                     confidence: None,
                     duration_ms: None,
@@ -278,56 +259,26 @@ impl DashboardState {
             ServerMessage::SwarmStats { agents } => self.swarm_stats = agents.clone(),
             ServerMessage::TimelineProgress { run } => run.upsert_into(&mut self.timelines),
             ServerMessage::PolicyDecision { incident_id, decision } => {
-                let (description, status) = match (decision.stage, decision.stale, decision.verdict) {
-                    (PolicyStage::PreExecution, true, _) => {
-                        (format!("Approval stale, not run: {}", decision.reason), "stale")
-                    }
-                    (PolicyStage::PreExecution, false, _) => {
-                        ("Approval re-checked before running: still holds".to_owned(), "holds")
-                    }
-                    (PolicyStage::Proposal, _, PolicyVerdict::Auto) => {
-                        (format!("Policy auto-approved the plan ({})", decision.rule), "auto")
-                    }
-                    (PolicyStage::Proposal, _, PolicyVerdict::Human) => (
-                        format!("Policy: a person must approve ({}): {}", decision.rule, decision.reason),
-                        "human",
-                    ),
-                    (PolicyStage::Proposal, _, PolicyVerdict::Deny) => (
-                        format!("Policy denied the plan ({}): {}", decision.rule, decision.reason),
-                        "deny",
-                    ),
-                };
                 self.upsert_feed(FeedEntry {
                     key: format!("{incident_id}:policy:{}", envelope.seq),
                     seq: envelope.seq,
                     at: envelope.ts,
                     kind: FeedKind::Governance,
                     incident_id: *incident_id,
-                    description,
-                    status: status.to_owned(),
+                    description: line(envelope),
+                    status: decision.outcome_word().to_owned(),
                     confidence: Some(decision.input.confidence),
                     duration_ms: None,
                 });
             }
             ServerMessage::ApprovalRequested { approval } => {
-                let description = if approval.level == 0 {
-                    format!(
-                        "Waiting for {} to approve: {}",
-                        approval.approver, approval.proposal.plan
-                    )
-                } else {
-                    format!(
-                        "No answer in {:.0} s: escalated to {}",
-                        approval.timeout_seconds, approval.approver
-                    )
-                };
                 self.upsert_feed(FeedEntry {
                     key: format!("{}:asked:{}", approval.approval_id, approval.level),
                     seq: envelope.seq,
                     at: envelope.ts,
                     kind: FeedKind::Governance,
                     incident_id: approval.incident_id,
-                    description,
+                    description: line(envelope),
                     status: approval.state.as_str().to_owned(),
                     confidence: None,
                     duration_ms: None,
@@ -341,7 +292,7 @@ impl DashboardState {
                     at: envelope.ts,
                     kind: FeedKind::Governance,
                     incident_id: approval.incident_id,
-                    description: approval.outcome(),
+                    description: line(envelope),
                     status: approval.state.as_str().to_owned(),
                     confidence: None,
                     duration_ms: approval.waited_seconds.map(|s| (s * 1000.0) as u64),
@@ -349,21 +300,13 @@ impl DashboardState {
                 approval.clone().upsert_into(&mut self.approvals, SNAPSHOT_APPROVALS);
             }
             ServerMessage::MemoryRecorded { entry, .. } => {
-                let failed = entry.fixes.iter().filter(|f| f.outcome == FixOutcome::Failed).count();
-                let mut description = format!("Remembered as a signature of {} series", entry.features.len());
-                if let Some(fix) = entry.healing_fix() {
-                    description.push_str(&format!("; healed by {} on {}", fix.playbook, fix.service));
-                }
-                if failed > 0 {
-                    description.push_str(&format!("; {failed} fix(es) that failed will not be repeated"));
-                }
                 self.upsert_feed(FeedEntry {
                     key: format!("{}:remembered", entry.incident_id),
                     seq: envelope.seq,
                     at: envelope.ts,
                     kind: FeedKind::Memory,
                     incident_id: entry.incident_id,
-                    description,
+                    description: line(envelope),
                     status: if entry.healing_fix().is_some() {
                         "healed"
                     } else {
@@ -530,19 +473,9 @@ impl ServiceHealth {
     }
 }
 
-/// `$1,234,567` style, rounded to whole dollars.
-pub fn format_dollars(amount: f64) -> String {
-    let whole = amount.round().max(0.0) as u64;
-    let digits = whole.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    out.push('$');
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+/// The feed's line for an event the feed shows.
+fn line(envelope: &Envelope) -> String {
+    envelope.message.describe().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -550,7 +483,7 @@ mod tests {
     use super::*;
     use crate::fixtures::{self, action, at, incident, service, with_details};
     use engine::protocol::{
-        Anomaly, CascadeRisk, DetectionFindings, HealthState, Loss, Metric, ObjectiveBreach, Prediction,
+        Anomaly, CascadeRisk, DetectionFindings, HealthState, Loss, Metric, ObjectiveBreach, Omitted, Prediction,
     };
 
     fn approval(level: u32, state: ApprovalState) -> Approval {
@@ -576,7 +509,7 @@ mod tests {
             escalation: vec!["on-call SRE".into(), "incident commander".into()],
             timeout_seconds: 60.0,
             expires_at: Utc::now(),
-            on_timeout: PolicyVerdict::Deny,
+            on_timeout: engine::protocol::PolicyVerdict::Deny,
             requested_at: Utc::now(),
             state,
             decided_by: (state == ApprovalState::Approved).then(|| "alice".into()),
@@ -828,8 +761,8 @@ mod tests {
         };
         assert_eq!(
             detection.details,
-            ActionDetails::Omitted,
-            "what the dashboard does not read is left out"
+            ActionDetails::Omitted(Omitted { of: "detection".into() }),
+            "what the dashboard does not read is left out, but for its kind"
         );
     }
 

@@ -131,6 +131,7 @@ impl DiagnosisAgent {
                     .map(|i| Affected {
                         service: topology.spec(i).name.clone(),
                         health: estate.health(i, 3),
+                        root: i == root,
                     })
                     .collect()
             })

@@ -56,13 +56,8 @@ impl Run<'_> {
     ) -> Result<Clearance, Stop> {
         let input = policy_input(case, hypothesis, plan);
         let ruling = self.engine.policy().decide(&input);
-        self.decided(PolicyStage::Proposal, plan, &ruling, input, None, false);
-        attempt.governance.push(format!(
-            "Policy rule `{}`: {} ({})",
-            ruling.rule,
-            verdict_words(ruling.verdict),
-            ruling.reason
-        ));
+        let decision = self.decided(PolicyStage::Proposal, plan, &ruling, input, None, false);
+        attempt.governance.push(decision.describe());
         match ruling.verdict {
             PolicyVerdict::Auto => Ok(Clearance::Run),
             PolicyVerdict::Deny => Ok(Clearance::Denied),
@@ -86,33 +81,31 @@ impl Run<'_> {
         input: PolicyInput,
         approval_id: Option<uuid::Uuid>,
         stale: bool,
-    ) {
+    ) -> PolicyDecision {
+        let decision = PolicyDecision {
+            stage,
+            plan: plan.summary(),
+            verdict: ruling.verdict,
+            rule: ruling.rule.clone(),
+            reason: ruling.reason.clone(),
+            revision: self.engine.policy().revision.clone(),
+            input,
+            approval_id,
+            stale,
+        };
         metrics::counter!(
             "antibody_policy_decisions_total",
             "verdict" => if stale { "stale" } else { ruling.verdict.as_str() }
         )
         .increment(1);
-        let text = match stage {
-            PolicyStage::Proposal => format!("Policy: {} ({})", verdict_words(ruling.verdict), ruling.rule),
-            PolicyStage::PreExecution if stale => format!("Approval stale, not run: {}", ruling.reason),
-            PolicyStage::PreExecution => "Approval re-checked before running: still holds".to_owned(),
-        };
+        let text = decision.describe();
         info!(rule = ruling.rule, verdict = ruling.verdict.as_str(), stale, "{text}");
         self.note(crate::protocol::AgentType::Resolution, text);
         self.engine.publish(ServerMessage::PolicyDecision {
             incident_id: self.id,
-            decision: PolicyDecision {
-                stage,
-                plan: plan.summary(),
-                verdict: ruling.verdict,
-                rule: ruling.rule.clone(),
-                reason: ruling.reason.clone(),
-                revision: self.engine.policy().revision.clone(),
-                input,
-                approval_id,
-                stale,
-            },
+            decision: decision.clone(),
         });
+        decision
     }
 
     /// Asks the escalation chain in turn; returns the decided approval.
@@ -155,10 +148,7 @@ impl Run<'_> {
         let approvals = self.engine.approvals().clone();
         let id = approval.approval_id;
         let mut reply = approvals.open(approval.clone());
-        self.note(
-            crate::protocol::AgentType::Resolution,
-            format!("Waiting for {} to approve: {}", approval.approver, plan.summary()),
-        );
+        self.note(crate::protocol::AgentType::Resolution, approval.describe_request());
         self.engine.publish(ServerMessage::ApprovalRequested {
             approval: approval.clone(),
         });
@@ -194,14 +184,7 @@ impl Run<'_> {
                         // A decision arrived as the time ran out.
                         break reply.await.ok();
                     }
-                    self.note(
-                        crate::protocol::AgentType::Resolution,
-                        format!(
-                            "No answer in {:.0}s: escalated to {}",
-                            timeout.as_secs_f64(),
-                            approval.approver
-                        ),
-                    );
+                    self.note(crate::protocol::AgentType::Resolution, approval.describe_request());
                     self.engine.publish(ServerMessage::ApprovalRequested {
                         approval: approval.clone(),
                     });
@@ -419,12 +402,4 @@ fn evidence(case: &Case, hypothesis: &Hypothesis) -> Vec<String> {
     }
     lines.truncate(EVIDENCE_LINES);
     lines
-}
-
-fn verdict_words(verdict: PolicyVerdict) -> &'static str {
-    match verdict {
-        PolicyVerdict::Auto => "auto-approved",
-        PolicyVerdict::Human => "a person must approve",
-        PolicyVerdict::Deny => "denied",
-    }
 }

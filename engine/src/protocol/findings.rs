@@ -139,14 +139,24 @@ pub struct Affected {
     pub service: String,
     /// Its health then.
     pub health: HealthState,
+    /// It is the root itself (the top hypothesis's service), where the
+    /// trouble spreads from. Absent (false) in logs written before it was.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub root: bool,
 }
 
 /// What diagnosis concluded.
+///
+/// The browser reads a diagnosis for its blast radius (the dependency map)
+/// and leaves the ranked hypotheses, which only an incident's page shows
+/// (from [`IncidentDetail::hypotheses`](super::IncidentDetail)), unread:
+/// their decoders would otherwise ship with the dashboard.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Diagnosis {
     /// Hypotheses, best first; empty when nothing explains the anomalies.
     #[serde(default)]
+    #[cfg_attr(not(feature = "runtime"), serde(skip_deserializing))]
     pub hypotheses: Vec<Hypothesis>,
     /// Services that depend on the top hypothesis's root, and their health.
     #[serde(default)]
@@ -154,6 +164,7 @@ pub struct Diagnosis {
     /// Hypotheses left out because their fix ran on similar incidents and
     /// never healed one: a failed fix is not repeated.
     #[serde(default)]
+    #[cfg_attr(not(feature = "runtime"), serde(skip_deserializing))]
     pub skipped: Vec<Hypothesis>,
     /// Similar past incidents weighed.
     #[serde(default)]
@@ -531,9 +542,17 @@ pub enum ActionDetails {
     ClaimWait(ClaimWait),
     /// The report and notifications.
     Report(Report),
-    /// Left out of this copy (a slimmed snapshot keeps only what the
-    /// dashboard reads).
-    Omitted,
+    /// Left out of this copy: a slimmed snapshot keeps only what the
+    /// dashboard reads, and the browser reads only a diagnosis's.
+    Omitted(Omitted),
+}
+
+/// Details left out of a copy, and of what kind they were.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Omitted {
+    /// The kind left out, as in `vote`.
+    pub of: String,
 }
 
 impl ActionDetails {
@@ -555,41 +574,80 @@ impl ActionDetails {
             Self::Rollback(_) => "rollback",
             Self::ClaimWait(_) => "claim_wait",
             Self::Report(_) => "report",
-            Self::Omitted => "omitted",
+            Self::Omitted(_) => "omitted",
+        }
+    }
+
+    /// These details with only their kind kept.
+    pub fn omitted(&self) -> Self {
+        match self {
+            Self::Omitted(omitted) => Self::Omitted(omitted.clone()),
+            other => Self::Omitted(Omitted {
+                of: other.kind().to_owned(),
+            }),
         }
     }
 
     /// Reads the fields of the `kind` payload from `fields`, a map without
     /// the tag.
+    ///
+    /// The browser decodes only the kind it reads (a diagnosis, for its
+    /// blast radius) and keeps only the kind of the rest, as
+    /// [`Self::Omitted`]: every other decoder would ship in the wasm to be
+    /// thrown away. That also lets an older page read a newer server's kinds.
     pub(crate) fn from_fields<'de, D: serde::Deserializer<'de>>(kind: &str, fields: D) -> Result<Self, D::Error> {
-        use serde::de::{Error, IgnoredAny};
         Ok(match kind {
-            "started" => Self::Started(Deserialize::deserialize(fields)?),
-            "detection" => Self::Detection(Deserialize::deserialize(fields)?),
             "diagnosis" => Self::Diagnosis(Deserialize::deserialize(fields)?),
-            "prediction" => Self::Prediction(Deserialize::deserialize(fields)?),
-            "readiness" => Self::Readiness(Deserialize::deserialize(fields)?),
-            "status_page" => Self::StatusPage(Deserialize::deserialize(fields)?),
-            "circuit_open" => Self::CircuitOpen(Deserialize::deserialize(fields)?),
-            "crashed" => Self::Crashed(Deserialize::deserialize(fields)?),
-            "vote" => Self::Vote(Deserialize::deserialize(fields)?),
-            "safety_checks" => Self::SafetyChecks(Deserialize::deserialize(fields)?),
-            "step" => Self::Step(Deserialize::deserialize(fields)?),
-            "verification" => Self::Verification(Deserialize::deserialize(fields)?),
-            "rollback" => Self::Rollback(Deserialize::deserialize(fields)?),
-            "claim_wait" => Self::ClaimWait(Deserialize::deserialize(fields)?),
-            "report" => Self::Report(Deserialize::deserialize(fields)?),
-            "omitted" => {
-                IgnoredAny::deserialize(fields)?;
-                Self::Omitted
+            "omitted" => Self::Omitted(Deserialize::deserialize(fields)?),
+            #[cfg(not(feature = "runtime"))]
+            other => {
+                serde::de::IgnoredAny::deserialize(fields)?;
+                Self::Omitted(Omitted { of: other.to_owned() })
             }
-            other => return Err(D::Error::custom(format_args!("unknown action details kind `{other}`"))),
+            #[cfg(feature = "runtime")]
+            "vote" => Self::Vote(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "started" => Self::Started(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "detection" => Self::Detection(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "prediction" => Self::Prediction(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "readiness" => Self::Readiness(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "status_page" => Self::StatusPage(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "circuit_open" => Self::CircuitOpen(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "crashed" => Self::Crashed(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "safety_checks" => Self::SafetyChecks(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "step" => Self::Step(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "verification" => Self::Verification(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "rollback" => Self::Rollback(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "claim_wait" => Self::ClaimWait(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "report" => Self::Report(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            other => {
+                return Err(serde::de::Error::custom(format_args!(
+                    "unknown action details kind `{other}`"
+                )));
+            }
         })
     }
 }
 
 /// The kind of an action's details written before they carried one, from
 /// the keys that kind always had. `None` for an object no kind explains.
+///
+/// Only the server reads old logs: a page gets every event from a server,
+/// which writes the kind, so the browser build leaves this out.
+#[cfg(feature = "runtime")]
 pub(crate) fn legacy_kind(keys: &[&str]) -> Option<&'static str> {
     let has = |key: &str| keys.contains(&key);
     Some(match () {
@@ -611,10 +669,19 @@ pub(crate) fn legacy_kind(keys: &[&str]) -> Option<&'static str> {
     })
 }
 
+#[cfg(not(feature = "runtime"))]
+pub(crate) fn legacy_kind(_keys: &[&str]) -> Option<&'static str> {
+    None
+}
+
 impl AgentAction {
     /// Whether this action is the swarm voting on a plan.
     pub fn is_vote(&self) -> bool {
-        matches!(self.details, ActionDetails::Vote(_))
+        match &self.details {
+            ActionDetails::Vote(_) => true,
+            ActionDetails::Omitted(omitted) => omitted.of == "vote",
+            _ => false,
+        }
     }
 
     /// The sentence this action is for people: the feed's line, the
@@ -658,7 +725,7 @@ impl AgentAction {
                 )
             }
             ActionDetails::Report(report) => report.status_page.clone(),
-            ActionDetails::Omitted => self.description.clone(),
+            ActionDetails::Omitted(_) => self.description.clone(),
         }
     }
 }
@@ -816,5 +883,263 @@ fn describe_verification(verification: &Verification) -> String {
             "No recovery after {:.0}s: {outstanding}",
             verification.watched_seconds.unwrap_or_default()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ActionKind, FaultKind};
+
+    fn plan() -> Plan {
+        Plan {
+            root: RootCause {
+                service: "postgres-primary".into(),
+                fault: FaultKind::ConnectionPoolExhaustion,
+            },
+            playbook: "Connection pool exhaustion playbook".into(),
+            steps: vec![PlannedStep {
+                remediation: Remediation {
+                    kind: ActionKind::ScaleConnectionPool,
+                    target: "postgres-primary".into(),
+                },
+                seconds: 2.0,
+            }],
+            watch: vec!["api-gateway".into()],
+        }
+    }
+
+    fn step(error: Option<&str>) -> Step {
+        Step {
+            step: 1,
+            of: 2,
+            action: ActionKind::ScaleConnectionPool,
+            target: "postgres-primary".into(),
+            changes: Vec::new(),
+            side_effects: Vec::new(),
+            error: error.map(str::to_owned),
+        }
+    }
+
+    /// One of every kind.
+    fn samples() -> Vec<ActionDetails> {
+        vec![
+            ActionDetails::Started(Started {
+                task: Some(Task::ScanTelemetry),
+                services: Some(17),
+            }),
+            ActionDetails::Detection(DetectionFindings {
+                metrics_analyzed: 180,
+                anomalies_detected: 3,
+                monitor_breaches: Vec::new(),
+                anomalous_services: vec!["postgres-primary".into()],
+                top_anomalies: vec![Anomaly {
+                    service: "postgres-primary".into(),
+                    metric: Metric::PoolUsage,
+                    value: 1.0,
+                    baseline: 0.4,
+                    sigma: 14.0,
+                }],
+                pattern_matched: Some(PatternMatch {
+                    pattern: "Connection pool exhaustion".into(),
+                    service: "postgres-primary".into(),
+                    score: 0.9,
+                }),
+                recall: Recall::default(),
+            }),
+            ActionDetails::Diagnosis(Diagnosis {
+                blast_radius: vec![Affected {
+                    service: "postgres-primary".into(),
+                    health: HealthState::Down,
+                    root: true,
+                }],
+                ..Diagnosis::default()
+            }),
+            ActionDetails::Prediction(Prediction {
+                impact_per_minute: 120.0,
+                ..Prediction::default()
+            }),
+            ActionDetails::Readiness(Readiness { ready: true }),
+            ActionDetails::StatusPage(StatusPage {
+                status_page: "investigating".into(),
+                audience: vec!["on_call".into()],
+                title: "Pool".into(),
+            }),
+            ActionDetails::CircuitOpen(CircuitOpen {
+                attempt: 2,
+                open_for_seconds: 4.5,
+            }),
+            ActionDetails::Crashed(Crashed { attempt: 1, of: 5 }),
+            ActionDetails::Vote(Vote {
+                vote_on: plan(),
+                tally: None,
+            }),
+            ActionDetails::SafetyChecks(SafetyChecks { checks: Vec::new() }),
+            ActionDetails::Step(step(None)),
+            ActionDetails::Verification(Verification {
+                watch: vec!["api-gateway".into()],
+                window_seconds: 4,
+                verified: Some(false),
+                outstanding: vec!["api-gateway: p99 812 ms".into()],
+                root_recovered: None,
+                watched_seconds: Some(30.0),
+            }),
+            ActionDetails::Rollback(Rollback {
+                steps: 1,
+                rolled_back: vec!["Scale connection pool on postgres-primary".into()],
+            }),
+            ActionDetails::ClaimWait(ClaimWait {
+                holder: Uuid::from_u128(9),
+                root: "postgres-primary".into(),
+            }),
+            ActionDetails::Report(Report {
+                status_page: "Resolved".into(),
+                report_chars: 900,
+                webhook: false,
+            }),
+            ActionDetails::Omitted(Omitted { of: "vote".into() }),
+        ]
+    }
+
+    #[test]
+    fn every_kind_is_tagged_first_and_reads_back_in_any_key_order() {
+        for details in samples() {
+            let text = serde_json::to_string(&details).unwrap();
+            assert!(
+                text.starts_with(&format!("{{\"kind\":\"{}\"", details.kind())),
+                "{text}"
+            );
+            let streamed: ActionDetails = serde_json::from_str(&text).unwrap();
+            assert_eq!(streamed, details, "{text}");
+            // A Value sorts its keys: `kind` may come after the payload's.
+            let sorted: ActionDetails = serde_json::from_value(serde_json::to_value(&details).unwrap()).unwrap();
+            assert_eq!(sorted, details);
+        }
+    }
+
+    #[test]
+    fn an_unknown_kind_is_refused_by_name() {
+        let error = serde_json::from_str::<ActionDetails>(r#"{"kind":"teleport","to":"mars"}"#).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown action details kind `teleport`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn details_written_before_kinds_read_by_their_keys() {
+        let read = |json: serde_json::Value| serde_json::from_value::<ActionDetails>(json).unwrap();
+        let started = read(serde_json::json!({}));
+        assert_eq!(started.kind(), "started");
+        let ActionDetails::Step(step) = read(serde_json::json!({
+            "step": 1, "of": 2, "action": "scale_connection_pool", "target": "postgres-primary",
+            "changes": [{"tick": 612, "service": "postgres-primary", "key": "pool_size", "from": "50", "to": "100", "cause": "scale_connection_pool"}],
+            "side_effects": [],
+        })) else {
+            panic!("a step");
+        };
+        assert_eq!((step.step, step.of, step.changes[0].to.as_str()), (1, 2, "100"));
+        let ActionDetails::Vote(vote) = read(serde_json::json!({
+            "vote_on": serde_json::to_value(plan()).unwrap(), "approvals": 5, "quorum": 4, "passed": true,
+        })) else {
+            panic!("a vote");
+        };
+        assert_eq!(vote.vote_on, plan());
+        for (keys, kind) in [
+            (&["attempt", "of"][..], "crashed"),
+            (&["attempt", "circuit"], "circuit_open"),
+            (&["holder", "root"], "claim_wait"),
+            (&["outstanding", "verified", "watch"], "verification"),
+            (&["rolled_back"], "rollback"),
+            (&["report_chars", "status_page", "webhook"], "report"),
+            (&["audience", "status_page"], "status_page"),
+            (&["blast_radius", "hypotheses", "skipped"], "diagnosis"),
+            (&["breaches", "cascade", "impact_per_minute", "losses"], "prediction"),
+        ] {
+            assert_eq!(legacy_kind(keys), Some(kind), "{keys:?}");
+        }
+        assert_eq!(legacy_kind(&["nonsense"]), None);
+    }
+
+    fn described(status: ActionStatus, details: ActionDetails) -> String {
+        AgentAction {
+            agent_type: AgentType::Resolution,
+            action_id: Uuid::nil(),
+            description: String::new(),
+            timestamp: chrono::DateTime::UNIX_EPOCH,
+            status,
+            details,
+            duration_ms: None,
+            confidence: None,
+        }
+        .describe()
+    }
+
+    #[test]
+    fn a_step_is_described_by_its_place_its_action_and_its_outcome() {
+        let step_of = |error| ActionDetails::Step(step(error));
+        assert_eq!(
+            described(ActionStatus::InProgress, step_of(None)),
+            "Step 1/2: Scale connection pool on postgres-primary"
+        );
+        assert_eq!(
+            described(ActionStatus::Completed, step_of(None)),
+            "Step 1/2 complete: Scale connection pool on postgres-primary"
+        );
+        assert_eq!(
+            described(ActionStatus::Failed, step_of(Some("no pool to scale"))),
+            "Step 1/2 failed: no pool to scale"
+        );
+    }
+
+    #[test]
+    fn a_vote_is_described_by_its_plan_then_by_its_count() {
+        let mut vote = Vote {
+            vote_on: plan(),
+            tally: None,
+        };
+        assert_eq!(
+            described(ActionStatus::InProgress, ActionDetails::Vote(vote.clone())),
+            "Putting the plan to a vote: Connection pool exhaustion playbook for postgres-primary: \
+             Scale connection pool on postgres-primary"
+        );
+        vote.tally = Some(Tally {
+            approvals: 4,
+            voters: 5,
+            quorum: 4,
+            tolerated: 1,
+            passed: true,
+            dissent: vec![AgentType::Prediction],
+        });
+        assert_eq!(
+            described(ActionStatus::Completed, ActionDetails::Vote(vote)),
+            "Consensus: Approved 4/5 (quorum 4, tolerates 1 faulty); dissent: prediction"
+        );
+    }
+
+    #[test]
+    fn safety_checks_name_what_passed_or_what_failed() {
+        let check = |name: &str, passed, detail: &str| SafetyCheck {
+            name: name.into(),
+            passed,
+            detail: detail.into(),
+        };
+        let passed = SafetyChecks {
+            checks: vec![
+                check("backup_verified", true, "no stateful service is touched"),
+                check("targets_owned", true, "every target is ours to change"),
+            ],
+        };
+        assert_eq!(
+            described(ActionStatus::Completed, ActionDetails::SafetyChecks(passed)),
+            "Safety checks passed: backup verified, targets owned"
+        );
+        let failed = SafetyChecks {
+            checks: vec![check("targets_owned", false, "`stripe` is a third party")],
+        };
+        assert_eq!(
+            described(ActionStatus::Failed, ActionDetails::SafetyChecks(failed)),
+            "Safety check failed: `stripe` is a third party"
+        );
     }
 }

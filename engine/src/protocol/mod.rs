@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 mod analytics;
 mod charts;
+mod describe;
 mod findings;
 mod governance;
 mod memory;
@@ -21,6 +22,7 @@ mod vocabulary;
 mod wire;
 pub use analytics::*;
 pub use charts::*;
+pub use describe::format_dollars;
 pub use findings::*;
 pub use governance::*;
 pub use memory::*;

@@ -328,6 +328,7 @@ mod tests {
                 blast_radius: vec![crate::protocol::Affected {
                     service: "api-gateway".into(),
                     health: crate::protocol::HealthState::Degraded,
+                    root: true,
                 }],
                 anomalous: vec!["api-gateway".into()],
                 ..Default::default()

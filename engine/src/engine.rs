@@ -1170,7 +1170,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ActionStatus, AgentType};
+    use crate::protocol::{ActionDetails, ActionKind, ActionStatus, AgentType, FaultKind};
 
     fn engine(seed: u64) -> Engine {
         Engine::new(EngineConfig {
@@ -1216,11 +1216,11 @@ mod tests {
             matches!(&events[1].message, ServerMessage::PerformanceMetrics { metrics } if metrics.incidents_active == 1)
         );
 
-        let actions: Vec<(AgentType, ActionStatus, String)> = events
+        let actions: Vec<(AgentType, ActionStatus, ActionDetails)> = events
             .iter()
             .filter_map(|e| match &e.message {
                 ServerMessage::AgentAction { action, .. } => {
-                    Some((action.agent_type, action.status, action.description.clone()))
+                    Some((action.agent_type, action.status, action.details.clone()))
                 }
                 _ => None,
             })
@@ -1241,15 +1241,25 @@ mod tests {
         );
         assert_eq!(agents.last(), Some(&AgentType::Communication));
         assert!(agents[3..agents.len() - 1].iter().all(|a| *a == AgentType::Resolution));
-        let said = |needle: &str| actions.iter().any(|a| a.2.contains(needle));
-        assert!(
-            said("Root cause: connection-pool exhaustion on postgres-primary"),
+        let finished = || actions.iter().filter(|a| a.1 == ActionStatus::Completed).map(|a| &a.2);
+        let top = finished()
+            .find_map(|d| match d {
+                ActionDetails::Diagnosis(diagnosis) => diagnosis.hypotheses.first(),
+                _ => None,
+            })
+            .expect("a diagnosis");
+        assert_eq!(
+            (top.root.fault, top.root.service.as_str()),
+            (FaultKind::ConnectionPoolExhaustion, "postgres-primary"),
             "{actions:#?}"
         );
-        assert!(said("Consensus: Approved"));
-        assert!(said("Step 1/"));
-        assert!(said("Scale connection pool on postgres-primary"));
-        assert!(said("Recovery verified"));
+        assert!(finished().any(|d| matches!(d, ActionDetails::Vote(v) if v.tally.as_ref().is_some_and(|t| t.passed))));
+        assert!(finished().any(|d| matches!(
+            d,
+            ActionDetails::Step(s) if s.step == 1 && s.action == ActionKind::ScaleConnectionPool
+                && s.target == "postgres-primary" && s.error.is_none()
+        )));
+        assert!(finished().any(|d| matches!(d, ActionDetails::Verification(v) if v.verified == Some(true))));
         let consensus = events
             .iter()
             .find_map(|e| match &e.message {
@@ -1345,7 +1355,8 @@ mod tests {
         let events = collect_until(&mut live, is_settled).await;
         assert!(events.iter().any(|e| matches!(
             &e.message,
-            ServerMessage::AgentAction { action, .. } if action.description.starts_with("Nothing anomalous found")
+            ServerMessage::AgentAction { action, .. }
+                if matches!(&action.details, ActionDetails::Detection(d) if d.anomalies_detected == 0)
         )));
         assert!(
             !events
@@ -1394,8 +1405,8 @@ mod tests {
         assert_eq!(rollbacks, 1);
         assert!(events.iter().any(|e| matches!(
             &e.message,
-            ServerMessage::AgentAction { action, .. } if action.description.starts_with("Waiting: incident")
-                || action.description.contains("trouble remains elsewhere")
+            ServerMessage::AgentAction { action, .. } if matches!(&action.details, ActionDetails::ClaimWait(_))
+                || matches!(&action.details, ActionDetails::Verification(v) if v.root_recovered.is_some())
         )));
     }
 
@@ -1443,7 +1454,7 @@ mod tests {
                 matches!(
                     &e.message,
                     ServerMessage::AgentAction { action, .. }
-                        if action.status == ActionStatus::Failed && action.description.contains("crashed mid-job")
+                        if action.status == ActionStatus::Failed && matches!(action.details, ActionDetails::Crashed(_))
                 )
             })
             .count();
@@ -1462,7 +1473,7 @@ mod tests {
         assert_eq!(engine.incident(incident.id).unwrap().status, IncidentStatus::Failed);
         assert!(events.iter().any(|e| matches!(
             &e.message,
-            ServerMessage::AgentAction { action, .. } if action.description.contains("circuit open")
+            ServerMessage::AgentAction { action, .. } if matches!(action.details, ActionDetails::CircuitOpen(_))
         )));
         let detection = &engine.swarm_stats()[0];
         assert_eq!(detection.breaker, crate::protocol::BreakerState::Open);

@@ -7,7 +7,7 @@ use engine::{
     Engine, EngineConfig, TwinMode,
     catalog::Catalog,
     clock::Speed,
-    protocol::{AgentType, IncidentStatus, ServerMessage},
+    protocol::{ActionDetails, AgentType, Diagnosis, IncidentStatus, ServerMessage},
     twin::Topology,
 };
 use uuid::Uuid;
@@ -36,21 +36,24 @@ fn engine(catalog: Option<&str>, seed: u64) -> Engine {
 struct Run {
     id: Uuid,
     seconds: f64,
-    diagnosis: String,
+    /// What the last diagnosis found.
+    diagnosis: Diagnosis,
     status: IncidentStatus,
 }
 
 async fn run(engine: &Engine, scenario: &str) -> Run {
     let mut live = engine.feed(None).live;
     let id = engine.trigger_scenario(scenario, None).unwrap().id;
-    let mut diagnosis = String::new();
+    let mut diagnosis = Diagnosis::default();
     loop {
         let event = live.recv().await.unwrap();
         match &event.message {
             ServerMessage::AgentAction { incident_id, action }
                 if *incident_id == id && action.agent_type == AgentType::Diagnosis && action.duration_ms.is_some() =>
             {
-                diagnosis = action.description.clone();
+                if let ActionDetails::Diagnosis(found) = &action.details {
+                    diagnosis = found.clone();
+                }
             }
             ServerMessage::IncidentStatus {
                 incident_id,
@@ -86,12 +89,12 @@ async fn running_a_scenario_five_times_makes_it_faster_and_the_feed_says_why() {
             assert_eq!(run.status, IncidentStatus::Resolved, "seed {seed}, run {}", n + 1);
             seconds[n] += run.seconds / SEQUENCES as f64;
         }
-        assert!(!runs[0].diagnosis.contains("matched"), "{}", runs[0].diagnosis);
-        assert!(
-            runs[4]
-                .diagnosis
-                .contains("matched 4 similar incidents; last fix succeeded 4/4"),
-            "{}",
+        assert_eq!(runs[0].diagnosis.similar_incidents, 0, "{:?}", runs[0].diagnosis);
+        let record = runs[4].diagnosis.hypotheses[0].memory.as_ref().expect("a track record");
+        assert_eq!(
+            (runs[4].diagnosis.similar_incidents, record.healed, record.tried),
+            (4, 4, 4),
+            "{:?}",
             runs[4].diagnosis
         );
         assert_eq!(engine.memory().len(), 5);
@@ -119,7 +122,7 @@ async fn a_fix_that_failed_on_a_similar_incident_is_not_repeated() {
     assert!(cold.rollbacks > 0, "{cold:?}");
 
     let second = run(&engine, "network_partition").await;
-    println!("cold: {}\nwarm: {}", first.diagnosis, second.diagnosis);
+    println!("cold: {:?}\nwarm: {:?}", first.diagnosis, second.diagnosis);
     let memory = engine.memory().export();
     let roots = |id: Uuid| -> Vec<(String, String)> {
         memory
@@ -135,13 +138,16 @@ async fn a_fix_that_failed_on_a_similar_incident_is_not_repeated() {
     for root in &tried_now {
         assert!(!failed_before.contains(root), "repeated the failed fix for {root:?}");
     }
+    // Each fix that failed before is skipped now, with the record why.
     for (service, fault) in &failed_before {
-        let label = format!("skipped {} on {service}: failed", fault.replace('_', " "));
-        assert!(
-            second.diagnosis.to_lowercase().contains(&label.to_lowercase()),
-            "{label} not in: {}",
-            second.diagnosis
-        );
+        let skipped = second
+            .diagnosis
+            .skipped
+            .iter()
+            .find(|h| h.root.service == *service && h.root.fault.as_str() == fault)
+            .unwrap_or_else(|| panic!("{fault} on {service} not skipped: {:?}", second.diagnosis));
+        let record = skipped.memory.as_ref().expect("skipped for its record");
+        assert!(record.tried > 0 && record.healed == 0, "{record:?}");
     }
     engine.shutdown(Duration::from_secs(1)).await;
 }
@@ -160,6 +166,6 @@ async fn cleared_memory_recalls_nothing_and_the_clearing_is_an_event() {
         cleared.message
     );
     let again = run(&engine, "cache_failure").await;
-    assert!(!again.diagnosis.contains("matched"), "{}", again.diagnosis);
+    assert_eq!(again.diagnosis.similar_incidents, 0, "{:?}", again.diagnosis);
     engine.shutdown(Duration::from_secs(1)).await;
 }

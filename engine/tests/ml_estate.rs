@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use engine::{
     Engine, EngineConfig,
     governance::{HumanDecision, Policy},
-    protocol::{AgentType, IncidentStatus, PolicyVerdict, ServerMessage},
+    protocol::{ActionDetails, IncidentStatus, PolicyVerdict, ServerMessage},
 };
 
 fn engine(seed: u64) -> Engine {
@@ -79,10 +79,15 @@ async fn each_ml_playbook_runs_end_to_end_within_the_seeds_mttr_target() {
                 _ => None,
             })
             .collect();
-        let said =
-            |agent: AgentType, text: &str| lines.iter().any(|l| l.starts_with(agent.as_str()) && l.contains(text));
+        let found = |matches: &dyn Fn(&ActionDetails) -> bool| {
+            events
+                .iter()
+                .any(|m| matches!(m, ServerMessage::AgentAction { action, .. } if matches(&action.details)))
+        };
         assert!(
-            said(AgentType::Detection, monitor),
+            found(
+                &|d| matches!(d, ActionDetails::Detection(d) if d.monitor_breaches.iter().any(|b| b.monitor == monitor))
+            ),
             "{scenario}: the monitor fired\n{lines:#?}"
         );
         let decision = events
@@ -109,7 +114,7 @@ async fn each_ml_playbook_runs_end_to_end_within_the_seeds_mttr_target() {
             "{scenario}: executed"
         );
         assert!(
-            said(AgentType::Resolution, "Recovery verified"),
+            found(&|d| matches!(d, ActionDetails::Verification(v) if v.verified == Some(true))),
             "{scenario}\n{lines:#?}"
         );
         let (status, seconds) = events

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::*;
 use crate::{
     Engine, EngineConfig,
-    protocol::{ActionStatus, ApprovalState, IncidentStatus, PolicyStage, ServerMessage},
+    protocol::{ActionDetails, ActionStatus, ApprovalState, IncidentStatus, PolicyStage, ServerMessage},
     twin::Remediation,
 };
 
@@ -302,7 +302,7 @@ fn steps_run(seen: &[ServerMessage]) -> usize {
     seen.iter()
         .filter(|m| {
             matches!(m, ServerMessage::AgentAction { action, .. }
-                if action.status == ActionStatus::Completed && action.description.starts_with("Step "))
+                if action.status == ActionStatus::Completed && matches!(action.details, ActionDetails::Step(_)))
         })
         .count()
 }
@@ -400,7 +400,7 @@ async fn a_wide_critical_plan_waits_for_a_person_then_runs_once_approved() {
     let first_step = seen
         .iter()
         .position(
-            |m| matches!(m, ServerMessage::AgentAction { action, .. } if action.description.starts_with("Step 1/")),
+            |m| matches!(m, ServerMessage::AgentAction { action, .. } if matches!(&action.details, ActionDetails::Step(s) if s.step == 1)),
         )
         .unwrap();
     assert!(decided_at < recheck && recheck < first_step);

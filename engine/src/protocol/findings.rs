@@ -1142,4 +1142,45 @@ mod tests {
             "Safety check failed: `stripe` is a third party"
         );
     }
+
+    #[test]
+    fn a_diagnosis_says_what_memory_added() {
+        let mut top = Hypothesis {
+            root: RootCause {
+                service: "redis-cache".into(),
+                fault: FaultKind::CacheFailure,
+            },
+            score: 0.9,
+            confidence: 0.9,
+            signature_match: 0.9,
+            coverage: 0.9,
+            evidence: Vec::new(),
+            path: Vec::new(),
+            memory: None,
+        };
+        let cold = Diagnosis {
+            hypotheses: vec![top.clone()],
+            ..Diagnosis::default()
+        };
+        assert_eq!(
+            described(ActionStatus::Completed, ActionDetails::Diagnosis(cold)),
+            "Root cause: cache failure on redis-cache (90% confident)"
+        );
+        top.memory = Some(FixTrackRecord {
+            service: "redis-cache".into(),
+            fault: "cache_failure".into(),
+            tried: 4,
+            healed: 4,
+        });
+        let warm = Diagnosis {
+            hypotheses: vec![top],
+            similar_incidents: 4,
+            ..Diagnosis::default()
+        };
+        assert_eq!(
+            described(ActionStatus::Completed, ActionDetails::Diagnosis(warm)),
+            "Root cause: cache failure on redis-cache (90% confident); matched 4 similar incidents; \
+             last fix succeeded 4/4"
+        );
+    }
 }

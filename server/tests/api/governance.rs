@@ -4,7 +4,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use engine::governance::Policy;
+use engine::{
+    governance::Policy,
+    protocol::{ActionDetails, IncidentDetail, IncidentStatus},
+};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, settings_in, spawn_app_with};
@@ -85,15 +88,14 @@ async fn a_plan_that_needs_a_person_runs_only_once_approved_and_the_audit_log_sa
 
     // Nothing ran while it waited: no step in the incident's story.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let waiting: Value = app.json(&format!("/api/incidents/{incident}")).await;
-    assert_eq!(waiting["incident"]["status"], "active");
+    let waiting: IncidentDetail = app.json(&format!("/api/incidents/{incident}")).await;
+    assert_eq!(waiting.incident.status, IncidentStatus::Active);
     assert!(
-        waiting["actions"]
-            .as_array()
-            .unwrap()
+        waiting
+            .actions
             .iter()
-            .all(|a| !a["description"].as_str().unwrap().starts_with("Step")),
-        "{waiting:#}"
+            .all(|a| !matches!(a.details, ActionDetails::Step(_))),
+        "{waiting:#?}"
     );
 
     let response = decide(
@@ -125,7 +127,7 @@ async fn a_plan_that_needs_a_person_runs_only_once_approved_and_the_audit_log_sa
             .as_array()
             .unwrap()
             .iter()
-            .any(|a| a["description"].as_str().unwrap().starts_with("Step 1/"))
+            .any(|a| a["details"]["kind"] == "step" && a["details"]["step"] == 1)
     );
     let trail: Vec<(String, String, String)> = detail["audit"]
         .as_array()

@@ -27,7 +27,7 @@ async fn an_incident_is_served_with_its_whole_story() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|a| a["description"].as_str().unwrap().starts_with("Step 1/")),
+            .any(|a| a["details"]["kind"] == "step" && a["details"]["step"] == 1),
         "the executed steps are listed"
     );
 }

@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use engine::protocol::{Analytics, MemoryExport};
+use engine::protocol::{ActionDetails, Analytics, IncidentDetail, MemoryExport, ServerMessage};
 use serde_json::Value;
 
 use crate::helpers::{fire_and_finish, settings_in, spawn_app_in};
@@ -30,15 +30,16 @@ async fn memory_is_exported_survives_a_restart_and_is_cleared() {
     );
     assert!(memory.entries[0].features.iter().any(|f| f.service == "redis-cache"));
 
-    // The second run recalled the first, and said so in the feed.
-    let detail: Value = app.json(&format!("/api/incidents/{second}")).await;
-    let said = detail["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["action"]["description"].as_str())
-        .any(|d| d.contains("matched 1 similar incident; last fix succeeded 1/1"));
-    assert!(said, "{detail}");
+    // The second run recalled the first: its diagnosis weighed it, and
+    // the fix's one success.
+    let detail: IncidentDetail = app.json(&format!("/api/incidents/{second}")).await;
+    let recalled = detail.timeline.iter().any(|e| {
+        matches!(&e.message, ServerMessage::AgentAction { action, .. }
+            if matches!(&action.details, ActionDetails::Diagnosis(d)
+                if d.similar_incidents == 1
+                    && d.hypotheses.first().and_then(|h| h.memory.as_ref()).is_some_and(|m| (m.healed, m.tried) == (1, 1))))
+    });
+    assert!(recalled, "{detail:#?}");
     let analytics: Analytics = app.json("/api/analytics").await;
     assert_eq!(analytics.resolved, 2);
     let cache = analytics

@@ -1,0 +1,380 @@
+//! Remediation: the vote on a plan, the claim on its root service, the
+//! safety checks, the steps applied one at a time, verification from
+//! telemetry, and the rollback when recovery does not come.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::{
+    CLAIM_PATIENCE, CONSENSUS_SECONDS, ROOT_FIXED_POLLS, Remedy, Run, SAFETY_SECONDS, STEP_JITTER, Stop, VERIFY_LIMIT,
+    VERIFY_POLL, VERIFY_WINDOW,
+};
+use crate::{
+    agents::{Case, Plan, Report, communication::Attempt},
+    catalog::FaultyVoter,
+    claims::Claim,
+    consensus,
+    protocol::{
+        ActionDetails, ActionStatus, AgentType, ClaimWait, ConsensusVote, MarkKind, Rollback, SafetyChecks,
+        ServerMessage, Step, Tally, Verification, Vote,
+    },
+    twin::{Applied, ConfigChange},
+};
+
+/// What verification saw at the end.
+#[derive(Default)]
+struct Verdict {
+    /// Recovery showed everywhere watched, and held.
+    verified: bool,
+    /// The plan's root recovered, whatever else did not.
+    root_fixed: bool,
+    /// Objectives still broken, as `service: what`.
+    outstanding: Vec<String>,
+}
+
+impl Run<'_> {
+    /// Puts `plan` to the vote of every agent; publishes the round.
+    pub(super) async fn vote(
+        &mut self,
+        case: &Case,
+        plan: &Plan,
+        faulty: &[FaultyVoter],
+    ) -> Result<(bool, String), Stop> {
+        let swarm = self.engine.swarm();
+        let _worker = self.worker(AgentType::Resolution).await?;
+        let action = self.started(
+            AgentType::Resolution,
+            ActionDetails::Vote(Vote {
+                vote_on: plan.clone(),
+                tally: None,
+            }),
+        );
+        let duration = self.seconds(CONSENSUS_SECONDS);
+        self.pass(duration).await?;
+        let elapsed = self.elapsed;
+        let judgements: Vec<_> = self.twin.with(elapsed, |estate| {
+            swarm
+                .agents()
+                .iter()
+                .map(|a| (a.kind(), a.judge(case, plan, estate)))
+                .collect()
+        });
+        let votes: Vec<ConsensusVote> = judgements
+            .into_iter()
+            .map(|(agent, judgement)| {
+                let fault = faulty.iter().find(|f| f.agent == agent).map(|f| f.behaviour);
+                ConsensusVote {
+                    agent,
+                    choice: consensus::cast(judgement.approve, fault, &mut self.rng),
+                    reason: judgement.reason,
+                    injected_fault: fault.map(|f| f.as_str().to_owned()),
+                }
+            })
+            .collect();
+        let round = consensus::tally(plan.summary(), votes);
+        let tally = Tally {
+            approvals: round.approvals,
+            voters: round.voters,
+            quorum: round.quorum,
+            tolerated: round.tolerated,
+            passed: round.passed,
+            dissent: round.dissent.clone(),
+        };
+        let line = tally.line();
+        metrics::counter!(
+            "antibody_consensus_rounds_total",
+            "outcome" => if round.passed { "passed" } else { "failed" }
+        )
+        .increment(1);
+        self.engine.publish(ServerMessage::Consensus {
+            incident_id: self.id,
+            round: round.clone(),
+        });
+        let confidence = round.approvals as f64 / round.voters.max(1) as f64;
+        let status = if round.passed {
+            ActionStatus::Completed
+        } else {
+            ActionStatus::Failed
+        };
+        self.finished(
+            action,
+            status,
+            Report {
+                details: ActionDetails::Vote(Vote {
+                    vote_on: plan.clone(),
+                    tally: Some(tally),
+                }),
+                confidence,
+            },
+            duration,
+        );
+        Ok((round.passed, line))
+    }
+
+    /// Safety checks, steps, verification, and rollback on failure.
+    pub(super) async fn remediate(&mut self, case: &Case, plan: &Plan, attempt: &mut Attempt) -> Result<Remedy, Stop> {
+        // One resolution worker sees the plan through, steps and all.
+        let _worker = self.worker(AgentType::Resolution).await?;
+        if !self.check_safety(case, plan).await? {
+            attempt.outstanding.push("a safety check failed".into());
+            return Ok(Remedy::Failed);
+        }
+        let Some(applied) = self.apply_steps(plan, attempt).await? else {
+            return Ok(Remedy::Failed);
+        };
+        let verdict = self.verify(plan).await?;
+        attempt.verified = verdict.verified;
+        if verdict.verified {
+            self.engine
+                .chart_mark(self.id, self.elapsed, MarkKind::Verified, "recovery verified".into());
+            return Ok(Remedy::Healed);
+        }
+        attempt.outstanding = verdict.outstanding;
+        if verdict.root_fixed {
+            // The plan did its job; what remains has another cause.
+            return Ok(Remedy::RootFixed);
+        }
+        self.roll_back(&applied, attempt).await?;
+        Ok(Remedy::Failed)
+    }
+
+    /// The plan's safety checks, published; true when every one passed.
+    async fn check_safety(&mut self, case: &Case, plan: &Plan) -> Result<bool, Stop> {
+        let swarm = self.engine.swarm();
+        let action = self.started(
+            AgentType::Resolution,
+            ActionDetails::SafetyChecks(SafetyChecks { checks: Vec::new() }),
+        );
+        let duration = self.seconds(SAFETY_SECONDS);
+        self.pass(duration).await?;
+        let elapsed = self.elapsed;
+        let checks = self
+            .twin
+            .with(elapsed, |estate| swarm.resolution.safety_checks(case, plan, estate));
+        let safe = checks.iter().all(|c| c.passed);
+        self.finished(
+            action,
+            if safe {
+                ActionStatus::Completed
+            } else {
+                ActionStatus::Failed
+            },
+            Report {
+                details: ActionDetails::SafetyChecks(SafetyChecks { checks }),
+                confidence: if safe { 0.95 } else { 0.6 },
+            },
+            duration,
+        );
+        Ok(safe)
+    }
+
+    /// Applies the plan's steps one at a time; on a step that fails, rolls
+    /// back what was applied and returns `None`.
+    async fn apply_steps(&mut self, plan: &Plan, attempt: &mut Attempt) -> Result<Option<Vec<Applied>>, Stop> {
+        let total = plan.steps.len();
+        let mut applied = Vec::new();
+        for (i, step) in plan.steps.iter().enumerate() {
+            let label = step.label();
+            let announced = Step {
+                step: i + 1,
+                of: total,
+                action: step.remediation.kind,
+                target: step.remediation.target.clone(),
+                changes: Vec::new(),
+                side_effects: Vec::new(),
+                error: None,
+            };
+            let action = self.started(AgentType::Resolution, ActionDetails::Step(announced.clone()));
+            let jitter = self.rng.random_range(1.0 - STEP_JITTER..1.0 + STEP_JITTER);
+            let duration = Duration::from_secs_f64(step.seconds * jitter);
+            self.pass(duration).await?;
+            let elapsed = self.elapsed;
+            match self.twin.with(elapsed, |estate| estate.apply(&step.remediation)) {
+                Ok(done) => {
+                    self.publish_changes(&done.changes);
+                    attempt
+                        .executed
+                        .push((label.clone(), (duration.as_secs_f64() * 10.0).round() / 10.0));
+                    self.engine.chart_mark(self.id, self.elapsed, MarkKind::Step, label);
+                    let details = Step {
+                        changes: done.changes.iter().map(ConfigChange::event).collect(),
+                        side_effects: done.side_effects.clone(),
+                        ..announced
+                    };
+                    self.finished(
+                        action,
+                        ActionStatus::Completed,
+                        Report {
+                            details: ActionDetails::Step(details),
+                            confidence: 0.95,
+                        },
+                        duration,
+                    );
+                    applied.push(done);
+                }
+                Err(error) => {
+                    let details = Step {
+                        error: Some(error.to_string()),
+                        ..announced
+                    };
+                    self.finished(
+                        action,
+                        ActionStatus::Failed,
+                        Report {
+                            details: ActionDetails::Step(details),
+                            confidence: 0.9,
+                        },
+                        duration,
+                    );
+                    attempt.outstanding.push(error.to_string());
+                    self.roll_back(&applied, attempt).await?;
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(applied))
+    }
+
+    /// Watches the telemetry until recovery shows and holds, the root
+    /// recovers alone for a while (another cause), or time runs out.
+    async fn verify(&mut self, plan: &Plan) -> Result<Verdict, Stop> {
+        let swarm = self.engine.swarm();
+        let verifying = Verification {
+            watch: plan.watch.clone(),
+            window_seconds: VERIFY_WINDOW as u64,
+            verified: None,
+            outstanding: Vec::new(),
+            root_recovered: None,
+            watched_seconds: None,
+        };
+        let action = self.started(AgentType::Resolution, ActionDetails::Verification(verifying.clone()));
+        let started = self.elapsed;
+        let mut verdict = Verdict::default();
+        let mut root_fixed_for = 0;
+        while self.elapsed - started < VERIFY_LIMIT {
+            self.pass(VERIFY_POLL).await?;
+            if self.elapsed - started < Duration::from_secs(VERIFY_WINDOW as u64) {
+                continue;
+            }
+            let elapsed = self.elapsed;
+            (verdict.outstanding, verdict.root_fixed) = self.twin.with(elapsed, |estate| {
+                (
+                    swarm.resolution.outstanding(plan, estate, VERIFY_WINDOW),
+                    swarm.resolution.root_recovered(plan, estate, VERIFY_WINDOW),
+                )
+            });
+            if verdict.outstanding.is_empty() {
+                verdict.verified = true;
+                break;
+            }
+            // The root has held for a while and the rest does not follow:
+            // another cause, no point waiting out the limit.
+            root_fixed_for = if verdict.root_fixed { root_fixed_for + 1 } else { 0 };
+            if root_fixed_for >= ROOT_FIXED_POLLS {
+                break;
+            }
+        }
+        let took = self.elapsed - started;
+        let details = Verification {
+            verified: Some(verdict.verified),
+            outstanding: verdict.outstanding.clone(),
+            root_recovered: (!verdict.verified && verdict.root_fixed).then(|| plan.root.service.clone()),
+            watched_seconds: Some(took.as_secs_f64()),
+            ..verifying
+        };
+        self.finished(
+            action,
+            if verdict.verified {
+                ActionStatus::Completed
+            } else {
+                ActionStatus::Failed
+            },
+            Report {
+                details: ActionDetails::Verification(details),
+                confidence: if verdict.verified { 0.95 } else { 0.85 },
+            },
+            took,
+        );
+        Ok(verdict)
+    }
+
+    /// Claims `root` for this incident, or, while another incident
+    /// remediates it, waits until it is free (or patience runs out) and
+    /// returns `None`: the caller looks again first, since the other's fix
+    /// may be ours too.
+    pub(super) async fn claim_or_wait(&mut self, root: &str) -> Result<Option<Claim>, Stop> {
+        let holder = match self.engine.claims().claim(root, self.id) {
+            Ok(claim) => return Ok(Some(claim)),
+            Err(holder) => holder,
+        };
+        let wait = ClaimWait {
+            holder,
+            root: root.to_owned(),
+        };
+        let action = self.started(AgentType::Resolution, ActionDetails::ClaimWait(wait.clone()));
+        let started = self.elapsed;
+        while self.engine.claims().claim(root, self.id).is_err() && self.elapsed - started < CLAIM_PATIENCE {
+            self.pass(VERIFY_POLL).await?;
+        }
+        let took = self.elapsed - started;
+        self.finished(
+            action,
+            ActionStatus::Completed,
+            Report {
+                details: ActionDetails::ClaimWait(wait),
+                confidence: 0.9,
+            },
+            took,
+        );
+        Ok(None)
+    }
+
+    /// Undoes `applied` newest first.
+    async fn roll_back(&mut self, applied: &[Applied], attempt: &mut Attempt) -> Result<(), Stop> {
+        if applied.is_empty() {
+            return Ok(());
+        }
+        let action = self.started(
+            AgentType::Resolution,
+            ActionDetails::Rollback(Rollback {
+                steps: applied.len(),
+                rolled_back: Vec::new(),
+            }),
+        );
+        let duration = Duration::from_secs_f64(0.4 * applied.len() as f64);
+        self.pass(duration).await?;
+        let elapsed = self.elapsed;
+        let mut undone = Vec::new();
+        for done in applied.iter().rev() {
+            let changes = self.twin.with(elapsed, |estate| estate.undo(done));
+            self.publish_changes(&changes);
+            let label = format!("{} on {}", done.remediation.kind.label(), done.remediation.target);
+            undone.push(if changes.is_empty() {
+                format!("{label} (cannot be undone; left in place)")
+            } else {
+                label
+            });
+        }
+        attempt.rolled_back.clone_from(&undone);
+        self.engine.chart_mark(
+            self.id,
+            self.elapsed,
+            MarkKind::Rollback,
+            format!("rolled back {} step(s)", undone.len()),
+        );
+        self.finished(
+            action,
+            ActionStatus::Completed,
+            Report {
+                details: ActionDetails::Rollback(Rollback {
+                    steps: applied.len(),
+                    rolled_back: undone,
+                }),
+                confidence: 0.9,
+            },
+            duration,
+        );
+        Ok(())
+    }
+}

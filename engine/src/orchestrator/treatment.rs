@@ -1,0 +1,219 @@
+//! Treatment: hypotheses tried in rank order, each through the claim on its
+//! root service, the vote, governance, and remediation with verification,
+//! until one heals the estate, the incident is handed to people, or the
+//! hypotheses run out; then the conclusion that the report and the status
+//! carry.
+
+use super::{MAX_ATTEMPTS, Remedy, Run, Stop, gate::Clearance, reexamine, watch_list};
+use crate::{
+    agents::{Case, Hypothesis, Plan, communication::Attempt},
+    catalog::{FaultyVoter, RootCause},
+    claims::Claim,
+    protocol::{FixOutcome, FixRecord, IncidentStatus},
+    twin::ActionKind,
+};
+
+/// What treating the incident came to.
+#[derive(Default)]
+pub(super) struct Treatment {
+    /// Every plan that reached a vote, in order.
+    pub attempts: Vec<Attempt>,
+    /// Every action run, in order.
+    pub executed: Vec<ActionKind>,
+    /// Every fix that ran, with how it ended (for the incident memory).
+    pub fixes: Vec<FixRecord>,
+    /// The root cause whose fix healed the estate (or that another
+    /// incident's fix healed while this one waited on its claim).
+    pub acted_on: Option<RootCause>,
+    /// Root causes already tried (or that had no plan).
+    tried: Vec<RootCause>,
+    /// Times this incident waited on another's claim.
+    waits: usize,
+    /// The trouble cleared while a plan waited for approval.
+    cleared_while_waiting: bool,
+    /// Why people took over, when they did.
+    handed_over: Option<String>,
+}
+
+/// Where a hypothesis's turn leaves the treatment.
+enum Turn {
+    /// Try the next hypothesis.
+    Next,
+    /// The estate moved on while the plan waited: plan this root afresh.
+    Replan,
+    /// Treatment is over.
+    Done,
+}
+
+/// Tries the hypotheses in rank order, at most [`MAX_ATTEMPTS`] plans.
+pub(super) async fn treat(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Result<Treatment, Stop> {
+    let swarm = run.engine.swarm();
+    let mut t = Treatment::default();
+    while t.attempts.len() < MAX_ATTEMPTS {
+        let Some(hypothesis) = case
+            .diagnosis
+            .as_ref()
+            .and_then(|d| d.hypotheses.iter().find(|h| !t.tried.contains(&h.root)).cloned())
+        else {
+            break;
+        };
+        let watch = watch_list(case);
+        let elapsed = run.elapsed;
+        let Some(plan) = run.twin.with(elapsed, |estate| {
+            swarm.resolution.plan(&swarm.catalog, &hypothesis, &watch, estate)
+        }) else {
+            t.tried.push(hypothesis.root.clone());
+            continue;
+        };
+        // Another incident is already working on this root: wait, then
+        // look again, since its fix may be ours too. Patience spent, go
+        // ahead without the claim.
+        let claim = if t.waits < MAX_ATTEMPTS {
+            let Some(claim) = run.claim_or_wait(&plan.root.service).await? else {
+                t.waits += 1;
+                if reexamine(run, case).await? {
+                    t.acted_on = Some(plan.root.clone());
+                    break;
+                }
+                continue;
+            };
+            Some(claim)
+        } else {
+            run.engine.claims().claim(&plan.root.service, run.id).ok()
+        };
+        t.tried.push(hypothesis.root.clone());
+        match t.attempt(run, case, faulty, &hypothesis, &plan, claim).await? {
+            Turn::Next => {}
+            Turn::Replan => t.tried.retain(|root| *root != hypothesis.root),
+            Turn::Done => break,
+        }
+    }
+    Ok(t)
+}
+
+impl Treatment {
+    /// One plan: the vote, governance, then remediation, holding `claim`
+    /// on the plan's root until the steps are done.
+    async fn attempt(
+        &mut self,
+        run: &mut Run<'_>,
+        case: &mut Case,
+        faulty: &[FaultyVoter],
+        hypothesis: &Hypothesis,
+        plan: &Plan,
+        claim: Option<Claim>,
+    ) -> Result<Turn, Stop> {
+        let (approved, line) = run.vote(case, plan, faulty).await?;
+        let mut attempt = Attempt {
+            hypothesis: hypothesis.label(),
+            consensus: line,
+            approved,
+            governance: Vec::new(),
+            executed: Vec::new(),
+            verified: false,
+            outstanding: Vec::new(),
+            rolled_back: Vec::new(),
+        };
+        if !approved {
+            self.attempts.push(attempt);
+            return Ok(Turn::Next);
+        }
+        let clearance = run.govern(case, hypothesis, plan, &mut attempt).await?;
+        if !matches!(clearance, Clearance::Run) {
+            attempt.approved = false;
+            self.attempts.push(attempt);
+            drop(claim);
+            return self.withheld(run, case, clearance).await;
+        }
+        let remedy = run.remediate(case, plan, &mut attempt).await?;
+        // Done with the root: a second cause is looked for unclaimed.
+        drop(claim);
+        let ran = &plan.steps[..attempt.executed.len()];
+        self.executed.extend(ran.iter().map(|s| s.remediation.kind));
+        if !ran.is_empty() {
+            self.fixes.push(FixRecord {
+                service: plan.root.service.clone(),
+                fault: plan.root.fault.as_str().to_owned(),
+                playbook: plan.playbook.clone(),
+                actions: ran.iter().map(|s| s.remediation.kind.as_str().to_owned()).collect(),
+                outcome: match remedy {
+                    Remedy::Healed | Remedy::RootFixed => FixOutcome::Healed,
+                    Remedy::Failed => FixOutcome::Failed,
+                },
+            });
+        }
+        self.attempts.push(attempt);
+        match remedy {
+            Remedy::Healed => {
+                self.acted_on = Some(plan.root.clone());
+                Ok(Turn::Done)
+            }
+            // A second cause: study what is left.
+            Remedy::RootFixed if reexamine(run, case).await? => {
+                self.acted_on = Some(plan.root.clone());
+                Ok(Turn::Done)
+            }
+            Remedy::RootFixed | Remedy::Failed => Ok(Turn::Next),
+        }
+    }
+
+    /// Where a plan that governance did not let run leaves the treatment.
+    async fn withheld(&mut self, run: &mut Run<'_>, case: &mut Case, clearance: Clearance) -> Result<Turn, Stop> {
+        match clearance {
+            Clearance::Run => unreachable!("a cleared plan runs"),
+            Clearance::Denied => Ok(Turn::Next),
+            Clearance::HandedOver(why) => {
+                self.handed_over = Some(why);
+                Ok(Turn::Done)
+            }
+            Clearance::Stale { cleared } if cleared && reexamine(run, case).await? => {
+                self.cleared_while_waiting = true;
+                Ok(Turn::Done)
+            }
+            Clearance::Stale { .. } => Ok(Turn::Replan),
+        }
+    }
+
+    /// How the incident ends, and the report's one-line summary of why.
+    pub(super) fn conclusion(&self, case: &Case) -> (IncidentStatus, String) {
+        let anomalous = case.detection.as_ref().is_some_and(|d| !d.anomalies.is_empty());
+        let nothing_tried = self.tried.is_empty() && self.acted_on.is_none();
+        let all_failed_before = case
+            .diagnosis
+            .as_ref()
+            .map_or(0, |d| if d.hypotheses.is_empty() { d.skipped.len() } else { 0 });
+        let escalated = |why: String| (IncidentStatus::Failed, why);
+        match (&self.acted_on, anomalous, nothing_tried) {
+            (None, _, _) if let Some(why) = &self.handed_over => escalated(format!(
+                "{why}. Nothing was run: the incident is handed over to the on-call engineer."
+            )),
+            (None, _, _) if self.cleared_while_waiting => (
+                IncidentStatus::Resolved,
+                "The trouble cleared while the plan waited for approval; nothing was run.".to_owned(),
+            ),
+            (Some(root), _, _) => (
+                IncidentStatus::Resolved,
+                format!(
+                    "Root cause {} on {} remedied and recovery verified from telemetry.",
+                    root.fault.label(),
+                    root.service
+                ),
+            ),
+            (None, false, _) => (
+                IncidentStatus::Resolved,
+                "Nothing anomalous found in the estate's telemetry; no action taken.".to_owned(),
+            ),
+            (None, true, true) if all_failed_before > 0 => escalated(format!(
+                "Every candidate fix ({all_failed_before}) failed on similar past incidents; not repeating them: \
+                 escalated to the on-call engineer."
+            )),
+            (None, true, true) => {
+                escalated("Anomalies that no known fault explains: escalated to the on-call engineer.".to_owned())
+            }
+            (None, true, false) => escalated(format!(
+                "{} hypothesis(es) tried without a verified recovery: escalated to the on-call engineer.",
+                self.attempts.len()
+            )),
+        }
+    }
+}

@@ -202,13 +202,7 @@ pub async fn trigger_scenario(
         match engine.trigger_scenario(&scenario_id, severity) {
             Ok(incident) => opened.push(incident),
             Err(refused) => {
-                let status = match &refused {
-                    engine::SubmitError::UnknownScenario { .. } | engine::SubmitError::Invalid(_) => {
-                        StatusCode::UNPROCESSABLE_ENTITY
-                    }
-                    engine::SubmitError::AtCapacity { .. } => StatusCode::TOO_MANY_REQUESTS,
-                    engine::SubmitError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-                };
+                let status = StatusCode::from_u16(refused.http_status()).expect("refusal statuses are valid");
                 if let (Some(wait), Some(response)) =
                     (refused.retry_after(), use_context::<leptos_axum::ResponseOptions>())
                 {
@@ -225,7 +219,9 @@ pub async fn trigger_scenario(
         }
     }
     // Acknowledged only once their `incident_created` events are stored.
-    engine.flush().await;
+    if let Err(halted) = engine.stored().await {
+        return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, halted.to_string()));
+    }
     Ok(opened)
 }
 

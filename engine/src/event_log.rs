@@ -27,7 +27,7 @@ use std::{
 use chrono::Utc;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, warn};
+use tracing::error;
 use uuid::Uuid;
 
 use crate::{
@@ -216,6 +216,11 @@ struct Writer {
     commit_window: Duration,
     /// While the store refuses batches: since when, how often, and why.
     refusal: Mutex<Option<(tokio::time::Instant, u32, String)>>,
+    /// Why publishing stopped for good, once it has: the store numbered a
+    /// batch other than right after the last `seq` published.
+    halted: Mutex<Option<String>>,
+    /// Cancelled when publishing stops, so nobody waits on a flush forever.
+    halt: CancellationToken,
 }
 
 struct Inner {
@@ -287,6 +292,8 @@ impl EventLog {
             max_batch: batch_limit(fanout_capacity),
             commit_window,
             refusal: Mutex::new(None),
+            halted: Mutex::new(None),
+            halt: CancellationToken::new(),
         };
         let log = Self::build(retain, fanout_capacity, start, Some(writer));
         tokio::spawn(log.clone().write_batches());
@@ -427,13 +434,20 @@ impl EventLog {
             {
                 let mut state = self.lock();
                 if first != state.last_seq + 1 {
-                    // Another writer shares the store: still publish in the
-                    // store's order, which is the truth.
-                    warn!(
-                        expected = state.last_seq + 1,
-                        got = first,
-                        "the store's seq moved on without us"
+                    // Another writer shares the store. Publishing this batch
+                    // would show every dashboard a gap (or a repeat) that
+                    // no resume can fill: stop, and say why. The batch is
+                    // stored; a restart publishes from the store.
+                    let reason = format!(
+                        "the store numbered a batch from seq {first}, where {} was next: another writer shares \
+                         the event store; publishing stopped rather than show a gap",
+                        state.last_seq + 1
                     );
+                    error!(expected = state.last_seq + 1, got = first, "{reason}");
+                    metrics::gauge!("antibody_event_log_halted").set(1.0);
+                    *writer.halted.lock().expect("halt lock poisoned") = Some(reason);
+                    writer.halt.cancel();
+                    return;
                 }
                 for (offset, event) in batch.into_iter().enumerate() {
                     let envelope = Envelope {
@@ -495,7 +509,17 @@ impl EventLog {
         let target = self.lock().appended;
         writer.hurry.notify_one();
         let mut published = writer.published.subscribe();
-        let _ = published.wait_for(|&n| n >= target).await;
+        // A halted log publishes nothing more: waiting would be forever.
+        tokio::select! {
+            _ = published.wait_for(|&n| n >= target) => {}
+            () = writer.halt.cancelled() => {}
+        }
+    }
+
+    /// Why publishing stopped for good, if it has (never, in memory).
+    pub fn halted(&self) -> Option<String> {
+        let writer = self.inner.writer.as_ref()?;
+        writer.halted.lock().expect("halt lock poisoned").clone()
     }
 
     /// Flushes, then stops the writer.
@@ -709,6 +733,30 @@ mod tests {
         assert_eq!(log.last_seq(), 1);
         log.close().await;
         assert_eq!(EventLog::new(3, 10).store_refusal(), None, "memory never refuses");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_seq_that_does_not_follow_stops_publishing_instead_of_showing_a_gap() {
+        // The store is at 40, but this log last published 38: another
+        // writer took 39 and 40.
+        let journal = Arc::new(FakeJournal {
+            offset: 40,
+            ..FakeJournal::default()
+        });
+        let log = durable(journal.clone(), 38);
+        let mut live = log.subscribe_since(38).live;
+        log.append(message());
+        log.flush().await;
+        assert_eq!(journal.stored.lock().unwrap().len(), 1, "the batch is stored");
+        assert!(live.try_recv().is_err(), "but never published past the gap");
+        assert_eq!(log.last_seq(), 38);
+        let reason = log.halted().expect("halted");
+        assert!(reason.contains("seq 41, where 39 was next"), "{reason}");
+        // Later appends are not published either, and flushes return.
+        log.append(message());
+        log.flush().await;
+        assert!(live.try_recv().is_err());
+        assert_eq!(EventLog::new(3, 10).halted(), None, "memory never halts");
     }
 
     #[tokio::test(start_paused = true)]

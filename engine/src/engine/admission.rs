@@ -57,6 +57,9 @@ impl Engine {
         if self.shared.draining.load(Ordering::SeqCst) {
             return Err(SubmitError::ShuttingDown);
         }
+        if let Some(reason) = self.shared.log.halted() {
+            return Err(SubmitError::Halted(reason));
+        }
         // Refused before anything is injected; a burst may overshoot the
         // limit by the few requests racing this check, never by more.
         if self.shared.book.lock().expect("incident book lock poisoned").active >= self.shared.max_active {

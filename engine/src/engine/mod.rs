@@ -138,6 +138,8 @@ pub enum SubmitError {
     AtCapacity { limit: u64 },
     #[error("the scenario cannot open an incident: {0}")]
     Invalid(String),
+    #[error("the event log stopped publishing: {0}")]
+    Halted(String),
 }
 
 impl SubmitError {
@@ -147,7 +149,19 @@ impl SubmitError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::AtCapacity { .. } => Some(Duration::from_secs(5)),
-            Self::UnknownScenario { .. } | Self::ShuttingDown | Self::Invalid(_) => None,
+            Self::UnknownScenario { .. } | Self::ShuttingDown | Self::Invalid(_) | Self::Halted(_) => None,
+        }
+    }
+
+    /// The HTTP status of this refusal, the one mapping the REST routes and
+    /// the dashboard's server functions share: the request's fault (422),
+    /// backpressure (429), or the server's state (503). A route whose
+    /// scenario id is in its path answers an unknown one with 404 instead.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::UnknownScenario { .. } | Self::Invalid(_) => 422,
+            Self::AtCapacity { .. } => 429,
+            Self::ShuttingDown | Self::Halted(_) => 503,
         }
     }
 }
@@ -742,6 +756,23 @@ impl Engine {
     /// Whether the store is refusing events (see [`EventLog::store_refusal`]).
     pub fn store_refusal(&self) -> Option<crate::event_log::StoreRefusal> {
         self.shared.log.store_refusal()
+    }
+
+    /// Waits until everything appended is stored and published; refuses
+    /// when the log stopped publishing, so a request is never acknowledged
+    /// for an event that was not stored.
+    pub async fn stored(&self) -> Result<(), SubmitError> {
+        self.shared.log.flush().await;
+        match self.shared.log.halted() {
+            Some(reason) => Err(SubmitError::Halted(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Why the log stopped publishing for good, if it has (see
+    /// [`EventLog::halted`]).
+    pub fn publishing_halted(&self) -> Option<String> {
+        self.shared.log.halted()
     }
 
     /// The event log (for reads the store cannot serve: the live tail).

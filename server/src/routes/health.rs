@@ -16,9 +16,16 @@ pub async fn healthz() -> Json<Value> {
 /// The store answers and takes the events, so the server can take work.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, description = "Ready", body = Object),
-    (status = 503, description = "The store does not answer, or refuses events; the body says why", body = Object),
+    (status = 503, description = "The store does not answer, refuses events, or numbered events out of order (publishing stopped); the body says why", body = Object),
 ))]
 pub async fn readyz(State(store): State<Store>, State(engine): State<Engine>) -> (StatusCode, Json<Value>) {
+    // A seq that does not follow stops publishing for good: say so first.
+    if let Some(reason) = engine.publishing_halted() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "store": reason })),
+        );
+    }
     // A store can answer a ping and still refuse every write (a full disk,
     // a constraint): then nothing new is published, and requests that wait
     // for their event to be stored wait until it takes them.

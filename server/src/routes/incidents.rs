@@ -41,22 +41,18 @@ pub enum CreateIncidentError {
 /// the server's state (503).
 pub fn refusal(error: SubmitError) -> Response {
     let detail = error.to_string();
-    match error {
-        SubmitError::UnknownScenario { .. } => {
-            Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "scenario_id", detail).into_response()
-        }
-        SubmitError::AtCapacity { .. } => {
-            let mut response = Problem::new(StatusCode::TOO_MANY_REQUESTS, detail).into_response();
-            if let Some(wait) = error.retry_after() {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, wait.as_secs().into());
-            }
-            response
-        }
-        SubmitError::ShuttingDown => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail).into_response(),
-        SubmitError::Invalid(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail).into_response(),
+    let status = StatusCode::from_u16(error.http_status()).expect("refusal statuses are valid");
+    let mut response = match error {
+        SubmitError::UnknownScenario { .. } => Problem::field(status, "scenario_id", detail),
+        _ => Problem::new(status, detail),
     }
+    .into_response();
+    if let Some(wait) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, wait.as_secs().into());
+    }
+    response
 }
 
 impl IntoResponse for CreateIncidentError {
@@ -111,7 +107,7 @@ pub async fn create_incident(
     let request = parse_body(&body)?.parse()?;
     let incident = engine.open_incident(request)?;
     // Acknowledged only once its `incident_created` event is stored.
-    engine.flush().await;
+    engine.stored().await?;
     Ok((StatusCode::CREATED, Json(incident)))
 }
 

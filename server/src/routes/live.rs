@@ -95,6 +95,6 @@ pub async fn trigger(
         }
         other => refusal(other),
     })?;
-    engine.flush().await;
+    engine.stored().await.map_err(refusal)?;
     Ok((StatusCode::CREATED, Json(incident)))
 }

@@ -199,3 +199,53 @@ async fn a_store_that_refuses_events_makes_the_server_unready_until_it_takes_the
     let (stored, _) = app.get(&format!("/api/incidents/{id}")).await;
     assert_eq!(stored, 200, "the incident was stored, not lost");
 }
+
+/// Another writer on the same store (here, a bump of the store's `seq`
+/// counter, as a second server would make): this server's next batch is
+/// numbered past a gap, so it stops publishing rather than show every
+/// dashboard a gap; the request waiting on it is refused (503) instead of
+/// hanging or being acknowledged, and `/readyz` says why.
+#[tokio::test]
+async fn a_seq_taken_by_another_writer_stops_publishing_and_says_why() {
+    let mut database_url = String::new();
+    let app = crate::helpers::spawn_app_with(|data| {
+        let settings = crate::helpers::settings_in(data, 200.0, Duration::from_secs(5));
+        database_url.clone_from(&settings.database_url);
+        settings
+    })
+    .await;
+    assert_eq!(app.get("/readyz").await.0, 200);
+    let published = app.engine.log().last_seq();
+
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&database_url).await.unwrap();
+    sqlx::query("UPDATE log_head SET last_seq = last_seq + 2 WHERE id = 1")
+        .execute(&db)
+        .await
+        .unwrap();
+    let response = tokio::time::timeout(
+        Duration::from_secs(30),
+        app.http.post(app.url("/api/scenarios/cache_failure/trigger")).send(),
+    )
+    .await
+    .expect("a halted log does not hang the request")
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let refused: Value = response.json().await.unwrap();
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the event log stopped publishing"),
+        "{refused}"
+    );
+
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    let reason = body["store"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("where {} was next", published + 1)) && reason.contains("publishing stopped"),
+        "{reason}"
+    );
+    assert_eq!(app.engine.log().last_seq(), published, "nothing published past the gap");
+}

@@ -55,12 +55,12 @@ pub const SOCKET_RETRY_WHILE_POLLING: std::time::Duration = std::time::Duration:
 #[cfg(feature = "browser")]
 const POLL_PAGE: u32 = 1000;
 
-/// The first retry waits up to this long; each further one doubles it.
+/// Reconnects back off from half a second to fifteen, with full jitter.
 #[cfg(feature = "browser")]
-const BACKOFF_BASE_MS: f64 = 500.0;
-/// No retry waits longer than this.
-#[cfg(feature = "browser")]
-const BACKOFF_CAP_MS: f64 = 15_000.0;
+const RECONNECT_BACKOFF: engine::protocol::Backoff = engine::protocol::Backoff {
+    base: std::time::Duration::from_millis(500),
+    cap: std::time::Duration::from_secs(15),
+};
 
 /// Follows the server's event stream for as long as the page lives.
 #[cfg(feature = "browser")]
@@ -116,8 +116,7 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
         if failures >= POLL_AFTER_FAILURES {
             continue;
         }
-        let ceiling = (BACKOFF_BASE_MS * 2f64.powi(failures.min(16) as i32 - 1)).min(BACKOFF_CAP_MS);
-        let mut wait_ms = js_sys::Math::random() * ceiling;
+        let mut wait_ms = RECONNECT_BACKOFF.wait(failures - 1, js_sys::Math::random()).as_millis() as f64;
         while wait_ms > 0.0 {
             connection.set(Connection::Reconnecting {
                 in_secs: (wait_ms / 1000.0).ceil() as u32,

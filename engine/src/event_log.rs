@@ -25,6 +25,7 @@ use std::{
 };
 
 use chrono::Utc;
+use rand::{Rng, SeedableRng, rngs::SmallRng};
 use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::error;
@@ -33,6 +34,12 @@ use uuid::Uuid;
 use crate::{
     journal::{Journal, Unsequenced},
     protocol::{AgentStats, Envelope, Incident, PerformanceMetrics, ServerMessage, ServiceTelemetry},
+};
+
+/// Backoff while the store refuses batches.
+const STORE_BACKOFF: crate::protocol::Backoff = crate::protocol::Backoff {
+    base: Duration::from_millis(100),
+    cap: Duration::from_secs(3),
 };
 
 /// Most events a writer hands to the journal in one transaction.
@@ -384,6 +391,7 @@ impl EventLog {
     async fn write_batches(self) {
         let writer = self.inner.writer.as_ref().expect("only durable logs write");
         let mut failures = 0u32;
+        let mut jitter = SmallRng::from_os_rng();
         loop {
             self.gather(writer).await;
             let (batch, appended_at): (Vec<Unsequenced>, Vec<tokio::time::Instant>) = {
@@ -424,7 +432,7 @@ impl EventLog {
                         // Nothing is published until it is stored; keep
                         // trying, slower each time, and say so.
                         error!(%reason, failures, events = batch.len(), "the event store refused a batch; retrying");
-                        tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(failures.min(6)))).await;
+                        tokio::time::sleep(STORE_BACKOFF.wait(failures - 1, jitter.random())).await;
                     }
                 }
             };
@@ -722,10 +730,12 @@ mod tests {
         let log = durable(journal.clone(), 0);
         assert_eq!(log.store_refusal(), None);
         log.append(message());
-        // The first refusal, then a retry 100 ms later (paused time).
+        // The first refusal at once, then retries within the backoff's
+        // ceilings (paused time; the jitter decides how many by now).
         tokio::time::sleep(Duration::from_millis(150)).await;
         let refusal = log.store_refusal().expect("the store refuses");
-        assert_eq!((refusal.attempts, refusal.reason.as_str()), (2, "disk full"));
+        assert!((1..=3).contains(&refusal.attempts), "{refusal:?}");
+        assert_eq!(refusal.reason, "disk full");
         assert!(refusal.for_how_long >= Duration::from_millis(100), "{refusal:?}");
         assert_eq!(log.last_seq(), 0, "nothing is published unstored");
         log.flush().await;

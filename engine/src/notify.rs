@@ -14,7 +14,7 @@ use serde_json::json;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::protocol::{IncidentStatus, Severity};
+use crate::protocol::{Backoff, IncidentStatus, Severity};
 
 /// What a notification says.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -89,11 +89,14 @@ impl Default for RetryPolicy {
     }
 }
 
-/// The wait before retry number `retry` (0 for the first retry): uniform in
-/// `[0, min(cap, base × 2^retry)]`, with `unit` the uniform draw in [0, 1).
-pub fn backoff(policy: &RetryPolicy, retry: u32, unit: f64) -> Duration {
-    let ceiling = policy.base.saturating_mul(2u32.saturating_pow(retry)).min(policy.cap);
-    ceiling.mul_f64(unit.clamp(0.0, 1.0))
+impl RetryPolicy {
+    /// How its retries back off.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            base: self.base,
+            cap: self.cap,
+        }
+    }
 }
 
 /// Why a notification was not delivered.
@@ -152,7 +155,7 @@ impl Webhook {
             }
             if attempt < self.policy.attempts {
                 let unit: f64 = StdRng::from_os_rng().random();
-                let jittered = backoff(&self.policy, attempt - 1, unit);
+                let jittered = self.policy.backoff().wait(attempt - 1, unit);
                 let wait = retry_after.map_or(jittered, |after| after.min(self.policy.cap));
                 tokio::time::sleep(wait).await;
             }
@@ -286,15 +289,5 @@ mod tests {
         let (url, calls, _) = mock(vec![0, 200]).await;
         let attempts = Webhook::new(url, quick()).unwrap().send(&notification()).await.unwrap();
         assert_eq!((attempts, calls.load(Ordering::SeqCst)), (2, 2));
-    }
-
-    #[test]
-    fn backoff_is_full_jitter_under_an_exponential_cap() {
-        let policy = RetryPolicy::default();
-        assert_eq!(backoff(&policy, 0, 1.0), Duration::from_millis(200));
-        assert_eq!(backoff(&policy, 2, 1.0), Duration::from_millis(800));
-        assert_eq!(backoff(&policy, 10, 1.0), Duration::from_secs(5));
-        assert_eq!(backoff(&policy, 3, 0.0), Duration::ZERO);
-        assert_eq!(backoff(&policy, 3, 0.5), Duration::from_millis(800));
     }
 }

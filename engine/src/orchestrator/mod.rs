@@ -38,8 +38,8 @@ use crate::{
     catalog::{FaultyVoter, RootCause},
     clock::SimClock,
     protocol::{
-        self as protocol, ActionDetails, ActionStatus, AgentAction, AgentType, CircuitOpen, Crashed, FixRecord,
-        Incident, IncidentStatus, ServerMessage, Severity, Started, Task,
+        self as protocol, ActionDetails, ActionStatus, AgentAction, AgentType, Backoff, CircuitOpen, Crashed,
+        FixRecord, Incident, IncidentStatus, ServerMessage, Severity, Started, Task,
     },
     twin::{ActionKind, ConfigChange},
 };
@@ -66,9 +66,11 @@ const ROOT_FIXED_POLLS: u32 = 6;
 const VERIFY_WINDOW: usize = 4;
 /// Tries of an agent's job before the incident goes to a human.
 const AGENT_ATTEMPTS: u32 = 5;
-/// Backoff between tries: full jitter under `base × 2^n`, capped.
-const AGENT_BACKOFF_BASE: Duration = Duration::from_millis(200);
-const AGENT_BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// Backoff between tries of an agent's job.
+const AGENT_BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(200),
+    cap: Duration::from_secs(5),
+};
 /// Hypotheses tried before escalating to a human.
 const MAX_ATTEMPTS: usize = 3;
 /// How long an incident waits for another that is remediating the same
@@ -238,12 +240,9 @@ impl Run<'_> {
         let kind = agent.kind();
         for attempt in 0..AGENT_ATTEMPTS {
             if attempt > 0 {
-                // Exponential backoff with full jitter, so retries from many
-                // incidents do not arrive in lockstep.
-                let ceiling = AGENT_BACKOFF_BASE
-                    .saturating_mul(1 << (attempt - 1))
-                    .min(AGENT_BACKOFF_CAP);
-                let wait = ceiling.mul_f64(self.rng.random::<f64>());
+                // Full jitter, so retries from many incidents do not
+                // arrive in lockstep.
+                let wait = AGENT_BACKOFF.wait(attempt - 1, self.rng.random::<f64>());
                 self.pass(wait).await?;
             }
             if let Err(open_for) = self.engine.bus().admit(kind) {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 mod analytics;
+mod backoff;
 mod charts;
 mod describe;
 mod findings;
@@ -21,6 +22,7 @@ mod models;
 mod vocabulary;
 mod wire;
 pub use analytics::*;
+pub use backoff::Backoff;
 pub use charts::*;
 pub use describe::format_dollars;
 pub use findings::*;

@@ -17,6 +17,11 @@ pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_AFFECTED_SERVICES: usize = 32;
 /// Longest accepted service name, in bytes (a DNS label).
 pub const MAX_SERVICE_NAME_LEN: usize = 63;
+/// What a printable, non-blank name or title matches (the pattern the
+/// OpenAPI document states for what `parse` accepts once trimmed).
+pub const PRINTABLE: &str =
+    "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
 /// Longest accepted scenario id, in bytes.
 pub const MAX_SCENARIO_ID_LEN: usize = 64;
 
@@ -28,7 +33,12 @@ pub struct NewIncident {
     /// Short human title.
     #[cfg_attr(
         feature = "openapi",
-        schema(min_length = 1, max_length = 200, example = "Database Cascade")
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+            example = "Database Cascade"
+        )
     )]
     pub title: String,
     /// One of `low`, `medium`, `high`, `critical`.
@@ -38,6 +48,10 @@ pub struct NewIncident {
     pub affected_services: Vec<String>,
     /// A catalog scenario this incident reproduces, if any.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 64, pattern = "^[a-z0-9_]+$")
+    )]
     pub scenario_id: Option<String>,
 }
 
@@ -222,7 +236,15 @@ pub struct ApprovalDecisionBody {
     /// `approve` or `reject`.
     pub decision: ApprovalAnswer,
     /// Who decides, as the audit log will name them.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64, example = "alice"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 64,
+            pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+            example = "alice"
+        )
+    )]
     pub approver: String,
     /// Why, for the audit log.
     #[serde(default)]

@@ -106,6 +106,7 @@ pub async fn get(
         (status = 401, description = "Operator mode, and no token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such approval", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already decided (by a person, the timeout or a shutdown)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body is invalid; `field` names what", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("operator" = [])))]
@@ -146,8 +147,10 @@ pub struct AuditQuery {
     approval_id: Option<Uuid>,
     /// Only entries older than this `seq` (the last page's oldest), to page
     /// back.
+    #[param(maximum = 9_223_372_036_854_775_807_i64)]
     before_seq: Option<u64>,
     /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -170,7 +173,7 @@ pub async fn audit(
         .audit_log(&AuditFilter {
             incident_id: query.incident_id,
             approval_id: query.approval_id,
-            before_seq: query.before_seq,
+            before_seq: super::history::storable(query.before_seq, "before_seq")?,
             limit,
         })
         .await

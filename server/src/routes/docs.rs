@@ -6,8 +6,10 @@
 
 use axum::{
     Json,
+    extract::State,
     response::{Html, IntoResponse},
 };
+use engine::Engine;
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -52,7 +54,12 @@ use crate::{problem::Problem, routes};
         routes::analytics::analytics,
         routes::analytics::models,
     ),
-    components(schemas(Problem, engine::protocol::ServerMessage, engine::protocol::Envelope)),
+    components(schemas(
+        Problem,
+        engine::protocol::ServerMessage,
+        engine::protocol::Envelope,
+        routes::timelines::SteerAction
+    )),
     modifiers(&OperatorToken),
     tags(
         (name = "incidents", description = "Open, list and inspect incidents"),
@@ -85,8 +92,36 @@ impl Modify for OperatorToken {
     }
 }
 
-pub async fn openapi_json() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
+pub async fn openapi_json(State(engine): State<Engine>) -> impl IntoResponse {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    name_the_catalog(&mut document, &engine);
+    Json(document)
+}
+
+/// States what the server enforces that the derive cannot say: a
+/// scenario id is one of the catalog's (data, known only when the server
+/// runs), and each affected service a distinct DNS-label name.
+fn name_the_catalog(document: &mut serde_json::Value, engine: &Engine) {
+    let ids: Vec<serde_json::Value> = engine.scenarios().into_iter().map(|s| s.id.into()).collect();
+    let properties = &mut document["components"]["schemas"]["NewIncident"]["properties"];
+    if let Some(schema) = properties["scenario_id"].as_object_mut() {
+        schema.insert(
+            "enum".into(),
+            serde_json::Value::Array([&ids[..], &[serde_json::Value::Null]].concat()),
+        );
+    }
+    if let Some(schema) = properties["affected_services"].as_object_mut() {
+        schema.insert("uniqueItems".into(), true.into());
+        schema.insert(
+            "items".into(),
+            serde_json::json!({
+                "type": "string",
+                "minLength": 1,
+                "maxLength": engine::request::MAX_SERVICE_NAME_LEN,
+                "pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+            }),
+        );
+    }
 }
 
 /// The docs page: Swagger UI over our own document, from local assets.

@@ -32,10 +32,13 @@ pub struct IncidentQuery {
     /// Only incidents of this severity.
     severity: Option<Severity>,
     /// Only incidents from this catalog scenario.
+    #[param(min_length = 1, max_length = 64, pattern = "^[a-z0-9_]+$")]
     scenario: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// Incidents to skip (default 0).
+    #[param(maximum = 9_223_372_036_854_775_807_i64)]
     offset: Option<u64>,
 }
 
@@ -50,6 +53,19 @@ pub(crate) fn page_size(limit: Option<u32>, default: u32, max: u32) -> Result<u3
             "limit",
             format!("{n} is out of range: use 1 to {max}"),
         )),
+    }
+}
+
+/// A `seq` or offset the store can hold (its integers are signed 64-bit),
+/// or the problem with it.
+pub(crate) fn storable(value: Option<u64>, field: &str) -> Result<Option<u64>, Problem> {
+    match value {
+        Some(n) if n > i64::MAX as u64 => Err(Problem::field(
+            StatusCode::BAD_REQUEST,
+            field,
+            format!("{n} is out of range: the largest is {}", i64::MAX),
+        )),
+        other => Ok(other),
     }
 }
 
@@ -74,7 +90,7 @@ pub async fn list_incidents(
             .transpose()
             .map_err(|e| Problem::field(StatusCode::BAD_REQUEST, "scenario", e.reason))?,
         limit: page_size(query.limit, 50, MAX_INCIDENT_PAGE)?,
-        offset: query.offset.unwrap_or(0),
+        offset: storable(query.offset, "offset")?.unwrap_or(0),
     };
     store.incidents(&filter).await.map(Json).map_err(|e| Problem::store(&e))
 }
@@ -135,8 +151,10 @@ pub async fn get_telemetry(
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// The last `seq` the client has (default 0: from the start).
+    #[param(maximum = 9_223_372_036_854_775_807_i64)]
     since: Option<u64>,
     /// Page size, 1 to 1000 (default 500).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -152,7 +170,7 @@ pub async fn events(
     let Query(query) = query.map_err(|r| Problem::query(&r, &["since", "limit"]))?;
     let limit = page_size(query.limit, 500, MAX_EVENT_PAGE)?;
     store
-        .events_since(query.since.unwrap_or(0), limit)
+        .events_since(storable(query.since, "since")?.unwrap_or(0), limit)
         .await
         .map(Json)
         .map_err(|e| Problem::store(&e))

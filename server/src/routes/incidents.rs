@@ -81,6 +81,7 @@ impl IntoResponse for CreateIncidentError {
         (status = 415, description = "Not `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field is invalid; `field` and `reason` say which and why", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "At capacity, or rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Shutting down, or the event log stopped publishing: nothing is opened", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("operator" = [])))]
 pub async fn create_incident(

@@ -71,20 +71,23 @@ pub struct TriggerBody {
     request_body(content = Option<TriggerBody>, description = "Optional: another severity"),
     responses(
         (status = 201, description = "Opened; answered once its `incident_created` event is stored", body = Incident),
+        (status = 400, description = "The body is not valid JSON, or a field has the wrong type; `field` names it", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Operator mode, and no token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Operator mode, and a wrong token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such scenario (the closest is suggested)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body is invalid; `field` names it", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "At capacity, or rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Shutting down, or the event log stopped publishing: nothing is opened", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("operator" = [])))]
 pub async fn trigger(
     State(engine): State<Engine>,
     Path(id): Path<String>,
-    body: Result<Json<TriggerBody>, JsonRejection>,
+    body: Result<Json<Option<TriggerBody>>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Incident>), Response> {
     let body = match body {
-        Ok(Json(body)) => body,
+        // `null`, like no body, means the scenario's own severity.
+        Ok(Json(body)) => body.unwrap_or_default(),
         // No body (or an empty one) means the scenario's own severity.
         Err(JsonRejection::MissingJsonContentType(_)) => TriggerBody::default(),
         Err(rejection) => return Err(Problem::json(&rejection, &["severity"]).into_response()),

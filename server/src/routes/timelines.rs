@@ -50,7 +50,7 @@ pub async fn list(State(timelines): State<Timelines>) -> Json<Vec<TimelineSummar
 
 /// Checks a timeline file (seed 004's JSON) without running it.
 #[utoipa::path(post, path = "/api/timelines/validate", tag = "timelines",
-    request_body(content = String, description = "The timeline file, as JSON", content_type = "application/json"),
+    request_body(content = Object, description = "The timeline file, as JSON", content_type = "application/json"),
     responses(
         (status = 200, description = "Valid: the schedule as it would run", body = TimelineSummary),
         (status = 422, description = "Every problem, each with its JSON path in `errors`", body = Problem, content_type = "application/problem+json"),
@@ -83,8 +83,10 @@ pub struct StartRun {
     request_body = StartRun,
     responses(
         (status = 201, description = "Started", body = TimelineRun),
+        (status = 400, description = "The body is not valid JSON; `field` says where", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Operator mode, and no token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such built-in timeline (the closest is suggested)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body or the timeline is invalid; `field` or `errors` say where", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("operator" = [])))]
@@ -116,8 +118,10 @@ pub async fn start(
 #[into_params(parameter_in = Query)]
 pub struct RunQuery {
     /// Only runs of this timeline (to compare them).
+    #[param(min_length = 1, max_length = 64, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$")]
     timeline_id: Option<String>,
     /// How many, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
 }
 
@@ -188,11 +192,23 @@ pub async fn run(
     }
 }
 
+/// What can be done to a running timeline (the path's `action`).
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SteerAction {
+    /// Stop the schedule's clock; open incidents carry on.
+    Pause,
+    /// Start the clock again.
+    Resume,
+    /// Stop firing; what fired runs to its end.
+    Cancel,
+}
+
 /// Pauses, resumes or cancels a run.
 #[utoipa::path(post, path = "/api/timeline-runs/{id}/{action}", tag = "timelines",
     params(
         ("id" = Uuid, Path, description = "The run's id"),
-        ("action" = String, Path, description = "`pause`, `resume` or `cancel`"),
+        ("action" = SteerAction, Path, description = "What to do to the run"),
     ),
     responses(
         (status = 200, description = "Done; the run as it is now (its state follows at once on the stream)", body = TimelineRun),
@@ -207,10 +223,10 @@ pub async fn steer(
     path: Result<Path<(Uuid, String)>, PathRejection>,
 ) -> Result<Json<TimelineRun>, Problem> {
     let Path((id, action)) = path.map_err(|r| Problem::field(StatusCode::BAD_REQUEST, "id", r.body_text()))?;
-    let result = match action.as_str() {
-        "pause" => timelines.pause(id),
-        "resume" => timelines.resume(id),
-        "cancel" => timelines.cancel(id),
+    let action = match action.as_str() {
+        "pause" => SteerAction::Pause,
+        "resume" => SteerAction::Resume,
+        "cancel" => SteerAction::Cancel,
         other => {
             return Err(Problem::field(
                 StatusCode::BAD_REQUEST,
@@ -218,6 +234,11 @@ pub async fn steer(
                 format!("`{other}` is not an action: use pause, resume or cancel"),
             ));
         }
+    };
+    let result = match action {
+        SteerAction::Pause => timelines.pause(id),
+        SteerAction::Resume => timelines.resume(id),
+        SteerAction::Cancel => timelines.cancel(id),
     };
     result.map(Json).map_err(run_problem)
 }

@@ -99,6 +99,36 @@ async fn the_openapi_document_and_its_docs_page_are_served() {
     assert!(!html.contains("https://"), "no asset comes from elsewhere");
 }
 
+/// The document states what the server enforces, and the server enforces
+/// what the document states (schemathesis `--checks all` judges the rest).
+#[tokio::test]
+async fn the_openapi_document_states_the_limits_the_server_enforces() {
+    let app = spawn_app().await;
+    let (_, doc) = app.get("/api/openapi.json").await;
+    let param = |path: &str, name: &str| {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} has no `{name}`"))["schema"]
+            .clone()
+    };
+    let limit = param("/api/events", "limit");
+    assert_eq!((limit["minimum"].as_u64(), limit["maximum"].as_u64()), (Some(1), Some(1000)));
+    assert_eq!(param("/api/events", "since")["maximum"].as_i64(), Some(i64::MAX));
+    let incident = &doc["components"]["schemas"]["NewIncident"]["properties"];
+    let scenarios = incident["scenario_id"]["enum"].as_array().unwrap();
+    assert!(scenarios.iter().any(|s| s == "database_cascade"), "the catalog: {scenarios:?}");
+    assert_eq!(incident["affected_services"]["uniqueItems"], true);
+
+    // Past the stated maximum: a 400 naming the field, not a store error.
+    let (status, problem) = app.get(&format!("/api/events?since={}", i64::MAX as u64 + 1)).await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("since")), "{problem}");
+    let (status, _) = app.get(&format!("/api/events?since={}", i64::MAX)).await;
+    assert_eq!(status, 200);
+}
+
 #[tokio::test]
 async fn the_incident_history_and_an_incidents_story_are_server_rendered() {
     let app = spawn_app().await;

@@ -116,7 +116,11 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
         if failures >= POLL_AFTER_FAILURES {
             continue;
         }
-        let mut wait_ms = RECONNECT_BACKOFF.wait(failures - 1, js_sys::Math::random()).as_millis() as f64;
+        // Full jitter under the backoff's ceiling, drawn in milliseconds:
+        // `Backoff::wait`'s float-to-Duration conversion would bring its
+        // panic formatting into the bundle for the same number.
+        let ceiling_ms = RECONNECT_BACKOFF.ceiling(failures - 1).as_secs_f64() * 1000.0;
+        let mut wait_ms = js_sys::Math::random() * ceiling_ms;
         while wait_ms > 0.0 {
             connection.set(Connection::Reconnecting {
                 in_secs: (wait_ms / 1000.0).ceil() as u32,

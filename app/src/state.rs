@@ -146,8 +146,9 @@ impl DashboardState {
     }
 
     /// `snapshot` with only what [`Self::from_snapshot`] reads: no reports,
-    /// and of each action's details only a vote's plan or a diagnosis's
-    /// blast radius. The page embeds the snapshot it was rendered from,
+    /// and of each action's details only a diagnosis's blast radius, and of
+    /// the others their kind (a vote's marks the swarm graph's waiting
+    /// agents). The page embeds the snapshot it was rendered from,
     /// and the browser decodes all of it before it answers; most of a busy
     /// snapshot is evidence that only the incident pages show.
     pub fn slim(mut snapshot: Snapshot) -> Snapshot {

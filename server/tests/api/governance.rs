@@ -10,7 +10,7 @@ use engine::{
 };
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, settings_in, spawn_app_with};
+use crate::helpers::{TestApp, eventually, settings_in, spawn_app_with};
 
 /// The default policy's rules, with time enough for a test to answer.
 fn patient_default() -> Arc<Policy> {
@@ -32,14 +32,16 @@ async fn governed(policy: Arc<Policy>, token: Option<&str>) -> TestApp {
 
 /// Polls `GET /api/approvals?state=pending` until one waits for `incident`.
 async fn pending_for(app: &TestApp, incident: &str) -> Value {
-    for _ in 0..400 {
-        let pending: Vec<Value> = app.json("/api/approvals?state=pending").await;
-        if let Some(found) = pending.into_iter().find(|a| a["incident_id"] == incident) {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no approval was requested for {incident}");
+    eventually(
+        &format!("an approval requested for {incident}"),
+        Duration::from_millis(25),
+        Duration::from_secs(10),
+        || async {
+            let pending: Vec<Value> = app.json("/api/approvals?state=pending").await;
+            pending.into_iter().find(|a| a["incident_id"] == incident)
+        },
+    )
+    .await
 }
 
 async fn decide(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
@@ -53,14 +55,16 @@ async fn decide(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
 
 /// Polls the incident until it closes; returns its detail.
 async fn closed(app: &TestApp, incident: &str) -> Value {
-    for _ in 0..400 {
-        let detail: Value = app.json(&format!("/api/incidents/{incident}")).await;
-        if detail["incident"]["status"] != "active" {
-            return detail;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{incident} never closed");
+    eventually(
+        &format!("{incident} closed"),
+        Duration::from_millis(25),
+        Duration::from_secs(10),
+        || async {
+            let detail: Value = app.json(&format!("/api/incidents/{incident}")).await;
+            (detail["incident"]["status"] != "active").then_some(detail)
+        },
+    )
+    .await
 }
 
 #[tokio::test]

@@ -232,6 +232,24 @@ pub async fn spawn_binary(data: &std::path::Path, args: &[&str]) -> (tokio::proc
 }
 
 /// Fires `scenario` and waits (on a WebSocket) until it closes.
+/// Polls `probe` every `every` until it yields a value, for at most
+/// `within`; panics naming `what` when it never does. The one way these
+/// tests wait on something that comes over time.
+pub async fn eventually<T, F, Fut>(what: &str, every: Duration, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(every).await;
+    }
+}
+
 pub async fn fire_and_finish(app: &TestApp, scenario: &str) -> String {
     let mut socket = app.connect("").await;
     let id = app.fire(scenario).await["id"].as_str().unwrap().to_owned();

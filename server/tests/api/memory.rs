@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use engine::protocol::{ActionDetails, Analytics, IncidentDetail, MemoryExport, ServerMessage};
 use serde_json::Value;
 
-use crate::helpers::{fire_and_finish, settings_in, spawn_app_in};
+use crate::helpers::{eventually, fire_and_finish, settings_in, spawn_app_in};
 
 #[tokio::test]
 async fn memory_is_exported_survives_a_restart_and_is_cleared() {
@@ -53,16 +53,17 @@ async fn memory_is_exported_survives_a_restart_and_is_cleared() {
     assert!(analytics.steps_run >= 2);
     // Health reports come once a wall-clock second; the first is stored
     // within a few.
-    let mut slo = None;
-    for _ in 0..50 {
-        let now: Analytics = app.json("/api/analytics").await;
-        if now.health_reports > 0 {
-            slo = now.latency_slo_compliance;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let slo = slo.expect("health reports are stored and the model service has traffic");
+    let stored: Analytics = eventually(
+        "a health report stored",
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+        || async {
+            let now: Analytics = app.json("/api/analytics").await;
+            (now.health_reports > 0).then_some(now)
+        },
+    )
+    .await;
+    let slo = stored.latency_slo_compliance.expect("the model service has traffic");
     assert!((0.0..=1.0).contains(&slo), "{slo}");
 
     app.stop().await.unwrap();

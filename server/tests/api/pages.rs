@@ -115,11 +115,17 @@ async fn the_openapi_document_states_the_limits_the_server_enforces() {
             .clone()
     };
     let limit = param("/api/events", "limit");
-    assert_eq!((limit["minimum"].as_u64(), limit["maximum"].as_u64()), (Some(1), Some(1000)));
+    assert_eq!(
+        (limit["minimum"].as_u64(), limit["maximum"].as_u64()),
+        (Some(1), Some(1000))
+    );
     assert_eq!(param("/api/events", "since")["maximum"].as_i64(), Some(i64::MAX));
     let incident = &doc["components"]["schemas"]["NewIncident"]["properties"];
     let scenarios = incident["scenario_id"]["enum"].as_array().unwrap();
-    assert!(scenarios.iter().any(|s| s == "database_cascade"), "the catalog: {scenarios:?}");
+    assert!(
+        scenarios.iter().any(|s| s == "database_cascade"),
+        "the catalog: {scenarios:?}"
+    );
     assert_eq!(incident["affected_services"]["uniqueItems"], true);
 
     // Past the stated maximum: a 400 naming the field, not a store error.

@@ -164,16 +164,16 @@ async fn a_store_that_refuses_events_makes_the_server_unready_until_it_takes_the
         .await
         .unwrap();
     let waiting = tokio::spawn(app.http.post(app.url("/api/scenarios/cache_failure/trigger")).send());
-    let mut unready = None;
-    for _ in 0..200 {
-        let (status, body) = app.get("/readyz").await;
-        if status == 503 {
-            unready = Some(body);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let body = unready.expect("/readyz turned 503 while the store refused events");
+    let body = crate::helpers::eventually(
+        "/readyz turned 503 while the store refused events",
+        Duration::from_millis(50),
+        Duration::from_secs(10),
+        || async {
+            let (status, body) = app.get("/readyz").await;
+            (status == 503).then_some(body)
+        },
+    )
+    .await;
     let reason = body["store"].as_str().unwrap();
     assert!(
         reason.starts_with("refusing events for ") && reason.contains("disk full"),

@@ -248,7 +248,10 @@ pub struct ApprovalDecisionBody {
     pub approver: String,
     /// Why, for the audit log.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 500, pattern = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$")
+    )]
     pub comment: Option<String>,
 }
 

@@ -7,6 +7,7 @@
 
 mod admission;
 mod book;
+mod feed;
 mod finish;
 #[cfg(test)]
 mod tests;
@@ -20,12 +21,12 @@ use std::{
 };
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, info, info_span, warn};
 use uuid::Uuid;
 
 use book::{Audits, IncidentBook};
+pub use feed::{Feed, FeedStart, Resume};
 
 use crate::{
     agents::{Agent, Case, Communication, DetectionAgent, DiagnosisAgent, PredictionAgent, ResolutionAgent},
@@ -33,15 +34,13 @@ use crate::{
     catalog::{Catalog, CatalogError, FaultyVoter, RootCause, Scenario},
     claims::Claims,
     clock::{SimClock, Speed},
-    event_log::{EventLog, LogStart, Projection, Published},
+    event_log::{EventLog, LogStart, Projection},
     governance::{Approvals, Policy},
     impact::ImpactModel,
     journal::{Journal, Recovered, Totals},
     memory::Memory,
     orchestrator::{self, Assignment, SharedTwin, TwinRef, Verdict},
-    protocol::{
-        Incident, IncidentStatus, MemoryEntry, PerformanceMetrics, ScenarioSummary, ServerMessage, Severity, Snapshot,
-    },
+    protocol::{Incident, IncidentStatus, MemoryEntry, PerformanceMetrics, ScenarioSummary, ServerMessage, Severity},
     request::{IncidentRequest, IncidentTitle, ServiceName},
     twin::{ActionKind, Estate, FaultSpec, Topology, TopologyError},
 };
@@ -175,31 +174,6 @@ pub enum StartError {
     Topology(#[from] TopologyError),
     #[error("{0}")]
     Impact(String),
-}
-
-/// Where a client's event stream starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resume {
-    /// The log the client's `since` belongs to (from its last snapshot).
-    pub epoch: Uuid,
-    /// The last `seq` the client has.
-    pub since: u64,
-}
-
-/// The first thing a client receives.
-#[derive(Debug)]
-pub enum FeedStart {
-    /// Exactly the events the client missed, oldest first.
-    Replay(Vec<Arc<Published>>),
-    /// A fresh view that replaces whatever the client had.
-    Snapshot(Box<Snapshot>),
-}
-
-/// A client's stream: a start, then every later event, with no gap and no
-/// duplicate between the two.
-pub struct Feed {
-    pub start: FeedStart,
-    pub live: broadcast::Receiver<Arc<Published>>,
 }
 
 /// What became of in-flight incidents at shutdown.
@@ -719,34 +693,6 @@ impl Engine {
         self.shared.book.lock().expect("incident book lock poisoned").metrics()
     }
 
-    /// Everything a dashboard needs for its first paint.
-    pub fn snapshot(&self) -> Snapshot {
-        self.snapshot_and_subscribe().0
-    }
-
-    fn snapshot_and_subscribe(&self) -> (Snapshot, broadcast::Receiver<Arc<Published>>) {
-        let epoch = self.shared.log.epoch();
-        let (mut snapshot, live) = self.shared.log.project_and_subscribe(|last_seq, projection| Snapshot {
-            epoch,
-            last_seq,
-            metrics: projection.metrics.clone(),
-            incidents: projection.incidents.iter().cloned().collect(),
-            recent_events: projection.recent.iter().cloned().collect(),
-            twin: projection.twin.clone(),
-            swarm: projection.swarm.clone(),
-            timelines: projection.timelines.iter().cloned().collect(),
-            approvals: projection.approvals.iter().cloned().collect(),
-        });
-        // Before the first reports, read the gauges directly.
-        if snapshot.twin.is_empty() {
-            snapshot.twin = self.twin_health().unwrap_or_default();
-        }
-        if snapshot.swarm.is_empty() {
-            snapshot.swarm = self.swarm_stats();
-        }
-        (snapshot, live)
-    }
-
     /// Waits until every event published so far is stored and sent to
     /// subscribers (at once with an in-memory log).
     pub async fn flush(&self) {
@@ -778,25 +724,6 @@ impl Engine {
     /// The event log (for reads the store cannot serve: the live tail).
     pub fn log(&self) -> &EventLog {
         &self.shared.log
-    }
-
-    /// A stream for one client: the events it missed since `resume` when
-    /// the log still has them all, or else a fresh snapshot; then live.
-    pub fn feed(&self, resume: Option<Resume>) -> Feed {
-        if let Some(resume) = resume.filter(|r| r.epoch == self.shared.log.epoch()) {
-            let subscription = self.shared.log.subscribe_since(resume.since);
-            if subscription.complete {
-                return Feed {
-                    start: FeedStart::Replay(subscription.backlog),
-                    live: subscription.live,
-                };
-            }
-        }
-        let (snapshot, live) = self.snapshot_and_subscribe();
-        Feed {
-            start: FeedStart::Snapshot(Box::new(snapshot)),
-            live,
-        }
     }
 
     /// Publishes configuration changes of the estate: an incident's

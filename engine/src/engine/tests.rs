@@ -1,7 +1,12 @@
 //! The engine end to end on the simulated estate, in paused time.
 
 use super::*;
-use crate::protocol::{ActionDetails, ActionKind, ActionStatus, AgentType, FaultKind};
+use tokio::sync::broadcast;
+
+use crate::{
+    event_log::Published,
+    protocol::{ActionDetails, ActionKind, ActionStatus, AgentType, FaultKind},
+};
 
 fn engine(seed: u64) -> Engine {
     Engine::new(EngineConfig {

@@ -16,6 +16,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// The database's folder, removed when the app is dropped.
     _data: std::sync::Arc<tempfile::TempDir>,
+    /// The store it runs on (SQLite, or PostgreSQL in the second pass).
+    pub database_url: String,
     pub engine: Engine,
     pub http: reqwest::Client,
     /// Sends the shutdown signal.
@@ -97,6 +99,7 @@ async fn fresh_postgres_database() -> String {
 
 /// A server over an existing database folder (a restart).
 pub async fn spawn_app_in(data: std::sync::Arc<tempfile::TempDir>, settings: Settings) -> TestApp {
+    let database_url = settings.database_url.clone();
     let app = Application::build(settings).await.expect("the app builds");
     let (stop, stopped) = oneshot::channel::<()>();
     let addr = app.addr();
@@ -107,6 +110,7 @@ pub async fn spawn_app_in(data: std::sync::Arc<tempfile::TempDir>, settings: Set
     TestApp {
         addr,
         _data: data,
+        database_url,
         engine,
         // A request that hangs fails the test instead of hanging the suite.
         http: reqwest::Client::builder()

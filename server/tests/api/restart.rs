@@ -207,18 +207,12 @@ async fn a_store_that_refuses_events_makes_the_server_unready_until_it_takes_the
 /// hanging or being acknowledged, and `/readyz` says why.
 #[tokio::test]
 async fn a_seq_taken_by_another_writer_stops_publishing_and_says_why() {
-    let mut database_url = String::new();
-    let app = crate::helpers::spawn_app_with(|data| {
-        let settings = crate::helpers::settings_in(data, 200.0, Duration::from_secs(5));
-        database_url.clone_from(&settings.database_url);
-        settings
-    })
-    .await;
+    let app = crate::helpers::spawn_app().await;
     assert_eq!(app.get("/readyz").await.0, 200);
     let published = app.engine.log().last_seq();
 
     sqlx::any::install_default_drivers();
-    let db = sqlx::AnyPool::connect(&database_url).await.unwrap();
+    let db = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
     sqlx::query("UPDATE log_head SET last_seq = last_seq + 2 WHERE id = 1")
         .execute(&db)
         .await

@@ -36,6 +36,16 @@ use crate::{
     protocol::{AgentStats, Envelope, Incident, PerformanceMetrics, ServerMessage, ServiceTelemetry},
 };
 
+/// The writer's jitter: from the OS, so writers sharing a store do not
+/// retry in lockstep; fixed in this crate's tests, so timings reproduce.
+fn jitter_rng() -> SmallRng {
+    if cfg!(test) {
+        SmallRng::seed_from_u64(0)
+    } else {
+        SmallRng::from_os_rng()
+    }
+}
+
 /// Backoff while the store refuses batches.
 const STORE_BACKOFF: crate::protocol::Backoff = crate::protocol::Backoff {
     base: Duration::from_millis(100),
@@ -391,7 +401,7 @@ impl EventLog {
     async fn write_batches(self) {
         let writer = self.inner.writer.as_ref().expect("only durable logs write");
         let mut failures = 0u32;
-        let mut jitter = SmallRng::from_os_rng();
+        let mut jitter = jitter_rng();
         loop {
             self.gather(writer).await;
             let (batch, appended_at): (Vec<Unsequenced>, Vec<tokio::time::Instant>) = {
@@ -730,12 +740,23 @@ mod tests {
         let log = durable(journal.clone(), 0);
         assert_eq!(log.store_refusal(), None);
         log.append(message());
-        // The first refusal at once, then retries within the backoff's
-        // ceilings (paused time; the jitter decides how many by now).
+        // The first refusal at once, then a retry after each backoff wait
+        // (paused time; the tests' jitter is reproducible): the attempts
+        // made by 150 ms are the first plus every retry due by then.
+        let mut jitter = jitter_rng();
+        let mut due = Duration::ZERO;
+        let mut expected = 1;
+        for retry in 0..3 {
+            due += STORE_BACKOFF.wait(retry, rand::Rng::random(&mut jitter));
+            if due > Duration::from_millis(150) {
+                break;
+            }
+            expected += 1;
+        }
+        assert!(expected <= 3, "the store still refuses at 150 ms");
         tokio::time::sleep(Duration::from_millis(150)).await;
         let refusal = log.store_refusal().expect("the store refuses");
-        assert!((1..=3).contains(&refusal.attempts), "{refusal:?}");
-        assert_eq!(refusal.reason, "disk full");
+        assert_eq!((refusal.attempts, refusal.reason.as_str()), (expected, "disk full"));
         assert!(refusal.for_how_long >= Duration::from_millis(100), "{refusal:?}");
         assert_eq!(log.last_seq(), 0, "nothing is published unstored");
         log.flush().await;

@@ -39,7 +39,7 @@ impl Engine {
                 .acted_on
                 .as_ref()
                 .or(verdict.first_hypothesis.as_ref())
-                .map(|r| format!("{} on {}", r.fault.label(), r.service)),
+                .map(RootCause::label),
             report: (!verdict.report.is_empty()).then_some(verdict.report),
             phases: verdict.detected_after.zip(verdict.diagnosed_after),
         };

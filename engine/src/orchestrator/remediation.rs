@@ -349,7 +349,7 @@ impl Run<'_> {
         for done in applied.iter().rev() {
             let changes = self.twin.with(elapsed, |estate| estate.undo(done));
             self.publish_changes(&changes);
-            let label = format!("{} on {}", done.remediation.kind.label(), done.remediation.target);
+            let label = done.remediation.label();
             undone.push(if changes.is_empty() {
                 format!("{label} (cannot be undone; left in place)")
             } else {

@@ -194,9 +194,8 @@ impl Treatment {
             (Some(root), _, _) => (
                 IncidentStatus::Resolved,
                 format!(
-                    "Root cause {} on {} remedied and recovery verified from telemetry.",
-                    root.fault.label(),
-                    root.service
+                    "Root cause {} remedied and recovery verified from telemetry.",
+                    root.label()
                 ),
             ),
             (None, false, _) => (

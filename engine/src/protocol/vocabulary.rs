@@ -98,6 +98,12 @@ impl FaultKind {
             Self::AgentHeartbeatLoss => "agent heartbeat loss",
         }
     }
+
+    /// The fault at a service, as people say it: "memory leak on
+    /// user-service".
+    pub fn on(self, service: &str) -> String {
+        format!("{} on {service}", self.label())
+    }
 }
 
 /// Every remediation the twin understands.
@@ -180,6 +186,12 @@ impl ActionKind {
             Self::TriggerRetraining => "Trigger retraining",
             Self::RestartAgent => "Restart agent",
         }
+    }
+
+    /// The action on a service, as people say it: "Restart cache on
+    /// redis-cache".
+    pub fn on(self, target: &str) -> String {
+        format!("{} on {target}", self.label())
     }
 }
 
@@ -268,6 +280,13 @@ pub struct RootCause {
     pub fault: FaultKind,
 }
 
+impl RootCause {
+    /// "connection-pool exhaustion on postgres-primary".
+    pub fn label(&self) -> String {
+        self.fault.on(&self.service)
+    }
+}
+
 /// One remediation aimed at one service.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -276,4 +295,11 @@ pub struct Remediation {
     pub kind: ActionKind,
     /// The service to do it to.
     pub target: String,
+}
+
+impl Remediation {
+    /// "Scale connection pool on postgres-primary".
+    pub fn label(&self) -> String {
+        self.kind.on(&self.target)
+    }
 }

@@ -125,7 +125,7 @@ pub struct Hypothesis {
 impl Hypothesis {
     /// "connection-pool exhaustion on postgres-primary".
     pub fn label(&self) -> String {
-        format!("{} on {}", self.root.fault.label(), self.root.service)
+        self.root.label()
     }
 }
 
@@ -234,7 +234,7 @@ pub struct PlannedStep {
 impl PlannedStep {
     /// "Scale connection pool on postgres-primary".
     pub fn label(&self) -> String {
-        format!("{} on {}", self.remediation.kind.label(), self.remediation.target)
+        self.remediation.label()
     }
 }
 
@@ -442,7 +442,7 @@ pub struct Step {
 impl Step {
     /// "Scale connection pool on postgres-primary".
     pub fn label(&self) -> String {
-        format!("{} on {}", self.action.label(), self.target)
+        self.action.on(&self.target)
     }
 }
 

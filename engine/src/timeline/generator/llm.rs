@@ -212,7 +212,7 @@ impl LlmGenerator {
             .unwrap_or_else(|| spec.expected_action_types.clone());
         let severity = request.severity.unwrap_or(spec.severity);
         let name = if spec.name.trim().is_empty() {
-            format!("{} on {}", fault.label(), spec.service)
+            fault.on(&spec.service)
         } else {
             spec.name.clone()
         };

@@ -350,7 +350,6 @@ pub async fn custom_timeline(json: String, speed: Option<String>, start: bool) -
 /// Pauses, resumes or cancels a run.
 #[server(endpoint = "steer_timeline")]
 pub async fn steer_timeline(run_id: uuid::Uuid, action: String) -> Result<TimelineRun, ServerFnError> {
-    use engine::timeline::runner::RunError;
     require_operator().await?;
     let timelines = timelines()?;
     let result = match action.as_str() {
@@ -365,11 +364,7 @@ pub async fn steer_timeline(run_id: uuid::Uuid, action: String) -> Result<Timeli
         }
     };
     result.map_err(|e| {
-        let status = match e {
-            RunError::UnknownRun(_) | RunError::UnknownTimeline { .. } => axum::http::StatusCode::NOT_FOUND,
-            RunError::Finished(_) => axum::http::StatusCode::CONFLICT,
-            RunError::Speed(_) => axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        };
+        let status = axum::http::StatusCode::from_u16(e.http_status()).expect("a run error's status is valid");
         refuse(status, e)
     })
 }

@@ -8,6 +8,8 @@
 //! the `frontend` crate for wasm32, then `wasm-bindgen`), so neither `run`
 //! nor `test` needs cargo-leptos and its 25-minute install; `watch` does.
 
+mod contract;
+
 use std::{
     env, fs,
     io::Write,
@@ -25,13 +27,17 @@ tasks:
   run     install what is missing, build (release) and serve the dashboard
           on http://127.0.0.1:3000 (settings: see README)
   test    install what is missing and run every test: formatting, clippy,
-          Rust unit and integration tests, and the browser end-to-end tests
+          Rust unit and integration tests, the API contract (schemathesis)
+          and the browser end-to-end tests
   site    build the site into target/site (add --release for the optimized
           bundle; prints its raw, gzip and brotli sizes)
   watch   cargo leptos watch (installs cargo-leptos 0.3.10 when missing)
   trunk   trunk serve on http://127.0.0.1:8080: the UI rendered client-side
           only, hot-reloaded, against a server already running on port 3000
           (installs trunk 0.21.14 when missing, about 10 min)
+  contract  build the debug server and check it against its OpenAPI
+          document with schemathesis --checks all (installs schemathesis
+          into target/tools when missing)
   setup   install what `run` and `test` need, and nothing else
 ";
 
@@ -54,6 +60,10 @@ fn main() -> ExitCode {
         Some("watch") => watch(),
         Some("trunk") => trunk(),
         Some("setup") => setup(Needs::ALL),
+        Some("contract") => contract::ensure_schemathesis().and_then(|schemathesis| {
+            sh("cargo", &["build", "--package", "server"])?;
+            contract::check(&schemathesis)
+        }),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())
@@ -632,6 +642,7 @@ fn test() -> Result {
         Ok(())
     };
     timed("tools", &mut || setup(Needs::ALL))?;
+    let schemathesis = contract::ensure_schemathesis()?;
     timed("format", &mut || {
         step("Format: cargo fmt --check");
         sh("cargo", &["fmt", "--all", "--check"])
@@ -681,6 +692,7 @@ fn test() -> Result {
         drop(postgres);
         result
     })?;
+    timed("contract", &mut || contract::check(&schemathesis))?;
     timed("clippy", &mut || {
         step("Clippy: server side, then browser side");
         sh(

@@ -9,6 +9,7 @@
 
 pub mod generator;
 pub mod runner;
+pub mod schema;
 
 use std::{fmt, time::Duration};
 
@@ -157,156 +158,33 @@ impl Timeline {
         catalog: &Catalog,
         topology: &Topology,
     ) -> Result<Self, TimelineErrors> {
-        let issue = |path: &str, reason: String| TimelineIssue {
-            file: file.to_owned(),
-            path: path.to_owned(),
-            reason,
+        let mut check = Checker {
+            file,
+            catalog,
+            topology,
+            issues: Vec::new(),
         };
         let deserializer = &mut serde_json::Deserializer::from_str(json);
         let raw: TimelineFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            TimelineErrors(vec![issue(&path, plain_serde_reason(&e.into_inner()))])
+            check.push(&path, plain_serde_reason(&e.into_inner()));
+            TimelineErrors(std::mem::take(&mut check.issues))
         })?;
-
-        let mut issues = Vec::new();
-        if raw.name.trim().is_empty() {
-            issues.push(issue("name", "must not be empty".into()));
+        let duration = check.header(&raw);
+        let mut entries: Vec<Entry> = (raw.incidents.into_iter().enumerate())
+            .filter_map(|(i, entry)| check.entry(i, entry, duration))
+            .collect();
+        if !check.issues.is_empty() {
+            return Err(TimelineErrors(check.issues));
         }
-        let duration_ok = raw.duration_minutes.is_finite()
-            && raw.duration_minutes > 0.0
-            && raw.duration_minutes <= MAX_DURATION_MINUTES;
-        if !duration_ok {
-            issues.push(issue(
-                "duration_minutes",
-                format!(
-                    "{} is out of range: use more than 0 and at most {MAX_DURATION_MINUTES} minutes",
-                    raw.duration_minutes
-                ),
-            ));
-        }
-        if raw.incidents.is_empty() {
-            issues.push(issue("incidents", "lists no incidents".into()));
-        }
-        if raw.incidents.len() > MAX_INCIDENTS {
-            issues.push(issue(
-                "incidents",
-                format!("has {} incidents; at most {MAX_INCIDENTS}", raw.incidents.len()),
-            ));
-        }
-        let duration_seconds = raw.duration_minutes * 60.0;
-        let mut entries = Vec::with_capacity(raw.incidents.len());
-        for (i, entry) in raw.incidents.into_iter().enumerate() {
-            let at = |field: &str| format!("incidents[{i}].{field}");
-            let before = issues.len();
-            if !entry.delay_seconds.is_finite() || entry.delay_seconds < 0.0 {
-                issues.push(issue(
-                    &at("delay_seconds"),
-                    format!(
-                        "{} is negative: delays count from the start, 0 or more",
-                        entry.delay_seconds
-                    ),
-                ));
-            } else if duration_ok && entry.delay_seconds > duration_seconds {
-                issues.push(issue(
-                    &at("delay_seconds"),
-                    format!(
-                        "{} s is beyond the timeline's duration ({} min = {duration_seconds} s)",
-                        entry.delay_seconds, raw.duration_minutes
-                    ),
-                ));
-            }
-            let source = match entry.kind {
-                EntryKind::Predefined => {
-                    if entry.llm_prompt.is_some() {
-                        issues.push(issue(
-                            &at("llm_prompt"),
-                            "a `predefined` incident takes a `scenario_id`, not a prompt".into(),
-                        ));
-                    }
-                    match entry.scenario_id {
-                        None => {
-                            issues.push(issue(
-                                &at("scenario_id"),
-                                "missing: a `predefined` incident names a catalog scenario".into(),
-                            ));
-                            None
-                        }
-                        Some(id) if catalog.scenario(&id).is_none() => {
-                            let hint = catalog
-                                .closest_scenario(&id)
-                                .map(|s| format!("; did you mean `{s}`?"))
-                                .unwrap_or_else(|| {
-                                    let known: Vec<&str> = catalog.scenarios().iter().map(|s| s.id.as_str()).collect();
-                                    format!("; known: {}", known.join(", "))
-                                });
-                            issues.push(issue(&at("scenario_id"), format!("no scenario `{id}`{hint}")));
-                            None
-                        }
-                        Some(scenario_id) => Some(Source::Catalog { scenario_id }),
-                    }
-                }
-                EntryKind::LlmGenerated => {
-                    if entry.scenario_id.is_some() {
-                        issues.push(issue(
-                            &at("scenario_id"),
-                            "an `llm_generated` incident takes an `llm_prompt`, not a scenario id".into(),
-                        ));
-                    }
-                    match entry.llm_prompt.map(|p| p.trim().to_owned()) {
-                        None => {
-                            issues.push(issue(
-                                &at("llm_prompt"),
-                                "missing: an `llm_generated` incident needs a prompt".into(),
-                            ));
-                            None
-                        }
-                        Some(prompt) if prompt.is_empty() => {
-                            issues.push(issue(&at("llm_prompt"), "must not be empty".into()));
-                            None
-                        }
-                        Some(prompt) if prompt.chars().count() > MAX_PROMPT => {
-                            issues.push(issue(
-                                &at("llm_prompt"),
-                                format!("is {} characters; at most {MAX_PROMPT}", prompt.chars().count()),
-                            ));
-                            None
-                        }
-                        Some(prompt) => Some(Source::Generated {
-                            prompt,
-                            service: entry.service_name.clone(),
-                        }),
-                    }
-                }
-            };
-            if let Some(service) = &entry.service_name
-                && topology.index(service).is_none()
-            {
-                issues.push(issue(
-                    &at("service_name"),
-                    format!("`{service}` is not a service of the estate"),
-                ));
-            }
-            if issues.len() == before
-                && let Some(source) = source
-            {
-                entries.push(Entry {
-                    delay: Duration::from_secs_f64(entry.delay_seconds),
-                    source,
-                    expected_severity: entry.expected_severity,
-                    comment: entry.comment,
-                });
-            }
-        }
-        if !issues.is_empty() {
-            return Err(TimelineErrors(issues));
-        }
+        let duration = duration.expect("a timeline without issues has a valid duration");
         entries.sort_by_key(|e| e.delay);
         Ok(Self {
             id: id.to_owned(),
             name: raw.name,
             description: raw.description,
-            duration: Duration::from_secs_f64(duration_seconds),
+            duration,
             entries,
         })
     }
@@ -328,6 +206,161 @@ impl Timeline {
             duration_minutes: self.duration.as_secs_f64() / 60.0,
             schedule: self.entries.iter().map(Entry::scheduled).collect(),
         }
+    }
+}
+
+/// Collects every problem of one file, each with its JSON path.
+struct Checker<'a> {
+    /// What the issues call the file.
+    file: &'a str,
+    catalog: &'a Catalog,
+    topology: &'a Topology,
+    issues: Vec<TimelineIssue>,
+}
+
+impl Checker<'_> {
+    fn push(&mut self, path: &str, reason: impl Into<String>) {
+        self.issues.push(TimelineIssue {
+            file: self.file.to_owned(),
+            path: path.to_owned(),
+            reason: reason.into(),
+        });
+    }
+
+    /// Checks the name, the duration and the number of incidents. Returns
+    /// the duration when it is valid.
+    fn header(&mut self, raw: &TimelineFile) -> Option<Duration> {
+        if raw.name.trim().is_empty() {
+            self.push("name", "must not be empty");
+        } else if raw.name.chars().any(char::is_control) {
+            self.push("name", "must not contain control characters");
+        }
+        let minutes = raw.duration_minutes;
+        let duration_ok = minutes.is_finite() && minutes > 0.0 && minutes <= MAX_DURATION_MINUTES;
+        if !duration_ok {
+            self.push(
+                "duration_minutes",
+                format!("{minutes} is out of range: use more than 0 and at most {MAX_DURATION_MINUTES} minutes"),
+            );
+        }
+        if raw.incidents.is_empty() {
+            self.push("incidents", "lists no incidents");
+        }
+        if raw.incidents.len() > MAX_INCIDENTS {
+            self.push(
+                "incidents",
+                format!("has {} incidents; at most {MAX_INCIDENTS}", raw.incidents.len()),
+            );
+        }
+        duration_ok.then(|| Duration::from_secs_f64(minutes * 60.0))
+    }
+
+    /// Checks incident `i`; `None` when it has an issue (or the timeline's
+    /// `duration` is invalid, which makes its delay uncheckable).
+    fn entry(&mut self, i: usize, entry: EntryFile, duration: Option<Duration>) -> Option<Entry> {
+        let at = |field: &str| format!("incidents[{i}].{field}");
+        let before = self.issues.len();
+        let delay = entry.delay_seconds;
+        if !delay.is_finite() || delay < 0.0 {
+            self.push(
+                &at("delay_seconds"),
+                format!("{delay} is negative: delays count from the start, 0 or more"),
+            );
+        } else if let Some(duration) = duration
+            && delay > duration.as_secs_f64()
+        {
+            let seconds = duration.as_secs_f64();
+            self.push(
+                &at("delay_seconds"),
+                format!(
+                    "{delay} s is beyond the timeline's duration ({} min = {seconds} s)",
+                    seconds / 60.0
+                ),
+            );
+        }
+        let source = match entry.kind {
+            EntryKind::Predefined => self.catalog_source(&at, &entry),
+            EntryKind::LlmGenerated => self.generated_source(&at, &entry),
+        };
+        if let Some(service) = &entry.service_name
+            && self.topology.index(service).is_none()
+        {
+            self.push(
+                &at("service_name"),
+                format!("`{service}` is not a service of the estate"),
+            );
+        }
+        let source = source.filter(|_| self.issues.len() == before && duration.is_some())?;
+        Some(Entry {
+            delay: Duration::from_secs_f64(delay),
+            source,
+            expected_severity: entry.expected_severity,
+            comment: entry.comment,
+        })
+    }
+
+    /// A `predefined` incident: a scenario of the catalog, and no prompt.
+    fn catalog_source(&mut self, at: &dyn Fn(&str) -> String, entry: &EntryFile) -> Option<Source> {
+        if entry.llm_prompt.is_some() {
+            self.push(
+                &at("llm_prompt"),
+                "a `predefined` incident takes a `scenario_id`, not a prompt",
+            );
+        }
+        let Some(id) = &entry.scenario_id else {
+            self.push(
+                &at("scenario_id"),
+                "missing: a `predefined` incident names a catalog scenario",
+            );
+            return None;
+        };
+        if self.catalog.scenario(id).is_some() {
+            return Some(Source::Catalog {
+                scenario_id: id.clone(),
+            });
+        }
+        let hint = self
+            .catalog
+            .closest_scenario(id)
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_else(|| {
+                let known: Vec<&str> = self.catalog.scenarios().iter().map(|s| s.id.as_str()).collect();
+                format!("; known: {}", known.join(", "))
+            });
+        self.push(&at("scenario_id"), format!("no scenario `{id}`{hint}"));
+        None
+    }
+
+    /// An `llm_generated` incident: a printable prompt, and no scenario id.
+    fn generated_source(&mut self, at: &dyn Fn(&str) -> String, entry: &EntryFile) -> Option<Source> {
+        if entry.scenario_id.is_some() {
+            self.push(
+                &at("scenario_id"),
+                "an `llm_generated` incident takes an `llm_prompt`, not a scenario id",
+            );
+        }
+        let Some(sent) = &entry.llm_prompt else {
+            self.push(&at("llm_prompt"), "missing: an `llm_generated` incident needs a prompt");
+            return None;
+        };
+        let prompt = sent.trim();
+        // The length counts what was sent, before trimming, as the schema's
+        // `maxLength` does.
+        let length = sent.chars().count();
+        let reason = if prompt.is_empty() {
+            "must not be empty".to_owned()
+        } else if length > MAX_PROMPT {
+            format!("is {length} characters; at most {MAX_PROMPT}")
+        } else if sent.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t')) {
+            "must not contain control characters other than newlines and tabs".to_owned()
+        } else {
+            return Some(Source::Generated {
+                prompt: prompt.to_owned(),
+                service: entry.service_name.clone(),
+            });
+        };
+        self.push(&at("llm_prompt"), reason);
+        None
     }
 }
 

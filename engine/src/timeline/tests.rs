@@ -161,3 +161,71 @@ fn a_timeline_needs_incidents_and_a_sane_duration() {
         ]
     );
 }
+
+#[test]
+fn names_and_prompts_refuse_control_characters_and_a_prompt_is_measured_as_sent() {
+    let file = |name: &str, prompt: &str| {
+        serde_json::json!({"name": name, "duration_minutes": 1, "incidents": [
+            {"delay_seconds": 0, "type": "llm_generated", "llm_prompt": prompt}
+        ]})
+        .to_string()
+    };
+    assert_eq!(
+        issues(&file("Day\u{7}", "redis down")),
+        ["name: must not contain control characters"]
+    );
+    assert_eq!(
+        issues(&file("Day", "redis\u{1b}[31m down")),
+        ["incidents[0].llm_prompt: must not contain control characters other than newlines and tabs"]
+    );
+    assert!(parse(&file("Day", "redis down\n\tafter the deploy")).is_ok());
+    // 2,000 characters and one trailing space: over the limit as sent, as
+    // the schema's `maxLength` counts it, though the trimmed prompt fits.
+    let long = format!("{} ", "x".repeat(MAX_PROMPT));
+    assert_eq!(
+        issues(&file("Day", &long)),
+        [format!(
+            "incidents[0].llm_prompt: is {} characters; at most {MAX_PROMPT}",
+            MAX_PROMPT + 1
+        )]
+    );
+}
+
+#[test]
+fn the_schema_names_the_estates_scenarios_and_services_and_every_field_a_file_uses() {
+    let (catalog, topology) = fixtures();
+    let schema = schema::timeline_file(&catalog, &topology);
+    let entries = schema["properties"]["incidents"]["items"]["oneOf"].as_array().unwrap();
+    let predefined = &entries[0]["properties"];
+    let scenarios: Vec<&str> = predefined["scenario_id"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let known: Vec<&str> = catalog.scenarios().iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(scenarios, known);
+    let services = predefined["service_name"]["enum"].as_array().unwrap();
+    assert_eq!(services.len(), topology.names().count() + 1, "every service, and null");
+    for (id, json) in crate::catalog::embedded::TIMELINES {
+        let file: serde_json::Value = serde_json::from_str(json).unwrap();
+        for key in file.as_object().unwrap().keys() {
+            assert!(
+                schema["properties"].get(key).is_some(),
+                "{id}: `{key}` is in the schema"
+            );
+        }
+        for entry in file["incidents"].as_array().unwrap() {
+            let branch = entries
+                .iter()
+                .find(|b| b["properties"]["type"]["const"] == entry["type"])
+                .unwrap();
+            for key in entry.as_object().unwrap().keys() {
+                assert!(
+                    branch["properties"].get(key).is_some(),
+                    "{id}: `{key}` is in the schema"
+                );
+            }
+        }
+    }
+}

@@ -120,10 +120,38 @@ impl Estate {
         if let Some(reason) = remediation.kind.refusal(&spec) {
             return Err(ActionError(reason));
         }
-        let cause = remediation.kind.as_str();
-        let mut side_effects = Vec::new();
+        let kind = remediation.kind;
+        let cause = kind.as_str();
         let before = self.config_log.len();
-        match remediation.kind {
+        let side_effects = match kind {
+            ActionKind::ScaleConnectionPool
+            | ActionKind::RaiseTimeout
+            | ActionKind::EnableCircuitBreaker
+            | ActionKind::ScaleOut => self.apply_capacity(kind, index, &spec, cause),
+            ActionKind::RestartInstances
+            | ActionKind::RestartCache
+            | ActionKind::RestartAgent
+            | ActionKind::RollbackDeploy
+            | ActionKind::FailoverDatabase => self.apply_lifecycle(kind, index, &spec, cause)?,
+            ActionKind::FlushCache | ActionKind::RenewCertificate | ActionKind::FreeDisk => {
+                self.apply_upkeep(kind, index, cause)
+            }
+            ActionKind::EnableSafeMode | ActionKind::RollbackModel | ActionKind::TriggerRetraining => {
+                self.apply_model(kind, index, &spec, cause)?
+            }
+        };
+        Ok(Applied {
+            remediation: remediation.clone(),
+            changes: self.config_log[before..].to_vec(),
+            side_effects,
+        })
+    }
+
+    /// Actions that change how much a service can take or how it calls its
+    /// dependencies; returns their side effects.
+    fn apply_capacity(&mut self, kind: ActionKind, index: usize, spec: &ServiceSpec, cause: &str) -> Vec<String> {
+        let mut side_effects = Vec::new();
+        match kind {
             ActionKind::ScaleConnectionPool => {
                 let pool = self.services[index].config.pool_size;
                 self.set(index, "pool_size", pool, pool * 2, cause, |c| &mut c.pool_size);
@@ -142,13 +170,6 @@ impl Estate {
                 }
                 side_effects.push("calls to a failing dependency now fail fast".into());
             }
-            ActionKind::RestartInstances => {
-                self.restart(index, cause);
-                side_effects.push(format!(
-                    "restarting {} instance(s) dropped in-flight requests",
-                    spec.instances
-                ));
-            }
             ActionKind::ScaleOut => {
                 // Like an autoscaler: enough instances for 50% CPU, and
                 // triple when saturated, since a pegged CPU hides demand.
@@ -158,6 +179,37 @@ impl Estate {
                 let factor = if cpu >= 0.9 { 3.0 } else { (cpu / 0.5).ceil().max(1.0) };
                 let wanted = ((f64::from(instances) * factor) as u32).clamp(instances + 1, instances * 4);
                 self.set(index, "instances", instances, wanted, cause, |c| &mut c.instances);
+            }
+            _ => unreachable!("{} is not a capacity action", kind.as_str()),
+        }
+        side_effects
+    }
+
+    /// Actions that restart, redeploy or move a service; returns their side
+    /// effects, or why there is nothing to roll back to.
+    fn apply_lifecycle(
+        &mut self,
+        kind: ActionKind,
+        index: usize,
+        spec: &ServiceSpec,
+        cause: &str,
+    ) -> Result<Vec<String>, ActionError> {
+        let mut side_effects = Vec::new();
+        match kind {
+            ActionKind::RestartInstances => {
+                self.restart(index, cause);
+                side_effects.push(format!(
+                    "restarting {} instance(s) dropped in-flight requests",
+                    spec.instances
+                ));
+            }
+            ActionKind::RestartCache => {
+                self.restart(index, cause);
+                self.services[index].hit_rate = 0.0;
+                side_effects.push("the cache restarted cold: reads fall through until it warms".into());
+            }
+            ActionKind::RestartAgent => {
+                self.restart(index, cause);
             }
             ActionKind::RollbackDeploy => {
                 let deploy = self.services[index].config.deploy;
@@ -176,14 +228,19 @@ impl Estate {
                 side_effects.push("writes failed for a few seconds during promotion".into());
                 self.services[index].transient_errors = self.services[index].transient_errors.max(0.15);
             }
+            _ => unreachable!("{} is not a lifecycle action", kind.as_str()),
+        }
+        Ok(side_effects)
+    }
+
+    /// Actions that reset a slow resource (cache contents, certificate,
+    /// disk); returns their side effects.
+    fn apply_upkeep(&mut self, kind: ActionKind, index: usize, cause: &str) -> Vec<String> {
+        let mut side_effects = Vec::new();
+        match kind {
             ActionKind::FlushCache => {
                 self.services[index].hit_rate = 0.0;
                 side_effects.push("the cache is cold: reads fall through until it warms".into());
-            }
-            ActionKind::RestartCache => {
-                self.restart(index, cause);
-                self.services[index].hit_rate = 0.0;
-                side_effects.push("the cache restarted cold: reads fall through until it warms".into());
             }
             ActionKind::RenewCertificate => {
                 let serial = self.services[index].config.cert_serial;
@@ -197,6 +254,22 @@ impl Estate {
                 });
                 self.services[index].disk = 0.5;
             }
+            _ => unreachable!("{} is not an upkeep action", kind.as_str()),
+        }
+        side_effects
+    }
+
+    /// Actions on a model's serving path or its registry; returns their side
+    /// effects, or why no earlier version is good enough to roll back to.
+    fn apply_model(
+        &mut self,
+        kind: ActionKind,
+        index: usize,
+        spec: &ServiceSpec,
+        cause: &str,
+    ) -> Result<Vec<String>, ActionError> {
+        let mut side_effects = Vec::new();
+        match kind {
             ActionKind::EnableSafeMode => {
                 self.set(index, "safe_mode", false, true, cause, |c| &mut c.safe_mode);
                 side_effects.push("decisions come from the rule-based fallback, a little less accurate".into());
@@ -224,15 +297,9 @@ impl Estate {
                     "model v{version} was trained on current data and deployed; drift baseline reset"
                 ));
             }
-            ActionKind::RestartAgent => {
-                self.restart(index, cause);
-            }
+            _ => unreachable!("{} is not a model action", kind.as_str()),
         }
-        Ok(Applied {
-            remediation: remediation.clone(),
-            changes: self.config_log[before..].to_vec(),
-            side_effects,
-        })
+        Ok(side_effects)
     }
 
     /// Takes back a reversible action's configuration changes, newest

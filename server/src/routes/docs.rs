@@ -9,7 +9,7 @@ use axum::{
     extract::State,
     response::{Html, IntoResponse},
 };
-use engine::Engine;
+use engine::{Engine, timeline::runner::Timelines};
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -92,10 +92,28 @@ impl Modify for OperatorToken {
     }
 }
 
-pub async fn openapi_json(State(engine): State<Engine>) -> impl IntoResponse {
+pub async fn openapi_json(State(engine): State<Engine>, State(timelines): State<Timelines>) -> impl IntoResponse {
     let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
     name_the_catalog(&mut document, &engine);
+    describe_timeline_files(&mut document, &timelines);
     Json(document)
+}
+
+/// Adds `TimelineFile` (the engine's schema of seed 004's format, with this
+/// estate's scenarios and services) and points the two bodies that carry a
+/// timeline file at it.
+fn describe_timeline_files(document: &mut serde_json::Value, timelines: &Timelines) {
+    document["components"]["schemas"]["TimelineFile"] = timelines.file_schema();
+    let file = serde_json::json!({"$ref": "#/components/schemas/TimelineFile"});
+    let validate = "/paths/~1api~1timelines~1validate/post/requestBody/content/application~1json/schema";
+    *document
+        .pointer_mut(validate)
+        .expect("the document has the validate body") = file.clone();
+    let run = "/components/schemas/StartRun/properties/timeline";
+    *document.pointer_mut(run).expect("the document has StartRun") = serde_json::json!({
+        "oneOf": [file, {"type": "null"}],
+        "description": "A timeline file, instead of `timeline_id`",
+    });
 }
 
 /// States what the server enforces that the derive cannot say: a

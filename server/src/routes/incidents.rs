@@ -2,7 +2,6 @@
 //! `{title, severity, affected_services}` plus an optional `scenario_id`.
 
 use axum::{
-    Json,
     body::Bytes,
     extract::{State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header},
@@ -73,7 +72,8 @@ impl IntoResponse for CreateIncidentError {
 #[utoipa::path(post, path = "/api/incidents", tag = "incidents",
     request_body(content = engine::request::NewIncident, content_type = "application/json"),
     responses(
-        (status = 201, description = "Opened; answered once its `incident_created` event is stored", body = Incident),
+        (status = 201, description = "Opened; answered once its `incident_created` event is stored", body = Incident,
+            headers(("Location" = String, description = "The incident's address, as in `/api/incidents/{id}`"))),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Operator mode, and no token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Operator mode, and a wrong token", body = Problem, content_type = "application/problem+json"),
@@ -88,7 +88,7 @@ pub async fn create_incident(
     State(engine): State<Engine>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Incident>), CreateIncidentError> {
+) -> Result<super::Created<Incident>, CreateIncidentError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -109,7 +109,7 @@ pub async fn create_incident(
     let incident = engine.open_incident(request)?;
     // Acknowledged only once its `incident_created` event is stored.
     engine.stored().await?;
-    Ok((StatusCode::CREATED, Json(incident)))
+    Ok(super::created(format!("/api/incidents/{}", incident.id), incident))
 }
 
 /// Deserializes the body, naming the field at fault when the JSON is well

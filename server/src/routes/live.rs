@@ -70,7 +70,8 @@ pub struct TriggerBody {
     params(("id" = String, Path, description = "The scenario's id, as in `database_cascade`")),
     request_body(content = Option<TriggerBody>, description = "Optional: another severity"),
     responses(
-        (status = 201, description = "Opened; answered once its `incident_created` event is stored", body = Incident),
+        (status = 201, description = "Opened; answered once its `incident_created` event is stored", body = Incident,
+            headers(("Location" = String, description = "The incident's address, as in `/api/incidents/{id}`"))),
         (status = 400, description = "The body is not valid JSON, or a field has the wrong type; `field` names it", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Operator mode, and no token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Operator mode, and a wrong token", body = Problem, content_type = "application/problem+json"),
@@ -84,7 +85,7 @@ pub async fn trigger(
     State(engine): State<Engine>,
     Path(id): Path<String>,
     body: Result<Json<Option<TriggerBody>>, JsonRejection>,
-) -> Result<(StatusCode, Json<Incident>), Response> {
+) -> Result<super::Created<Incident>, Response> {
     let body = match body {
         // `null`, like no body, means the scenario's own severity.
         Ok(Json(body)) => body.unwrap_or_default(),
@@ -99,5 +100,5 @@ pub async fn trigger(
         other => refusal(other),
     })?;
     engine.stored().await.map_err(refusal)?;
-    Ok((StatusCode::CREATED, Json(incident)))
+    Ok(super::created(format!("/api/incidents/{}", incident.id), incident))
 }

@@ -12,3 +12,16 @@ pub mod live;
 pub mod memory;
 pub mod timelines;
 pub mod ws;
+
+use axum::{
+    Json,
+    http::{StatusCode, header},
+};
+
+/// A 201 Created whose `Location` header gives the new resource's address.
+pub type Created<T> = (StatusCode, [(header::HeaderName, String); 1], Json<T>);
+
+/// Answers 201 with `body`, and `location` as where to find it again.
+pub fn created<T>(location: String, body: T) -> Created<T> {
+    (StatusCode::CREATED, [(header::LOCATION, location)], Json(body))
+}

@@ -6,6 +6,7 @@
 
 use axum::{
     Json,
+    body::Bytes,
     extract::{
         Path, Query, State,
         rejection::{JsonRejection, PathRejection, QueryRejection},
@@ -53,11 +54,16 @@ pub async fn list(State(timelines): State<Timelines>) -> Json<Vec<TimelineSummar
     request_body(content = Object, description = "The timeline file, as JSON", content_type = "application/json"),
     responses(
         (status = 200, description = "Valid: the schedule as it would run", body = TimelineSummary),
+        (status = 400, description = "The body is not UTF-8 text", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the server's limit"),
         (status = 422, description = "Every problem, each with its JSON path in `errors`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn validate(State(timelines): State<Timelines>, body: String) -> Result<Json<TimelineSummary>, Problem> {
+pub async fn validate(State(timelines): State<Timelines>, body: Bytes) -> Result<Json<TimelineSummary>, Problem> {
+    // Any content type: the file is pasted or uploaded as it is.
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("the body is not UTF-8 text ({e})")))?;
     timelines
-        .parse("custom", &body)
+        .parse("custom", text)
         .map(|t| Json(t.summary()))
         .map_err(invalid)
 }
@@ -82,10 +88,12 @@ pub struct StartRun {
 #[utoipa::path(post, path = "/api/timeline-runs", tag = "timelines",
     request_body = StartRun,
     responses(
-        (status = 201, description = "Started", body = TimelineRun),
+        (status = 201, description = "Started", body = TimelineRun,
+            headers(("Location" = String, description = "The run's address, as in `/api/timeline-runs/{id}`"))),
         (status = 400, description = "The body is not valid JSON; `field` says where", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Operator mode, and no token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such built-in timeline (the closest is suggested)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "As many runs as the server allows are already going", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body or the timeline is invalid; `field` or `errors` say where", body = Problem, content_type = "application/problem+json"),
     ),
@@ -93,7 +101,7 @@ pub struct StartRun {
 pub async fn start(
     State(timelines): State<Timelines>,
     body: Result<Json<StartRun>, JsonRejection>,
-) -> Result<(StatusCode, Json<TimelineRun>), Problem> {
+) -> Result<super::Created<TimelineRun>, Problem> {
     let Json(body) = body.map_err(|r| Problem::json(&r, &["timeline_id", "timeline", "speed", "seed"]))?;
     let timeline = match (body.timeline_id, body.timeline) {
         (Some(id), None) => timelines.find(&id).map_err(run_problem)?.clone(),
@@ -109,7 +117,7 @@ pub async fn start(
     let run = timelines
         .start(timeline, body.speed, body.seed.unwrap_or(0))
         .map_err(run_problem)?;
-    Ok((StatusCode::CREATED, Json(run)))
+    Ok(super::created(format!("/api/timeline-runs/{}", run.run_id), run))
 }
 
 /// `GET /api/timeline-runs` parameters.
@@ -147,7 +155,7 @@ pub async fn runs(
         }
     };
     if let Some(id) = &query.timeline_id
-        && (id.is_empty() || id.len() > 64 || id.chars().any(char::is_control))
+        && (id.is_empty() || id.chars().count() > 64 || id.chars().any(char::is_control))
     {
         return Err(Problem::field(
             StatusCode::BAD_REQUEST,
@@ -244,11 +252,9 @@ pub async fn steer(
 }
 
 fn run_problem(error: RunError) -> Problem {
-    let detail = error.to_string();
-    match error {
-        RunError::UnknownTimeline { .. } => Problem::field(StatusCode::NOT_FOUND, "timeline_id", detail),
-        RunError::UnknownRun(_) => Problem::field(StatusCode::NOT_FOUND, "id", detail),
-        RunError::Finished(_) => Problem::new(StatusCode::CONFLICT, detail),
-        RunError::Speed(_) => Problem::field(StatusCode::UNPROCESSABLE_ENTITY, "speed", detail),
+    let status = StatusCode::from_u16(error.http_status()).expect("a run error's status is valid");
+    match error.field() {
+        Some(field) => Problem::field(status, field, error.to_string()),
+        None => Problem::new(status, error.to_string()),
     }
 }

@@ -180,6 +180,23 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// `POST /api/timeline-runs` with `body`.
+    pub async fn start_run(&self, body: serde_json::Value) -> reqwest::Response {
+        let url = self.url("/api/timeline-runs");
+        self.http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// `POST /api/timeline-runs/{id}/{action}`.
+    pub async fn steer_run(&self, id: uuid::Uuid, action: &str) -> reqwest::Response {
+        let url = self.url(&format!("/api/timeline-runs/{id}/{action}"));
+        self.http.post(url).send().await.expect("the server answers")
+    }
+
     pub async fn connect(&self, query: &str) -> Socket {
         let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws{query}", self.addr))
             .await

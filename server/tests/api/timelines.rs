@@ -7,7 +7,7 @@ use std::time::Duration;
 use engine::protocol::{RunState, ServerMessage, TimelineRun};
 use serde_json::{Value, json};
 
-use crate::helpers::{events_until, settings_in, spawn_app, spawn_app_in};
+use crate::helpers::{events_until, eventually, settings_in, spawn_app, spawn_app_in};
 
 /// Two quick incidents, one of them generated.
 fn quick_timeline() -> Value {
@@ -80,6 +80,16 @@ async fn a_timeline_file_is_checked_with_every_problem_at_its_path() {
 
     let not_json = validate("{\"name\": ".into()).await.unwrap();
     assert_eq!(not_json.status(), 422);
+    let not_text = app
+        .http
+        .post(app.url("/api/timelines/validate"))
+        .body(vec![0xff, b'{'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_text.status(), 400);
+    let problem: Value = not_text.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("not UTF-8"), "{problem}");
 }
 
 #[tokio::test]
@@ -310,4 +320,33 @@ fn the_command_line_runs_a_timeline_on_an_embedded_engine_without_a_server() {
     let run: TimelineRun = serde_json::from_slice(&out.stdout).expect("--json prints the run");
     assert_eq!(run.state, RunState::Completed);
     assert!(run.entries.iter().all(|e| e.incident_id.is_some()));
+}
+
+#[tokio::test]
+async fn no_more_runs_go_at_once_than_the_server_allows() {
+    let app = spawn_app().await;
+    let start = || app.start_run(json!({"timeline_id": "busy_day", "speed": 0.01}));
+    let mut going = Vec::new();
+    for _ in 0..engine::timeline::runner::MAX_ACTIVE_RUNS {
+        let response = start().await;
+        assert_eq!(response.status(), 201);
+        going.push(response.json::<TimelineRun>().await.unwrap());
+    }
+    let refused = start().await;
+    assert_eq!(refused.status(), 409);
+    let problem: Value = refused.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("runs are already going"),
+        "{problem}"
+    );
+
+    // A cancelled run makes room for the next.
+    assert_eq!(app.steer_run(going[0].run_id, "cancel").await.status(), 200);
+    eventually(
+        "a run starts once another is cancelled",
+        Duration::from_millis(20),
+        Duration::from_secs(5),
+        || async { (start().await.status() == 201).then_some(()) },
+    )
+    .await;
 }

@@ -39,6 +39,10 @@ use crate::{
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Finished runs kept in memory (the store keeps them all).
 const FINISHED_KEPT: usize = 100;
+/// Most runs going at once. A game day runs one or two; every progress
+/// event carries the whole run, so many large runs at once would flood the
+/// event log (a delta per entry is the better fix; see docs/performance.md).
+pub const MAX_ACTIVE_RUNS: usize = 4;
 
 /// Longest a generator may take before the entry is refused.
 const GENERATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,6 +68,30 @@ pub enum RunError {
     Finished(&'static str),
     #[error("speed {0} is out of range: use 0.01 to 10000")]
     Speed(f64),
+    #[error("{MAX_ACTIVE_RUNS} runs are already going; cancel one or wait for it to end")]
+    Busy,
+}
+
+impl RunError {
+    /// The HTTP status that answers it, for every edge (REST and the
+    /// server functions).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::UnknownTimeline { .. } | Self::UnknownRun(_) => 404,
+            Self::Finished(_) | Self::Busy => 409,
+            Self::Speed(_) => 422,
+        }
+    }
+
+    /// The request field at fault, if one is.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::UnknownTimeline { .. } => Some("timeline_id"),
+            Self::UnknownRun(_) => Some("id"),
+            Self::Speed(_) => Some("speed"),
+            Self::Finished(_) | Self::Busy => None,
+        }
+    }
 }
 
 /// A run's steering wheel and its latest state.
@@ -128,6 +156,13 @@ impl Timelines {
         Timeline::parse("custom", file, json, &engine.swarm().catalog, engine.topology())
     }
 
+    /// The JSON Schema of a timeline file, with this estate's scenarios and
+    /// services (see [`schema`](crate::timeline::schema)).
+    pub fn file_schema(&self) -> serde_json::Value {
+        let engine = &self.inner.engine;
+        crate::timeline::schema::timeline_file(&engine.swarm().catalog, engine.topology())
+    }
+
     /// Starts `timeline` at `speed` (the engine's speed when `None`);
     /// `seed` varies its generated scenarios. Returns the run as started.
     pub fn start(&self, timeline: Timeline, speed: Option<f64>, seed: u64) -> Result<TimelineRun, RunError> {
@@ -168,6 +203,9 @@ impl Timelines {
         {
             let mut runs = self.inner.runs.lock().expect("runs lock poisoned");
             let finished = |h: &RunHandle| h.state.lock().expect("run lock poisoned").state.is_final();
+            if runs.values().filter(|h| !finished(h)).count() >= MAX_ACTIVE_RUNS {
+                return Err(RunError::Busy);
+            }
             let mut done: Vec<(chrono::DateTime<Utc>, Uuid)> = runs
                 .iter()
                 .filter(|(_, h)| finished(h))

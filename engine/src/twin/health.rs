@@ -1,0 +1,128 @@
+//! How the estate is doing against its objectives: per-service health, the
+//! dashboard's report, and the violations that say an incident is not over.
+//!
+//! Read-only views over telemetry and configuration, shared by the agents,
+//! the dashboard and the orchestrator's verification, so that all three
+//! judge recovery alike.
+
+use super::{Estate, HealthState, Metric, ServiceKind, registry, telemetry};
+
+impl Estate {
+    /// Whether `index` takes traffic (a failed-over database does not).
+    pub fn in_rotation(&self, index: usize) -> bool {
+        !self.services[index].config.failed_over
+    }
+
+    /// How `index` is doing against its objectives, from the mean of its
+    /// last `window` samples.
+    pub fn health(&self, index: usize, window: usize) -> HealthState {
+        let spec = self.topology.spec(index);
+        let telemetry = &self.services[index].telemetry;
+        let mean = |m| telemetry.recent_mean(m, window);
+        let errors = mean(Metric::ErrorRate);
+        let heartbeat = if spec.kind == ServiceKind::External {
+            1.0
+        } else {
+            mean(Metric::Heartbeat)
+        };
+        if errors > 0.5 || heartbeat < 0.5 {
+            HealthState::Down
+        } else if errors > spec.slo_error || mean(Metric::LatencyP99) > spec.slo_p99_ms || heartbeat < 0.95 {
+            HealthState::Degraded
+        } else {
+            HealthState::Healthy
+        }
+    }
+
+    /// Every service's health and key figures now, for the dashboard.
+    pub fn health_report(&self) -> Vec<crate::protocol::ServiceTelemetry> {
+        self.topology
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let latest = self.services[i].telemetry.latest();
+                crate::protocol::ServiceTelemetry {
+                    name: spec.name.clone(),
+                    kind: spec.kind.as_str().to_owned(),
+                    state: self.health(i, 3),
+                    in_rotation: self.in_rotation(i),
+                    owned: spec.owned,
+                    p99_ms: (latest.get(Metric::LatencyP99) * 10.0).round() / 10.0,
+                    error_rate: (latest.get(Metric::ErrorRate) * 10_000.0).round() / 10_000.0,
+                    rps: latest.get(Metric::Rps).round(),
+                    cpu: (latest.get(Metric::Cpu) * 100.0).round() / 100.0,
+                    depends_on: spec
+                        .edges
+                        .iter()
+                        .map(|e| self.topology.spec(e.to).name.clone())
+                        .collect(),
+                    breakers: spec
+                        .edges
+                        .iter()
+                        .enumerate()
+                        .filter(|(e, _)| self.services[i].config.breakers[*e])
+                        .map(|(e, edge)| crate::protocol::CircuitBreaker {
+                            to: self.topology.spec(edge.to).name.clone(),
+                            open: self.services[i].breaker_open[e],
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// True when every service we own and route to meets its objectives
+    /// over the last `window` seconds, and no slow resource is still
+    /// heading for trouble (memory or disk climbing, a certificate within a
+    /// day of expiry, model accuracy or input drift out of bounds).
+    pub fn slos_met(&self, window: usize) -> bool {
+        self.violations(window).is_empty()
+    }
+
+    /// Every objective not met over the last `window` seconds, as
+    /// `service: reason`.
+    pub fn violations(&self, window: usize) -> Vec<String> {
+        let mut found = Vec::new();
+        for (i, spec) in self.topology.services.iter().enumerate() {
+            if !spec.owned || !self.in_rotation(i) {
+                continue;
+            }
+            let health = self.health(i, window);
+            if health != HealthState::Healthy {
+                found.push(format!("{}: {}", spec.name, health.as_str()));
+            }
+            let telemetry = &self.services[i].telemetry;
+            if Metric::Memory.applies_to(spec)
+                && telemetry::slope(&telemetry.recent(Metric::Memory, window.max(15))) > 0.0008
+            {
+                found.push(format!("{}: memory still climbing", spec.name));
+            }
+            if Metric::DiskUsage.applies_to(spec) {
+                let disk = telemetry.recent(Metric::DiskUsage, window.max(15));
+                let rate = telemetry::slope(&disk);
+                let free = 1.0 - disk.last().copied().unwrap_or_default();
+                if free < 0.1 || (rate > 0.0002 && free / rate < 3600.0) {
+                    found.push(format!("{}: disk full within the hour", spec.name));
+                }
+            }
+            if Metric::CertDaysLeft.applies_to(spec) && telemetry.latest().get(Metric::CertDaysLeft) < 1.0 {
+                found.push(format!("{}: certificate expires within a day", spec.name));
+            }
+            if spec.kind == ServiceKind::Cache && telemetry.latest().get(Metric::CacheHitRate) < 0.5 {
+                found.push(format!("{}: hit rate below 50%", spec.name));
+            }
+            if spec.kind == ServiceKind::Model {
+                // Over the window: one second's feedback (200 outcomes) is
+                // a noisy measure of accuracy.
+                if telemetry.recent_mean(Metric::ModelAccuracy, window) < registry::GOOD_ACCURACY {
+                    found.push(format!("{}: accuracy below 0.8", spec.name));
+                }
+                if telemetry.recent_mean(Metric::FeaturePsi, window) > 0.2 {
+                    found.push(format!("{}: input drift (PSI above 0.2)", spec.name));
+                }
+            }
+        }
+        found
+    }
+}

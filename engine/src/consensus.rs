@@ -32,12 +32,9 @@ pub enum Behaviour {
 }
 
 impl Behaviour {
+    /// The wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Random => "random",
-            Self::Adversarial => "adversarial",
-            Self::Silent => "silent",
-        }
+        crate::protocol::wire_name(&self)
     }
 }
 

@@ -22,12 +22,9 @@ pub enum PolicyVerdict {
 }
 
 impl PolicyVerdict {
+    /// The wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Human => "human",
-            Self::Deny => "deny",
-        }
+        crate::protocol::wire_name(&self)
     }
 }
 
@@ -123,14 +120,9 @@ pub enum ApprovalState {
 }
 
 impl ApprovalState {
+    /// The wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Expired => "expired",
-            Self::Withdrawn => "withdrawn",
-        }
+        crate::protocol::wire_name(&self)
     }
 }
 

@@ -31,6 +31,13 @@ pub use memory::*;
 pub use models::*;
 pub use vocabulary::*;
 
+/// The name serde gives `value`, a unit variant of an enum: the one source
+/// of every enum's wire name, so that `as_str`, the JSON and the OpenAPI
+/// document cannot disagree.
+pub(crate) fn wire_name<T: Serialize>(value: &T) -> &'static str {
+    serde_variant::to_variant_name(value).expect("wire names are taken of unit variants only")
+}
+
 /// How bad an incident is. Ordered from least to most severe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -48,12 +55,7 @@ impl Severity {
 
     /// The wire name, as in `"critical"`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
+        crate::protocol::wire_name(&self)
     }
 }
 
@@ -75,12 +77,7 @@ pub enum IncidentStatus {
 impl IncidentStatus {
     /// The wire name, as in `"resolved"`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Resolved => "resolved",
-            Self::Failed => "failed",
-            Self::Interrupted => "interrupted",
-        }
+        crate::protocol::wire_name(&self)
     }
 
     /// True once the incident can no longer change.
@@ -113,13 +110,7 @@ impl AgentType {
 
     /// The wire name, as in `"detection"`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Detection => "detection",
-            Self::Diagnosis => "diagnosis",
-            Self::Prediction => "prediction",
-            Self::Resolution => "resolution",
-            Self::Communication => "communication",
-        }
+        crate::protocol::wire_name(&self)
     }
 
     /// A human label, as in `"Detection"`.
@@ -147,11 +138,7 @@ pub enum ActionStatus {
 impl ActionStatus {
     /// The wire name, as in `"in_progress"`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InProgress => "in_progress",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
+        crate::protocol::wire_name(&self)
     }
 }
 
@@ -573,12 +560,9 @@ pub enum HealthState {
 }
 
 impl HealthState {
+    /// The wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Healthy => "healthy",
-            Self::Degraded => "degraded",
-            Self::Down => "down",
-        }
+        crate::protocol::wire_name(&self)
     }
 }
 
@@ -729,14 +713,7 @@ impl RunState {
 
     /// The wire name, as in `"running"`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Paused => "paused",
-            Self::Draining => "draining",
-            Self::Completed => "completed",
-            Self::Cancelled => "cancelled",
-            Self::Interrupted => "interrupted",
-        }
+        crate::protocol::wire_name(&self)
     }
 }
 

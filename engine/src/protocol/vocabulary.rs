@@ -60,23 +60,9 @@ impl FaultKind {
         Self::AgentHeartbeatLoss,
     ];
 
+    /// The wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ConnectionPoolExhaustion => "connection_pool_exhaustion",
-            Self::MemoryLeak => "memory_leak",
-            Self::CpuSaturation => "cpu_saturation",
-            Self::SlowQuery => "slow_query",
-            Self::CrashLoop => "crash_loop",
-            Self::DependencyTimeout => "dependency_timeout",
-            Self::NetworkPartition => "network_partition",
-            Self::DiskExhaustion => "disk_exhaustion",
-            Self::CertificateExpiry => "certificate_expiry",
-            Self::CacheFailure => "cache_failure",
-            Self::ModelLatency => "model_latency",
-            Self::ModelAccuracyDrop => "model_accuracy_drop",
-            Self::DataDrift => "data_drift",
-            Self::AgentHeartbeatLoss => "agent_heartbeat_loss",
-        }
+        crate::protocol::wire_name(&self)
     }
 
     /// A human name, as in "connection-pool exhaustion".
@@ -147,24 +133,9 @@ impl ActionKind {
         Self::RestartAgent,
     ];
 
+    /// The wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ScaleConnectionPool => "scale_connection_pool",
-            Self::RaiseTimeout => "raise_timeout",
-            Self::EnableCircuitBreaker => "enable_circuit_breaker",
-            Self::RestartInstances => "restart_instances",
-            Self::ScaleOut => "scale_out",
-            Self::RollbackDeploy => "rollback_deploy",
-            Self::FailoverDatabase => "failover_database",
-            Self::FlushCache => "flush_cache",
-            Self::RestartCache => "restart_cache",
-            Self::RenewCertificate => "renew_certificate",
-            Self::FreeDisk => "free_disk",
-            Self::EnableSafeMode => "enable_safe_mode",
-            Self::RollbackModel => "rollback_model",
-            Self::TriggerRetraining => "trigger_retraining",
-            Self::RestartAgent => "restart_agent",
-        }
+        crate::protocol::wire_name(&self)
     }
 
     /// A human phrase, as in "scale the connection pool".
@@ -246,26 +217,9 @@ impl Metric {
         Self::FeaturePsi,
     ];
 
+    /// The wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::LatencyP50 => "latency_p50_ms",
-            Self::LatencyP95 => "latency_p95_ms",
-            Self::LatencyP99 => "latency_p99_ms",
-            Self::ErrorRate => "error_rate",
-            Self::Rps => "rps",
-            Self::Cpu => "cpu",
-            Self::Memory => "memory",
-            Self::PoolUsage => "pool_usage",
-            Self::QueueDepth => "queue_depth",
-            Self::Restarts => "restarts",
-            Self::Heartbeat => "heartbeat",
-            Self::HeartbeatAge => "heartbeat_age_s",
-            Self::DiskUsage => "disk_usage",
-            Self::CertDaysLeft => "cert_days_left",
-            Self::CacheHitRate => "cache_hit_rate",
-            Self::ModelAccuracy => "model_accuracy",
-            Self::FeaturePsi => "feature_psi",
-        }
+        crate::protocol::wire_name(&self)
     }
 }
 

@@ -36,12 +36,9 @@ pub enum ModelOrigin {
 }
 
 impl ModelOrigin {
+    /// The wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Registry => "registry",
-            Self::Release => "release",
-            Self::Retraining => "retraining",
-        }
+        crate::protocol::wire_name(&self)
     }
 }
 

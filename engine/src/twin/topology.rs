@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a service is; decides which metrics it has, which faults can hit
 /// it and which actions apply to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceKind {
     Gateway,
@@ -24,17 +24,9 @@ pub enum ServiceKind {
 }
 
 impl ServiceKind {
+    /// The wire name (serde's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Gateway => "gateway",
-            Self::Service => "service",
-            Self::Database => "database",
-            Self::Cache => "cache",
-            Self::Queue => "queue",
-            Self::External => "external",
-            Self::Model => "model",
-            Self::Agent => "agent",
-        }
+        crate::protocol::wire_name(&self)
     }
 
     /// Keeps data on disk (so it can fill one).

@@ -172,6 +172,50 @@ fn read_dir_sources(dir: &Path) -> Result<Vec<(String, String)>, CatalogError> {
     Ok(files)
 }
 
+/// The scenario `id` (a file of `scenario_dir`) parsed from `text` and
+/// checked: its id and service names, its faults against the estate, its
+/// answer key and its faulty voters.
+fn parse_scenario(scenario_dir: &str, id: &str, text: &str, topology: &Topology) -> Result<Scenario, CatalogError> {
+    let file = format!("{scenario_dir}/{id}.toml");
+    let mut scenario: Scenario = toml::from_str(text).map_err(|e| invalid(&file, e.to_string()))?;
+    crate::request::ScenarioId::parse(id).map_err(|e| invalid(&file, e.reason))?;
+    for (i, service) in scenario.affected_services.iter().enumerate() {
+        crate::request::ServiceName::parse(service, &format!("affected_services[{i}]"))
+            .map_err(|e| invalid(&file, e.to_string()))?;
+    }
+    if scenario.fault.is_empty() {
+        return Err(invalid(file, "a scenario needs at least one [[fault]]"));
+    }
+    for (i, fault) in scenario.fault.iter().enumerate() {
+        fault
+            .validate(topology.index(&fault.target).map(|t| topology.spec(t)))
+            .map_err(|reason| invalid(&file, format!("fault[{i}]: {reason}")))?;
+    }
+    let root = &scenario.answer.root_cause;
+    if !scenario
+        .fault
+        .iter()
+        .any(|f| f.target == root.service && f.kind == root.fault)
+    {
+        return Err(invalid(file, "answer.root_cause must be one of the scenario's faults"));
+    }
+    if scenario.answer.remediations.is_empty() {
+        return Err(invalid(file, "answer.remediations needs at least one action"));
+    }
+    let tolerable = max_tolerable_faulty(VOTERS.len());
+    if scenario.faulty_voters.len() > tolerable {
+        return Err(invalid(
+            file,
+            format!(
+                "at most {tolerable} faulty voters out of {}: with more, the faulty ones form a quorum by themselves",
+                VOTERS.len()
+            ),
+        ));
+    }
+    scenario.id = id.to_owned();
+    Ok(scenario)
+}
+
 impl Catalog {
     /// The catalog built into the binary.
     pub fn embedded(topology: &Topology) -> Result<Self, CatalogError> {
@@ -210,29 +254,9 @@ impl Catalog {
             scenarios: BTreeMap::new(),
             playbooks: BTreeMap::new(),
         };
+        // Playbooks first: each is checked against those read before it.
         for (id, text) in playbooks {
-            let file = format!("data/playbooks/{id}.toml");
-            let mut playbook: Playbook = toml::from_str(text).map_err(|e| invalid(&file, e.to_string()))?;
-            if playbook.step.is_empty() {
-                return Err(invalid(file, "a playbook needs at least one step"));
-            }
-            if let Some(step) = playbook
-                .step
-                .iter()
-                .find(|s| !(s.seconds.is_finite() && s.seconds > 0.0 && s.seconds <= 600.0))
-            {
-                return Err(invalid(
-                    file,
-                    format!("step `{}`: seconds must be in (0, 600]", step.action.as_str()),
-                ));
-            }
-            if let Some(other) = catalog.playbook_for(playbook.fault) {
-                return Err(invalid(
-                    file,
-                    format!("playbook `{}` already remedies {}", other.id, playbook.fault.as_str()),
-                ));
-            }
-            playbook.id = (*id).to_owned();
+            let playbook = catalog.parse_playbook(id, text)?;
             catalog.playbooks.insert(playbook.id.clone(), playbook);
         }
         if let Some(kind) = FaultKind::ALL.iter().find(|k| catalog.playbook_for(**k).is_none()) {
@@ -242,46 +266,39 @@ impl Catalog {
             ));
         }
         for (id, text) in scenarios {
-            let file = format!("{scenario_dir}/{id}.toml");
-            let mut scenario: Scenario = toml::from_str(text).map_err(|e| invalid(&file, e.to_string()))?;
-            crate::request::ScenarioId::parse(id).map_err(|e| invalid(&file, e.reason))?;
-            for (i, service) in scenario.affected_services.iter().enumerate() {
-                crate::request::ServiceName::parse(service, &format!("affected_services[{i}]"))
-                    .map_err(|e| invalid(&file, e.to_string()))?;
-            }
-            if scenario.fault.is_empty() {
-                return Err(invalid(file, "a scenario needs at least one [[fault]]"));
-            }
-            for (i, fault) in scenario.fault.iter().enumerate() {
-                fault
-                    .validate(topology.index(&fault.target).map(|t| topology.spec(t)))
-                    .map_err(|reason| invalid(&file, format!("fault[{i}]: {reason}")))?;
-            }
-            let root = &scenario.answer.root_cause;
-            if !scenario
-                .fault
-                .iter()
-                .any(|f| f.target == root.service && f.kind == root.fault)
-            {
-                return Err(invalid(file, "answer.root_cause must be one of the scenario's faults"));
-            }
-            if scenario.answer.remediations.is_empty() {
-                return Err(invalid(file, "answer.remediations needs at least one action"));
-            }
-            let tolerable = max_tolerable_faulty(VOTERS.len());
-            if scenario.faulty_voters.len() > tolerable {
-                return Err(invalid(
-                    file,
-                    format!(
-                        "at most {tolerable} faulty voters out of {}: with more, the faulty ones form a quorum by themselves",
-                        VOTERS.len()
-                    ),
-                ));
-            }
-            scenario.id = (*id).to_owned();
+            let scenario = parse_scenario(scenario_dir, id, text, topology)?;
             catalog.scenarios.insert(scenario.id.clone(), scenario);
         }
         Ok(catalog)
+    }
+
+    /// The playbook `id` parsed from `text` and checked: it has steps, each
+    /// of a sensible duration, and remedies a fault no playbook read so far
+    /// does.
+    fn parse_playbook(&self, id: &str, text: &str) -> Result<Playbook, CatalogError> {
+        let file = format!("data/playbooks/{id}.toml");
+        let mut playbook: Playbook = toml::from_str(text).map_err(|e| invalid(&file, e.to_string()))?;
+        if playbook.step.is_empty() {
+            return Err(invalid(file, "a playbook needs at least one step"));
+        }
+        if let Some(step) = playbook
+            .step
+            .iter()
+            .find(|s| !(s.seconds.is_finite() && s.seconds > 0.0 && s.seconds <= 600.0))
+        {
+            return Err(invalid(
+                file,
+                format!("step `{}`: seconds must be in (0, 600]", step.action.as_str()),
+            ));
+        }
+        if let Some(other) = self.playbook_for(playbook.fault) {
+            return Err(invalid(
+                file,
+                format!("playbook `{}` already remedies {}", other.id, playbook.fault.as_str()),
+            ));
+        }
+        playbook.id = id.to_owned();
+        Ok(playbook)
     }
 
     pub fn scenario(&self, id: &str) -> Option<&Scenario> {

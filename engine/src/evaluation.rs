@@ -13,11 +13,14 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use serde::Serialize;
+use tokio::sync::broadcast;
+use uuid::Uuid;
 
 use crate::{
-    Engine, EngineConfig, StartError, TwinMode,
-    catalog::Catalog,
+    Audit, Engine, EngineConfig, StartError, TwinMode,
+    catalog::{AnswerKey, Catalog},
     clock::Speed,
+    event_log::Published,
     protocol::{IncidentStatus, ServerMessage},
     twin::Topology,
 };
@@ -70,115 +73,155 @@ pub async fn evaluate(
     progress: impl Fn(usize, usize),
 ) -> Result<Evaluation, StartError> {
     let topology = Arc::new(Topology::embedded()?);
-    let engine = Engine::with_catalog(
-        EngineConfig {
-            speed: Speed::new(Speed::MAX).expect("the maximum speed is valid"),
-            seed: Some(seed),
-            twin: TwinMode::Isolated,
-            retain_events: 1_000,
-            fanout_capacity: 1 << 16,
-            commit_window: Duration::ZERO,
-            // Every run at once: the evaluation measures judgement, not
-            // queueing.
-            agent_workers: 4_096,
-            max_active_incidents: u64::MAX,
-            webhook: None,
-            agent_failure_rate: 0.0,
-            // It judges the swarm's own diagnosis and healing, cold: runs
-            // of one scenario must not teach each other.
-            memory_capacity: 0,
-            // Nobody is there to approve (the library's default policy).
-            ..EngineConfig::default()
-        },
-        topology,
-        catalog,
-    )?;
+    let engine = Engine::with_catalog(evaluation_config(seed), topology, catalog)?;
     let ids: Vec<String> = engine.scenarios().into_iter().map(|s| s.id).collect();
+    // Subscribed before the first incident opens, so no close is missed.
     let mut live = engine.feed(None).live;
+    let opened = open_every_run(&engine, &ids, runs);
+    wait_for_every_close(&engine, &mut live, opened.len(), progress).await;
+    engine.shutdown(Duration::from_secs(5)).await;
+
+    let catalog = &engine.swarm().catalog;
+    let scores = audits_by_scenario(&engine, opened)
+        .into_iter()
+        .map(|(id, audits)| {
+            let answer = &catalog.scenario(&id).expect("opened from the catalog").answer;
+            score_scenario(id, &audits, answer)
+        })
+        .collect();
+    Ok(Evaluation::from_scores(runs, seed, scores))
+}
+
+/// The engine's configuration for an evaluation seeded with `seed`.
+fn evaluation_config(seed: u64) -> EngineConfig {
+    EngineConfig {
+        speed: Speed::new(Speed::MAX).expect("the maximum speed is valid"),
+        seed: Some(seed),
+        twin: TwinMode::Isolated,
+        retain_events: 1_000,
+        fanout_capacity: 1 << 16,
+        commit_window: Duration::ZERO,
+        // Every run at once: the evaluation measures judgement, not
+        // queueing.
+        agent_workers: 4_096,
+        max_active_incidents: u64::MAX,
+        webhook: None,
+        agent_failure_rate: 0.0,
+        // It judges the swarm's own diagnosis and healing, cold: runs
+        // of one scenario must not teach each other.
+        memory_capacity: 0,
+        // Nobody is there to approve (the library's default policy).
+        ..EngineConfig::default()
+    }
+}
+
+/// Opens every scenario of `ids` `runs` times, round by round; returns each
+/// incident's scenario and id, in the order opened.
+fn open_every_run(engine: &Engine, ids: &[String], runs: usize) -> Vec<(String, Uuid)> {
     let mut opened = Vec::new();
     for _ in 0..runs {
-        for id in &ids {
+        for id in ids {
             let incident = engine
                 .trigger_scenario(id, None)
                 .expect("the catalog's own scenarios open");
             opened.push((id.clone(), incident.id));
         }
     }
-    // Wait for every incident to close.
-    let mut open = opened.len();
+    opened
+}
+
+/// Waits until `total` incidents have closed (or the feed ends), calling
+/// `progress(done, total)` at each close.
+async fn wait_for_every_close(
+    engine: &Engine,
+    live: &mut broadcast::Receiver<Arc<Published>>,
+    total: usize,
+    progress: impl Fn(usize, usize),
+) {
+    let mut open = total;
     while open > 0 {
         match live.recv().await {
             Ok(event) => {
                 if let ServerMessage::IncidentStatus { .. } = event.message {
                     open -= 1;
-                    progress(opened.len() - open, opened.len());
+                    progress(total - open, total);
                 }
             }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+            // Closes were missed: the engine's own count of open incidents
+            // is the truth.
+            Err(broadcast::error::RecvError::Lagged(_)) => {
                 open = engine.metrics().incidents_active as usize;
             }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            Err(broadcast::error::RecvError::Closed) => break,
         }
     }
-    engine.shutdown(Duration::from_secs(5)).await;
+}
 
-    let catalog = &engine.swarm().catalog;
-    let mut per: BTreeMap<String, Vec<crate::Audit>> = BTreeMap::new();
+/// The audits of the `opened` incidents, grouped by scenario id (incidents
+/// without an audit are left out).
+fn audits_by_scenario(engine: &Engine, opened: Vec<(String, Uuid)>) -> BTreeMap<String, Vec<Audit>> {
+    let mut per: BTreeMap<String, Vec<Audit>> = BTreeMap::new();
     for (scenario, id) in opened {
         if let Some(audit) = engine.audit(id) {
             per.entry(scenario).or_default().push(audit);
         }
     }
-    let mut scores = Vec::new();
-    for (id, audits) in per {
-        let answer = &catalog.scenario(&id).expect("opened from the catalog").answer;
-        let n = audits.len().max(1) as f64;
-        let correct = audits
-            .iter()
-            .filter(|a| a.first_hypothesis.as_ref() == Some(&answer.root_cause))
-            .count();
-        let healed = audits
-            .iter()
-            .filter(|a| a.status == IncidentStatus::Resolved && a.healed == Some(true))
-            .count();
-        let actions: usize = audits.iter().map(|a| a.executed.len()).sum();
-        let unnecessary: usize = audits
-            .iter()
-            .flat_map(|a| &a.executed)
-            .filter(|k| !answer.remediations.contains(k))
-            .count();
-        scores.push(ScenarioScore {
-            scenario: id,
-            runs: audits.len(),
-            root_cause_accuracy: correct as f64 / n,
-            healing_success: healed as f64 / n,
-            unnecessary_actions: unnecessary,
-            actions,
-            mttr_seconds: audits.iter().map(|a| a.elapsed.as_secs_f64()).sum::<f64>() / n,
-        });
+    per
+}
+
+/// One scenario's scores: its `audits` against its `answer` key.
+fn score_scenario(scenario: String, audits: &[Audit], answer: &AnswerKey) -> ScenarioScore {
+    let n = audits.len().max(1) as f64;
+    let correct = audits
+        .iter()
+        .filter(|a| a.first_hypothesis.as_ref() == Some(&answer.root_cause))
+        .count();
+    let healed = audits
+        .iter()
+        .filter(|a| a.status == IncidentStatus::Resolved && a.healed == Some(true))
+        .count();
+    let actions: usize = audits.iter().map(|a| a.executed.len()).sum();
+    let unnecessary: usize = audits
+        .iter()
+        .flat_map(|a| &a.executed)
+        .filter(|k| !answer.remediations.contains(k))
+        .count();
+    ScenarioScore {
+        scenario,
+        runs: audits.len(),
+        root_cause_accuracy: correct as f64 / n,
+        healing_success: healed as f64 / n,
+        unnecessary_actions: unnecessary,
+        actions,
+        mttr_seconds: audits.iter().map(|a| a.elapsed.as_secs_f64()).sum::<f64>() / n,
     }
-    let total_runs: usize = scores.iter().map(|s| s.runs).sum();
-    let weighted = |f: fn(&ScenarioScore) -> f64| {
-        scores.iter().map(|s| f(s) * s.runs as f64).sum::<f64>() / total_runs.max(1) as f64
-    };
-    let actions: usize = scores.iter().map(|s| s.actions).sum();
-    let unnecessary: usize = scores.iter().map(|s| s.unnecessary_actions).sum();
-    Ok(Evaluation {
-        runs,
-        seed,
-        root_cause_accuracy: weighted(|s| s.root_cause_accuracy),
-        healing_success: weighted(|s| s.healing_success),
-        unnecessary_action_rate: if actions == 0 {
-            0.0
-        } else {
-            unnecessary as f64 / actions as f64
-        },
-        mttr_seconds: weighted(|s| s.mttr_seconds),
-        scenarios: scores,
-    })
 }
 
 impl Evaluation {
+    /// The whole evaluation from its per-scenario `scores`: the overall
+    /// figures weigh each scenario by its runs.
+    fn from_scores(runs: usize, seed: u64, scores: Vec<ScenarioScore>) -> Self {
+        let total_runs: usize = scores.iter().map(|s| s.runs).sum();
+        let weighted = |f: fn(&ScenarioScore) -> f64| {
+            scores.iter().map(|s| f(s) * s.runs as f64).sum::<f64>() / total_runs.max(1) as f64
+        };
+        let actions: usize = scores.iter().map(|s| s.actions).sum();
+        let unnecessary: usize = scores.iter().map(|s| s.unnecessary_actions).sum();
+        Self {
+            runs,
+            seed,
+            root_cause_accuracy: weighted(|s| s.root_cause_accuracy),
+            healing_success: weighted(|s| s.healing_success),
+            unnecessary_action_rate: if actions == 0 {
+                0.0
+            } else {
+                unnecessary as f64 / actions as f64
+            },
+            mttr_seconds: weighted(|s| s.mttr_seconds),
+            scenarios: scores,
+        }
+    }
+
     /// The table people read.
     pub fn table(&self) -> String {
         use std::fmt::Write;

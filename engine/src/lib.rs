@@ -59,7 +59,9 @@ pub mod timeline;
 pub mod twin;
 
 #[cfg(feature = "runtime")]
+pub use agents::Swarm;
+#[cfg(feature = "runtime")]
 pub use engine::{
     Audit, Engine, EngineConfig, Feed, FeedStart, Resume, SNAPSHOT_EVENTS, SNAPSHOT_INCIDENTS, ShutdownReport,
-    StartError, SubmitError, Swarm, TwinMode,
+    StartError, SubmitError, TwinMode,
 };

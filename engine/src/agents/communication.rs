@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::{Agent, Case, Judgement, Plan, Report};
+use super::{Agent, Case, Detection, Hypothesis, Judgement, Plan, Prediction, Report};
 use crate::{
     protocol::{ActionDetails, AgentType, IncidentStatus, StatusPage},
     twin::Estate,
@@ -76,121 +76,161 @@ impl Communication {
 
     /// The full report, in markdown.
     pub fn report(&self, case: &Case, outcome: &Outcome, timeline: &[TimelineEntry]) -> String {
-        let incident = &case.incident;
         let mut md = String::new();
-        let _ = writeln!(md, "# {}\n", incident.title);
+        write_header(&mut md, case, outcome);
+        write_root_cause(&mut md, case);
+        write_actions(&mut md, &outcome.attempts);
+        write_impact(&mut md, case.prediction.as_ref());
+        write_timeline(&mut md, timeline);
+        md
+    }
+}
+
+/// Writes the title, the status line (status, severity, time to resolve,
+/// savings) and the one-line summary.
+fn write_header(md: &mut String, case: &Case, outcome: &Outcome) {
+    let incident = &case.incident;
+    let _ = writeln!(md, "# {}\n", incident.title);
+    let _ = writeln!(
+        md,
+        "**Status:** {} · **Severity:** {} · **Time to resolve:** {:.1} s{}\n",
+        outcome.status.as_str(),
+        incident.severity.as_str(),
+        outcome.elapsed,
+        outcome
+            .savings
+            .map(|s| format!(" · **Saved:** ${s:.0}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(md, "{}\n", outcome.summary);
+}
+
+/// Writes the "Root cause" section: the best hypothesis and the runners-up,
+/// then what detection saw.
+fn write_root_cause(md: &mut String, case: &Case) {
+    let _ = writeln!(md, "## Root cause\n");
+    match case.diagnosis.as_ref().and_then(|d| d.hypotheses.split_first()) {
+        None => {
+            let _ = writeln!(md, "No root cause identified.\n");
+        }
+        Some((top, others)) => {
+            write_top_hypothesis(md, top);
+            write_runners_up(md, others);
+        }
+    }
+    if let Some(detection) = &case.detection {
+        write_detection(md, detection);
+    }
+}
+
+/// Writes the best hypothesis: its confidence, its dependency path and the
+/// table of its evidence.
+fn write_top_hypothesis(md: &mut String, top: &Hypothesis) {
+    let _ = writeln!(
+        md,
+        "{} ({:.0}% confidence; signature match {:.2}, explains {:.0}% of the anomaly).\n",
+        top.label(),
+        top.confidence * 100.0,
+        top.signature_match,
+        top.coverage * 100.0
+    );
+    if !top.path.is_empty() {
+        let _ = writeln!(md, "Dependency path: {}\n", top.path.join(" → "));
+    }
+    let _ = writeln!(md, "| metric | deviation |\n|---|---|");
+    for e in &top.evidence {
+        let _ = writeln!(md, "| {} | {:+.1}σ |", e.metric.as_str(), e.sigma);
+    }
+    let _ = writeln!(md);
+}
+
+/// Writes the other hypotheses, one line each, most likely first.
+fn write_runners_up(md: &mut String, others: &[Hypothesis]) {
+    for other in others {
         let _ = writeln!(
             md,
-            "**Status:** {} · **Severity:** {} · **Time to resolve:** {:.1} s{}\n",
-            outcome.status.as_str(),
-            incident.severity.as_str(),
-            outcome.elapsed,
-            outcome
-                .savings
-                .map(|s| format!(" · **Saved:** ${s:.0}"))
-                .unwrap_or_default()
+            "- Also considered: {} ({:.0}%)",
+            other.label(),
+            other.confidence * 100.0
         );
-        let _ = writeln!(md, "{}\n", outcome.summary);
+    }
+    if !others.is_empty() {
+        let _ = writeln!(md);
+    }
+}
 
-        let _ = writeln!(md, "## Root cause\n");
-        match case.diagnosis.as_ref().and_then(|d| d.hypotheses.first()) {
-            None => {
-                let _ = writeln!(md, "No root cause identified.\n");
-            }
-            Some(top) => {
-                let _ = writeln!(
-                    md,
-                    "{} ({:.0}% confidence; signature match {:.2}, explains {:.0}% of the anomaly).\n",
-                    top.label(),
-                    top.confidence * 100.0,
-                    top.signature_match,
-                    top.coverage * 100.0
-                );
-                if !top.path.is_empty() {
-                    let _ = writeln!(md, "Dependency path: {}\n", top.path.join(" → "));
-                }
-                let _ = writeln!(md, "| metric | deviation |\n|---|---|");
-                for e in &top.evidence {
-                    let _ = writeln!(md, "| {} | {:+.1}σ |", e.metric.as_str(), e.sigma);
-                }
-                let _ = writeln!(md);
-                if let Some(d) = &case.diagnosis {
-                    for other in d.hypotheses.iter().skip(1) {
-                        let _ = writeln!(
-                            md,
-                            "- Also considered: {} ({:.0}%)",
-                            other.label(),
-                            other.confidence * 100.0
-                        );
-                    }
-                    if d.hypotheses.len() > 1 {
-                        let _ = writeln!(md);
-                    }
-                }
-            }
+/// Writes how many anomalies detection found, and where.
+fn write_detection(md: &mut String, detection: &Detection) {
+    let _ = writeln!(
+        md,
+        "Detection: {} anomalies across {} metrics on {}.\n",
+        detection.anomalies.len(),
+        detection.metrics_analyzed,
+        if detection.anomalous_services.is_empty() {
+            "no service".to_owned()
+        } else {
+            detection.anomalous_services.join(", ")
         }
-        if let Some(detection) = &case.detection {
+    );
+}
+
+/// Writes the "Actions and verification" section: each attempt's
+/// governance, steps, verification and rollbacks, in order.
+fn write_actions(md: &mut String, attempts: &[Attempt]) {
+    let _ = writeln!(md, "## Actions and verification\n");
+    if attempts.is_empty() {
+        let _ = writeln!(md, "No remediation was attempted.\n");
+    }
+    for (i, attempt) in attempts.iter().enumerate() {
+        let _ = writeln!(md, "{}. **{}** — {}", i + 1, attempt.hypothesis, attempt.consensus);
+        for line in &attempt.governance {
+            let _ = writeln!(md, "   - Governance: {line}");
+        }
+        for (step, seconds) in &attempt.executed {
+            let _ = writeln!(md, "   - {step} ({seconds:.1} s)");
+        }
+        // A plan that was never cleared to run has nothing to verify.
+        if attempt.approved {
             let _ = writeln!(
                 md,
-                "Detection: {} anomalies across {} metrics on {}.\n",
-                detection.anomalies.len(),
-                detection.metrics_analyzed,
-                if detection.anomalous_services.is_empty() {
-                    "no service".to_owned()
+                "   - Verification: {}",
+                if attempt.verified {
+                    "recovered, from telemetry".to_owned()
                 } else {
-                    detection.anomalous_services.join(", ")
+                    format!("no recovery ({})", attempt.outstanding.join("; "))
                 }
             );
         }
+        for step in &attempt.rolled_back {
+            let _ = writeln!(md, "   - Rolled back: {step}");
+        }
+    }
+    let _ = writeln!(md);
+}
 
-        let _ = writeln!(md, "## Actions and verification\n");
-        if outcome.attempts.is_empty() {
-            let _ = writeln!(md, "No remediation was attempted.\n");
+/// Writes the "Impact" section: the cost per minute at detection and the
+/// five costliest services.
+fn write_impact(md: &mut String, prediction: Option<&Prediction>) {
+    let _ = writeln!(md, "## Impact\n");
+    match prediction {
+        Some(p) => {
+            let _ = writeln!(md, "At detection: ${:.0}/min.", p.impact_per_minute);
+            for loss in p.losses.iter().take(5) {
+                let _ = writeln!(md, "- {}: ${:.0}/min", loss.service, loss.per_minute);
+            }
+            let _ = writeln!(md);
         }
-        for (i, attempt) in outcome.attempts.iter().enumerate() {
-            let _ = writeln!(md, "{}. **{}** — {}", i + 1, attempt.hypothesis, attempt.consensus);
-            for line in &attempt.governance {
-                let _ = writeln!(md, "   - Governance: {line}");
-            }
-            for (step, seconds) in &attempt.executed {
-                let _ = writeln!(md, "   - {step} ({seconds:.1} s)");
-            }
-            if attempt.approved {
-                let _ = writeln!(
-                    md,
-                    "   - Verification: {}",
-                    if attempt.verified {
-                        "recovered, from telemetry".to_owned()
-                    } else {
-                        format!("no recovery ({})", attempt.outstanding.join("; "))
-                    }
-                );
-            }
-            for step in &attempt.rolled_back {
-                let _ = writeln!(md, "   - Rolled back: {step}");
-            }
+        None => {
+            let _ = writeln!(md, "Not assessed.\n");
         }
-        let _ = writeln!(md);
+    }
+}
 
-        let _ = writeln!(md, "## Impact\n");
-        match &case.prediction {
-            Some(p) => {
-                let _ = writeln!(md, "At detection: ${:.0}/min.", p.impact_per_minute);
-                for loss in p.losses.iter().take(5) {
-                    let _ = writeln!(md, "- {}: ${:.0}/min", loss.service, loss.per_minute);
-                }
-                let _ = writeln!(md);
-            }
-            None => {
-                let _ = writeln!(md, "Not assessed.\n");
-            }
-        }
-
-        let _ = writeln!(md, "## Timeline\n");
-        for entry in timeline {
-            let _ = writeln!(md, "- +{:.1}s {}: {}", entry.at, entry.agent.label(), entry.text);
-        }
-        md
+/// Writes the "Timeline" section, one line per entry.
+fn write_timeline(md: &mut String, timeline: &[TimelineEntry]) {
+    let _ = writeln!(md, "## Timeline\n");
+    for entry in timeline {
+        let _ = writeln!(md, "- +{:.1}s {}: {}", entry.at, entry.agent.label(), entry.text);
     }
 }
 

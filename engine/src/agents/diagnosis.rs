@@ -59,29 +59,36 @@ impl DiagnosisAgent {
             .zip(strength)
             .filter_map(|(name, s)| topology.index(name).map(|i| (i, *s)))
             .collect();
-        let total: f64 = anomalous.iter().map(|(_, s)| s).sum();
-        let mut hypotheses = Vec::new();
-        for &(candidate, _) in &anomalous {
-            let z = deviations(estate, candidate);
-            let explained: f64 = anomalous
+        let mut hypotheses = self.candidates(estate, reported, &anomalous);
+        weigh_by_memory(&mut hypotheses, recall);
+        let (hypotheses, skipped) = rank(hypotheses);
+        let blast_radius = blast_radius(estate, hypotheses.first());
+        Diagnosis {
+            hypotheses,
+            blast_radius,
+            skipped,
+            similar_incidents: recall.similar.len(),
+            anomalous: anomalous
                 .iter()
-                .filter(|(other, _)| explains(topology, candidate, *other))
-                .map(|(_, s)| s)
-                .sum();
-            let coverage = if total > 0.0 { explained / total } else { 0.0 };
+                .map(|&(index, _)| topology.spec(index).name.clone())
+                .collect(),
+        }
+    }
+
+    /// Every (service, fault) hypothesis worth acting on among the
+    /// `anomalous` services (index, strength), unranked and before memory.
+    fn candidates(&self, estate: &Estate, reported: &[String], anomalous: &[(usize, f64)]) -> Vec<Hypothesis> {
+        let topology = estate.topology();
+        let mut hypotheses = Vec::new();
+        for &(candidate, _) in anomalous {
+            let z = deviations(estate, candidate);
+            let coverage = coverage(topology, candidate, anomalous);
             for signature in &self.signatures {
                 let (matched, evidence) = signature.score(estate, candidate, &z);
                 let score = matched * (0.35 + 0.65 * coverage);
                 if score < MIN_SCORE {
                     continue;
                 }
-                let path = reported
-                    .iter()
-                    .filter_map(|r| topology.index(r))
-                    .filter_map(|r| topology.path(r, candidate))
-                    .min_by_key(Vec::len)
-                    .map(|p| p.iter().map(|&i| topology.spec(i).name.clone()).collect())
-                    .unwrap_or_default();
                 hypotheses.push(Hypothesis {
                     root: RootCause {
                         service: topology.spec(candidate).name.clone(),
@@ -98,55 +105,85 @@ impl DiagnosisAgent {
                             sigma: round2(sigma),
                         })
                         .collect(),
-                    path,
+                    path: reported_path(topology, reported, candidate),
                     memory: None,
                 });
             }
         }
-        // Memory: a fix's measured success on similar incidents scales its
-        // hypothesis between ½× (never healed) and 1½× (always healed).
-        for h in &mut hypotheses {
-            h.memory = recall.record_for(&h.root.service, h.root.fault.as_str()).cloned();
-            if let Some(record) = &h.memory {
-                h.score = round2(h.score * (0.5 + record.expected_success()));
-            }
-        }
-        let (skipped, mut hypotheses): (Vec<Hypothesis>, Vec<Hypothesis>) = hypotheses
-            .into_iter()
-            .partition(|h| h.memory.as_ref().is_some_and(FixTrackRecord::dead_end));
-        hypotheses.sort_by(|a, b| b.score.total_cmp(&a.score));
-        hypotheses.truncate(KEEP);
-        let sum: f64 = hypotheses.iter().map(|h| h.score).sum();
-        for h in &mut hypotheses {
-            // A strong match that stands alone is near-certain; close
-            // runners-up share the belief.
-            h.confidence = round2((h.score * h.score / sum.max(f64::EPSILON)).min(0.99));
-        }
-        let blast_radius = hypotheses
-            .first()
-            .and_then(|h| topology.index(&h.root.service))
-            .map(|root| {
-                (0..topology.len())
-                    .filter(|&i| explains(topology, root, i))
-                    .map(|i| Affected {
-                        service: topology.spec(i).name.clone(),
-                        health: estate.health(i, 3),
-                        root: i == root,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Diagnosis {
-            hypotheses,
-            blast_radius,
-            skipped,
-            similar_incidents: recall.similar.len(),
-            anomalous: anomalous
-                .iter()
-                .map(|&(index, _)| topology.spec(index).name.clone())
-                .collect(),
+        hypotheses
+    }
+}
+
+/// The share of the anomaly's strength (over the `anomalous` services) that
+/// trouble at `candidate` explains, 0..=1.
+fn coverage(topology: &Topology, candidate: usize, anomalous: &[(usize, f64)]) -> f64 {
+    let total: f64 = anomalous.iter().map(|(_, s)| s).sum();
+    let explained: f64 = anomalous
+        .iter()
+        .filter(|(other, _)| explains(topology, candidate, *other))
+        .map(|(_, s)| s)
+        .sum();
+    if total > 0.0 { explained / total } else { 0.0 }
+}
+
+/// The shortest call path, by service name, from a `reported` service to
+/// `candidate` (empty when none reaches it).
+fn reported_path(topology: &Topology, reported: &[String], candidate: usize) -> Vec<String> {
+    reported
+        .iter()
+        .filter_map(|r| topology.index(r))
+        .filter_map(|r| topology.path(r, candidate))
+        .min_by_key(Vec::len)
+        .map(|p| p.iter().map(|&i| topology.spec(i).name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Attaches each hypothesis's fix track record from `recall`, and scales its
+/// score by it.
+fn weigh_by_memory(hypotheses: &mut [Hypothesis], recall: &Recall) {
+    // A fix's measured success on similar incidents scales its hypothesis
+    // between ½× (never healed) and 1½× (always healed).
+    for h in hypotheses {
+        h.memory = recall.record_for(&h.root.service, h.root.fault.as_str()).cloned();
+        if let Some(record) = &h.memory {
+            h.score = round2(h.score * (0.5 + record.expected_success()));
         }
     }
+}
+
+/// The best [`KEEP`] hypotheses, best first and with their confidence, and
+/// those skipped as dead ends (fixes that only ever failed).
+fn rank(hypotheses: Vec<Hypothesis>) -> (Vec<Hypothesis>, Vec<Hypothesis>) {
+    let (skipped, mut hypotheses): (Vec<Hypothesis>, Vec<Hypothesis>) = hypotheses
+        .into_iter()
+        .partition(|h| h.memory.as_ref().is_some_and(FixTrackRecord::dead_end));
+    hypotheses.sort_by(|a, b| b.score.total_cmp(&a.score));
+    hypotheses.truncate(KEEP);
+    let sum: f64 = hypotheses.iter().map(|h| h.score).sum();
+    for h in &mut hypotheses {
+        // A strong match that stands alone is near-certain; close
+        // runners-up share the belief.
+        h.confidence = round2((h.score * h.score / sum.max(f64::EPSILON)).min(0.99));
+    }
+    (hypotheses, skipped)
+}
+
+/// Every service that trouble at the `top` hypothesis's root can reach, with
+/// its health (empty without a hypothesis).
+fn blast_radius(estate: &Estate, top: Option<&Hypothesis>) -> Vec<Affected> {
+    let topology = estate.topology();
+    top.and_then(|h| topology.index(&h.root.service))
+        .map(|root| {
+            (0..topology.len())
+                .filter(|&i| explains(topology, root, i))
+                .map(|i| Affected {
+                    service: topology.spec(i).name.clone(),
+                    health: estate.health(i, 3),
+                    root: i == root,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Agent for DiagnosisAgent {

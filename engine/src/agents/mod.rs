@@ -15,6 +15,7 @@ pub mod resolution;
 use serde::Deserialize;
 
 use crate::{
+    catalog::Catalog,
     protocol::{ActionDetails, AgentType, Incident},
     twin::{Estate, FaultKind, Metric, ServiceKind, Worse},
 };
@@ -240,6 +241,31 @@ pub fn monitors() -> Result<Vec<Monitor>, String> {
 /// Rounds to two decimals, for figures people read.
 pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// The agents, and what they share: the catalog's playbooks, the signature
+/// library, and the memory of past incidents.
+pub struct Swarm {
+    /// Scenarios and playbooks.
+    pub catalog: Catalog,
+    pub detection: DetectionAgent,
+    pub diagnosis: DiagnosisAgent,
+    pub prediction: PredictionAgent,
+    pub resolution: ResolutionAgent,
+    pub communication: Communication,
+}
+
+impl Swarm {
+    /// Every agent, in pipeline order: the voters.
+    pub fn agents(&self) -> [&dyn Agent; 5] {
+        [
+            &self.detection,
+            &self.diagnosis,
+            &self.prediction,
+            &self.resolution,
+            &self.communication,
+        ]
+    }
 }
 
 #[cfg(test)]

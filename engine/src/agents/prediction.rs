@@ -15,7 +15,7 @@ use super::{Agent, Case, Judgement, Plan, Report, round2};
 use crate::{
     impact::ImpactModel,
     protocol::{ActionDetails, AgentType},
-    twin::{Estate, HealthState, Metric, telemetry::slope_with_error},
+    twin::{Estate, HealthState, Metric, ServiceSpec, telemetry::slope_with_error},
 };
 
 /// Seconds of history a trend is fitted on.
@@ -32,83 +32,28 @@ fn mean(values: &[f64]) -> f64 {
 }
 
 impl PredictionAgent {
+    /// Where the trouble spreads next, when each objective will be breached,
+    /// and what it costs per minute now.
     pub fn predict(&self, estate: &Estate) -> Prediction {
         let topology = estate.topology();
         let health: Vec<HealthState> = (0..topology.len()).map(|i| estate.health(i, 3)).collect();
-        let recent = |i: usize, m: Metric| estate.service(i).telemetry.recent(m, TREND_WINDOW);
-
-        let badness: Vec<f64> = (0..topology.len())
-            .map(|i| {
-                let spec = topology.spec(i);
-                let errors = estate.service(i).telemetry.recent_mean(Metric::ErrorRate, 3);
-                let p99 = estate.service(i).telemetry.latest().get(Metric::LatencyP99);
-                errors.max(((p99 / spec.slo_p99_ms - 1.0) / 4.0).clamp(0.0, 1.0))
-            })
-            .collect();
-        let mut cascade: Vec<CascadeRisk> = (0..topology.len())
-            .filter(|&i| health[i] == HealthState::Healthy && topology.spec(i).owned)
-            .filter_map(|i| {
-                let survive: f64 = topology
-                    .spec(i)
-                    .edges
-                    .iter()
-                    .filter(|e| health[e.to] != HealthState::Healthy)
-                    .map(|e| 1.0 - (e.calls * badness[e.to]).min(1.0))
-                    .product();
-                let probability = 1.0 - survive;
-                (probability > 0.01).then(|| CascadeRisk {
-                    service: topology.spec(i).name.clone(),
-                    probability: round2(probability),
-                })
-            })
-            .collect();
-        cascade.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-
-        let mut breaches = Vec::new();
-        for (i, spec) in topology.services.iter().enumerate() {
-            if !spec.owned {
-                continue;
-            }
-            let objectives = [
-                (
-                    Metric::LatencyP99,
-                    spec.slo_p99_ms,
-                    format!("p99 ≤ {:.0} ms", spec.slo_p99_ms),
-                ),
-                (
-                    Metric::ErrorRate,
-                    spec.slo_error,
-                    format!("errors ≤ {:.1}%", spec.slo_error * 100.0),
-                ),
-                (Metric::Memory, 0.97, "memory < 97% (OOM)".to_owned()),
-                (Metric::DiskUsage, 0.98, "disk < 98%".to_owned()),
-                (Metric::PoolUsage, 0.95, "pool < 95%".to_owned()),
-            ];
-            for (metric, limit, objective) in objectives {
-                if !metric.applies_to(spec) {
-                    continue;
-                }
-                let values = recent(i, metric);
-                let now = mean(&values[values.len().saturating_sub(3)..]);
-                let seconds = if now > limit {
-                    Some(0.0)
-                } else {
-                    let (rate, error) = slope_with_error(&values);
-                    // Only a clear trend counts, not noise.
-                    (rate > 3.0 * error && rate * TREND_WINDOW as f64 > 0.02 * limit)
-                        .then(|| ((limit - now) / rate).min(86_400.0))
-                };
-                if let Some(seconds) = seconds {
-                    breaches.push(ObjectiveBreach {
-                        service: spec.name.clone(),
-                        objective,
-                        seconds: seconds.round(),
-                    });
-                }
-            }
+        let cascade = cascade_risks(estate, &health, &badness(estate));
+        let breaches = objective_breaches(estate);
+        let losses = self.losses(estate);
+        // A fold from +0: an empty float sum is −0, which reads "$-0".
+        let impact_per_minute = losses.iter().map(|l| l.per_minute).fold(0.0, |a, b| a + b);
+        Prediction {
+            cascade,
+            breaches,
+            losses,
+            impact_per_minute,
         }
-        breaches.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    }
 
+    /// Each service's loss per minute at its latest sample, costliest first
+    /// (services that cost nothing are left out).
+    fn losses(&self, estate: &Estate) -> Vec<Loss> {
+        let topology = estate.topology();
         let mut losses: Vec<Loss> = topology
             .services
             .iter()
@@ -131,15 +76,105 @@ impl PredictionAgent {
             .filter(|l| l.per_minute > 0.0)
             .collect();
         losses.sort_by(|a, b| b.per_minute.total_cmp(&a.per_minute));
-        // A fold from +0: an empty float sum is −0, which reads "$-0".
-        let impact_per_minute = losses.iter().map(|l| l.per_minute).fold(0.0, |a, b| a + b);
-        Prediction {
-            cascade,
-            breaches,
-            losses,
-            impact_per_minute,
+        losses
+    }
+}
+
+/// How badly each service fails its callers, 0..=1: its recent error rate
+/// or its p99's overshoot of the objective, whichever is worse.
+fn badness(estate: &Estate) -> Vec<f64> {
+    let topology = estate.topology();
+    (0..topology.len())
+        .map(|i| {
+            let spec = topology.spec(i);
+            let errors = estate.service(i).telemetry.recent_mean(Metric::ErrorRate, 3);
+            let p99 = estate.service(i).telemetry.latest().get(Metric::LatencyP99);
+            errors.max(((p99 / spec.slo_p99_ms - 1.0) / 4.0).clamp(0.0, 1.0))
+        })
+        .collect()
+}
+
+/// The healthy owned services likely to be dragged down by the troubled
+/// ones they call, most likely first.
+fn cascade_risks(estate: &Estate, health: &[HealthState], badness: &[f64]) -> Vec<CascadeRisk> {
+    let topology = estate.topology();
+    let mut cascade: Vec<CascadeRisk> = (0..topology.len())
+        .filter(|&i| health[i] == HealthState::Healthy && topology.spec(i).owned)
+        .filter_map(|i| {
+            let survive: f64 = topology
+                .spec(i)
+                .edges
+                .iter()
+                .filter(|e| health[e.to] != HealthState::Healthy)
+                .map(|e| 1.0 - (e.calls * badness[e.to]).min(1.0))
+                .product();
+            let probability = 1.0 - survive;
+            (probability > 0.01).then(|| CascadeRisk {
+                service: topology.spec(i).name.clone(),
+                probability: round2(probability),
+            })
+        })
+        .collect();
+    cascade.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    cascade
+}
+
+/// Every objective of an owned service that is breached now or trending
+/// towards a breach, soonest first.
+fn objective_breaches(estate: &Estate) -> Vec<ObjectiveBreach> {
+    let topology = estate.topology();
+    let mut breaches = Vec::new();
+    for (i, spec) in topology.services.iter().enumerate() {
+        if !spec.owned {
+            continue;
+        }
+        for (metric, limit, objective) in objectives(spec) {
+            if !metric.applies_to(spec) {
+                continue;
+            }
+            let values = estate.service(i).telemetry.recent(metric, TREND_WINDOW);
+            if let Some(seconds) = seconds_to_breach(&values, limit) {
+                breaches.push(ObjectiveBreach {
+                    service: spec.name.clone(),
+                    objective,
+                    seconds: seconds.round(),
+                });
+            }
         }
     }
+    breaches.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    breaches
+}
+
+/// A service's objectives: the metric, its limit, and the objective in words.
+fn objectives(spec: &ServiceSpec) -> [(Metric, f64, String); 5] {
+    [
+        (
+            Metric::LatencyP99,
+            spec.slo_p99_ms,
+            format!("p99 ≤ {:.0} ms", spec.slo_p99_ms),
+        ),
+        (
+            Metric::ErrorRate,
+            spec.slo_error,
+            format!("errors ≤ {:.1}%", spec.slo_error * 100.0),
+        ),
+        (Metric::Memory, 0.97, "memory < 97% (OOM)".to_owned()),
+        (Metric::DiskUsage, 0.98, "disk < 98%".to_owned()),
+        (Metric::PoolUsage, 0.95, "pool < 95%".to_owned()),
+    ]
+}
+
+/// Seconds until `values` (the trend window, oldest first) cross `limit`:
+/// 0 when already past it, `None` without a clear upward trend.
+fn seconds_to_breach(values: &[f64], limit: f64) -> Option<f64> {
+    let now = mean(&values[values.len().saturating_sub(3)..]);
+    if now > limit {
+        return Some(0.0);
+    }
+    let (rate, error) = slope_with_error(values);
+    // Only a clear trend counts, not noise.
+    (rate > 3.0 * error && rate * TREND_WINDOW as f64 > 0.02 * limit).then(|| ((limit - now) / rate).min(86_400.0))
 }
 
 impl Agent for PredictionAgent {

@@ -54,19 +54,7 @@ impl Engine {
         faults: Vec<FaultSpec>,
         faulty_voters: Vec<FaultyVoter>,
     ) -> Result<Incident, SubmitError> {
-        if self.shared.draining.load(Ordering::SeqCst) {
-            return Err(SubmitError::ShuttingDown);
-        }
-        if let Some(reason) = self.shared.log.halted() {
-            return Err(SubmitError::Halted(reason));
-        }
-        // Refused before anything is injected; a burst may overshoot the
-        // limit by the few requests racing this check, never by more.
-        if self.shared.book.lock().expect("incident book lock poisoned").active >= self.shared.max_active {
-            return Err(SubmitError::AtCapacity {
-                limit: self.shared.max_active,
-            });
-        }
+        self.admit()?;
         let incident = Incident {
             id: Uuid::new_v4(),
             title: request.title.as_str().to_owned(),
@@ -86,50 +74,7 @@ impl Engine {
             report: None,
         };
         let mut rng = StdRng::seed_from_u64(self.shared.seeds.lock().expect("seed lock poisoned").random());
-        let twin = match &self.shared.estates {
-            Estates::Shared(shared) => {
-                shared.with(|estate| {
-                    // The chart's zero: now, on the engine's clock, before
-                    // the estate runs ahead with the fault.
-                    let opened_tick = estate.now();
-                    let mut injected = false;
-                    for fault in &faults {
-                        // The same fault again is the same trouble, not twice as much.
-                        if !estate.has_active_fault(fault.kind, &fault.target) {
-                            match estate.inject(fault) {
-                                Ok(_) => injected = true,
-                                Err(reason) => warn!(%reason, "a catalog fault did not inject"),
-                            }
-                        }
-                    }
-                    if injected {
-                        // The fault was already showing when it was reported;
-                        // the estate runs ahead and then waits for the clock.
-                        estate.advance(REPORTED_AFTER_TICKS);
-                    }
-                    self.shared
-                        .charts
-                        .open(incident.id, estate, opened_tick, &incident.affected_services);
-                });
-                TwinRef::Shared(Arc::clone(shared))
-            }
-            Estates::Isolated { template } => {
-                let mut estate = template.fork(rng.random());
-                for fault in &faults {
-                    if let Err(reason) = estate.inject(fault) {
-                        warn!(%reason, "a catalog fault did not inject");
-                    }
-                }
-                if !faults.is_empty() {
-                    estate.advance(REPORTED_AFTER_TICKS);
-                }
-                let start = estate.now();
-                TwinRef::Own {
-                    estate: Box::new(estate),
-                    start,
-                }
-            }
-        };
+        let twin = self.inject(&incident, &faults, &mut rng);
         {
             let mut book = self.shared.book.lock().expect("incident book lock poisoned");
             book.open(incident.clone());
@@ -154,10 +99,80 @@ impl Engine {
             faulty_voters,
             rng,
         };
-        self.shared
-            .tasks
-            .spawn(orchestrator::run(self.clone(), assignment).instrument(span));
+        let (engine, cx) = (self.clone(), self.context());
+        let course = async move {
+            let closing = orchestrator::run(cx, assignment).await;
+            engine.finish(closing.id, closing.verdict, &closing.case, closing.violations);
+        };
+        self.shared.tasks.spawn(course.instrument(span));
         Ok(incident)
+    }
+
+    /// Refuses a new incident while draining, halted or at capacity.
+    fn admit(&self) -> Result<(), SubmitError> {
+        if self.shared.draining.load(Ordering::SeqCst) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        if let Some(reason) = self.shared.log.halted() {
+            return Err(SubmitError::Halted(reason));
+        }
+        // Refused before anything is injected; a burst may overshoot the
+        // limit by the few requests racing this check, never by more.
+        if self.shared.book.lock().expect("incident book lock poisoned").active >= self.shared.max_active {
+            return Err(SubmitError::AtCapacity {
+                limit: self.shared.max_active,
+            });
+        }
+        Ok(())
+    }
+
+    /// Injects the incident's faults into the estate it works on: the shared
+    /// one (where its chart opens), or a fork of the template of its own.
+    fn inject(&self, incident: &Incident, faults: &[FaultSpec], rng: &mut StdRng) -> TwinRef {
+        match &self.shared.estates {
+            Estates::Shared(shared) => {
+                shared.with(|estate| {
+                    // The chart's zero: now, on the engine's clock, before
+                    // the estate runs ahead with the fault.
+                    let opened_tick = estate.now();
+                    let mut injected = false;
+                    for fault in faults {
+                        // The same fault again is the same trouble, not twice as much.
+                        if !estate.has_active_fault(fault.kind, &fault.target) {
+                            match estate.inject(fault) {
+                                Ok(_) => injected = true,
+                                Err(reason) => warn!(%reason, "a catalog fault did not inject"),
+                            }
+                        }
+                    }
+                    if injected {
+                        // The fault was already showing when it was reported;
+                        // the estate runs ahead and then waits for the clock.
+                        estate.advance(REPORTED_AFTER_TICKS);
+                    }
+                    self.shared
+                        .charts
+                        .open(incident.id, estate, opened_tick, &incident.affected_services);
+                });
+                TwinRef::Shared(Arc::clone(shared))
+            }
+            Estates::Isolated { template } => {
+                let mut estate = template.fork(rng.random());
+                for fault in faults {
+                    if let Err(reason) = estate.inject(fault) {
+                        warn!(%reason, "a catalog fault did not inject");
+                    }
+                }
+                if !faults.is_empty() {
+                    estate.advance(REPORTED_AFTER_TICKS);
+                }
+                let start = estate.now();
+                TwinRef::Own {
+                    estate: Box::new(estate),
+                    start,
+                }
+            }
+        }
     }
 
     /// Opens an incident from a catalog scenario, optionally at another

@@ -29,7 +29,7 @@ use book::{Audits, IncidentBook};
 pub use feed::{Feed, FeedStart, Resume};
 
 use crate::{
-    agents::{Agent, Case, Communication, DetectionAgent, DiagnosisAgent, PredictionAgent, ResolutionAgent},
+    agents::{Case, Communication, DetectionAgent, DiagnosisAgent, PredictionAgent, ResolutionAgent, Swarm},
     bus::AgentBus,
     catalog::{Catalog, CatalogError, FaultyVoter, RootCause, Scenario},
     claims::Claims,
@@ -185,31 +185,6 @@ pub struct ShutdownReport {
     pub interrupted: usize,
 }
 
-/// The agents, and what they share: the catalog's playbooks, the signature
-/// library, and the memory of past incidents.
-pub struct Swarm {
-    /// Scenarios and playbooks.
-    pub catalog: Catalog,
-    pub detection: DetectionAgent,
-    pub diagnosis: DiagnosisAgent,
-    pub prediction: PredictionAgent,
-    pub resolution: ResolutionAgent,
-    pub communication: Communication,
-}
-
-impl Swarm {
-    /// Every agent, in pipeline order: the voters.
-    pub fn agents(&self) -> [&dyn Agent; 5] {
-        [
-            &self.detection,
-            &self.diagnosis,
-            &self.prediction,
-            &self.resolution,
-            &self.communication,
-        ]
-    }
-}
-
 /// How an incident went, against the truth (scenarios only).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Audit {
@@ -303,7 +278,7 @@ struct Shared {
     approvals: Approvals,
     /// Open incidents' charts and recently closed ones' windows (shared
     /// estate only).
-    charts: crate::charts::Charts,
+    charts: Arc<crate::charts::Charts>,
     /// Where closed incidents' chart windows are kept, when durable.
     journal: Option<Arc<dyn Journal>>,
 }
@@ -476,7 +451,7 @@ impl Engine {
                 claims,
                 policy: config.policy,
                 approvals: Approvals::default(),
-                charts: crate::charts::Charts::default(),
+                charts: Arc::default(),
                 journal,
             }),
         })
@@ -513,18 +488,6 @@ impl Engine {
         }
     }
 
-    /// Marks a moment on an open incident's chart.
-    pub(crate) fn chart_mark(&self, id: Uuid, at: Duration, kind: crate::protocol::MarkKind, label: String) {
-        self.shared.charts.mark(id, at.as_secs_f64(), kind, label);
-    }
-
-    /// Adds the series detection found anomalous to an incident's chart.
-    pub(crate) fn chart_watch(&self, id: Uuid, anomalies: &[(String, crate::twin::Metric)]) {
-        if let Some(twin) = self.shared.estates.shared() {
-            twin.with(|estate| self.shared.charts.watch(id, estate, anomalies));
-        }
-    }
-
     /// Approvals as published: waiting ones and the latest decided, newest
     /// first (what a snapshot carries, without building one).
     pub fn recent_approvals(&self) -> Vec<crate::protocol::Approval> {
@@ -538,18 +501,6 @@ impl Engine {
 
     pub fn clock(&self) -> SimClock {
         self.shared.clock
-    }
-
-    pub(crate) fn agent_failure_rate(&self) -> f64 {
-        self.shared.agent_failure_rate
-    }
-
-    pub(crate) fn webhook(&self) -> Option<&crate::notify::Webhook> {
-        self.shared.webhook.as_ref()
-    }
-
-    pub(crate) fn bus(&self) -> &AgentBus {
-        &self.shared.bus
     }
 
     /// Every agent's lane now.
@@ -729,26 +680,32 @@ impl Engine {
     /// Publishes configuration changes of the estate: an incident's
     /// actions', or (`None`) the estate's own.
     pub(crate) fn publish_changes(&self, incident_id: Option<Uuid>, changes: &[crate::twin::ConfigChange]) {
-        for change in changes {
-            self.publish(ServerMessage::ConfigChange {
-                incident_id,
-                change: change.event(),
-            });
+        for event in orchestrator::config_change_events(incident_id, changes) {
+            self.publish(event);
+        }
+    }
+
+    /// What an incident's run may reach (see [`orchestrator::Context`]).
+    fn context(&self) -> orchestrator::Context {
+        let shared = &self.shared;
+        orchestrator::Context {
+            swarm: Arc::clone(&shared.swarm),
+            log: shared.log.clone(),
+            bus: shared.bus.clone(),
+            policy: Arc::clone(&shared.policy),
+            approvals: shared.approvals.clone(),
+            claims: shared.claims.clone(),
+            charts: Arc::clone(&shared.charts),
+            webhook: shared.webhook.clone(),
+            agent_failure_rate: shared.agent_failure_rate,
+            clock: shared.clock,
+            interrupt: shared.interrupt.clone(),
         }
     }
 
     /// Appends a message to the event log, which fans it out.
     pub(crate) fn publish(&self, message: ServerMessage) {
         self.shared.log.append(message);
-    }
-
-    /// Who remediates which root service on the shared estate.
-    pub(crate) fn claims(&self) -> &Claims {
-        &self.shared.claims
-    }
-
-    pub(crate) fn interrupt_token(&self) -> CancellationToken {
-        self.shared.interrupt.clone()
     }
 
     /// Stops taking incidents, lets in-flight ones finish for up to `grace`,

@@ -3,7 +3,7 @@
 //! timeout); an approved plan is looked at again right before it runs, and
 //! a stale approval does not run.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
 use rand::Rng;
@@ -55,7 +55,7 @@ impl Run<'_> {
         attempt: &mut Attempt,
     ) -> Result<Clearance, Stop> {
         let input = policy_input(case, hypothesis, plan);
-        let ruling = self.engine.policy().decide(&input);
+        let ruling = self.cx.policy.decide(&input);
         let decision = self.decided(PolicyStage::Proposal, plan, &ruling, input, None, false);
         attempt.governance.push(decision.describe());
         match ruling.verdict {
@@ -88,7 +88,7 @@ impl Run<'_> {
             verdict: ruling.verdict,
             rule: ruling.rule.clone(),
             reason: ruling.reason.clone(),
-            revision: self.engine.policy().revision.clone(),
+            revision: self.cx.policy.revision.clone(),
             input,
             approval_id,
             stale,
@@ -101,7 +101,7 @@ impl Run<'_> {
         let text = decision.describe();
         info!(rule = ruling.rule, verdict = ruling.verdict.as_str(), stale, "{text}");
         self.note(crate::protocol::AgentType::Resolution, text);
-        self.engine.publish(ServerMessage::PolicyDecision {
+        self.cx.log.append(ServerMessage::PolicyDecision {
             incident_id: self.id,
             decision: decision.clone(),
         });
@@ -116,13 +116,44 @@ impl Run<'_> {
         plan: &Plan,
         ruling: &Ruling,
     ) -> Result<Approval, Stop> {
-        let policy = self.engine.policy();
-        let settings = &policy.approval;
-        let timeout = Duration::from_secs_f64(settings.timeout_seconds);
-        let wall_timeout =
-            chrono::Duration::from_std(timeout.div_f64(self.clock.speed().factor())).unwrap_or(chrono::Duration::MAX);
+        let timeout = Duration::from_secs_f64(self.cx.policy.approval.timeout_seconds);
+        let mut approval = self.approval_request(case, hypothesis, plan, ruling, timeout);
+        let reply = self.cx.approvals.open(approval.clone());
+        self.announce_request(&approval);
+        let asked = self.clock.now();
+        let decision = self.await_decision(&mut approval, reply, timeout).await?;
+        let waited = self.clock.now().saturating_sub(asked);
+        self.elapsed += waited;
+        self.approval_wait += waited;
+        approval.waited_seconds = Some((waited.as_secs_f64() * 10.0).round() / 10.0);
+        settle(&mut approval, decision);
+        metrics::counter!("antibody_approvals_total", "state" => approval.state.as_str()).increment(1);
+        self.cx.mark(
+            self.id,
+            self.elapsed,
+            crate::protocol::MarkKind::Decision,
+            approval.outcome(),
+        );
+        self.note(crate::protocol::AgentType::Resolution, approval.outcome());
+        self.cx.log.append(ServerMessage::ApprovalDecided {
+            approval: approval.clone(),
+        });
+        Ok(approval)
+    }
+
+    /// The request put to the first person of the escalation chain, who has
+    /// `timeout` of simulated time to answer.
+    fn approval_request(
+        &mut self,
+        case: &Case,
+        hypothesis: &Hypothesis,
+        plan: &Plan,
+        ruling: &Ruling,
+        timeout: Duration,
+    ) -> Approval {
+        let settings = &self.cx.policy.approval;
         let now = Utc::now();
-        let mut approval = Approval {
+        Approval {
             approval_id: uuid::Builder::from_random_bytes(self.rng.random()).into_uuid(),
             incident_id: self.id,
             incident_title: case.incident.title.clone(),
@@ -136,7 +167,7 @@ impl Run<'_> {
             level: 0,
             escalation: settings.escalation.clone(),
             timeout_seconds: settings.timeout_seconds,
-            expires_at: now + wall_timeout,
+            expires_at: now + self.wall(timeout),
             on_timeout: settings.on_timeout,
             requested_at: now,
             state: ApprovalState::Pending,
@@ -144,16 +175,33 @@ impl Run<'_> {
             decided_at: None,
             comment: None,
             waited_seconds: None,
-        };
-        let approvals = self.engine.approvals().clone();
-        let id = approval.approval_id;
-        let mut reply = approvals.open(approval.clone());
+        }
+    }
+
+    /// `timeout` of simulated time on the wall clock, where people answer.
+    fn wall(&self, timeout: Duration) -> chrono::Duration {
+        chrono::Duration::from_std(timeout.div_f64(self.clock.speed().factor())).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Tells the feed and the stream who is asked now.
+    fn announce_request(&mut self, approval: &Approval) {
         self.note(crate::protocol::AgentType::Resolution, approval.describe_request());
-        self.engine.publish(ServerMessage::ApprovalRequested {
+        self.cx.log.append(ServerMessage::ApprovalRequested {
             approval: approval.clone(),
         });
-        let asked = self.clock.now();
-        let decision = loop {
+    }
+
+    /// Waits for a person, escalating at each timeout; `None` when the whole
+    /// chain let its time run out.
+    async fn await_decision(
+        &mut self,
+        approval: &mut Approval,
+        mut reply: tokio::sync::oneshot::Receiver<HumanDecision>,
+        timeout: Duration,
+    ) -> Result<Option<HumanDecision>, Stop> {
+        let approvals = self.cx.approvals.clone();
+        let id = approval.approval_id;
+        loop {
             let wake = tokio::select! {
                 decision = &mut reply => match decision {
                     Ok(decision) => Wake::Decided(decision),
@@ -166,80 +214,37 @@ impl Run<'_> {
                 () = self.interrupt.cancelled() => Wake::Interrupted,
             };
             match wake {
-                Wake::Decided(decision) => break Some(decision),
+                Wake::Decided(decision) => return Ok(Some(decision)),
                 Wake::Interrupted => {
                     if approvals.close(id, ApprovalState::Withdrawn).is_some() {
                         approval.state = ApprovalState::Withdrawn;
                         approval.decided_by = Some("server shutdown".into());
                         approval.decided_at = Some(Utc::now());
-                        self.engine.publish(ServerMessage::ApprovalDecided { approval });
+                        self.cx.log.append(ServerMessage::ApprovalDecided {
+                            approval: approval.clone(),
+                        });
                     }
                     return Err(Stop::Interrupted);
                 }
                 Wake::TimedOut if (approval.level as usize) + 1 < approval.escalation.len() => {
                     approval.level += 1;
                     approval.approver = approval.escalation[approval.level as usize].clone();
-                    approval.expires_at = Utc::now() + wall_timeout;
-                    if !approvals.update(&approval) {
+                    approval.expires_at = Utc::now() + self.wall(timeout);
+                    if !approvals.update(approval) {
                         // A decision arrived as the time ran out.
-                        break reply.await.ok();
+                        return Ok(reply.await.ok());
                     }
-                    self.note(crate::protocol::AgentType::Resolution, approval.describe_request());
-                    self.engine.publish(ServerMessage::ApprovalRequested {
-                        approval: approval.clone(),
-                    });
+                    self.announce_request(approval);
                 }
                 Wake::TimedOut => {
                     if approvals.close(id, ApprovalState::Expired).is_some() {
-                        break None;
+                        return Ok(None);
                     }
-                    break reply.await.ok();
+                    // A decision arrived as the last time ran out.
+                    return Ok(reply.await.ok());
                 }
             }
-        };
-        let waited = self.clock.now().saturating_sub(asked);
-        self.elapsed += waited;
-        self.approval_wait += waited;
-        approval.waited_seconds = Some((waited.as_secs_f64() * 10.0).round() / 10.0);
-        match decision {
-            Some(decision) => {
-                approval.state = if decision.approve {
-                    ApprovalState::Approved
-                } else {
-                    ApprovalState::Rejected
-                };
-                approval.decided_by = Some(decision.approver);
-                approval.decided_at = Some(decision.at);
-                approval.comment = decision.comment;
-            }
-            None => {
-                approval.state = ApprovalState::Expired;
-                approval.decided_by = Some("policy (timeout)".into());
-                approval.decided_at = Some(Utc::now());
-                approval.comment = Some(format!(
-                    "nobody answered ({} asked, {:.0}s each); safe default: {}",
-                    approval.escalation.join(", then "),
-                    approval.timeout_seconds,
-                    if approval.on_timeout == PolicyVerdict::Auto {
-                        "run the plan"
-                    } else {
-                        "leave the estate alone and hand over to people"
-                    }
-                ));
-            }
         }
-        metrics::counter!("antibody_approvals_total", "state" => approval.state.as_str()).increment(1);
-        self.engine.chart_mark(
-            self.id,
-            self.elapsed,
-            crate::protocol::MarkKind::Decision,
-            approval.outcome(),
-        );
-        self.note(crate::protocol::AgentType::Resolution, approval.outcome());
-        self.engine.publish(ServerMessage::ApprovalDecided {
-            approval: approval.clone(),
-        });
-        Ok(approval)
     }
 
     /// Right before an approved plan runs: is the trouble still there, is
@@ -252,7 +257,7 @@ impl Run<'_> {
         approval: &Approval,
         attempt: &mut Attempt,
     ) -> Clearance {
-        let swarm = self.engine.swarm();
+        let swarm = Arc::clone(&self.cx.swarm);
         let watch = watch_list(case);
         let elapsed = self.elapsed;
         let (still_wrong, fresh) = self.twin.with(elapsed, |estate| {
@@ -263,7 +268,7 @@ impl Run<'_> {
         });
         let current = fresh.as_ref().unwrap_or(plan);
         let input = policy_input(case, hypothesis, current);
-        let mut ruling = self.engine.policy().decide(&input);
+        let mut ruling = self.cx.policy.decide(&input);
         // Why the approval no longer holds, if it does not; `true` when the
         // trouble itself is gone.
         let stale: Option<(bool, String)> = if still_wrong.is_empty() {
@@ -310,7 +315,7 @@ impl Run<'_> {
 
     /// The other hypotheses' plans, most likely first.
     fn alternatives(&mut self, case: &Case, chosen: &Hypothesis) -> Vec<ApprovalOption> {
-        let swarm = self.engine.swarm();
+        let swarm = Arc::clone(&self.cx.swarm);
         let watch = watch_list(case);
         let others: Vec<Hypothesis> = case
             .diagnosis
@@ -402,4 +407,36 @@ fn evidence(case: &Case, hypothesis: &Hypothesis) -> Vec<String> {
     }
     lines.truncate(EVIDENCE_LINES);
     lines
+}
+
+/// Writes the outcome into the approval: the person's decision, or the
+/// policy's safe default when nobody answered.
+fn settle(approval: &mut Approval, decision: Option<HumanDecision>) {
+    match decision {
+        Some(decision) => {
+            approval.state = if decision.approve {
+                ApprovalState::Approved
+            } else {
+                ApprovalState::Rejected
+            };
+            approval.decided_by = Some(decision.approver);
+            approval.decided_at = Some(decision.at);
+            approval.comment = decision.comment;
+        }
+        None => {
+            approval.state = ApprovalState::Expired;
+            approval.decided_by = Some("policy (timeout)".into());
+            approval.decided_at = Some(Utc::now());
+            approval.comment = Some(format!(
+                "nobody answered ({} asked, {:.0}s each); safe default: {}",
+                approval.escalation.join(", then "),
+                approval.timeout_seconds,
+                if approval.on_timeout == PolicyVerdict::Auto {
+                    "run the plan"
+                } else {
+                    "leave the estate alone and hand over to people"
+                }
+            ));
+        }
+    }
 }

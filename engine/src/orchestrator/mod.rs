@@ -12,7 +12,7 @@
 //! Time is simulated: the agents sleep on the engine's clock, and the twin
 //! advances by exactly the simulated time that passed.
 
-use std::{ops::Range, time::Duration};
+use std::{ops::Range, sync::Arc, time::Duration};
 
 use rand::{Rng, rngs::StdRng};
 use tokio_util::sync::CancellationToken;
@@ -28,20 +28,24 @@ pub use estate::{SharedTwin, TwinRef};
 use treatment::Treatment;
 
 use crate::{
-    Engine,
     agents::{
-        Agent, Case, Report,
+        Agent, Case, Report, Swarm,
         communication::{Attempt, Outcome, TimelineEntry},
         resolution::outstanding_in,
     },
-    bus::Worker,
+    bus::{AgentBus, Worker},
     catalog::{FaultyVoter, RootCause},
+    charts::Charts,
+    claims::Claims,
     clock::SimClock,
+    event_log::EventLog,
+    governance::{Approvals, Policy},
+    notify::Webhook,
     protocol::{
         self as protocol, ActionDetails, ActionStatus, AgentAction, AgentType, Backoff, CircuitOpen, Crashed,
-        FixRecord, Incident, IncidentStatus, ServerMessage, Severity, Started, Task,
+        FixRecord, Incident, IncidentStatus, MarkKind, ServerMessage, Severity, Started, Task,
     },
-    twin::{ActionKind, ConfigChange},
+    twin::{ActionKind, ConfigChange, Metric},
 };
 
 /// Seed 000's measured duration ranges at speed 1.0, in seconds.
@@ -138,9 +142,84 @@ enum Stop {
     AgentUnavailable(AgentType),
 }
 
+/// What an incident's run reaches of the engine, and nothing more: the
+/// swarm, the log, the agents' bus, governance, root claims and charts. The
+/// engine builds one for each incident. The orchestrator never sees the
+/// incident book, admission or recovery, and hands back a [`Closing`]
+/// instead of finishing the incident itself.
+#[derive(Clone)]
+pub(crate) struct Context {
+    /// The agents and the catalog.
+    pub swarm: Arc<Swarm>,
+    /// Where every event goes, in order.
+    pub log: EventLog,
+    /// Agents' time, shared by every incident.
+    pub bus: AgentBus,
+    /// What may run without a person.
+    pub policy: Arc<Policy>,
+    /// Plans waiting for a person.
+    pub approvals: Approvals,
+    /// Root services being remediated, and by which incident.
+    pub claims: Claims,
+    /// Open incidents' charts.
+    pub charts: Arc<Charts>,
+    /// Where closed incidents are announced.
+    pub webhook: Option<Webhook>,
+    /// Chaos: the share of agent jobs that fail.
+    pub agent_failure_rate: f64,
+    /// Simulated time.
+    pub clock: SimClock,
+    /// Cancelled when in-flight incidents must stop.
+    pub interrupt: CancellationToken,
+}
+
+impl Context {
+    /// Publishes the configuration changes an incident's actions made.
+    fn publish_changes(&self, incident_id: Option<Uuid>, changes: &[ConfigChange]) {
+        for event in config_change_events(incident_id, changes) {
+            self.log.append(event);
+        }
+    }
+
+    /// Marks a moment on the incident's chart.
+    fn mark(&self, id: Uuid, at: Duration, kind: MarkKind, label: String) {
+        self.charts.mark(id, at.as_secs_f64(), kind, label);
+    }
+
+    /// Adds the series detection found anomalous to the incident's chart.
+    /// Only incidents on the shared estate have one.
+    fn watch(&self, id: Uuid, twin: &TwinRef, anomalies: &[(String, Metric)]) {
+        if let TwinRef::Shared(shared) = twin {
+            shared.with(|estate| self.charts.watch(id, estate, anomalies));
+        }
+    }
+}
+
+/// The events that announce configuration changes: an incident's, or
+/// (`None`) the estate's own.
+pub(crate) fn config_change_events(
+    incident_id: Option<Uuid>,
+    changes: &[ConfigChange],
+) -> impl Iterator<Item = ServerMessage> + '_ {
+    changes.iter().map(move |change| ServerMessage::ConfigChange {
+        incident_id,
+        change: change.event(),
+    })
+}
+
+/// What a finished run hands back, for the engine to close the incident.
+pub(crate) struct Closing {
+    pub id: Uuid,
+    pub verdict: Verdict,
+    pub case: Case,
+    /// The isolated twin's SLO violations at the end (evaluation only).
+    pub violations: Option<Vec<String>>,
+}
+
 /// The running state of one incident.
 struct Run<'a> {
-    engine: &'a Engine,
+    /// What it may reach of the engine.
+    cx: &'a Context,
     id: Uuid,
     twin: TwinRef,
     rng: StdRng,
@@ -183,7 +262,7 @@ impl Run<'_> {
             confidence: None,
         };
         action.description = action.describe();
-        self.engine.publish(ServerMessage::AgentAction {
+        self.cx.log.append(ServerMessage::AgentAction {
             incident_id: self.id,
             action: action.clone(),
         });
@@ -193,7 +272,7 @@ impl Run<'_> {
     /// Waits for a worker of `agent` on the bus, unless interrupted.
     async fn worker(&self, agent: AgentType) -> Result<Worker, Stop> {
         tokio::select! {
-            worker = self.engine.bus().worker(agent, self.severity) => Ok(worker),
+            worker = self.cx.bus.worker(agent, self.severity) => Ok(worker),
             () = self.interrupt.cancelled() => Err(Stop::Interrupted),
         }
     }
@@ -208,7 +287,7 @@ impl Run<'_> {
     }
 
     fn finished(&mut self, mut action: AgentAction, status: ActionStatus, report: Report, took: Duration) {
-        self.engine.bus().record(action.agent_type, took);
+        self.cx.bus.record(action.agent_type, took);
         action.status = status;
         action.details = report.details;
         action.description = action.describe();
@@ -222,7 +301,7 @@ impl Run<'_> {
         self.note(action.agent_type, action.description.clone());
         action.duration_ms = Some(took.as_millis() as u64);
         action.confidence = Some(report.confidence);
-        self.engine.publish(ServerMessage::AgentAction {
+        self.cx.log.append(ServerMessage::AgentAction {
             incident_id: self.id,
             action,
         });
@@ -245,7 +324,7 @@ impl Run<'_> {
                 let wait = AGENT_BACKOFF.wait(attempt - 1, self.rng.random::<f64>());
                 self.pass(wait).await?;
             }
-            if let Err(open_for) = self.engine.bus().admit(kind) {
+            if let Err(open_for) = self.cx.bus.admit(kind) {
                 let action = self.started(kind, ActionDetails::Started(task.clone()));
                 self.finished(
                     action,
@@ -265,8 +344,8 @@ impl Run<'_> {
             let action = self.started(kind, ActionDetails::Started(task.clone()));
             self.pass(duration).await?;
             // Chaos: the agent's job fails as if its process crashed.
-            if self.rng.random::<f64>() < self.engine.agent_failure_rate() {
-                self.engine.bus().outcome(kind, false);
+            if self.rng.random::<f64>() < self.cx.agent_failure_rate {
+                self.cx.bus.outcome(kind, false);
                 self.finished(
                     action,
                     ActionStatus::Failed,
@@ -281,7 +360,7 @@ impl Run<'_> {
                 );
                 continue;
             }
-            self.engine.bus().outcome(kind, true);
+            self.cx.bus.outcome(kind, true);
             let elapsed = self.elapsed;
             let report = self.twin.with(elapsed, |estate| agent.work(case, estate));
             self.finished(action, ActionStatus::Completed, report, duration);
@@ -291,7 +370,7 @@ impl Run<'_> {
     }
 
     fn publish_changes(&self, changes: &[ConfigChange]) {
-        self.engine.publish_changes(Some(self.id), changes);
+        self.cx.publish_changes(Some(self.id), changes);
     }
 }
 
@@ -321,7 +400,7 @@ fn watch_list(case: &Case) -> Vec<String> {
 /// Detection and diagnosis again, on the estate as it is now. True when
 /// nothing is left to fix.
 async fn reexamine(run: &mut Run<'_>, case: &mut Case) -> Result<bool, Stop> {
-    let swarm = run.engine.swarm();
+    let swarm = Arc::clone(&run.cx.swarm);
     // Deviations that break no objective (a pool still half full of leaked
     // connections after it was doubled) are for watching, not for acting.
     let watch = watch_list(case);
@@ -347,7 +426,7 @@ async fn reexamine(run: &mut Run<'_>, case: &mut Case) -> Result<bool, Stop> {
 
 /// Takes the incident through the swarm, then closes it. Stops early,
 /// marking it interrupted, when the engine is told to interrupt.
-pub(crate) async fn run(engine: Engine, assignment: Assignment) {
+pub(crate) async fn run(cx: Context, assignment: Assignment) -> Closing {
     let Assignment {
         incident,
         twin,
@@ -356,12 +435,12 @@ pub(crate) async fn run(engine: Engine, assignment: Assignment) {
     } = assignment;
     let id = incident.id;
     let mut run = Run {
-        engine: &engine,
+        cx: &cx,
         id,
         twin,
         rng,
-        clock: engine.clock(),
-        interrupt: engine.interrupt_token(),
+        clock: cx.clock,
+        interrupt: cx.interrupt.clone(),
         severity: incident.severity,
         elapsed: Duration::ZERO,
         approval_wait: Duration::ZERO,
@@ -400,7 +479,12 @@ pub(crate) async fn run(engine: Engine, assignment: Assignment) {
         TwinRef::Own { estate, .. } => Some(estate.violations(VERIFY_WINDOW)),
         TwinRef::Shared(_) => None,
     };
-    engine.finish(id, verdict, &case, violations);
+    Closing {
+        id,
+        verdict,
+        case,
+        violations,
+    }
 }
 
 /// The incident's whole course: study, treatment, then the report.
@@ -440,7 +524,7 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
 /// Detection, diagnosis and prediction, in turn; returns when detection
 /// and diagnosis were done.
 async fn study(run: &mut Run<'_>, case: &mut Case) -> Result<(Duration, Duration), Stop> {
-    let swarm = run.engine.swarm();
+    let swarm = Arc::clone(&run.cx.swarm);
     let services = run.twin.with(run.elapsed, |e| e.topology().len());
 
     let duration = run.seconds(DETECTION_SECONDS);
@@ -456,7 +540,7 @@ async fn study(run: &mut Run<'_>, case: &mut Case) -> Result<(Duration, Duration
             .iter()
             .map(|a| (a.service.clone(), a.metric))
             .collect();
-        run.engine.chart_watch(run.id, &anomalies);
+        run.cx.watch(run.id, &run.twin, &anomalies);
     }
     let recognised = case
         .detection
@@ -483,7 +567,7 @@ async fn communicate(
     summary: String,
     attempts: Vec<Attempt>,
 ) -> Result<String, Stop> {
-    let swarm = run.engine.swarm();
+    let swarm = Arc::clone(&run.cx.swarm);
     let _worker = run.worker(AgentType::Communication).await?;
     let action = run.started(
         AgentType::Communication,
@@ -499,7 +583,7 @@ async fn communicate(
         summary,
     };
     let status_line = swarm.communication.status_line(case, &outcome);
-    if let Some(webhook) = run.engine.webhook() {
+    if let Some(webhook) = run.cx.webhook.as_ref() {
         webhook.spawn(crate::notify::Notification {
             incident_id: run.id,
             title: case.incident.title.clone(),
@@ -516,7 +600,7 @@ async fn communicate(
             details: ActionDetails::Report(protocol::Report {
                 status_page: status_line,
                 report_chars: report.len(),
-                webhook: run.engine.webhook().is_some(),
+                webhook: run.cx.webhook.as_ref().is_some(),
             }),
             confidence: 0.95,
         },

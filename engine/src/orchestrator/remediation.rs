@@ -2,7 +2,7 @@
 //! safety checks, the steps applied one at a time, verification from
 //! telemetry, and the rollback when recovery does not come.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use rand::Rng;
 
@@ -41,7 +41,7 @@ impl Run<'_> {
         plan: &Plan,
         faulty: &[FaultyVoter],
     ) -> Result<(bool, String), Stop> {
-        let swarm = self.engine.swarm();
+        let swarm = Arc::clone(&self.cx.swarm);
         let _worker = self.worker(AgentType::Resolution).await?;
         let action = self.started(
             AgentType::Resolution,
@@ -87,7 +87,7 @@ impl Run<'_> {
             "outcome" => if round.passed { "passed" } else { "failed" }
         )
         .increment(1);
-        self.engine.publish(ServerMessage::Consensus {
+        self.cx.log.append(ServerMessage::Consensus {
             incident_id: self.id,
             round: round.clone(),
         });
@@ -126,8 +126,8 @@ impl Run<'_> {
         let verdict = self.verify(plan).await?;
         attempt.verified = verdict.verified;
         if verdict.verified {
-            self.engine
-                .chart_mark(self.id, self.elapsed, MarkKind::Verified, "recovery verified".into());
+            self.cx
+                .mark(self.id, self.elapsed, MarkKind::Verified, "recovery verified".into());
             return Ok(Remedy::Healed);
         }
         attempt.outstanding = verdict.outstanding;
@@ -141,7 +141,7 @@ impl Run<'_> {
 
     /// The plan's safety checks, published; true when every one passed.
     async fn check_safety(&mut self, case: &Case, plan: &Plan) -> Result<bool, Stop> {
-        let swarm = self.engine.swarm();
+        let swarm = Arc::clone(&self.cx.swarm);
         let action = self.started(
             AgentType::Resolution,
             ActionDetails::SafetyChecks(SafetyChecks { checks: Vec::new() }),
@@ -196,7 +196,7 @@ impl Run<'_> {
                     attempt
                         .executed
                         .push((label.clone(), (duration.as_secs_f64() * 10.0).round() / 10.0));
-                    self.engine.chart_mark(self.id, self.elapsed, MarkKind::Step, label);
+                    self.cx.mark(self.id, self.elapsed, MarkKind::Step, label);
                     let details = Step {
                         changes: done.changes.iter().map(ConfigChange::event).collect(),
                         side_effects: done.side_effects.clone(),
@@ -239,7 +239,7 @@ impl Run<'_> {
     /// Watches the telemetry until recovery shows and holds, the root
     /// recovers alone for a while (another cause), or time runs out.
     async fn verify(&mut self, plan: &Plan) -> Result<Verdict, Stop> {
-        let swarm = self.engine.swarm();
+        let swarm = Arc::clone(&self.cx.swarm);
         let verifying = Verification {
             watch: plan.watch.clone(),
             window_seconds: VERIFY_WINDOW as u64,
@@ -304,7 +304,7 @@ impl Run<'_> {
     /// returns `None`: the caller looks again first, since the other's fix
     /// may be ours too.
     pub(super) async fn claim_or_wait(&mut self, root: &str) -> Result<Option<Claim>, Stop> {
-        let holder = match self.engine.claims().claim(root, self.id) {
+        let holder = match self.cx.claims.claim(root, self.id) {
             Ok(claim) => return Ok(Some(claim)),
             Err(holder) => holder,
         };
@@ -314,7 +314,7 @@ impl Run<'_> {
         };
         let action = self.started(AgentType::Resolution, ActionDetails::ClaimWait(wait.clone()));
         let started = self.elapsed;
-        while self.engine.claims().claim(root, self.id).is_err() && self.elapsed - started < CLAIM_PATIENCE {
+        while self.cx.claims.claim(root, self.id).is_err() && self.elapsed - started < CLAIM_PATIENCE {
             self.pass(VERIFY_POLL).await?;
         }
         let took = self.elapsed - started;
@@ -357,7 +357,7 @@ impl Run<'_> {
             });
         }
         attempt.rolled_back.clone_from(&undone);
-        self.engine.chart_mark(
+        self.cx.mark(
             self.id,
             self.elapsed,
             MarkKind::Rollback,

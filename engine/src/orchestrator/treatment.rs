@@ -4,6 +4,8 @@
 //! hypotheses run out; then the conclusion that the report and the status
 //! carry.
 
+use std::sync::Arc;
+
 use super::{MAX_ATTEMPTS, Remedy, Run, Stop, gate::Clearance, reexamine, watch_list};
 use crate::{
     agents::{Case, Hypothesis, Plan, communication::Attempt},
@@ -47,7 +49,7 @@ enum Turn {
 
 /// Tries the hypotheses in rank order, at most [`MAX_ATTEMPTS`] plans.
 pub(super) async fn treat(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Result<Treatment, Stop> {
-    let swarm = run.engine.swarm();
+    let swarm = Arc::clone(&run.cx.swarm);
     let mut t = Treatment::default();
     while t.attempts.len() < MAX_ATTEMPTS {
         let Some(hypothesis) = case
@@ -79,7 +81,7 @@ pub(super) async fn treat(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVo
             };
             Some(claim)
         } else {
-            run.engine.claims().claim(&plan.root.service, run.id).ok()
+            run.cx.claims.claim(&plan.root.service, run.id).ok()
         };
         t.tried.push(hypothesis.root.clone());
         match t.attempt(run, case, faulty, &hypothesis, &plan, claim).await? {

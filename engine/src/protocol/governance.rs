@@ -267,87 +267,108 @@ impl AuditEntry {
     /// requests and escalations, and decisions.
     pub fn from_event(seq: u64, at: DateTime<Utc>, message: &super::ServerMessage) -> Option<Self> {
         use super::ServerMessage;
-        let entry = |incident_id,
-                     approval_id,
-                     kind: &str,
-                     actor: String,
-                     decision: &str,
-                     reason: String,
-                     plan: &str,
-                     evidence| Self {
-            seq,
-            at,
-            incident_id,
-            approval_id,
-            kind: kind.to_owned(),
-            actor,
-            decision: decision.to_owned(),
-            reason,
-            plan: plan.to_owned(),
-            evidence,
-        };
         match message {
-            ServerMessage::PolicyDecision { incident_id, decision } => Some(entry(
-                *incident_id,
-                decision.approval_id,
-                "policy_decision",
-                format!("policy:{}", decision.rule),
-                if decision.stale {
-                    "stale"
-                } else {
-                    decision.verdict.as_str()
-                },
-                decision.reason.clone(),
-                &decision.plan,
-                serde_json::json!({
-                    "stage": decision.stage,
-                    "revision": decision.revision,
-                    "input": decision.input,
-                }),
-            )),
-            ServerMessage::ApprovalRequested { approval } if approval.level == 0 => Some(entry(
-                approval.incident_id,
-                Some(approval.approval_id),
+            ServerMessage::PolicyDecision { incident_id, decision } => {
+                Some(Self::from_policy_decision(seq, at, *incident_id, decision))
+            }
+            // Level 0 is the first approver; any later level is an escalation.
+            ServerMessage::ApprovalRequested { approval } if approval.level == 0 => Some(Self::from_approval(
+                seq,
+                at,
+                approval,
                 "approval_requested",
                 format!("policy:{}", approval.rule),
-                approval.state.as_str(),
                 format!("{}; asking {}", approval.reason, approval.approver),
-                &approval.proposal.plan,
                 serde_json::json!({
                     "evidence": approval.evidence,
                     "proposal": approval.proposal,
                     "alternatives": approval.alternatives,
                 }),
             )),
-            ServerMessage::ApprovalRequested { approval } => Some(entry(
-                approval.incident_id,
-                Some(approval.approval_id),
+            ServerMessage::ApprovalRequested { approval } => Some(Self::from_approval(
+                seq,
+                at,
+                approval,
                 "approval_escalated",
                 "policy (timeout)".to_owned(),
-                approval.state.as_str(),
-                format!(
-                    "no answer from {} in {:.0}s; asking {}",
-                    approval
-                        .escalation
-                        .get((approval.level as usize).saturating_sub(1))
-                        .map_or("the previous approver", String::as_str),
-                    approval.timeout_seconds,
-                    approval.approver
-                ),
-                &approval.proposal.plan,
+                escalation_reason(approval),
                 serde_json::json!({ "level": approval.level }),
             )),
-            ServerMessage::ApprovalDecided { approval } => Some(entry(
-                approval.incident_id,
-                Some(approval.approval_id),
+            ServerMessage::ApprovalDecided { approval } => Some(Self::from_approval(
+                seq,
+                at,
+                approval,
                 "approval_decided",
                 approval.decided_by.clone().unwrap_or_else(|| "unknown".to_owned()),
-                approval.state.as_str(),
                 approval.comment.clone().unwrap_or_default(),
-                &approval.proposal.plan,
                 serde_json::json!({ "waited_seconds": approval.waited_seconds, "level": approval.level }),
             )),
             _ => None,
         }
     }
+
+    /// The row of a policy decision about a plan of `incident_id`, with the
+    /// facts it looked at as evidence.
+    fn from_policy_decision(seq: u64, at: DateTime<Utc>, incident_id: Uuid, decision: &PolicyDecision) -> Self {
+        Self {
+            seq,
+            at,
+            incident_id,
+            approval_id: decision.approval_id,
+            kind: "policy_decision".to_owned(),
+            actor: format!("policy:{}", decision.rule),
+            decision: if decision.stale {
+                "stale"
+            } else {
+                decision.verdict.as_str()
+            }
+            .to_owned(),
+            reason: decision.reason.clone(),
+            plan: decision.plan.clone(),
+            evidence: serde_json::json!({
+                "stage": decision.stage,
+                "revision": decision.revision,
+                "input": decision.input,
+            }),
+        }
+    }
+
+    /// The row of an approval event (`kind`): its decision is the
+    /// approval's state.
+    fn from_approval(
+        seq: u64,
+        at: DateTime<Utc>,
+        approval: &Approval,
+        kind: &str,
+        actor: String,
+        reason: String,
+        evidence: serde_json::Value,
+    ) -> Self {
+        Self {
+            seq,
+            at,
+            incident_id: approval.incident_id,
+            approval_id: Some(approval.approval_id),
+            kind: kind.to_owned(),
+            actor,
+            decision: approval.state.as_str().to_owned(),
+            reason,
+            plan: approval.proposal.plan.clone(),
+            evidence,
+        }
+    }
+}
+
+/// Why an approval moved to its current approver: who before them did not
+/// answer, and for how long.
+fn escalation_reason(approval: &Approval) -> String {
+    format!(
+        "no answer from {} in {:.0}s; asking {}",
+        approval
+            .escalation
+            .get((approval.level as usize).saturating_sub(1))
+            .map_or("the previous approver", String::as_str),
+        approval.timeout_seconds,
+        approval.approver
+    )
 }

@@ -85,6 +85,78 @@ fn yes() -> bool {
     true
 }
 
+impl ServiceFile {
+    /// The error for this service, naming it.
+    fn bad(&self, reason: &str) -> TopologyError {
+        TopologyError(format!("service `{}`: {reason}", self.name))
+    }
+
+    /// Checks the figures that need no other service: calls, latencies,
+    /// objectives, utilisation, instances and the model registry.
+    fn check(&self) -> Result<(), TopologyError> {
+        if !self.calls.is_empty() && self.calls.len() != self.depends_on.len() {
+            return Err(self.bad("`calls` needs one figure per entry of `depends_on`"));
+        }
+        if !(self.latency_ms > 0.0 && self.slo_p99_ms > 0.0 && (0.0..1.0).contains(&self.slo_error)) {
+            return Err(self.bad("latency_ms and slo_p99_ms must be positive, slo_error in [0, 1)"));
+        }
+        if !((0.0..0.95).contains(&self.cpu) && (0.0..0.95).contains(&self.memory)) || self.instances == 0 {
+            return Err(self.bad("cpu and memory must be in [0, 0.95), instances at least 1"));
+        }
+        if (self.kind == ServiceKind::Model) == self.models.is_empty() {
+            return Err(self.bad("a model service needs `models` (its registry), and only a model has one"));
+        }
+        for (i, model) in self.models.iter().enumerate() {
+            if model.version as usize != i + 1 || !(model.accuracy > 0.5 && model.accuracy <= 1.0) {
+                return Err(self.bad("`models` must number versions 1, 2, … in order, accuracy in (0.5, 1]"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The service's spec, with its dependencies, fallback and replica
+    /// resolved to indices through `by_name` (`base_rps` is derived later).
+    fn resolve(&self, by_name: &HashMap<String, usize>) -> Result<ServiceSpec, TopologyError> {
+        let find = |field: &str, name: &str| {
+            by_name.get(name).copied().ok_or_else(|| {
+                TopologyError(format!(
+                    "service `{}`: {field} names unknown service `{name}`",
+                    self.name
+                ))
+            })
+        };
+        let mut edges = Vec::new();
+        for (i, dep) in self.depends_on.iter().enumerate() {
+            let calls = self.calls.get(i).copied().unwrap_or(1.0);
+            if !(calls > 0.0 && calls <= 10.0) {
+                return Err(self.bad("calls must be in (0, 10]"));
+            }
+            edges.push(Edge {
+                to: find("depends_on", dep)?,
+                calls,
+            });
+        }
+        Ok(ServiceSpec {
+            name: self.name.clone(),
+            kind: self.kind,
+            edges,
+            entry_rps: self.rps,
+            base_rps: 0.0,
+            latency_ms: self.latency_ms,
+            cpu: self.cpu,
+            memory: self.memory,
+            instances: self.instances,
+            pool_size: self.pool_size,
+            slo_p99_ms: self.slo_p99_ms,
+            slo_error: self.slo_error,
+            fallback: self.fallback.as_deref().map(|f| find("fallback", f)).transpose()?,
+            replica: self.replica.as_deref().map(|r| find("replica", r)).transpose()?,
+            owned: self.owned,
+            models: self.models.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EstateFile {
@@ -163,6 +235,8 @@ impl Topology {
         Self::parse(include_str!("../../data/twin/estate.toml"))
     }
 
+    /// Reads an estate file and checks it: names, figures, dependencies, no
+    /// cycles, traffic for every service.
     pub fn parse(text: &str) -> Result<Self, TopologyError> {
         let file: EstateFile = toml::from_str(text).map_err(|e| TopologyError(e.to_string()))?;
         let by_name: HashMap<String, usize> = file
@@ -174,69 +248,10 @@ impl Topology {
         if by_name.len() != file.service.len() {
             return Err(TopologyError("two services share a name".into()));
         }
-        let find = |owner: &str, field: &str, name: &str| {
-            by_name
-                .get(name)
-                .copied()
-                .ok_or_else(|| TopologyError(format!("service `{owner}`: {field} names unknown service `{name}`")))
-        };
         let mut services = Vec::with_capacity(file.service.len());
         for s in &file.service {
-            let bad = |reason: &str| TopologyError(format!("service `{}`: {reason}", s.name));
-            if !s.calls.is_empty() && s.calls.len() != s.depends_on.len() {
-                return Err(bad("`calls` needs one figure per entry of `depends_on`"));
-            }
-            if !(s.latency_ms > 0.0 && s.slo_p99_ms > 0.0 && (0.0..1.0).contains(&s.slo_error)) {
-                return Err(bad("latency_ms and slo_p99_ms must be positive, slo_error in [0, 1)"));
-            }
-            if !((0.0..0.95).contains(&s.cpu) && (0.0..0.95).contains(&s.memory)) || s.instances == 0 {
-                return Err(bad("cpu and memory must be in [0, 0.95), instances at least 1"));
-            }
-            if (s.kind == ServiceKind::Model) == s.models.is_empty() {
-                return Err(bad(
-                    "a model service needs `models` (its registry), and only a model has one",
-                ));
-            }
-            for (i, model) in s.models.iter().enumerate() {
-                if model.version as usize != i + 1 || !(model.accuracy > 0.5 && model.accuracy <= 1.0) {
-                    return Err(bad(
-                        "`models` must number versions 1, 2, … in order, accuracy in (0.5, 1]",
-                    ));
-                }
-            }
-            let mut edges = Vec::new();
-            for (i, dep) in s.depends_on.iter().enumerate() {
-                let calls = s.calls.get(i).copied().unwrap_or(1.0);
-                if !(calls > 0.0 && calls <= 10.0) {
-                    return Err(bad("calls must be in (0, 10]"));
-                }
-                edges.push(Edge {
-                    to: find(&s.name, "depends_on", dep)?,
-                    calls,
-                });
-            }
-            services.push(ServiceSpec {
-                name: s.name.clone(),
-                kind: s.kind,
-                edges,
-                entry_rps: s.rps,
-                base_rps: 0.0,
-                latency_ms: s.latency_ms,
-                cpu: s.cpu,
-                memory: s.memory,
-                instances: s.instances,
-                pool_size: s.pool_size,
-                slo_p99_ms: s.slo_p99_ms,
-                slo_error: s.slo_error,
-                fallback: s
-                    .fallback
-                    .as_deref()
-                    .map(|f| find(&s.name, "fallback", f))
-                    .transpose()?,
-                replica: s.replica.as_deref().map(|r| find(&s.name, "replica", r)).transpose()?,
-                owned: s.owned,
-                models: s.models.clone(),
-            });
+            s.check()?;
+            services.push(s.resolve(&by_name)?);
         }
         let bottom_up = bottom_up_order(&services)?;
         let mut topology = Self {
@@ -246,13 +261,7 @@ impl Topology {
             reach: Vec::new(),
         };
         topology.derive_base_rps();
-        topology.reach = (0..topology.len())
-            .map(|from| {
-                (0..topology.len())
-                    .map(|to| topology.path(from, to).is_some())
-                    .collect()
-            })
-            .collect();
+        topology.reach = topology.reach_matrix();
         if let Some(idle) = topology.services.iter().find(|s| s.base_rps <= 0.0) {
             return Err(TopologyError(format!(
                 "service `{}` gets no traffic: give it `rps` or a caller",
@@ -260,6 +269,14 @@ impl Topology {
             )));
         }
         Ok(topology)
+    }
+
+    /// `reach[a][b]` for every pair: whether work from `a` can reach `b`
+    /// (through calls and cache fallbacks, as [`Topology::path`] goes).
+    fn reach_matrix(&self) -> Vec<Vec<bool>> {
+        (0..self.len())
+            .map(|from| (0..self.len()).map(|to| self.path(from, to).is_some()).collect())
+            .collect()
     }
 
     /// Pushes the entry points' traffic down the call edges.

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use engine::{
     governance::Policy,
-    protocol::{ActionDetails, IncidentDetail, IncidentStatus},
+    protocol::{ActionDetails, IncidentStatus},
 };
 use serde_json::{Value, json};
 
@@ -44,15 +44,6 @@ async fn pending_for(app: &TestApp, incident: &str) -> Value {
     .await
 }
 
-async fn decide(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
-    app.http
-        .post(app.url(&format!("/api/approvals/{id}/decision")))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Polls the incident until it closes; returns its detail.
 async fn closed(app: &TestApp, incident: &str) -> Value {
     eventually(
@@ -80,7 +71,7 @@ async fn a_plan_that_needs_a_person_runs_only_once_approved_and_the_audit_log_sa
             .any(|r| r["name"] == "wide-critical-changes-need-a-person")
     );
 
-    let incident = app.fire("database_cascade").await["id"].as_str().unwrap().to_owned();
+    let incident = app.fire("database_cascade").await.id.to_string();
     let approval = pending_for(&app, &incident).await;
     let id = approval["approval_id"].as_str().unwrap();
     assert_eq!(approval["rule"], "wide-critical-changes-need-a-person");
@@ -92,7 +83,7 @@ async fn a_plan_that_needs_a_person_runs_only_once_approved_and_the_audit_log_sa
 
     // Nothing ran while it waited: no step in the incident's story.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let waiting: IncidentDetail = app.json(&format!("/api/incidents/{incident}")).await;
+    let waiting = app.incident(&incident).await;
     assert_eq!(waiting.incident.status, IncidentStatus::Active);
     assert!(
         waiting
@@ -102,12 +93,12 @@ async fn a_plan_that_needs_a_person_runs_only_once_approved_and_the_audit_log_sa
         "{waiting:#?}"
     );
 
-    let response = decide(
-        &app,
-        id,
-        json!({"decision": "approve", "approver": " alice ", "comment": "go"}),
-    )
-    .await;
+    let response = app
+        .decide(
+            id,
+            json!({"decision": "approve", "approver": " alice ", "comment": "go"}),
+        )
+        .await;
     assert_eq!(response.status(), 200);
     let decided: Value = response.json().await.unwrap();
     assert_eq!(
@@ -116,7 +107,7 @@ async fn a_plan_that_needs_a_person_runs_only_once_approved_and_the_audit_log_sa
     );
 
     // A second answer is too late.
-    let again = decide(&app, id, json!({"decision": "reject", "approver": "bob"})).await;
+    let again = app.decide(id, json!({"decision": "reject", "approver": "bob"})).await;
     assert_eq!(again.status(), 409);
     let problem: Value = again.json().await.unwrap();
     assert!(
@@ -181,7 +172,7 @@ async fn a_plan_that_needs_a_person_runs_only_once_approved_and_the_audit_log_sa
 #[tokio::test]
 async fn a_rejected_plan_never_runs() {
     let app = governed(patient_default(), None).await;
-    let incident = app.fire("network_partition").await["id"].as_str().unwrap().to_owned();
+    let incident = app.fire("network_partition").await.id.to_string();
     // Reject every plan put to a person, until the incident closes.
     let mut rejected = 0;
     let mut answered = std::collections::HashSet::new();
@@ -194,12 +185,12 @@ async fn a_rejected_plan_never_runs() {
             if !answered.insert(approval["approval_id"].as_str().unwrap().to_owned()) {
                 continue;
             }
-            let response = decide(
-                &app,
-                approval["approval_id"].as_str().unwrap(),
-                json!({"decision": "reject", "approver": "bob", "comment": "not during the sale"}),
-            )
-            .await;
+            let response = app
+                .decide(
+                    approval["approval_id"].as_str().unwrap(),
+                    json!({"decision": "reject", "approver": "bob", "comment": "not during the sale"}),
+                )
+                .await;
             assert_eq!(response.status(), 200);
             rejected += 1;
         }
@@ -240,7 +231,7 @@ async fn an_unanswered_request_escalates_then_takes_the_safe_default() {
         settings
     })
     .await;
-    let incident = app.fire("network_partition").await["id"].as_str().unwrap().to_owned();
+    let incident = app.fire("network_partition").await.id.to_string();
     let detail = closed(&app, &incident).await;
     let kinds: Vec<&str> = detail["audit"]
         .as_array()
@@ -316,7 +307,7 @@ async fn bad_decisions_are_refused_with_the_field_named() {
             "by",
         ),
     ] {
-        let response = decide(&app, &path, body.clone()).await;
+        let response = app.decide(&path, body.clone()).await;
         assert_eq!(response.status(), status, "{path} {body}");
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["field"], field, "{body}: {problem}");
@@ -360,7 +351,7 @@ async fn in_operator_mode_only_the_operator_decides() {
     let approval = pending_for(&app, &incident).await;
     let id = approval["approval_id"].as_str().unwrap();
     let body = json!({"decision": "approve", "approver": "mallory"});
-    assert_eq!(decide(&app, id, body.clone()).await.status(), 401);
+    assert_eq!(app.decide(id, body.clone()).await.status(), 401);
     // The dashboard's form refuses the same way.
     let form = app
         .http

@@ -2,7 +2,11 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use engine::{Engine, clock::Speed, protocol::Envelope};
+use engine::{
+    Engine,
+    clock::Speed,
+    protocol::{Envelope, Incident, IncidentDetail, Snapshot},
+};
 use futures::StreamExt;
 use server::{
     configuration::{LogFormat, Settings},
@@ -168,7 +172,9 @@ impl TestApp {
             .expect("the server answers")
     }
 
-    pub async fn fire(&self, scenario: &str) -> serde_json::Value {
+    /// Opens an incident from catalog `scenario` through `POST
+    /// /api/incidents`, as seed 000's client does; asserts the 201.
+    pub async fn fire(&self, scenario: &str) -> Incident {
         let body = serde_json::json!({
             "title": format!("Test {scenario}"),
             "severity": "critical",
@@ -177,7 +183,58 @@ impl TestApp {
         });
         let response = self.post_incident(&body.to_string()).await;
         assert_eq!(response.status(), 201);
-        response.json().await.unwrap()
+        response.json().await.expect("an Incident")
+    }
+
+    /// `POST /api/scenarios/{scenario}/trigger`, without a body.
+    pub async fn trigger(&self, scenario: &str) -> reqwest::Response {
+        let url = self.url(&format!("/api/scenarios/{scenario}/trigger"));
+        self.http.post(url).send().await.expect("the server answers")
+    }
+
+    /// `GET /api/incidents/{id}`, which must exist.
+    pub async fn incident(&self, id: impl std::fmt::Display) -> IncidentDetail {
+        self.json(&format!("/api/incidents/{id}")).await
+    }
+
+    /// `GET /api/snapshot`.
+    pub async fn snapshot(&self) -> Snapshot {
+        self.json("/api/snapshot").await
+    }
+
+    /// `POST /api/approvals/{id}/decision` with `body`.
+    pub async fn decide(&self, id: &str, body: serde_json::Value) -> reqwest::Response {
+        let url = self.url(&format!("/api/approvals/{id}/decision"));
+        self.http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// `GET /api/memory` (the export).
+    pub async fn export_memory(&self) -> reqwest::Response {
+        self.http
+            .get(self.url("/api/memory"))
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// `DELETE /api/memory`.
+    pub async fn clear_memory(&self) -> reqwest::Response {
+        self.http
+            .delete(self.url("/api/memory"))
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// `POST /api/timelines/validate` with `body` as it is, no content type.
+    pub async fn validate_timeline(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        let url = self.url("/api/timelines/validate");
+        self.http.post(url).body(body).send().await.expect("the server answers")
     }
 
     /// `POST /api/timeline-runs` with `body`.
@@ -273,7 +330,7 @@ where
 
 pub async fn fire_and_finish(app: &TestApp, scenario: &str) -> String {
     let mut socket = app.connect("").await;
-    let id = app.fire(scenario).await["id"].as_str().unwrap().to_owned();
+    let id = app.fire(scenario).await.id.to_string();
     events_until(&mut socket, |e| {
         matches!(&e.message, engine::protocol::ServerMessage::IncidentStatus { incident_id, status, .. }
             if incident_id.to_string() == id && status.is_terminal())

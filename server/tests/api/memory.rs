@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use engine::protocol::{ActionDetails, Analytics, IncidentDetail, MemoryExport, ServerMessage};
+use engine::protocol::{ActionDetails, Analytics, MemoryExport, ServerMessage};
 use serde_json::Value;
 
 use crate::helpers::{eventually, fire_and_finish, settings_in, spawn_app_in};
@@ -32,7 +32,7 @@ async fn memory_is_exported_survives_a_restart_and_is_cleared() {
 
     // The second run recalled the first: its diagnosis weighed it, and
     // the fix's one success.
-    let detail: IncidentDetail = app.json(&format!("/api/incidents/{second}")).await;
+    let detail = app.incident(&second).await;
     let recalled = detail.timeline.iter().any(|e| {
         matches!(&e.message, ServerMessage::AgentAction { action, .. }
             if matches!(&action.details, ActionDetails::Diagnosis(d)
@@ -77,7 +77,7 @@ async fn memory_is_exported_survives_a_restart_and_is_cleared() {
     );
     assert_eq!(again.recent, analytics.recent);
 
-    let cleared = app.http.delete(app.url("/api/memory")).send().await.unwrap();
+    let cleared = app.clear_memory().await;
     assert_eq!(cleared.status(), 200);
     assert_eq!(cleared.json::<Value>().await.unwrap()["removed"], 2);
     let after: MemoryExport = app.json("/api/memory").await;
@@ -92,7 +92,7 @@ async fn clearing_memory_needs_the_operator_token_in_operator_mode() {
         ..settings_in(&data, 200.0, Duration::from_secs(5))
     };
     let app = spawn_app_in(data.clone(), settings).await;
-    let refused = app.http.delete(app.url("/api/memory")).send().await.unwrap();
+    let refused = app.clear_memory().await;
     assert_eq!(refused.status(), 401);
     let allowed = app
         .http
@@ -103,7 +103,7 @@ async fn clearing_memory_needs_the_operator_token_in_operator_mode() {
         .unwrap();
     assert_eq!(allowed.status(), 200);
     // Reading it is open, like every other read.
-    let export = app.http.get(app.url("/api/memory")).send().await.unwrap();
+    let export = app.export_memory().await;
     assert_eq!(export.status(), 200);
 }
 

@@ -163,6 +163,8 @@ async fn a_store_that_refuses_events_makes_the_server_unready_until_it_takes_the
         .execute(&db)
         .await
         .unwrap();
+    // Sent on its own task (reqwest's future owns what it needs), so the
+    // test can watch /readyz while the request waits on the store.
     let waiting = tokio::spawn(app.http.post(app.url("/api/scenarios/cache_failure/trigger")).send());
     let body = crate::helpers::eventually(
         "/readyz turned 503 while the store refused events",
@@ -217,13 +219,9 @@ async fn a_seq_taken_by_another_writer_stops_publishing_and_says_why() {
         .execute(&db)
         .await
         .unwrap();
-    let response = tokio::time::timeout(
-        Duration::from_secs(30),
-        app.http.post(app.url("/api/scenarios/cache_failure/trigger")).send(),
-    )
-    .await
-    .expect("a halted log does not hang the request")
-    .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(30), app.trigger("cache_failure"))
+        .await
+        .expect("a halted log does not hang the request");
     assert_eq!(response.status().as_u16(), 503);
     let refused: Value = response.json().await.unwrap();
     assert!(

@@ -14,7 +14,7 @@ async fn shutdown_interrupts_in_flight_incidents_visibly_then_closes_sockets() {
     let mut socket = app.connect("").await;
     next_event(&mut socket).await;
     let incident = app.fire("database_cascade").await;
-    let id: uuid::Uuid = incident["id"].as_str().unwrap().parse().unwrap();
+    let id = incident.id;
 
     app.stop().await.expect("a clean stop");
 
@@ -46,7 +46,7 @@ async fn shutdown_interrupts_in_flight_incidents_visibly_then_closes_sockets() {
 async fn shutdown_lets_incidents_finish_within_the_grace_period() {
     let mut app = spawn_app_with(|data| settings_in(data, 200.0, Duration::from_secs(10))).await;
     let incident = app.fire("service_down").await;
-    let id: uuid::Uuid = incident["id"].as_str().unwrap().parse().unwrap();
+    let id = incident.id;
     app.stop().await.expect("a clean stop");
     assert_eq!(app.engine.incident(id).unwrap().status, IncidentStatus::Resolved);
 }

@@ -43,8 +43,8 @@ async fn the_built_in_timelines_are_listed_with_their_schedules() {
 #[tokio::test]
 async fn a_timeline_file_is_checked_with_every_problem_at_its_path() {
     let app = spawn_app().await;
-    let validate = |body: String| app.http.post(app.url("/api/timelines/validate")).body(body).send();
-    let good = validate(quick_timeline().to_string()).await.unwrap();
+    let validate = |body: String| app.validate_timeline(body);
+    let good = validate(quick_timeline().to_string()).await;
     assert_eq!(good.status(), 200);
     let summary: Value = good.json().await.unwrap();
     assert_eq!(summary["schedule"][1]["kind"], "llm_generated");
@@ -53,7 +53,7 @@ async fn a_timeline_file_is_checked_with_every_problem_at_its_path() {
         {"delay_seconds": -1, "type": "predefined", "scenario_id": "servce_down"},
         {"delay_seconds": 0, "type": "llm_generated"}
     ]});
-    let response = validate(bad.to_string()).await.unwrap();
+    let response = validate(bad.to_string()).await;
     assert_eq!(response.status(), 422);
     let problem: Value = response.json().await.unwrap();
     let errors: Vec<(String, String)> = problem["errors"]
@@ -78,15 +78,9 @@ async fn a_timeline_file_is_checked_with_every_problem_at_its_path() {
     );
     assert_eq!(errors[2].0, "incidents[1].llm_prompt");
 
-    let not_json = validate("{\"name\": ".into()).await.unwrap();
+    let not_json = validate("{\"name\": ".into()).await;
     assert_eq!(not_json.status(), 422);
-    let not_text = app
-        .http
-        .post(app.url("/api/timelines/validate"))
-        .body(vec![0xff, b'{'])
-        .send()
-        .await
-        .unwrap();
+    let not_text = app.validate_timeline(vec![0xff, b'{']).await;
     assert_eq!(not_text.status(), 400);
     let problem: Value = not_text.json().await.unwrap();
     assert!(problem["detail"].as_str().unwrap().contains("not UTF-8"), "{problem}");
@@ -144,8 +138,7 @@ async fn a_pasted_timeline_runs_to_a_scored_end_on_the_stream_and_in_the_store()
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].run_id, started.run_id);
     // A reloaded page finds the run in its first snapshot.
-    let snapshot: Value = app.json("/api/snapshot").await;
-    assert_eq!(snapshot["timelines"][0]["run_id"], started.run_id.to_string());
+    assert_eq!(app.snapshot().await.timelines[0].run_id, started.run_id);
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ async fn a_client_receives_every_phase_of_an_incident_in_order() {
     let ServerMessage::IncidentCreated { incident: created } = &events[0].1.message else {
         panic!("the incident is announced first");
     };
-    assert_eq!(created.id.to_string(), incident["id"].as_str().unwrap());
+    assert_eq!(created.id, incident.id);
 
     let phases: Vec<(AgentType, ActionStatus)> = events
         .iter()
@@ -100,7 +100,7 @@ async fn two_clients_receive_identical_sequences() {
 
     // Two incidents at once, interleaving their events.
     let (a, b) = tokio::join!(app.fire("database_cascade"), app.fire("service_down"));
-    assert_ne!(a["id"], b["id"]);
+    assert_ne!(a.id, b.id);
 
     let seen_first = events_until(&mut first, is_metrics_with(2)).await;
     let seen_second = events_until(&mut second, is_metrics_with(2)).await;
@@ -349,8 +349,7 @@ async fn a_client_that_cannot_keep_up_is_told_to_resync_and_never_slows_the_othe
     let mut expected = first;
     while received_bytes < send_buffer_max + (1 << 20) {
         let fired = futures::future::join_all((0..25).map(|_| app.fire("database_cascade"))).await;
-        let mut open: std::collections::HashSet<String> =
-            fired.iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect();
+        let mut open: std::collections::HashSet<String> = fired.iter().map(|i| i.id.to_string()).collect();
         while !open.is_empty() {
             let (text, event) = next_event(&mut healthy).await;
             received_bytes += text.len();

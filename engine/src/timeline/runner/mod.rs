@@ -303,6 +303,61 @@ struct Fired {
     note: Option<String>,
 }
 
+/// A run's schedule clock: it runs at the run's speed while the run runs,
+/// and stands still while it is paused.
+struct ScheduleClock {
+    speed: f64,
+    /// Schedule time elapsed before the current stretch of running.
+    banked: Duration,
+    /// When the current stretch began; `None` while paused.
+    running_since: Option<Instant>,
+}
+
+impl ScheduleClock {
+    fn started(speed: f64) -> Self {
+        Self {
+            speed,
+            banked: Duration::ZERO,
+            running_since: Some(Instant::now()),
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        self.running_since.is_some()
+    }
+
+    /// Schedule time since the run started, pauses left out.
+    fn elapsed(&self) -> Duration {
+        self.banked
+            + self
+                .running_since
+                .map_or(Duration::ZERO, |s| s.elapsed().mul_f64(self.speed))
+    }
+
+    /// When, on tokio's clock, the schedule reaches `delay`.
+    fn wake_at(&self, delay: Duration) -> Instant {
+        Instant::now() + delay.saturating_sub(self.elapsed()).div_f64(self.speed)
+    }
+
+    /// Stops the clock; false when it was already stopped.
+    fn pause(&mut self) -> bool {
+        let Some(since) = self.running_since.take() else {
+            return false;
+        };
+        self.banked += since.elapsed().mul_f64(self.speed);
+        true
+    }
+
+    /// Starts the clock again; false when it was already running.
+    fn resume(&mut self) -> bool {
+        if self.running_since.is_some() {
+            return false;
+        }
+        self.running_since = Some(Instant::now());
+        true
+    }
+}
+
 /// One run's task.
 struct Driver {
     engine: Engine,
@@ -320,48 +375,32 @@ impl Driver {
         // Subscribed before anything fires, so no incident's end is missed.
         let mut live = self.engine.feed(None).live;
         let speed = self.state.lock().expect("run lock poisoned").speed;
+        let mut clock = ScheduleClock::started(speed);
         let (fired_tx, mut fired_rx) = mpsc::unbounded_channel::<Fired>();
-        // Schedule time elapsed before the current stretch of running.
-        let mut banked = Duration::ZERO;
-        let mut running_since = Some(Instant::now());
         let mut next = 0;
         let mut pending = 0usize;
         let entries = self.timeline.entries.clone();
         let mut report = tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         loop {
-            let elapsed = banked + running_since.map_or(Duration::ZERO, |s| s.elapsed().mul_f64(speed));
+            let elapsed = clock.elapsed();
             // Fire everything due (equal delays fire together).
-            while running_since.is_some() && next < entries.len() && entries[next].delay <= elapsed {
+            while clock.is_running() && next < entries.len() && entries[next].delay <= elapsed {
                 self.fire(next, fired_tx.clone());
                 pending += 1;
                 next += 1;
             }
-            let all_fired = next == entries.len() && pending == 0;
-            let (open, state) = {
-                let mut run = self.state.lock().expect("run lock poisoned");
-                run.elapsed_seconds = elapsed.as_secs_f64();
-                let open = run.entries.iter().any(|e| e.status == Some(IncidentStatus::Active));
-                if run.state == RunState::Running && all_fired {
-                    run.state = RunState::Draining;
-                    self.publish(&run);
-                }
-                (open, run.state)
-            };
-            if state == RunState::Draining && !open {
+            if self.drained(elapsed, next == entries.len() && pending == 0) {
                 self.finish(RunState::Completed);
                 return;
             }
-            let wake = (running_since.is_some() && next < entries.len())
-                .then(|| Instant::now() + (entries[next].delay.saturating_sub(elapsed)).div_f64(speed));
+            let wake = (clock.is_running() && next < entries.len()).then(|| clock.wake_at(entries[next].delay));
             tokio::select! {
                 () = sleep_until_or_never(wake) => {}
                 _ = report.tick() => {
-                    if let Some(since) = running_since {
-                        let mut run = self.state.lock().expect("run lock poisoned");
-                        if run.state == RunState::Running {
-                            run.elapsed_seconds = (banked + since.elapsed().mul_f64(speed)).as_secs_f64();
-                            self.publish(&run);
-                        }
+                    let mut run = self.state.lock().expect("run lock poisoned");
+                    if clock.is_running() && run.state == RunState::Running {
+                        run.elapsed_seconds = clock.elapsed().as_secs_f64();
+                        self.publish(&run);
                     }
                 }
                 Some(fired) = fired_rx.recv() => {
@@ -384,27 +423,50 @@ impl Driver {
                 },
                 changed = self.commands.changed() => {
                     let command = if changed.is_ok() { *self.commands.borrow_and_update() } else { Command::Cancel };
-                    match command {
-                        Command::Cancel => {
-                            self.finish(RunState::Cancelled);
-                            return;
-                        }
-                        Command::Pause => {
-                            if let Some(since) = running_since.take() {
-                                banked += since.elapsed().mul_f64(speed);
-                                self.set_state(RunState::Paused);
-                            }
-                        }
-                        Command::Run => {
-                            if running_since.is_none() {
-                                running_since = Some(Instant::now());
-                                self.set_state(if next == entries.len() { RunState::Draining } else { RunState::Running });
-                            }
-                        }
+                    if self.steer(command, &mut clock, next == entries.len()) {
+                        return;
                     }
                 }
             }
         }
+    }
+
+    /// Records the schedule's time; once everything has fired and closed,
+    /// moves the run to draining and says whether it is over.
+    fn drained(&self, elapsed: Duration, all_fired: bool) -> bool {
+        let mut run = self.state.lock().expect("run lock poisoned");
+        run.elapsed_seconds = elapsed.as_secs_f64();
+        let open = run.entries.iter().any(|e| e.status == Some(IncidentStatus::Active));
+        if run.state == RunState::Running && all_fired {
+            run.state = RunState::Draining;
+            self.publish(&run);
+        }
+        run.state == RunState::Draining && !open
+    }
+
+    /// Obeys a person's command; true when the run is over.
+    fn steer(&mut self, command: Command, clock: &mut ScheduleClock, all_scheduled: bool) -> bool {
+        match command {
+            Command::Cancel => {
+                self.finish(RunState::Cancelled);
+                return true;
+            }
+            Command::Pause => {
+                if clock.pause() {
+                    self.set_state(RunState::Paused);
+                }
+            }
+            Command::Run => {
+                if clock.resume() {
+                    self.set_state(if all_scheduled {
+                        RunState::Draining
+                    } else {
+                        RunState::Running
+                    });
+                }
+            }
+        }
+        false
     }
 
     /// Opens entry `index`'s incident on a task of its own, so a slow

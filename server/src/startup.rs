@@ -31,7 +31,7 @@ use tracing::info;
 use crate::{
     configuration::Settings,
     problem::Problem,
-    routes::{analytics, approvals, docs, edge, health, history, incidents, live, memory, timelines, ws},
+    routes::{analytics, approvals, docs, edge, health, history, incidents, live, memory, timelines, twin, ws},
 };
 
 /// How long open WebSockets get to take their close frame at shutdown.
@@ -208,6 +208,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::prometheus::render))
+        .route("/twin/metrics", get(twin::metrics))
         .route("/login", post(edge::login))
         .route("/logout", post(edge::logout))
         .route(

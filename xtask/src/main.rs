@@ -148,6 +148,9 @@ struct Needs {
     npm: bool,
     /// Debian PostgreSQL, for the store's tests on its second backend.
     postgres: bool,
+    /// Debian Prometheus (with promtool), for the tests of the twin as a
+    /// Prometheus target.
+    prometheus: bool,
 }
 
 impl Needs {
@@ -155,6 +158,7 @@ impl Needs {
         chromium: true,
         npm: true,
         postgres: true,
+        prometheus: true,
     };
 }
 
@@ -171,6 +175,9 @@ fn setup(needs: Needs) -> Result {
     }
     if needs.postgres {
         ensure_postgres()?;
+    }
+    if needs.prometheus {
+        ensure_prometheus()?;
     }
     Ok(())
 }
@@ -399,6 +406,14 @@ fn ensure_npm_packages() -> Result {
     )
 }
 
+fn ensure_prometheus() -> Result {
+    if let Some(version) = output("prometheus", &["--version"]) {
+        println!("ok  {}", version.lines().next().unwrap_or("prometheus"));
+        return Ok(());
+    }
+    apt_install(&["prometheus"], "the tests of the twin as a Prometheus target")
+}
+
 fn ensure_chromium() -> Result {
     if Path::new("/usr/bin/chromium").exists() {
         println!(
@@ -625,6 +640,7 @@ fn run() -> Result {
         chromium: false,
         npm: true,
         postgres: false,
+        prometheus: false,
     })?;
     build_site(true)?;
     step("Server: building (release)");
@@ -652,6 +668,9 @@ fn test() -> Result {
         // dependencies build once. It also builds target/debug/antibody.
         step("Rust: unit and integration tests (engine, store, app with ssr, server)");
         let mut command = Command::new("cargo");
+        // Setup installed Prometheus: a test that cannot find it fails
+        // instead of skipping.
+        command.env("ANTIBODY_REQUIRE_PROMETHEUS", "1");
         command.args([
             "test",
             "--package",
@@ -686,7 +705,8 @@ fn test() -> Result {
                 Command::new("cargo")
                     .args(["test", "--package", "server", "--test", "api"])
                     .env("ANTIBODY_TEST_POSTGRES_URL", &postgres.url)
-                    .env("ANTIBODY_TEST_BACKEND", "postgres"),
+                    .env("ANTIBODY_TEST_BACKEND", "postgres")
+                    .env("ANTIBODY_REQUIRE_PROMETHEUS", "1"),
             );
         }
         drop(postgres);
@@ -747,6 +767,7 @@ fn trunk() -> Result {
         chromium: false,
         npm: false,
         postgres: false,
+        prometheus: false,
     })?;
     let have = output("trunk", &["--version"]).unwrap_or_default();
     if have == format!("trunk {TRUNK_VERSION}") {
@@ -791,6 +812,7 @@ fn watch() -> Result {
         chromium: false,
         npm: true,
         postgres: false,
+        prometheus: false,
     })?;
     ensure_cargo_leptos()?;
     step("cargo leptos watch (http://127.0.0.1:3000)");

@@ -402,6 +402,7 @@ impl Engine {
                 // keeps its onset even after a long wait for a person.
                 let mut estate = estate;
                 estate.keep_history(SHARED_HISTORY);
+                estate.start_exporting();
                 Estates::Shared(Arc::new(SharedTwin::new(estate, clock)))
             }
             TwinMode::Isolated => {
@@ -609,6 +610,14 @@ impl Engine {
     }
 
     /// Runs `f` on the shared estate (shared mode only).
+    /// The shared estate's telemetry as a Prometheus scrape sees it (see
+    /// `twin::exporter`); `None` in isolated mode, where there is no one
+    /// estate to watch.
+    pub fn twin_exposition(&self) -> Option<String> {
+        let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+        self.with_twin(|estate| estate.exposition(now)).flatten()
+    }
+
     pub fn with_twin<R>(&self, f: impl FnOnce(&mut Estate) -> R) -> Option<R> {
         self.shared.estates.shared().map(|twin| twin.with(f))
     }

@@ -61,6 +61,7 @@ impl Estate {
                 }
                 sample.set(Metric::FeaturePsi, worst);
             }
+            self.count(topology, i, &sample, offered[i]);
             self.services[i].telemetry.record(sample, keep);
         }
     }

@@ -18,6 +18,7 @@
 
 mod active_faults;
 mod config;
+mod exporter;
 mod health;
 mod measurement;
 mod outcome;
@@ -115,6 +116,8 @@ pub struct Estate {
     history_len: usize,
     /// Next fault id.
     next_fault_id: u64,
+    /// Counters for a Prometheus scrape, once exporting started.
+    totals: Option<Box<exporter::Totals>>,
 }
 
 impl Estate {
@@ -157,6 +160,7 @@ impl Estate {
             spontaneous: Vec::new(),
             history_len: DEFAULT_HISTORY,
             next_fault_id: 1,
+            totals: None,
         };
         estate.advance(WARMUP_TICKS);
         estate

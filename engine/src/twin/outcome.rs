@@ -29,7 +29,7 @@ pub(super) struct Outcome {
 }
 
 /// The standard normal CDF (Abramowitz–Stegun 7.1.26, error < 1.5e-7).
-fn normal_cdf(x: f64) -> f64 {
+pub(super) fn normal_cdf(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs() / std::f64::consts::SQRT_2);
     let poly =
         t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));

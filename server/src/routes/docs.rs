@@ -53,6 +53,7 @@ use crate::{problem::Problem, routes};
         routes::memory::clear,
         routes::analytics::analytics,
         routes::analytics::models,
+        routes::twin::metrics,
     ),
     components(schemas(
         Problem,
@@ -69,6 +70,7 @@ use crate::{problem::Problem, routes};
         (name = "memory", description = "The incident memory: export and clear"),
         (name = "events", description = "The event log and the dashboard's snapshot"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "twin", description = "The simulated estate as a Prometheus target"),
     )
 )]
 pub struct ApiDoc;

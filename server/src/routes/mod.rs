@@ -11,6 +11,7 @@ pub mod incidents;
 pub mod live;
 pub mod memory;
 pub mod timelines;
+pub mod twin;
 pub mod ws;
 
 use axum::{

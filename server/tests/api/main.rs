@@ -2,6 +2,7 @@
 //! over real HTTP and WebSocket; and the binary itself, for its subcommands
 //! and signals.
 
+mod components;
 mod edge;
 mod eval;
 mod fuzz;
@@ -12,6 +13,7 @@ mod incidents;
 mod memory;
 mod ml;
 mod pages;
+mod prometheus;
 mod restart;
 mod shutdown;
 mod timelines;

@@ -1,0 +1,115 @@
+//! Real monitoring components for the tests, started as plain processes on
+//! free ports with temporary directories, as `cargo xtask test` starts
+//! PostgreSQL. A missing one is reported loudly, and fails the test when
+//! `ANTIBODY_REQUIRE_PROMETHEUS` is set (`cargo xtask test` sets it, after
+//! installing Debian's `prometheus` when missing).
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use serde_json::Value;
+
+/// A Prometheus of its own: a temporary data directory, a free port, gone
+/// on drop.
+pub struct TempPrometheus {
+    /// Stopped on drop (`kill_on_drop`).
+    _child: tokio::process::Child,
+    /// Its config, data and log; removed on drop.
+    dir: tempfile::TempDir,
+    /// As in `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+/// `program` on PATH, or `None`, said loudly (a panic when the run requires
+/// the real components).
+pub fn installed(program: &str) -> Option<PathBuf> {
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("ANTIBODY_REQUIRE_PROMETHEUS").is_none(),
+            "`{program}` is not installed, and this run requires it (Debian: apt-get install prometheus)"
+        );
+        eprintln!("\n\x1b[1;33m!!! `{program}` is not installed: this test is SKIPPED\x1b[0m\n");
+    }
+    found
+}
+
+impl TempPrometheus {
+    /// Prometheus scraping `path` on `target` (`host:port`) every second;
+    /// `None` when it is not installed.
+    pub async fn scraping(target: &str, path: &str) -> Option<Self> {
+        let program = installed("prometheus")?;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: twin\n    metrics_path: {path}\n    \
+                 static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .expect("the config is written");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = tokio::process::Command::new(program)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("prometheus starts");
+        let prometheus = Self {
+            _child: child,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let ready = format!("{}/-/ready", prometheus.url);
+        crate::helpers::eventually(
+            "Prometheus is ready",
+            Duration::from_millis(100),
+            Duration::from_secs(30),
+            || async {
+                let answer = reqwest::get(&ready).await.ok()?;
+                answer.status().is_success().then_some(())
+            },
+        )
+        .await;
+        Some(prometheus)
+    }
+
+    /// An instant query's result vector: each series' labels and value.
+    pub async fn query(&self, promql: &str) -> Vec<(Value, f64)> {
+        let answer: Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&[("query", promql)])
+            .send()
+            .await
+            .expect("Prometheus answers")
+            .json()
+            .await
+            .expect("a JSON answer");
+        assert_eq!(answer["status"], "success", "{promql}: {answer}\nlog: {}", self.log());
+        answer["data"]["result"]
+            .as_array()
+            .expect("a vector")
+            .iter()
+            .map(|series| {
+                let value = series["value"][1].as_str().unwrap().parse().unwrap();
+                (series["metric"].clone(), value)
+            })
+            .collect()
+    }
+
+    /// Its log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+}

@@ -13,9 +13,10 @@ use std::fmt::Write;
 
 use super::{Estate, Metric, Sample, ServiceKind, Topology, outcome::normal_cdf, psi};
 
-/// Upper bounds of the latency histogram, in seconds (Prometheus's
-/// default buckets).
-const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Upper bounds of the latency histogram, in seconds: Prometheus's default
+/// buckets. Every service's p99 objective is added to them, so that
+/// `histogram_quantile` is exact where an alert compares it.
+const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// z of the 99th percentile: the measured p99 over p50 gives sigma.
 const Z99: f64 = 2.326;
 
@@ -25,8 +26,9 @@ struct ServiceTotals {
     /// Answered requests, and failed ones.
     ok: f64,
     failed: f64,
-    /// Requests at or under each bucket's bound (cumulative, as exposed).
-    buckets: [f64; BUCKETS.len()],
+    /// Requests at or under each bound of [`Totals::bounds`] (cumulative,
+    /// as exposed).
+    buckets: Vec<f64>,
     /// Seconds spent answering.
     seconds: f64,
 }
@@ -41,6 +43,8 @@ struct EdgeTotals {
 /// Everything the counters have added up since exporting started.
 #[derive(Debug, Clone)]
 pub(super) struct Totals {
+    /// The histogram's upper bounds, in seconds, ascending.
+    bounds: Vec<f64>,
     services: Vec<ServiceTotals>,
     /// By caller, then by the caller's edge.
     edges: Vec<Vec<EdgeTotals>>,
@@ -51,8 +55,17 @@ impl Estate {
     /// [`exposition`](Self::exposition).
     pub fn start_exporting(&mut self) {
         let topology = &self.topology;
+        let objectives = topology.services.iter().map(|s| s.slo_p99_ms / 1000.0);
+        let mut bounds: Vec<f64> = DEFAULT_BUCKETS.into_iter().chain(objectives).collect();
+        bounds.sort_by(f64::total_cmp);
+        bounds.dedup();
+        let service = ServiceTotals {
+            buckets: vec![0.0; bounds.len()],
+            ..ServiceTotals::default()
+        };
         self.totals = Some(Box::new(Totals {
-            services: vec![ServiceTotals::default(); topology.services.len()],
+            bounds,
+            services: vec![service; topology.services.len()],
             edges: topology
                 .services
                 .iter()
@@ -78,7 +91,7 @@ impl Estate {
         if p50 > 0.0 {
             let sigma = ((p99 / p50).ln() / Z99).max(1e-6);
             let requests = answered + failed;
-            for (count, bound) in service.buckets.iter_mut().zip(BUCKETS) {
+            for (count, bound) in service.buckets.iter_mut().zip(&totals.bounds) {
                 *count += requests * normal_cdf(((bound * 1000.0).ln() - p50.ln()) / sigma);
             }
             // The mean of a log-normal: the median times e^(σ²/2).
@@ -123,7 +136,7 @@ impl Estate {
         out.family(name, "histogram", "Time to answer a request.");
         for (service, t) in names.zip(&totals.services) {
             let count = (t.ok + t.failed).floor();
-            for (bound, value) in BUCKETS.iter().zip(t.buckets) {
+            for (bound, value) in totals.bounds.iter().zip(&t.buckets) {
                 let le = bound.to_string();
                 // Rounded down, each bucket stays at most the next and the count.
                 out.sample(
@@ -195,6 +208,18 @@ impl Estate {
                     );
                 }
             }
+        }
+        out.family("slo_latency_p99_seconds", "gauge", "The p99 latency objective.");
+        for spec in &self.topology.services {
+            out.sample(
+                "slo_latency_p99_seconds",
+                &[("service", &spec.name)],
+                spec.slo_p99_ms / 1000.0,
+            );
+        }
+        out.family("slo_error_ratio", "gauge", "The error-rate objective.");
+        for spec in &self.topology.services {
+            out.sample("slo_error_ratio", &[("service", &spec.name)], spec.slo_error);
         }
         out.family("service_instances", "gauge", "Instances running.");
         for (spec, state) in self.topology.services.iter().zip(&self.services) {
@@ -341,6 +366,27 @@ mod tests {
         }
     }
 
+    fn estate_bounds(estate: &Estate) -> Vec<f64> {
+        estate.totals.as_ref().unwrap().bounds.clone()
+    }
+
+    #[test]
+    fn the_buckets_hold_every_latency_objective() {
+        let estate = exporting(3);
+        let bounds = estate_bounds(&estate);
+        assert!(
+            bounds.windows(2).all(|w| w[0] < w[1]),
+            "ascending, no repeats: {bounds:?}"
+        );
+        for spec in &estate.topology.services {
+            assert!(
+                bounds.contains(&(spec.slo_p99_ms / 1000.0)),
+                "{}'s objective is a bound",
+                spec.name
+            );
+        }
+    }
+
     #[test]
     fn an_estate_exports_only_once_told_to() {
         let estate = Estate::new(Arc::new(Topology::embedded().unwrap()), 1, 0.0);
@@ -375,7 +421,8 @@ mod tests {
         );
         assert!(count > 1_000.0, "a minute of order-service traffic: {count}");
         let mut last = 0.0;
-        for bound in BUCKETS.iter().map(f64::to_string).chain(["+Inf".to_owned()]) {
+        let bounds = &estate_bounds(&estate);
+        for bound in bounds.iter().map(f64::to_string).chain(["+Inf".to_owned()]) {
             let bucket = after[&format!("http_request_duration_seconds_bucket{{{service},le=\"{bound}\"}}")];
             assert!(bucket >= last, "buckets are cumulative at le={bound}");
             last = bucket;

@@ -39,6 +39,11 @@ impl TempPrometheus {
     /// Prometheus scraping `path` on `target` (`host:port`) every second;
     /// `None` when it is not installed.
     pub async fn scraping(target: &str, path: &str) -> Option<Self> {
+        Self::scraping_with_rules(target, path, &[]).await
+    }
+
+    /// The same, evaluating the rule files `rules` every second.
+    pub async fn scraping_with_rules(target: &str, path: &str, rules: &[PathBuf]) -> Option<Self> {
         let program = installed("prometheus")?;
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("prometheus.yml");
@@ -46,6 +51,7 @@ impl TempPrometheus {
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 rule_files: {rules:?}\n\
                  scrape_configs:\n  - job_name: twin\n    metrics_path: {path}\n    \
                  static_configs:\n      - targets: ['{target}']\n"
             ),

@@ -110,3 +110,85 @@ async fn a_real_prometheus_scrapes_the_twins_traffic_latency_and_call_graph() {
     let p99 = p99[0].1;
     assert!(p99 > 0.0 && p99 < 2.5, "the gateway's p99 from the histogram: {p99} s");
 }
+
+/// The shipped rules (`deploy/prometheus/twin-rules.yml`): quiet on a
+/// healthy estate, and the error-rate objective's alert on a crash loop.
+#[tokio::test]
+async fn the_shipped_alert_rules_stay_quiet_on_a_healthy_twin_and_fire_on_a_crash_loop() {
+    if std::env::var("ANTIBODY_TEST_BACKEND").as_deref() == Ok("postgres") {
+        eprintln!("(the store's backend changes nothing a scrape sees: run once, on SQLite)");
+        return;
+    }
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/twin-rules.yml");
+    let app = spawn_app_with(|data| settings_in(data, 1.0, Duration::from_secs(5))).await;
+    let target = app.addr.to_string();
+    let Some(prometheus) = TempPrometheus::scraping_with_rules(&target, "/twin/metrics", &[rules]).await else {
+        return;
+    };
+    // The windows (10 s) filled, and then some: nothing may be pending or firing.
+    eventually(
+        "15 s of scrapes",
+        Duration::from_millis(500),
+        Duration::from_secs(40),
+        || async {
+            let scrapes = prometheus.query(r#"count_over_time(up{job="twin"}[20s])"#).await;
+            scrapes.first().filter(|(_, n)| *n >= 15.0).map(drop)
+        },
+    )
+    .await;
+    let alerts = prometheus.query("ALERTS").await;
+    assert!(alerts.is_empty(), "a healthy twin raised {alerts:?}");
+
+    app.engine.with_twin(|estate| {
+        estate
+            .inject(&engine::twin::FaultSpec {
+                kind: engine::twin::FaultKind::CrashLoop,
+                target: "order-service".into(),
+                intensity: 1.0,
+                onset_seconds: 0.0,
+                lead_seconds: 1.0,
+                duration_seconds: None,
+            })
+            .unwrap()
+    });
+    let firing = eventually(
+        "the error-rate alert fires",
+        Duration::from_millis(500),
+        Duration::from_secs(40),
+        || async {
+            let alerts = prometheus
+                .query(r#"ALERTS{alertname="ErrorRateObjectiveBreached",alertstate="firing"}"#)
+                .await;
+            (!alerts.is_empty()).then_some(alerts)
+        },
+    )
+    .await;
+    let services: Vec<&str> = firing
+        .iter()
+        .filter_map(|(labels, _)| labels["service"].as_str())
+        .collect();
+    assert!(
+        services.contains(&"order-service"),
+        "it names the crashing service: {services:?}"
+    );
+    assert_eq!(firing[0].0["severity"], "critical");
+}
+
+#[tokio::test]
+async fn the_shipped_rules_pass_promtool() {
+    let Some(promtool) = installed("promtool") else { return };
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/twin-rules.yml");
+    let out = tokio::process::Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .await
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool check rules: {said}");
+    assert!(said.contains("SUCCESS: 12 rules found"), "{said}");
+}

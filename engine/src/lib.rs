@@ -52,6 +52,8 @@ pub mod memory;
 #[cfg(feature = "runtime")]
 pub mod notify;
 #[cfg(feature = "runtime")]
+pub mod observe;
+#[cfg(feature = "runtime")]
 pub mod orchestrator;
 #[cfg(feature = "runtime")]
 pub mod timeline;

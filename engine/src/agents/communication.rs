@@ -7,10 +7,8 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::{Agent, Case, Detection, Hypothesis, Judgement, Plan, Prediction, Report};
-use crate::{
-    protocol::{ActionDetails, AgentType, IncidentStatus, StatusPage},
-    twin::Estate,
-};
+use crate::observe::Observed;
+use crate::protocol::{ActionDetails, AgentType, IncidentStatus, StatusPage};
 
 /// One remediation attempt.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -240,7 +238,7 @@ impl Agent for Communication {
     }
 
     /// Opens the status-page entry while the others work.
-    fn work(&self, case: &mut Case, _estate: &Estate) -> Report {
+    fn work(&self, case: &mut Case, _estate: &dyn Observed) -> Report {
         Report {
             details: ActionDetails::StatusPage(StatusPage {
                 status_page: "investigating".into(),
@@ -253,7 +251,7 @@ impl Agent for Communication {
 
     /// Approves a plan that touches only what it must: services in the
     /// blast radius it is meant to heal, or their direct callers.
-    fn judge(&self, case: &Case, plan: &Plan, estate: &Estate) -> Judgement {
+    fn judge(&self, case: &Case, plan: &Plan, estate: &dyn Observed) -> Judgement {
         let topology = estate.topology();
         let radius: Vec<&str> = case
             .diagnosis

@@ -5,10 +5,11 @@
 pub use crate::protocol::{Anomaly, MonitorBreach};
 
 use super::{Agent, Case, Judgement, Monitor, Plan, Report, Signature, deviations, harm, round2};
+use crate::observe::Observed;
 use crate::{
     memory::Memory,
     protocol::{ActionDetails, AgentType, DetectionFindings, PatternMatch, Recall, SignatureFeature},
-    twin::{Estate, Metric},
+    twin::Metric,
 };
 
 /// Deviation, in sigma, from which a metric counts as anomalous.
@@ -56,14 +57,14 @@ pub struct DetectionAgent {
 
 impl DetectionAgent {
     /// Scans every metric of every service.
-    pub fn detect(&self, estate: &Estate) -> Detection {
+    pub fn detect(&self, estate: &dyn Observed) -> Detection {
         let topology = estate.topology();
         let mut metrics_analyzed = 0;
         let mut anomalies = Vec::new();
         let breaches = self.breaches(estate);
         for (index, spec) in topology.services.iter().enumerate() {
             let z = deviations(estate, index);
-            let telemetry = &estate.service(index).telemetry;
+            let telemetry = &estate.telemetry(index);
             for metric in Metric::ALL {
                 if !metric.applies_to(spec) {
                     continue;
@@ -154,7 +155,7 @@ impl Detection {
 
 impl DetectionAgent {
     /// Every monitor's threshold crossed, on every service it watches.
-    pub fn breaches(&self, estate: &Estate) -> Vec<MonitorBreach> {
+    pub fn breaches(&self, estate: &dyn Observed) -> Vec<MonitorBreach> {
         let topology = estate.topology();
         let mut breaches = Vec::new();
         for monitor in &self.monitors {
@@ -162,7 +163,7 @@ impl DetectionAgent {
                 if !monitor.kinds.contains(&spec.kind) || !monitor.metric.applies_to(spec) {
                     continue;
                 }
-                let telemetry = &estate.service(index).telemetry;
+                let telemetry = &estate.telemetry(index);
                 if telemetry.history.is_empty() {
                     continue;
                 }
@@ -214,7 +215,7 @@ impl Agent for DetectionAgent {
         AgentType::Detection
     }
 
-    fn work(&self, case: &mut Case, estate: &Estate) -> Report {
+    fn work(&self, case: &mut Case, estate: &dyn Observed) -> Report {
         let detection = self.detect(estate);
         let report = Report {
             details: ActionDetails::Detection(detection.findings()),
@@ -225,7 +226,7 @@ impl Agent for DetectionAgent {
     }
 
     /// Approves a plan whose target shows anomalies of its own.
-    fn judge(&self, case: &Case, plan: &Plan, _estate: &Estate) -> Judgement {
+    fn judge(&self, case: &Case, plan: &Plan, _estate: &dyn Observed) -> Judgement {
         let anomalous = case
             .detection
             .as_ref()

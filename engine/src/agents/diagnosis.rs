@@ -10,10 +10,11 @@
 pub use crate::protocol::{Affected, Diagnosis, Hypothesis, MetricEvidence};
 
 use super::{Agent, Case, Judgement, Plan, Report, Signature, deviations, round2};
+use crate::observe::Observed;
 use crate::{
     catalog::RootCause,
     protocol::{ActionDetails, AgentType, FixTrackRecord, Recall},
-    twin::{Estate, ServiceKind, Topology},
+    twin::{ServiceKind, Topology},
 };
 
 /// Hypotheses below this score are not worth acting on.
@@ -47,7 +48,7 @@ impl DiagnosisAgent {
     /// past incidents.
     pub fn diagnose(
         &self,
-        estate: &Estate,
+        estate: &dyn Observed,
         reported: &[String],
         anomalous: &[String],
         strength: &[f64],
@@ -77,7 +78,7 @@ impl DiagnosisAgent {
 
     /// Every (service, fault) hypothesis worth acting on among the
     /// `anomalous` services (index, strength), unranked and before memory.
-    fn candidates(&self, estate: &Estate, reported: &[String], anomalous: &[(usize, f64)]) -> Vec<Hypothesis> {
+    fn candidates(&self, estate: &dyn Observed, reported: &[String], anomalous: &[(usize, f64)]) -> Vec<Hypothesis> {
         let topology = estate.topology();
         let mut hypotheses = Vec::new();
         for &(candidate, _) in anomalous {
@@ -170,7 +171,7 @@ fn rank(hypotheses: Vec<Hypothesis>) -> (Vec<Hypothesis>, Vec<Hypothesis>) {
 
 /// Every service that trouble at the `top` hypothesis's root can reach, with
 /// its health (empty without a hypothesis).
-fn blast_radius(estate: &Estate, top: Option<&Hypothesis>) -> Vec<Affected> {
+fn blast_radius(estate: &dyn Observed, top: Option<&Hypothesis>) -> Vec<Affected> {
     let topology = estate.topology();
     top.and_then(|h| topology.index(&h.root.service))
         .map(|root| {
@@ -191,7 +192,7 @@ impl Agent for DiagnosisAgent {
         AgentType::Diagnosis
     }
 
-    fn work(&self, case: &mut Case, estate: &Estate) -> Report {
+    fn work(&self, case: &mut Case, estate: &dyn Observed) -> Report {
         let recall = case.detection.as_ref().map(|d| d.recall.clone()).unwrap_or_default();
         let (anomalous, strength) = case
             .detection
@@ -221,7 +222,7 @@ impl Agent for DiagnosisAgent {
     }
 
     /// Approves a plan aimed at one of its own hypotheses.
-    fn judge(&self, case: &Case, plan: &Plan, _estate: &Estate) -> Judgement {
+    fn judge(&self, case: &Case, plan: &Plan, _estate: &dyn Observed) -> Judgement {
         let rank = case
             .diagnosis
             .as_ref()

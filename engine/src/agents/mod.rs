@@ -14,10 +14,11 @@ pub mod resolution;
 
 use serde::Deserialize;
 
+use crate::observe::Observed;
 use crate::{
     catalog::Catalog,
     protocol::{ActionDetails, AgentType, Incident},
-    twin::{Estate, FaultKind, Metric, ServiceKind, Worse},
+    twin::{FaultKind, Metric, ServiceKind, Worse},
 };
 
 pub use communication::Communication;
@@ -75,17 +76,17 @@ pub trait Agent: Send + Sync {
     fn kind(&self) -> AgentType;
 
     /// Studies the estate and records findings on the case.
-    fn work(&self, case: &mut Case, estate: &Estate) -> Report;
+    fn work(&self, case: &mut Case, estate: &dyn Observed) -> Report;
 
     /// Judges `plan` from this agent's own findings.
-    fn judge(&self, case: &Case, plan: &Plan, estate: &Estate) -> Judgement;
+    fn judge(&self, case: &Case, plan: &Plan, estate: &dyn Observed) -> Judgement;
 }
 
 /// The signed deviation of every metric of `service` from its baseline,
 /// over the mean of the last few samples (one sample is too noisy).
-pub fn deviations(estate: &Estate, service: usize) -> [f64; Metric::COUNT] {
+pub fn deviations(estate: &dyn Observed, service: usize) -> [f64; Metric::COUNT] {
     const WINDOW: usize = 3;
-    let telemetry = &estate.service(service).telemetry;
+    let telemetry = &estate.telemetry(service);
     let mut z = [0.0; Metric::COUNT];
     for metric in Metric::ALL {
         if telemetry.history.is_empty() {
@@ -136,7 +137,7 @@ impl Signature {
     /// How well `z` (a service's deviations) matches, in 0..=1, with the
     /// evidence for each expected metric. Metrics the service does not have
     /// are left out.
-    pub fn score(&self, estate: &Estate, service: usize, z: &[f64; Metric::COUNT]) -> (f64, Vec<(Metric, f64)>) {
+    pub fn score(&self, estate: &dyn Observed, service: usize, z: &[f64; Metric::COUNT]) -> (f64, Vec<(Metric, f64)>) {
         let spec = estate.topology().spec(service);
         if !self.kinds.contains(&spec.kind) {
             return (0.0, Vec::new());

@@ -12,10 +12,11 @@
 pub use crate::protocol::{CascadeRisk, Loss, ObjectiveBreach, Prediction};
 
 use super::{Agent, Case, Judgement, Plan, Report, round2};
+use crate::observe::Observed;
 use crate::{
     impact::ImpactModel,
     protocol::{ActionDetails, AgentType},
-    twin::{Estate, HealthState, Metric, ServiceSpec, telemetry::slope_with_error},
+    twin::{HealthState, Metric, ServiceSpec, telemetry::slope_with_error},
 };
 
 /// Seconds of history a trend is fitted on.
@@ -34,7 +35,7 @@ fn mean(values: &[f64]) -> f64 {
 impl PredictionAgent {
     /// Where the trouble spreads next, when each objective will be breached,
     /// and what it costs per minute now.
-    pub fn predict(&self, estate: &Estate) -> Prediction {
+    pub fn predict(&self, estate: &dyn Observed) -> Prediction {
         let topology = estate.topology();
         let health: Vec<HealthState> = (0..topology.len()).map(|i| estate.health(i, 3)).collect();
         let cascade = cascade_risks(estate, &health, &badness(estate));
@@ -52,14 +53,14 @@ impl PredictionAgent {
 
     /// Each service's loss per minute at its latest sample, costliest first
     /// (services that cost nothing are left out).
-    fn losses(&self, estate: &Estate) -> Vec<Loss> {
+    fn losses(&self, estate: &dyn Observed) -> Vec<Loss> {
         let topology = estate.topology();
         let mut losses: Vec<Loss> = topology
             .services
             .iter()
             .enumerate()
             .map(|(i, spec)| {
-                let latest = estate.service(i).telemetry.latest();
+                let latest = estate.telemetry(i).latest();
                 Loss {
                     service: spec.name.clone(),
                     per_minute: self
@@ -82,13 +83,13 @@ impl PredictionAgent {
 
 /// How badly each service fails its callers, 0..=1: its recent error rate
 /// or its p99's overshoot of the objective, whichever is worse.
-fn badness(estate: &Estate) -> Vec<f64> {
+fn badness(estate: &dyn Observed) -> Vec<f64> {
     let topology = estate.topology();
     (0..topology.len())
         .map(|i| {
             let spec = topology.spec(i);
-            let errors = estate.service(i).telemetry.recent_mean(Metric::ErrorRate, 3);
-            let p99 = estate.service(i).telemetry.latest().get(Metric::LatencyP99);
+            let errors = estate.telemetry(i).recent_mean(Metric::ErrorRate, 3);
+            let p99 = estate.telemetry(i).latest().get(Metric::LatencyP99);
             errors.max(((p99 / spec.slo_p99_ms - 1.0) / 4.0).clamp(0.0, 1.0))
         })
         .collect()
@@ -96,7 +97,7 @@ fn badness(estate: &Estate) -> Vec<f64> {
 
 /// The healthy owned services likely to be dragged down by the troubled
 /// ones they call, most likely first.
-fn cascade_risks(estate: &Estate, health: &[HealthState], badness: &[f64]) -> Vec<CascadeRisk> {
+fn cascade_risks(estate: &dyn Observed, health: &[HealthState], badness: &[f64]) -> Vec<CascadeRisk> {
     let topology = estate.topology();
     let mut cascade: Vec<CascadeRisk> = (0..topology.len())
         .filter(|&i| health[i] == HealthState::Healthy && topology.spec(i).owned)
@@ -121,7 +122,7 @@ fn cascade_risks(estate: &Estate, health: &[HealthState], badness: &[f64]) -> Ve
 
 /// Every objective of an owned service that is breached now or trending
 /// towards a breach, soonest first.
-fn objective_breaches(estate: &Estate) -> Vec<ObjectiveBreach> {
+fn objective_breaches(estate: &dyn Observed) -> Vec<ObjectiveBreach> {
     let topology = estate.topology();
     let mut breaches = Vec::new();
     for (i, spec) in topology.services.iter().enumerate() {
@@ -132,7 +133,7 @@ fn objective_breaches(estate: &Estate) -> Vec<ObjectiveBreach> {
             if !metric.applies_to(spec) {
                 continue;
             }
-            let values = estate.service(i).telemetry.recent(metric, TREND_WINDOW);
+            let values = estate.telemetry(i).recent(metric, TREND_WINDOW);
             if let Some(seconds) = seconds_to_breach(&values, limit) {
                 breaches.push(ObjectiveBreach {
                     service: spec.name.clone(),
@@ -182,7 +183,7 @@ impl Agent for PredictionAgent {
         AgentType::Prediction
     }
 
-    fn work(&self, case: &mut Case, estate: &Estate) -> Report {
+    fn work(&self, case: &mut Case, estate: &dyn Observed) -> Report {
         let prediction = self.predict(estate);
         // Sure of figures measured now; less sure of extrapolations.
         let confidence = if prediction.breaches.iter().all(|b| b.seconds == 0.0) {
@@ -200,7 +201,7 @@ impl Agent for PredictionAgent {
 
     /// Approves a plan whose target lies upstream of the costly services:
     /// fixing it is predicted to stop the loss.
-    fn judge(&self, case: &Case, plan: &Plan, estate: &Estate) -> Judgement {
+    fn judge(&self, case: &Case, plan: &Plan, estate: &dyn Observed) -> Judgement {
         let topology = estate.topology();
         let Some(root) = topology.index(&plan.root.service) else {
             return Judgement {

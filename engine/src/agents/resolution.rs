@@ -6,10 +6,11 @@
 pub use crate::protocol::{Plan, PlannedStep, SafetyCheck};
 
 use super::{Agent, Case, Hypothesis, Judgement, Report};
+use crate::observe::Observed;
 use crate::{
     catalog::{Catalog, Playbook, StepTarget},
     protocol::{ActionDetails, AgentType, Readiness},
-    twin::{ActionKind, Estate, HealthState, Metric, Remediation},
+    twin::{ActionKind, HealthState, Metric, Remediation},
 };
 
 /// The resolution agent.
@@ -18,7 +19,13 @@ pub struct ResolutionAgent;
 impl ResolutionAgent {
     /// The plan for `hypothesis`, from its playbook, with targets resolved
     /// on the estate. `None` when no step applies.
-    pub fn plan(&self, catalog: &Catalog, hypothesis: &Hypothesis, watch: &[String], estate: &Estate) -> Option<Plan> {
+    pub fn plan(
+        &self,
+        catalog: &Catalog,
+        hypothesis: &Hypothesis,
+        watch: &[String],
+        estate: &dyn Observed,
+    ) -> Option<Plan> {
         let playbook: &Playbook = catalog.playbook_for(hypothesis.root.fault)?;
         let topology = estate.topology();
         let root = topology.index(&hypothesis.root.service)?;
@@ -57,7 +64,7 @@ impl ResolutionAgent {
 
     /// Seed 000's checks, computed on the estate: a backup or standby for
     /// stateful targets, a rollback plan, and an assessed impact.
-    pub fn safety_checks(&self, case: &Case, plan: &Plan, estate: &Estate) -> Vec<SafetyCheck> {
+    pub fn safety_checks(&self, case: &Case, plan: &Plan, estate: &dyn Observed) -> Vec<SafetyCheck> {
         let topology = estate.topology();
         let mut checks = Vec::new();
         let stateful: Vec<&PlannedStep> = plan
@@ -75,7 +82,7 @@ impl ResolutionAgent {
                 // Promoting a standby needs a healthy standby.
                 (ActionKind::FailoverDatabase, Some(replica)) => {
                     estate.health(replica, 3) == HealthState::Healthy
-                        && estate.service(replica).telemetry.latest().get(Metric::Heartbeat) > 0.9
+                        && estate.telemetry(replica).latest().get(Metric::Heartbeat) > 0.9
                 }
                 (ActionKind::FailoverDatabase, None) => false,
                 _ => true,
@@ -135,7 +142,7 @@ impl ResolutionAgent {
 
     /// Whether the plan's own root now meets its objectives (false for a
     /// third party, which we cannot observe recovering).
-    pub fn root_recovered(&self, plan: &Plan, estate: &Estate, window: usize) -> bool {
+    pub fn root_recovered(&self, plan: &Plan, estate: &dyn Observed, window: usize) -> bool {
         let topology = estate.topology();
         topology.index(&plan.root.service).is_some_and(|root| {
             topology.spec(root).owned
@@ -148,13 +155,13 @@ impl ResolutionAgent {
 
     /// What still keeps the plan's watched services from recovery, over the
     /// last `window` seconds: empty means recovered.
-    pub fn outstanding(&self, plan: &Plan, estate: &Estate, window: usize) -> Vec<String> {
+    pub fn outstanding(&self, plan: &Plan, estate: &dyn Observed, window: usize) -> Vec<String> {
         outstanding_in(&plan.watch, estate, window)
     }
 }
 
 /// Objectives not met by `watch` over the last `window` seconds.
-pub fn outstanding_in(watch: &[String], estate: &Estate, window: usize) -> Vec<String> {
+pub fn outstanding_in(watch: &[String], estate: &dyn Observed, window: usize) -> Vec<String> {
     estate
         .violations(window)
         .into_iter()
@@ -168,7 +175,7 @@ impl Agent for ResolutionAgent {
     }
 
     /// Resolution's analysis is its plan; this reports readiness.
-    fn work(&self, case: &mut Case, _estate: &Estate) -> Report {
+    fn work(&self, case: &mut Case, _estate: &dyn Observed) -> Report {
         let ready = case.diagnosis.as_ref().is_some_and(|d| !d.hypotheses.is_empty());
         Report {
             details: ActionDetails::Readiness(Readiness { ready }),
@@ -177,7 +184,7 @@ impl Agent for ResolutionAgent {
     }
 
     /// Approves a plan whose safety checks pass.
-    fn judge(&self, case: &Case, plan: &Plan, estate: &Estate) -> Judgement {
+    fn judge(&self, case: &Case, plan: &Plan, estate: &dyn Observed) -> Judgement {
         let failed: Vec<String> = self
             .safety_checks(case, plan, estate)
             .into_iter()
@@ -274,7 +281,7 @@ mod tests {
             )
             .unwrap();
         let case = Case::new(fixtures::incident(&["order-service"]));
-        let check = |e: &Estate| {
+        let check = |e: &crate::twin::Estate| {
             ResolutionAgent
                 .safety_checks(&case, &plan, e)
                 .into_iter()

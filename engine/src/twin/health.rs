@@ -126,3 +126,21 @@ impl Estate {
         found
     }
 }
+
+impl crate::observe::Observed for Estate {
+    fn topology(&self) -> &super::Topology {
+        &self.topology
+    }
+
+    fn telemetry(&self, index: usize) -> &telemetry::Telemetry {
+        &self.services[index].telemetry
+    }
+
+    fn health(&self, index: usize, window: usize) -> HealthState {
+        Estate::health(self, index, window)
+    }
+
+    fn violations(&self, window: usize) -> Vec<String> {
+        Estate::violations(self, window)
+    }
+}

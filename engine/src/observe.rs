@@ -1,0 +1,91 @@
+//! The estate as the agents see it: a boundary.
+//!
+//! Detection, diagnosis, prediction, the vote and verification read an
+//! estate only through [`Observed`]: its services and call graph, each
+//! service's window of measured samples with their baselines, and its
+//! health against its objectives. They never see how the figures came to
+//! be, nor what is wrong. The twin implements it (`twin::Estate`); an
+//! estate read by PromQL from a real Prometheus is the next.
+
+use crate::{
+    protocol::HealthState,
+    twin::{telemetry::Telemetry, topology::Topology},
+};
+
+/// What the agents may observe of an estate.
+pub trait Observed {
+    /// The services and their call graph.
+    fn topology(&self) -> &Topology;
+    /// What monitoring recorded of service `index`: its recent samples and
+    /// the baselines they are judged against.
+    fn telemetry(&self, index: usize) -> &Telemetry;
+    /// How service `index` does against its objectives over its last
+    /// `window` samples.
+    fn health(&self, index: usize, window: usize) -> HealthState;
+    /// Every objective the estate's own services miss over the last
+    /// `window` samples, as `service: what` (empty when all are met).
+    fn violations(&self, window: usize) -> Vec<String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        agents::{DetectionAgent, fixtures},
+        twin::FaultKind,
+    };
+
+    /// An estate that is only recorded figures, with no twin behind it:
+    /// what a Prometheus estate will hand the agents.
+    struct Recorded {
+        topology: Topology,
+        telemetry: Vec<Telemetry>,
+        health: Vec<HealthState>,
+        violations: Vec<String>,
+    }
+
+    impl Recorded {
+        fn of(estate: &dyn Observed, window: usize) -> Self {
+            let topology = estate.topology().clone();
+            let services = 0..topology.len();
+            Self {
+                telemetry: services.clone().map(|i| estate.telemetry(i).clone()).collect(),
+                health: services.map(|i| estate.health(i, window)).collect(),
+                violations: estate.violations(window),
+                topology,
+            }
+        }
+    }
+
+    impl Observed for Recorded {
+        fn topology(&self) -> &Topology {
+            &self.topology
+        }
+
+        fn telemetry(&self, index: usize) -> &Telemetry {
+            &self.telemetry[index]
+        }
+
+        fn health(&self, index: usize, _window: usize) -> HealthState {
+            self.health[index]
+        }
+
+        fn violations(&self, _window: usize) -> Vec<String> {
+            self.violations.clone()
+        }
+    }
+
+    #[test]
+    fn detection_finds_the_same_on_recorded_figures_as_on_the_twin() {
+        let agent = DetectionAgent {
+            signatures: crate::agents::signatures().unwrap(),
+            monitors: crate::agents::monitors().unwrap(),
+            memory: Default::default(),
+        };
+        let twin = fixtures::broken(FaultKind::ConnectionPoolExhaustion, "postgres-primary", 3, 2);
+        let recorded = Recorded::of(&twin, 3);
+        let (on_twin, on_record) = (agent.detect(&twin), agent.detect(&recorded));
+        assert!(!on_twin.anomalies.is_empty(), "the fault shows");
+        assert_eq!(on_twin, on_record);
+    }
+}

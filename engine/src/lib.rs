@@ -46,6 +46,8 @@ pub mod governance;
 #[cfg(feature = "runtime")]
 pub mod impact;
 #[cfg(feature = "runtime")]
+pub mod intake;
+#[cfg(feature = "runtime")]
 pub mod journal;
 #[cfg(feature = "runtime")]
 pub mod memory;
@@ -64,6 +66,6 @@ pub mod twin;
 pub use agents::Swarm;
 #[cfg(feature = "runtime")]
 pub use engine::{
-    Audit, Engine, EngineConfig, Feed, FeedStart, Resume, SNAPSHOT_EVENTS, SNAPSHOT_INCIDENTS, ShutdownReport,
-    StartError, SubmitError, TwinMode,
+    AlertReceipt, Audit, Engine, EngineConfig, Feed, FeedStart, Resume, SNAPSHOT_EVENTS, SNAPSHOT_INCIDENTS,
+    ShutdownReport, StartError, SubmitError, TwinMode,
 };

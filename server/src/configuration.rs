@@ -102,6 +102,10 @@ pub struct Settings {
     #[arg(long, env = "ANTIBODY_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
 
+    /// The alert intake's token (`POST /api/alerts/*`), as a bearer or as a basic-auth password; without one the intake refuses every delivery.
+    #[arg(long, env = "ANTIBODY_INTAKE_TOKEN", hide_env_values = true)]
+    pub intake_token: Option<String>,
+
     /// Browser origins, besides the page's own, allowed to open /ws (comma-separated, e.g. https://demo.example.com).
     #[arg(long, env = "ANTIBODY_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub allowed_origins: Vec<String>,

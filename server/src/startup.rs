@@ -31,7 +31,7 @@ use tracing::info;
 use crate::{
     configuration::Settings,
     problem::Problem,
-    routes::{analytics, approvals, docs, edge, health, history, incidents, live, memory, timelines, twin, ws},
+    routes::{alerts, analytics, approvals, docs, edge, health, history, incidents, live, memory, timelines, twin, ws},
 };
 
 /// How long open WebSockets get to take their close frame at shutdown.
@@ -56,6 +56,8 @@ pub struct AppState {
     pub operator: app::operator::OperatorGate,
     /// Browser origins allowed to open `/ws` besides the page's own.
     pub origins: edge::AllowedOrigins,
+    /// The alert intake's token.
+    pub intake: alerts::IntakeGate,
 }
 
 /// A bound, ready-to-run server.
@@ -124,6 +126,7 @@ impl Application {
             sockets: ws::Sockets::new(settings.ws_heartbeat),
             snapshot: live::SnapshotCache::default(),
             operator: app::operator::OperatorGate::new(settings.operator_token.clone()),
+            intake: alerts::IntakeGate::new(settings.intake_token.clone()),
             origins: edge::AllowedOrigins::new(settings.allowed_origins.clone()),
         };
         let router = router(state.clone(), &settings);
@@ -233,6 +236,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route("/api/timeline-runs/{id}", get(timelines::run))
         .route("/api/timeline-runs/{id}/{action}", guarded(post(timelines::steer)))
+        .route(
+            "/api/alerts/alertmanager",
+            post(alerts::alertmanager).layer(DefaultBodyLimit::max(alerts::MAX_BODY_BYTES)),
+        )
         .route("/api/approvals", get(approvals::list))
         .route("/api/approvals/{id}", get(approvals::get))
         .route("/api/approvals/{id}/decision", guarded(post(approvals::decide)))

@@ -6,6 +6,8 @@
 //! every change on the event log. It knows nothing of HTTP or HTML.
 
 mod admission;
+mod alerts;
+pub use alerts::AlertReceipt;
 mod book;
 mod feed;
 mod finish;
@@ -281,6 +283,10 @@ struct Shared {
     charts: Arc<crate::charts::Charts>,
     /// Where closed incidents' chart windows are kept, when durable.
     journal: Option<Arc<dyn Journal>>,
+    /// Alerts seen, and the open incidents they made.
+    desk: Mutex<crate::intake::desk::Desk>,
+    /// When alerts share an incident (`data/correlation.toml`).
+    correlation: crate::intake::desk::Correlation,
 }
 
 /// A cheap-to-clone handle to the swarm.
@@ -394,6 +400,7 @@ impl Engine {
         };
         let impact = ImpactModel::embedded().map_err(StartError::Impact)?;
         let signatures = crate::agents::signatures().map_err(StartError::Impact)?;
+        let correlation = crate::intake::desk::Correlation::embedded().map_err(StartError::Impact)?;
         let clock = SimClock::new(config.speed);
         let estate = Estate::new(Arc::clone(&topology), seeds.random(), START_OF_DAY);
         let estates = match config.twin {
@@ -454,6 +461,8 @@ impl Engine {
                 approvals: Approvals::default(),
                 charts: Arc::default(),
                 journal,
+                desk: Mutex::default(),
+                correlation,
             }),
         })
     }

@@ -54,6 +54,7 @@ use crate::{problem::Problem, routes};
         routes::analytics::analytics,
         routes::analytics::models,
         routes::twin::metrics,
+        routes::alerts::alertmanager,
     ),
     components(schemas(
         Problem,
@@ -70,6 +71,7 @@ use crate::{problem::Problem, routes};
         (name = "memory", description = "The incident memory: export and clear"),
         (name = "events", description = "The event log and the dashboard's snapshot"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "alerts", description = "Alerts in: Alertmanager's and Grafana's webhooks"),
         (name = "twin", description = "The simulated estate as a Prometheus target"),
     )
 )]
@@ -88,6 +90,17 @@ impl Modify for OperatorToken {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("ANTIBODY_OPERATOR_TOKEN, when the server sets one"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "intake",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "ANTIBODY_INTAKE_TOKEN (also accepted as the password of basic auth)",
+                    ))
                     .build(),
             ),
         );

@@ -41,6 +41,7 @@ pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duratio
         commit_window: Duration::from_millis(25),
         llm: Default::default(),
         operator_token: None,
+        intake_token: None,
         allowed_origins: Vec::new(),
         // Tests fire many requests from one address.
         rate_limit: 100_000,

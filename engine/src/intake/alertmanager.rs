@@ -1,0 +1,152 @@
+//! Alertmanager's webhook payload (version "4"), and Grafana's, which is
+//! the same with more fields (they are ignored, not refused).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{Alert, severity_of};
+use crate::{request::FieldError, twin::topology::Topology};
+
+/// The payload version this reader knows.
+pub const VERSION: &str = "4";
+/// Most alerts one delivery may carry.
+pub const MAX_ALERTS: usize = 1_000;
+
+/// A delivery: one group of alerts.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// Must be "4".
+    pub version: String,
+    /// The group's key in Alertmanager.
+    #[serde(default)]
+    pub group_key: String,
+    /// `firing` while any alert of the group fires.
+    #[serde(default)]
+    pub status: String,
+    /// The receiver's name in Alertmanager's config.
+    #[serde(default)]
+    pub receiver: String,
+    /// Alertmanager's own address.
+    #[serde(default, rename = "externalURL")]
+    pub external_url: String,
+    /// The group's alerts (at least one).
+    pub alerts: Vec<WebhookAlert>,
+}
+
+/// One alert of a delivery.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookAlert {
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// Must hold `alertname`, and `service`: a service of the estate.
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: DateTime<Utc>,
+    #[serde(default, rename = "generatorURL")]
+    pub generator_url: Option<String>,
+    /// The alert's identity; the same alert redelivered has the same one.
+    pub fingerprint: String,
+}
+
+impl Webhook {
+    /// The delivery's alerts, each checked against `topology`; the first
+    /// problem, with its field, refuses the whole delivery.
+    pub fn parse(self, topology: &Topology) -> Result<Vec<Alert>, FieldError> {
+        if self.version != VERSION {
+            return Err(FieldError::new(
+                "version",
+                format!(
+                    "is {:?}; this receiver reads Alertmanager's webhook version \"4\"",
+                    self.version
+                ),
+            ));
+        }
+        if self.alerts.is_empty() {
+            return Err(FieldError::new(
+                "alerts",
+                "is empty: a delivery carries at least one alert",
+            ));
+        }
+        if self.alerts.len() > MAX_ALERTS {
+            return Err(FieldError::new(
+                "alerts",
+                format!("has {} alerts; at most {MAX_ALERTS}", self.alerts.len()),
+            ));
+        }
+        (self.alerts.into_iter().enumerate())
+            .map(|(i, alert)| alert.parse(&format!("alerts[{i}]"), topology))
+            .collect()
+    }
+}
+
+impl WebhookAlert {
+    fn parse(self, at: &str, topology: &Topology) -> Result<Alert, FieldError> {
+        let field = |name: &str| format!("{at}.{name}");
+        let firing = match self.status.as_str() {
+            "firing" => true,
+            "resolved" => false,
+            other => {
+                return Err(FieldError::new(
+                    field("status"),
+                    format!("is {other:?}; use firing or resolved"),
+                ));
+            }
+        };
+        if self.fingerprint.trim().is_empty() {
+            return Err(FieldError::new(field("fingerprint"), "must not be empty"));
+        }
+        let label = |name: &str| self.labels.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let name = label("alertname")
+            .ok_or_else(|| FieldError::new(field("labels.alertname"), "is missing: every alert is named"))?
+            .to_owned();
+        let service = label("service").ok_or_else(|| {
+            FieldError::new(
+                field("labels.service"),
+                "is missing: say which service of the estate it is about",
+            )
+        })?;
+        if topology.index(service).is_none() {
+            let known: Vec<&str> = topology.names().collect();
+            return Err(FieldError::new(
+                field("labels.service"),
+                format!(
+                    "`{service}` is not a service of the estate (known: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        let severity = severity_of(label("severity")).ok_or_else(|| {
+            FieldError::new(
+                field("labels.severity"),
+                "is not one of critical, high, medium, low (or page, error, major, warning, minor, info, none, p1–p5)",
+            )
+        })?;
+        let summary = self
+            .annotations
+            .get("summary")
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&name)
+            .to_owned();
+        Ok(Alert {
+            source: "alertmanager",
+            fingerprint: self.fingerprint,
+            firing,
+            service: service.to_owned(),
+            severity,
+            summary,
+            name,
+            labels: self.labels,
+            annotations: self.annotations,
+            starts_at: self.starts_at,
+            generator_url: self.generator_url.filter(|u| !u.is_empty()),
+        })
+    }
+}

@@ -1,0 +1,250 @@
+//! Alerts in: Alertmanager's webhook behind the intake token, every bad
+//! delivery refused with its field, redeliveries recognised, and related
+//! alerts grouped into one incident.
+
+use std::time::Duration;
+
+use engine::protocol::{IncidentDetail, Severity};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, settings_in, spawn_app_with};
+
+const TOKEN: &str = "intake-s3cret";
+
+async fn app() -> TestApp {
+    spawn_app_with(|data| server::configuration::Settings {
+        intake_token: Some(TOKEN.into()),
+        ..settings_in(data, 200.0, Duration::from_secs(5))
+    })
+    .await
+}
+
+fn alert(fingerprint: &str, service: &str, status: &str) -> Value {
+    json!({
+        "status": status,
+        "labels": {"alertname": "ErrorRateObjectiveBreached", "service": service, "severity": "critical", "team": "payments"},
+        "annotations": {"summary": format!("{service} fails 40% of its requests")},
+        "startsAt": "2026-12-04T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph?g0.expr=up",
+        "fingerprint": fingerprint,
+    })
+}
+
+fn delivery(alerts: Vec<Value>) -> Value {
+    json!({
+        "version": "4",
+        "groupKey": "{}:{alertname=\"ErrorRateObjectiveBreached\"}",
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "antibody",
+        "groupLabels": {"alertname": "ErrorRateObjectiveBreached"},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": alerts,
+    })
+}
+
+async fn deliver(app: &TestApp, body: &Value, token: Option<&str>) -> reqwest::Response {
+    let mut request = app.http.post(app.url("/api/alerts/alertmanager")).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("the server answers")
+}
+
+#[tokio::test]
+async fn a_firing_alert_opens_an_incident_once_however_often_it_is_delivered() {
+    let app = app().await;
+    let body = delivery(vec![alert("f1", "order-service", "firing")]);
+    let response = deliver(&app, &body, Some(TOKEN)).await;
+    assert_eq!(response.status(), 202);
+    let receipt: Value = response.json().await.unwrap();
+    assert_eq!(receipt["alerts"], 1);
+    let opened = receipt["opened"].as_array().unwrap();
+    assert_eq!(opened.len(), 1);
+    let detail: IncidentDetail = app.incident(opened[0].as_str().unwrap()).await;
+    assert_eq!(detail.incident.affected_services, ["order-service"]);
+    assert_eq!(detail.incident.severity, Severity::Critical);
+    assert_eq!(detail.incident.title, "order-service fails 40% of its requests");
+    assert_eq!(detail.incident.scenario_id, None);
+
+    // Alertmanager retries: the same alert is placed once.
+    let again: Value = deliver(&app, &body, Some(TOKEN)).await.json().await.unwrap();
+    assert_eq!(again["duplicates"], 1, "{again}");
+    assert_eq!(again["opened"], json!([]));
+    // Resolved: recorded, nothing opened.
+    let resolved: Value = deliver(
+        &app,
+        &delivery(vec![alert("f1", "order-service", "resolved")]),
+        Some(TOKEN),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            resolved["resolved"].as_u64(),
+            resolved["opened"].as_array().map(Vec::len)
+        ),
+        (Some(1), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn related_alerts_share_an_incident_and_unrelated_ones_do_not() {
+    let app = app().await;
+    // order-service calls postgres-primary; the ingestion agent is far from both.
+    let body = delivery(vec![
+        alert("a", "order-service", "firing"),
+        alert("b", "postgres-primary", "firing"),
+        alert("c", "ingestion-agent", "firing"),
+    ]);
+    let receipt: Value = deliver(&app, &body, Some(TOKEN)).await.json().await.unwrap();
+    let opened = receipt["opened"].as_array().unwrap();
+    assert_eq!(opened.len(), 2, "{receipt}");
+    let first: IncidentDetail = app.incident(opened[0].as_str().unwrap()).await;
+    assert_eq!(first.incident.affected_services, ["order-service", "postgres-primary"]);
+    assert!(
+        first.incident.title.ends_with("(+1 related)"),
+        "{}",
+        first.incident.title
+    );
+
+    // A later alert next to the first incident joins it.
+    let later = delivery(vec![alert("d", "api-gateway", "firing")]);
+    let joined: Value = deliver(&app, &later, Some(TOKEN)).await.json().await.unwrap();
+    assert_eq!(joined["joined"], json!([opened[0]]), "{joined}");
+}
+
+#[tokio::test]
+async fn the_intake_needs_its_own_token() {
+    let app = app().await;
+    let body = delivery(vec![alert("f1", "order-service", "firing")]);
+    let missing = deliver(&app, &body, None).await;
+    assert_eq!(missing.status(), 401);
+    assert!(
+        missing.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("Bearer")
+    );
+    assert_eq!(deliver(&app, &body, Some("wrong")).await.status(), 403);
+    let basic = app
+        .http
+        .post(app.url("/api/alerts/alertmanager"))
+        .basic_auth("alertmanager", Some(TOKEN))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), 202);
+
+    // Without ANTIBODY_INTAKE_TOKEN the intake is off, and says how to turn it on.
+    let closed = crate::helpers::spawn_app().await;
+    let refused = deliver(&closed, &body, Some(TOKEN)).await;
+    assert_eq!(refused.status(), 401);
+    let problem: Value = refused.json().await.unwrap();
+    assert!(
+        problem["reason"].as_str().unwrap().contains("ANTIBODY_INTAKE_TOKEN"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_delivery_is_refused_with_the_field_at_fault_and_nothing_is_opened() {
+    let app = app().await;
+    let refused = |body: Value| {
+        let app = &app;
+        async move {
+            let response = deliver(app, &body, Some(TOKEN)).await;
+            let status = response.status().as_u16();
+            let problem: Value = response.json().await.unwrap();
+            (status, problem["field"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let mut wrong_version = delivery(vec![alert("a", "order-service", "firing")]);
+    wrong_version["version"] = json!("3");
+    assert_eq!(refused(wrong_version).await, (422, "version".into()));
+    let mut no_name = alert("a", "order-service", "firing");
+    no_name["labels"].as_object_mut().unwrap().remove("alertname");
+    assert_eq!(
+        refused(delivery(vec![no_name])).await,
+        (422, "alerts[0].labels.alertname".into())
+    );
+    let unknown = alert("a", "checkout", "firing");
+    let ok = alert("b", "order-service", "firing");
+    assert_eq!(
+        refused(delivery(vec![ok, unknown])).await,
+        (422, "alerts[1].labels.service".into())
+    );
+    let mut odd_severity = alert("a", "order-service", "firing");
+    odd_severity["labels"]["severity"] = json!("apocalyptic");
+    assert_eq!(
+        refused(delivery(vec![odd_severity])).await,
+        (422, "alerts[0].labels.severity".into())
+    );
+    let mut no_start = alert("a", "order-service", "firing");
+    no_start.as_object_mut().unwrap().remove("startsAt");
+    let (status, field) = refused(delivery(vec![no_start])).await;
+    assert_eq!(
+        (status, field.as_str()),
+        (422, "alerts[0]"),
+        "serde names the alert missing startsAt"
+    );
+    assert_eq!(refused(delivery(vec![])).await, (422, "alerts".into()));
+    let not_json = app
+        .http
+        .post(app.url("/api/alerts/alertmanager"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{\"version\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), 400);
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let oversize = app
+        .http
+        .post(app.url("/api/alerts/alertmanager"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversize.status(), 413);
+    let snapshot = app.snapshot().await;
+    assert_eq!(
+        snapshot.metrics.incidents_active, 0,
+        "nothing of a refused delivery was taken"
+    );
+}
+
+#[tokio::test]
+async fn a_group_of_fifty_alerts_is_taken_at_once() {
+    let app = app().await;
+    let services = [
+        "order-service",
+        "postgres-primary",
+        "api-gateway",
+        "user-service",
+        "redis-cache",
+    ];
+    let alerts = (0..50)
+        .map(|i| alert(&format!("g{i}"), services[i % services.len()], "firing"))
+        .collect();
+    let receipt: Value = deliver(&app, &delivery(alerts), Some(TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(receipt["alerts"], 50);
+    assert_eq!(
+        receipt["opened"].as_array().unwrap().len(),
+        1,
+        "one related cluster: {receipt}"
+    );
+}

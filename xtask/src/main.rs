@@ -148,8 +148,8 @@ struct Needs {
     npm: bool,
     /// Debian PostgreSQL, for the store's tests on its second backend.
     postgres: bool,
-    /// Debian Prometheus (with promtool), for the tests of the twin as a
-    /// Prometheus target.
+    /// Debian Prometheus (with promtool) and Alertmanager (with amtool),
+    /// for the tests of the twin as a Prometheus target and of alerts in.
     prometheus: bool,
 }
 
@@ -407,11 +407,18 @@ fn ensure_npm_packages() -> Result {
 }
 
 fn ensure_prometheus() -> Result {
-    if let Some(version) = output("prometheus", &["--version"]) {
-        println!("ok  {}", version.lines().next().unwrap_or("prometheus"));
+    let prometheus = output("prometheus", &["--version"]);
+    let alertmanager = output("prometheus-alertmanager", &["--version"]);
+    if let (Some(prometheus), Some(alertmanager)) = (&prometheus, &alertmanager) {
+        for version in [prometheus, alertmanager] {
+            println!("ok  {}", version.lines().next().unwrap_or_default());
+        }
         return Ok(());
     }
-    apt_install(&["prometheus"], "the tests of the twin as a Prometheus target")
+    apt_install(
+        &["prometheus", "prometheus-alertmanager"],
+        "the tests of the twin as a Prometheus target and of the alert intake",
+    )
 }
 
 fn ensure_chromium() -> Result {

@@ -28,7 +28,7 @@ pub fn installed(program: &str) -> Option<PathBuf> {
     if found.is_none() {
         assert!(
             std::env::var_os("ANTIBODY_REQUIRE_PROMETHEUS").is_none(),
-            "`{program}` is not installed, and this run requires it (Debian: apt-get install prometheus)"
+            "`{program}` is not installed, and this run requires it (Debian: apt-get install prometheus prometheus-alertmanager)"
         );
         eprintln!("\n\x1b[1;33m!!! `{program}` is not installed: this test is SKIPPED\x1b[0m\n");
     }
@@ -44,6 +44,15 @@ impl TempPrometheus {
 
     /// The same, evaluating the rule files `rules` every second.
     pub async fn scraping_with_rules(target: &str, path: &str, rules: &[PathBuf]) -> Option<Self> {
+        Self::alerting(target, path, rules, None).await
+    }
+
+    /// The same, sending its alerts to the Alertmanager at `alertmanager`
+    /// (`host:port`).
+    pub async fn alerting(target: &str, path: &str, rules: &[PathBuf], alertmanager: Option<&str>) -> Option<Self> {
+        let alerting = alertmanager.map_or(String::new(), |am| {
+            format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n")
+        });
         let program = installed("prometheus")?;
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("prometheus.yml");
@@ -51,7 +60,7 @@ impl TempPrometheus {
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 rule_files: {rules:?}\n\
+                 rule_files: {rules:?}\n{alerting}\
                  scrape_configs:\n  - job_name: twin\n    metrics_path: {path}\n    \
                  static_configs:\n      - targets: ['{target}']\n"
             ),
@@ -117,5 +126,77 @@ impl TempPrometheus {
     /// Its log so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+/// An Alertmanager of its own, routing everything to one webhook; gone on
+/// drop.
+pub struct TempAlertmanager {
+    /// Stopped on drop (`kill_on_drop`).
+    _child: tokio::process::Child,
+    /// Its config, data and log; removed on drop.
+    dir: tempfile::TempDir,
+    /// As in `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl TempAlertmanager {
+    /// Sends every alert, grouped by name and service, to `url` with
+    /// `token` as a bearer; `None` when it is not installed.
+    pub async fn posting_to(url: &str, token: &str) -> Option<Self> {
+        let program = installed("prometheus-alertmanager")?;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "route:\n  receiver: antibody\n  group_by: [alertname, service]\n  group_wait: 1s\n  \
+                 group_interval: 2s\n  repeat_interval: 1h\n\
+                 receivers:\n  - name: antibody\n    webhook_configs:\n      - url: {url}\n        \
+                 send_resolved: true\n        http_config:\n          authorization:\n            \
+                 type: Bearer\n            credentials: {token}\n"
+            ),
+        )
+        .expect("the config is written");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
+        let child = tokio::process::Command::new(program)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // No cluster: it would listen on 9094 for its peers.
+            .arg("--cluster.listen-address=")
+            .arg("--log.level=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("alertmanager starts");
+        let alertmanager = Self {
+            _child: child,
+            dir,
+            addr: format!("127.0.0.1:{port}"),
+        };
+        let ready = format!("http://{}/-/ready", alertmanager.addr);
+        crate::helpers::eventually(
+            "Alertmanager is ready",
+            Duration::from_millis(100),
+            Duration::from_secs(30),
+            || async {
+                let answer = reqwest::get(&ready).await.ok()?;
+                answer.status().is_success().then_some(())
+            },
+        )
+        .await;
+        Some(alertmanager)
+    }
+
+    /// Its log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
     }
 }

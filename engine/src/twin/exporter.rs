@@ -81,11 +81,16 @@ impl Estate {
             return;
         };
         let answered = sample.get(Metric::Rps);
-        let errors = sample.get(Metric::ErrorRate).clamp(0.0, 0.999);
+        let errors = sample.get(Metric::ErrorRate).clamp(0.0, 1.0);
         let service = &mut totals.services[i];
         service.ok += answered;
-        // The answered share is the one that did not fail.
-        let failed = answered * errors / (1.0 - errors);
+        // The answered share is the one that did not fail; when next to
+        // nothing is answered, the failures are of what it was sent.
+        let failed = if errors < 0.99 {
+            answered * errors / (1.0 - errors)
+        } else {
+            offered * errors
+        };
         service.failed += failed;
         let (p50, p99) = (sample.get(Metric::LatencyP50), sample.get(Metric::LatencyP99));
         if p50 > 0.0 {

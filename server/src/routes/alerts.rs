@@ -3,8 +3,6 @@
 //! incidents it opens are stored; the swarm works on them afterwards, so
 //! Alertmanager never waits on it.
 
-use std::sync::Arc;
-
 use axum::{
     Json,
     extract::{State, rejection::JsonRejection},
@@ -23,14 +21,15 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// clone.
 #[derive(Clone, Default)]
 pub struct IntakeGate {
-    token: Option<Arc<app::operator::OperatorGate>>,
+    /// `None`: the intake is off.
+    token: Option<app::operator::OperatorGate>,
 }
 
 impl IntakeGate {
     pub fn new(token: Option<String>) -> Self {
         let token = token.filter(|t| !t.is_empty());
         Self {
-            token: token.map(|t| Arc::new(app::operator::OperatorGate::new(Some(t)))),
+            token: token.map(|t| app::operator::OperatorGate::new(Some(t))),
         }
     }
 

@@ -236,10 +236,6 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route("/api/timeline-runs/{id}", get(timelines::run))
         .route("/api/timeline-runs/{id}/{action}", guarded(post(timelines::steer)))
-        .route(
-            "/api/alerts/alertmanager",
-            post(alerts::alertmanager).layer(DefaultBodyLimit::max(alerts::MAX_BODY_BYTES)),
-        )
         .route("/api/approvals", get(approvals::list))
         .route("/api/approvals/{id}", get(approvals::get))
         .route("/api/approvals/{id}/decision", guarded(post(approvals::decide)))
@@ -268,7 +264,15 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
+    // The alert intake is outside the per-IP limit: one Alertmanager sends
+    // every alert from one address, and its token, the body limit and the
+    // cap on open incidents bound what it can cost.
+    let intake = Router::new().route(
+        "/api/alerts/alertmanager",
+        post(alerts::alertmanager).layer(DefaultBodyLimit::max(alerts::MAX_BODY_BYTES)),
+    );
     rate_limited(router, settings)
+        .merge(intake)
         // Pages and API answers; the bundle comes precompressed and passes
         // through, and a WebSocket upgrade has no body to compress.
         .layer(CompressionLayer::new())

@@ -349,3 +349,24 @@ async fn the_shipped_alertmanager_config_passes_amtool() {
     );
     assert!(said.contains("1 receivers"), "{said}");
 }
+
+#[tokio::test]
+async fn one_alertmanager_is_not_held_to_the_per_address_rate_limit() {
+    let app = spawn_app_with(|data| server::configuration::Settings {
+        intake_token: Some(TOKEN.into()),
+        rate_limit: 60,
+        rate_burst: 5,
+        ..settings_in(data, 200.0, Duration::from_secs(5))
+    })
+    .await;
+    for i in 0..30 {
+        let body = delivery(vec![alert(&format!("r{i}"), "order-service", "firing")]);
+        assert_eq!(deliver(&app, &body, Some(TOKEN)).await.status(), 202, "delivery {i}");
+    }
+    // Other mutating requests from the same address are still limited.
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(app.trigger("service_down").await.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+}

@@ -340,7 +340,7 @@ mod tests {
     use std::{collections::HashMap, sync::Arc};
 
     use super::*;
-    use crate::twin::{FaultKind, FaultSpec};
+    use crate::twin::{FaultKind, tests::fault};
 
     fn exporting(seed: u64) -> Estate {
         let mut estate = Estate::new(Arc::new(Topology::embedded().unwrap()), seed, 10.0 * 3600.0);
@@ -358,17 +358,6 @@ mod tests {
                 (series.to_owned(), value.parse().unwrap())
             })
             .collect()
-    }
-
-    fn fault(kind: FaultKind, target: &str) -> FaultSpec {
-        FaultSpec {
-            kind,
-            target: target.into(),
-            intensity: 1.0,
-            onset_seconds: 0.0,
-            lead_seconds: 5.0,
-            duration_seconds: None,
-        }
     }
 
     fn estate_bounds(estate: &Estate) -> Vec<f64> {

@@ -6,7 +6,8 @@ fn estate(seed: u64) -> Estate {
     Estate::new(Arc::new(Topology::embedded().unwrap()), seed, 10.0 * 3600.0)
 }
 
-fn fault(kind: FaultKind, target: &str) -> FaultSpec {
+/// `kind` at full strength on `target`, showing for 30 s already.
+pub(super) fn fault(kind: FaultKind, target: &str) -> FaultSpec {
     FaultSpec {
         kind,
         target: target.into(),

@@ -256,7 +256,7 @@ async fn a_group_of_fifty_alerts_is_taken_at_once() {
 #[tokio::test]
 async fn a_real_alertmanager_delivers_a_shipped_rules_alert_and_the_swarm_names_the_cause() {
     use crate::components::{TempAlertmanager, TempPrometheus};
-    if std::env::var("ANTIBODY_TEST_BACKEND").as_deref() == Ok("postgres") {
+    if crate::helpers::on_postgres() {
         eprintln!("(the store's backend changes nothing of this path: run once, on SQLite)");
         return;
     }
@@ -269,24 +269,13 @@ async fn a_real_alertmanager_delivers_a_shipped_rules_alert_and_the_swarm_names_
     let Some(alertmanager) = TempAlertmanager::posting_to(&intake, TOKEN).await else {
         return;
     };
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/twin-rules.yml");
+    let rules = crate::components::shipped("deploy/prometheus/twin-rules.yml");
     let target = app.addr.to_string();
     let Some(prometheus) = TempPrometheus::alerting(&target, "/twin/metrics", &[rules], Some(&alertmanager.addr)).await
     else {
         return;
     };
-    app.engine.with_twin(|estate| {
-        estate
-            .inject(&engine::twin::FaultSpec {
-                kind: engine::twin::FaultKind::CrashLoop,
-                target: "order-service".into(),
-                intensity: 1.0,
-                onset_seconds: 0.0,
-                lead_seconds: 1.0,
-                duration_seconds: None,
-            })
-            .unwrap()
-    });
+    app.inject(engine::twin::FaultKind::CrashLoop, "order-service");
     let incident = crate::helpers::eventually(
         "an incident opens from the alert",
         Duration::from_millis(500),
@@ -331,7 +320,7 @@ async fn the_shipped_alertmanager_config_passes_amtool() {
     let Some(amtool) = crate::components::installed("amtool") else {
         return;
     };
-    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/alertmanager/alertmanager.yml");
+    let config = crate::components::shipped("deploy/alertmanager/alertmanager.yml");
     let out = tokio::process::Command::new(amtool)
         .arg("check-config")
         .arg(&config)

@@ -4,7 +4,11 @@
 //! `ANTIBODY_REQUIRE_PROMETHEUS` is set (`cargo xtask test` sets it, after
 //! installing Debian's `prometheus` when missing).
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
 
 use serde_json::Value;
 
@@ -33,6 +37,53 @@ pub fn installed(program: &str) -> Option<PathBuf> {
         eprintln!("\n\x1b[1;33m!!! `{program}` is not installed: this test is SKIPPED\x1b[0m\n");
     }
     found
+}
+
+/// A file the repository ships for real components, as in
+/// `deploy/prometheus/twin-rules.yml`.
+pub fn shipped(path: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+/// Starts `program` with `args(port)` on a free port, its log in
+/// `dir/<name>.log`, and waits until its `/-/ready` answers (Prometheus and
+/// Alertmanager both have one). Stopped when the child is dropped.
+async fn launch(
+    program: PathBuf,
+    name: &str,
+    dir: &Path,
+    args: impl FnOnce(u16) -> Vec<String>,
+) -> (tokio::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let child = tokio::process::Command::new(program)
+        .args(args(port))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} starts: {e}"));
+    let ready = format!("http://127.0.0.1:{port}/-/ready");
+    crate::helpers::eventually(
+        &format!("{name} is ready"),
+        Duration::from_millis(100),
+        Duration::from_secs(30),
+        || async {
+            let answer = reqwest::get(&ready).await.ok()?;
+            answer.status().is_success().then_some(())
+        },
+    )
+    .await;
+    (child, port)
+}
+
+/// `name`'s log so far in `dir`, for failure messages.
+fn log_of(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
 }
 
 impl TempPrometheus {
@@ -66,37 +117,19 @@ impl TempPrometheus {
             ),
         )
         .expect("the config is written");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = tokio::process::Command::new(program)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("prometheus starts");
+        let (child, port) = launch(program, "prometheus", dir.path(), |port| {
+            vec![
+                format!("--config.file={}", config.display()),
+                format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+            ]
+        })
+        .await;
         let prometheus = Self {
             _child: child,
             dir,
             url: format!("http://127.0.0.1:{port}"),
         };
-        let ready = format!("{}/-/ready", prometheus.url);
-        crate::helpers::eventually(
-            "Prometheus is ready",
-            Duration::from_millis(100),
-            Duration::from_secs(30),
-            || async {
-                let answer = reqwest::get(&ready).await.ok()?;
-                answer.status().is_success().then_some(())
-            },
-        )
-        .await;
         Some(prometheus)
     }
 
@@ -125,7 +158,7 @@ impl TempPrometheus {
 
     /// Its log so far, for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+        log_of(self.dir.path(), "prometheus")
     }
 }
 
@@ -158,45 +191,27 @@ impl TempAlertmanager {
             ),
         )
         .expect("the config is written");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.path().join("alertmanager.log")).unwrap();
-        let child = tokio::process::Command::new(program)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            // No cluster: it would listen on 9094 for its peers.
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("alertmanager starts");
+        let (child, port) = launch(program, "alertmanager", dir.path(), |port| {
+            vec![
+                format!("--config.file={}", config.display()),
+                format!("--storage.path={}", dir.path().join("data").display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                // No cluster: it would listen on 9094 for its peers.
+                "--cluster.listen-address=".into(),
+                "--log.level=debug".into(),
+            ]
+        })
+        .await;
         let alertmanager = Self {
             _child: child,
             dir,
             addr: format!("127.0.0.1:{port}"),
         };
-        let ready = format!("http://{}/-/ready", alertmanager.addr);
-        crate::helpers::eventually(
-            "Alertmanager is ready",
-            Duration::from_millis(100),
-            Duration::from_secs(30),
-            || async {
-                let answer = reqwest::get(&ready).await.ok()?;
-                answer.status().is_success().then_some(())
-            },
-        )
-        .await;
         Some(alertmanager)
     }
 
     /// Its log so far, for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("alertmanager.log")).unwrap_or_default()
+        log_of(self.dir.path(), "alertmanager")
     }
 }

@@ -79,10 +79,16 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: impl FnOnce(&tempfile::TempDir) -> Settings) -> TestApp {
     let data = tempfile::tempdir().expect("a temporary folder");
     let mut settings = settings(&data);
-    if std::env::var("ANTIBODY_TEST_BACKEND").as_deref() == Ok("postgres") {
+    if on_postgres() {
         settings.database_url = fresh_postgres_database().await;
     }
     spawn_app_in(std::sync::Arc::new(data), settings).await
+}
+
+/// Whether this is the API suite's second pass, every server on PostgreSQL
+/// (`ANTIBODY_TEST_BACKEND=postgres`, which `cargo xtask test` sets).
+pub fn on_postgres() -> bool {
+    std::env::var("ANTIBODY_TEST_BACKEND").as_deref() == Ok("postgres")
 }
 
 /// A new, empty database on the test PostgreSQL.
@@ -253,6 +259,24 @@ impl TestApp {
     pub async fn steer_run(&self, id: uuid::Uuid, action: &str) -> reqwest::Response {
         let url = self.url(&format!("/api/timeline-runs/{id}/{action}"));
         self.http.post(url).send().await.expect("the server answers")
+    }
+
+    /// Injects `kind` at full strength into `service` of the shared twin,
+    /// with no incident: what monitoring will notice by itself.
+    pub fn inject(&self, kind: engine::twin::FaultKind, service: &str) {
+        self.engine
+            .with_twin(|estate| {
+                estate.inject(&engine::twin::FaultSpec {
+                    kind,
+                    target: service.into(),
+                    intensity: 1.0,
+                    onset_seconds: 0.0,
+                    lead_seconds: 1.0,
+                    duration_seconds: None,
+                })
+            })
+            .expect("a shared twin")
+            .expect("the fault applies to the service");
     }
 
     pub async fn connect(&self, query: &str) -> Socket {

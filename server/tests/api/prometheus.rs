@@ -115,11 +115,11 @@ async fn a_real_prometheus_scrapes_the_twins_traffic_latency_and_call_graph() {
 /// healthy estate, and the error-rate objective's alert on a crash loop.
 #[tokio::test]
 async fn the_shipped_alert_rules_stay_quiet_on_a_healthy_twin_and_fire_on_a_crash_loop() {
-    if std::env::var("ANTIBODY_TEST_BACKEND").as_deref() == Ok("postgres") {
+    if crate::helpers::on_postgres() {
         eprintln!("(the store's backend changes nothing a scrape sees: run once, on SQLite)");
         return;
     }
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/twin-rules.yml");
+    let rules = crate::components::shipped("deploy/prometheus/twin-rules.yml");
     let app = spawn_app_with(|data| settings_in(data, 1.0, Duration::from_secs(5))).await;
     let target = app.addr.to_string();
     let Some(prometheus) = TempPrometheus::scraping_with_rules(&target, "/twin/metrics", &[rules]).await else {
@@ -139,18 +139,7 @@ async fn the_shipped_alert_rules_stay_quiet_on_a_healthy_twin_and_fire_on_a_cras
     let alerts = prometheus.query("ALERTS").await;
     assert!(alerts.is_empty(), "a healthy twin raised {alerts:?}");
 
-    app.engine.with_twin(|estate| {
-        estate
-            .inject(&engine::twin::FaultSpec {
-                kind: engine::twin::FaultKind::CrashLoop,
-                target: "order-service".into(),
-                intensity: 1.0,
-                onset_seconds: 0.0,
-                lead_seconds: 1.0,
-                duration_seconds: None,
-            })
-            .unwrap()
-    });
+    app.inject(engine::twin::FaultKind::CrashLoop, "order-service");
     let firing = eventually(
         "the error-rate alert fires",
         Duration::from_millis(500),
@@ -177,7 +166,7 @@ async fn the_shipped_alert_rules_stay_quiet_on_a_healthy_twin_and_fire_on_a_cras
 #[tokio::test]
 async fn the_shipped_rules_pass_promtool() {
     let Some(promtool) = installed("promtool") else { return };
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/twin-rules.yml");
+    let rules = crate::components::shipped("deploy/prometheus/twin-rules.yml");
     let out = tokio::process::Command::new(promtool)
         .args(["check", "rules"])
         .arg(&rules)

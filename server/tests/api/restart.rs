@@ -144,7 +144,7 @@ async fn a_killed_server_restarts_with_its_history_and_marks_the_interrupted_inc
 /// the store takes events again nothing was lost.
 #[tokio::test]
 async fn a_store_that_refuses_events_makes_the_server_unready_until_it_takes_them() {
-    if std::env::var("ANTIBODY_TEST_BACKEND").as_deref() == Ok("postgres") {
+    if crate::helpers::on_postgres() {
         // The refusal is made with SQLite's triggers; the writer and the
         // route are the same on both backends.
         return;

@@ -54,6 +54,7 @@ pub fn action(incident: u128, action: u128, agent: AgentType, status: ActionStat
             }),
             duration_ms: (status != ActionStatus::InProgress).then_some(1200),
             confidence: (status != ActionStatus::InProgress).then_some(0.9),
+            queries: Vec::new(),
         },
     }
 }

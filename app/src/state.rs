@@ -245,6 +245,17 @@ impl DashboardState {
                     duration_ms: None,
                 });
             }
+            ServerMessage::AlertReceived { incident_id, alert } => self.upsert_feed(FeedEntry {
+                key: format!("{incident_id}:alert:{}:{}", alert.fingerprint, alert.placement.as_str()),
+                seq: envelope.seq,
+                at: envelope.ts,
+                kind: FeedKind::Incident,
+                incident_id: *incident_id,
+                description: line(envelope),
+                status: alert.placement.as_str().to_owned(),
+                confidence: None,
+                duration_ms: None,
+            }),
             ServerMessage::PerformanceMetrics { metrics } => self.metrics = metrics.clone(),
             ServerMessage::Snapshot { .. } => {}
             ServerMessage::TwinHealth { services } => {

@@ -58,6 +58,8 @@ pub mod observe;
 #[cfg(feature = "runtime")]
 pub mod orchestrator;
 #[cfg(feature = "runtime")]
+pub mod prometheus;
+#[cfg(feature = "runtime")]
 pub mod timeline;
 #[cfg(feature = "runtime")]
 pub mod twin;

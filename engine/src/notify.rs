@@ -38,6 +38,7 @@ impl Notification {
         let emoji = match self.status {
             IncidentStatus::Resolved => ":white_check_mark:",
             IncidentStatus::Active => ":rotating_light:",
+            IncidentStatus::Advised => ":memo:",
             IncidentStatus::Failed | IncidentStatus::Interrupted => ":x:",
         };
         json!({

@@ -136,6 +136,10 @@ pub struct Settings {
     #[command(flatten)]
     pub llm: LlmArgs,
 
+    /// The estate incidents work on: the embedded twin, or a real one read from Prometheus.
+    #[command(flatten)]
+    pub estate: EstateArgs,
+
     /// Something else than serving (serving is the default).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -198,6 +202,110 @@ impl LlmArgs {
             LlmGenerator::new(config, builtin).map_err(|e| anyhow::anyhow!(e))?,
         ))
     }
+}
+
+/// Which estate the agents read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum EstateKind {
+    /// The embedded twin (simulated), which incidents act on.
+    #[default]
+    Twin,
+    /// A real estate, read by PromQL from Prometheus; incidents are advisory.
+    Prometheus,
+}
+
+/// A real estate read from Prometheus.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EstateArgs {
+    /// `twin` (simulated, the default) or `prometheus` (read by PromQL; advisory: plans are proposed, never run).
+    #[arg(long = "estate", env = "ANTIBODY_ESTATE", value_enum, default_value = "twin")]
+    pub kind: EstateKind,
+    /// The Prometheus to read, as in http://prometheus:9090 (needed with --estate prometheus).
+    #[arg(long, env = "ANTIBODY_PROMETHEUS_URL", value_parser = parse_http_url)]
+    pub prometheus_url: Option<reqwest::Url>,
+    /// Sent to Prometheus as a bearer token.
+    #[arg(
+        long,
+        env = "ANTIBODY_PROMETHEUS_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "prometheus_user"
+    )]
+    pub prometheus_token: Option<String>,
+    /// Basic auth's user for Prometheus (with --prometheus-password).
+    #[arg(long, env = "ANTIBODY_PROMETHEUS_USER", requires = "prometheus_password")]
+    pub prometheus_user: Option<String>,
+    /// Basic auth's password for Prometheus.
+    #[arg(
+        long,
+        env = "ANTIBODY_PROMETHEUS_PASSWORD",
+        hide_env_values = true,
+        requires = "prometheus_user"
+    )]
+    pub prometheus_password: Option<String>,
+    /// Label matchers added to every query, as in job="twin" (scopes a Prometheus that holds several estates).
+    #[arg(long, env = "ANTIBODY_PROMETHEUS_SELECTOR", default_value = "", value_parser = parse_selector)]
+    pub prometheus_selector: String,
+    /// Seconds one query may take (there is one retry).
+    #[arg(long, env = "ANTIBODY_PROMETHEUS_TIMEOUT", default_value = "5", value_parser = parse_heartbeat)]
+    pub prometheus_timeout: Duration,
+    /// A PromQL mapping file (TOML, as engine/data/promql/twin.toml); the twin exporter's by default.
+    #[arg(long, env = "ANTIBODY_PROMQL_MAPPING", value_parser = parse_mapping)]
+    pub promql_mapping: Option<engine::prometheus::Mapping>,
+}
+
+impl EstateArgs {
+    /// The Prometheus estate these settings describe, over `topology`;
+    /// `None` for the twin.
+    pub fn watched(
+        &self,
+        topology: std::sync::Arc<engine::twin::Topology>,
+    ) -> anyhow::Result<Option<engine::prometheus::PrometheusEstate>> {
+        use engine::prometheus::{Auth, Endpoint, Mapping, PrometheusEstate};
+        if self.kind == EstateKind::Twin {
+            return Ok(None);
+        }
+        let url = self.prometheus_url.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("--estate prometheus (ANTIBODY_ESTATE) needs --prometheus-url (ANTIBODY_PROMETHEUS_URL)")
+        })?;
+        let auth = match (&self.prometheus_token, &self.prometheus_user, &self.prometheus_password) {
+            (Some(token), _, _) => Auth::Bearer(token.clone()),
+            (None, Some(user), Some(password)) => Auth::Basic {
+                user: user.clone(),
+                password: password.clone(),
+            },
+            _ => Auth::None,
+        };
+        let endpoint = Endpoint {
+            url: url.as_str().trim_end_matches('/').to_owned(),
+            auth,
+            timeout: self.prometheus_timeout,
+        };
+        let mapping = match &self.promql_mapping {
+            Some(mapping) => mapping.clone(),
+            None => Mapping::embedded().map_err(|e| anyhow::anyhow!(e))?,
+        };
+        Ok(Some(PrometheusEstate::new(
+            endpoint,
+            mapping,
+            self.prometheus_selector.clone(),
+            topology,
+        )))
+    }
+}
+
+fn parse_mapping(raw: &str) -> Result<engine::prometheus::Mapping, String> {
+    let text = std::fs::read_to_string(raw).map_err(|e| format!("cannot read {raw}: {e}"))?;
+    engine::prometheus::Mapping::parse(&text).map_err(|e| format!("{raw}: {e}"))
+}
+
+/// Label matchers go inside the braces of every query: no braces of their own.
+fn parse_selector(raw: &str) -> Result<String, String> {
+    if raw.contains(['{', '}']) {
+        return Err(format!(
+            "`{raw}` must be label matchers without braces, as in job=\"twin\""
+        ));
+    }
+    Ok(raw.trim().to_owned())
 }
 
 /// The binary's other jobs.

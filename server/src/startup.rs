@@ -86,6 +86,9 @@ impl Application {
             commit_window: settings.commit_window,
             policy: std::sync::Arc::clone(&settings.policy),
             memory_capacity: settings.memory_capacity as usize,
+            watch: settings
+                .estate
+                .watched(std::sync::Arc::new(engine::twin::Topology::embedded()?))?,
             twin: match settings.twin {
                 crate::configuration::Twin::Shared => engine::TwinMode::Shared,
                 crate::configuration::Twin::Isolated => engine::TwinMode::Isolated,
@@ -267,10 +270,15 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     // The alert intake is outside the per-IP limit: one Alertmanager sends
     // every alert from one address, and its token, the body limit and the
     // cap on open incidents bound what it can cost.
-    let intake = Router::new().route(
-        "/api/alerts/alertmanager",
-        post(alerts::alertmanager).layer(DefaultBodyLimit::max(alerts::MAX_BODY_BYTES)),
-    );
+    let intake = Router::new()
+        .route(
+            "/api/alerts/alertmanager",
+            post(alerts::alertmanager).layer(DefaultBodyLimit::max(alerts::MAX_BODY_BYTES)),
+        )
+        .route(
+            "/api/alerts/pagerduty",
+            post(alerts::pagerduty).layer(DefaultBodyLimit::max(alerts::MAX_BODY_BYTES)),
+        );
     rate_limited(router, settings)
         .merge(intake)
         // Pages and API answers; the bundle comes precompressed and passes

@@ -41,7 +41,7 @@ impl Store {
                 IncidentStatus::Resolved => analytics.resolved = n,
                 IncidentStatus::Failed => analytics.failed = n,
                 IncidentStatus::Interrupted => analytics.interrupted = n,
-                IncidentStatus::Active => {}
+                IncidentStatus::Active | IncidentStatus::Advised => {}
             }
         }
         let finished = analytics.resolved + analytics.failed;

@@ -81,7 +81,8 @@ pub(crate) fn incident_of(message: &ServerMessage) -> Option<Uuid> {
         ServerMessage::AgentAction { incident_id, .. }
         | ServerMessage::IncidentStatus { incident_id, .. }
         | ServerMessage::Consensus { incident_id, .. }
-        | ServerMessage::PolicyDecision { incident_id, .. } => Some(*incident_id),
+        | ServerMessage::PolicyDecision { incident_id, .. }
+        | ServerMessage::AlertReceived { incident_id, .. } => Some(*incident_id),
         ServerMessage::ApprovalRequested { approval } | ServerMessage::ApprovalDecided { approval } => {
             Some(approval.incident_id)
         }

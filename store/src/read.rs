@@ -167,7 +167,8 @@ impl Store {
                 totals.resolved = n as u64;
                 totals.total_mttr = row.try_get("mttr")?;
                 totals.total_savings = row.try_get("savings")?;
-            } else {
+            } else if status != IncidentStatus::Advised.as_str() {
+                // Advice is neither: the metrics count what the swarm ran.
                 totals.failed += n as u64;
             }
         }

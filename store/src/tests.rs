@@ -613,6 +613,7 @@ fn resolution(
             details,
             duration_ms: Some(100),
             confidence: Some(0.9),
+            queries: Vec::new(),
         },
     })
 }

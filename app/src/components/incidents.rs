@@ -5,8 +5,8 @@
 //! so they work without JavaScript too.
 
 use engine::protocol::{
-    ActionStatus, AgentAction, AuditEntry, ConsensusRound, Envelope, Hypothesis, Incident, IncidentDetail,
-    IncidentPage, IncidentStatus, ServerMessage, Severity,
+    ActionStatus, AgentAction, AlertRecord, AuditEntry, ConsensusRound, Envelope, Hypothesis, Incident, IncidentDetail,
+    IncidentPage, IncidentStatus, QueryEvidence, ServerMessage, Severity,
 };
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -87,7 +87,7 @@ fn FilterForm() -> impl IntoView {
             <label>"Status "
                 <select name="status">
                     <option value="">"any"</option>
-                    {["active", "resolved", "failed", "interrupted"].map(|v| option("status", v))}
+                    {["active", "resolved", "advised", "failed", "interrupted"].map(|v| option("status", v))}
                 </select>
             </label>
             <label>"Severity "
@@ -241,6 +241,8 @@ fn IncidentStory(page: IncidentView) -> impl IntoView {
                 <ol class="steps" data-testid="steps">{actions.into_iter().map(step).collect_view()}</ol>
             </section>
         </div>
+        <Alerts timeline=timeline.clone()/>
+        <Evidence timeline=timeline.clone()/>
         <section class="panel" aria-labelledby="timeline-title">
             <h2 id="timeline-title" class="panel-title">"Timeline"</h2>
             <ol class="timeline" data-testid="timeline">{timeline.into_iter().filter_map(timeline_line).collect_view()}</ol>
@@ -386,6 +388,109 @@ fn step(action: AgentAction) -> impl IntoView {
             <span class=format!("badge badge-{status}")>{status}</span>
             <span>{action.description}</span>
             <span class="mono muted">{action.duration_ms.map(|ms| format!("{:.1} s", ms as f64 / 1000.0))}</span>
+        </li>
+    }
+}
+
+/// The alerts the incident grouped, as their senders sent them: what each
+/// did (opened, joined, resolved), its severity label and what it mapped
+/// to, every label and annotation, and a link to its expression. Derived
+/// from the timeline; absent for an incident no alert opened.
+#[component]
+fn Alerts(timeline: Vec<Envelope>) -> impl IntoView {
+    let alerts: Vec<AlertRecord> = timeline
+        .into_iter()
+        .filter_map(|event| match event.message {
+            ServerMessage::AlertReceived { alert, .. } => Some(alert),
+            _ => None,
+        })
+        .collect();
+    (!alerts.is_empty()).then(|| {
+        view! {
+            <section class="panel" aria-labelledby="alerts-title">
+                <h2 id="alerts-title" class="panel-title">"Alerts"</h2>
+                <ol class="alerts" data-testid="alerts">{alerts.into_iter().map(alert_line).collect_view()}</ol>
+            </section>
+        }
+    })
+}
+
+/// One alert on the record.
+fn alert_line(alert: AlertRecord) -> impl IntoView {
+    let placement = alert.placement.as_str();
+    let severity = match alert.labels.get("severity") {
+        Some(label) => format!("severity {label} → {}", alert.severity.as_str()),
+        None => format!("no severity label → {}", alert.severity.as_str()),
+    };
+    let pairs = |map: std::collections::BTreeMap<String, String>| {
+        map.into_iter()
+            .map(|(k, v)| view! { <span class="chip mono">{k}"="{v}</span> })
+            .collect_view()
+    };
+    view! {
+        <li class="alert-record">
+            <div>
+                <span class=format!("badge badge-{placement}")>{placement}</span>" "
+                <strong>{alert.name}</strong>" on "{alert.service}
+                <span class="muted">" · "{alert.source}" · "{severity}" · since "{alert.starts_at.format("%H:%M:%S UTC").to_string()}</span>
+            </div>
+            <div>{alert.summary}</div>
+            <div class="chips">{pairs(alert.labels)}{pairs(alert.annotations)}</div>
+            {alert
+                .generator_url
+                // Only a web link: the sender's text is not trusted as a URL scheme.
+                .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
+                .map(|url| view! { <a href=url rel="noopener noreferrer" target="_blank">"The alert's expression"</a> })}
+        </li>
+    }
+}
+
+/// On a watched estate, the PromQL behind each agent's finding: the query,
+/// the range and the values it read, so a person can run it again. Derived
+/// from the timeline; absent on the twin, whose findings carry none.
+#[component]
+fn Evidence(timeline: Vec<Envelope>) -> impl IntoView {
+    let findings: Vec<AgentAction> = timeline
+        .into_iter()
+        .filter_map(|event| match event.message {
+            ServerMessage::AgentAction { action, .. } if !action.queries.is_empty() => Some(action),
+            _ => None,
+        })
+        .collect();
+    (!findings.is_empty()).then(|| {
+        view! {
+            <section class="panel" aria-labelledby="evidence-title">
+                <h2 id="evidence-title" class="panel-title">"Evidence (PromQL)"</h2>
+                <ol class="evidence" data-testid="evidence">
+                    {findings.into_iter().map(|action| view! {
+                        <li>
+                            <strong>{action.agent_type.label()}</strong>" · "{action.description}
+                            <ul>{action.queries.into_iter().map(query_line).collect_view()}</ul>
+                        </li>
+                    }).collect_view()}
+                </ol>
+            </section>
+        }
+    })
+}
+
+/// One query a finding rests on.
+fn query_line(q: QueryEvidence) -> impl IntoView {
+    let values: Vec<String> = q.values.iter().map(|v| format!("{v:.4}")).collect();
+    view! {
+        <li class="evidence-query">
+            <span class="mono">{q.service}" · "{q.metric.as_str()}</span>
+            <code class="mono">{q.query}</code>
+            <span class="muted">
+                {format!(
+                    "{} to {} UTC, every {} s · last values {} · baseline {:.4}",
+                    q.start.format("%H:%M:%S"),
+                    q.end.format("%H:%M:%S"),
+                    q.step_seconds,
+                    values.join(", "),
+                    q.baseline
+                )}
+            </span>
         </li>
     }
 }

@@ -55,6 +55,9 @@ impl Engine {
         faulty_voters: Vec<FaultyVoter>,
     ) -> Result<Incident, SubmitError> {
         self.admit()?;
+        if !faults.is_empty() && matches!(self.shared.estates, Estates::Watched(_)) {
+            return Err(SubmitError::Watching);
+        }
         let incident = Incident {
             id: Uuid::new_v4(),
             title: request.title.as_str().to_owned(),
@@ -172,6 +175,10 @@ impl Engine {
                     start,
                 }
             }
+            Estates::Watched(watched) => TwinRef::Watched {
+                estate: watched.clone(),
+                view: None,
+            },
         }
     }
 

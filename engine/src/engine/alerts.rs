@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{Engine, SubmitError};
 use crate::{
     intake::{Alert, desk::Placement},
-    protocol::IncidentStatus,
+    protocol::{AlertPlacement, IncidentStatus, ServerMessage},
     request::{IncidentRequest, IncidentTitle, MAX_TITLE_CHARS, ServiceName},
 };
 
@@ -54,17 +54,43 @@ impl Engine {
                 .collect();
             let incident = self.open_incident(request_for(&members)?)?;
             desk.opened(incident.id, &members, topology, now);
+            for alert in members {
+                self.record_alert(incident.id, alert, AlertPlacement::Opened);
+            }
             receipt.opened.push(incident.id);
         }
-        for placement in placements {
+        for (alert, placement) in alerts.iter().zip(placements) {
             match placement {
                 Placement::Duplicate(_) => receipt.duplicates += 1,
-                Placement::Joined(id) => receipt.joined.push(id),
-                Placement::Resolved(_) => receipt.resolved += 1,
+                Placement::Joined(id) => {
+                    self.record_alert(id, alert, AlertPlacement::Joined);
+                    receipt.joined.push(id);
+                }
+                Placement::Resolved(incident) => {
+                    if let Some(id) = incident {
+                        // A resolution may carry only its key (PagerDuty's):
+                        // the record names the alert as it fired.
+                        let mut alert = alert.clone();
+                        if let Some(placed) = desk.placed(&alert.fingerprint) {
+                            alert.name.clone_from(&placed.name);
+                            alert.service.clone_from(&placed.service);
+                        }
+                        self.record_alert(id, &alert, AlertPlacement::Resolved);
+                    }
+                    receipt.resolved += 1;
+                }
                 Placement::New(_) => {}
             }
         }
         Ok(receipt)
+    }
+
+    /// Puts `alert` on `incident`'s record.
+    fn record_alert(&self, incident: Uuid, alert: &Alert, placement: AlertPlacement) {
+        self.shared.log.append(ServerMessage::AlertReceived {
+            incident_id: incident,
+            alert: alert.record(placement),
+        });
     }
 }
 

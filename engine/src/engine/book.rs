@@ -87,6 +87,11 @@ impl IncidentBook {
             totals.total_detect += detect.as_secs_f64();
             totals.total_diagnose += diagnose.as_secs_f64();
         }
+        // Advice is neither a recovery nor a failure of the swarm's:
+        // people act on it, and the metrics count what the swarm ran.
+        if closed.status == IncidentStatus::Advised {
+            return;
+        }
         if closed.status != IncidentStatus::Resolved {
             totals.failed += 1;
             return;

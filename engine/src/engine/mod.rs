@@ -95,6 +95,9 @@ pub struct EngineConfig {
     pub policy: Arc<Policy>,
     /// Finished incidents the incident memory keeps (0: remember nothing).
     pub memory_capacity: usize,
+    /// A real estate to watch through Prometheus instead of running the
+    /// twin: incidents read it by PromQL and are advisory.
+    pub watch: Option<crate::prometheus::PrometheusEstate>,
 }
 
 /// Where incidents happen.
@@ -124,6 +127,7 @@ impl Default for EngineConfig {
             agent_failure_rate: 0.0,
             policy: Arc::new(Policy::builtin("autonomous").expect("the built-in policies are checked by tests")),
             memory_capacity: crate::memory::DEFAULT_CAPACITY,
+            watch: None,
         }
     }
 }
@@ -141,6 +145,11 @@ pub enum SubmitError {
     Invalid(String),
     #[error("the event log stopped publishing: {0}")]
     Halted(String),
+    #[error(
+        "this server watches a real estate through Prometheus (advisory): a scenario injects faults into the \
+         twin, which it does not run; open incidents from alerts or POST /api/incidents"
+    )]
+    Watching,
 }
 
 impl SubmitError {
@@ -150,7 +159,9 @@ impl SubmitError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::AtCapacity { .. } => Some(Duration::from_secs(5)),
-            Self::UnknownScenario { .. } | Self::ShuttingDown | Self::Invalid(_) | Self::Halted(_) => None,
+            Self::UnknownScenario { .. } | Self::ShuttingDown | Self::Invalid(_) | Self::Halted(_) | Self::Watching => {
+                None
+            }
         }
     }
 
@@ -162,6 +173,7 @@ impl SubmitError {
         match self {
             Self::UnknownScenario { .. } | Self::Invalid(_) => 422,
             Self::AtCapacity { .. } => 429,
+            Self::Watching => 409,
             Self::ShuttingDown | Self::Halted(_) => 503,
         }
     }
@@ -223,6 +235,8 @@ enum Estates {
         /// Warm, with a short history: forked per incident.
         template: Estate,
     },
+    /// A real estate read through Prometheus; no twin runs.
+    Watched(crate::prometheus::PrometheusEstate),
 }
 
 impl Estates {
@@ -230,7 +244,7 @@ impl Estates {
     fn shared(&self) -> Option<&Arc<SharedTwin>> {
         match self {
             Self::Shared(twin) => Some(twin),
-            Self::Isolated { .. } => None,
+            Self::Isolated { .. } | Self::Watched(_) => None,
         }
     }
 }
@@ -318,6 +332,14 @@ impl Engine {
         let topology = Arc::new(Topology::embedded()?);
         let catalog = Catalog::embedded(&topology)?;
         let book = IncidentBook::from_totals(&recovered.totals);
+        // The alerts the recent log placed, so a redelivery after a restart
+        // is still recognised, and a resolution still reaches its incident.
+        let placed_alerts: Vec<(crate::protocol::AlertRecord, Uuid)> = (recovered.tail.iter())
+            .filter_map(|event| match &event.message {
+                ServerMessage::AlertReceived { incident_id, alert } => Some((alert.clone(), *incident_id)),
+                _ => None,
+            })
+            .collect();
         let mut projection = Projection::new(SNAPSHOT_INCIDENTS, SNAPSHOT_EVENTS);
         for event in &recovered.tail {
             projection.apply(event);
@@ -340,6 +362,12 @@ impl Engine {
         let engine = Self::build(config, topology, catalog, log, recovered.totals, Some(journal))?;
         for entry in recovered.memory {
             engine.memory().record(entry);
+        }
+        {
+            let mut desk = engine.shared.desk.lock().expect("alert desk lock poisoned");
+            for (alert, incident) in &placed_alerts {
+                desk.recall(alert, *incident);
+            }
         }
         if !recovered.unfinished.is_empty() {
             let mut book = engine.shared.book.lock().expect("incident book lock poisoned");
@@ -403,8 +431,9 @@ impl Engine {
         let correlation = crate::intake::desk::Correlation::embedded().map_err(StartError::Impact)?;
         let clock = SimClock::new(config.speed);
         let estate = Estate::new(Arc::clone(&topology), seeds.random(), START_OF_DAY);
-        let estates = match config.twin {
-            TwinMode::Shared => {
+        let estates = match (config.watch, config.twin) {
+            (Some(watched), _) => Estates::Watched(watched),
+            (None, TwinMode::Shared) => {
                 // Ten minutes at one reading a second: an incident's chart
                 // keeps its onset even after a long wait for a person.
                 let mut estate = estate;
@@ -412,7 +441,7 @@ impl Engine {
                 estate.start_exporting();
                 Estates::Shared(Arc::new(SharedTwin::new(estate, clock)))
             }
-            TwinMode::Isolated => {
+            (None, TwinMode::Isolated) => {
                 // Warm once, fork per incident: thousands of incidents need
                 // neither thousands of warm-ups nor full histories.
                 let mut template = estate;
@@ -422,7 +451,7 @@ impl Engine {
         };
         // Isolated estates share nothing to collide on.
         let claims = match estates {
-            Estates::Shared(_) => Claims::shared(),
+            Estates::Shared(_) | Estates::Watched(_) => Claims::shared(),
             Estates::Isolated { .. } => Claims::isolated(),
         };
         let swarm = Swarm {
@@ -629,6 +658,15 @@ impl Engine {
 
     pub fn with_twin<R>(&self, f: impl FnOnce(&mut Estate) -> R) -> Option<R> {
         self.shared.estates.shared().map(|twin| twin.with(f))
+    }
+
+    /// The real estate this engine watches through Prometheus, if any
+    /// (then its incidents are advisory and no twin runs).
+    pub fn watched(&self) -> Option<&crate::prometheus::PrometheusEstate> {
+        match &self.shared.estates {
+            Estates::Watched(watched) => Some(watched),
+            Estates::Shared(_) | Estates::Isolated { .. } => None,
+        }
     }
 
     pub fn impact(&self) -> &ImpactModel {

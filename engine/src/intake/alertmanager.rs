@@ -35,6 +35,10 @@ pub struct Webhook {
     pub external_url: String,
     /// The group's alerts (at least one).
     pub alerts: Vec<WebhookAlert>,
+    /// Grafana's organisation: present only in Grafana's deliveries, which
+    /// is how they are told apart.
+    #[serde(default)]
+    pub org_id: Option<i64>,
 }
 
 /// One alert of a delivery.
@@ -80,14 +84,19 @@ impl Webhook {
                 format!("has {} alerts; at most {MAX_ALERTS}", self.alerts.len()),
             ));
         }
+        let source = if self.org_id.is_some() {
+            "grafana"
+        } else {
+            "alertmanager"
+        };
         (self.alerts.into_iter().enumerate())
-            .map(|(i, alert)| alert.parse(&format!("alerts[{i}]"), topology))
+            .map(|(i, alert)| alert.parse(&format!("alerts[{i}]"), topology, source))
             .collect()
     }
 }
 
 impl WebhookAlert {
-    fn parse(self, at: &str, topology: &Topology) -> Result<Alert, FieldError> {
+    fn parse(self, at: &str, topology: &Topology, source: &'static str) -> Result<Alert, FieldError> {
         let field = |name: &str| format!("{at}.{name}");
         let firing = match self.status.as_str() {
             "firing" => true,
@@ -136,7 +145,7 @@ impl WebhookAlert {
             .unwrap_or(&name)
             .to_owned();
         Ok(Alert {
-            source: "alertmanager",
+            source,
             fingerprint: self.fingerprint,
             firing,
             service: service.to_owned(),

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::Alert;
+use crate::protocol::AlertRecord;
 use crate::twin::topology::Topology;
 
 /// Most fingerprints remembered; the oldest are forgotten first.
@@ -57,10 +58,21 @@ pub enum Placement {
     Resolved(Option<Uuid>),
 }
 
+/// An alert the desk placed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placed {
+    pub incident: Uuid,
+    /// Its name and service, as it fired.
+    pub name: String,
+    pub service: String,
+}
+
 /// The alerts seen, and the open incidents they made.
 #[derive(Debug, Default)]
 pub struct Desk {
-    by_fingerprint: HashMap<String, Uuid>,
+    /// Each alert placed: its incident, and what it was (a resolution may
+    /// carry only its key).
+    by_fingerprint: HashMap<String, Placed>,
     /// Fingerprints in arrival order, to forget the oldest.
     arrival: VecDeque<String>,
     groups: Vec<Group>,
@@ -83,13 +95,15 @@ impl Desk {
         let mut clusters: Vec<BTreeSet<usize>> = Vec::new();
         let mut placements = Vec::with_capacity(alerts.len());
         for alert in alerts {
+            let known = self.by_fingerprint.get(&alert.fingerprint).map(|p| p.incident);
+            if !alert.firing {
+                placements.push(Placement::Resolved(known));
+                continue;
+            }
             let service = topology
                 .index(&alert.service)
-                .expect("alerts are checked against the topology");
-            let known = self.by_fingerprint.get(&alert.fingerprint).copied();
-            let placement = if !alert.firing {
-                Placement::Resolved(known)
-            } else if let Some(incident) = known.filter(|id| is_open(*id)) {
+                .expect("firing alerts are checked against the topology");
+            let placement = if let Some(incident) = known.filter(|id| is_open(*id)) {
                 Placement::Duplicate(incident)
             } else if let Some(group) = self.groups.iter_mut().find(|g| {
                 (now - g.last_alert).as_seconds_f64() <= rule.window_seconds
@@ -109,7 +123,7 @@ impl Desk {
                 Placement::New(clusters.len() - 1)
             };
             if let Placement::Joined(incident) | Placement::Duplicate(incident) = placement {
-                self.remember(&alert.fingerprint, incident);
+                self.remember(alert, incident);
             }
             placements.push(placement);
         }
@@ -121,7 +135,7 @@ impl Desk {
     pub fn opened(&mut self, incident: Uuid, alerts: &[&Alert], topology: &Topology, now: DateTime<Utc>) {
         let services = alerts.iter().filter_map(|a| topology.index(&a.service)).collect();
         for alert in alerts {
-            self.remember(&alert.fingerprint, incident);
+            self.remember(alert, incident);
         }
         self.groups.push(Group {
             incident,
@@ -130,8 +144,37 @@ impl Desk {
         });
     }
 
-    fn remember(&mut self, fingerprint: &str, incident: Uuid) {
-        if self.by_fingerprint.insert(fingerprint.to_owned(), incident).is_none() {
+    /// Remembers that `alert` was placed on `incident` before a restart
+    /// (from the log), so its redeliveries and its resolution find it.
+    pub fn recall(&mut self, alert: &AlertRecord, incident: Uuid) {
+        self.keep(
+            &alert.fingerprint,
+            Placed {
+                incident,
+                name: alert.name.clone(),
+                service: alert.service.clone(),
+            },
+        );
+    }
+
+    /// The alert placed with this fingerprint, if the desk still knows it.
+    pub fn placed(&self, fingerprint: &str) -> Option<&Placed> {
+        self.by_fingerprint.get(fingerprint)
+    }
+
+    fn remember(&mut self, alert: &Alert, incident: Uuid) {
+        self.keep(
+            &alert.fingerprint,
+            Placed {
+                incident,
+                name: alert.name.clone(),
+                service: alert.service.clone(),
+            },
+        );
+    }
+
+    fn keep(&mut self, fingerprint: &str, placed: Placed) {
+        if self.by_fingerprint.insert(fingerprint.to_owned(), placed).is_none() {
             self.arrival.push_back(fingerprint.to_owned());
             if self.arrival.len() > REMEMBERED
                 && let Some(oldest) = self.arrival.pop_front()

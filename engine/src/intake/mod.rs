@@ -8,12 +8,13 @@
 
 pub mod alertmanager;
 pub mod desk;
+pub mod pagerduty;
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::protocol::Severity;
+use crate::protocol::{AlertPlacement, AlertRecord, Severity};
 
 /// One alert, as the monitoring system sent it, checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +39,25 @@ pub struct Alert {
     pub starts_at: DateTime<Utc>,
     /// Where the sender shows the alert's expression.
     pub generator_url: Option<String>,
+}
+
+impl Alert {
+    /// The alert as its incident's record keeps it, with what it did.
+    pub fn record(&self, placement: AlertPlacement) -> AlertRecord {
+        AlertRecord {
+            source: self.source.to_owned(),
+            fingerprint: self.fingerprint.clone(),
+            placement,
+            name: self.name.clone(),
+            service: self.service.clone(),
+            severity: self.severity,
+            summary: self.summary.clone(),
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            starts_at: self.starts_at,
+            generator_url: self.generator_url.clone(),
+        }
+    }
 }
 
 /// An alert's `severity` label as an incident's severity: `critical`

@@ -1,12 +1,17 @@
 //! The estate an incident works on: the server's one shared twin, advanced
-//! lazily to the engine's simulated time, or an estate of the incident's
-//! own (evaluation and benchmarks), advanced by the incident's own time.
+//! lazily to the engine's simulated time; an estate of the incident's own
+//! (evaluation and benchmarks), advanced by the incident's own time; or a
+//! real estate watched through Prometheus, read afresh before each agent
+//! looks and never acted on.
 
 use std::{sync::Mutex, time::Duration};
 
 use super::MAX_CATCH_UP;
 use crate::{
     clock::SimClock,
+    observe::Observed,
+    prometheus::{PrometheusEstate, QueryError, View},
+    protocol::{ActionDetails, Metric, QueryEvidence},
     twin::{Estate, WARMUP_TICKS},
 };
 
@@ -53,11 +58,22 @@ pub enum TwinRef {
         /// Its tick when the incident opened.
         start: u64,
     },
+    /// A real estate, read from Prometheus: observed, never acted on, so
+    /// its incidents are advisory.
+    Watched {
+        /// Where it is read from.
+        estate: PrometheusEstate,
+        /// The latest read, which the agents observe.
+        view: Option<Box<View>>,
+    },
 }
 
 impl TwinRef {
+    /// Runs `f` on the twin, to act on it. A watched estate is never acted
+    /// on: its incidents stop at the plan (advisory).
     pub(super) fn with<R>(&mut self, elapsed: Duration, f: impl FnOnce(&mut Estate) -> R) -> R {
         match self {
+            Self::Watched { .. } => unreachable!("a watched estate is advisory: nothing acts on it"),
             Self::Shared(shared) => shared.with(f),
             Self::Own { estate, start } => {
                 let due = *start + elapsed.as_secs();
@@ -67,4 +83,76 @@ impl TwinRef {
             }
         }
     }
+}
+
+impl TwinRef {
+    /// Runs `f` on what the agents may observe: the twin as it is now, or
+    /// the latest read of a watched estate.
+    pub(super) fn observe<R>(&mut self, elapsed: Duration, f: impl FnOnce(&dyn Observed) -> R) -> R {
+        match self {
+            Self::Watched { view, .. } => f(view
+                .as_deref()
+                .expect("a watched estate is read before anyone observes it")),
+            twin => twin.with(elapsed, |estate| f(estate)),
+        }
+    }
+
+    /// Reads a watched estate afresh; a twin is always current.
+    pub(super) async fn refresh(&mut self) -> Result<(), QueryError> {
+        if let Self::Watched { estate, view } = self {
+            *view = Some(Box::new(estate.read().await?));
+        }
+        Ok(())
+    }
+
+    /// How many services the estate has.
+    pub(super) fn service_count(&mut self, elapsed: Duration) -> usize {
+        match self {
+            Self::Watched { estate, .. } => estate.topology().len(),
+            twin => twin.with(elapsed, |estate| estate.topology().len()),
+        }
+    }
+
+    /// Whether plans on this estate are proposed only, never run.
+    pub(super) fn advisory(&self) -> bool {
+        matches!(self, Self::Watched { .. })
+    }
+
+    /// The PromQL behind a finding, when the estate is watched: each series
+    /// the finding names, with the query, the range and the values read.
+    pub(super) fn evidence(&self, details: &ActionDetails) -> Vec<QueryEvidence> {
+        let Self::Watched { view: Some(view), .. } = self else {
+            return Vec::new();
+        };
+        let series = named_series(details);
+        series
+            .iter()
+            .filter_map(|(service, metric)| view.evidence(service, *metric))
+            .collect()
+    }
+}
+
+/// Most series a finding's evidence shows.
+const EVIDENCE_SERIES: usize = 8;
+
+/// The series a finding rests on: detection's anomalies and breached
+/// monitors, diagnosis's evidence for its leading hypotheses, prediction's
+/// objectives at risk.
+fn named_series(details: &ActionDetails) -> Vec<(String, Metric)> {
+    let mut series: Vec<(String, Metric)> = match details {
+        ActionDetails::Detection(d) => (d.top_anomalies.iter().map(|a| (a.service.clone(), a.metric)))
+            .chain(d.monitor_breaches.iter().map(|b| (b.service.clone(), b.metric)))
+            .collect(),
+        ActionDetails::Diagnosis(d) => (d.hypotheses.iter().take(2))
+            .flat_map(|h| h.evidence.iter().map(|e| (h.root.service.clone(), e.metric)))
+            .collect(),
+        ActionDetails::Prediction(p) => (p.breaches.iter().map(|b| &b.service))
+            .flat_map(|s| [(s.clone(), Metric::ErrorRate), (s.clone(), Metric::LatencyP99)])
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    series.retain(|s| seen.insert(s.clone()));
+    series.truncate(EVIDENCE_SERIES);
+    series
 }

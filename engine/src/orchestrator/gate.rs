@@ -260,7 +260,7 @@ impl Run<'_> {
         let swarm = Arc::clone(&self.cx.swarm);
         let watch = watch_list(case);
         let elapsed = self.elapsed;
-        let (still_wrong, fresh) = self.twin.with(elapsed, |estate| {
+        let (still_wrong, fresh) = self.twin.observe(elapsed, |estate| {
             (
                 outstanding_in(&watch, estate, VERIFY_WINDOW),
                 swarm.resolution.plan(&swarm.catalog, hypothesis, &watch, estate),
@@ -326,7 +326,7 @@ impl Run<'_> {
             .cloned()
             .collect();
         let elapsed = self.elapsed;
-        self.twin.with(elapsed, |estate| {
+        self.twin.observe(elapsed, |estate| {
             others
                 .iter()
                 .filter_map(|h| {

@@ -41,9 +41,10 @@ use crate::{
     event_log::EventLog,
     governance::{Approvals, Policy},
     notify::Webhook,
+    prometheus::QueryError,
     protocol::{
         self as protocol, ActionDetails, ActionStatus, AgentAction, AgentType, Backoff, CircuitOpen, Crashed,
-        FixRecord, Incident, IncidentStatus, MarkKind, ServerMessage, Severity, Started, Task,
+        EstateUnreadable, FixRecord, Incident, IncidentStatus, MarkKind, ServerMessage, Severity, Started, Task,
     },
     twin::{ActionKind, ConfigChange, Metric},
 };
@@ -140,6 +141,9 @@ enum Stop {
     Interrupted,
     /// An agent failed every retry: a human takes over.
     AgentUnavailable(AgentType),
+    /// The watched estate could not be read, try after try: a human takes
+    /// over, told why.
+    EstateUnreadable(String),
 }
 
 /// What an incident's run reaches of the engine, and nothing more: the
@@ -260,6 +264,7 @@ impl Run<'_> {
             details,
             duration_ms: None,
             confidence: None,
+            queries: Vec::new(),
         };
         action.description = action.describe();
         self.cx.log.append(ServerMessage::AgentAction {
@@ -289,6 +294,7 @@ impl Run<'_> {
     fn finished(&mut self, mut action: AgentAction, status: ActionStatus, report: Report, took: Duration) {
         self.cx.bus.record(action.agent_type, took);
         action.status = status;
+        action.queries = self.twin.evidence(&report.details);
         action.details = report.details;
         action.description = action.describe();
         info!(
@@ -317,6 +323,7 @@ impl Run<'_> {
         duration: Duration,
     ) -> Result<(), Stop> {
         let kind = agent.kind();
+        let mut last_error = None;
         for attempt in 0..AGENT_ATTEMPTS {
             if attempt > 0 {
                 // Full jitter, so retries from many incidents do not
@@ -361,12 +368,40 @@ impl Run<'_> {
                 continue;
             }
             self.cx.bus.outcome(kind, true);
+            // A watched estate is read now; one that cannot be read is not
+            // the agent's fault (its circuit is spared), but the job fails.
+            if let Err(error) = self.refresh().await? {
+                let unreadable = EstateUnreadable {
+                    attempt: attempt + 1,
+                    of: AGENT_ATTEMPTS,
+                    reason: error.to_string(),
+                };
+                warn!(reason = %unreadable.reason, "the estate could not be read");
+                let report = Report {
+                    details: ActionDetails::EstateUnreadable(unreadable),
+                    confidence: 0.0,
+                };
+                self.finished(action, ActionStatus::Failed, report, duration);
+                last_error = Some(error);
+                continue;
+            }
             let elapsed = self.elapsed;
-            let report = self.twin.with(elapsed, |estate| agent.work(case, estate));
+            let report = self.twin.observe(elapsed, |estate| agent.work(case, estate));
             self.finished(action, ActionStatus::Completed, report, duration);
             return Ok(());
         }
-        Err(Stop::AgentUnavailable(kind))
+        Err(match last_error {
+            Some(error) => Stop::EstateUnreadable(error.to_string()),
+            None => Stop::AgentUnavailable(kind),
+        })
+    }
+
+    /// Reads a watched estate afresh, unless interrupted.
+    async fn refresh(&mut self) -> Result<Result<(), QueryError>, Stop> {
+        tokio::select! {
+            read = self.twin.refresh() => Ok(read),
+            () = self.interrupt.cancelled() => Err(Stop::Interrupted),
+        }
     }
 
     fn publish_changes(&self, changes: &[ConfigChange]) {
@@ -407,7 +442,7 @@ async fn reexamine(run: &mut Run<'_>, case: &mut Case) -> Result<bool, Stop> {
     let elapsed = run.elapsed;
     if run
         .twin
-        .with(elapsed, |estate| outstanding_in(&watch, estate, VERIFY_WINDOW))
+        .observe(elapsed, |estate| outstanding_in(&watch, estate, VERIFY_WINDOW))
         .is_empty()
     {
         return Ok(true);
@@ -459,6 +494,10 @@ pub(crate) async fn run(cx: Context, assignment: Assignment) -> Closing {
                     warn!(agent = agent.as_str(), "agent unavailable; escalating");
                     IncidentStatus::Failed
                 }
+                Stop::EstateUnreadable(reason) => {
+                    warn!(%reason, "the estate could not be read; escalating");
+                    IncidentStatus::Failed
+                }
             };
             Verdict {
                 status,
@@ -477,7 +516,7 @@ pub(crate) async fn run(cx: Context, assignment: Assignment) -> Closing {
     };
     let violations = match &mut run.twin {
         TwinRef::Own { estate, .. } => Some(estate.violations(VERIFY_WINDOW)),
-        TwinRef::Shared(_) => None,
+        TwinRef::Shared(_) | TwinRef::Watched { .. } => None,
     };
     Closing {
         id,
@@ -525,7 +564,7 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
 /// and diagnosis were done.
 async fn study(run: &mut Run<'_>, case: &mut Case) -> Result<(Duration, Duration), Stop> {
     let swarm = Arc::clone(&run.cx.swarm);
-    let services = run.twin.with(run.elapsed, |e| e.topology().len());
+    let services = run.twin.service_count(run.elapsed);
 
     let duration = run.seconds(DETECTION_SECONDS);
     let scan = Started {

@@ -53,7 +53,7 @@ impl Run<'_> {
         let duration = self.seconds(CONSENSUS_SECONDS);
         self.pass(duration).await?;
         let elapsed = self.elapsed;
-        let judgements: Vec<_> = self.twin.with(elapsed, |estate| {
+        let judgements: Vec<_> = self.twin.observe(elapsed, |estate| {
             swarm
                 .agents()
                 .iter()
@@ -258,7 +258,7 @@ impl Run<'_> {
                 continue;
             }
             let elapsed = self.elapsed;
-            (verdict.outstanding, verdict.root_fixed) = self.twin.with(elapsed, |estate| {
+            (verdict.outstanding, verdict.root_fixed) = self.twin.observe(elapsed, |estate| {
                 (
                     swarm.resolution.outstanding(plan, estate, VERIFY_WINDOW),
                     swarm.resolution.root_recovered(plan, estate, VERIFY_WINDOW),

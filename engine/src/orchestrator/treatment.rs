@@ -4,14 +4,14 @@
 //! hypotheses run out; then the conclusion that the report and the status
 //! carry.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use super::{MAX_ATTEMPTS, Remedy, Run, Stop, gate::Clearance, reexamine, watch_list};
 use crate::{
-    agents::{Case, Hypothesis, Plan, communication::Attempt},
+    agents::{Case, Hypothesis, Plan, Report, communication::Attempt},
     catalog::{FaultyVoter, RootCause},
     claims::Claim,
-    protocol::{FixOutcome, FixRecord, IncidentStatus},
+    protocol::{ActionDetails, ActionStatus, Advice, AgentType, FixOutcome, FixRecord, IncidentStatus},
     twin::ActionKind,
 };
 
@@ -35,6 +35,8 @@ pub(super) struct Treatment {
     cleared_while_waiting: bool,
     /// Why people took over, when they did.
     handed_over: Option<String>,
+    /// Advisory mode: the root cause whose plan was proposed.
+    advised: Option<RootCause>,
 }
 
 /// Where a hypothesis's turn leaves the treatment.
@@ -61,7 +63,7 @@ pub(super) async fn treat(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVo
         };
         let watch = watch_list(case);
         let elapsed = run.elapsed;
-        let Some(plan) = run.twin.with(elapsed, |estate| {
+        let Some(plan) = run.twin.observe(elapsed, |estate| {
             swarm.resolution.plan(&swarm.catalog, &hypothesis, &watch, estate)
         }) else {
             t.tried.push(hypothesis.root.clone());
@@ -119,6 +121,15 @@ impl Treatment {
         if !approved {
             self.attempts.push(attempt);
             return Ok(Turn::Next);
+        }
+        if run.twin.advisory() {
+            advise(run, hypothesis, plan);
+            attempt
+                .governance
+                .push("advisory: proposed to people, not run".to_owned());
+            self.attempts.push(attempt);
+            self.advised = Some(plan.root.clone());
+            return Ok(Turn::Done);
         }
         let clearance = run.govern(case, hypothesis, plan, &mut attempt).await?;
         if !matches!(clearance, Clearance::Run) {
@@ -189,6 +200,13 @@ impl Treatment {
             (None, _, _) if let Some(why) = &self.handed_over => escalated(format!(
                 "{why}. Nothing was run: the incident is handed over to the on-call engineer."
             )),
+            (None, _, _) if let Some(root) = &self.advised => (
+                IncidentStatus::Advised,
+                format!(
+                    "Advisory: the swarm proposes remedying {}; nothing was run on this estate.",
+                    root.label()
+                ),
+            ),
             (None, _, _) if self.cleared_while_waiting => (
                 IncidentStatus::Resolved,
                 "The trouble cleared while the plan waited for approval; nothing was run.".to_owned(),
@@ -217,4 +235,16 @@ impl Treatment {
             )),
         }
     }
+}
+
+/// Advisory mode: publishes the plan the vote passed as resolution's
+/// proposal, and runs none of it.
+fn advise(run: &mut Run<'_>, hypothesis: &Hypothesis, plan: &Plan) {
+    let advice = || ActionDetails::Advice(Advice { proposed: plan.clone() });
+    let action = run.started(AgentType::Resolution, advice());
+    let report = Report {
+        details: advice(),
+        confidence: hypothesis.confidence,
+    };
+    run.finished(action, ActionStatus::Completed, report, Duration::ZERO);
 }

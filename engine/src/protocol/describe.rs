@@ -100,6 +100,7 @@ impl ServerMessage {
             Self::ApprovalRequested { approval } => approval.describe_request(),
             Self::ApprovalDecided { approval } => approval.outcome(),
             Self::MemoryRecorded { entry, .. } => entry.describe(),
+            Self::AlertReceived { alert, .. } => alert.describe(),
             Self::PerformanceMetrics { .. }
             | Self::Consensus { .. }
             | Self::SwarmStats { .. }
@@ -170,6 +171,14 @@ impl AgentAction {
                 )
             }
             ActionDetails::Report(report) => report.status_page.clone(),
+            ActionDetails::EstateUnreadable(unreadable) => format!(
+                "Could not read the estate (attempt {} of {}): {}",
+                unreadable.attempt, unreadable.of, unreadable.reason
+            ),
+            ActionDetails::Advice(advice) => format!(
+                "Advisory: proposing {}; nothing is run on this estate, people act on it",
+                advice.proposed.summary()
+            ),
             ActionDetails::Omitted(_) => self.description.clone(),
         }
     }
@@ -351,6 +360,7 @@ mod tests {
             details,
             duration_ms: None,
             confidence: None,
+            queries: Vec::new(),
         }
         .describe()
     }

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod alerts;
 mod analytics;
 mod backoff;
 mod charts;
@@ -22,6 +23,7 @@ mod models;
 mod timeline;
 mod vocabulary;
 mod wire;
+pub use alerts::*;
 pub use analytics::*;
 pub use backoff::Backoff;
 pub use charts::*;
@@ -74,6 +76,9 @@ pub enum IncidentStatus {
     Failed,
     /// The server stopped before the incident finished.
     Interrupted,
+    /// Advisory mode (a watched estate): the swarm proposed a plan and ran
+    /// nothing; people act on it.
+    Advised,
 }
 
 impl IncidentStatus {
@@ -166,6 +171,10 @@ pub struct AgentAction {
     pub duration_ms: Option<u64>,
     /// How sure the agent is of its result, 0..=1; set once it finished.
     pub confidence: Option<f64>,
+    /// On a watched estate, the PromQL its finding rests on, with the range
+    /// and the values read (empty on the twin).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queries: Vec<QueryEvidence>,
 }
 
 /// An incident as the server knows it.
@@ -347,6 +356,9 @@ wire::server_messages! {
             #[serde(default, skip_serializing_if = "Vec::is_empty")]
             evicted: Vec<Uuid>,
         },
+        /// An alert reached the intake and was placed on an incident: it
+        /// opened it, joined it, or resolved.
+        AlertReceived { incident_id: Uuid, alert: AlertRecord },
         /// Someone wiped the incident memory.
         MemoryCleared {
             /// Entries forgotten.
@@ -385,6 +397,7 @@ impl ServerMessage {
             Self::ApprovalDecided { .. } => "approval_decided",
             Self::MemoryRecorded { .. } => "memory_recorded",
             Self::MemoryCleared { .. } => "memory_cleared",
+            Self::AlertReceived { .. } => "alert_received",
         }
     }
 }
@@ -693,6 +706,7 @@ mod tests {
                     }),
                     duration_ms: None,
                     confidence: None,
+                    queries: Vec::new(),
                 },
             },
         };

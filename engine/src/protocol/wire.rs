@@ -335,6 +335,7 @@ mod tests {
             }),
             duration_ms: Some(1200),
             confidence: Some(0.8),
+            queries: Vec::new(),
         };
         let action = at(
             3,

@@ -184,6 +184,12 @@ impl Estate {
             ("disk_usage_ratio", "Disk in use, of its size.", Metric::DiskUsage, 1.0),
             ("queue_depth", "Messages waiting.", Metric::QueueDepth, 1.0),
             (
+                "service_health_check_ratio",
+                "Share of health checks answered this second.",
+                Metric::Heartbeat,
+                1.0,
+            ),
+            (
                 "service_restarts",
                 "Restarts in the recent window.",
                 Metric::Restarts,

@@ -5,7 +5,11 @@
 //! the dashboard and the orchestrator's verification, so that all three
 //! judge recovery alike.
 
-use super::{Estate, HealthState, Metric, ServiceKind, registry, telemetry};
+use super::{
+    Estate, HealthState, Metric, ServiceKind, registry,
+    telemetry::{self, Telemetry},
+    topology::{ServiceSpec, Topology},
+};
 
 impl Estate {
     /// Whether `index` takes traffic (a failed-over database does not).
@@ -16,22 +20,7 @@ impl Estate {
     /// How `index` is doing against its objectives, from the mean of its
     /// last `window` samples.
     pub fn health(&self, index: usize, window: usize) -> HealthState {
-        let spec = self.topology.spec(index);
-        let telemetry = &self.services[index].telemetry;
-        let mean = |m| telemetry.recent_mean(m, window);
-        let errors = mean(Metric::ErrorRate);
-        let heartbeat = if spec.kind == ServiceKind::External {
-            1.0
-        } else {
-            mean(Metric::Heartbeat)
-        };
-        if errors > 0.5 || heartbeat < 0.5 {
-            HealthState::Down
-        } else if errors > spec.slo_error || mean(Metric::LatencyP99) > spec.slo_p99_ms || heartbeat < 0.95 {
-            HealthState::Degraded
-        } else {
-            HealthState::Healthy
-        }
+        health_of(self.topology.spec(index), &self.services[index].telemetry, window)
     }
 
     /// Every service's health and key figures now, for the dashboard.
@@ -83,47 +72,84 @@ impl Estate {
     /// Every objective not met over the last `window` seconds, as
     /// `service: reason`.
     pub fn violations(&self, window: usize) -> Vec<String> {
-        let mut found = Vec::new();
-        for (i, spec) in self.topology.services.iter().enumerate() {
-            if !spec.owned || !self.in_rotation(i) {
-                continue;
-            }
-            let health = self.health(i, window);
+        let telemetry = |i: usize| &self.services[i].telemetry;
+        violations_of(&self.topology, telemetry, |i| self.in_rotation(i), window)
+    }
+}
+
+/// How a service is doing against its objectives, from the mean of its
+/// last `window` samples: the one judgement the twin and any recorded
+/// estate share.
+pub fn health_of(spec: &ServiceSpec, telemetry: &Telemetry, window: usize) -> HealthState {
+    let mean = |m| telemetry.recent_mean(m, window);
+    let errors = mean(Metric::ErrorRate);
+    let heartbeat = if spec.kind == ServiceKind::External {
+        1.0
+    } else {
+        mean(Metric::Heartbeat)
+    };
+    if errors > 0.5 || heartbeat < 0.5 {
+        HealthState::Down
+    } else if errors > spec.slo_error || mean(Metric::LatencyP99) > spec.slo_p99_ms || heartbeat < 0.95 {
+        HealthState::Degraded
+    } else {
+        HealthState::Healthy
+    }
+}
+
+/// Every objective the services we own and route to miss over the last
+/// `window` samples, and every slow resource still heading for trouble,
+/// as `service: reason`.
+pub fn violations_of<'a>(
+    topology: &Topology,
+    telemetry: impl Fn(usize) -> &'a Telemetry,
+    in_rotation: impl Fn(usize) -> bool,
+    window: usize,
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, spec) in topology.services.iter().enumerate() {
+        if spec.owned && in_rotation(i) {
+            let telemetry = telemetry(i);
+            let health = health_of(spec, telemetry, window);
             if health != HealthState::Healthy {
                 found.push(format!("{}: {}", spec.name, health.as_str()));
             }
-            let telemetry = &self.services[i].telemetry;
-            if Metric::Memory.applies_to(spec)
-                && telemetry::slope(&telemetry.recent(Metric::Memory, window.max(15))) > 0.0008
-            {
-                found.push(format!("{}: memory still climbing", spec.name));
-            }
-            if Metric::DiskUsage.applies_to(spec) {
-                let disk = telemetry.recent(Metric::DiskUsage, window.max(15));
-                let rate = telemetry::slope(&disk);
-                let free = 1.0 - disk.last().copied().unwrap_or_default();
-                if free < 0.1 || (rate > 0.0002 && free / rate < 3600.0) {
-                    found.push(format!("{}: disk full within the hour", spec.name));
-                }
-            }
-            if Metric::CertDaysLeft.applies_to(spec) && telemetry.latest().get(Metric::CertDaysLeft) < 1.0 {
-                found.push(format!("{}: certificate expires within a day", spec.name));
-            }
-            if spec.kind == ServiceKind::Cache && telemetry.latest().get(Metric::CacheHitRate) < 0.5 {
-                found.push(format!("{}: hit rate below 50%", spec.name));
-            }
-            if spec.kind == ServiceKind::Model {
-                // Over the window: one second's feedback (200 outcomes) is
-                // a noisy measure of accuracy.
-                if telemetry.recent_mean(Metric::ModelAccuracy, window) < registry::GOOD_ACCURACY {
-                    found.push(format!("{}: accuracy below 0.8", spec.name));
-                }
-                if telemetry.recent_mean(Metric::FeaturePsi, window) > 0.2 {
-                    found.push(format!("{}: input drift (PSI above 0.2)", spec.name));
-                }
-            }
+            trends(spec, telemetry, window, &mut found);
         }
-        found
+    }
+    found
+}
+
+/// A service's slow resources heading for trouble: memory still climbing,
+/// disk full within the hour, a certificate within a day of expiry, a cold
+/// cache, a model's accuracy or inputs out of bounds.
+fn trends(spec: &ServiceSpec, telemetry: &Telemetry, window: usize, found: &mut Vec<String>) {
+    if Metric::Memory.applies_to(spec) && telemetry::slope(&telemetry.recent(Metric::Memory, window.max(15))) > 0.0008 {
+        found.push(format!("{}: memory still climbing", spec.name));
+    }
+    if Metric::DiskUsage.applies_to(spec) {
+        let disk = telemetry.recent(Metric::DiskUsage, window.max(15));
+        let rate = telemetry::slope(&disk);
+        let free = 1.0 - disk.last().copied().unwrap_or_default();
+        if free < 0.1 || (rate > 0.0002 && free / rate < 3600.0) {
+            found.push(format!("{}: disk full within the hour", spec.name));
+        }
+    }
+    if Metric::CertDaysLeft.applies_to(spec) && telemetry.latest().get(Metric::CertDaysLeft) < 1.0 {
+        found.push(format!("{}: certificate expires within a day", spec.name));
+    }
+    if spec.kind == ServiceKind::Cache && telemetry.latest().get(Metric::CacheHitRate) < 0.5 {
+        found.push(format!("{}: hit rate below 50%", spec.name));
+    }
+    if spec.kind == ServiceKind::Model {
+        // Over the window: one second's feedback (200 outcomes) is
+        // a noisy measure of accuracy.
+        if telemetry.recent_mean(Metric::ModelAccuracy, window) < registry::GOOD_ACCURACY {
+            found.push(format!("{}: accuracy below 0.8", spec.name));
+        }
+        if telemetry.recent_mean(Metric::FeaturePsi, window) > 0.2 {
+            found.push(format!("{}: input drift (PSI above 0.2)", spec.name));
+        }
     }
 }
 

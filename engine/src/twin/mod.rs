@@ -19,7 +19,7 @@
 mod active_faults;
 mod config;
 mod exporter;
-mod health;
+pub mod health;
 mod measurement;
 mod outcome;
 mod safe_mode;

@@ -1,7 +1,8 @@
 //! Alerts in: `POST /api/alerts/alertmanager` takes Alertmanager's webhook
-//! (and Grafana's), behind its own token. The reply is 202 once the
+//! (and Grafana's), and `POST /api/alerts/pagerduty` PagerDuty's Events API
+//! v2 shape, behind the intake's own token. The reply is 202 once the
 //! incidents it opens are stored; the swarm works on them afterwards, so
-//! Alertmanager never waits on it.
+//! the sender never waits on it.
 
 use axum::{
     Json,
@@ -10,7 +11,13 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use base64::Engine as _;
-use engine::{AlertReceipt, Engine, intake::alertmanager::Webhook};
+use engine::{
+    AlertReceipt, Engine,
+    intake::{
+        alertmanager::Webhook,
+        pagerduty::{Action, Event},
+    },
+};
 
 use crate::{problem::Problem, routes::incidents::refusal};
 
@@ -31,6 +38,12 @@ impl IntakeGate {
         Self {
             token: token.map(|t| app::operator::OperatorGate::new(Some(t))),
         }
+    }
+
+    /// Whether `key` (a PagerDuty-style `routing_key`) is the token: for
+    /// senders that can set no header.
+    fn accepts_key(&self, key: &str) -> bool {
+        self.token.as_ref().is_some_and(|gate| gate.accepts(key.trim()))
     }
 
     /// Whether the request carries the token, as a bearer or as the
@@ -104,4 +117,82 @@ pub async fn alertmanager(
     let receipt = engine.receive_alerts(&alerts).map_err(refusal)?;
     engine.stored().await.map_err(refusal)?;
     Ok((StatusCode::ACCEPTED, Json(receipt)))
+}
+
+/// What a PagerDuty-style sender is answered: PagerDuty's own fields, and
+/// the receipt.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EventAnswer {
+    /// `success`.
+    pub status: &'static str,
+    /// What was done with it.
+    pub message: String,
+    /// The event's key: the one sent, or the one made up for a trigger
+    /// without one (send it to resolve).
+    pub dedup_key: String,
+    /// Where its alert went.
+    pub receipt: AlertReceipt,
+}
+
+/// Takes one PagerDuty-style event: a trigger fires the alert its
+/// `dedup_key` names, a resolve ends it, an acknowledge is noted.
+#[utoipa::path(post, path = "/api/alerts/pagerduty", tag = "alerts",
+    request_body(content = Event, description = "PagerDuty's Events API v2 shape: `payload.component` (or `payload.source`) names a service of the estate", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Taken: the incident it opened is stored", body = EventAnswer),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No intake token, as a header or as the `routing_key` (or the intake is off)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A wrong intake token", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Larger than 1 MiB"),
+        (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The event is invalid, or a field has the wrong type: `field` names it, as in `payload.severity`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many incidents open at once", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Shutting down, or the event log stopped publishing", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("intake" = [])))]
+pub async fn pagerduty(
+    State(engine): State<Engine>,
+    State(gate): State<IntakeGate>,
+    headers: HeaderMap,
+    body: Result<Json<Event>, JsonRejection>,
+) -> Result<(StatusCode, Json<EventAnswer>), Response> {
+    // The token may come as the routing key, so the body is read first;
+    // nothing of it is acted on before the check.
+    let checked = gate.check(&headers);
+    let Json(event) = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            checked.map_err(denied)?;
+            return Err(Problem::json(&rejection, &["routing_key", "event_action"]).into_response());
+        }
+    };
+    if checked.is_err() && !gate.accepts_key(&event.routing_key) {
+        checked.map_err(denied)?;
+    }
+    let made_up = uuid::Uuid::new_v4().simple().to_string();
+    let action = event
+        .parse(engine.topology(), made_up)
+        .map_err(|e| Problem::field(StatusCode::UNPROCESSABLE_ENTITY, e.field, e.reason).into_response())?;
+    let (dedup_key, receipt, message) = match action {
+        Action::Alert(alert) => {
+            let key = alert.fingerprint.clone();
+            let receipt = engine.receive_alerts(std::slice::from_ref(&alert)).map_err(refusal)?;
+            engine.stored().await.map_err(refusal)?;
+            (key, receipt, "Event processed".to_owned())
+        }
+        Action::Acknowledge(key) => (
+            key,
+            AlertReceipt::default(),
+            "Acknowledged: the swarm works the incident either way".to_owned(),
+        ),
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(EventAnswer {
+            status: "success",
+            message,
+            dedup_key,
+            receipt,
+        }),
+    ))
 }

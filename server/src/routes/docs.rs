@@ -55,6 +55,7 @@ use crate::{problem::Problem, routes};
         routes::analytics::models,
         routes::twin::metrics,
         routes::alerts::alertmanager,
+        routes::alerts::pagerduty,
     ),
     components(schemas(
         Problem,

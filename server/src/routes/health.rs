@@ -1,6 +1,6 @@
 //! `GET /healthz`: the process is up, and which version it is.
-//! `GET /readyz`: the store answers and takes events, so the server can
-//! take work.
+//! `GET /readyz`: the store answers and takes events, and a watched
+//! Prometheus answers, so the server can take work.
 
 use axum::{Json, extract::State, http::StatusCode};
 use engine::Engine;
@@ -16,7 +16,7 @@ pub async fn healthz() -> Json<Value> {
 /// The store answers and takes the events, so the server can take work.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, description = "Ready", body = Object),
-    (status = 503, description = "The store does not answer, refuses events, or numbered events out of order (publishing stopped); the body says why", body = Object),
+    (status = 503, description = "The store does not answer, refuses events, or numbered events out of order (publishing stopped), or the watched Prometheus does not answer; the body says why", body = Object),
 ))]
 pub async fn readyz(State(store): State<Store>, State(engine): State<Engine>) -> (StatusCode, Json<Value>) {
     // A seq that does not follow stops publishing for good: say so first.
@@ -41,11 +41,24 @@ pub async fn readyz(State(store): State<Store>, State(engine): State<Engine>) ->
             Json(json!({ "status": "unavailable", "store": store })),
         );
     }
-    match store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready", "store": "ok" }))),
-        Err(error) => (
+    if let Err(error) = store.ping().await {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "unavailable", "store": error.to_string() })),
+        );
+    }
+    // A watched estate the agents cannot read leaves every incident blind.
+    let Some(watched) = engine.watched() else {
+        return (StatusCode::OK, Json(json!({ "status": "ready", "store": "ok" })));
+    };
+    match watched.probe().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "store": "ok", "prometheus": "ok" })),
+        ),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "store": "ok", "prometheus": error.to_string() })),
         ),
     }
 }

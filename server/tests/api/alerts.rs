@@ -1,10 +1,11 @@
-//! Alerts in: Alertmanager's webhook behind the intake token, every bad
-//! delivery refused with its field, redeliveries recognised, and related
-//! alerts grouped into one incident.
+//! Alerts in: Alertmanager's webhook and PagerDuty-style events behind the
+//! intake token, every bad delivery refused with its field, redeliveries
+//! recognised (across a restart too), related alerts grouped into one
+//! incident, and every alert on its incident's record.
 
 use std::time::Duration;
 
-use engine::protocol::{IncidentDetail, Severity};
+use engine::protocol::{AlertPlacement, AlertRecord, IncidentDetail, ServerMessage, Severity};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, settings_in, spawn_app_with};
@@ -91,6 +92,204 @@ async fn a_firing_alert_opens_an_incident_once_however_often_it_is_delivered() {
         ),
         (Some(1), Some(0))
     );
+    // The record: opened, then resolved; the redelivery is not repeated.
+    let record = alerts_on(&app.incident(opened[0].as_str().unwrap()).await);
+    let placements: Vec<_> = record.iter().map(|a| a.placement).collect();
+    assert_eq!(placements, [AlertPlacement::Opened, AlertPlacement::Resolved]);
+    let first = &record[0];
+    assert_eq!(first.labels["team"], "payments", "every label kept");
+    assert_eq!(first.annotations["summary"], "order-service fails 40% of its requests");
+    assert_eq!(
+        first.generator_url.as_deref(),
+        Some("http://prometheus:9090/graph?g0.expr=up")
+    );
+    assert_eq!(
+        (first.source.as_str(), first.severity),
+        ("alertmanager", Severity::Critical)
+    );
+}
+
+/// The alerts on an incident's record, in order.
+fn alerts_on(detail: &IncidentDetail) -> Vec<AlertRecord> {
+    (detail.timeline.iter())
+        .filter_map(|e| match &e.message {
+            ServerMessage::AlertReceived { alert, .. } => Some(alert.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_alert_placed_before_a_restart_is_still_known_after_it() {
+    let data = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let settings = |data: &tempfile::TempDir| server::configuration::Settings {
+        intake_token: Some(TOKEN.into()),
+        ..settings_in(data, 1.0, Duration::from_secs(1))
+    };
+    let mut first = crate::helpers::spawn_app_in(std::sync::Arc::clone(&data), settings(&data)).await;
+    let body = delivery(vec![alert("r1", "order-service", "firing")]);
+    let receipt: Value = deliver(&first, &body, Some(TOKEN)).await.json().await.unwrap();
+    let incident = receipt["opened"][0].as_str().unwrap().to_owned();
+    first.stop().await.unwrap();
+    let second = crate::helpers::spawn_app_in(std::sync::Arc::clone(&data), settings(&data)).await;
+    let resolved = delivery(vec![alert("r1", "order-service", "resolved")]);
+    let receipt: Value = deliver(&second, &resolved, Some(TOKEN)).await.json().await.unwrap();
+    assert_eq!(receipt["resolved"], 1, "{receipt}");
+    let record = alerts_on(&second.incident(&incident).await);
+    assert_eq!(
+        record.last().map(|a| a.placement),
+        Some(AlertPlacement::Resolved),
+        "the resolution reaches the incident the alert opened before the restart: {record:?}"
+    );
+}
+
+/// `POST /api/alerts/pagerduty` with `body`, the token as a bearer when given.
+async fn event(app: &TestApp, body: &Value, token: Option<&str>) -> reqwest::Response {
+    let mut request = app.http.post(app.url("/api/alerts/pagerduty")).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("the server answers")
+}
+
+fn trigger(dedup_key: Option<&str>, component: &str) -> Value {
+    let mut body = json!({
+        "routing_key": "R0UT1NGKEY0000000000000000000000",
+        "event_action": "trigger",
+        "payload": {
+            "summary": format!("{component}: checkout errors above 5%"),
+            "source": "checkout-prod-3",
+            "severity": "error",
+            "component": component,
+            "group": "shop",
+            "class": "HighErrorRate",
+            "custom_details": {"error_rate": 0.12},
+        },
+        "client": "Sentry",
+        "links": [{"href": "https://sentry.example/issues/42", "text": "issue"}],
+    });
+    if let Some(key) = dedup_key {
+        body["dedup_key"] = json!(key);
+    }
+    body
+}
+
+#[tokio::test]
+async fn a_pagerduty_style_event_triggers_once_and_resolves_by_its_dedup_key() {
+    let app = app().await;
+    let response = event(&app, &trigger(Some("checkout-1"), "payment-service"), Some(TOKEN)).await;
+    assert_eq!(response.status(), 202);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        (answer["status"].as_str(), answer["dedup_key"].as_str()),
+        (Some("success"), Some("checkout-1"))
+    );
+    let incident = answer["receipt"]["opened"][0].as_str().unwrap().to_owned();
+    let detail = app.incident(&incident).await;
+    assert_eq!(detail.incident.severity, Severity::High, "`error` maps to high");
+    assert_eq!(detail.incident.affected_services, ["payment-service"]);
+
+    let again: Value = event(&app, &trigger(Some("checkout-1"), "payment-service"), Some(TOKEN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        again["receipt"]["duplicates"], 1,
+        "the same dedup_key is the same alert: {again}"
+    );
+    let ack = json!({"routing_key": "R", "event_action": "acknowledge", "dedup_key": "checkout-1"});
+    assert_eq!(event(&app, &ack, Some(TOKEN)).await.status(), 202);
+    let resolve = json!({"routing_key": "R", "event_action": "resolve", "dedup_key": "checkout-1"});
+    let resolved: Value = event(&app, &resolve, Some(TOKEN)).await.json().await.unwrap();
+    assert_eq!(resolved["receipt"]["resolved"], 1, "{resolved}");
+
+    let record = alerts_on(&app.incident(&incident).await);
+    let placements: Vec<_> = record.iter().map(|a| a.placement).collect();
+    assert_eq!(placements, [AlertPlacement::Opened, AlertPlacement::Resolved]);
+    let fired = &record[0];
+    assert_eq!(
+        (fired.source.as_str(), fired.name.as_str()),
+        ("pagerduty", "HighErrorRate")
+    );
+    assert_eq!(fired.labels["severity"], "error");
+    assert_eq!(fired.labels["client"], "Sentry");
+    assert_eq!(fired.annotations["custom_details"], r#"{"error_rate":0.12}"#);
+    assert_eq!(fired.generator_url.as_deref(), Some("https://sentry.example/issues/42"));
+    assert_eq!(
+        (record[1].name.as_str(), record[1].service.as_str()),
+        ("HighErrorRate", "payment-service"),
+        "a resolve names the alert as it fired"
+    );
+}
+
+#[tokio::test]
+async fn a_pagerduty_style_trigger_without_a_key_gets_one_and_the_token_may_be_the_routing_key() {
+    let app = app().await;
+    let mut body = trigger(None, "order-service");
+    body["routing_key"] = json!(TOKEN);
+    let response = event(&app, &body, None).await;
+    assert_eq!(response.status(), 202);
+    let answer: Value = response.json().await.unwrap();
+    let key = answer["dedup_key"].as_str().unwrap();
+    assert_eq!(key.len(), 32, "a made-up key, to resolve with: {answer}");
+    let resolve = json!({"routing_key": TOKEN, "event_action": "resolve", "dedup_key": key});
+    let resolved: Value = event(&app, &resolve, None).await.json().await.unwrap();
+    assert_eq!(resolved["receipt"]["resolved"], 1, "{resolved}");
+}
+
+#[tokio::test]
+async fn a_bad_pagerduty_style_event_is_refused_with_the_field_at_fault() {
+    let app = app().await;
+    assert_eq!(event(&app, &trigger(None, "order-service"), None).await.status(), 401);
+    assert_eq!(
+        event(&app, &trigger(None, "order-service"), Some("wrong"))
+            .await
+            .status(),
+        403
+    );
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut body = trigger(Some("k"), "order-service");
+        edit(&mut body);
+        body
+    };
+    let cases: Vec<(Value, &str)> = vec![
+        (with(&|b| b["event_action"] = json!("escalate")), "event_action"),
+        (with(&|b| b["payload"]["severity"] = json!("sev0")), "payload.severity"),
+        (
+            with(&|b| b["payload"]["component"] = json!("mainframe")),
+            "payload.component",
+        ),
+        (with(&|b| b["payload"]["summary"] = json!("  ")), "payload.summary"),
+        (with(&|b| b["routing_key"] = json!("")), "routing_key"),
+        (with(&|b| b["dedup_key"] = json!("k".repeat(300))), "dedup_key"),
+        (
+            with(&|b| {
+                b.as_object_mut().unwrap().remove("payload");
+            }),
+            "payload",
+        ),
+        (json!({"routing_key": "R", "event_action": "resolve"}), "dedup_key"),
+    ];
+    for (body, field) in cases {
+        let response = event(&app, &body, Some(TOKEN)).await;
+        assert_eq!(response.status(), 422, "{field}: {body}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    let response = app
+        .http
+        .post(app.url("/api/alerts/pagerduty"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{\"routing_key\": 5}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422, "a field of the wrong type");
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["field"], "routing_key", "{problem}");
+    assert!(app.snapshot().await.incidents.is_empty(), "nothing opened");
 }
 
 #[tokio::test]
@@ -253,68 +452,6 @@ async fn a_group_of_fifty_alerts_is_taken_at_once() {
 /// scraping it with the shipped rules, Alertmanager posting to the intake,
 /// an incident opening from the alert, and the swarm naming the cause from
 /// the estate's telemetry. Wall-clock time, so the twin runs at speed 1.
-#[tokio::test]
-async fn a_real_alertmanager_delivers_a_shipped_rules_alert_and_the_swarm_names_the_cause() {
-    use crate::components::{TempAlertmanager, TempPrometheus};
-    if crate::helpers::on_postgres() {
-        eprintln!("(the store's backend changes nothing of this path: run once, on SQLite)");
-        return;
-    }
-    let app = spawn_app_with(|data| server::configuration::Settings {
-        intake_token: Some(TOKEN.into()),
-        ..settings_in(data, 1.0, Duration::from_secs(5))
-    })
-    .await;
-    let intake = app.url("/api/alerts/alertmanager");
-    let Some(alertmanager) = TempAlertmanager::posting_to(&intake, TOKEN).await else {
-        return;
-    };
-    let rules = crate::components::shipped("deploy/prometheus/twin-rules.yml");
-    let target = app.addr.to_string();
-    let Some(prometheus) = TempPrometheus::alerting(&target, "/twin/metrics", &[rules], Some(&alertmanager.addr)).await
-    else {
-        return;
-    };
-    app.inject(engine::twin::FaultKind::CrashLoop, "order-service");
-    let incident = crate::helpers::eventually(
-        "an incident opens from the alert",
-        Duration::from_millis(500),
-        Duration::from_secs(60),
-        || async {
-            // The gateway's errors may be reported first: it calls the
-            // crashing service, and the desk joins the crash's own alert to
-            // that incident. Which service reported it is not the cause.
-            app.snapshot().await.incidents.into_iter().next()
-        },
-    )
-    .await;
-    assert_eq!(incident.severity, Severity::Critical, "the rule's severity label");
-    assert_eq!(incident.scenario_id, None, "opened by an alert, not a scenario");
-    assert!(
-        incident.title.contains("fails"),
-        "the rule's summary: {}",
-        incident.title
-    );
-    let detail = crate::helpers::eventually(
-        "the swarm diagnoses it",
-        Duration::from_millis(500),
-        Duration::from_secs(60),
-        || async {
-            let detail = app.incident(incident.id).await;
-            (!detail.hypotheses.is_empty()).then_some(detail)
-        },
-    )
-    .await;
-    let top = &detail.hypotheses[0].root;
-    assert_eq!(
-        (top.service.as_str(), top.fault),
-        ("order-service", engine::twin::FaultKind::CrashLoop),
-        "the cause, from telemetry alone\nprometheus: {}\nalertmanager: {}",
-        prometheus.log().lines().last().unwrap_or_default(),
-        alertmanager.log().lines().last().unwrap_or_default()
-    );
-}
-
 #[tokio::test]
 async fn the_shipped_alertmanager_config_passes_amtool() {
     let Some(amtool) = crate::components::installed("amtool") else {

@@ -45,20 +45,25 @@ pub fn shipped(path: &str) -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
-/// Starts `program` with `args(port)` on a free port, its log in
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `program` with `args(port)` on `port`, its log in
 /// `dir/<name>.log`, and waits until its `/-/ready` answers (Prometheus and
 /// Alertmanager both have one). Stopped when the child is dropped.
 async fn launch(
     program: PathBuf,
     name: &str,
     dir: &Path,
+    port: u16,
     args: impl FnOnce(u16) -> Vec<String>,
 ) -> (tokio::process::Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
     let child = tokio::process::Command::new(program)
         .args(args(port))
@@ -101,9 +106,47 @@ impl TempPrometheus {
     /// The same, sending its alerts to the Alertmanager at `alertmanager`
     /// (`host:port`).
     pub async fn alerting(target: &str, path: &str, rules: &[PathBuf], alertmanager: Option<&str>) -> Option<Self> {
+        Self::start(free_port(), &[("twin", target)], path, rules, alertmanager).await
+    }
+
+    /// The same, on `port`: for a server that must know Prometheus's
+    /// address before Prometheus can start (it needs the Alertmanager that
+    /// posts to that server).
+    pub async fn alerting_on(
+        port: u16,
+        target: &str,
+        path: &str,
+        rules: &[PathBuf],
+        alertmanager: Option<&str>,
+    ) -> Option<Self> {
+        Self::start(port, &[("twin", target)], path, rules, alertmanager).await
+    }
+
+    /// Prometheus scraping several targets every second, each as its own
+    /// job: `(job, host:port)`.
+    pub async fn scraping_jobs(jobs: &[(&str, &str)], path: &str) -> Option<Self> {
+        Self::start(free_port(), jobs, path, &[], None).await
+    }
+
+    async fn start(
+        port: u16,
+        jobs: &[(&str, &str)],
+        path: &str,
+        rules: &[PathBuf],
+        alertmanager: Option<&str>,
+    ) -> Option<Self> {
         let alerting = alertmanager.map_or(String::new(), |am| {
             format!("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{am}']\n")
         });
+        let scrapes: String = jobs
+            .iter()
+            .map(|(job, target)| {
+                format!(
+                    "  - job_name: {job}\n    metrics_path: {path}\n    \
+                     static_configs:\n      - targets: ['{target}']\n"
+                )
+            })
+            .collect();
         let program = installed("prometheus")?;
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = dir.path().join("prometheus.yml");
@@ -111,17 +154,17 @@ impl TempPrometheus {
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 rule_files: {rules:?}\n{alerting}\
-                 scrape_configs:\n  - job_name: twin\n    metrics_path: {path}\n    \
-                 static_configs:\n      - targets: ['{target}']\n"
+                 rule_files: {rules:?}\n{alerting}scrape_configs:\n{scrapes}"
             ),
         )
         .expect("the config is written");
-        let (child, port) = launch(program, "prometheus", dir.path(), |port| {
+        let (child, port) = launch(program, "prometheus", dir.path(), port, |port| {
             vec![
                 format!("--config.file={}", config.display()),
                 format!("--storage.tsdb.path={}", dir.path().join("data").display()),
                 format!("--web.listen-address=127.0.0.1:{port}"),
+                // Its alerts' links (generatorURL) point here, not at the host name.
+                format!("--web.external-url=http://127.0.0.1:{port}/"),
             ]
         })
         .await;
@@ -191,7 +234,7 @@ impl TempAlertmanager {
             ),
         )
         .expect("the config is written");
-        let (child, port) = launch(program, "alertmanager", dir.path(), |port| {
+        let (child, port) = launch(program, "alertmanager", dir.path(), free_port(), |port| {
             vec![
                 format!("--config.file={}", config.display()),
                 format!("--storage.path={}", dir.path().join("data").display()),

@@ -64,6 +64,7 @@ pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duratio
         // default policy and its own.
         policy: std::sync::Arc::new(engine::governance::Policy::builtin("autonomous").unwrap()),
         memory_capacity: 2_000,
+        estate: Default::default(),
     }
 }
 
@@ -277,6 +278,20 @@ impl TestApp {
             })
             .expect("a shared twin")
             .expect("the fault applies to the service");
+    }
+
+    /// Injects catalog scenario `id`'s faults into the shared twin, as the
+    /// scenario would, with no incident: what monitoring will notice.
+    pub fn inject_scenario(&self, id: &str) {
+        let topology = std::sync::Arc::new(engine::twin::Topology::embedded().unwrap());
+        let catalog = engine::catalog::Catalog::embedded(&topology).unwrap();
+        let scenario = catalog.scenario(id).expect("a catalog scenario");
+        for fault in &scenario.fault {
+            self.engine
+                .with_twin(|estate| estate.inject(fault))
+                .expect("a shared twin")
+                .expect("the fault applies to the service");
+        }
     }
 
     pub async fn connect(&self, query: &str) -> Socket {

@@ -18,4 +18,5 @@ mod prometheus;
 mod restart;
 mod shutdown;
 mod timelines;
+mod watched;
 mod websocket;

@@ -10,6 +10,7 @@
 //! ([`legacy_kind`]), and the field names are the old ones, so an old
 //! database still reads.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -491,6 +492,50 @@ pub struct ClaimWait {
     pub root: String,
 }
 
+/// A watched estate that could not be read when an agent needed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EstateUnreadable {
+    /// Which try of the agent's job this was, from 1.
+    pub attempt: u32,
+    /// Tries in all before the incident goes to people.
+    pub of: u32,
+    /// Why, naming the Prometheus, as in `Prometheus at http://… did not answer: …`.
+    pub reason: String,
+}
+
+/// The plan an advisory incident proposes: the vote passed it, and nobody
+/// runs it but people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Advice {
+    /// The plan, step by step.
+    pub proposed: Plan,
+}
+
+/// The PromQL behind a finding on a watched estate: what was asked, over
+/// which range, and what came back, so a person can run it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QueryEvidence {
+    /// The service the finding is about.
+    pub service: String,
+    /// The figure.
+    pub metric: Metric,
+    /// The range query, placeholders filled in; the service is its series
+    /// with that label.
+    pub query: String,
+    /// The range read.
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Seconds between points.
+    pub step_seconds: u64,
+    /// The service's last values, oldest first.
+    pub values: Vec<f64>,
+    /// The baseline (mean) they were judged against, learnt from the range.
+    pub baseline: f64,
+}
+
 /// Communication's report at the close.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -540,6 +585,11 @@ pub enum ActionDetails {
     ClaimWait(ClaimWait),
     /// The report and notifications.
     Report(Report),
+    /// A watched estate could not be read for the agent's job.
+    EstateUnreadable(EstateUnreadable),
+    /// Advisory mode: the plan the vote passed, proposed to people and run
+    /// by nobody.
+    Advice(Advice),
     /// Left out of this copy: a slimmed snapshot keeps only what the
     /// dashboard reads, and the browser reads only a diagnosis's.
     Omitted(Omitted),
@@ -572,6 +622,8 @@ impl ActionDetails {
             Self::Rollback(_) => "rollback",
             Self::ClaimWait(_) => "claim_wait",
             Self::Report(_) => "report",
+            Self::EstateUnreadable(_) => "estate_unreadable",
+            Self::Advice(_) => "advice",
             Self::Omitted(_) => "omitted",
         }
     }
@@ -630,6 +682,10 @@ impl ActionDetails {
             "claim_wait" => Self::ClaimWait(Deserialize::deserialize(fields)?),
             #[cfg(feature = "runtime")]
             "report" => Self::Report(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "estate_unreadable" => Self::EstateUnreadable(Deserialize::deserialize(fields)?),
+            #[cfg(feature = "runtime")]
+            "advice" => Self::Advice(Deserialize::deserialize(fields)?),
             #[cfg(feature = "runtime")]
             other => {
                 return Err(serde::de::Error::custom(format_args!(

@@ -1,0 +1,185 @@
+//! The estate against a stub Prometheus: what a read asks, how the answers
+//! become samples, and how each way of failing is named.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Form, Router, http::StatusCode, routing::post};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::*;
+
+/// What the stub answers: a status and a body per query (by the metric
+/// whose template it is), the healthy default otherwise.
+type Answers = Arc<Mutex<HashMap<String, (u16, Value)>>>;
+
+/// One series per service of the topology, `value` at every step.
+fn matrix(topology: &Topology, start: f64, end: f64, value: impl Fn(&str, f64) -> Option<f64>) -> Value {
+    let result: Vec<Value> = topology
+        .names()
+        .map(|name| {
+            let values: Vec<Value> = (start as i64..=end as i64)
+                .filter_map(|t| value(name, t as f64).map(|v| json!([t, v.to_string()])))
+                .collect();
+            json!({"metric": {"service": name, "job": "twin"}, "values": values})
+        })
+        .collect();
+    json!({"status": "success", "data": {"resultType": "matrix", "result": result}})
+}
+
+/// A stub Prometheus: every range query is a matrix of `value` unless
+/// `answers` says otherwise; records the queries it was asked.
+async fn stub(answers: Answers, asked: Arc<Mutex<Vec<String>>>) -> String {
+    let topology = Topology::embedded().unwrap();
+    let handler = move |Form(form): Form<HashMap<String, String>>| {
+        let (answers, asked, topology) = (answers.clone(), asked.clone(), topology.clone());
+        async move {
+            let query = form.get("query").cloned().unwrap_or_default();
+            asked.lock().unwrap().push(query.clone());
+            let special = answers
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| query.contains(k.as_str()))
+                .map(|(_, v)| v.clone());
+            if let Some((status, body)) = special {
+                return (StatusCode::from_u16(status).unwrap(), axum::Json(body));
+            }
+            let start: f64 = form["start"].parse().unwrap();
+            let end: f64 = form["end"].parse().unwrap();
+            let body = matrix(&topology, start, end, |name, t| {
+                // order-service's error rate jumps for the last 5 s.
+                if query.contains("http_requests_total{code=~") && name == "order-service" && t > end - 5.0 {
+                    Some(0.4)
+                } else if query.contains("service_health_check_ratio") {
+                    Some(1.0)
+                } else {
+                    Some(0.01)
+                }
+            });
+            (StatusCode::OK, axum::Json(body))
+        }
+    };
+    let app = Router::new()
+        .route("/api/v1/query_range", post(handler.clone()))
+        .route("/api/v1/query", post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+fn estate(url: &str) -> PrometheusEstate {
+    let endpoint = Endpoint {
+        url: url.to_owned(),
+        auth: Auth::None,
+        timeout: Duration::from_secs(2),
+    };
+    let topology = Arc::new(Topology::embedded().unwrap());
+    PrometheusEstate::new(endpoint, Mapping::embedded().unwrap(), "job=\"twin\"".into(), topology)
+}
+
+fn at(unix: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(unix, 0).unwrap()
+}
+
+#[tokio::test]
+async fn a_read_asks_one_range_per_figure_and_lays_the_answers_on_one_grid() {
+    let asked = Arc::default();
+    let url = stub(Answers::default(), Arc::clone(&asked)).await;
+    let view = estate(&url).read_until(at(1_000_000)).await.unwrap();
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(
+        asked.len(),
+        Metric::COUNT,
+        "one query per figure, for every service at once"
+    );
+    assert!(asked.iter().all(|q| q.contains("job=\"twin\"")), "{asked:?}");
+    let order = view.topology().index("order-service").unwrap();
+    let telemetry = view.telemetry(order);
+    assert_eq!(telemetry.history.len(), 301, "300 s at a 1 s step, both ends");
+    assert_eq!(view.end - view.start, chrono::TimeDelta::seconds(300));
+    let errors = telemetry.recent(Metric::ErrorRate, 5);
+    assert!(errors.iter().all(|e| *e == 0.4), "{errors:?}");
+    assert!(
+        telemetry.baseline(Metric::ErrorRate).mean < 0.02,
+        "the jump is not the baseline"
+    );
+    assert_eq!(
+        Observed::health(&view, order, 3),
+        HealthState::Degraded,
+        "40% errors is over the objective"
+    );
+    let evidence = view.evidence("order-service", Metric::ErrorRate).unwrap();
+    assert_eq!(evidence.values.len(), 10);
+    assert!(evidence.query.starts_with("sum by (service)"), "{}", evidence.query);
+}
+
+#[tokio::test]
+async fn gaps_hold_the_last_value_and_a_figure_never_seen_reads_zero() {
+    let topology = Topology::embedded().unwrap();
+    let mut grid = Grid::new(&topology, 0.0, 10.0, 1);
+    let order = topology.index("order-service").unwrap();
+    grid.fill(order, Metric::Cpu, &[(2.0, 0.5), (5.0, 0.7)]);
+    grid.fill(order, Metric::Memory, &[(3.0, 0.4)]);
+    let telemetry = grid.telemetry().swap_remove(order);
+    let cpu = telemetry.recent(Metric::Cpu, 20);
+    assert_eq!(
+        cpu,
+        vec![0.5, 0.5, 0.5, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7],
+        "from the first step with any figure"
+    );
+    assert_eq!(
+        telemetry.recent(Metric::Memory, 20)[0],
+        0.4,
+        "its first value, before it began"
+    );
+    assert!(telemetry.recent(Metric::QueueDepth, 20).iter().all(|v| *v == 0.0));
+}
+
+#[tokio::test]
+async fn every_failure_is_named_and_remembered_until_a_read_succeeds() {
+    let answers = Answers::default();
+    let url = stub(Arc::clone(&answers), Arc::default()).await;
+    let estate = estate(&url);
+    answers.lock().unwrap().insert(
+        "cpu_usage_ratio".into(),
+        (
+            400,
+            json!({"status": "error", "errorType": "bad_data", "error": "parse error at char 3"}),
+        ),
+    );
+    let error = estate.read().await.unwrap_err().to_string();
+    assert!(error.contains("bad_data") && error.contains(&url), "{error}");
+    assert_eq!(estate.last_error(), Some(error));
+    answers.lock().unwrap().clear();
+    estate.read().await.unwrap();
+    assert_eq!(estate.last_error(), None);
+
+    let nobody = estate_at_closed_port();
+    let error = nobody.probe().await.unwrap_err().to_string();
+    assert!(error.contains("did not answer"), "{error}");
+}
+
+#[tokio::test]
+async fn an_estate_with_no_series_for_its_services_is_an_error_not_a_quiet_one() {
+    let answers = Answers::default();
+    let url = stub(Arc::clone(&answers), Arc::default()).await;
+    let empty = json!({"status": "success", "data": {"resultType": "matrix", "result": []}});
+    answers.lock().unwrap().insert(String::new(), (200, empty));
+    let error = estate(&url).read().await.unwrap_err().to_string();
+    assert!(error.contains("no series") && error.contains("job=\"twin\""), "{error}");
+}
+
+fn estate_at_closed_port() -> PrometheusEstate {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    estate(&format!("http://127.0.0.1:{port}"))
+}

@@ -20,9 +20,13 @@ export async function freePort(): Promise<number> {
 
 /**
  * Starts a server of its own on `port`: on a database file in `data` if
- * given (it survives a restart), else in memory; at `speed` times real time.
+ * given (it survives a restart), else in memory; at `speed` times real time;
+ * with `env` added to its environment.
  */
-export async function startServer(port: number, { data, speed }: { data?: string; speed: number }): Promise<ChildProcess> {
+export async function startServer(
+  port: number,
+  { data, speed, env }: { data?: string; speed: number; env?: Record<string, string> },
+): Promise<ChildProcess> {
   const child = spawn(BIN, [], {
     env: {
       ...process.env,
@@ -32,6 +36,7 @@ export async function startServer(port: number, { data, speed }: { data?: string
       ANTIBODY_SHUTDOWN_GRACE: '0',
       ANTIBODY_DATABASE_URL: data ? `sqlite://${join(data, 'antibody.db')}` : 'sqlite::memory:',
       RUST_LOG: 'warn',
+      ...env,
     },
     stdio: 'ignore',
   });

@@ -222,6 +222,13 @@ impl Catalog {
         Self::from_sources(embedded::SCENARIOS, embedded::PLAYBOOKS, topology)
     }
 
+    /// The embedded playbooks and no scenarios: for a watched estate, where
+    /// scenarios (faults injected into the twin) cannot run, and whose
+    /// services are its own.
+    pub fn playbooks_only(topology: &Topology) -> Result<Self, CatalogError> {
+        Self::from_sources(&[], embedded::PLAYBOOKS, topology)
+    }
+
     /// The embedded playbooks with the scenarios of another folder (files
     /// in the format of `data/scenarios/`).
     pub fn with_scenarios_from(dir: &Path, topology: &Topology) -> Result<Self, CatalogError> {

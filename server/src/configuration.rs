@@ -251,19 +251,27 @@ pub struct EstateArgs {
     /// A PromQL mapping file (TOML, as engine/data/promql/twin.toml); the twin exporter's by default.
     #[arg(long, env = "ANTIBODY_PROMQL_MAPPING", value_parser = parse_mapping)]
     pub promql_mapping: Option<engine::prometheus::Mapping>,
+    /// The watched estate's services and call graph (TOML, the format of engine/data/twin/estate.toml); the twin's by default.
+    #[arg(long, env = "ANTIBODY_TOPOLOGY", value_parser = parse_topology)]
+    pub topology: Option<std::sync::Arc<engine::twin::Topology>>,
 }
 
 impl EstateArgs {
-    /// The Prometheus estate these settings describe, over `topology`;
-    /// `None` for the twin.
-    pub fn watched(
-        &self,
-        topology: std::sync::Arc<engine::twin::Topology>,
-    ) -> anyhow::Result<Option<engine::prometheus::PrometheusEstate>> {
+    /// The Prometheus estate these settings describe (over its topology
+    /// file, else the twin's); `None` for the twin.
+    pub fn watched(&self) -> anyhow::Result<Option<engine::prometheus::PrometheusEstate>> {
         use engine::prometheus::{Auth, Endpoint, Mapping, PrometheusEstate};
         if self.kind == EstateKind::Twin {
+            anyhow::ensure!(
+                self.topology.is_none(),
+                "--topology (ANTIBODY_TOPOLOGY) is for --estate prometheus: the twin's services are its own"
+            );
             return Ok(None);
         }
+        let topology = match &self.topology {
+            Some(topology) => std::sync::Arc::clone(topology),
+            None => std::sync::Arc::new(engine::twin::Topology::embedded()?),
+        };
         let url = self.prometheus_url.as_ref().ok_or_else(|| {
             anyhow::anyhow!("--estate prometheus (ANTIBODY_ESTATE) needs --prometheus-url (ANTIBODY_PROMETHEUS_URL)")
         })?;
@@ -291,6 +299,13 @@ impl EstateArgs {
             topology,
         )))
     }
+}
+
+fn parse_topology(raw: &str) -> Result<std::sync::Arc<engine::twin::Topology>, String> {
+    let text = std::fs::read_to_string(raw).map_err(|e| format!("cannot read {raw}: {e}"))?;
+    engine::twin::Topology::parse(&text)
+        .map(std::sync::Arc::new)
+        .map_err(|e| format!("{raw}: {e}"))
 }
 
 fn parse_mapping(raw: &str) -> Result<engine::prometheus::Mapping, String> {
@@ -439,6 +454,14 @@ pub struct LoadtestArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Load the alert intake instead: `--rate` alerts per second, one
+    /// Alertmanager delivery each, then flat out; no dashboards.
+    #[arg(long)]
+    pub alerts: bool,
+    /// The intake token of the server under test (--url); a server the
+    /// tool starts gets one of its own.
+    #[arg(long, env = "ANTIBODY_INTAKE_TOKEN", hide_env_values = true)]
+    pub intake_token: Option<String>,
 }
 
 /// `antibody eval` options.

@@ -13,6 +13,7 @@
 //! - [`timeline_cli`]: the `antibody timeline` subcommand (run a timeline
 //!   against a server or an embedded engine).
 
+pub mod alert_load;
 pub mod configuration;
 pub mod eval;
 pub mod loadtest;

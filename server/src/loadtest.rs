@@ -110,6 +110,9 @@ struct Shared {
     newest_seq: AtomicU64,
 }
 
+/// The intake token of a server the tool starts.
+const CHILD_INTAKE_TOKEN: &str = "loadtest-intake";
+
 /// The server under test, when the tool started it.
 struct ChildServer {
     child: Child,
@@ -154,6 +157,8 @@ fn spawn_server() -> anyhow::Result<(ChildServer, String)> {
             "ANTIBODY_DATABASE_URL",
             format!("sqlite://{}/load.db", data.path().display()),
         )
+        // For `--alerts`: the intake's token, the tool's own.
+        .env("ANTIBODY_INTAKE_TOKEN", CHILD_INTAKE_TOKEN)
         .env("RUST_LOG", "warn,server=info")
         .env_remove("PORT")
         .stdout(Stdio::piped())
@@ -306,6 +311,38 @@ async fn drive(base: String, rate: u32, shared: Arc<Shared>) -> anyhow::Result<u
     Ok(fired)
 }
 
+/// `--alerts`: the intake at a rate, then flat out; prints the result.
+async fn alerts(base: &str, token: &str, args: &LoadtestArgs) -> anyhow::Result<()> {
+    if !args.json {
+        eprintln!(
+            "alert intake: {} alerts/s for {} s (after {} s warm-up), then flat out for as long",
+            args.rate, args.duration, args.warmup
+        );
+    }
+    let report = crate::alert_load::run(base, token, args.rate, args.warmup, args.duration).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "| alerts/s (target) | accepted/s | time to 202 p50 / p99 / max | refused | flat out: accepted/s, p99, refused |"
+        );
+        println!("|---|---|---|---|---|");
+        println!(
+            "| {} | {:.0} | {:.1} / {:.1} / {:.1} ms | {} | {:.0}, {:.1} ms, {} |",
+            report.target_alerts_per_s,
+            report.accepted_per_s,
+            report.latency_p50_ms,
+            report.latency_p99_ms,
+            report.latency_max_ms,
+            report.refused,
+            report.flat_out_accepted_per_s,
+            report.flat_out_latency_p99_ms,
+            report.flat_out_refused
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     let (server, base) = match &args.url {
         Some(url) => (None, url.as_str().trim_end_matches('/').to_owned()),
@@ -319,6 +356,14 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         .map(|s| s.child.id())
         .or(args.server_pid)
         .map(|p| p.to_string());
+    if args.alerts {
+        let token = match (&server, &args.intake_token) {
+            (Some(_), _) => CHILD_INTAKE_TOKEN.to_owned(),
+            (None, Some(token)) => token.clone(),
+            (None, None) => bail!("--alerts with --url needs the server's --intake-token (ANTIBODY_INTAKE_TOKEN)"),
+        };
+        return alerts(&base, &token, &args).await;
+    }
     let ws = format!("{}/ws", base.replacen("http", "ws", 1));
     let progress = if std::io::stderr().is_terminal() && !args.json {
         ProgressBar::new(u64::from(args.dashboards))

@@ -86,9 +86,7 @@ impl Application {
             commit_window: settings.commit_window,
             policy: std::sync::Arc::clone(&settings.policy),
             memory_capacity: settings.memory_capacity as usize,
-            watch: settings
-                .estate
-                .watched(std::sync::Arc::new(engine::twin::Topology::embedded()?))?,
+            watch: settings.estate.watched()?,
             twin: match settings.twin {
                 crate::configuration::Twin::Shared => engine::TwinMode::Shared,
                 crate::configuration::Twin::Isolated => engine::TwinMode::Isolated,
@@ -119,7 +117,13 @@ impl Application {
         leptos_options.site_addr = settings.bind_addr();
         leptos_options.site_root = settings.site_root.to_string_lossy().as_ref().into();
 
-        let generator = settings.llm.generator(Arc::clone(engine.topology()))?;
+        // Generated scenarios inject into the twin: on a watched estate,
+        // whose services are its own, they could not run anyway.
+        let twin_topology = match engine.watched() {
+            Some(_) => Arc::new(engine::twin::Topology::embedded()?),
+            None => Arc::clone(engine.topology()),
+        };
+        let generator = settings.llm.generator(twin_topology)?;
         let timelines = Timelines::new(engine.clone(), generator)?;
         let state = AppState {
             leptos_options,

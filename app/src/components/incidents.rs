@@ -464,8 +464,13 @@ fn Evidence(timeline: Vec<Envelope>) -> impl IntoView {
                 <ol class="evidence" data-testid="evidence">
                     {findings.into_iter().map(|action| view! {
                         <li>
-                            <strong>{action.agent_type.label()}</strong>" · "{action.description}
-                            <ul>{action.queries.into_iter().map(query_line).collect_view()}</ul>
+                            <details>
+                                <summary>
+                                    <strong>{action.agent_type.label()}</strong>" · "{action.description}
+                                    <span class="muted">{format!(" ({} series)", action.queries.len())}</span>
+                                </summary>
+                                <ul>{action.queries.into_iter().map(query_line).collect_view()}</ul>
+                            </details>
                         </li>
                     }).collect_view()}
                 </ol>
@@ -514,6 +519,7 @@ fn timeline_line(event: Envelope) -> Option<impl IntoView> {
             ),
         ),
         ServerMessage::IncidentStatus { status, .. } => ("incident".to_owned(), status.as_str().to_owned()),
+        ServerMessage::AlertReceived { alert, .. } => ("alert".to_owned(), alert.describe()),
         ServerMessage::ApprovalRequested { approval } | ServerMessage::ApprovalDecided { approval } => {
             ("governance".to_owned(), approval.outcome())
         }

@@ -185,6 +185,9 @@ impl Engine {
     /// Opens an incident from a catalog scenario, optionally at another
     /// severity.
     pub fn trigger_scenario(&self, id: &str, severity: Option<Severity>) -> Result<Incident, SubmitError> {
+        if matches!(self.shared.estates, Estates::Watched(_)) {
+            return Err(SubmitError::Watching);
+        }
         let catalog = &self.shared.swarm.catalog;
         let scenario = catalog.scenario(id).ok_or_else(|| SubmitError::UnknownScenario {
             id: id.to_owned(),

@@ -303,6 +303,24 @@ struct Shared {
     correlation: crate::intake::desk::Correlation,
 }
 
+/// The estate's topology and the catalog over it: the twin's, with its
+/// scenarios; or a watched estate's own, with the playbooks only (a
+/// scenario injects faults into the twin, which does not run then).
+fn estate_and_catalog(config: &EngineConfig) -> Result<(Arc<Topology>, Catalog), StartError> {
+    Ok(match &config.watch {
+        Some(watched) => {
+            let topology = Arc::clone(watched.topology());
+            let catalog = Catalog::playbooks_only(&topology)?;
+            (topology, catalog)
+        }
+        None => {
+            let topology = Arc::new(Topology::embedded()?);
+            let catalog = Catalog::embedded(&topology)?;
+            (topology, catalog)
+        }
+    })
+}
+
 /// A cheap-to-clone handle to the swarm.
 #[derive(Clone)]
 pub struct Engine {
@@ -312,8 +330,7 @@ pub struct Engine {
 impl Engine {
     /// Builds an engine from the embedded catalog and impact model.
     pub fn new(config: EngineConfig) -> Result<Self, StartError> {
-        let topology = Arc::new(Topology::embedded()?);
-        let catalog = Catalog::embedded(&topology)?;
+        let (topology, catalog) = estate_and_catalog(&config)?;
         Self::with_catalog(config, topology, catalog)
     }
 
@@ -329,8 +346,7 @@ impl Engine {
     /// the same totals, and every incident and timeline run the last run
     /// left open marked `interrupted`, visibly. Must be called within a tokio runtime.
     pub fn durable(config: EngineConfig, journal: Arc<dyn Journal>, recovered: Recovered) -> Result<Self, StartError> {
-        let topology = Arc::new(Topology::embedded()?);
-        let catalog = Catalog::embedded(&topology)?;
+        let (topology, catalog) = estate_and_catalog(&config)?;
         let book = IncidentBook::from_totals(&recovered.totals);
         // The alerts the recent log placed, so a redelivery after a restart
         // is still recognised, and a resolution still reaches its incident.

@@ -159,3 +159,44 @@ impl WebhookAlert {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook(extra: serde_json::Value) -> Webhook {
+        let mut body = serde_json::json!({
+            "version": "4",
+            "status": "firing",
+            "alerts": [{
+                "status": "firing",
+                "fingerprint": "f1",
+                "startsAt": "2026-12-07T10:00:00Z",
+                "labels": {"alertname": "HighErrorRate", "service": "order-service", "severity": "warning"},
+                "annotations": {"summary": "order-service fails"},
+                "generatorURL": "http://grafana:3000/alerting/grafana/abc/view",
+                "dashboardURL": "http://grafana:3000/d/x",
+                "values": {"B": 0.4},
+            }],
+        });
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn grafanas_deliveries_are_told_apart_by_their_org_and_their_extra_fields_ignored() {
+        let topology = Topology::embedded().unwrap();
+        let grafana =
+            webhook(serde_json::json!({"orgId": 1, "title": "[FIRING:1]", "message": "…", "state": "alerting"}));
+        let alerts = grafana.parse(&topology).unwrap();
+        assert_eq!(alerts[0].source, "grafana");
+        assert_eq!(
+            alerts[0].generator_url.as_deref(),
+            Some("http://grafana:3000/alerting/grafana/abc/view")
+        );
+        let alertmanager = webhook(serde_json::json!({"groupKey": "{}", "externalURL": "http://am:9093"}));
+        assert_eq!(alertmanager.parse(&topology).unwrap()[0].source, "alertmanager");
+    }
+}

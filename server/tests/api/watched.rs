@@ -412,3 +412,96 @@ async fn every_shipped_mapping_renders_to_promql_that_promtool_accepts() {
         assert!(said.contains("34 rules found"), "{file}: {said}");
     }
 }
+
+#[tokio::test]
+async fn a_watched_estate_of_its_own_services_takes_alerts_about_them_only() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        r#"
+[[service]]
+name = "checkout"
+kind = "gateway"
+depends_on = ["payments"]
+rps = 300.0
+latency_ms = 5.0
+cpu = 0.3
+memory = 0.4
+instances = 3
+slo_p99_ms = 800.0
+slo_error = 0.02
+
+[[service]]
+name = "payments"
+kind = "service"
+depends_on = ["ledger-db"]
+latency_ms = 9.0
+cpu = 0.4
+memory = 0.5
+instances = 2
+pool_size = 20
+slo_p99_ms = 400.0
+slo_error = 0.01
+
+[[service]]
+name = "ledger-db"
+kind = "database"
+latency_ms = 3.0
+cpu = 0.3
+memory = 0.6
+instances = 1
+pool_size = 100
+slo_p99_ms = 200.0
+slo_error = 0.005
+"#,
+    )
+    .unwrap();
+    use clap::Parser as _;
+    let topology = server::configuration::Settings::try_parse_from([
+        "antibody",
+        "--estate",
+        "prometheus",
+        "--topology",
+        file.path().to_str().unwrap(),
+    ])
+    .unwrap()
+    .estate
+    .topology;
+    let app = spawn_app_with(|data| {
+        let mut settings = watching(data, "http://127.0.0.1:9", "shop");
+        settings.estate.topology = topology;
+        settings
+    })
+    .await;
+    let alert = |service: &str| {
+        serde_json::json!({"version": "4", "status": "firing", "alerts": [{
+            "status": "firing", "fingerprint": service, "startsAt": "2026-12-07T10:00:00Z",
+            "labels": {"alertname": "HighErrorRate", "service": service, "severity": "critical"},
+        }]})
+    };
+    let deliver = |body: serde_json::Value| {
+        app.http
+            .post(app.url("/api/alerts/alertmanager"))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(deliver(alert("payments")).await.unwrap().status(), 202);
+    let refused = deliver(alert("order-service")).await.unwrap();
+    assert_eq!(refused.status(), 422, "the twin's services are not this estate's");
+    let problem: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("checkout, payments, ledger-db"),
+        "{problem}"
+    );
+    let scenarios: serde_json::Value = app.json("/api/scenarios").await;
+    assert_eq!(
+        scenarios,
+        serde_json::json!([]),
+        "no twin scenarios on a watched estate"
+    );
+    assert_eq!(app.trigger("pod_crash_loop").await.status(), 409);
+}

@@ -120,7 +120,12 @@ struct Inner {
 impl Timelines {
     /// Runs over `engine`, with `generator` for generated entries.
     pub fn new(engine: Engine, generator: Arc<dyn ScenarioGenerator>) -> Result<Self, TimelineErrors> {
-        let built_in = Timeline::built_in(&engine.swarm().catalog, engine.topology())?;
+        // A timeline's incidents inject into the twin: a watched estate
+        // offers none (its catalog has no scenarios to check them against).
+        let built_in = match engine.watched() {
+            Some(_) => Vec::new(),
+            None => Timeline::built_in(&engine.swarm().catalog, engine.topology())?,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,

@@ -232,7 +232,10 @@ mod tests {
             let webhook: engine::intake::alertmanager::Webhook = serde_json::from_value(delivery(n)).unwrap();
             let alerts = webhook.parse(&topology).expect("the intake takes it");
             assert_eq!(alerts.len(), 1);
-            assert!(fingerprints.insert(alerts[0].fingerprint.clone()), "a new alert each time");
+            assert!(
+                fingerprints.insert(alerts[0].fingerprint.clone()),
+                "a new alert each time"
+            );
         }
     }
 }

@@ -371,17 +371,7 @@ impl Run<'_> {
             // A watched estate is read now; one that cannot be read is not
             // the agent's fault (its circuit is spared), but the job fails.
             if let Err(error) = self.refresh().await? {
-                let unreadable = EstateUnreadable {
-                    attempt: attempt + 1,
-                    of: AGENT_ATTEMPTS,
-                    reason: error.to_string(),
-                };
-                warn!(reason = %unreadable.reason, "the estate could not be read");
-                let report = Report {
-                    details: ActionDetails::EstateUnreadable(unreadable),
-                    confidence: 0.0,
-                };
-                self.finished(action, ActionStatus::Failed, report, duration);
+                self.unreadable(action, attempt, &error, duration);
                 last_error = Some(error);
                 continue;
             }
@@ -394,6 +384,21 @@ impl Run<'_> {
             Some(error) => Stop::EstateUnreadable(error.to_string()),
             None => Stop::AgentUnavailable(kind),
         })
+    }
+
+    /// Finishes `action`, an agent's try that found its estate unreadable.
+    fn unreadable(&mut self, action: AgentAction, attempt: u32, error: &QueryError, duration: Duration) {
+        let unreadable = EstateUnreadable {
+            attempt: attempt + 1,
+            of: AGENT_ATTEMPTS,
+            reason: error.to_string(),
+        };
+        warn!(reason = %unreadable.reason, "the estate could not be read");
+        let report = Report {
+            details: ActionDetails::EstateUnreadable(unreadable),
+            confidence: 0.0,
+        };
+        self.finished(action, ActionStatus::Failed, report, duration);
     }
 
     /// Reads a watched estate afresh, unless interrupted.

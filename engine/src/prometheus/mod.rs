@@ -34,7 +34,8 @@ use crate::{
     },
 };
 
-/// How long readiness waits for Prometheus to answer `vector(1)`.
+/// What readiness asks Prometheus: the cheapest query that proves it
+/// answers queries.
 pub const PROBE_QUERY: &str = "vector(1)";
 /// Most recent points of a series a finding's evidence shows.
 const EVIDENCE_POINTS: usize = 10;

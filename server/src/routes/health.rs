@@ -51,7 +51,13 @@ pub async fn readyz(State(store): State<Store>, State(engine): State<Engine>) ->
     let Some(watched) = engine.watched() else {
         return (StatusCode::OK, Json(json!({ "status": "ready", "store": "ok" })));
     };
-    match watched.probe().await {
+    // Prometheus may answer and the estate still not read (a bad selector
+    // or mapping): after a failed read, readiness reads the estate itself.
+    let readable = match watched.last_error() {
+        Some(_) => watched.read().await.map(drop),
+        None => watched.probe().await,
+    };
+    match readable {
         Ok(()) => (
             StatusCode::OK,
             Json(json!({ "status": "ready", "store": "ok", "prometheus": "ok" })),

@@ -157,6 +157,19 @@ async fn the_swarm_names_each_cause_from_promql_alone_and_only_advises() {
         );
         assert_advisory(scenario, detail);
     }
+
+    // A selector that matches nothing: Prometheus answers, the estate does
+    // not read. The incident says why, and so does readiness once it knows.
+    let lost = spawn_app_with(|data| watching(data, &prometheus.url, "nobody")).await;
+    assert_eq!(lost.get("/readyz").await.0, 200, "Prometheus answers");
+    let detail = closed(&lost, report(&lost, &["order-service".to_owned()]).await).await;
+    assert_eq!(detail.incident.status, IncidentStatus::Failed);
+    let (status, ready) = lost.get("/readyz").await;
+    let said = ready["prometheus"].as_str().unwrap_or_default();
+    assert!(
+        status == 503 && said.contains("no series") && said.contains("job=\"nobody\""),
+        "{ready}"
+    );
     drop(prometheus);
 }
 

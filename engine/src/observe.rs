@@ -4,12 +4,22 @@
 //! estate only through [`Observed`]: its services and call graph, each
 //! service's window of measured samples with their baselines, and its
 //! health against its objectives. They never see how the figures came to
-//! be, nor what is wrong. The twin implements it (`twin::Estate`); an
-//! estate read by PromQL from a real Prometheus is the next.
+//! be, nor what is wrong. The twin implements it (`twin::Estate`), and so
+//! does an estate read by PromQL from a real Prometheus
+//! (`prometheus::View`).
+//!
+//! Resolution changes an estate only through [`Remediable`]: apply a
+//! remediation, undo one. The twin implements it; a watched estate does
+//! not (its incidents are advisory).
 
 use crate::{
-    protocol::HealthState,
-    twin::{telemetry::Telemetry, topology::Topology},
+    protocol::{HealthState, Remediation},
+    twin::{
+        ConfigChange,
+        action::{ActionError, Applied},
+        telemetry::Telemetry,
+        topology::Topology,
+    },
 };
 
 /// What the agents may observe of an estate.
@@ -25,6 +35,15 @@ pub trait Observed {
     /// Every objective the estate's own services miss over the last
     /// `window` samples, as `service: what` (empty when all are met).
     fn violations(&self, window: usize) -> Vec<String>;
+}
+
+/// What resolution may do to an estate.
+pub trait Remediable {
+    /// Carries out `remediation` now; what it changed, to undo it by.
+    fn apply(&mut self, remediation: &Remediation) -> Result<Applied, ActionError>;
+    /// Takes back what `applied` changed, as far as it can be (the
+    /// changes undone; none when it cannot be undone).
+    fn undo(&mut self, applied: &Applied) -> Vec<ConfigChange>;
 }
 
 #[cfg(test)]

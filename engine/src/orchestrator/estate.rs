@@ -9,7 +9,7 @@ use std::{sync::Mutex, time::Duration};
 use super::MAX_CATCH_UP;
 use crate::{
     clock::SimClock,
-    observe::Observed,
+    observe::{Observed, Remediable},
     prometheus::{PrometheusEstate, QueryError, View},
     protocol::{ActionDetails, Metric, QueryEvidence},
     twin::{Estate, WARMUP_TICKS},
@@ -69,9 +69,14 @@ pub enum TwinRef {
 }
 
 impl TwinRef {
-    /// Runs `f` on the twin, to act on it. A watched estate is never acted
-    /// on: its incidents stop at the plan (advisory).
-    pub(super) fn with<R>(&mut self, elapsed: Duration, f: impl FnOnce(&mut Estate) -> R) -> R {
+    /// Runs `f` on what resolution may change of the estate. A watched
+    /// estate is never acted on: its incidents stop at the plan (advisory).
+    pub(super) fn act<R>(&mut self, elapsed: Duration, f: impl FnOnce(&mut dyn Remediable) -> R) -> R {
+        self.with(elapsed, |estate| f(estate))
+    }
+
+    /// Runs `f` on the twin, brought up to the incident's time.
+    fn with<R>(&mut self, elapsed: Duration, f: impl FnOnce(&mut Estate) -> R) -> R {
         match self {
             Self::Watched { .. } => unreachable!("a watched estate is advisory: nothing acts on it"),
             Self::Shared(shared) => shared.with(f),

@@ -151,7 +151,7 @@ impl Run<'_> {
         let elapsed = self.elapsed;
         let checks = self
             .twin
-            .with(elapsed, |estate| swarm.resolution.safety_checks(case, plan, estate));
+            .observe(elapsed, |estate| swarm.resolution.safety_checks(case, plan, estate));
         let safe = checks.iter().all(|c| c.passed);
         self.finished(
             action,
@@ -190,7 +190,7 @@ impl Run<'_> {
             let duration = Duration::from_secs_f64(step.seconds * jitter);
             self.pass(duration).await?;
             let elapsed = self.elapsed;
-            match self.twin.with(elapsed, |estate| estate.apply(&step.remediation)) {
+            match self.twin.act(elapsed, |estate| estate.apply(&step.remediation)) {
                 Ok(done) => {
                     self.publish_changes(&done.changes);
                     attempt
@@ -347,7 +347,7 @@ impl Run<'_> {
         let elapsed = self.elapsed;
         let mut undone = Vec::new();
         for done in applied.iter().rev() {
-            let changes = self.twin.with(elapsed, |estate| estate.undo(done));
+            let changes = self.twin.act(elapsed, |estate| estate.undo(done));
             self.publish_changes(&changes);
             let label = done.remediation.label();
             undone.push(if changes.is_empty() {

@@ -183,3 +183,32 @@ fn estate_at_closed_port() -> PrometheusEstate {
         .port();
     estate(&format!("http://127.0.0.1:{port}"))
 }
+
+#[tokio::test]
+async fn a_prometheus_that_never_answers_costs_a_named_timeout_not_a_hang() {
+    // Accepts connections and never answers them.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let endpoint = Endpoint {
+        url: url.clone(),
+        auth: Auth::None,
+        timeout: Duration::from_millis(200),
+    };
+    let topology = Arc::new(Topology::embedded().unwrap());
+    let slow = PrometheusEstate::new(endpoint, Mapping::embedded().unwrap(), String::new(), topology);
+    // Two attempts of 200 ms and the pause between: well inside the guard.
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read())
+        .await
+        .expect("a read never hangs");
+    let error = read.unwrap_err().to_string();
+    assert!(
+        error.contains(&url) && error.contains("no answer within 200ms"),
+        "{error}"
+    );
+}

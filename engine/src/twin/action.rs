@@ -349,3 +349,13 @@ impl Estate {
         state.transient_errors = state.transient_errors.max(0.03);
     }
 }
+
+impl crate::observe::Remediable for Estate {
+    fn apply(&mut self, remediation: &Remediation) -> Result<Applied, ActionError> {
+        Estate::apply(self, remediation)
+    }
+
+    fn undo(&mut self, applied: &Applied) -> Vec<ConfigChange> {
+        Estate::undo(self, applied)
+    }
+}

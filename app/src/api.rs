@@ -59,6 +59,72 @@ pub struct IncidentView {
     /// The markdown report, rendered (raw HTML in it escaped).
     pub report_html: Option<String>,
     pub charts: ChartSet,
+    /// The alerts it grouped, as sent. Picked from the timeline on the
+    /// server: the browser's decoder of live events leaves out their labels
+    /// and annotations, so only this page's code carries theirs.
+    pub alerts: Vec<AlertView>,
+    /// The PromQL behind each finding (a watched estate's), picked the same
+    /// way.
+    pub evidence: Vec<FindingEvidence>,
+}
+
+/// One alert on an incident's record, for its page.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlertView {
+    pub placement: engine::protocol::AlertPlacement,
+    pub name: String,
+    pub service: String,
+    pub source: String,
+    pub severity: engine::protocol::Severity,
+    pub severity_label: Option<String>,
+    pub summary: String,
+    pub starts_at: chrono::DateTime<chrono::Utc>,
+    pub generator_url: Option<String>,
+    /// Every label, then every annotation, as `(name, value)`.
+    pub pairs: Vec<(String, String)>,
+}
+
+/// One agent's finding and the queries it rests on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FindingEvidence {
+    pub agent: engine::protocol::AgentType,
+    pub description: String,
+    pub queries: Vec<engine::protocol::QueryEvidence>,
+}
+
+/// The alerts and the evidence on an incident's timeline, for its page.
+#[cfg(feature = "ssr")]
+fn alerts_and_evidence(detail: &IncidentDetail) -> (Vec<AlertView>, Vec<FindingEvidence>) {
+    use engine::protocol::ServerMessage;
+    let (mut alerts, mut evidence) = (Vec::new(), Vec::new());
+    for event in &detail.timeline {
+        match &event.message {
+            ServerMessage::AlertReceived { alert, .. } => alerts.push(AlertView {
+                placement: alert.placement,
+                name: alert.name.clone(),
+                service: alert.service.clone(),
+                source: alert.source.clone(),
+                severity: alert.severity,
+                severity_label: alert.severity_label.clone(),
+                summary: alert.summary.clone(),
+                starts_at: alert.starts_at,
+                generator_url: alert.generator_url.clone(),
+                pairs: alert
+                    .labels
+                    .iter()
+                    .chain(&alert.annotations)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            }),
+            ServerMessage::AgentAction { action, .. } if !action.queries.is_empty() => evidence.push(FindingEvidence {
+                agent: action.agent_type,
+                description: action.description.clone(),
+                queries: action.queries.clone(),
+            }),
+            _ => {}
+        }
+    }
+    (alerts, evidence)
 }
 
 /// An incident's charts, drawn on the server.
@@ -84,10 +150,13 @@ pub async fn get_incident(id: uuid::Uuid) -> Result<Option<IncidentView>, Server
         return Ok(None);
     };
     let report_html = detail.incident.report.as_deref().map(crate::markdown::to_html);
+    let (alerts, evidence) = alerts_and_evidence(&detail);
     Ok(Some(IncidentView {
         detail,
         report_html,
         charts: incident_charts(id).await?,
+        alerts,
+        evidence,
     }))
 }
 

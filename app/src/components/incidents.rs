@@ -5,7 +5,7 @@
 //! so they work without JavaScript too.
 
 use engine::protocol::{
-    ActionStatus, AgentAction, AlertRecord, AuditEntry, ConsensusRound, Envelope, Hypothesis, Incident, IncidentDetail,
+    ActionStatus, AgentAction, AuditEntry, ConsensusRound, Envelope, Hypothesis, Incident, IncidentDetail,
     IncidentPage, IncidentStatus, QueryEvidence, ServerMessage, Severity,
 };
 use leptos::prelude::*;
@@ -13,7 +13,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::impact::format_duration;
 use crate::{
-    api::{ChartSet, INCIDENTS_PER_PAGE, IncidentView, get_incident, list_incidents},
+    api::{AlertView, ChartSet, FindingEvidence, INCIDENTS_PER_PAGE, IncidentView, get_incident, list_incidents},
     codec::Json,
     state::format_dollars,
 };
@@ -193,6 +193,8 @@ fn IncidentStory(page: IncidentView) -> impl IntoView {
         detail,
         report_html,
         charts,
+        alerts,
+        evidence,
     } = page;
     let IncidentDetail {
         incident,
@@ -241,8 +243,8 @@ fn IncidentStory(page: IncidentView) -> impl IntoView {
                 <ol class="steps" data-testid="steps">{actions.into_iter().map(step).collect_view()}</ol>
             </section>
         </div>
-        <Alerts timeline=timeline.clone()/>
-        <Evidence timeline=timeline.clone()/>
+        <Alerts alerts/>
+        <Evidence findings=evidence/>
         <section class="panel" aria-labelledby="timeline-title">
             <h2 id="timeline-title" class="panel-title">"Timeline"</h2>
             <ol class="timeline" data-testid="timeline">{timeline.into_iter().filter_map(timeline_line).collect_view()}</ol>
@@ -394,17 +396,10 @@ fn step(action: AgentAction) -> impl IntoView {
 
 /// The alerts the incident grouped, as their senders sent them: what each
 /// did (opened, joined, resolved), its severity label and what it mapped
-/// to, every label and annotation, and a link to its expression. Derived
-/// from the timeline; absent for an incident no alert opened.
+/// to, every label and annotation, and a link to its expression. Absent for
+/// an incident no alert opened.
 #[component]
-fn Alerts(timeline: Vec<Envelope>) -> impl IntoView {
-    let alerts: Vec<AlertRecord> = timeline
-        .into_iter()
-        .filter_map(|event| match event.message {
-            ServerMessage::AlertReceived { alert, .. } => Some(alert),
-            _ => None,
-        })
-        .collect();
+fn Alerts(alerts: Vec<AlertView>) -> impl IntoView {
     (!alerts.is_empty()).then(|| {
         view! {
             <section class="panel" aria-labelledby="alerts-title">
@@ -416,16 +411,11 @@ fn Alerts(timeline: Vec<Envelope>) -> impl IntoView {
 }
 
 /// One alert on the record.
-fn alert_line(alert: AlertRecord) -> impl IntoView {
+fn alert_line(alert: AlertView) -> impl IntoView {
     let placement = alert.placement.as_str();
-    let severity = match alert.labels.get("severity") {
+    let severity = match &alert.severity_label {
         Some(label) => format!("severity {label} → {}", alert.severity.as_str()),
         None => format!("no severity label → {}", alert.severity.as_str()),
-    };
-    let pairs = |map: std::collections::BTreeMap<String, String>| {
-        map.into_iter()
-            .map(|(k, v)| view! { <span class="chip mono">{k}"="{v}</span> })
-            .collect_view()
     };
     view! {
         <li class="alert-record">
@@ -435,7 +425,9 @@ fn alert_line(alert: AlertRecord) -> impl IntoView {
                 <span class="muted">" · "{alert.source}" · "{severity}" · since "{alert.starts_at.format("%H:%M:%S UTC").to_string()}</span>
             </div>
             <div>{alert.summary}</div>
-            <div class="chips">{pairs(alert.labels)}{pairs(alert.annotations)}</div>
+            <div class="chips">
+                {alert.pairs.into_iter().map(|(k, v)| view! { <span class="chip mono">{k}"="{v}</span> }).collect_view()}
+            </div>
             {alert
                 .generator_url
                 // Only a web link: the sender's text is not trusted as a URL scheme.
@@ -446,30 +438,23 @@ fn alert_line(alert: AlertRecord) -> impl IntoView {
 }
 
 /// On a watched estate, the PromQL behind each agent's finding: the query,
-/// the range and the values it read, so a person can run it again. Derived
-/// from the timeline; absent on the twin, whose findings carry none.
+/// the range and the values it read, so a person can run it again. Absent
+/// on the twin, whose findings carry none.
 #[component]
-fn Evidence(timeline: Vec<Envelope>) -> impl IntoView {
-    let findings: Vec<AgentAction> = timeline
-        .into_iter()
-        .filter_map(|event| match event.message {
-            ServerMessage::AgentAction { action, .. } if !action.queries.is_empty() => Some(action),
-            _ => None,
-        })
-        .collect();
+fn Evidence(findings: Vec<FindingEvidence>) -> impl IntoView {
     (!findings.is_empty()).then(|| {
         view! {
             <section class="panel" aria-labelledby="evidence-title">
                 <h2 id="evidence-title" class="panel-title">"Evidence (PromQL)"</h2>
                 <ol class="evidence" data-testid="evidence">
-                    {findings.into_iter().map(|action| view! {
+                    {findings.into_iter().map(|finding| view! {
                         <li>
                             <details>
                                 <summary>
-                                    <strong>{action.agent_type.label()}</strong>" · "{action.description}
-                                    <span class="muted">{format!(" ({} series)", action.queries.len())}</span>
+                                    <strong>{finding.agent.label()}</strong>" · "{finding.description}
+                                    <span class="muted">{format!(" ({} series)", finding.queries.len())}</span>
                                 </summary>
-                                <ul>{action.queries.into_iter().map(query_line).collect_view()}</ul>
+                                <ul>{finding.queries.into_iter().map(query_line).collect_view()}</ul>
                             </details>
                         </li>
                     }).collect_view()}

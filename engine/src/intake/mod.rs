@@ -51,6 +51,7 @@ impl Alert {
             name: self.name.clone(),
             service: self.service.clone(),
             severity: self.severity,
+            severity_label: self.labels.get("severity").cloned(),
             summary: self.summary.clone(),
             labels: self.labels.clone(),
             annotations: self.annotations.clone(),

@@ -47,11 +47,19 @@ pub struct AlertRecord {
     pub service: String,
     /// The incident severity its `severity` label mapped to.
     pub severity: Severity,
+    /// That label as sent (none: medium).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_label: Option<String>,
     /// Its `summary` annotation, else its name.
     pub summary: String,
+    /// Every label and annotation as sent. The browser does not decode
+    /// them (the feed reads none; the incident page gets them prepared by
+    /// the server), to keep their decoder out of the initial bundle.
     #[serde(default)]
+    #[cfg_attr(not(feature = "runtime"), serde(skip_deserializing))]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
+    #[cfg_attr(not(feature = "runtime"), serde(skip_deserializing))]
     pub annotations: BTreeMap<String, String>,
     /// When it started firing, by the sender's clock.
     pub starts_at: DateTime<Utc>,
@@ -63,7 +71,7 @@ pub struct AlertRecord {
 impl AlertRecord {
     /// The feed's line: the alert, where it came from, and what it did.
     pub fn describe(&self) -> String {
-        let severity = match self.labels.get("severity") {
+        let severity = match &self.severity_label {
             Some(label) => format!("{label} → {}", self.severity.as_str()),
             None => format!("no label → {}", self.severity.as_str()),
         };

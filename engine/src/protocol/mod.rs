@@ -172,8 +172,11 @@ pub struct AgentAction {
     /// How sure the agent is of its result, 0..=1; set once it finished.
     pub confidence: Option<f64>,
     /// On a watched estate, the PromQL its finding rests on, with the range
-    /// and the values read (empty on the twin).
+    /// and the values read (empty on the twin). The browser does not decode
+    /// it (it would ship the decoder in the initial bundle): the incident
+    /// page gets it prepared by the server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(not(feature = "runtime"), serde(skip_deserializing))]
     pub queries: Vec<QueryEvidence>,
 }
 

@@ -301,16 +301,18 @@ impl EstateArgs {
     }
 }
 
+/// The file at `path`, read by `parse`; either failure names the file.
+fn parse_file<T, E: std::fmt::Display>(path: &str, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    parse(&text).map_err(|e| format!("{path}: {e}"))
+}
+
 fn parse_topology(raw: &str) -> Result<std::sync::Arc<engine::twin::Topology>, String> {
-    let text = std::fs::read_to_string(raw).map_err(|e| format!("cannot read {raw}: {e}"))?;
-    engine::twin::Topology::parse(&text)
-        .map(std::sync::Arc::new)
-        .map_err(|e| format!("{raw}: {e}"))
+    parse_file(raw, engine::twin::Topology::parse).map(std::sync::Arc::new)
 }
 
 fn parse_mapping(raw: &str) -> Result<engine::prometheus::Mapping, String> {
-    let text = std::fs::read_to_string(raw).map_err(|e| format!("cannot read {raw}: {e}"))?;
-    engine::prometheus::Mapping::parse(&text).map_err(|e| format!("{raw}: {e}"))
+    parse_file(raw, engine::prometheus::Mapping::parse)
 }
 
 /// Label matchers go inside the braces of every query: no braces of their own.

@@ -147,14 +147,7 @@ impl Desk {
     /// Remembers that `alert` was placed on `incident` before a restart
     /// (from the log), so its redeliveries and its resolution find it.
     pub fn recall(&mut self, alert: &AlertRecord, incident: Uuid) {
-        self.keep(
-            &alert.fingerprint,
-            Placed {
-                incident,
-                name: alert.name.clone(),
-                service: alert.service.clone(),
-            },
-        );
+        self.keep(&alert.fingerprint, &alert.name, &alert.service, incident);
     }
 
     /// The alert placed with this fingerprint, if the desk still knows it.
@@ -163,17 +156,15 @@ impl Desk {
     }
 
     fn remember(&mut self, alert: &Alert, incident: Uuid) {
-        self.keep(
-            &alert.fingerprint,
-            Placed {
-                incident,
-                name: alert.name.clone(),
-                service: alert.service.clone(),
-            },
-        );
+        self.keep(&alert.fingerprint, &alert.name, &alert.service, incident);
     }
 
-    fn keep(&mut self, fingerprint: &str, placed: Placed) {
+    fn keep(&mut self, fingerprint: &str, name: &str, service: &str, incident: Uuid) {
+        let placed = Placed {
+            incident,
+            name: name.to_owned(),
+            service: service.to_owned(),
+        };
         if self.by_fingerprint.insert(fingerprint.to_owned(), placed).is_none() {
             self.arrival.push_back(fingerprint.to_owned());
             if self.arrival.len() > REMEMBERED

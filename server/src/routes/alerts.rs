@@ -111,12 +111,20 @@ pub async fn alertmanager(
 ) -> Result<(StatusCode, Json<AlertReceipt>), Response> {
     gate.check(&headers).map_err(denied)?;
     let Json(webhook) = body.map_err(|r| Problem::json(&r, &["version", "alerts"]).into_response())?;
-    let alerts = webhook
-        .parse(engine.topology())
-        .map_err(|e| Problem::field(StatusCode::UNPROCESSABLE_ENTITY, e.field, e.reason).into_response())?;
-    let receipt = engine.receive_alerts(&alerts).map_err(refusal)?;
+    let alerts = webhook.parse(engine.topology()).map_err(invalid)?;
+    Ok((StatusCode::ACCEPTED, Json(take(&engine, &alerts).await?)))
+}
+
+/// A checked sender's alerts placed, once what they opened is stored.
+async fn take(engine: &Engine, alerts: &[engine::intake::Alert]) -> Result<AlertReceipt, Response> {
+    let receipt = engine.receive_alerts(alerts).map_err(refusal)?;
     engine.stored().await.map_err(refusal)?;
-    Ok((StatusCode::ACCEPTED, Json(receipt)))
+    Ok(receipt)
+}
+
+/// A delivery with a bad field: 422 naming it.
+fn invalid(error: engine::request::FieldError) -> Response {
+    Problem::field(StatusCode::UNPROCESSABLE_ENTITY, error.field, error.reason).into_response()
 }
 
 /// What a PagerDuty-style sender is answered: PagerDuty's own fields, and
@@ -170,15 +178,11 @@ pub async fn pagerduty(
         checked.map_err(denied)?;
     }
     let made_up = uuid::Uuid::new_v4().simple().to_string();
-    let action = event
-        .parse(engine.topology(), made_up)
-        .map_err(|e| Problem::field(StatusCode::UNPROCESSABLE_ENTITY, e.field, e.reason).into_response())?;
+    let action = event.parse(engine.topology(), made_up).map_err(invalid)?;
     let (dedup_key, receipt, message) = match action {
         Action::Alert(alert) => {
-            let key = alert.fingerprint.clone();
-            let receipt = engine.receive_alerts(std::slice::from_ref(&alert)).map_err(refusal)?;
-            engine.stored().await.map_err(refusal)?;
-            (key, receipt, "Event processed".to_owned())
+            let receipt = take(&engine, std::slice::from_ref(&alert)).await?;
+            (alert.fingerprint, receipt, "Event processed".to_owned())
         }
         Action::Acknowledge(key) => (
             key,

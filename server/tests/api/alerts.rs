@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use engine::protocol::{AlertPlacement, AlertRecord, IncidentDetail, ServerMessage, Severity};
+use engine::protocol::{AlertPlacement, IncidentDetail, Severity};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, settings_in, spawn_app_with};
+use crate::helpers::{TestApp, alerts_on, settings_in, spawn_app_with};
 
 const TOKEN: &str = "intake-s3cret";
 
@@ -107,16 +107,6 @@ async fn a_firing_alert_opens_an_incident_once_however_often_it_is_delivered() {
         (first.source.as_str(), first.severity),
         ("alertmanager", Severity::Critical)
     );
-}
-
-/// The alerts on an incident's record, in order.
-fn alerts_on(detail: &IncidentDetail) -> Vec<AlertRecord> {
-    (detail.timeline.iter())
-        .filter_map(|e| match &e.message {
-            ServerMessage::AlertReceived { alert, .. } => Some(alert.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -458,21 +448,8 @@ async fn the_shipped_alertmanager_config_passes_amtool() {
         return;
     };
     let config = crate::components::shipped("deploy/alertmanager/alertmanager.yml");
-    let out = tokio::process::Command::new(amtool)
-        .arg("check-config")
-        .arg(&config)
-        .output()
-        .await
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.contains("SUCCESS"),
-        "amtool check-config: {said}"
-    );
+    let (passed, said) = crate::components::check_with(&amtool, &["check-config"], &config).await;
+    assert!(passed && said.contains("SUCCESS"), "amtool check-config: {said}");
     assert!(said.contains("1 receivers"), "{said}");
 }
 

@@ -39,6 +39,23 @@ pub fn installed(program: &str) -> Option<PathBuf> {
     found
 }
 
+/// Runs a component's own checker on a file (`promtool check rules`,
+/// `amtool check-config`): whether it passed, and all it said.
+pub async fn check_with(program: &Path, args: &[&str], file: &Path) -> (bool, String) {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .arg(file)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{} starts: {e}", program.display()));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
 /// A file the repository ships for real components, as in
 /// `deploy/prometheus/twin-rules.yml`.
 pub fn shipped(path: &str) -> PathBuf {

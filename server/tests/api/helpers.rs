@@ -407,3 +407,13 @@ pub async fn events_until(socket: &mut Socket, stop: impl Fn(&Envelope) -> bool)
         }
     }
 }
+
+/// The alerts on an incident's record, in order.
+pub fn alerts_on(detail: &IncidentDetail) -> Vec<engine::protocol::AlertRecord> {
+    (detail.timeline.iter())
+        .filter_map(|e| match &e.message {
+            engine::protocol::ServerMessage::AlertReceived { alert, .. } => Some(alert.clone()),
+            _ => None,
+        })
+        .collect()
+}

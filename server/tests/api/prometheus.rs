@@ -167,17 +167,7 @@ async fn the_shipped_alert_rules_stay_quiet_on_a_healthy_twin_and_fire_on_a_cras
 async fn the_shipped_rules_pass_promtool() {
     let Some(promtool) = installed("promtool") else { return };
     let rules = crate::components::shipped("deploy/prometheus/twin-rules.yml");
-    let out = tokio::process::Command::new(promtool)
-        .args(["check", "rules"])
-        .arg(&rules)
-        .output()
-        .await
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool check rules: {said}");
+    let (passed, said) = crate::components::check_with(&promtool, &["check", "rules"], &rules).await;
+    assert!(passed, "promtool check rules: {said}");
     assert!(said.contains("SUCCESS: 12 rules found"), "{said}");
 }

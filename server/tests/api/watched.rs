@@ -12,15 +12,14 @@ use std::{sync::Arc, time::Duration};
 use engine::{
     prometheus::Mapping,
     protocol::{
-        ActionDetails, ActionStatus, Advice, AgentAction, AlertPlacement, AlertRecord, IncidentDetail, IncidentStatus,
-        ServerMessage,
+        ActionDetails, ActionStatus, Advice, AgentAction, AlertPlacement, IncidentDetail, IncidentStatus, ServerMessage,
     },
 };
 use server::configuration::{EstateArgs, EstateKind, Settings};
 
 use crate::{
     components::TempPrometheus,
-    helpers::{TestApp, eventually, settings_in, spawn_app_with},
+    helpers::{TestApp, alerts_on, eventually, settings_in, spawn_app_with},
 };
 
 const TOKEN: &str = "intake-token";
@@ -318,16 +317,6 @@ async fn an_alert_through_real_prometheus_and_alertmanager_is_diagnosed_from_pro
     .await;
 }
 
-/// The alerts on an incident's record, in order.
-fn alerts_on(detail: &IncidentDetail) -> Vec<AlertRecord> {
-    (detail.timeline.iter())
-        .filter_map(|e| match &e.message {
-            ServerMessage::AlertReceived { alert, .. } => Some(alert.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The plan an advisory incident proposed.
 fn advice_of(detail: &IncidentDetail) -> Option<Advice> {
     detail.timeline.iter().find_map(|e| match &e.message {
@@ -410,18 +399,8 @@ async fn every_shipped_mapping_renders_to_promql_that_promtool_accepts() {
         }
         let path = dir.path().join("rules.yml");
         std::fs::write(&path, &rules).unwrap();
-        let out = tokio::process::Command::new(&promtool)
-            .args(["check", "rules"])
-            .arg(&path)
-            .output()
-            .await
-            .unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{file}: promtool check rules:\n{said}\n{rules}");
+        let (passed, said) = crate::components::check_with(&promtool, &["check", "rules"], &path).await;
+        assert!(passed, "{file}: promtool check rules:\n{said}\n{rules}");
         assert!(said.contains("34 rules found"), "{file}: {said}");
     }
 }

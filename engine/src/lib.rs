@@ -19,6 +19,8 @@
 //! and the Leptos server functions are thin adapters over [`Engine`].
 
 #[cfg(feature = "runtime")]
+pub mod actuator;
+#[cfg(feature = "runtime")]
 pub mod agents;
 #[cfg(feature = "runtime")]
 pub mod consensus;
@@ -63,6 +65,8 @@ pub mod prometheus;
 pub mod timeline;
 #[cfg(feature = "runtime")]
 pub mod twin;
+#[cfg(feature = "runtime")]
+pub mod twin_service;
 
 #[cfg(feature = "runtime")]
 pub use agents::Swarm;

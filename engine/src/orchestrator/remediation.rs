@@ -184,6 +184,7 @@ impl Run<'_> {
                 changes: Vec::new(),
                 side_effects: Vec::new(),
                 error: None,
+                actuation: None,
             };
             let action = self.started(AgentType::Resolution, ActionDetails::Step(announced.clone()));
             let jitter = self.rng.random_range(1.0 - STEP_JITTER..1.0 + STEP_JITTER);
@@ -340,6 +341,7 @@ impl Run<'_> {
             ActionDetails::Rollback(Rollback {
                 steps: applied.len(),
                 rolled_back: Vec::new(),
+                receipts: Vec::new(),
             }),
         );
         let duration = Duration::from_secs_f64(0.4 * applied.len() as f64);
@@ -370,6 +372,7 @@ impl Run<'_> {
                 details: ActionDetails::Rollback(Rollback {
                     steps: applied.len(),
                     rolled_back: undone,
+                    receipts: Vec::new(),
                 }),
                 confidence: 0.9,
             },

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod actuation;
 mod alerts;
 mod analytics;
 mod backoff;
@@ -23,6 +24,7 @@ mod models;
 mod timeline;
 mod vocabulary;
 mod wire;
+pub use actuation::*;
 pub use alerts::*;
 pub use analytics::*;
 pub use backoff::Backoff;

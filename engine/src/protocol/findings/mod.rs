@@ -438,6 +438,12 @@ pub struct Step {
     /// Why it could not be applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Through an actuator outside the engine: the request and its receipt.
+    /// The browser's live reducer does not read it (its decoder would ship
+    /// in the initial bundle): the incident page gets it from the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(not(feature = "runtime"), serde(skip_deserializing))]
+    pub actuation: Option<Box<super::Actuation>>,
 }
 
 impl Step {
@@ -480,6 +486,11 @@ pub struct Rollback {
     /// What was undone (or left in place), once done.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rolled_back: Vec<String>,
+    /// The undo receipts from an actuator outside the engine (the browser's
+    /// live reducer skips them, as a step's actuation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(not(feature = "runtime"), serde(skip_deserializing))]
+    pub receipts: Vec<super::ActionReceipt>,
 }
 
 /// Waiting while another incident remediates the same root service.

@@ -30,6 +30,7 @@ pub(crate) fn step(error: Option<&str>) -> Step {
         changes: Vec::new(),
         side_effects: Vec::new(),
         error: error.map(str::to_owned),
+        actuation: None,
     }
 }
 
@@ -99,6 +100,7 @@ fn samples() -> Vec<ActionDetails> {
         ActionDetails::Rollback(Rollback {
             steps: 1,
             rolled_back: vec!["Scale connection pool on postgres-primary".into()],
+            receipts: Vec::new(),
         }),
         ActionDetails::ClaimWait(ClaimWait {
             holder: Uuid::from_u128(9),

@@ -342,6 +342,40 @@ pub enum Command {
     /// Seed 003's simulations (a model latency spike; data drift, credit
     /// score mean 700 → 550) on a running server, followed to the end.
     Simulate(SimulateArgs),
+    /// The simulated estate as a service of its own, with no engine inside.
+    Twin(TwinArgs),
+}
+
+/// `antibody twin` commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TwinArgs {
+    #[command(subcommand)]
+    pub command: TwinCommand,
+}
+
+/// What to do with the twin.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TwinCommand {
+    /// Serves the twin on its own port: /metrics for Prometheus, /api/estate,
+    /// /api/faults (inject), /api/actions (apply once per Idempotency-Key, undo).
+    Serve(TwinServeArgs),
+}
+
+/// `antibody twin serve` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TwinServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    pub addr: SocketAddr,
+    /// Simulated seconds per real second (Prometheus scrapes on wall-clock time: keep it near 1).
+    #[arg(long, default_value = "1.0", value_parser = parse_speed)]
+    pub speed: Speed,
+    /// Seeds the estate's noise, for a reproducible run.
+    #[arg(long, default_value = "1")]
+    pub seed: u64,
+    /// The HMAC-SHA256 secret orders must be signed with (Antibody-Signature); without it, orders are not checked.
+    #[arg(long, env = "ANTIBODY_ACTUATOR_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
 }
 
 /// `antibody simulate` options.

@@ -12,6 +12,8 @@
 //!   many dashboards).
 //! - [`timeline_cli`]: the `antibody timeline` subcommand (run a timeline
 //!   against a server or an embedded engine).
+//! - [`twin_serve`]: `antibody twin serve`, the simulated estate as a
+//!   service of its own.
 
 pub mod alert_load;
 pub mod configuration;
@@ -24,3 +26,4 @@ pub mod simulate_cli;
 pub mod startup;
 pub mod telemetry;
 pub mod timeline_cli;
+pub mod twin_serve;

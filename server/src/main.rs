@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use server::{
-    configuration::{Command, Settings},
+    configuration::{self, Command, Settings},
     startup::Application,
     telemetry,
 };
@@ -21,6 +21,11 @@ async fn main() -> anyhow::Result<ExitCode> {
         Some(Command::Loadtest(args)) => return server::loadtest::run(args).await.map(|()| ExitCode::SUCCESS),
         Some(Command::Timeline(args)) => return Ok(server::timeline_cli::run(*args).await),
         Some(Command::Simulate(args)) => return Ok(server::simulate_cli::run(args).await),
+        Some(Command::Twin(args)) => {
+            telemetry::init(settings.log_format)?;
+            let configuration::TwinCommand::Serve(args) = args.command;
+            return server::twin_serve::run(args).await.map(|()| ExitCode::SUCCESS);
+        }
         None => {}
     }
     telemetry::init(settings.log_format)?;

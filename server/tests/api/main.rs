@@ -18,5 +18,6 @@ mod prometheus;
 mod restart;
 mod shutdown;
 mod timelines;
+mod twin_serve;
 mod watched;
 mod websocket;

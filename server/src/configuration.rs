@@ -140,6 +140,10 @@ pub struct Settings {
     #[command(flatten)]
     pub estate: EstateArgs,
 
+    /// What carries out a watched estate's approved steps (without one, its incidents are advisory).
+    #[command(flatten)]
+    pub actuator: ActuatorArgs,
+
     /// Something else than serving (serving is the default).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -217,7 +221,7 @@ pub enum EstateKind {
 /// A real estate read from Prometheus.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct EstateArgs {
-    /// `twin` (simulated, the default) or `prometheus` (read by PromQL; advisory: plans are proposed, never run).
+    /// `twin` (simulated, the default) or `prometheus` (read by PromQL; advisory unless an actuator is set).
     #[arg(long = "estate", env = "ANTIBODY_ESTATE", value_enum, default_value = "twin")]
     pub kind: EstateKind,
     /// The Prometheus to read, as in http://prometheus:9090 (needed with --estate prometheus).
@@ -299,6 +303,71 @@ impl EstateArgs {
             topology,
         )))
     }
+}
+
+/// Actions out: an actuator for a watched estate.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ActuatorArgs {
+    /// Where approved steps are sent (`$base` of the map): the standalone twin (`antibody twin serve`) or a runbook system.
+    #[arg(long, env = "ANTIBODY_ACTUATOR_URL", value_parser = parse_http_url)]
+    pub actuator_url: Option<reqwest::Url>,
+    /// Which request each remediation becomes, and how the outcome comes back (TOML; the standalone twin's by default; deploy/actuators/ has StackStorm's and Rundeck's).
+    #[arg(long, env = "ANTIBODY_ACTUATOR_MAP", value_parser = parse_actuator_map, requires = "actuator_url")]
+    pub actuator_map: Option<engine::actuator::ActuatorMap>,
+    /// The HMAC-SHA256 secret orders are signed with, and callbacks checked against.
+    #[arg(long, env = "ANTIBODY_ACTUATOR_SECRET", hide_env_values = true)]
+    pub actuator_secret: Option<String>,
+    /// Show each step's exact request, send nothing (incidents end advised).
+    #[arg(long, env = "ANTIBODY_ACTUATOR_DRY_RUN", default_value = "false", action = clap::ArgAction::Set)]
+    pub actuator_dry_run: bool,
+    /// This server's URL as the actuator reaches it, for the callback (`POST /api/actions/{id}/result`).
+    #[arg(long, env = "ANTIBODY_PUBLIC_URL", value_parser = parse_http_url)]
+    pub public_url: Option<reqwest::Url>,
+}
+
+impl ActuatorArgs {
+    /// The actuator these settings describe, if any. It needs a watched
+    /// estate (the embedded twin is acted on in-process), and a map whose
+    /// outcome comes by callback needs a secret to check it and a public URL.
+    pub fn actuator(&self, watching: bool) -> anyhow::Result<Option<engine::actuator::HttpActuator>> {
+        use engine::actuator::{ActuatorMap, HttpActuator, HttpSettings, Learn, Signer};
+        let Some(base) = self.actuator_url.clone() else {
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            watching,
+            "--actuator-url (ANTIBODY_ACTUATOR_URL) needs --estate prometheus: the embedded twin is acted on in-process"
+        );
+        let map = self.actuator_map.clone().unwrap_or_else(ActuatorMap::twin);
+        let signer = self
+            .actuator_secret
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(Signer::new);
+        if map.outcome == Learn::Callback {
+            anyhow::ensure!(
+                signer.is_some(),
+                "the actuator map `{}` learns outcomes by callback: set ANTIBODY_ACTUATOR_SECRET to check them",
+                map.name
+            );
+            anyhow::ensure!(
+                self.public_url.is_some(),
+                "the actuator map `{}` learns outcomes by callback: set ANTIBODY_PUBLIC_URL so the receiver can reach /api/actions/{{id}}/result",
+                map.name
+            );
+        }
+        Ok(Some(HttpActuator::new(HttpSettings {
+            map,
+            base,
+            signer,
+            public_url: self.public_url.clone(),
+            dry_run: self.actuator_dry_run,
+        })))
+    }
+}
+
+fn parse_actuator_map(raw: &str) -> Result<engine::actuator::ActuatorMap, String> {
+    parse_file(raw, engine::actuator::ActuatorMap::parse)
 }
 
 /// The file at `path`, read by `parse`; either failure names the file.

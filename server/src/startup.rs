@@ -31,7 +31,10 @@ use tracing::info;
 use crate::{
     configuration::Settings,
     problem::Problem,
-    routes::{alerts, analytics, approvals, docs, edge, health, history, incidents, live, memory, timelines, twin, ws},
+    routes::{
+        actions, alerts, analytics, approvals, docs, edge, health, history, incidents, live, memory, timelines, twin,
+        ws,
+    },
 };
 
 /// How long open WebSockets get to take their close frame at shutdown.
@@ -76,6 +79,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::prometheus::handle();
         let store = Store::connect(&settings.database_url).await?;
+        let watch = settings.estate.watched()?;
         let config = EngineConfig {
             speed: settings.speed,
             seed: settings.seed,
@@ -86,7 +90,8 @@ impl Application {
             commit_window: settings.commit_window,
             policy: std::sync::Arc::clone(&settings.policy),
             memory_capacity: settings.memory_capacity as usize,
-            watch: settings.estate.watched()?,
+            watch: watch.clone(),
+            actuator: settings.actuator.actuator(watch.is_some())?,
             twin: match settings.twin {
                 crate::configuration::Twin::Shared => engine::TwinMode::Shared,
                 crate::configuration::Twin::Isolated => engine::TwinMode::Isolated,
@@ -273,11 +278,16 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
     // The alert intake is outside the per-IP limit: one Alertmanager sends
     // every alert from one address, and its token, the body limit and the
-    // cap on open incidents bound what it can cost.
+    // cap on open incidents bound what it can cost. So are actuators'
+    // results: one runbook system reports every step, each signed.
     let intake = Router::new()
         .route(
             "/api/alerts/alertmanager",
             post(alerts::alertmanager).layer(DefaultBodyLimit::max(alerts::MAX_BODY_BYTES)),
+        )
+        .route(
+            "/api/actions/{id}/result",
+            post(actions::result).layer(DefaultBodyLimit::max(alerts::MAX_BODY_BYTES)),
         )
         .route(
             "/api/alerts/pagerduty",

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng, rngs::StdRng};
 use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
@@ -47,6 +47,17 @@ pub struct HttpSettings {
 #[derive(Clone)]
 pub struct HttpActuator {
     inner: std::sync::Arc<Inner>,
+}
+
+impl std::fmt::Debug for HttpActuator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings = &self.inner.settings;
+        (f.debug_struct("HttpActuator"))
+            .field("name", &settings.map.name)
+            .field("base", &settings.base.as_str())
+            .field("dry_run", &settings.dry_run)
+            .finish()
+    }
 }
 
 struct Inner {
@@ -164,7 +175,7 @@ impl HttpActuator {
                     return delivery;
                 }
                 Sent::Transient(reason) => {
-                    let wait = DELIVERY_BACKOFF.wait(delivery.attempts - 1, rand::rng().random());
+                    let wait = DELIVERY_BACKOFF.wait(delivery.attempts - 1, jitter());
                     if delivery.attempts >= self.inner.settings.map.attempts || Instant::now() + wait >= deadline {
                         delivery.failure = Some(format!("{reason} (after {} attempt(s))", delivery.attempts));
                         return delivery;
@@ -315,7 +326,7 @@ impl HttpActuator {
                     return Err(format!("{reason} (after {attempts} attempt(s))"));
                 }
                 Sent::Transient(_) => {
-                    tokio::time::sleep(DELIVERY_BACKOFF.wait(attempts - 1, rand::rng().random())).await;
+                    tokio::time::sleep(DELIVERY_BACKOFF.wait(attempts - 1, jitter())).await;
                 }
             }
         }
@@ -404,6 +415,11 @@ fn summary(text: &str) -> String {
         return "(no body)".into();
     }
     text.chars().take(200).collect()
+}
+
+/// A uniform draw in [0, 1) for the backoff's full jitter.
+fn jitter() -> f64 {
+    StdRng::from_os_rng().random()
 }
 
 fn root_cause(error: &reqwest::Error) -> String {

@@ -55,7 +55,7 @@ impl Engine {
         faulty_voters: Vec<FaultyVoter>,
     ) -> Result<Incident, SubmitError> {
         self.admit()?;
-        if !faults.is_empty() && matches!(self.shared.estates, Estates::Watched(_)) {
+        if !faults.is_empty() && matches!(self.shared.estates, Estates::Watched { .. }) {
             return Err(SubmitError::Watching);
         }
         let incident = Incident {
@@ -175,9 +175,10 @@ impl Engine {
                     start,
                 }
             }
-            Estates::Watched(watched) => TwinRef::Watched {
-                estate: watched.clone(),
+            Estates::Watched { estate, actuator } => TwinRef::Watched {
+                estate: estate.clone(),
                 view: None,
+                actuator: actuator.clone(),
             },
         }
     }
@@ -185,7 +186,7 @@ impl Engine {
     /// Opens an incident from a catalog scenario, optionally at another
     /// severity.
     pub fn trigger_scenario(&self, id: &str, severity: Option<Severity>) -> Result<Incident, SubmitError> {
-        if matches!(self.shared.estates, Estates::Watched(_)) {
+        if matches!(self.shared.estates, Estates::Watched { .. }) {
             return Err(SubmitError::Watching);
         }
         let catalog = &self.shared.swarm.catalog;

@@ -96,8 +96,11 @@ pub struct EngineConfig {
     /// Finished incidents the incident memory keeps (0: remember nothing).
     pub memory_capacity: usize,
     /// A real estate to watch through Prometheus instead of running the
-    /// twin: incidents read it by PromQL and are advisory.
+    /// twin: incidents read it by PromQL, and are advisory unless an
+    /// actuator carries out their steps.
     pub watch: Option<crate::prometheus::PrometheusEstate>,
+    /// What carries out a watched estate's steps (none: advisory).
+    pub actuator: Option<crate::actuator::HttpActuator>,
 }
 
 /// Where incidents happen.
@@ -128,6 +131,7 @@ impl Default for EngineConfig {
             policy: Arc::new(Policy::builtin("autonomous").expect("the built-in policies are checked by tests")),
             memory_capacity: crate::memory::DEFAULT_CAPACITY,
             watch: None,
+            actuator: None,
         }
     }
 }
@@ -236,7 +240,11 @@ enum Estates {
         template: Estate,
     },
     /// A real estate read through Prometheus; no twin runs.
-    Watched(crate::prometheus::PrometheusEstate),
+    Watched {
+        estate: crate::prometheus::PrometheusEstate,
+        /// What carries out its steps (none: advisory).
+        actuator: Option<crate::actuator::HttpActuator>,
+    },
 }
 
 impl Estates {
@@ -244,7 +252,7 @@ impl Estates {
     fn shared(&self) -> Option<&Arc<SharedTwin>> {
         match self {
             Self::Shared(twin) => Some(twin),
-            Self::Isolated { .. } | Self::Watched(_) => None,
+            Self::Isolated { .. } | Self::Watched { .. } => None,
         }
     }
 }
@@ -448,7 +456,10 @@ impl Engine {
         let clock = SimClock::new(config.speed);
         let estate = Estate::new(Arc::clone(&topology), seeds.random(), START_OF_DAY);
         let estates = match (config.watch, config.twin) {
-            (Some(watched), _) => Estates::Watched(watched),
+            (Some(estate), _) => Estates::Watched {
+                estate,
+                actuator: config.actuator,
+            },
             (None, TwinMode::Shared) => {
                 // Ten minutes at one reading a second: an incident's chart
                 // keeps its onset even after a long wait for a person.
@@ -467,7 +478,7 @@ impl Engine {
         };
         // Isolated estates share nothing to collide on.
         let claims = match estates {
-            Estates::Shared(_) | Estates::Watched(_) => Claims::shared(),
+            Estates::Shared(_) | Estates::Watched { .. } => Claims::shared(),
             Estates::Isolated { .. } => Claims::isolated(),
         };
         let swarm = Swarm {
@@ -680,7 +691,16 @@ impl Engine {
     /// (then its incidents are advisory and no twin runs).
     pub fn watched(&self) -> Option<&crate::prometheus::PrometheusEstate> {
         match &self.shared.estates {
-            Estates::Watched(watched) => Some(watched),
+            Estates::Watched { estate, .. } => Some(estate),
+            Estates::Shared(_) | Estates::Isolated { .. } => None,
+        }
+    }
+
+    /// The actuator that carries out a watched estate's steps, if any (its
+    /// callbacks arrive through the server).
+    pub fn actuator(&self) -> Option<&crate::actuator::HttpActuator> {
+        match &self.shared.estates {
+            Estates::Watched { actuator, .. } => actuator.as_ref(),
             Estates::Shared(_) | Estates::Isolated { .. } => None,
         }
     }

@@ -8,6 +8,7 @@ use std::{sync::Mutex, time::Duration};
 
 use super::MAX_CATCH_UP;
 use crate::{
+    actuator::HttpActuator,
     clock::SimClock,
     observe::{Observed, Remediable},
     prometheus::{PrometheusEstate, QueryError, View},
@@ -58,19 +59,21 @@ pub enum TwinRef {
         /// Its tick when the incident opened.
         start: u64,
     },
-    /// A real estate, read from Prometheus: observed, never acted on, so
-    /// its incidents are advisory.
+    /// A real estate, read from Prometheus, and acted on through an
+    /// actuator when there is one (advisory without, or in a dry run).
     Watched {
         /// Where it is read from.
         estate: PrometheusEstate,
         /// The latest read, which the agents observe.
         view: Option<Box<View>>,
+        /// What carries out its steps.
+        actuator: Option<HttpActuator>,
     },
 }
 
 impl TwinRef {
-    /// Runs `f` on what resolution may change of the estate. A watched
-    /// estate is never acted on: its incidents stop at the plan (advisory).
+    /// Runs `f` on what resolution may change of the twin in-process. A
+    /// watched estate is acted on through its actuator instead.
     pub(super) fn act<R>(&mut self, elapsed: Duration, f: impl FnOnce(&mut dyn Remediable) -> R) -> R {
         self.with(elapsed, |estate| f(estate))
     }
@@ -78,7 +81,7 @@ impl TwinRef {
     /// Runs `f` on the twin, brought up to the incident's time.
     fn with<R>(&mut self, elapsed: Duration, f: impl FnOnce(&mut Estate) -> R) -> R {
         match self {
-            Self::Watched { .. } => unreachable!("a watched estate is advisory: nothing acts on it"),
+            Self::Watched { .. } => unreachable!("a watched estate is acted on through its actuator"),
             Self::Shared(shared) => shared.with(f),
             Self::Own { estate, start } => {
                 let due = *start + elapsed.as_secs();
@@ -104,7 +107,7 @@ impl TwinRef {
 
     /// Reads a watched estate afresh; a twin is always current.
     pub(super) async fn refresh(&mut self) -> Result<(), QueryError> {
-        if let Self::Watched { estate, view } = self {
+        if let Self::Watched { estate, view, .. } = self {
             *view = Some(Box::new(estate.read().await?));
         }
         Ok(())
@@ -118,9 +121,22 @@ impl TwinRef {
         }
     }
 
-    /// Whether plans on this estate are proposed only, never run.
+    /// Whether plans on this estate are proposed only, never run: a
+    /// watched estate with no actuator, or whose actuator is in a dry run.
     pub(super) fn advisory(&self) -> bool {
-        matches!(self, Self::Watched { .. })
+        match self {
+            Self::Watched { actuator, .. } => actuator.as_ref().is_none_or(HttpActuator::dry_run),
+            Self::Shared(_) | Self::Own { .. } => false,
+        }
+    }
+
+    /// The actuator outside the engine that carries out steps, if any (the
+    /// embedded twin is acted on in-process).
+    pub(super) fn actuator(&self) -> Option<HttpActuator> {
+        match self {
+            Self::Watched { actuator, .. } => actuator.clone(),
+            Self::Shared(_) | Self::Own { .. } => None,
+        }
     }
 
     /// The PromQL behind a finding, when the estate is watched: each series

@@ -14,7 +14,8 @@ use crate::{
     agents::{Case, Plan, communication::Attempt, diagnosis::Hypothesis, resolution::outstanding_in},
     governance::{self, HumanDecision, Ruling},
     protocol::{
-        Approval, ApprovalOption, ApprovalState, PolicyDecision, PolicyInput, PolicyStage, PolicyVerdict, ServerMessage,
+        Approval, ApprovalNote, ApprovalOption, ApprovalState, PolicyDecision, PolicyInput, PolicyStage, PolicyVerdict,
+        ServerMessage,
     },
 };
 
@@ -25,8 +26,8 @@ const EVIDENCE_LINES: usize = 8;
 
 /// How governance ended for a plan.
 pub(super) enum Clearance {
-    /// Run it.
-    Run,
+    /// Run it, on the word of whoever let it.
+    Run(ApprovalNote),
     /// Policy denied this plan; another hypothesis's plan may still run.
     Denied,
     /// A person rejected the plan after seeing it and its alternatives, or
@@ -59,13 +60,22 @@ impl Run<'_> {
         let decision = self.decided(PolicyStage::Proposal, plan, &ruling, input, None, false);
         attempt.governance.push(decision.describe());
         match ruling.verdict {
-            PolicyVerdict::Auto => Ok(Clearance::Run),
+            PolicyVerdict::Auto => Ok(Clearance::Run(ApprovalNote {
+                by: "policy".into(),
+                who: ruling.rule.clone(),
+            })),
             PolicyVerdict::Deny => Ok(Clearance::Denied),
             PolicyVerdict::Human => {
                 let approval = self.seek_approval(case, hypothesis, plan, &ruling).await?;
                 attempt.governance.push(approval.outcome());
                 if !approval.allows() {
                     return Ok(Clearance::HandedOver(approval.outcome()));
+                }
+                // The re-check reads a watched estate as it is now.
+                if let Err(error) = self.refresh().await? {
+                    let why = format!("the estate could not be read for the re-check before the first step: {error}");
+                    attempt.governance.push(why.clone());
+                    return Ok(Clearance::HandedOver(why));
                 }
                 Ok(self.recheck(case, hypothesis, plan, &approval, attempt))
             }
@@ -309,7 +319,10 @@ impl Run<'_> {
                 attempt.governance.push(format!("Approval stale, not run: {why}"));
                 Clearance::Stale { cleared }
             }
-            None => Clearance::Run,
+            None => Clearance::Run(ApprovalNote {
+                by: "person".into(),
+                who: approval.decided_by.clone().unwrap_or_else(|| approval.approver.clone()),
+            }),
         }
     }
 

@@ -255,13 +255,20 @@ impl Run<'_> {
     }
 
     fn started(&mut self, agent: AgentType, details: ActionDetails) -> AgentAction {
+        self.started_with(agent, |_| details)
+    }
+
+    /// Publishes the start of an action whose details name its own id (a
+    /// step's idempotency key is its action's id).
+    fn started_with(&mut self, agent: AgentType, details: impl FnOnce(Uuid) -> ActionDetails) -> AgentAction {
+        let action_id = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
         let mut action = AgentAction {
             agent_type: agent,
-            action_id: uuid::Builder::from_random_bytes(self.rng.random()).into_uuid(),
+            action_id,
             description: String::new(),
             timestamp: chrono::Utc::now(),
             status: ActionStatus::InProgress,
-            details,
+            details: details(action_id),
             duration_ms: None,
             confidence: None,
             queries: Vec::new(),

@@ -11,13 +11,15 @@ use super::{
     VERIFY_POLL, VERIFY_WINDOW,
 };
 use crate::{
+    actuator::{self, HttpActuator},
     agents::{Case, Plan, Report, communication::Attempt},
     catalog::FaultyVoter,
     claims::Claim,
     consensus,
     protocol::{
-        ActionDetails, ActionStatus, AgentType, ClaimWait, ConsensusVote, MarkKind, Rollback, SafetyChecks,
-        ServerMessage, Step, Tally, Verification, Vote,
+        ActionDetails, ActionOrder, ActionOutcome, ActionReceipt, ActionStatus, Actuation, ActuatorRequest, AgentType,
+        ApprovalNote, ClaimWait, ConsensusVote, MarkKind, PlannedStep, Rollback, SafetyChecks, ServerMessage, Step,
+        Tally, Verification, Vote,
     },
     twin::{Applied, ConfigChange},
 };
@@ -113,14 +115,20 @@ impl Run<'_> {
     }
 
     /// Safety checks, steps, verification, and rollback on failure.
-    pub(super) async fn remediate(&mut self, case: &Case, plan: &Plan, attempt: &mut Attempt) -> Result<Remedy, Stop> {
+    pub(super) async fn remediate(
+        &mut self,
+        case: &Case,
+        plan: &Plan,
+        approval: &ApprovalNote,
+        attempt: &mut Attempt,
+    ) -> Result<Remedy, Stop> {
         // One resolution worker sees the plan through, steps and all.
         let _worker = self.worker(AgentType::Resolution).await?;
         if !self.check_safety(case, plan).await? {
             attempt.outstanding.push("a safety check failed".into());
             return Ok(Remedy::Failed);
         }
-        let Some(applied) = self.apply_steps(plan, attempt).await? else {
+        let Some(done) = self.apply_steps(plan, approval, attempt).await? else {
             return Ok(Remedy::Failed);
         };
         let verdict = self.verify(plan).await?;
@@ -135,7 +143,7 @@ impl Run<'_> {
             // The plan did its job; what remains has another cause.
             return Ok(Remedy::RootFixed);
         }
-        self.roll_back(&applied, attempt).await?;
+        self.roll_back(&done, attempt).await?;
         Ok(Remedy::Failed)
     }
 
@@ -148,6 +156,25 @@ impl Run<'_> {
         );
         let duration = self.seconds(SAFETY_SECONDS);
         self.pass(duration).await?;
+        // A watched estate is checked as it is now; one that cannot be read
+        // fails the checks, with the reason.
+        if let Err(error) = self.refresh().await? {
+            let checks = vec![crate::protocol::SafetyCheck {
+                name: "estate readable".into(),
+                passed: false,
+                detail: format!("the estate could not be read: {error}"),
+            }];
+            self.finished(
+                action,
+                ActionStatus::Failed,
+                Report {
+                    details: ActionDetails::SafetyChecks(SafetyChecks { checks }),
+                    confidence: 0.6,
+                },
+                duration,
+            );
+            return Ok(false);
+        }
         let elapsed = self.elapsed;
         let checks = self
             .twin
@@ -171,70 +198,159 @@ impl Run<'_> {
 
     /// Applies the plan's steps one at a time; on a step that fails, rolls
     /// back what was applied and returns `None`.
-    async fn apply_steps(&mut self, plan: &Plan, attempt: &mut Attempt) -> Result<Option<Vec<Applied>>, Stop> {
+    async fn apply_steps(
+        &mut self,
+        plan: &Plan,
+        approval: &ApprovalNote,
+        attempt: &mut Attempt,
+    ) -> Result<Option<Vec<Done>>, Stop> {
         let total = plan.steps.len();
-        let mut applied = Vec::new();
+        let mut done = Vec::new();
         for (i, step) in plan.steps.iter().enumerate() {
-            let label = step.label();
-            let announced = Step {
-                step: i + 1,
-                of: total,
-                action: step.remediation.kind,
-                target: step.remediation.target.clone(),
-                changes: Vec::new(),
-                side_effects: Vec::new(),
-                error: None,
-                actuation: None,
+            let order = ActionOrder {
+                remediation: step.remediation.clone(),
+                incident_id: Some(self.id),
+                step: Some(i + 1),
+                of: Some(total),
+                approval: Some(approval.clone()),
+                callback_url: None,
+                parameters: serde_json::Value::Null,
             };
-            let action = self.started(AgentType::Resolution, ActionDetails::Step(announced.clone()));
-            let jitter = self.rng.random_range(1.0 - STEP_JITTER..1.0 + STEP_JITTER);
-            let duration = Duration::from_secs_f64(step.seconds * jitter);
-            self.pass(duration).await?;
-            let elapsed = self.elapsed;
-            match self.twin.act(elapsed, |estate| estate.apply(&step.remediation)) {
-                Ok(done) => {
-                    self.publish_changes(&done.changes);
+            let outcome = match self.twin.actuator() {
+                None => self.apply_embedded(step, order).await?,
+                Some(actuator) => self.apply_sent(&actuator, order).await?,
+            };
+            match outcome {
+                Ok((step_done, took)) => {
+                    let label = step.label();
                     attempt
                         .executed
-                        .push((label.clone(), (duration.as_secs_f64() * 10.0).round() / 10.0));
+                        .push((label.clone(), (took.as_secs_f64() * 10.0).round() / 10.0));
                     self.cx.mark(self.id, self.elapsed, MarkKind::Step, label);
-                    let details = Step {
-                        changes: done.changes.iter().map(ConfigChange::event).collect(),
-                        side_effects: done.side_effects.clone(),
-                        ..announced
-                    };
-                    self.finished(
-                        action,
-                        ActionStatus::Completed,
-                        Report {
-                            details: ActionDetails::Step(details),
-                            confidence: 0.95,
-                        },
-                        duration,
-                    );
-                    applied.push(done);
+                    done.push(step_done);
                 }
                 Err(error) => {
-                    let details = Step {
-                        error: Some(error.to_string()),
-                        ..announced
-                    };
-                    self.finished(
-                        action,
-                        ActionStatus::Failed,
-                        Report {
-                            details: ActionDetails::Step(details),
-                            confidence: 0.9,
-                        },
-                        duration,
-                    );
-                    attempt.outstanding.push(error.to_string());
-                    self.roll_back(&applied, attempt).await?;
+                    attempt.outstanding.push(error);
+                    self.roll_back(&done, attempt).await?;
                     return Ok(None);
                 }
             }
         }
-        Ok(Some(applied))
+        Ok(Some(done))
+    }
+
+    /// One step on the embedded twin, in-process: what it changed and how
+    /// long it took, or why it failed.
+    async fn apply_embedded(&mut self, step: &PlannedStep, order: ActionOrder) -> Result<StepResult, Stop> {
+        let announced = announce(&order, |key| Actuation {
+            request: actuator::embedded_plan(order.clone(), key),
+            receipt: None,
+            attempts: 0,
+        });
+        let action = self.started_with(AgentType::Resolution, |id| ActionDetails::Step(announced(id)));
+        let jitter = self.rng.random_range(1.0 - STEP_JITTER..1.0 + STEP_JITTER);
+        let duration = Duration::from_secs_f64(step.seconds * jitter);
+        self.pass(duration).await?;
+        let elapsed = self.elapsed;
+        let applied = self.twin.act(elapsed, |estate| estate.apply(&step.remediation));
+        let ActionDetails::Step(announced) = action.details.clone() else {
+            unreachable!("a step was announced")
+        };
+        let mut actuation = announced.actuation.clone().expect("announced with its plan");
+        actuation.attempts = 1;
+        actuation.receipt = Some(ActionReceipt {
+            id: action.action_id.to_string(),
+            idempotency_key: action.action_id.to_string(),
+            remediation: step.remediation.clone(),
+            status: if applied.is_ok() {
+                ActionOutcome::Succeeded
+            } else {
+                ActionOutcome::Failed
+            },
+            detail: applied.as_ref().err().map(ToString::to_string),
+            changes: Vec::new(),
+            side_effects: Vec::new(),
+        });
+        let (status, details, result) = match applied {
+            Ok(done) => {
+                self.publish_changes(&done.changes);
+                let details = Step {
+                    changes: done.changes.iter().map(ConfigChange::event).collect(),
+                    side_effects: done.side_effects.clone(),
+                    actuation: Some(actuation),
+                    ..announced
+                };
+                (ActionStatus::Completed, details, Ok((Done::Embedded(done), duration)))
+            }
+            Err(error) => {
+                let details = Step {
+                    error: Some(error.to_string()),
+                    actuation: Some(actuation),
+                    ..announced
+                };
+                (ActionStatus::Failed, details, Err(error.to_string()))
+            }
+        };
+        let report = Report {
+            details: ActionDetails::Step(details),
+            confidence: if result.is_ok() { 0.95 } else { 0.9 },
+        };
+        self.finished(action, status, report, duration);
+        Ok(result)
+    }
+
+    /// One step through an actuator outside the engine. The request, with
+    /// its idempotency key (the action's id), is published before it is
+    /// sent, so the record shows what may have reached the estate.
+    async fn apply_sent(&mut self, actuator: &HttpActuator, order: ActionOrder) -> Result<StepResult, Stop> {
+        let remediation = order.remediation.clone();
+        let announced = announce(&order, |key| Actuation {
+            request: actuator.plan(order.clone(), key),
+            receipt: None,
+            attempts: 0,
+        });
+        let action = self.started_with(AgentType::Resolution, |id| ActionDetails::Step(announced(id)));
+        let ActionDetails::Step(announced) = action.details.clone() else {
+            unreachable!("a step was announced")
+        };
+        let request = announced
+            .actuation
+            .as_ref()
+            .expect("announced with its plan")
+            .request
+            .clone();
+        let began = self.clock.now();
+        let delivery = tokio::select! {
+            delivery = actuator.execute(&request) => delivery,
+            () = self.interrupt.cancelled() => return Err(Stop::Interrupted),
+        };
+        let took = self.clock.now().saturating_sub(began);
+        self.elapsed += took;
+        let receipt = delivery.receipt.clone();
+        let details = Step {
+            changes: receipt.iter().flat_map(|r| r.changes.clone()).collect(),
+            side_effects: receipt.iter().flat_map(|r| r.side_effects.clone()).collect(),
+            error: delivery.failure.clone(),
+            actuation: Some(Box::new(Actuation {
+                request: request.clone(),
+                receipt: receipt.clone(),
+                attempts: delivery.attempts,
+            })),
+            ..announced
+        };
+        let (status, result) = match (delivery.failure, receipt) {
+            (None, Some(receipt)) => (ActionStatus::Completed, Ok((Done::Sent { request, receipt }, took))),
+            (failure, _) => {
+                let why = failure.unwrap_or_else(|| "the actuator gave no receipt".into());
+                (ActionStatus::Failed, Err(format!("{}: {why}", remediation.label())))
+            }
+        };
+        let report = Report {
+            details: ActionDetails::Step(details),
+            confidence: if result.is_ok() { 0.95 } else { 0.9 },
+        };
+        self.finished(action, status, report, took);
+        Ok(result)
     }
 
     /// Watches the telemetry until recovery shows and holds, the root
@@ -256,6 +372,14 @@ impl Run<'_> {
         while self.elapsed - started < VERIFY_LIMIT {
             self.pass(VERIFY_POLL).await?;
             if self.elapsed - started < Duration::from_secs(VERIFY_WINDOW as u64) {
+                continue;
+            }
+            // A watched estate is read afresh; one that cannot be read is
+            // not verified, and the verdict says why.
+            if let Err(error) = self.refresh().await? {
+                verdict.outstanding = vec![format!("the estate could not be read: {error}")];
+                verdict.root_fixed = false;
+                root_fixed_for = 0;
                 continue;
             }
             let elapsed = self.elapsed;
@@ -331,32 +455,52 @@ impl Run<'_> {
         Ok(None)
     }
 
-    /// Undoes `applied` newest first.
-    async fn roll_back(&mut self, applied: &[Applied], attempt: &mut Attempt) -> Result<(), Stop> {
-        if applied.is_empty() {
+    /// Undoes what `done` did, newest first.
+    async fn roll_back(&mut self, done: &[Done], attempt: &mut Attempt) -> Result<(), Stop> {
+        if done.is_empty() {
             return Ok(());
         }
         let action = self.started(
             AgentType::Resolution,
             ActionDetails::Rollback(Rollback {
-                steps: applied.len(),
+                steps: done.len(),
                 rolled_back: Vec::new(),
                 receipts: Vec::new(),
             }),
         );
-        let duration = Duration::from_secs_f64(0.4 * applied.len() as f64);
+        let duration = Duration::from_secs_f64(0.4 * done.len() as f64);
         self.pass(duration).await?;
-        let elapsed = self.elapsed;
         let mut undone = Vec::new();
-        for done in applied.iter().rev() {
-            let changes = self.twin.act(elapsed, |estate| estate.undo(done));
-            self.publish_changes(&changes);
-            let label = done.remediation.label();
-            undone.push(if changes.is_empty() {
-                format!("{label} (cannot be undone; left in place)")
-            } else {
-                label
-            });
+        let mut receipts = Vec::new();
+        for step in done.iter().rev() {
+            match step {
+                Done::Embedded(applied) => {
+                    let elapsed = self.elapsed;
+                    let changes = self.twin.act(elapsed, |estate| estate.undo(applied));
+                    self.publish_changes(&changes);
+                    let label = applied.remediation.label();
+                    undone.push(if changes.is_empty() {
+                        format!("{label} (cannot be undone; left in place)")
+                    } else {
+                        label
+                    });
+                }
+                Done::Sent { request, receipt } => {
+                    let actuator = self.twin.actuator().expect("a sent step's estate has its actuator");
+                    let label = receipt.remediation.label();
+                    let undo = tokio::select! {
+                        undo = actuator.undo(receipt, request) => undo,
+                        () = self.interrupt.cancelled() => return Err(Stop::Interrupted),
+                    };
+                    match undo {
+                        Ok(receipt) => {
+                            undone.push(label);
+                            receipts.push(receipt);
+                        }
+                        Err(why) => undone.push(format!("{label} (not undone: {why})")),
+                    }
+                }
+            }
         }
         attempt.rolled_back.clone_from(&undone);
         self.cx.mark(
@@ -370,14 +514,47 @@ impl Run<'_> {
             ActionStatus::Completed,
             Report {
                 details: ActionDetails::Rollback(Rollback {
-                    steps: applied.len(),
+                    steps: done.len(),
                     rolled_back: undone,
-                    receipts: Vec::new(),
+                    receipts,
                 }),
                 confidence: 0.9,
             },
             duration,
         );
         Ok(())
+    }
+}
+
+/// A step carried out, kept to undo it by.
+enum Done {
+    /// In-process, on the embedded twin.
+    Embedded(Applied),
+    /// Through an actuator: the request that carried it, and its receipt.
+    Sent {
+        request: ActuatorRequest,
+        receipt: ActionReceipt,
+    },
+}
+
+/// A step's end: what it did and how long it took, or why it failed.
+type StepResult = Result<(Done, Duration), String>;
+
+/// The step as announced before it runs, given its action's id (its
+/// idempotency key): what it will do, and the request that will carry it.
+fn announce(order: &ActionOrder, plan: impl FnOnce(&str) -> Actuation) -> impl FnOnce(uuid::Uuid) -> Step {
+    let step = Step {
+        step: order.step.expect("the orchestrator numbers its steps"),
+        of: order.of.expect("the orchestrator numbers its steps"),
+        action: order.remediation.kind,
+        target: order.remediation.target.clone(),
+        changes: Vec::new(),
+        side_effects: Vec::new(),
+        error: None,
+        actuation: None,
+    };
+    move |id| Step {
+        actuation: Some(Box::new(plan(&id.to_string()))),
+        ..step
     }
 }

@@ -132,13 +132,16 @@ impl Treatment {
             return Ok(Turn::Done);
         }
         let clearance = run.govern(case, hypothesis, plan, &mut attempt).await?;
-        if !matches!(clearance, Clearance::Run) {
-            attempt.approved = false;
-            self.attempts.push(attempt);
-            drop(claim);
-            return self.withheld(run, case, clearance).await;
-        }
-        let remedy = run.remediate(case, plan, &mut attempt).await?;
+        let approval = match clearance {
+            Clearance::Run(approval) => approval,
+            withheld => {
+                attempt.approved = false;
+                self.attempts.push(attempt);
+                drop(claim);
+                return self.withheld(run, case, withheld).await;
+            }
+        };
+        let remedy = run.remediate(case, plan, &approval, &mut attempt).await?;
         // Done with the root: a second cause is looked for unclaimed.
         drop(claim);
         let ran = &plan.steps[..attempt.executed.len()];
@@ -173,7 +176,7 @@ impl Treatment {
     /// Where a plan that governance did not let run leaves the treatment.
     async fn withheld(&mut self, run: &mut Run<'_>, case: &mut Case, clearance: Clearance) -> Result<Turn, Stop> {
         match clearance {
-            Clearance::Run => unreachable!("a cleared plan runs"),
+            Clearance::Run(_) => unreachable!("a cleared plan runs"),
             Clearance::Denied => Ok(Turn::Next),
             Clearance::HandedOver(why) => {
                 self.handed_over = Some(why);

@@ -54,6 +54,7 @@ use crate::{problem::Problem, routes};
         routes::analytics::analytics,
         routes::analytics::models,
         routes::twin::metrics,
+        routes::actions::result,
         routes::alerts::alertmanager,
         routes::alerts::pagerduty,
     ),
@@ -72,6 +73,7 @@ use crate::{problem::Problem, routes};
         (name = "memory", description = "The incident memory: export and clear"),
         (name = "events", description = "The event log and the dashboard's snapshot"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "actions", description = "Actions out: runbook systems report a step's outcome"),
         (name = "alerts", description = "Alerts in: Alertmanager's and Grafana's webhooks"),
         (name = "twin", description = "The simulated estate as a Prometheus target"),
     )

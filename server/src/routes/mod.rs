@@ -1,6 +1,7 @@
 //! HTTP and WebSocket handlers. Each parses its input at the edge, calls
 //! the engine, and maps the outcome to a status; none holds logic of its own.
 
+pub mod actions;
 pub mod alerts;
 pub mod analytics;
 pub mod approvals;

@@ -65,6 +65,7 @@ pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duratio
         policy: std::sync::Arc::new(engine::governance::Policy::builtin("autonomous").unwrap()),
         memory_capacity: 2_000,
         estate: Default::default(),
+        actuator: Default::default(),
     }
 }
 

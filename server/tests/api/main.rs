@@ -2,6 +2,7 @@
 //! over real HTTP and WebSocket; and the binary itself, for its subcommands
 //! and signals.
 
+mod actuation;
 mod alerts;
 mod components;
 mod edge;

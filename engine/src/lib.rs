@@ -67,6 +67,8 @@ pub mod timeline;
 pub mod twin;
 #[cfg(feature = "runtime")]
 pub mod twin_service;
+#[cfg(feature = "runtime")]
+pub mod watched;
 
 #[cfg(feature = "runtime")]
 pub use agents::Swarm;

@@ -224,6 +224,9 @@ pub struct EstateArgs {
     /// `twin` (simulated, the default) or `prometheus` (read by PromQL; advisory unless an actuator is set).
     #[arg(long = "estate", env = "ANTIBODY_ESTATE", value_enum, default_value = "twin")]
     pub kind: EstateKind,
+    /// A standalone twin (`antibody twin serve`) as the estate instead of the embedded one: read over HTTP, acted on through its actions API.
+    #[arg(long, env = "ANTIBODY_TWIN_URL", value_parser = parse_http_url)]
+    pub twin_url: Option<reqwest::Url>,
     /// The Prometheus to read, as in http://prometheus:9090 (needed with --estate prometheus).
     #[arg(long, env = "ANTIBODY_PROMETHEUS_URL", value_parser = parse_http_url)]
     pub prometheus_url: Option<reqwest::Url>,
@@ -249,7 +252,7 @@ pub struct EstateArgs {
     /// Label matchers added to every query, as in job="twin" (scopes a Prometheus that holds several estates).
     #[arg(long, env = "ANTIBODY_PROMETHEUS_SELECTOR", default_value = "", value_parser = parse_selector)]
     pub prometheus_selector: String,
-    /// Seconds one query may take (there is one retry).
+    /// Seconds one read of a watched estate may take (a Prometheus query, with one retry; a standalone twin's telemetry).
     #[arg(long, env = "ANTIBODY_PROMETHEUS_TIMEOUT", default_value = "5", value_parser = parse_heartbeat)]
     pub prometheus_timeout: Duration,
     /// A PromQL mapping file (TOML, as engine/data/promql/twin.toml); the twin exporter's by default.
@@ -263,8 +266,21 @@ pub struct EstateArgs {
 impl EstateArgs {
     /// The Prometheus estate these settings describe (over its topology
     /// file, else the twin's); `None` for the twin.
-    pub fn watched(&self) -> anyhow::Result<Option<engine::prometheus::PrometheusEstate>> {
-        use engine::prometheus::{Auth, Endpoint, Mapping, PrometheusEstate};
+    pub fn watched(&self) -> anyhow::Result<Option<engine::watched::WatchedEstate>> {
+        use engine::{
+            prometheus::{Auth, Endpoint, Mapping, PrometheusEstate},
+            twin_service::RemoteTwin,
+            watched::WatchedEstate,
+        };
+        if let Some(url) = &self.twin_url {
+            anyhow::ensure!(
+                self.kind == EstateKind::Twin && self.topology.is_none(),
+                "--twin-url (ANTIBODY_TWIN_URL) is an estate of its own: not with --estate prometheus or --topology"
+            );
+            let topology = std::sync::Arc::new(engine::twin::Topology::embedded()?);
+            let twin = RemoteTwin::new(url.as_str(), topology, self.prometheus_timeout);
+            return Ok(Some(WatchedEstate::Twin(twin)));
+        }
         if self.kind == EstateKind::Twin {
             anyhow::ensure!(
                 self.topology.is_none(),
@@ -296,12 +312,12 @@ impl EstateArgs {
             Some(mapping) => mapping.clone(),
             None => Mapping::embedded().map_err(|e| anyhow::anyhow!(e))?,
         };
-        Ok(Some(PrometheusEstate::new(
+        Ok(Some(WatchedEstate::Prometheus(PrometheusEstate::new(
             endpoint,
             mapping,
             self.prometheus_selector.clone(),
             topology,
-        )))
+        ))))
     }
 }
 
@@ -327,17 +343,27 @@ pub struct ActuatorArgs {
 
 impl ActuatorArgs {
     /// The actuator these settings describe, if any. It needs a watched
-    /// estate (the embedded twin is acted on in-process), and a map whose
-    /// outcome comes by callback needs a secret to check it and a public URL.
-    pub fn actuator(&self, watching: bool) -> anyhow::Result<Option<engine::actuator::HttpActuator>> {
-        use engine::actuator::{ActuatorMap, HttpActuator, HttpSettings, Learn, Signer};
-        let Some(base) = self.actuator_url.clone() else {
-            return Ok(None);
+    /// estate (the embedded twin is acted on in-process); a standalone twin
+    /// is acted on through its own actions API unless another URL is set.
+    /// A map whose outcome comes by callback needs a secret to check it and
+    /// a public URL.
+    pub fn actuator(
+        &self,
+        watched: Option<&engine::watched::WatchedEstate>,
+    ) -> anyhow::Result<Option<engine::actuator::HttpActuator>> {
+        use engine::{
+            actuator::{ActuatorMap, HttpActuator, HttpSettings, Learn, Signer},
+            watched::WatchedEstate,
         };
-        anyhow::ensure!(
-            watching,
-            "--actuator-url (ANTIBODY_ACTUATOR_URL) needs --estate prometheus: the embedded twin is acted on in-process"
-        );
+        let base = match (&self.actuator_url, watched) {
+            (Some(url), Some(_)) => url.clone(),
+            (None, Some(WatchedEstate::Twin(twin))) => twin.url().parse()?,
+            (None, _) => return Ok(None),
+            (Some(_), None) => anyhow::bail!(
+                "--actuator-url (ANTIBODY_ACTUATOR_URL) needs a watched estate (--estate prometheus or --twin-url): \
+                 the embedded twin is acted on in-process"
+            ),
+        };
         let map = self.actuator_map.clone().unwrap_or_else(ActuatorMap::twin);
         let signer = self
             .actuator_secret

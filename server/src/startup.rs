@@ -91,7 +91,7 @@ impl Application {
             policy: std::sync::Arc::clone(&settings.policy),
             memory_capacity: settings.memory_capacity as usize,
             watch: watch.clone(),
-            actuator: settings.actuator.actuator(watch.is_some())?,
+            actuator: settings.actuator.actuator(watch.as_ref())?,
             twin: match settings.twin {
                 crate::configuration::Twin::Shared => engine::TwinMode::Shared,
                 crate::configuration::Twin::Isolated => engine::TwinMode::Isolated,

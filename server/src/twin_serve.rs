@@ -3,6 +3,8 @@
 //!
 //! - `GET /metrics`: the twin's Prometheus exposition.
 //! - `GET /api/estate`: services, configuration and config history.
+//! - `GET /api/telemetry?samples=N`: each service's recent samples and
+//!   baselines (what a server on `ANTIBODY_TWIN_URL` reads).
 //! - `POST /api/faults`: inject a catalog scenario's faults, or faults given
 //!   in full (tests and game days).
 //! - `POST /api/actions`: apply an order once per `Idempotency-Key` (201;
@@ -63,6 +65,7 @@ pub fn router(service: TwinService, signer: Option<Signer>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/api/estate", get(estate))
+        .route("/api/telemetry", get(telemetry))
         .route("/api/faults", post(faults))
         .route("/api/actions", post(act))
         .route("/api/actions/{id}", get(receipt))
@@ -76,6 +79,34 @@ async fn metrics(State(twin): State<Twin>) -> Response {
 
 async fn estate(State(twin): State<Twin>) -> Response {
     Json(twin.service.estate()).into_response()
+}
+
+/// `?samples=N`: how many recent samples per service (1 to 600; 60 by default).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Window {
+    #[serde(default = "default_samples")]
+    samples: usize,
+}
+
+fn default_samples() -> usize {
+    60
+}
+
+async fn telemetry(
+    State(twin): State<Twin>,
+    query: Result<axum::extract::Query<Window>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let axum::extract::Query(window) = query.map_err(|r| Problem::query(&r, &["samples"]))?;
+    if !(1..=engine::twin_service::MAX_SAMPLES).contains(&window.samples) {
+        let reason = format!(
+            "{} is not in [1, {}]",
+            window.samples,
+            engine::twin_service::MAX_SAMPLES
+        );
+        return Err(Problem::field(StatusCode::BAD_REQUEST, "samples", reason));
+    }
+    Ok(Json(twin.service.telemetry(window.samples)).into_response())
 }
 
 async fn faults(State(twin): State<Twin>, body: Bytes) -> Result<(StatusCode, Response), Problem> {

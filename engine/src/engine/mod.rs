@@ -95,10 +95,10 @@ pub struct EngineConfig {
     pub policy: Arc<Policy>,
     /// Finished incidents the incident memory keeps (0: remember nothing).
     pub memory_capacity: usize,
-    /// A real estate to watch through Prometheus instead of running the
-    /// twin: incidents read it by PromQL, and are advisory unless an
-    /// actuator carries out their steps.
-    pub watch: Option<crate::prometheus::PrometheusEstate>,
+    /// An estate to watch instead of running the twin in-process (a real
+    /// one through Prometheus, or a standalone twin): incidents read it
+    /// afresh, and are advisory unless an actuator carries out their steps.
+    pub watch: Option<crate::watched::WatchedEstate>,
     /// What carries out a watched estate's steps (none: advisory).
     pub actuator: Option<crate::actuator::HttpActuator>,
 }
@@ -241,7 +241,7 @@ enum Estates {
     },
     /// A real estate read through Prometheus; no twin runs.
     Watched {
-        estate: crate::prometheus::PrometheusEstate,
+        estate: crate::watched::WatchedEstate,
         /// What carries out its steps (none: advisory).
         actuator: Option<crate::actuator::HttpActuator>,
     },
@@ -687,9 +687,9 @@ impl Engine {
         self.shared.estates.shared().map(|twin| twin.with(f))
     }
 
-    /// The real estate this engine watches through Prometheus, if any
-    /// (then its incidents are advisory and no twin runs).
-    pub fn watched(&self) -> Option<&crate::prometheus::PrometheusEstate> {
+    /// The estate this engine watches, if any (then no twin runs
+    /// in-process).
+    pub fn watched(&self) -> Option<&crate::watched::WatchedEstate> {
         match &self.shared.estates {
             Estates::Watched { estate, .. } => Some(estate),
             Estates::Shared(_) | Estates::Isolated { .. } => None,

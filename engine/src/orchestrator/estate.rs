@@ -11,9 +11,10 @@ use crate::{
     actuator::HttpActuator,
     clock::SimClock,
     observe::{Observed, Remediable},
-    prometheus::{PrometheusEstate, QueryError, View},
+    prometheus::View,
     protocol::{ActionDetails, Metric, QueryEvidence},
     twin::{Estate, WARMUP_TICKS},
+    watched::{ReadError, WatchedEstate},
 };
 
 /// The estate every incident of a server shares, advanced lazily to the
@@ -63,7 +64,7 @@ pub enum TwinRef {
     /// actuator when there is one (advisory without, or in a dry run).
     Watched {
         /// Where it is read from.
-        estate: PrometheusEstate,
+        estate: WatchedEstate,
         /// The latest read, which the agents observe.
         view: Option<Box<View>>,
         /// What carries out its steps.
@@ -106,7 +107,7 @@ impl TwinRef {
     }
 
     /// Reads a watched estate afresh; a twin is always current.
-    pub(super) async fn refresh(&mut self) -> Result<(), QueryError> {
+    pub(super) async fn refresh(&mut self) -> Result<(), ReadError> {
         if let Self::Watched { estate, view, .. } = self {
             *view = Some(Box::new(estate.read().await?));
         }

@@ -41,7 +41,6 @@ use crate::{
     event_log::EventLog,
     governance::{Approvals, Policy},
     notify::Webhook,
-    prometheus::QueryError,
     protocol::{
         self as protocol, ActionDetails, ActionStatus, AgentAction, AgentType, Backoff, CircuitOpen, Crashed,
         EstateUnreadable, FixRecord, Incident, IncidentStatus, MarkKind, ServerMessage, Severity, Started, Task,
@@ -394,7 +393,7 @@ impl Run<'_> {
     }
 
     /// Finishes `action`, an agent's try that found its estate unreadable.
-    fn unreadable(&mut self, action: AgentAction, attempt: u32, error: &QueryError, duration: Duration) {
+    fn unreadable(&mut self, action: AgentAction, attempt: u32, error: &crate::watched::ReadError, duration: Duration) {
         let unreadable = EstateUnreadable {
             attempt: attempt + 1,
             of: AGENT_ATTEMPTS,
@@ -409,7 +408,7 @@ impl Run<'_> {
     }
 
     /// Reads a watched estate afresh, unless interrupted.
-    async fn refresh(&mut self) -> Result<Result<(), QueryError>, Stop> {
+    async fn refresh(&mut self) -> Result<Result<(), crate::watched::ReadError>, Stop> {
         tokio::select! {
             read = self.twin.refresh() => Ok(read),
             () = self.interrupt.cancelled() => Err(Stop::Interrupted),

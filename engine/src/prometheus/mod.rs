@@ -257,6 +257,20 @@ impl Grid {
 }
 
 impl View {
+    /// A view of figures recorded elsewhere (a standalone twin's own
+    /// telemetry), read at `end`: no queries, so no PromQL evidence.
+    pub fn recorded(topology: Arc<Topology>, telemetry: Vec<Telemetry>, end: DateTime<Utc>) -> Self {
+        assert_eq!(topology.len(), telemetry.len(), "one window per service");
+        Self {
+            topology,
+            telemetry,
+            queries: Vec::new(),
+            start: end,
+            end,
+            step_seconds: 1,
+        }
+    }
+
     /// The evidence behind a finding about `metric` on `service`: the query,
     /// the range and the last values seen, against the baseline.
     pub fn evidence(&self, service: &str, metric: Metric) -> Option<QueryEvidence> {

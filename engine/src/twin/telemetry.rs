@@ -83,7 +83,7 @@ impl Sample {
 }
 
 /// A rolling mean and variance.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Ewma {
     /// Smoothed mean.
     pub mean: f64,

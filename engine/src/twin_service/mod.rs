@@ -8,6 +8,7 @@
 //! thin HTTP edge.
 
 mod ledger;
+mod remote;
 
 use std::{
     collections::BTreeMap,
@@ -17,7 +18,10 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use self::ledger::{Entry, Ledger};
-pub use self::ledger::{IdempotencyKey, KeyError};
+pub use self::{
+    ledger::{IdempotencyKey, KeyError},
+    remote::{RemoteError, RemoteTwin},
+};
 use crate::{
     catalog::{self, Catalog, CatalogError},
     clock::{SimClock, Speed},
@@ -112,6 +116,30 @@ pub struct EstateDocument {
     pub config_history: Vec<ConfigChange>,
 }
 
+/// Each service's recent telemetry as `GET /api/telemetry` serves it:
+/// what a server on `ANTIBODY_TWIN_URL` reads, the same figures and
+/// baselines the embedded twin's agents see.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TelemetryDocument {
+    /// Simulated seconds since the estate started.
+    pub tick: u64,
+    /// One window per service, in topology order.
+    pub services: Vec<ServiceWindow>,
+}
+
+/// One service's recent samples (oldest first, one a simulated second) and
+/// the baselines they are judged against.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceWindow {
+    pub name: String,
+    pub samples: Vec<crate::twin::Sample>,
+    /// One per metric, in `Metric` order.
+    pub baselines: Vec<crate::twin::Ewma>,
+}
+
+/// Most samples `GET /api/telemetry` serves per service.
+pub const MAX_SAMPLES: usize = HISTORY;
+
 /// What an order came to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Acted {
@@ -182,6 +210,26 @@ impl TwinService {
                 .map(|i| (estate.topology().spec(i).name.clone(), estate.service(i).config.clone()))
                 .collect(),
             config_history: estate.config_history().to_vec(),
+        })
+    }
+
+    /// Each service's last `samples` samples (at most [`MAX_SAMPLES`]) and
+    /// its baselines.
+    pub fn telemetry(&self, samples: usize) -> TelemetryDocument {
+        let samples = samples.min(MAX_SAMPLES);
+        self.inner.twin.with(|estate| TelemetryDocument {
+            tick: estate.now(),
+            services: (0..estate.topology().len())
+                .map(|i| {
+                    let telemetry = &estate.service(i).telemetry;
+                    let skip = telemetry.history.len().saturating_sub(samples);
+                    ServiceWindow {
+                        name: estate.topology().spec(i).name.clone(),
+                        samples: telemetry.history.iter().skip(skip).copied().collect(),
+                        baselines: telemetry.baselines.to_vec(),
+                    }
+                })
+                .collect(),
         })
     }
 

@@ -57,14 +57,15 @@ pub async fn readyz(State(store): State<Store>, State(engine): State<Engine>) ->
         Some(_) => watched.read().await.map(drop),
         None => watched.probe().await,
     };
+    let source = watched.kind();
     match readable {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({ "status": "ready", "store": "ok", "prometheus": "ok" })),
+            Json(json!({ "status": "ready", "store": "ok", source: "ok" })),
         ),
         Err(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "store": "ok", "prometheus": error.to_string() })),
+            Json(json!({ "status": "unavailable", "store": "ok", source: error.to_string() })),
         ),
     }
 }

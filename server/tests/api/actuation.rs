@@ -183,3 +183,294 @@ async fn an_alert_is_healed_through_a_signed_actuator_and_verified_from_promql()
     .await;
     assert!(detail.incident.resolution_time.is_some(), "an MTTR");
 }
+
+/// A server whose estate is the standalone twin at `twin` (read over
+/// HTTP, acted on through its actions API or `actuator`), at `speed`.
+fn on_twin(data: &tempfile::TempDir, twin: &str, actuator: ActuatorArgs, speed: f64) -> Settings {
+    Settings {
+        estate: EstateArgs {
+            twin_url: Some(twin.parse().unwrap()),
+            prometheus_timeout: Duration::from_secs(5),
+            ..EstateArgs::default()
+        },
+        actuator: ActuatorArgs {
+            actuator_secret: Some(SECRET.into()),
+            ..actuator
+        },
+        ..settings_in(data, speed, Duration::from_secs(5))
+    }
+}
+
+/// Simulated seconds per real second for the twin and the server alike,
+/// where no Prometheus holds them to the wall clock.
+const SPEED: f64 = 20.0;
+
+/// Breaks the twin's primary database and reports what customers see.
+async fn database_cascade(twin: &TestTwin, app: &TestApp) -> uuid::Uuid {
+    twin.inject("database_cascade").await;
+    let body = json!({
+        "title": "Checkout errors",
+        "severity": "critical",
+        "affected_services": ["api-gateway", "user-service", "order-service"],
+    });
+    let response = app.post_incident(&body.to_string()).await;
+    assert_eq!(response.status(), 201);
+    response.json::<engine::protocol::Incident>().await.unwrap().id
+}
+
+async fn closed(app: &TestApp, id: uuid::Uuid) -> IncidentDetail {
+    eventually(
+        "the incident closes",
+        Duration::from_millis(200),
+        Duration::from_secs(90),
+        || async {
+            let detail = app.incident(id).await;
+            detail.incident.status.is_terminal().then_some(detail)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_standalone_twin_is_the_estate_read_and_acted_on_over_http() {
+    let twin = spawn_twin(SPEED).await;
+    let app = spawn_app_with(|data| on_twin(data, &twin.url, ActuatorArgs::default(), SPEED)).await;
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["twin"], "ok");
+    let id = database_cascade(&twin, &app).await;
+    let detail = closed(&app, id).await;
+    assert_eq!(
+        detail.incident.status,
+        IncidentStatus::Resolved,
+        "{:?}",
+        detail.incident
+    );
+    assert_eq!(
+        detail.hypotheses[0].root.service, "postgres-primary",
+        "diagnosed from the twin's telemetry, read over HTTP"
+    );
+    let steps = steps_of(&detail);
+    let receipts: Vec<_> = (steps.iter())
+        .map(|(_, s)| s.actuation.as_ref().unwrap().receipt.clone().unwrap())
+        .collect();
+    assert!(
+        receipts.iter().all(|r| r.status == ActionOutcome::Succeeded),
+        "{receipts:?}"
+    );
+    let changes = action_changes(&twin).await;
+    assert_eq!(
+        changes.iter().filter(|c| c["service"] == "postgres-primary").count(),
+        (receipts.iter())
+            .filter(|r| r.remediation.target == "postgres-primary")
+            .map(|r| r.changes.len())
+            .sum::<usize>(),
+        "each change once, as its receipt says: {changes:?}"
+    );
+}
+
+/// What a relay in front of the twin does with each delivery.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Misbehaviour {
+    /// 503 to the first `n` deliveries, then passes them on.
+    Busy(u32),
+    /// 503, always.
+    Down,
+    /// Never answers.
+    Silent,
+    /// Takes the order (202) and calls back with `result` from the twin,
+    /// signed with the wrong secret.
+    ForgedCallback,
+}
+
+/// A relay between the server's actuator and the twin that misbehaves as
+/// told, counting deliveries; it passes orders on with their own key and
+/// signature, so the twin still applies each key once.
+async fn relay(to: String, behaviour: Misbehaviour) -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    };
+
+    use axum::{body::Bytes, http::HeaderMap, routing::post};
+    let deliveries = Arc::new(AtomicU32::new(0));
+    let counted = Arc::clone(&deliveries);
+    let http = reqwest::Client::new();
+    let handler = move |headers: HeaderMap, body: Bytes| {
+        let (to, http, counted) = (to.clone(), http.clone(), Arc::clone(&counted));
+        async move {
+            let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+            let pass = |headers: HeaderMap, body: Bytes| async move {
+                let mut request = http.post(format!("{to}/api/actions")).body(body);
+                for name in ["content-type", "idempotency-key", engine::actuator::SIGNATURE_HEADER] {
+                    request = request.header(name, headers[name].clone());
+                }
+                let answer = request.send().await.unwrap();
+                (answer.status(), answer.text().await.unwrap())
+            };
+            match behaviour {
+                Misbehaviour::Busy(k) if n > k => pass(headers, body).await,
+                Misbehaviour::Busy(_) | Misbehaviour::Down => {
+                    (reqwest::StatusCode::SERVICE_UNAVAILABLE, "{\"detail\":\"busy\"}".into())
+                }
+                Misbehaviour::Silent => {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    (reqwest::StatusCode::OK, String::new())
+                }
+                Misbehaviour::ForgedCallback => {
+                    let order: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    let callback = order["callback_url"].as_str().unwrap().to_owned();
+                    let result = serde_json::to_vec(&json!({"status": "succeeded"})).unwrap();
+                    let forged =
+                        engine::actuator::Signer::new("not-the-secret").sign(chrono::Utc::now().timestamp(), &result);
+                    let answered = (reqwest::Client::new().post(&callback))
+                        .header("content-type", "application/json")
+                        .header(engine::actuator::SIGNATURE_HEADER, forged)
+                        .body(result)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(answered.status(), 401, "a forged result is refused");
+                    (reqwest::StatusCode::ACCEPTED, "{}".into())
+                }
+            }
+        }
+    };
+    let app = axum::Router::new().route("/api/actions", post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, deliveries)
+}
+
+/// An actuator map for the relay: the twin's, with a short timeout, and
+/// the outcome by `outcome`.
+fn relay_map(outcome: &str) -> engine::actuator::ActuatorMap {
+    engine::actuator::ActuatorMap::parse(&format!(
+        "name = \"relay\"\nurl = \"$base/api/actions\"\noutcome = \"{outcome}\"\n\
+         timeout_seconds = 3\nattempts = 3\n"
+    ))
+    .unwrap()
+}
+
+/// Runs the database cascade with the actuator behind a relay that
+/// misbehaves as told; the incident and the relay's delivery count.
+async fn through_relay(behaviour: Misbehaviour, outcome: &str) -> (IncidentDetail, u32, TestTwin) {
+    let twin = spawn_twin(SPEED).await;
+    let (relay, deliveries) = relay(twin.url.clone(), behaviour).await;
+    // Known before the server starts, for the callback URL its orders carry.
+    let port = free_port();
+    let app = spawn_app_with(|data| {
+        let actuator = ActuatorArgs {
+            actuator_url: Some(relay.parse().unwrap()),
+            actuator_map: Some(relay_map(outcome)),
+            public_url: Some(format!("http://127.0.0.1:{port}").parse().unwrap()),
+            ..ActuatorArgs::default()
+        };
+        Settings {
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            ..on_twin(data, &twin.url, actuator, SPEED)
+        }
+    })
+    .await;
+    let id = database_cascade(&twin, &app).await;
+    let detail = closed(&app, id).await;
+    let delivered = deliveries.load(std::sync::atomic::Ordering::SeqCst);
+    (detail, delivered, twin)
+}
+
+/// The first step's record.
+fn first_step(detail: &IncidentDetail) -> Step {
+    steps_of(detail).first().expect("a step ran").1.clone()
+}
+
+#[tokio::test]
+async fn a_busy_actuator_is_retried_under_one_key_and_the_step_applies_once() {
+    let (detail, delivered, twin) = through_relay(Misbehaviour::Busy(2), "response").await;
+    let step = first_step(&detail);
+    let actuation = step.actuation.unwrap();
+    assert_eq!(actuation.attempts, 3, "two refusals, then through");
+    assert_eq!(actuation.receipt.unwrap().status, ActionOutcome::Succeeded);
+    assert!(delivered >= 3);
+    let changes = action_changes(&twin).await;
+    let first = &changes[0];
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|c| c["key"] == first["key"] && c["cause"] == first["cause"])
+            .count(),
+        1,
+        "applied once: {changes:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_actuator_that_stays_down_fails_the_step_and_nothing_is_applied() {
+    let (detail, delivered, twin) = through_relay(Misbehaviour::Down, "response").await;
+    let step = first_step(&detail);
+    let error = step.error.expect("the step failed");
+    assert!(error.contains("503") && error.contains("after 3 attempt(s)"), "{error}");
+    assert_eq!(step.actuation.unwrap().attempts, 3);
+    assert!(delivered >= 3);
+    assert!(action_changes(&twin).await.is_empty(), "nothing reached the twin");
+    assert_eq!(detail.incident.status, IncidentStatus::Failed, "escalated to people");
+}
+
+#[tokio::test]
+async fn an_actuator_that_never_answers_fails_the_step_at_its_timeout() {
+    let (detail, _, twin) = through_relay(Misbehaviour::Silent, "response").await;
+    let error = first_step(&detail).error.expect("the step failed");
+    assert!(error.contains("did not answer in time"), "{error}");
+    assert!(action_changes(&twin).await.is_empty());
+    assert_eq!(detail.incident.status, IncidentStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_forged_callback_is_refused_and_the_step_times_out() {
+    let (detail, _, _) = through_relay(Misbehaviour::ForgedCallback, "callback").await;
+    let step = first_step(&detail);
+    let error = step.error.expect("the step failed");
+    assert!(
+        error.contains("no outcome from the relay within the step's 3 s"),
+        "{error}"
+    );
+    assert_eq!(step.actuation.unwrap().receipt.unwrap().status, ActionOutcome::Pending);
+}
+
+#[tokio::test]
+async fn results_are_taken_only_signed_and_only_for_a_waiting_step() {
+    let twin = spawn_twin(SPEED).await;
+    let app = spawn_app_with(|data| {
+        let actuator = ActuatorArgs {
+            actuator_map: Some(relay_map("callback")),
+            public_url: Some("http://127.0.0.1:9".parse().unwrap()),
+            ..ActuatorArgs::default()
+        };
+        on_twin(data, &twin.url, actuator, SPEED)
+    })
+    .await;
+    let post = |body: serde_json::Value, secret: Option<&str>| {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let mut request = (app.http.post(app.url("/api/actions/7f1c0a52/result")))
+            .header("content-type", "application/json")
+            .body(bytes.clone());
+        if let Some(secret) = secret {
+            let signature = engine::actuator::Signer::new(secret).sign(chrono::Utc::now().timestamp(), &bytes);
+            request = request.header(engine::actuator::SIGNATURE_HEADER, signature);
+        }
+        request.send()
+    };
+    let ok = json!({"status": "succeeded"});
+    for (body, secret, status, field) in [
+        (ok.clone(), None, 401, "Antibody-Signature"),
+        (ok.clone(), Some("wrong"), 401, "Antibody-Signature"),
+        (json!({"status": "pending"}), Some(SECRET), 422, "status"),
+        (json!({"status": "succeeded", "extra": 1}), Some(SECRET), 422, "extra"),
+        (ok.clone(), Some(SECRET), 404, "id"),
+    ] {
+        let response = post(body.clone(), secret).await.unwrap();
+        assert_eq!(response.status(), status, "{body}");
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+}

@@ -11,6 +11,7 @@ pub use alerts::AlertReceipt;
 mod book;
 mod feed;
 mod finish;
+mod reconcile;
 #[cfg(test)]
 mod tests;
 
@@ -370,6 +371,8 @@ impl Engine {
         }
         projection.incidents = recovered.incidents.into_iter().take(SNAPSHOT_INCIDENTS).collect();
         projection.metrics = book.metrics();
+        let unfinished: Vec<Uuid> = recovered.unfinished.iter().map(|i| i.id).collect();
+        let dangling = reconcile::dangling_steps(&recovered.tail, &unfinished);
         let start = LogStart {
             epoch: recovered.epoch,
             last_seq: recovered.last_seq,
@@ -412,6 +415,20 @@ impl Engine {
             engine.shared.log.append(ServerMessage::PerformanceMetrics {
                 metrics: book.metrics(),
             });
+        }
+        // Steps cut short by the kill: what the estate did is read from the
+        // receiver's record under each step's key, never sent again.
+        if !dangling.is_empty() {
+            match engine.actuator() {
+                Some(actuator) => {
+                    let reconciling = reconcile::reconcile(engine.shared.log.clone(), actuator.clone(), dangling);
+                    tokio::spawn(reconciling);
+                }
+                None => warn!(
+                    steps = dangling.len(),
+                    "the last run left steps sent to an actuator unfinished, and no actuator is set to ask about them"
+                ),
+            }
         }
         // An approval still pending belonged to an incident the last run
         // left open: nobody can answer it now.

@@ -312,10 +312,13 @@ impl TwinService {
         })
     }
 
-    /// The receipt of action `id`, as it stands now.
+    /// The receipt of action `id` (or of the order sent under the
+    /// idempotency key `id`: a sender that lost the receipt asks by key),
+    /// as it stands now.
     pub fn receipt(&self, id: &str) -> Option<ActionReceipt> {
         let ledger = self.inner.ledger.lock().expect("ledger lock poisoned");
-        ledger.get(id).map(|entry| entry.receipt.clone())
+        let by_key = || IdempotencyKey::parse(Some(id)).ok().and_then(|key| ledger.by_key(&key));
+        ledger.get(id).or_else(by_key).map(|entry| entry.receipt.clone())
     }
 
     /// Takes back action `id`, once: undoing it again answers with the same

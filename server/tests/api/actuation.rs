@@ -278,6 +278,9 @@ enum Misbehaviour {
     Down,
     /// Never answers.
     Silent,
+    /// Passes the order on, then never answers (the sender is killed
+    /// while it waits).
+    ApplyThenHang,
     /// Takes the order (202) and calls back with `result` from the twin,
     /// signed with the wrong secret.
     ForgedCallback,
@@ -295,6 +298,7 @@ async fn relay(to: String, behaviour: Misbehaviour) -> (String, std::sync::Arc<s
     use axum::{body::Bytes, http::HeaderMap, routing::post};
     let deliveries = Arc::new(AtomicU32::new(0));
     let counted = Arc::clone(&deliveries);
+    let twin = to.clone();
     let http = reqwest::Client::new();
     let handler = move |headers: HeaderMap, body: Bytes| {
         let (to, http, counted) = (to.clone(), http.clone(), Arc::clone(&counted));
@@ -312,6 +316,11 @@ async fn relay(to: String, behaviour: Misbehaviour) -> (String, std::sync::Arc<s
                 Misbehaviour::Busy(k) if n > k => pass(headers, body).await,
                 Misbehaviour::Busy(_) | Misbehaviour::Down => {
                     (reqwest::StatusCode::SERVICE_UNAVAILABLE, "{\"detail\":\"busy\"}".into())
+                }
+                Misbehaviour::ApplyThenHang => {
+                    let _ = pass(headers, body).await;
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                    (reqwest::StatusCode::OK, String::new())
                 }
                 Misbehaviour::Silent => {
                     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -336,7 +345,17 @@ async fn relay(to: String, behaviour: Misbehaviour) -> (String, std::sync::Arc<s
             }
         }
     };
-    let app = axum::Router::new().route("/api/actions", post(handler));
+    // Status reads go straight through to the twin.
+    let status = move |axum::extract::Path(id): axum::extract::Path<String>| {
+        let (to, http) = (twin.clone(), reqwest::Client::new());
+        async move {
+            let answer = http.get(format!("{to}/api/actions/{id}")).send().await.unwrap();
+            (answer.status(), answer.text().await.unwrap())
+        }
+    };
+    let app = axum::Router::new()
+        .route("/api/actions", post(handler))
+        .route("/api/actions/{id}", axum::routing::get(status));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -473,4 +492,95 @@ async fn results_are_taken_only_signed_and_only_for_a_waiting_step() {
         let problem: serde_json::Value = response.json().await.unwrap();
         assert_eq!(problem["field"], field, "{problem}");
     }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_server_killed_mid_step_reconciles_it_from_the_receipt_and_never_sends_it_again() {
+    use std::sync::atomic::Ordering;
+    let twin = spawn_twin(SPEED).await;
+    let (relay, deliveries) = relay(twin.url.clone(), Misbehaviour::ApplyThenHang).await;
+    let data = tempfile::tempdir().unwrap();
+    let map = data.path().join("relay.toml");
+    std::fs::write(
+        &map,
+        "name = \"relay\"\nurl = \"$base/api/actions\"\noutcome = \"response\"\n\
+         status_url = \"$base/api/actions/$receipt\"\ntimeout_seconds = 600\nattempts = 3\n",
+    )
+    .unwrap();
+    let speed = SPEED.to_string();
+    let args = [
+        "--speed",
+        &speed,
+        "--twin-url",
+        &twin.url,
+        "--actuator-url",
+        &relay,
+        "--actuator-map",
+        map.to_str().unwrap(),
+        "--actuator-secret",
+        SECRET,
+        "--policy",
+        "autonomous",
+    ];
+    let http = reqwest::Client::new();
+    let (mut child, addr) = crate::helpers::spawn_binary(data.path(), &args).await;
+    twin.inject("database_cascade").await;
+    let body = json!({
+        "title": "Checkout errors",
+        "severity": "critical",
+        "affected_services": ["api-gateway", "user-service", "order-service"],
+    });
+    let created = (http.post(format!("http://{addr}/api/incidents")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(
+        "the first step reaches the twin",
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+        || async { (deliveries.load(Ordering::SeqCst) > 0).then_some(()) },
+    )
+    .await;
+    // Mid-step: the order is applied, its answer never came back.
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let applied = action_changes(&twin).await;
+    assert!(!applied.is_empty(), "the step reached the twin before the kill");
+
+    let (_child, addr) = crate::helpers::spawn_binary(data.path(), &args).await;
+    let step = eventually(
+        "the cut-short step is reconciled",
+        Duration::from_millis(200),
+        Duration::from_secs(30),
+        || async {
+            let detail: IncidentDetail = (http
+                .get(format!("http://{addr}/api/incidents/{id}"))
+                .send()
+                .await
+                .ok()?)
+            .json()
+            .await
+            .ok()?;
+            steps_of(&detail)
+                .into_iter()
+                .next()
+                .map(|(action, step)| (detail, action, step))
+        },
+    )
+    .await;
+    let (detail, action, step) = step;
+    assert_eq!(detail.incident.status, IncidentStatus::Interrupted);
+    assert_eq!(action.status, engine::protocol::ActionStatus::Completed, "{step:?}");
+    let receipt = step.actuation.unwrap().receipt.expect("read from the twin");
+    assert_eq!(receipt.status, ActionOutcome::Succeeded);
+    assert_eq!(receipt.idempotency_key, action.action_id.to_string());
+    assert_eq!(deliveries.load(Ordering::SeqCst), 1, "never sent again");
+    assert_eq!(action_changes(&twin).await, applied, "applied once");
 }

@@ -339,6 +339,9 @@ pub struct ActuatorArgs {
     /// This server's URL as the actuator reaches it, for the callback (`POST /api/actions/{id}/result`).
     #[arg(long, env = "ANTIBODY_PUBLIC_URL", value_parser = parse_http_url)]
     pub public_url: Option<reqwest::Url>,
+    /// Alertmanager (API v2): an incident's alerts are silenced there while its plan runs, and the silences expired after verification or rollback.
+    #[arg(long, env = "ANTIBODY_ALERTMANAGER_URL", value_parser = parse_http_url)]
+    pub alertmanager_url: Option<reqwest::Url>,
 }
 
 impl ActuatorArgs {

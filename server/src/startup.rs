@@ -92,6 +92,7 @@ impl Application {
             memory_capacity: settings.memory_capacity as usize,
             watch: watch.clone(),
             actuator: settings.actuator.actuator(watch.as_ref())?,
+            alertmanager_url: settings.actuator.alertmanager_url.as_ref().map(|url| url.to_string()),
             twin: match settings.twin {
                 crate::configuration::Twin::Shared => engine::TwinMode::Shared,
                 crate::configuration::Twin::Isolated => engine::TwinMode::Isolated,

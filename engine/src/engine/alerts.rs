@@ -72,8 +72,8 @@ impl Engine {
                         // the record names the alert as it fired.
                         let mut alert = alert.clone();
                         if let Some(placed) = desk.placed(&alert.fingerprint) {
-                            alert.name.clone_from(&placed.name);
-                            alert.service.clone_from(&placed.service);
+                            alert.name.clone_from(&placed.record.name);
+                            alert.service.clone_from(&placed.record.service);
                         }
                         self.record_alert(id, &alert, AlertPlacement::Resolved);
                     }

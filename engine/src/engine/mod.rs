@@ -102,6 +102,9 @@ pub struct EngineConfig {
     pub watch: Option<crate::watched::WatchedEstate>,
     /// What carries out a watched estate's steps (none: advisory).
     pub actuator: Option<crate::actuator::HttpActuator>,
+    /// Alertmanager's URL: an incident's alerts are silenced there while
+    /// its plan runs through the actuator.
+    pub alertmanager_url: Option<String>,
 }
 
 /// Where incidents happen.
@@ -133,6 +136,7 @@ impl Default for EngineConfig {
             memory_capacity: crate::memory::DEFAULT_CAPACITY,
             watch: None,
             actuator: None,
+            alertmanager_url: None,
         }
     }
 }
@@ -307,7 +311,9 @@ struct Shared {
     /// Where closed incidents' chart windows are kept, when durable.
     journal: Option<Arc<dyn Journal>>,
     /// Alerts seen, and the open incidents they made.
-    desk: Mutex<crate::intake::desk::Desk>,
+    desk: Arc<Mutex<crate::intake::desk::Desk>>,
+    /// Silences an incident's alerts while its plan runs.
+    silencer: Option<crate::intake::silences::Silencer>,
     /// When alerts share an incident (`data/correlation.toml`).
     correlation: crate::intake::desk::Correlation,
 }
@@ -470,6 +476,7 @@ impl Engine {
         let impact = ImpactModel::embedded().map_err(StartError::Impact)?;
         let signatures = crate::agents::signatures().map_err(StartError::Impact)?;
         let correlation = crate::intake::desk::Correlation::embedded().map_err(StartError::Impact)?;
+        let desk = Arc::new(Mutex::default());
         let clock = SimClock::new(config.speed);
         let estate = Estate::new(Arc::clone(&topology), seeds.random(), START_OF_DAY);
         let estates = match (config.watch, config.twin) {
@@ -534,7 +541,9 @@ impl Engine {
                 approvals: Approvals::default(),
                 charts: Arc::default(),
                 journal,
-                desk: Mutex::default(),
+                silencer: (config.alertmanager_url.as_deref())
+                    .map(|url| crate::intake::silences::Silencer::new(url, Arc::clone(&desk))),
+                desk,
                 correlation,
             }),
         })
@@ -809,6 +818,7 @@ impl Engine {
             agent_failure_rate: shared.agent_failure_rate,
             clock: shared.clock,
             interrupt: shared.interrupt.clone(),
+            silencer: shared.silencer.clone(),
         }
     }
 

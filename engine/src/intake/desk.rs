@@ -9,7 +9,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::Alert;
-use crate::protocol::AlertRecord;
+use crate::protocol::{AlertPlacement, AlertRecord};
 use crate::twin::topology::Topology;
 
 /// Most fingerprints remembered; the oldest are forgotten first.
@@ -62,9 +62,9 @@ pub enum Placement {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Placed {
     pub incident: Uuid,
-    /// Its name and service, as it fired.
-    pub name: String,
-    pub service: String,
+    /// The alert as it fired: its name, service and every label (what a
+    /// silence matches on).
+    pub record: AlertRecord,
 }
 
 /// The alerts seen, and the open incidents they made.
@@ -97,6 +97,9 @@ impl Desk {
         for alert in alerts {
             let known = self.by_fingerprint.get(&alert.fingerprint).map(|p| p.incident);
             if !alert.firing {
+                if let Some(placed) = self.by_fingerprint.get_mut(&alert.fingerprint) {
+                    placed.record.placement = AlertPlacement::Resolved;
+                }
                 placements.push(Placement::Resolved(known));
                 continue;
             }
@@ -147,7 +150,18 @@ impl Desk {
     /// Remembers that `alert` was placed on `incident` before a restart
     /// (from the log), so its redeliveries and its resolution find it.
     pub fn recall(&mut self, alert: &AlertRecord, incident: Uuid) {
-        self.keep(&alert.fingerprint, &alert.name, &alert.service, incident);
+        self.keep(alert.clone(), incident);
+    }
+
+    /// The alerts placed on `incident` that still fire, as they fired (for
+    /// silences).
+    pub fn alerts_of(&self, incident: Uuid) -> Vec<AlertRecord> {
+        let mut alerts: Vec<_> = (self.by_fingerprint.values())
+            .filter(|p| p.incident == incident && p.record.placement != AlertPlacement::Resolved)
+            .map(|p| p.record.clone())
+            .collect();
+        alerts.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+        alerts
     }
 
     /// The alert placed with this fingerprint, if the desk still knows it.
@@ -156,17 +170,14 @@ impl Desk {
     }
 
     fn remember(&mut self, alert: &Alert, incident: Uuid) {
-        self.keep(&alert.fingerprint, &alert.name, &alert.service, incident);
+        self.keep(alert.record(AlertPlacement::Joined), incident);
     }
 
-    fn keep(&mut self, fingerprint: &str, name: &str, service: &str, incident: Uuid) {
-        let placed = Placed {
-            incident,
-            name: name.to_owned(),
-            service: service.to_owned(),
-        };
-        if self.by_fingerprint.insert(fingerprint.to_owned(), placed).is_none() {
-            self.arrival.push_back(fingerprint.to_owned());
+    fn keep(&mut self, record: AlertRecord, incident: Uuid) {
+        let fingerprint = record.fingerprint.clone();
+        let placed = Placed { incident, record };
+        if self.by_fingerprint.insert(fingerprint.clone(), placed).is_none() {
+            self.arrival.push_back(fingerprint);
             if self.arrival.len() > REMEMBERED
                 && let Some(oldest) = self.arrival.pop_front()
             {

@@ -9,6 +9,7 @@
 pub mod alertmanager;
 pub mod desk;
 pub mod pagerduty;
+pub mod silences;
 
 use std::collections::BTreeMap;
 

@@ -174,6 +174,9 @@ pub(crate) struct Context {
     pub clock: SimClock,
     /// Cancelled when in-flight incidents must stop.
     pub interrupt: CancellationToken,
+    /// Silences an incident's alerts while its plan runs on a watched
+    /// estate (Alertmanager's API).
+    pub silencer: Option<crate::intake::silences::Silencer>,
 }
 
 impl Context {

@@ -5,6 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use rand::Rng;
+use tracing::{info, warn};
 
 use super::{
     CLAIM_PATIENCE, CONSENSUS_SECONDS, ROOT_FIXED_POLLS, Remedy, Run, SAFETY_SECONDS, STEP_JITTER, Stop, VERIFY_LIMIT,
@@ -16,6 +17,7 @@ use crate::{
     catalog::FaultyVoter,
     claims::Claim,
     consensus,
+    intake::silences::Silenced,
     protocol::{
         ActionDetails, ActionOrder, ActionOutcome, ActionReceipt, ActionStatus, Actuation, ActuatorRequest, AgentType,
         ApprovalNote, ClaimWait, ConsensusVote, MarkKind, PlannedStep, Rollback, SafetyChecks, ServerMessage, Step,
@@ -23,6 +25,10 @@ use crate::{
     },
     twin::{Applied, ConfigChange},
 };
+
+/// The longest an incident's alerts stay silenced if nobody expires the
+/// silences (the server stopped mid-plan).
+const SILENCE_LIMIT: Duration = Duration::from_secs(3600);
 
 /// What verification saw at the end.
 #[derive(Default)]
@@ -128,6 +134,17 @@ impl Run<'_> {
             attempt.outstanding.push("a safety check failed".into());
             return Ok(Remedy::Failed);
         }
+        // Nobody is paged for what is being fixed; the silences end with
+        // the verdict, whatever it is.
+        let silenced = self.silence(plan).await;
+        let remedy = self.carry_out(plan, approval, attempt).await;
+        self.unsilence(silenced).await;
+        remedy
+    }
+
+    /// The steps, verification, and the rollback when recovery does not
+    /// come.
+    async fn carry_out(&mut self, plan: &Plan, approval: &ApprovalNote, attempt: &mut Attempt) -> Result<Remedy, Stop> {
         let Some(done) = self.apply_steps(plan, approval, attempt).await? else {
             return Ok(Remedy::Failed);
         };
@@ -145,6 +162,56 @@ impl Run<'_> {
         }
         self.roll_back(&done, attempt).await?;
         Ok(Remedy::Failed)
+    }
+
+    /// Silences the incident's alerts in Alertmanager while `plan` runs
+    /// through an actuator (there are none to silence on the embedded twin).
+    async fn silence(&mut self, plan: &Plan) -> Option<Silenced> {
+        let silencer = self.cx.silencer.clone()?;
+        self.twin.actuator()?;
+        let comment = format!(
+            "Antibody incident {}: {} runs; silenced until it is verified or rolled back",
+            self.id,
+            plan.summary()
+        );
+        let silenced = silencer.silence(self.id, &comment, SILENCE_LIMIT).await;
+        if !silenced.ids.is_empty() {
+            let line = format!(
+                "Silenced {} alert(s) in Alertmanager while the plan runs",
+                silenced.ids.len()
+            );
+            info!(incident = %self.id, silences = ?silenced.ids, "{line}");
+            self.note(AgentType::Resolution, line);
+        }
+        for failure in &silenced.failures {
+            warn!(incident = %self.id, "a silence could not be set: {failure}");
+            self.note(AgentType::Resolution, format!("Could not silence an alert: {failure}"));
+        }
+        Some(silenced)
+    }
+
+    /// Expires the silences `silence` set.
+    async fn unsilence(&mut self, silenced: Option<Silenced>) {
+        let (Some(silenced), Some(silencer)) = (silenced, self.cx.silencer.clone()) else {
+            return;
+        };
+        if silenced.ids.is_empty() {
+            return;
+        }
+        let failures = silencer.expire(&silenced.ids).await;
+        let line = if failures.is_empty() {
+            format!("Expired {} silence(s) in Alertmanager", silenced.ids.len())
+        } else {
+            format!("Silences not expired (they end by themselves): {}", failures.join("; "))
+        };
+        info!(incident = %self.id, "{line}");
+        self.note(AgentType::Resolution, line);
+        for alert in silencer.resolved_while_silenced(&silenced).await {
+            self.cx.log.append(ServerMessage::AlertReceived {
+                incident_id: self.id,
+                alert,
+            });
+        }
     }
 
     /// The plan's safety checks, published; true when every one passed.

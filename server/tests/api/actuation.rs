@@ -24,7 +24,7 @@ const BASELINE_SECONDS: u64 = 40;
 
 /// A server that watches the estate Prometheus at `prometheus` holds and
 /// acts on it through the twin at `twin`.
-fn acting(data: &tempfile::TempDir, prometheus: &str, twin: &str) -> Settings {
+fn acting(data: &tempfile::TempDir, prometheus: &str, twin: &str, alertmanager: &str) -> Settings {
     Settings {
         intake_token: Some(TOKEN.into()),
         estate: EstateArgs {
@@ -37,6 +37,7 @@ fn acting(data: &tempfile::TempDir, prometheus: &str, twin: &str) -> Settings {
         actuator: ActuatorArgs {
             actuator_url: Some(twin.parse().unwrap()),
             actuator_secret: Some(SECRET.into()),
+            alertmanager_url: Some(alertmanager.parse().unwrap()),
             ..ActuatorArgs::default()
         },
         ..settings_in(data, 1.0, Duration::from_secs(5))
@@ -76,11 +77,19 @@ async fn an_alert_is_healed_through_a_signed_actuator_and_verified_from_promql()
     let twin = spawn_twin(1.0).await;
     let port = free_port();
     let prometheus_url = format!("http://127.0.0.1:{port}");
-    let watcher: TestApp = spawn_app_with(|data| acting(data, &prometheus_url, &twin.url)).await;
-    let intake = watcher.url("/api/alerts/alertmanager");
+    // The watcher's address, known before it starts, for Alertmanager's
+    // webhook; Alertmanager's, for the watcher's silences.
+    let watcher_port = free_port();
+    let intake = format!("http://127.0.0.1:{watcher_port}/api/alerts/alertmanager");
     let Some(alertmanager) = TempAlertmanager::posting_to(&intake, TOKEN).await else {
         return;
     };
+    let alertmanager_url = format!("http://{}", alertmanager.addr);
+    let watcher: TestApp = spawn_app_with(|data| Settings {
+        addr: format!("127.0.0.1:{watcher_port}").parse().unwrap(),
+        ..acting(data, &prometheus_url, &twin.url, &alertmanager_url)
+    })
+    .await;
     let rules = crate::components::shipped("deploy/prometheus/twin-rules.yml");
     let target = twin.url.trim_start_matches("http://").to_owned();
     let Some(prometheus) =
@@ -182,6 +191,28 @@ async fn an_alert_is_healed_through_a_signed_actuator_and_verified_from_promql()
     )
     .await;
     assert!(detail.incident.resolution_time.is_some(), "an MTTR");
+    // The alerts were silenced while the plan ran, and the silences expired.
+    let silences: Vec<serde_json::Value> = (reqwest::get(format!("{alertmanager_url}/api/v2/silences")).await)
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ours: Vec<_> = silences.iter().filter(|s| s["createdBy"] == "antibody").collect();
+    assert!(!ours.is_empty(), "silenced while the plan ran: {silences:?}");
+    assert!(
+        ours.iter().all(|s| s["status"]["state"] == "expired"),
+        "every silence expired: {ours:?}"
+    );
+    assert!(
+        ours.iter()
+            .all(|s| s["comment"].as_str().unwrap().contains(&incident.id.to_string())),
+        "each names its incident"
+    );
+    let report = detail.incident.report.clone().unwrap_or_default();
+    assert!(
+        report.contains("Silenced") && report.contains("Expired"),
+        "the record says so: {report}"
+    );
 }
 
 /// A server whose estate is the standalone twin at `twin` (read over

@@ -594,6 +594,7 @@ fn step(step: usize, of: usize, action: engine::protocol::ActionKind) -> engine:
         changes: Vec::new(),
         side_effects: Vec::new(),
         error: None,
+        actuation: None,
     })
 }
 
@@ -669,6 +670,7 @@ async fn analytics_are_computed_from_a_seeded_store(db: Db) {
                 ActionDetails::Rollback(Rollback {
                     steps: 2,
                     rolled_back: vec!["restart".into(), "scale out".into()],
+                    receipts: Vec::new(),
                 }),
             ),
             resolution(4, Completed, step(1, 1, ActionKind::EnableSafeMode)),

@@ -130,7 +130,7 @@ impl HttpActuator {
         let incident = order.incident_id.map(|id| id.to_string()).unwrap_or_default();
         order.parameters = (settings.map).parameters(order.remediation.kind, &order.remediation.target, &incident);
         order.callback_url = (settings.map.outcome == Learn::Callback)
-            .then(|| settings.public_url.as_ref())
+            .then_some(settings.public_url.as_ref())
             .flatten()
             .map(|url| format!("{}/api/actions/{key}/result", url.as_str().trim_end_matches('/')));
         ActuatorRequest {

@@ -406,7 +406,10 @@ impl Run<'_> {
             ..announced
         };
         let (status, result) = match (delivery.failure, receipt) {
-            (None, Some(receipt)) => (ActionStatus::Completed, Ok((Done::Sent { request, receipt }, took))),
+            (None, Some(receipt)) => (
+                ActionStatus::Completed,
+                Ok((Done::Sent(Box::new(Sent { request, receipt })), took)),
+            ),
             (failure, _) => {
                 let why = failure.unwrap_or_else(|| "the actuator gave no receipt".into());
                 (ActionStatus::Failed, Err(format!("{}: {why}", remediation.label())))
@@ -552,7 +555,8 @@ impl Run<'_> {
                         label
                     });
                 }
-                Done::Sent { request, receipt } => {
+                Done::Sent(sent) => {
+                    let Sent { request, receipt } = sent.as_ref();
                     let actuator = self.twin.actuator().expect("a sent step's estate has its actuator");
                     let label = receipt.remediation.label();
                     let undo = tokio::select! {
@@ -598,10 +602,13 @@ enum Done {
     /// In-process, on the embedded twin.
     Embedded(Applied),
     /// Through an actuator: the request that carried it, and its receipt.
-    Sent {
-        request: ActuatorRequest,
-        receipt: ActionReceipt,
-    },
+    Sent(Box<Sent>),
+}
+
+/// A step an actuator carried out.
+struct Sent {
+    request: ActuatorRequest,
+    receipt: ActionReceipt,
 }
 
 /// A step's end: what it did and how long it took, or why it failed.

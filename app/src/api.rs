@@ -66,6 +66,31 @@ pub struct IncidentView {
     /// The PromQL behind each finding (a watched estate's), picked the same
     /// way.
     pub evidence: Vec<FindingEvidence>,
+    /// How each step went out: the actuator, the exact request, the receipt
+    /// and the outcome (and each undo's receipt), picked the same way.
+    pub actuations: Vec<ActuationView>,
+}
+
+/// One step's (or one undo's) trip through its actuator, for its page.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ActuationView {
+    /// "Step 1/2: Roll back deploy on order-service", or "Undo: …".
+    pub what: String,
+    /// `proposed` (in an approval request), `sent` (no answer yet),
+    /// `completed` or `failed`.
+    pub status: String,
+    /// Which actuator: `embedded twin`, `twin`, `stackstorm`…
+    pub actuator: String,
+    /// "POST http://twin:9100/api/actions".
+    pub request_line: String,
+    pub idempotency_key: String,
+    /// The order as sent, pretty JSON.
+    pub body: String,
+    /// "act-3 succeeded", with the receiver's detail.
+    pub receipt: Option<String>,
+    pub attempts: u32,
+    /// Why it failed.
+    pub error: Option<String>,
 }
 
 /// One alert on an incident's record, for its page.
@@ -127,6 +152,107 @@ fn alerts_and_evidence(detail: &IncidentDetail) -> (Vec<AlertView>, Vec<FindingE
     (alerts, evidence)
 }
 
+/// How each step of an incident went out, and each undo, for its page:
+/// the last word on each step (a step announced and never finished shows
+/// as sent).
+#[cfg(feature = "ssr")]
+fn actuations(detail: &IncidentDetail) -> Vec<ActuationView> {
+    use engine::protocol::{ActionDetails, ServerMessage};
+    let mut views: Vec<(uuid::Uuid, ActuationView)> = Vec::new();
+    for event in &detail.timeline {
+        if let ServerMessage::ApprovalRequested { approval } = &event.message
+            && approval.level == 0
+        {
+            let proposal = &approval.proposal;
+            views.extend(proposal.requests.iter().zip(&proposal.steps).map(|(request, step)| {
+                let actuation = engine::protocol::Actuation {
+                    request: request.clone(),
+                    receipt: None,
+                    attempts: 0,
+                };
+                let what = format!("Proposed for approval: {step}");
+                (approval.approval_id, actuation_view(what, "proposed", &actuation, None))
+            }));
+            continue;
+        }
+        let ServerMessage::AgentAction { action, .. } = &event.message else {
+            continue;
+        };
+        match &action.details {
+            ActionDetails::Step(step) if step.actuation.is_some() => {
+                let actuation = step.actuation.as_deref().expect("matched");
+                let view = actuation_view(
+                    format!("Step {}/{}: {}", step.step, step.of, step.label()),
+                    status_word(action.status),
+                    actuation,
+                    step.error.clone(),
+                );
+                match views.iter_mut().find(|(id, _)| *id == action.action_id) {
+                    Some((_, seen)) => *seen = view,
+                    None => views.push((action.action_id, view)),
+                }
+            }
+            ActionDetails::Rollback(rollback) => {
+                views.extend(rollback.receipts.iter().map(|receipt| {
+                    let view = ActuationView {
+                        what: format!("Undo: {}", receipt.remediation.label()),
+                        status: status_word(action.status).to_owned(),
+                        actuator: String::new(),
+                        request_line: String::new(),
+                        idempotency_key: receipt.idempotency_key.clone(),
+                        body: String::new(),
+                        receipt: Some(receipt_line(receipt)),
+                        attempts: 1,
+                        error: None,
+                    };
+                    (action.action_id, view)
+                }));
+            }
+            _ => {}
+        }
+    }
+    views.into_iter().map(|(_, view)| view).collect()
+}
+
+#[cfg(feature = "ssr")]
+fn status_word(status: engine::protocol::ActionStatus) -> &'static str {
+    match status {
+        engine::protocol::ActionStatus::InProgress => "sent",
+        engine::protocol::ActionStatus::Completed => "completed",
+        engine::protocol::ActionStatus::Failed => "failed",
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn actuation_view(
+    what: String,
+    status: &str,
+    actuation: &engine::protocol::Actuation,
+    error: Option<String>,
+) -> ActuationView {
+    let request = &actuation.request;
+    ActuationView {
+        what,
+        status: status.to_owned(),
+        actuator: request.actuator.clone(),
+        request_line: format!("{} {}", request.method, request.url),
+        idempotency_key: request.idempotency_key.clone(),
+        body: serde_json::to_string_pretty(&request.body).unwrap_or_default(),
+        receipt: actuation.receipt.as_ref().map(receipt_line),
+        attempts: actuation.attempts,
+        error,
+    }
+}
+
+#[cfg(feature = "ssr")]
+fn receipt_line(receipt: &engine::protocol::ActionReceipt) -> String {
+    let mut line = format!("{} {}", receipt.id, receipt.status.as_str());
+    if let Some(detail) = &receipt.detail {
+        line.push_str(&format!(": {detail}"));
+    }
+    line
+}
+
 /// An incident's charts, drawn on the server.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChartSet {
@@ -151,12 +277,14 @@ pub async fn get_incident(id: uuid::Uuid) -> Result<Option<IncidentView>, Server
     };
     let report_html = detail.incident.report.as_deref().map(crate::markdown::to_html);
     let (alerts, evidence) = alerts_and_evidence(&detail);
+    let actuations = actuations(&detail);
     Ok(Some(IncidentView {
         detail,
         report_html,
         charts: incident_charts(id).await?,
         alerts,
         evidence,
+        actuations,
     }))
 }
 

@@ -511,6 +511,7 @@ mod tests {
                 steps: vec!["Scale connection pool on postgres-primary".into()],
                 success_probability: 0.48,
                 estimate_seconds: 5.2,
+                requests: Vec::new(),
             },
             alternatives: Vec::new(),
             evidence: Vec::new(),

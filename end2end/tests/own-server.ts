@@ -61,3 +61,27 @@ export async function stop(child: ChildProcess) {
   await exited;
 }
 
+
+/**
+ * Starts a standalone twin (`antibody twin serve`) on `port`, at `speed`
+ * times real time, checking orders against `secret`.
+ */
+export async function startTwin(port: number, { speed, secret }: { speed: number; secret: string }): Promise<ChildProcess> {
+  const child = spawn(BIN, ['twin', 'serve', '--addr', `127.0.0.1:${port}`, '--speed', String(speed)], {
+    env: { ...process.env, ANTIBODY_ACTUATOR_SECRET: secret, RUST_LOG: 'warn' },
+    stdio: 'ignore',
+  });
+  await expect
+    .poll(
+      async () => {
+        try {
+          return (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
+        } catch {
+          return 0;
+        }
+      },
+      { timeout: 30_000 },
+    )
+    .toBe(200);
+  return child;
+}

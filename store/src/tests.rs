@@ -390,6 +390,7 @@ fn approval(n: u128, level: u32, state: engine::protocol::ApprovalState) -> engi
             steps: vec!["Scale connection pool on postgres-primary".into()],
             success_probability: 0.48,
             estimate_seconds: 5.2,
+            requests: Vec::new(),
         },
         alternatives: vec![],
         evidence: vec!["postgres-primary pool_usage +191.8σ from baseline".into()],

@@ -13,7 +13,10 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::impact::format_duration;
 use crate::{
-    api::{AlertView, ChartSet, FindingEvidence, INCIDENTS_PER_PAGE, IncidentView, get_incident, list_incidents},
+    api::{
+        ActuationView, AlertView, ChartSet, FindingEvidence, INCIDENTS_PER_PAGE, IncidentView, get_incident,
+        list_incidents,
+    },
     codec::Json,
     state::format_dollars,
 };
@@ -195,6 +198,7 @@ fn IncidentStory(page: IncidentView) -> impl IntoView {
         charts,
         alerts,
         evidence,
+        actuations,
     } = page;
     let IncidentDetail {
         incident,
@@ -243,6 +247,7 @@ fn IncidentStory(page: IncidentView) -> impl IntoView {
                 <ol class="steps" data-testid="steps">{actions.into_iter().map(step).collect_view()}</ol>
             </section>
         </div>
+        <ActionsOut actuations/>
         <Alerts alerts/>
         <Evidence findings=evidence/>
         <section class="panel" aria-labelledby="timeline-title">
@@ -462,6 +467,50 @@ fn Evidence(findings: Vec<FindingEvidence>) -> impl IntoView {
             </section>
         }
     })
+}
+
+/// How each step went out: its actuator, the exact request (the order as
+/// sent, with its idempotency key), the receipt and the outcome; and each
+/// undo's receipt. Absent when no step ran.
+#[component]
+fn ActionsOut(actuations: Vec<ActuationView>) -> impl IntoView {
+    (!actuations.is_empty()).then(|| {
+        view! {
+            <section class="panel" id="actions-out" aria-labelledby="actions-out-title">
+                <h2 id="actions-out-title" class="panel-title">"Actions out"</h2>
+                <ol class="actuations" data-testid="actuations">
+                    {actuations.into_iter().map(actuation_line).collect_view()}
+                </ol>
+            </section>
+        }
+    })
+}
+
+fn actuation_line(a: ActuationView) -> impl IntoView {
+    let badge = match a.status.as_str() {
+        "completed" | "failed" => a.status.clone(),
+        _ => "in_progress".to_owned(),
+    };
+    let attempts = (a.attempts > 1).then(|| format!(" · {} attempts", a.attempts));
+    view! {
+        <li class="actuation">
+            <details>
+                <summary>
+                    <span class=format!("badge badge-{badge}")>{a.status.clone()}</span>
+                    " "<strong>{a.what}</strong>
+                    {(!a.actuator.is_empty()).then(|| view! { <span class="muted">" via "{a.actuator.clone()}</span> })}
+                    {a.receipt.map(|r| view! { <span class="mono">" · receipt "{r}</span> })}
+                    {attempts.map(|t| view! { <span class="muted">{t}</span> })}
+                </summary>
+                {a.error.map(|e| view! { <p class="trigger-error">{e}</p> })}
+                {(!a.request_line.is_empty()).then(|| view! {
+                    <p class="mono">{a.request_line.clone()}</p>
+                    <p class="muted">"Idempotency-Key: "<span class="mono">{a.idempotency_key.clone()}</span></p>
+                    <pre class="mono order">{a.body.clone()}</pre>
+                })}
+            </details>
+        </li>
+    }
 }
 
 /// One query a finding rests on.

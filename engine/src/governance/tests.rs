@@ -196,6 +196,7 @@ fn approval(id: Uuid) -> crate::protocol::Approval {
         steps: vec![],
         success_probability: 0.5,
         estimate_seconds: 1.0,
+        requests: Vec::new(),
     };
     crate::protocol::Approval {
         approval_id: id,

@@ -168,7 +168,10 @@ impl Run<'_> {
             incident_id: self.id,
             incident_title: case.incident.title.clone(),
             severity: case.incident.severity,
-            proposal: option(hypothesis, plan),
+            proposal: ApprovalOption {
+                requests: self.requests(plan),
+                ..option(hypothesis, plan)
+            },
             alternatives: self.alternatives(case, hypothesis),
             evidence: evidence(case, hypothesis),
             rule: ruling.rule.clone(),
@@ -373,6 +376,7 @@ fn option(hypothesis: &Hypothesis, plan: &Plan) -> ApprovalOption {
         steps: plan.steps.iter().map(|s| s.label()).collect(),
         success_probability: (hypothesis.confidence * 1000.0).round() / 1000.0,
         estimate_seconds: ((seconds + VERIFY_WINDOW as f64) * 10.0).round() / 10.0,
+        requests: Vec::new(),
     }
 }
 

@@ -271,18 +271,9 @@ impl Run<'_> {
         approval: &ApprovalNote,
         attempt: &mut Attempt,
     ) -> Result<Option<Vec<Done>>, Stop> {
-        let total = plan.steps.len();
         let mut done = Vec::new();
         for (i, step) in plan.steps.iter().enumerate() {
-            let order = ActionOrder {
-                remediation: step.remediation.clone(),
-                incident_id: Some(self.id),
-                step: Some(i + 1),
-                of: Some(total),
-                approval: Some(approval.clone()),
-                callback_url: None,
-                parameters: serde_json::Value::Null,
-            };
+            let order = self.order(plan, i, Some(approval.clone()));
             let outcome = match self.twin.actuator() {
                 None => self.apply_embedded(step, order).await?,
                 Some(actuator) => self.apply_sent(&actuator, order).await?,
@@ -304,6 +295,35 @@ impl Run<'_> {
             }
         }
         Ok(Some(done))
+    }
+
+    /// Step `i` of `plan` as the order an actuator is sent.
+    fn order(&self, plan: &Plan, i: usize, approval: Option<ApprovalNote>) -> ActionOrder {
+        ActionOrder {
+            remediation: plan.steps[i].remediation.clone(),
+            incident_id: Some(self.id),
+            step: Some(i + 1),
+            of: Some(plan.steps.len()),
+            approval,
+            callback_url: None,
+            parameters: serde_json::Value::Null,
+        }
+    }
+
+    /// The exact request each step of `plan` would send, for the person
+    /// asked to approve it; each step's key is assigned when it runs.
+    pub(super) fn requests(&self, plan: &Plan) -> Vec<ActuatorRequest> {
+        const KEY: &str = "(the step's action id, assigned when it runs)";
+        let actuator = self.twin.actuator();
+        (0..plan.steps.len())
+            .map(|i| {
+                let order = self.order(plan, i, None);
+                match &actuator {
+                    Some(actuator) => actuator.plan(order, KEY),
+                    None => actuator::embedded_plan(order, KEY),
+                }
+            })
+            .collect()
     }
 
     /// One step on the embedded twin, in-process: what it changed and how

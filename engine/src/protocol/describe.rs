@@ -316,11 +316,36 @@ fn describe_checks(checks: &SafetyChecks, status: ActionStatus) -> String {
 
 fn describe_step(step: &Step, status: ActionStatus) -> String {
     let (n, of) = (step.step, step.of);
-    match (status, &step.error) {
+    let line = match (status, &step.error) {
         (_, Some(error)) => format!("Step {n}/{of} failed: {error}"),
         (ActionStatus::InProgress, None) => format!("Step {n}/{of}: {}", step.label()),
         (_, None) => format!("Step {n}/{of} complete: {}", step.label()),
+    };
+    // Only the server writes descriptions; the browser never decodes a
+    // step's actuation, so this stays out of its bundle.
+    #[cfg(feature = "runtime")]
+    if let Some(actuation) = step.actuation.as_deref() {
+        return line + &describe_actuation(actuation);
     }
+    line
+}
+
+/// How a step went out, for a step through an actuator outside the
+/// engine: " (twin: POST … , receipt act-3 succeeded, 2 attempts)".
+#[cfg(feature = "runtime")]
+fn describe_actuation(actuation: &super::Actuation) -> String {
+    let request = &actuation.request;
+    if request.actuator == "embedded twin" {
+        return String::new();
+    }
+    let mut parts = vec![format!("{}: {} {}", request.actuator, request.method, request.url)];
+    if let Some(receipt) = &actuation.receipt {
+        parts.push(format!("receipt {} {}", receipt.id, receipt.status.as_str()));
+    }
+    if actuation.attempts > 1 {
+        parts.push(format!("{} attempts", actuation.attempts));
+    }
+    format!(" ({})", parts.join(", "))
 }
 
 fn describe_verification(verification: &Verification) -> String {

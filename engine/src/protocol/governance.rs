@@ -100,6 +100,13 @@ pub struct ApprovalOption {
     pub success_probability: f64,
     /// Simulated seconds the steps and their verification take.
     pub estimate_seconds: f64,
+    /// The exact request each step would send, in the dry-run form (each
+    /// step's idempotency key is its action's id, assigned when it runs).
+    /// The browser does not decode them (their decoder would ship in the
+    /// initial bundle): the incident page and the REST API show them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(not(feature = "runtime"), serde(skip_deserializing))]
+    pub requests: Vec<super::ActuatorRequest>,
 }
 
 /// Where an approval request is.

@@ -76,8 +76,8 @@ pub struct IncidentView {
 pub struct ActuationView {
     /// "Step 1/2: Roll back deploy on order-service", or "Undo: …".
     pub what: String,
-    /// `proposed` (in an approval request), `sent` (no answer yet),
-    /// `completed` or `failed`.
+    /// `proposed` (in an approval request), `dry run` (shown, never sent),
+    /// `sent` (no answer yet), `completed` or `failed`.
     pub status: String,
     /// Which actuator: `embedded twin`, `twin`, `stackstorm`…
     pub actuator: String,
@@ -191,6 +191,18 @@ fn actuations(detail: &IncidentDetail) -> Vec<ActuationView> {
                     Some((_, seen)) => *seen = view,
                     None => views.push((action.action_id, view)),
                 }
+            }
+            ActionDetails::Advice(advice) if action.status != engine::protocol::ActionStatus::InProgress => {
+                let steps = advice.proposed.steps.iter();
+                views.extend(advice.requests.iter().zip(steps).map(|(request, step)| {
+                    let actuation = engine::protocol::Actuation {
+                        request: request.clone(),
+                        receipt: None,
+                        attempts: 0,
+                    };
+                    let what = format!("Dry run: {}", step.label());
+                    (action.action_id, actuation_view(what, "dry run", &actuation, None))
+                }));
             }
             ActionDetails::Rollback(rollback) => {
                 views.extend(rollback.receipts.iter().map(|receipt| {

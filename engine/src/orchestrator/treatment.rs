@@ -124,9 +124,11 @@ impl Treatment {
         }
         if run.twin.advisory() {
             advise(run, hypothesis, plan);
-            attempt
-                .governance
-                .push("advisory: proposed to people, not run".to_owned());
+            let line = match run.twin.actuator() {
+                Some(_) => "dry run: the actuator's exact requests shown, none sent",
+                None => "advisory: proposed to people, not run",
+            };
+            attempt.governance.push(line.to_owned());
             self.attempts.push(attempt);
             self.advised = Some(plan.root.clone());
             return Ok(Turn::Done);
@@ -243,7 +245,17 @@ impl Treatment {
 /// Advisory mode: publishes the plan the vote passed as resolution's
 /// proposal, and runs none of it.
 fn advise(run: &mut Run<'_>, hypothesis: &Hypothesis, plan: &Plan) {
-    let advice = || ActionDetails::Advice(Advice { proposed: plan.clone() });
+    // In a dry run the actuator's exact requests go with the advice.
+    let requests = match run.twin.actuator() {
+        Some(_) => run.requests(plan),
+        None => Vec::new(),
+    };
+    let advice = || {
+        ActionDetails::Advice(Advice {
+            proposed: plan.clone(),
+            requests: requests.clone(),
+        })
+    };
     let action = run.started(AgentType::Resolution, advice());
     let report = Report {
         details: advice(),

@@ -615,3 +615,35 @@ async fn a_server_killed_mid_step_reconciles_it_from_the_receipt_and_never_sends
     assert_eq!(deliveries.load(Ordering::SeqCst), 1, "never sent again");
     assert_eq!(action_changes(&twin).await, applied, "applied once");
 }
+
+#[tokio::test]
+async fn a_dry_run_shows_the_exact_requests_and_sends_nothing() {
+    let twin = spawn_twin(SPEED).await;
+    let app = spawn_app_with(|data| {
+        let actuator = ActuatorArgs {
+            actuator_dry_run: true,
+            ..ActuatorArgs::default()
+        };
+        on_twin(data, &twin.url, actuator, SPEED)
+    })
+    .await;
+    let id = database_cascade(&twin, &app).await;
+    let detail = closed(&app, id).await;
+    assert_eq!(detail.incident.status, IncidentStatus::Advised);
+    let advice = (detail.timeline.iter())
+        .find_map(|e| match &e.message {
+            ServerMessage::AgentAction { action, .. } => match &action.details {
+                ActionDetails::Advice(advice) => Some(advice.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("advice");
+    assert_eq!(advice.requests.len(), advice.proposed.steps.len());
+    for (request, step) in advice.requests.iter().zip(&advice.proposed.steps) {
+        assert_eq!(request.url, format!("{}/api/actions", twin.url));
+        assert_eq!(request.body.remediation, step.remediation);
+    }
+    assert!(steps_of(&detail).is_empty(), "no step ran");
+    assert!(action_changes(&twin).await.is_empty(), "nothing reached the twin");
+}

@@ -522,6 +522,12 @@ pub struct EstateUnreadable {
 pub struct Advice {
     /// The plan, step by step.
     pub proposed: Plan,
+    /// The exact request each step would send, when an actuator is set in
+    /// a dry run (the browser's live reducer skips them, as a step's
+    /// actuation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(not(feature = "runtime"), serde(skip_deserializing))]
+    pub requests: Vec<super::ActuatorRequest>,
 }
 
 /// The PromQL behind a finding on a watched estate: what was asked, over

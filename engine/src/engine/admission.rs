@@ -55,7 +55,7 @@ impl Engine {
         faulty_voters: Vec<FaultyVoter>,
     ) -> Result<Incident, SubmitError> {
         self.admit()?;
-        if !faults.is_empty() && matches!(self.shared.estates, Estates::Watched { .. }) {
+        if !faults.is_empty() && self.watches_prometheus() {
             return Err(SubmitError::Watching);
         }
         let incident = Incident {
@@ -109,6 +109,18 @@ impl Engine {
         };
         self.shared.tasks.spawn(course.instrument(span));
         Ok(incident)
+    }
+
+    /// Whether the estate is a real one read through Prometheus, into which
+    /// a scenario cannot inject (a standalone twin takes its faults).
+    fn watches_prometheus(&self) -> bool {
+        matches!(
+            &self.shared.estates,
+            Estates::Watched {
+                estate: crate::watched::WatchedEstate::Prometheus(_),
+                ..
+            }
+        )
     }
 
     /// Refuses a new incident while draining, halted or at capacity.
@@ -179,6 +191,7 @@ impl Engine {
                 estate: estate.clone(),
                 view: None,
                 actuator: actuator.clone(),
+                faults: faults.to_vec(),
             },
         }
     }
@@ -186,7 +199,7 @@ impl Engine {
     /// Opens an incident from a catalog scenario, optionally at another
     /// severity.
     pub fn trigger_scenario(&self, id: &str, severity: Option<Severity>) -> Result<Incident, SubmitError> {
-        if matches!(self.shared.estates, Estates::Watched { .. }) {
+        if self.watches_prometheus() {
             return Err(SubmitError::Watching);
         }
         let catalog = &self.shared.swarm.catalog;

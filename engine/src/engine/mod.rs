@@ -318,11 +318,17 @@ struct Shared {
     correlation: crate::intake::desk::Correlation,
 }
 
-/// The estate's topology and the catalog over it: the twin's, with its
-/// scenarios; or a watched estate's own, with the playbooks only (a
-/// scenario injects faults into the twin, which does not run then).
+/// The estate's topology and the catalog over it: the twin's (embedded or
+/// standalone), with its scenarios; or a real estate's own, with the
+/// playbooks only (a scenario injects faults into a twin).
 fn estate_and_catalog(config: &EngineConfig) -> Result<(Arc<Topology>, Catalog), StartError> {
     Ok(match &config.watch {
+        // A standalone twin is the twin: its scenarios inject into it.
+        Some(crate::watched::WatchedEstate::Twin(twin)) => {
+            let topology = Arc::clone(twin.topology());
+            let catalog = Catalog::embedded(&topology)?;
+            (topology, catalog)
+        }
         Some(watched) => {
             let topology = Arc::clone(watched.topology());
             let catalog = Catalog::playbooks_only(&topology)?;

@@ -13,7 +13,7 @@ use crate::{
     observe::{Observed, Remediable},
     prometheus::View,
     protocol::{ActionDetails, Metric, QueryEvidence},
-    twin::{Estate, WARMUP_TICKS},
+    twin::{Estate, FaultSpec, WARMUP_TICKS},
     watched::{ReadError, WatchedEstate},
 };
 
@@ -69,6 +69,9 @@ pub enum TwinRef {
         view: Option<Box<View>>,
         /// What carries out its steps.
         actuator: Option<HttpActuator>,
+        /// A scenario's faults, for a standalone twin to start before the
+        /// incident first reads it.
+        faults: Vec<FaultSpec>,
     },
 }
 
@@ -104,6 +107,24 @@ impl TwinRef {
                 .expect("a watched estate is read before anyone observes it")),
             twin => twin.with(elapsed, |estate| f(estate)),
         }
+    }
+
+    /// Starts a scenario's faults on a standalone twin, once, before
+    /// anything reads it; whether there were any.
+    pub(super) async fn inject_pending(&mut self) -> Result<bool, ReadError> {
+        let Self::Watched {
+            estate: WatchedEstate::Twin(twin),
+            faults,
+            ..
+        } = self
+        else {
+            return Ok(false);
+        };
+        if faults.is_empty() {
+            return Ok(false);
+        }
+        twin.inject(&std::mem::take(faults)).await?;
+        Ok(true)
     }
 
     /// Reads a watched estate afresh; a twin is always current.

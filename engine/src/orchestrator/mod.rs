@@ -61,6 +61,9 @@ const SAFETY_SECONDS: Range<f64> = 0.3..0.5;
 /// Each playbook step takes its nominal time, give or take this share.
 const STEP_JITTER: f64 = 0.07;
 /// Verification polls telemetry this often, and gives up after the limit.
+/// How long a scenario's faults run on a standalone twin before the
+/// incident is reported: a monitor needs a few samples before it fires.
+const FAULTS_SHOW_AFTER: Duration = Duration::from_secs(5);
 const VERIFY_POLL: Duration = Duration::from_secs(1);
 const VERIFY_LIMIT: Duration = Duration::from_secs(30);
 /// Polls with the root recovered but the rest not, before concluding that
@@ -542,6 +545,17 @@ pub(crate) async fn run(cx: Context, assignment: Assignment) -> Closing {
 
 /// The incident's whole course: study, treatment, then the report.
 async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Result<Verdict, Stop> {
+    // A scenario on a standalone twin starts its faults now; the incident
+    // is reported once they show, as on the embedded twin.
+    match run.twin.inject_pending().await {
+        Ok(true) => run.pass(FAULTS_SHOW_AFTER).await?,
+        Ok(false) => {}
+        Err(error) => {
+            return Err(Stop::EstateUnreadable(format!(
+                "the scenario's faults could not be started: {error}"
+            )));
+        }
+    }
     let (detected_after, diagnosed_after) = study(run, case).await?;
     let first_hypothesis = case
         .diagnosis

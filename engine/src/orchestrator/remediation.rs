@@ -406,6 +406,26 @@ impl Run<'_> {
             .expect("announced with its plan")
             .request
             .clone();
+        // Write-ahead: the request is stored before it leaves, so a server
+        // killed while it is out finds it at restart and asks its receiver
+        // what became of it, rather than sending it again.
+        tokio::select! {
+            () = self.cx.log.flush() => {}
+            () = self.interrupt.cancelled() => return Err(Stop::Interrupted),
+        }
+        if let Some(reason) = self.cx.log.halted() {
+            let error = format!("not sent: it could not be recorded first ({reason})");
+            let details = Step {
+                error: Some(error.clone()),
+                ..announced
+            };
+            let report = Report {
+                details: ActionDetails::Step(details),
+                confidence: 0.9,
+            };
+            self.finished(action, ActionStatus::Failed, report, Duration::ZERO);
+            return Ok(Err(format!("{}: {error}", remediation.label())));
+        }
         let began = self.clock.now();
         let delivery = tokio::select! {
             delivery = actuator.execute(&request) => delivery,

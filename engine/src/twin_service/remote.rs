@@ -12,7 +12,7 @@ use std::{
 use super::TelemetryDocument;
 use crate::{
     prometheus::View,
-    twin::{Metric, Topology, telemetry::Telemetry},
+    twin::{FaultSpec, Metric, Topology, telemetry::Telemetry},
 };
 
 /// Samples read per service: more than any agent's window.
@@ -93,6 +93,20 @@ impl RemoteTwin {
             (self.inner.http.get(url).send().await).map_err(|e| self.error(format!("did not answer: {e}")))?;
         if !response.status().is_success() {
             return Err(self.error(format!("answered HTTP {}", response.status())));
+        }
+        Ok(())
+    }
+
+    /// Starts `faults` on the twin (a scenario's, triggered on this server).
+    pub async fn inject(&self, faults: &[FaultSpec]) -> Result<(), RemoteError> {
+        let url = format!("{}/api/faults", self.inner.url);
+        let order = serde_json::json!({ "faults": faults });
+        let response = (self.inner.http.post(url).json(&order).send().await)
+            .map_err(|e| self.error(format!("did not answer: {e}")))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            return Err(self.error(format!("refused the faults with HTTP {status}: {}", body.trim())));
         }
         Ok(())
     }

@@ -647,3 +647,29 @@ async fn a_dry_run_shows_the_exact_requests_and_sends_nothing() {
     assert!(steps_of(&detail).is_empty(), "no step ran");
     assert!(action_changes(&twin).await.is_empty(), "nothing reached the twin");
 }
+
+#[tokio::test]
+async fn a_scenario_triggered_on_a_standalone_twin_injects_there_and_heals() {
+    let twin = spawn_twin(SPEED).await;
+    let app = spawn_app_with(|data| on_twin(data, &twin.url, ActuatorArgs::default(), SPEED)).await;
+    let response = (app.http.post(app.url("/api/scenarios/database_cascade/trigger")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let id = response.json::<engine::protocol::Incident>().await.unwrap().id;
+    let detail = closed(&app, id).await;
+    assert_eq!(
+        detail.incident.status,
+        IncidentStatus::Resolved,
+        "{:?}",
+        detail.incident.report
+    );
+    let history = twin.estate().await["config_history"].clone();
+    assert!(
+        (history.as_array().unwrap().iter()).any(|c| c["service"] == "postgres-primary" && c["key"] == "pool_size"),
+        "the fix reached the twin: {history}"
+    );
+    // The fault went to the twin, and the swarm found it there.
+    assert_eq!(detail.hypotheses[0].root.service, "postgres-primary");
+}

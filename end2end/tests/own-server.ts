@@ -40,6 +40,12 @@ export async function startServer(
     },
     stdio: 'ignore',
   });
+  await healthy(port);
+  return child;
+}
+
+/** Waits until whatever listens on `port` answers `/healthz` with 200. */
+async function healthy(port: number) {
   await expect
     .poll(
       async () => {
@@ -52,7 +58,6 @@ export async function startServer(
       { timeout: 30_000 },
     )
     .toBe(200);
-  return child;
 }
 
 export async function stop(child: ChildProcess) {
@@ -71,17 +76,6 @@ export async function startTwin(port: number, { speed, secret }: { speed: number
     env: { ...process.env, ANTIBODY_ACTUATOR_SECRET: secret, RUST_LOG: 'warn' },
     stdio: 'ignore',
   });
-  await expect
-    .poll(
-      async () => {
-        try {
-          return (await fetch(`http://127.0.0.1:${port}/healthz`)).status;
-        } catch {
-          return 0;
-        }
-      },
-      { timeout: 30_000 },
-    )
-    .toBe(200);
+  await healthy(port);
   return child;
 }

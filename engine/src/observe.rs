@@ -8,9 +8,9 @@
 //! does an estate read by PromQL from a real Prometheus
 //! (`prometheus::View`).
 //!
-//! Resolution changes an estate only through [`Remediable`]: apply a
-//! remediation, undo one. The twin implements it; a watched estate does
-//! not (its incidents are advisory).
+//! Resolution changes the embedded twin only through [`Remediable`]: apply
+//! a remediation, undo one. A watched estate is changed through an
+//! actuator instead (`crate::actuator`), or not at all (advisory).
 
 use crate::{
     protocol::{HealthState, Remediation},

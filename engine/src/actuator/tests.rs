@@ -131,18 +131,10 @@ fn actuator(base: reqwest::Url, outcome: &str, timeout: u64) -> HttpActuator {
 }
 
 fn request(actuator: &HttpActuator, key: &str) -> crate::protocol::ActuatorRequest {
-    let order = crate::protocol::ActionOrder {
-        remediation: Remediation {
-            kind: ActionKind::RestartInstances,
-            target: "payment-service".into(),
-        },
-        incident_id: None,
-        step: Some(1),
-        of: Some(1),
-        approval: None,
-        callback_url: None,
-        parameters: serde_json::Value::Null,
-    };
+    let order = crate::protocol::ActionOrder::of(Remediation {
+        kind: ActionKind::RestartInstances,
+        target: "payment-service".into(),
+    });
     actuator.plan(order, key)
 }
 

@@ -300,13 +300,11 @@ impl Run<'_> {
     /// Step `i` of `plan` as the order an actuator is sent.
     fn order(&self, plan: &Plan, i: usize, approval: Option<ApprovalNote>) -> ActionOrder {
         ActionOrder {
-            remediation: plan.steps[i].remediation.clone(),
             incident_id: Some(self.id),
             step: Some(i + 1),
             of: Some(plan.steps.len()),
             approval,
-            callback_url: None,
-            parameters: serde_json::Value::Null,
+            ..ActionOrder::of(plan.steps[i].remediation.clone())
         }
     }
 

@@ -9,8 +9,8 @@
 //! a topology file, the twin's own by default. A view remembers the queries
 //! it ran, so every finding can show the PromQL behind it.
 //!
-//! This estate is read-only: incidents on it are advisory (the swarm
-//! proposes a plan and runs nothing).
+//! This module only reads: a plan runs on the estate through an actuator
+//! (`crate::actuator`), or, without one, is proposed only (advisory).
 
 pub mod api;
 pub mod mapping;

@@ -44,6 +44,22 @@ pub struct ActionOrder {
     pub parameters: serde_json::Value,
 }
 
+impl ActionOrder {
+    /// An order for `remediation` alone: no incident, place, approval,
+    /// callback or parameters yet.
+    pub fn of(remediation: Remediation) -> Self {
+        Self {
+            remediation,
+            incident_id: None,
+            step: None,
+            of: None,
+            approval: None,
+            callback_url: None,
+            parameters: serde_json::Value::Null,
+        }
+    }
+}
+
 /// Who let a plan run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

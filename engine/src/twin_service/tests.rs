@@ -6,18 +6,10 @@ fn service() -> TwinService {
 }
 
 fn order(kind: ActionKind, target: &str) -> ActionOrder {
-    ActionOrder {
-        remediation: Remediation {
-            kind,
-            target: target.into(),
-        },
-        incident_id: None,
-        step: None,
-        of: None,
-        approval: None,
-        callback_url: None,
-        parameters: serde_json::Value::Null,
-    }
+    ActionOrder::of(Remediation {
+        kind,
+        target: target.into(),
+    })
 }
 
 fn key(raw: &str) -> IdempotencyKey {

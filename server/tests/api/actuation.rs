@@ -13,7 +13,7 @@ use server::configuration::{ActuatorArgs, EstateArgs, EstateKind, Settings};
 
 use crate::{
     components::{TempAlertmanager, TempPrometheus, free_port},
-    helpers::{TestApp, alerts_on, eventually, settings_in, spawn_app_with},
+    helpers::{TestApp, alerts_on, closed, eventually, settings_in, spawn_app_with},
     twin_serve::{SECRET, TestTwin, spawn_twin},
 };
 
@@ -154,13 +154,7 @@ async fn an_alert_is_healed_through_a_signed_actuator_and_verified_from_promql()
         let receipt = actuation.receipt.as_ref().expect("a receipt");
         assert_eq!(receipt.status, ActionOutcome::Succeeded, "{receipt:?}");
         // The twin has it, under the same key.
-        let kept: serde_json::Value = (twin.http.get(format!("{}/api/actions/{}", twin.url, receipt.id)))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let kept = twin.receipt(&receipt.id).await;
         assert_eq!(kept["idempotency_key"], actuation.request.idempotency_key);
     }
     // Applied once each, on the twin itself.
@@ -247,19 +241,6 @@ async fn database_cascade(twin: &TestTwin, app: &TestApp) -> uuid::Uuid {
     let response = app.post_incident(&body.to_string()).await;
     assert_eq!(response.status(), 201);
     response.json::<engine::protocol::Incident>().await.unwrap().id
-}
-
-async fn closed(app: &TestApp, id: uuid::Uuid) -> IncidentDetail {
-    eventually(
-        "the incident closes",
-        Duration::from_millis(200),
-        Duration::from_secs(90),
-        || async {
-            let detail = app.incident(id).await;
-            detail.incident.status.is_terminal().then_some(detail)
-        },
-    )
-    .await
 }
 
 #[tokio::test]

@@ -350,6 +350,20 @@ pub async fn spawn_binary(data: &std::path::Path, args: &[&str]) -> (tokio::proc
     (child, addr)
 }
 
+/// Incident `id` on `app` once it has closed (within 90 s).
+pub async fn closed(app: &TestApp, id: uuid::Uuid) -> engine::protocol::IncidentDetail {
+    eventually(
+        "the incident closes",
+        Duration::from_millis(250),
+        Duration::from_secs(90),
+        || async {
+            let detail = app.incident(id).await;
+            detail.incident.status.is_terminal().then_some(detail)
+        },
+    )
+    .await
+}
+
 /// Fires `scenario` and waits (on a WebSocket) until it closes.
 /// Polls `probe` every `every` until it yields a value, for at most
 /// `within`; panics naming `what` when it never does. The one way these

@@ -53,6 +53,18 @@ impl TestTwin {
         response.json().await.unwrap()
     }
 
+    /// An action's receipt, by its id or its idempotency key.
+    pub async fn receipt(&self, id: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}/api/actions/{id}", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "a receipt for {id}");
+        response.json().await.unwrap()
+    }
+
     pub async fn inject(&self, scenario: &str) -> Value {
         let response = self
             .http

@@ -19,7 +19,7 @@ use server::configuration::{EstateArgs, EstateKind, Settings};
 
 use crate::{
     components::TempPrometheus,
-    helpers::{TestApp, alerts_on, eventually, settings_in, spawn_app_with},
+    helpers::{TestApp, alerts_on, closed, eventually, settings_in, spawn_app_with},
 };
 
 const TOKEN: &str = "intake-token";
@@ -58,20 +58,6 @@ async fn report(app: &TestApp, services: &[String]) -> uuid::Uuid {
     let response = app.post_incident(&body.to_string()).await;
     assert_eq!(response.status(), 201);
     response.json::<engine::protocol::Incident>().await.unwrap().id
-}
-
-/// The incident once it has closed.
-async fn closed(app: &TestApp, id: uuid::Uuid) -> IncidentDetail {
-    eventually(
-        "the incident closes",
-        Duration::from_millis(500),
-        Duration::from_secs(90),
-        || async {
-            let detail = app.incident(id).await;
-            detail.incident.status.is_terminal().then_some(detail)
-        },
-    )
-    .await
 }
 
 #[tokio::test]

@@ -156,32 +156,20 @@ impl HttpActuator {
         // Registered before the order leaves, so a quick result finds it.
         let mut awaited = (self.inner.settings.map.outcome == Learn::Callback)
             .then(|| self.inner.callbacks.expect(&request.idempotency_key));
-        let body = serde_json::to_vec(&request.body).expect("an order serializes");
         let mut delivery = Delivery {
             receipt: None,
             attempts: 0,
             failure: None,
         };
-        let receipt = loop {
-            delivery.attempts += 1;
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self
-                .send(&request.url, &request.idempotency_key, &body, request, left)
-                .await
-            {
-                Sent::Answered(receipt) => break receipt,
-                Sent::Refused(reason) => {
-                    delivery.failure = Some(reason);
-                    return delivery;
-                }
-                Sent::Transient(reason) => {
-                    let wait = DELIVERY_BACKOFF.wait(delivery.attempts - 1, jitter());
-                    if delivery.attempts >= self.inner.settings.map.attempts || Instant::now() + wait >= deadline {
-                        delivery.failure = Some(format!("{reason} (after {} attempt(s))", delivery.attempts));
-                        return delivery;
-                    }
-                    tokio::time::sleep(wait).await;
-                }
+        let key = &request.idempotency_key;
+        let receipt = match self
+            .deliver(&request.url, key, request, deadline, &mut delivery.attempts)
+            .await
+        {
+            Ok(receipt) => receipt,
+            Err(failure) => {
+                delivery.failure = Some(failure);
+                return delivery;
             }
         };
         let outcome = match receipt.status {
@@ -202,6 +190,33 @@ impl HttpActuator {
             }
         }
         delivery
+    }
+
+    /// Delivers `request`'s order to `url` under `key` until it is answered,
+    /// refused, out of attempts or past `deadline`, counting `attempts`.
+    async fn deliver(
+        &self,
+        url: &str,
+        key: &str,
+        request: &ActuatorRequest,
+        deadline: Instant,
+        attempts: &mut u32,
+    ) -> Result<ActionReceipt, String> {
+        let body = serde_json::to_vec(&request.body).expect("an order serializes");
+        loop {
+            *attempts += 1;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let reason = match self.send(url, key, &body, request, left).await {
+                Sent::Answered(receipt) => return Ok(receipt),
+                Sent::Refused(reason) => return Err(reason),
+                Sent::Transient(reason) => reason,
+            };
+            let wait = DELIVERY_BACKOFF.wait(*attempts - 1, jitter());
+            if *attempts >= self.inner.settings.map.attempts || Instant::now() + wait >= deadline {
+                return Err(format!("{reason} (after {attempts} attempt(s))"));
+            }
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// One delivery of an order (or an undo).
@@ -305,31 +320,18 @@ impl HttpActuator {
         })?;
         let url = self.url(template, Some(&receipt.id));
         let key = format!("{}-undo", request.idempotency_key);
-        let body = serde_json::to_vec(&request.body).expect("an order serializes");
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match self.send(&url, &key, &body, request, REQUEST_TIMEOUT).await {
-                Sent::Answered(answer) => {
-                    return Ok(ActionReceipt {
-                        id: receipt.id.clone(),
-                        idempotency_key: key,
-                        status: match answer.status {
-                            ActionOutcome::Failed => ActionOutcome::Failed,
-                            _ => ActionOutcome::Undone,
-                        },
-                        ..answer
-                    });
-                }
-                Sent::Refused(reason) => return Err(reason),
-                Sent::Transient(reason) if attempts >= self.inner.settings.map.attempts => {
-                    return Err(format!("{reason} (after {attempts} attempt(s))"));
-                }
-                Sent::Transient(_) => {
-                    tokio::time::sleep(DELIVERY_BACKOFF.wait(attempts - 1, jitter())).await;
-                }
-            }
-        }
+        let deadline = Instant::now() + self.inner.settings.map.timeout;
+        let answer = self.deliver(&url, &key, request, deadline, &mut 0).await?;
+        let status = match answer.status {
+            ActionOutcome::Failed => ActionOutcome::Failed,
+            _ => ActionOutcome::Undone,
+        };
+        Ok(ActionReceipt {
+            id: receipt.id.clone(),
+            idempotency_key: key,
+            status,
+            ..answer
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use super::{
     VERIFY_POLL, VERIFY_WINDOW,
 };
 use crate::{
-    actuator::{self, HttpActuator},
+    actuator::{self, Delivery, HttpActuator},
     agents::{Case, Plan, Report, communication::Attempt},
     catalog::FaultyVoter,
     claims::Claim,
@@ -23,7 +23,7 @@ use crate::{
         ApprovalNote, ClaimWait, ConsensusVote, MarkKind, PlannedStep, Rollback, SafetyChecks, ServerMessage, Step,
         Tally, Verification, Vote,
     },
-    twin::{Applied, ConfigChange},
+    twin::{ActionError, Applied, ConfigChange, Remediation},
 };
 
 /// The longest an incident's alerts stay silenced if nobody expires the
@@ -343,19 +343,7 @@ impl Run<'_> {
         };
         let mut actuation = announced.actuation.clone().expect("announced with its plan");
         actuation.attempts = 1;
-        actuation.receipt = Some(ActionReceipt {
-            id: action.action_id.to_string(),
-            idempotency_key: action.action_id.to_string(),
-            remediation: step.remediation.clone(),
-            status: if applied.is_ok() {
-                ActionOutcome::Succeeded
-            } else {
-                ActionOutcome::Failed
-            },
-            detail: applied.as_ref().err().map(ToString::to_string),
-            changes: Vec::new(),
-            side_effects: Vec::new(),
-        });
+        actuation.receipt = Some(embedded_receipt(action.action_id, &step.remediation, &applied));
         let (status, details, result) = match applied {
             Ok(done) => {
                 self.publish_changes(&done.changes);
@@ -404,14 +392,7 @@ impl Run<'_> {
             .expect("announced with its plan")
             .request
             .clone();
-        // Write-ahead: the request is stored before it leaves, so a server
-        // killed while it is out finds it at restart and asks its receiver
-        // what became of it, rather than sending it again.
-        tokio::select! {
-            () = self.cx.log.flush() => {}
-            () = self.interrupt.cancelled() => return Err(Stop::Interrupted),
-        }
-        if let Some(reason) = self.cx.log.halted() {
+        if let Some(reason) = self.recorded_first().await? {
             let error = format!("not sent: it could not be recorded first ({reason})");
             let details = Step {
                 error: Some(error.clone()),
@@ -431,19 +412,8 @@ impl Run<'_> {
         };
         let took = self.clock.now().saturating_sub(began);
         self.elapsed += took;
-        let receipt = delivery.receipt.clone();
-        let details = Step {
-            changes: receipt.iter().flat_map(|r| r.changes.clone()).collect(),
-            side_effects: receipt.iter().flat_map(|r| r.side_effects.clone()).collect(),
-            error: delivery.failure.clone(),
-            actuation: Some(Box::new(Actuation {
-                request: request.clone(),
-                receipt: receipt.clone(),
-                attempts: delivery.attempts,
-            })),
-            ..announced
-        };
-        let (status, result) = match (delivery.failure, receipt) {
+        let details = delivered(announced, &request, &delivery);
+        let (status, result) = match (delivery.failure, delivery.receipt) {
             (None, Some(receipt)) => (
                 ActionStatus::Completed,
                 Ok((Done::Sent(Box::new(Sent { request, receipt })), took)),
@@ -459,6 +429,17 @@ impl Run<'_> {
         };
         self.finished(action, status, report, took);
         Ok(result)
+    }
+
+    /// Waits until everything published so far is stored (write-ahead: a
+    /// step's request is stored before it leaves, so a server killed while
+    /// it is out finds it at restart and asks its receiver what became of
+    /// it, rather than sending it again); why not, if the log halted.
+    async fn recorded_first(&mut self) -> Result<Option<String>, Stop> {
+        tokio::select! {
+            () = self.cx.log.flush() => Ok(self.cx.log.halted()),
+            () = self.interrupt.cancelled() => Err(Stop::Interrupted),
+        }
     }
 
     /// Watches the telemetry until recovery shows and holds, the root
@@ -647,6 +628,44 @@ enum Done {
 struct Sent {
     request: ActuatorRequest,
     receipt: ActionReceipt,
+}
+
+/// The embedded twin's receipt for a step it applied (or refused): its
+/// action's id for both id and key.
+fn embedded_receipt(
+    id: uuid::Uuid,
+    remediation: &Remediation,
+    applied: &Result<Applied, ActionError>,
+) -> ActionReceipt {
+    ActionReceipt {
+        id: id.to_string(),
+        idempotency_key: id.to_string(),
+        remediation: remediation.clone(),
+        status: match applied {
+            Ok(_) => ActionOutcome::Succeeded,
+            Err(_) => ActionOutcome::Failed,
+        },
+        detail: applied.as_ref().err().map(ToString::to_string),
+        changes: Vec::new(),
+        side_effects: Vec::new(),
+    }
+}
+
+/// The step `announced` once `request` was delivered: what the receipt
+/// says it changed, and why it failed, if it did.
+fn delivered(announced: Step, request: &ActuatorRequest, delivery: &Delivery) -> Step {
+    let receipt = delivery.receipt.as_ref();
+    Step {
+        changes: receipt.iter().flat_map(|r| r.changes.clone()).collect(),
+        side_effects: receipt.iter().flat_map(|r| r.side_effects.clone()).collect(),
+        error: delivery.failure.clone(),
+        actuation: Some(Box::new(Actuation {
+            request: request.clone(),
+            receipt: delivery.receipt.clone(),
+            attempts: delivery.attempts,
+        })),
+        ..announced
+    }
 }
 
 /// A step's end: what it did and how long it took, or why it failed.

@@ -657,6 +657,12 @@ impl Engine {
                 }
                 if let Some(services) = engine.twin_health() {
                     engine.publish(ServerMessage::TwinHealth { services });
+                } else if let Some(crate::watched::WatchedEstate::Twin(twin)) = engine.watched() {
+                    // A standalone twin reports its own health; a failed
+                    // read skips a report (readiness says why).
+                    if let Ok(services) = twin.health().await {
+                        engine.publish(ServerMessage::TwinHealth { services });
+                    }
                 }
                 // What the estate changed by itself (a safe-mode exit).
                 if let Some(changes) = engine.with_twin(Estate::take_spontaneous_changes) {

@@ -12,6 +12,7 @@ use std::{
 use super::TelemetryDocument;
 use crate::{
     prometheus::View,
+    protocol::ServiceTelemetry,
     twin::{FaultSpec, Metric, Topology, telemetry::Telemetry},
 };
 
@@ -109,6 +110,24 @@ impl RemoteTwin {
             return Err(self.error(format!("refused the faults with HTTP {status}: {}", body.trim())));
         }
         Ok(())
+    }
+
+    /// Each service's health and latest figures, as the dashboard's tiles
+    /// show them (`GET /api/estate`).
+    pub async fn health(&self) -> Result<Vec<ServiceTelemetry>, RemoteError> {
+        #[derive(serde::Deserialize)]
+        struct Services {
+            services: Vec<ServiceTelemetry>,
+        }
+        let url = format!("{}/api/estate", self.inner.url);
+        let response =
+            (self.inner.http.get(url).send().await).map_err(|e| self.error(format!("did not answer: {e}")))?;
+        if !response.status().is_success() {
+            return Err(self.error(format!("answered HTTP {}", response.status())));
+        }
+        let estate: Services = (response.json().await)
+            .map_err(|e| self.error(format!("answered something that is not its estate: {e}")))?;
+        Ok(estate.services)
     }
 
     /// Reads every service's recent telemetry.

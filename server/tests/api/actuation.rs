@@ -250,6 +250,18 @@ async fn a_standalone_twin_is_the_estate_read_and_acted_on_over_http() {
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["twin"], "ok");
+    // The dashboard's tiles come from the twin's own health reports.
+    let tiles = eventually(
+        "the twin's health is published",
+        Duration::from_millis(100),
+        Duration::from_secs(10),
+        || async {
+            let snapshot = app.snapshot().await;
+            (!snapshot.twin.is_empty()).then_some(snapshot.twin)
+        },
+    )
+    .await;
+    assert!(tiles.iter().any(|s| s.name == "postgres-primary"), "{tiles:?}");
     let id = database_cascade(&twin, &app).await;
     let detail = closed(&app, id).await;
     assert_eq!(

@@ -666,3 +666,84 @@ async fn a_scenario_triggered_on_a_standalone_twin_injects_there_and_heals() {
     // The fault went to the twin, and the swarm found it there.
     assert_eq!(detail.hypotheses[0].root.service, "postgres-primary");
 }
+
+/// A proxy in front of the twin that passes every request on, until the
+/// first order has passed: from then on, the twin's telemetry answers 503.
+async fn blinding_proxy(to: String) -> String {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+
+    use axum::{body::Bytes, extract::Request, http::StatusCode};
+    let ordered = Arc::new(AtomicBool::new(false));
+    let http = reqwest::Client::new();
+    let proxy = move |request: Request| {
+        let (to, http, ordered) = (to.clone(), http.clone(), Arc::clone(&ordered));
+        async move {
+            let (parts, body) = request.into_parts();
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            if parts.uri.path() == "/api/telemetry" && ordered.load(Ordering::SeqCst) {
+                return (StatusCode::SERVICE_UNAVAILABLE, Bytes::from_static(b"telemetry down"));
+            }
+            if parts.uri.path() == "/api/actions" {
+                ordered.store(true, Ordering::SeqCst);
+            }
+            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let mut forward = http.request(parts.method, format!("{to}{path}")).body(body);
+            for (name, value) in &parts.headers {
+                if name != "host" && name != "content-length" {
+                    forward = forward.header(name, value);
+                }
+            }
+            let answer = forward.send().await.unwrap();
+            let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+            (status, answer.bytes().await.unwrap())
+        }
+    };
+    let app = axum::Router::new().fallback(proxy);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test]
+async fn an_estate_unreadable_during_verification_is_not_verified_and_says_so() {
+    let twin = spawn_twin(SPEED).await;
+    let proxy = blinding_proxy(twin.url.clone()).await;
+    let app = spawn_app_with(|data| on_twin(data, &proxy, ActuatorArgs::default(), SPEED)).await;
+    let id = database_cascade(&twin, &app).await;
+    let detail = closed(&app, id).await;
+    let verification = (detail.timeline.iter())
+        .find_map(|e| match &e.message {
+            ServerMessage::AgentAction { action, .. }
+                if action.status != engine::protocol::ActionStatus::InProgress =>
+            {
+                match &action.details {
+                    ActionDetails::Verification(v) => Some(v.clone()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .expect("a verification ran");
+    assert_eq!(verification.verified, Some(false), "{verification:?}");
+    assert!(
+        verification
+            .outstanding
+            .iter()
+            .any(|o| o.contains("the estate could not be read") && o.contains("503")),
+        "the verdict says why: {:?}",
+        verification.outstanding
+    );
+    assert_ne!(
+        detail.incident.status,
+        IncidentStatus::Resolved,
+        "never resolved unverified"
+    );
+}

@@ -73,11 +73,11 @@ impl Drop for Awaited {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ActionOutcome;
+    use crate::protocol::FinalOutcome;
 
     fn ok() -> ActionResult {
         ActionResult {
-            status: ActionOutcome::Succeeded,
+            status: FinalOutcome::Succeeded,
             detail: None,
         }
     }

@@ -259,7 +259,7 @@ impl HttpActuator {
         if let Some(awaited) = awaited {
             return match tokio::time::timeout_at(deadline, awaited.result()).await {
                 Ok(Some(result)) => Ok(ActionReceipt {
-                    status: result.status,
+                    status: result.status.into(),
                     detail: result.detail,
                     ..receipt
                 }),

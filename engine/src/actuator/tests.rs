@@ -21,7 +21,7 @@ use axum::{
 use serde_json::json;
 
 use super::*;
-use crate::protocol::{ActionKind, ActionOutcome, ActionResult, Remediation};
+use crate::protocol::{ActionKind, ActionOutcome, ActionResult, FinalOutcome, Remediation};
 
 const SECRET: &str = "test-secret";
 
@@ -218,7 +218,7 @@ async fn a_callback_carries_the_outcome() {
         // The result arrives while the step waits.
         loop {
             let result = ActionResult {
-                status: ActionOutcome::Failed,
+                status: FinalOutcome::Failed,
                 detail: Some("disk full".into()),
             };
             if callbacks.deliver("k-6", result).is_ok() {
@@ -236,7 +236,7 @@ async fn a_callback_carries_the_outcome() {
         callbacks.deliver(
             "k-6",
             ActionResult {
-                status: ActionOutcome::Succeeded,
+                status: FinalOutcome::Succeeded,
                 detail: None
             }
         ),

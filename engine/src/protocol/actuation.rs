@@ -117,14 +117,32 @@ pub struct ActionReceipt {
     pub side_effects: Vec<String>,
 }
 
+/// How an action ended, as a runbook system reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum FinalOutcome {
+    Succeeded,
+    Failed,
+}
+
+impl From<FinalOutcome> for ActionOutcome {
+    fn from(outcome: FinalOutcome) -> Self {
+        match outcome {
+            FinalOutcome::Succeeded => Self::Succeeded,
+            FinalOutcome::Failed => Self::Failed,
+        }
+    }
+}
+
 /// An action's outcome as a runbook system reports it on the callback
 /// (`POST /api/actions/{id}/result`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ActionResult {
-    /// `succeeded` or `failed`.
-    pub status: ActionOutcome,
+    /// How it ended.
+    pub status: FinalOutcome,
     /// What the runbook said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,

@@ -8,11 +8,7 @@ use axum::{
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
 };
-use engine::{
-    Engine,
-    actuator::SIGNATURE_HEADER,
-    protocol::{ActionOutcome, ActionResult},
-};
+use engine::{Engine, actuator::SIGNATURE_HEADER, protocol::ActionResult};
 
 use crate::problem::Problem;
 
@@ -50,16 +46,6 @@ pub async fn result(
         .verify(signature, &body, chrono::Utc::now().timestamp())
         .map_err(|e| Problem::field(StatusCode::UNAUTHORIZED, "Antibody-Signature", e.to_string()))?;
     let result: ActionResult = crate::twin_serve::parse(&body)?;
-    if !matches!(result.status, ActionOutcome::Succeeded | ActionOutcome::Failed) {
-        return Err(Problem::field(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "status",
-            format!(
-                "`{}` is not an outcome: `succeeded` or `failed`",
-                result.status.as_str()
-            ),
-        ));
-    }
     (actuator.callbacks().deliver(&id, result))
         .map_err(|e| Problem::field(StatusCode::NOT_FOUND, "id", e.to_string()))?;
     Ok(StatusCode::ACCEPTED)

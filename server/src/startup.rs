@@ -296,6 +296,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         );
     rate_limited(router, settings)
         .merge(intake)
+        .layer(axum::middleware::from_fn(edge::objects_only))
         // Pages and API answers; the bundle comes precompressed and passes
         // through, and a WebSocket upgrade has no body to compress.
         .layer(CompressionLayer::new())

@@ -189,6 +189,14 @@ impl Twin {
 /// A JSON body, its first bad field named: 400 when it is not JSON, 422
 /// when it does not fit.
 pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    // serde would also read a struct from an array of its fields in order.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Problem::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body",
+            "must be a JSON object, not an array",
+        ));
+    }
     let mut json = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut json).map_err(|error| {
         let path = error.path().to_string();

@@ -1,6 +1,6 @@
 //! The edge's guards, for a server behind a public link: the operator
-//! token on mutating endpoints, the login that sets its cookie, and the
-//! WebSocket origin check.
+//! token on mutating endpoints, the login that sets its cookie, the
+//! WebSocket origin check, and JSON bodies that must be objects.
 
 use app::operator::{COOKIE, Denied, OperatorGate};
 use axum::{
@@ -127,6 +127,37 @@ impl AllowedOrigins {
             )),
         }
     }
+}
+
+/// The most of a JSON body the object check reads (every route's own limit
+/// is this or less, and still applies after it).
+const MAX_JSON_BODY: usize = 2 * 1024 * 1024;
+
+/// Refuses a JSON body that is an array. Every JSON body the API takes is
+/// an object, as the OpenAPI document says, but serde also reads a struct
+/// from an array of its fields in order (`[null]` would pass for a
+/// trigger's optional body).
+pub async fn objects_only(request: Request, next: Next) -> Response {
+    let json = (request.headers().get(header::CONTENT_TYPE))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_JSON_BODY).await else {
+        return Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than 2 MiB").into_response();
+    };
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Problem::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body",
+            "must be a JSON object, not an array",
+        )
+        .into_response();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 #[cfg(test)]

@@ -209,6 +209,12 @@ async fn bad_orders_name_their_field() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "extra",
         ),
+        (
+            Some("k5"),
+            json!([{"kind": "flush_cache", "target": "redis-cache"}]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "body",
+        ),
     ];
     for (key, body, want, field) in cases {
         let (status, problem) = problem(twin.post_signed("/api/actions", key, &body).await).await;

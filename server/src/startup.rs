@@ -93,6 +93,7 @@ impl Application {
             watch: watch.clone(),
             actuator: settings.actuator.actuator(watch.as_ref())?,
             alertmanager_url: settings.actuator.alertmanager_url.as_ref().map(|url| url.to_string()),
+            dry_run: settings.actuator.actuator_dry_run,
             twin: match settings.twin {
                 crate::configuration::Twin::Shared => engine::TwinMode::Shared,
                 crate::configuration::Twin::Isolated => engine::TwinMode::Isolated,

@@ -105,6 +105,9 @@ pub struct EngineConfig {
     /// Alertmanager's URL: an incident's alerts are silenced there while
     /// its plan runs through the actuator.
     pub alertmanager_url: Option<String>,
+    /// Every actuator's dry run, the embedded twin's too: plans end as
+    /// advice with their exact requests, and nothing is applied.
+    pub dry_run: bool,
 }
 
 /// Where incidents happen.
@@ -137,6 +140,7 @@ impl Default for EngineConfig {
             watch: None,
             actuator: None,
             alertmanager_url: None,
+            dry_run: false,
         }
     }
 }
@@ -314,6 +318,8 @@ struct Shared {
     desk: Arc<Mutex<crate::intake::desk::Desk>>,
     /// Silences an incident's alerts while its plan runs.
     silencer: Option<crate::intake::silences::Silencer>,
+    /// Plans end as advice with their exact requests; nothing is applied.
+    dry_run: bool,
     /// When alerts share an incident (`data/correlation.toml`).
     correlation: crate::intake::desk::Correlation,
 }
@@ -547,6 +553,7 @@ impl Engine {
                 approvals: Approvals::default(),
                 charts: Arc::default(),
                 journal,
+                dry_run: config.dry_run,
                 silencer: (config.alertmanager_url.as_deref())
                     .map(|url| crate::intake::silences::Silencer::new(url, Arc::clone(&desk))),
                 desk,
@@ -831,6 +838,7 @@ impl Engine {
             clock: shared.clock,
             interrupt: shared.interrupt.clone(),
             silencer: shared.silencer.clone(),
+            dry_run: shared.dry_run,
         }
     }
 

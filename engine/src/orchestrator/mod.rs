@@ -180,6 +180,8 @@ pub(crate) struct Context {
     /// Silences an incident's alerts while its plan runs on a watched
     /// estate (Alertmanager's API).
     pub silencer: Option<crate::intake::silences::Silencer>,
+    /// A dry run: plans end as advice with their exact requests.
+    pub dry_run: bool,
 }
 
 impl Context {

@@ -747,3 +747,37 @@ async fn an_estate_unreadable_during_verification_is_not_verified_and_says_so() 
         "never resolved unverified"
     );
 }
+
+#[tokio::test]
+async fn the_embedded_twin_has_a_dry_run_too() {
+    let app = spawn_app_with(|data| Settings {
+        actuator: ActuatorArgs {
+            actuator_dry_run: true,
+            ..ActuatorArgs::default()
+        },
+        ..settings_in(data, 200.0, Duration::from_secs(5))
+    })
+    .await;
+    let response = app.trigger("database_cascade").await;
+    assert_eq!(response.status(), 201);
+    let id = response.json::<engine::protocol::Incident>().await.unwrap().id;
+    let detail = closed(&app, id).await;
+    assert_eq!(detail.incident.status, IncidentStatus::Advised);
+    let requests: Vec<_> = (detail.timeline.iter())
+        .filter_map(|e| match &e.message {
+            ServerMessage::AgentAction { action, .. } => match &action.details {
+                ActionDetails::Advice(advice) => Some(advice.requests.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(!requests.is_empty(), "the advice carries the requests");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.actuator == "embedded twin" && r.method == "APPLY")
+    );
+    assert!(steps_of(&detail).is_empty(), "no step ran");
+}

@@ -6,14 +6,14 @@
 use std::time::Duration;
 
 use engine::protocol::{
-    ActionDetails, ActionOutcome, AgentAction, AlertPlacement, IncidentDetail, IncidentStatus, ServerMessage, Step,
+    ActionDetails, ActionOutcome, AgentAction, IncidentDetail, IncidentStatus, ServerMessage, Step,
 };
 use serde_json::json;
 use server::configuration::{ActuatorArgs, EstateArgs, EstateKind, Settings};
 
 use crate::{
     components::{TempAlertmanager, TempPrometheus, free_port},
-    helpers::{TestApp, alerts_on, closed, eventually, settings_in, spawn_app_with},
+    helpers::{TestApp, closed, eventually, resolved_alert, settings_in, spawn_app_with},
     twin_serve::{SECRET, TestTwin, spawn_twin},
 };
 
@@ -172,18 +172,7 @@ async fn an_alert_is_healed_through_a_signed_actuator_and_verified_from_promql()
         );
     }
     // Prometheus shows recovery; the alert resolves into the incident.
-    eventually(
-        "the alert resolves onto the incident",
-        Duration::from_millis(500),
-        Duration::from_secs(60),
-        || async {
-            let detail = watcher.incident(incident.id).await;
-            (alerts_on(&detail).iter())
-                .find(|a| a.placement == AlertPlacement::Resolved)
-                .cloned()
-        },
-    )
-    .await;
+    resolved_alert(&watcher, incident.id).await;
     assert!(detail.incident.resolution_time.is_some(), "an MTTR");
     // The alerts were silenced while the plan ran, and the silences expired.
     let silences: Vec<serde_json::Value> = (reqwest::get(format!("{alertmanager_url}/api/v2/silences")).await)

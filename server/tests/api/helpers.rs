@@ -432,3 +432,18 @@ pub fn alerts_on(detail: &IncidentDetail) -> Vec<engine::protocol::AlertRecord> 
         })
         .collect()
 }
+
+/// The first alert on incident `id`'s record that says it resolved, once
+/// one does (within 60 s).
+pub async fn resolved_alert(app: &TestApp, id: uuid::Uuid) -> engine::protocol::AlertRecord {
+    eventually(
+        "the alert resolves onto the incident",
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+        || async {
+            let detail = app.incident(id).await;
+            (alerts_on(&detail).into_iter()).find(|a| a.placement == engine::protocol::AlertPlacement::Resolved)
+        },
+    )
+    .await
+}

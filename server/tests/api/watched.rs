@@ -19,7 +19,7 @@ use server::configuration::{EstateArgs, EstateKind, Settings};
 
 use crate::{
     components::TempPrometheus,
-    helpers::{TestApp, alerts_on, closed, eventually, settings_in, spawn_app_with},
+    helpers::{TestApp, alerts_on, closed, eventually, resolved_alert, settings_in, spawn_app_with},
 };
 
 const TOKEN: &str = "intake-token";
@@ -289,18 +289,7 @@ async fn an_alert_through_real_prometheus_and_alertmanager_is_diagnosed_from_pro
             .expect("a twin")
             .expect("the advised step applies");
     }
-    eventually(
-        "the alert resolves onto the incident",
-        Duration::from_millis(500),
-        Duration::from_secs(60),
-        || async {
-            let detail = watcher.incident(incident.id).await;
-            (alerts_on(&detail).iter())
-                .find(|a| a.placement == AlertPlacement::Resolved)
-                .cloned()
-        },
-    )
-    .await;
+    resolved_alert(&watcher, incident.id).await;
 }
 
 /// The plan an advisory incident proposed.

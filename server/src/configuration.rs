@@ -390,7 +390,6 @@ impl ActuatorArgs {
             base,
             signer,
             public_url: self.public_url.clone(),
-            dry_run: self.actuator_dry_run,
         })))
     }
 }

@@ -39,8 +39,6 @@ pub struct HttpSettings {
     pub signer: Option<Signer>,
     /// Antibody's own URL as receivers reach it, for `callback_url`.
     pub public_url: Option<Url>,
-    /// Plans are shown, never sent.
-    pub dry_run: bool,
 }
 
 /// A cheap-to-clone handle to an HTTP actuator.
@@ -55,7 +53,6 @@ impl std::fmt::Debug for HttpActuator {
         (f.debug_struct("HttpActuator"))
             .field("name", &settings.map.name)
             .field("base", &settings.base.as_str())
-            .field("dry_run", &settings.dry_run)
             .finish()
     }
 }
@@ -107,11 +104,6 @@ impl HttpActuator {
     /// What the receiver is, as records name it.
     pub fn name(&self) -> &str {
         &self.inner.settings.map.name
-    }
-
-    /// Whether plans are shown and never sent.
-    pub fn dry_run(&self) -> bool {
-        self.inner.settings.dry_run
     }
 
     /// The signer, to check callbacks with.

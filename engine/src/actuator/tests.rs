@@ -126,7 +126,6 @@ fn actuator(base: reqwest::Url, outcome: &str, timeout: u64) -> HttpActuator {
         base,
         signer: Some(Signer::new(SECRET)),
         public_url: Some("http://antibody.example:3000".parse().unwrap()),
-        dry_run: false,
     })
 }
 

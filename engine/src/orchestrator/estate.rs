@@ -144,10 +144,10 @@ impl TwinRef {
     }
 
     /// Whether plans on this estate are proposed only, never run: a
-    /// watched estate with no actuator, or whose actuator is in a dry run.
+    /// watched estate with no actuator (a dry run is the engine's own flag).
     pub(super) fn advisory(&self) -> bool {
         match self {
-            Self::Watched { actuator, .. } => actuator.as_ref().is_none_or(HttpActuator::dry_run),
+            Self::Watched { actuator, .. } => actuator.is_none(),
             Self::Shared(_) | Self::Own { .. } => false,
         }
     }

@@ -124,7 +124,7 @@ impl Treatment {
         }
         if run.twin.advisory() || run.cx.dry_run {
             advise(run, hypothesis, plan);
-            let line = if dry_run(run) {
+            let line = if run.cx.dry_run {
                 "dry run: the actuator's exact requests shown, none sent"
             } else {
                 "advisory: proposed to people, not run"
@@ -247,7 +247,7 @@ impl Treatment {
 /// proposal, and runs none of it.
 fn advise(run: &mut Run<'_>, hypothesis: &Hypothesis, plan: &Plan) {
     // In a dry run the actuator's exact requests go with the advice.
-    let requests = if dry_run(run) { run.requests(plan) } else { Vec::new() };
+    let requests = if run.cx.dry_run { run.requests(plan) } else { Vec::new() };
     let advice = || {
         ActionDetails::Advice(Advice {
             proposed: plan.clone(),
@@ -260,10 +260,4 @@ fn advise(run: &mut Run<'_>, hypothesis: &Hypothesis, plan: &Plan) {
         confidence: hypothesis.confidence,
     };
     run.finished(action, ActionStatus::Completed, report, Duration::ZERO);
-}
-
-/// Whether plans end as advice because of a dry run (of the embedded twin,
-/// or of an actuator), rather than for want of an actuator.
-fn dry_run(run: &Run<'_>) -> bool {
-    run.cx.dry_run || run.twin.actuator().is_some()
 }

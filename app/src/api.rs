@@ -615,12 +615,14 @@ pub async fn get_timeline_run(run_id: uuid::Uuid) -> Result<Option<TimelineRun>,
 // Governance.
 
 /// The status a refused decision answers with, here and in the REST API:
-/// 404 for an unknown approval, 409 for one already decided.
+/// 404 for an unknown approval, 409 for one already decided, 503 when the
+/// shared store could not record it.
 #[cfg(feature = "ssr")]
 pub fn decide_refusal_status(error: &engine::governance::DecideError) -> axum::http::StatusCode {
     match error {
         engine::governance::DecideError::Unknown(_) => axum::http::StatusCode::NOT_FOUND,
         engine::governance::DecideError::AlreadyDecided { .. } => axum::http::StatusCode::CONFLICT,
+        engine::governance::DecideError::Unavailable(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -655,8 +657,8 @@ pub async fn decide_approval(
     .parse()
     .map_err(|e| refuse(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     engine()?
-        .approvals()
-        .decide_request(approval_id, request)
+        .decide_approval(approval_id, request)
+        .await
         .map_err(|e| refuse(decide_refusal_status(&e), e))
 }
 

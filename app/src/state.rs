@@ -256,8 +256,19 @@ impl DashboardState {
                 confidence: None,
                 duration_ms: None,
             }),
+            ServerMessage::LeaseTakenOver { subject, kind, .. } if kind == "incident" => self.upsert_feed(FeedEntry {
+                key: format!("{subject}:taken_over:{}", envelope.seq),
+                seq: envelope.seq,
+                at: envelope.ts,
+                kind: FeedKind::Incident,
+                incident_id: *subject,
+                description: line(envelope),
+                status: "taken over".to_owned(),
+                confidence: None,
+                duration_ms: None,
+            }),
             ServerMessage::PerformanceMetrics { metrics } => self.metrics = metrics.clone(),
-            ServerMessage::Snapshot { .. } => {}
+            ServerMessage::Snapshot { .. } | ServerMessage::LeaseTakenOver { .. } => {}
             ServerMessage::TwinHealth { services } => {
                 for service in services {
                     let history = self.p99_history.entry(service.name.clone()).or_default();

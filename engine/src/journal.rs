@@ -7,6 +7,12 @@
 //! gap-free order. The event log publishes a batch to subscribers only once
 //! its `append` returned, so no client ever sees an event that a crash
 //! could take back.
+//!
+//! When several instances share the store (PostgreSQL), an event may carry
+//! a [`Fence`]: the lease its writer must hold on the incident or timeline
+//! run it is about. The store checks it inside the append's transaction and
+//! refuses the event (alone) when the lease moved on, so a paused owner's
+//! late writes never land.
 
 use std::{future::Future, pin::Pin};
 
@@ -22,6 +28,79 @@ pub struct Unsequenced {
     pub ts: DateTime<Utc>,
     /// What happened.
     pub message: ServerMessage,
+    /// The lease its writer must hold for it to be stored, if any.
+    pub fence: Option<Fence>,
+}
+
+impl Unsequenced {
+    /// An event stamped now, with no fence.
+    pub fn now(message: ServerMessage) -> Self {
+        Self {
+            ts: Utc::now(),
+            message,
+            fence: None,
+        }
+    }
+}
+
+/// What a lease covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseKind {
+    /// An incident's run.
+    Incident,
+    /// A timeline run.
+    Timeline,
+}
+
+impl LeaseKind {
+    /// The name the store keeps.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Incident => "incident",
+            Self::Timeline => "timeline",
+        }
+    }
+}
+
+/// The lease a shared store checks before it stores an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fence {
+    /// The event opens `subject`'s lease, held by the writing instance at
+    /// epoch 1 (an incident's `incident_created`, a run's first progress).
+    Open { subject: uuid::Uuid, kind: LeaseKind },
+    /// The writing instance still holds `subject`'s lease at `epoch`.
+    Holds { subject: uuid::Uuid, epoch: u64 },
+}
+
+/// An event read back from a shared journal.
+#[derive(Debug, Clone)]
+pub struct Tailed {
+    /// The event.
+    pub envelope: Envelope,
+    /// Whether this instance wrote it (its effects on the instance's own
+    /// state are already applied; another's must be).
+    pub local: bool,
+}
+
+/// What a journal did with a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The `seq` of the first event stored; the others stored follow
+    /// consecutively, in batch order.
+    pub first: u64,
+    /// The batch positions of events refused by their fence (not stored,
+    /// no `seq` used), ascending.
+    pub refused: Vec<usize>,
+}
+
+impl Stored {
+    /// A whole batch stored from `first`.
+    pub fn all(first: u64) -> Self {
+        Self {
+            first,
+            refused: Vec::new(),
+        }
+    }
 }
 
 /// A journal's answer, boxed so the trait stays object-safe.
@@ -34,10 +113,14 @@ pub struct JournalError(pub String);
 
 /// Durable, ordered storage for the event log.
 pub trait Journal: Send + Sync + 'static {
-    /// Stores `batch` in one transaction and returns the `seq` of its first
-    /// event; the rest follow consecutively. After an error nothing of the
+    /// Stores `batch` in one transaction, but for events whose fence does
+    /// not hold, and says where it put them. After an error nothing of the
     /// batch is stored and it may be retried.
-    fn append<'a>(&'a self, batch: &'a [Unsequenced]) -> JournalFuture<'a, u64>;
+    fn append<'a>(&'a self, batch: &'a [Unsequenced]) -> JournalFuture<'a, Stored>;
+
+    /// Stored events after `after`, oldest first, at most `limit`: how an
+    /// instance that shares the store tails what every instance wrote.
+    fn read_after(&self, after: u64, limit: usize) -> JournalFuture<'_, Vec<Tailed>>;
 
     /// Keeps a closed incident's chart window, which is too large to travel
     /// to every dashboard as an event. Best effort: a lost window costs a

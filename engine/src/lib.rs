@@ -38,6 +38,8 @@ pub mod claims;
 #[cfg(feature = "runtime")]
 pub mod clock;
 #[cfg(feature = "runtime")]
+pub mod cluster;
+#[cfg(feature = "runtime")]
 mod engine;
 #[cfg(feature = "runtime")]
 pub mod evaluation;
@@ -74,6 +76,6 @@ pub mod watched;
 pub use agents::Swarm;
 #[cfg(feature = "runtime")]
 pub use engine::{
-    AlertReceipt, Audit, Engine, EngineConfig, Feed, FeedStart, Resume, SNAPSHOT_EVENTS, SNAPSHOT_INCIDENTS,
+    AlertReceipt, Audit, Engine, EngineConfig, Feed, FeedStart, Resume, SNAPSHOT_EVENTS, SNAPSHOT_INCIDENTS, Sharing,
     ShutdownReport, StartError, SubmitError, TwinMode,
 };

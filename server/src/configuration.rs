@@ -89,6 +89,10 @@ pub struct Settings {
     #[arg(long, env = "ANTIBODY_COMMIT_WINDOW", default_value = "25", value_parser = parse_millis)]
     pub commit_window: Duration,
 
+    /// Several instances on one PostgreSQL: seconds an incident's lease lasts unless its owner renews it; a dead owner's incidents are taken over (and interrupted) within this plus half a second (1 to 300).
+    #[arg(long, env = "ANTIBODY_LEASE_TTL", default_value = "10", value_parser = parse_lease_ttl)]
+    pub lease_ttl: Duration,
+
     /// Governance: a built-in policy (`default`, `autonomous`) or a policy file (TOML, as in engine/data/policies/).
     #[arg(long, env = "ANTIBODY_POLICY", default_value = "default", value_parser = parse_policy)]
     pub policy: std::sync::Arc<engine::governance::Policy>,
@@ -264,6 +268,18 @@ pub struct EstateArgs {
 }
 
 impl EstateArgs {
+    /// The estate in words, as instances sharing a database compare it:
+    /// all of them must watch one.
+    pub fn describe(&self) -> String {
+        if let Some(url) = &self.twin_url {
+            return format!("the twin at {url}");
+        }
+        match (&self.kind, &self.prometheus_url) {
+            (EstateKind::Prometheus, Some(url)) => format!("Prometheus at {url} {{{}}}", self.prometheus_selector),
+            _ => store::EMBEDDED_ESTATE.to_owned(),
+        }
+    }
+
     /// The Prometheus estate these settings describe (over its topology
     /// file, else the twin's); `None` for the twin.
     pub fn watched(&self) -> anyhow::Result<Option<engine::watched::WatchedEstate>> {
@@ -675,6 +691,14 @@ fn parse_speed(raw: &str) -> Result<Speed, String> {
 
 fn parse_speed_factor(raw: &str) -> Result<f64, String> {
     parse_speed(raw).map(Speed::factor)
+}
+
+fn parse_lease_ttl(raw: &str) -> Result<Duration, String> {
+    let ttl = parse_seconds(raw)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&ttl) {
+        return Err(format!("{raw} is out of range: use 1 to 300 seconds"));
+    }
+    Ok(ttl)
 }
 
 fn parse_millis(raw: &str) -> Result<Duration, String> {

@@ -21,6 +21,10 @@ use engine::{Engine, EngineConfig, SNAPSHOT_INCIDENTS, timeline::runner::Timelin
 use leptos::prelude::*;
 use leptos_axum::{AxumRouteListing, LeptosRoutes, generate_route_list};
 use store::Store;
+
+/// How often an instance sharing its store reads the log's tail without a
+/// notification: the most a lost notification delays an event.
+const TAIL_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 use tokio::net::TcpListener;
 use tower_http::{
     catch_panic::CatchPanicLayer, compression::CompressionLayer, services::ServeDir, set_header::SetResponseHeader,
@@ -78,7 +82,16 @@ impl Application {
     /// the router, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::prometheus::handle();
-        let store = Store::connect(&settings.database_url).await?;
+        let mut store = Store::connect(&settings.database_url).await?;
+        match store.backend() {
+            // A PostgreSQL may be shared: join whoever else is on it (or be
+            // refused, with the reason).
+            store::Backend::Postgres => {
+                store = store.join(&settings.estate.describe(), settings.lease_ttl).await?;
+            }
+            // A SQLite file is one instance's.
+            store::Backend::Sqlite => store.claim_file()?,
+        }
         let watch = settings.estate.watched()?;
         let config = EngineConfig {
             speed: settings.speed,
@@ -114,7 +127,19 @@ impl Application {
             interrupted = recovered.unfinished.len(),
             "continuing the stored event log"
         );
-        let engine = Engine::durable(config, store.journal(), recovered)?;
+        let engine = match store.coordination() {
+            None => Engine::durable(config, store.journal(), recovered)?,
+            Some(coordination) => {
+                let wake = Arc::new(tokio::sync::Notify::new());
+                store.listen(Arc::clone(&wake));
+                let sharing = engine::Sharing {
+                    coordination,
+                    wake,
+                    tick: TAIL_TICK,
+                };
+                Engine::shared(config, store.journal(), recovered, sharing)?
+            }
+        };
         // Interrupted incidents are marked in the store before anyone asks.
         engine.flush().await;
         engine.start_health_reports();

@@ -1,7 +1,7 @@
 //! Writing: the log head, and batches of events with their projections.
 
 use engine::{
-    journal::Unsequenced,
+    journal::{Stored, Unsequenced},
     protocol::{ActionStatus, AgentType, AuditEntry, IncidentTelemetry, ServerMessage},
 };
 use sqlx::{Any, Row, Transaction};
@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{Store, StoreError, rows::timestamp};
 
-/// Rows per multi-row `INSERT` (5 parameters each: well under SQLite's and
+/// Rows per multi-row `INSERT` (6 parameters each: well under SQLite's and
 /// PostgreSQL's parameter limits).
 const INSERT_CHUNK: usize = 1_000;
 
@@ -36,24 +36,38 @@ impl Store {
         Ok(())
     }
 
-    /// Stores `batch` and its projections in one transaction; returns the
-    /// first `seq`.
-    pub(crate) async fn append_batch(&self, batch: &[Unsequenced]) -> Result<u64, StoreError> {
+    /// Stores `batch` and its projections in one transaction, but for the
+    /// events whose fence does not hold; says where it put them.
+    pub(crate) async fn append_batch(&self, batch: &[Unsequenced]) -> Result<Stored, StoreError> {
         if batch.is_empty() {
-            return Ok(self.head().await?.1 + 1);
+            return Ok(Stored::all(self.head().await?.1 + 1));
         }
         let mut tx = self.pool.begin().await?;
+        let refused = self.check_fences(&mut tx, batch).await?;
+        let accepted: Vec<&Unsequenced> = (batch.iter().enumerate())
+            .filter(|(index, _)| !refused.contains(index))
+            .map(|(_, event)| event)
+            .collect();
+        if accepted.is_empty() {
+            // Nothing to number: the head stays, and so does every lease.
+            tx.rollback().await?;
+            return Ok(Stored {
+                first: self.head().await?.1 + 1,
+                refused,
+            });
+        }
         let last: i64 = sqlx::query("UPDATE log_head SET last_seq = last_seq + $1 WHERE id = 1 RETURNING last_seq")
-            .bind(batch.len() as i64)
+            .bind(accepted.len() as i64)
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-        let first = last - batch.len() as i64 + 1;
-        for (chunk_index, chunk) in batch.chunks(INSERT_CHUNK).enumerate() {
+        let first = last - accepted.len() as i64 + 1;
+        let origin = self.instance();
+        for (chunk_index, chunk) in accepted.chunks(INSERT_CHUNK).enumerate() {
             let base = first + (chunk_index * INSERT_CHUNK) as i64;
             let sql = format!(
-                "INSERT INTO events (seq, ts, kind, incident_id, body) VALUES {}",
-                crate::rows::placeholders(chunk.len(), 5)
+                "INSERT INTO events (seq, ts, kind, incident_id, body, origin) VALUES {}",
+                crate::rows::placeholders(chunk.len(), 6)
             );
             let mut insert = sqlx::query(&sql);
             for (offset, event) in chunk.iter().enumerate() {
@@ -61,35 +75,32 @@ impl Store {
                     .bind(base + offset as i64)
                     .bind(timestamp(event.ts))
                     .bind(event.message.kind())
-                    .bind(incident_of(&event.message).map(|id| id.to_string()))
-                    .bind(serde_json::to_string(&event.message).expect("protocol types always serialize"));
+                    .bind(event.message.incident_id().map(|id| id.to_string()))
+                    .bind(serde_json::to_string(&event.message).expect("protocol types always serialize"))
+                    .bind(origin);
             }
             insert.execute(&mut *tx).await?;
         }
-        for (offset, event) in batch.iter().enumerate() {
+        for (offset, event) in accepted.iter().enumerate() {
             project(&mut tx, first + offset as i64, event).await?;
         }
+        self.notify_appended(&mut tx, last).await?;
         tx.commit().await?;
-        Ok(first as u64)
+        Ok(Stored {
+            first: first as u64,
+            refused,
+        })
     }
 }
 
-/// The incident an event is about, if any.
-pub(crate) fn incident_of(message: &ServerMessage) -> Option<Uuid> {
-    match message {
-        ServerMessage::IncidentCreated { incident } => Some(incident.id),
-        ServerMessage::AgentAction { incident_id, .. }
-        | ServerMessage::IncidentStatus { incident_id, .. }
-        | ServerMessage::Consensus { incident_id, .. }
-        | ServerMessage::PolicyDecision { incident_id, .. }
-        | ServerMessage::AlertReceived { incident_id, .. } => Some(*incident_id),
-        ServerMessage::ApprovalRequested { approval } | ServerMessage::ApprovalDecided { approval } => {
-            Some(approval.incident_id)
-        }
-        ServerMessage::ConfigChange { incident_id, .. } => *incident_id,
-        ServerMessage::MemoryRecorded { entry, .. } => Some(entry.incident_id),
-        _ => None,
-    }
+/// Ends `subject`'s lease with its final event (no row on SQLite, or for a
+/// subject opened before leases).
+async fn release_lease(tx: &mut Transaction<'static, Any>, subject: Uuid) -> Result<(), StoreError> {
+    sqlx::query("UPDATE leases SET released = TRUE WHERE subject = $1")
+        .bind(subject.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Writes the rows one event implies.
@@ -159,6 +170,9 @@ async fn project(tx: &mut Transaction<'static, Any>, seq: i64, event: &Unsequenc
             .persistent(false)
             .execute(&mut **tx)
             .await?;
+            if status.is_terminal() {
+                release_lease(tx, *incident_id).await?;
+            }
         }
         ServerMessage::Consensus { incident_id, round } => {
             for vote in &round.votes {
@@ -212,6 +226,9 @@ async fn project(tx: &mut Transaction<'static, Any>, seq: i64, event: &Unsequenc
             }
         }
         ServerMessage::TimelineProgress { run } => {
+            if run.state.is_final() {
+                release_lease(tx, run.run_id).await?;
+            }
             sqlx::query(
                 "INSERT INTO timeline_runs (run_id, timeline_id, started_seq, state, body) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (run_id) DO UPDATE SET state = excluded.state, body = excluded.body",

@@ -12,13 +12,14 @@
 
 mod analytics;
 mod append;
+mod cluster;
 mod read;
 mod rows;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
 use engine::{
-    journal::{Journal, JournalError, JournalFuture, Unsequenced},
+    journal::{Journal, JournalError, JournalFuture, Stored, Tailed, Unsequenced},
     protocol::IncidentTelemetry,
 };
 use sqlx::{
@@ -27,6 +28,7 @@ use sqlx::{
 };
 use tracing::info;
 
+pub use cluster::EMBEDDED_ESTATE;
 pub use engine::protocol::{EventPage, IncidentDetail, IncidentPage};
 pub use read::{AuditFilter, IncidentFilter};
 
@@ -53,6 +55,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("a stored event does not parse: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A cheap-to-clone handle to the database.
@@ -62,6 +66,13 @@ pub struct Store {
     pool: AnyPool,
     /// What is behind them.
     backend: Backend,
+    /// The URL it was opened with.
+    url: String,
+    /// Set once this instance joined others on a PostgreSQL.
+    member: Option<Arc<cluster::Member>>,
+    /// A SQLite file's lock, held while this process uses it: SQLite is one
+    /// instance's. Released by [`Store::close`], or when the process ends.
+    file_lock: Arc<std::sync::Mutex<Option<std::fs::File>>>,
 }
 
 impl Backend {
@@ -91,6 +102,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url)?;
+        let given = url.to_owned();
         let mut url = url.to_owned();
         let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
         if backend == Backend::Sqlite {
@@ -105,6 +117,7 @@ impl Store {
                             source,
                         })?;
                     }
+
                     if !url.contains("mode=") {
                         url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
                     }
@@ -136,10 +149,26 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Url(e.to_string()))?;
         let pool = pool.connect_with(options).await?;
         MIGRATOR.run(&pool).await?;
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            url: given,
+            member: None,
+            file_lock: Arc::default(),
+        };
         store.init_head().await?;
         info!(backend = ?backend, "store ready");
         Ok(store)
+    }
+
+    /// Claims a SQLite file for this process, the one instance it may
+    /// serve: refused, naming the holder, when another process has it.
+    /// (PostgreSQL is shared: see [`Store::join`].)
+    pub fn claim_file(&self) -> Result<(), StoreError> {
+        if let Some(path) = sqlite_path(&self.url) {
+            *self.file_lock.lock().expect("file lock poisoned") = Some(lock_sqlite_file(path)?);
+        }
+        Ok(())
     }
 
     /// Which database this is.
@@ -158,15 +187,64 @@ impl Store {
         Arc::new(self.clone())
     }
 
-    /// Closes every connection.
+    /// Closes every connection, and lets another process open a SQLite
+    /// file.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.file_lock.lock().expect("file lock poisoned").take();
     }
 }
 
+/// Locks `{path}.lock` for this process, or says which instance holds it.
+fn lock_sqlite_file(path: &str) -> Result<std::fs::File, StoreError> {
+    let lock_path = format!("{path}.lock");
+    let refused = |why: String| {
+        StoreError::Refused(format!(
+            "{path} is in use by another Antibody instance ({why}): SQLite is one instance's file. To run \
+             several instances, give them one PostgreSQL (ANTIBODY_DATABASE_URL=postgres://…) and one \
+             external estate (ANTIBODY_TWIN_URL or ANTIBODY_ESTATE=prometheus)"
+        ))
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| StoreError::Folder {
+            path: lock_path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            return Err(refused(format!("process {}", holder.trim())));
+        }
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(StoreError::Folder {
+                path: lock_path,
+                source,
+            });
+        }
+    }
+    use std::io::Write;
+    // Who holds it, for the next one's message.
+    let _ = file.set_len(0).and_then(|()| write!(file, "{}", std::process::id()));
+    Ok(file)
+}
+
 impl Journal for Store {
-    fn append<'a>(&'a self, batch: &'a [Unsequenced]) -> JournalFuture<'a, u64> {
+    fn append<'a>(&'a self, batch: &'a [Unsequenced]) -> JournalFuture<'a, Stored> {
         Box::pin(async move { self.append_batch(batch).await.map_err(|e| JournalError(e.to_string())) })
+    }
+
+    fn read_after(&self, after: u64, limit: usize) -> JournalFuture<'_, Vec<Tailed>> {
+        Box::pin(async move {
+            self.tail_after(after, limit)
+                .await
+                .map_err(|e| JournalError(e.to_string()))
+        })
     }
 
     fn keep_telemetry<'a>(&'a self, telemetry: &'a IncidentTelemetry) -> JournalFuture<'a, ()> {

@@ -58,8 +58,11 @@ impl Store {
     /// `memory` entries of the incident memory.
     pub async fn recover(&self, tail: usize, incidents: usize, memory: usize) -> Result<Recovered, StoreError> {
         let (epoch, last_seq) = self.head().await?;
-        let mut events = sqlx::query("SELECT seq, ts, body FROM events ORDER BY seq DESC LIMIT $1")
+        // Bounded by the head read: another instance may append meanwhile,
+        // and the tail publishes what follows it.
+        let mut events = sqlx::query("SELECT seq, ts, body FROM events WHERE seq <= $2 ORDER BY seq DESC LIMIT $1")
             .bind(tail as i64)
+            .bind(last_seq as i64)
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -75,17 +78,30 @@ impl Store {
         .iter()
         .map(incident)
         .collect::<Result<Vec<_>, _>>()?;
+        // With other instances on the store, an open incident under a lease
+        // is its owner's, alive or not: the reapers settle dead owners'.
+        let unleased = if self.member.is_some() {
+            " AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.subject = incidents.id)"
+        } else {
+            ""
+        };
         let unfinished = sqlx::query(&format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status = 'active' ORDER BY created_seq"
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status = 'active'{unleased} ORDER BY created_seq"
         ))
         .fetch_all(&self.pool)
         .await?
         .iter()
         .map(incident)
         .collect::<Result<Vec<_>, _>>()?;
-        let unfinished_runs = sqlx::query(
-            "SELECT body FROM timeline_runs WHERE state NOT IN ('completed', 'cancelled', 'interrupted') ORDER BY started_seq",
-        )
+        let unleased_runs = if self.member.is_some() {
+            " AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.subject = timeline_runs.run_id)"
+        } else {
+            ""
+        };
+        let unfinished_runs = sqlx::query(&format!(
+            "SELECT body FROM timeline_runs WHERE state NOT IN ('completed', 'cancelled', 'interrupted'){unleased_runs} \
+             ORDER BY started_seq"
+        ))
         .fetch_all(&self.pool)
         .await?
         .iter()

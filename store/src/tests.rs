@@ -112,10 +112,7 @@ fn incident(n: u128, scenario: &str, severity: Severity) -> Incident {
 }
 
 fn event(message: ServerMessage) -> Unsequenced {
-    Unsequenced {
-        ts: Utc::now(),
-        message,
-    }
+    Unsequenced::now(message)
 }
 
 fn created(n: u128, scenario: &str, severity: Severity) -> Unsequenced {
@@ -158,12 +155,13 @@ fn sqlite_urls_name_their_file() {
 
 async fn seqs_are_consecutive_across_batches_and_events_round_trip(db: Db) {
     let store = db.open().await;
-    assert_eq!(store.append(&[metrics(), metrics()]).await.unwrap(), 1);
+    assert_eq!(store.append(&[metrics(), metrics()]).await.unwrap().first, 1);
     assert_eq!(
         store
             .append(&[created(1, "api_slowdown", Severity::High)])
             .await
-            .unwrap(),
+            .unwrap()
+            .first,
         3
     );
     let page = store.events_since(0, 10).await.unwrap();
@@ -183,7 +181,7 @@ async fn seqs_are_consecutive_across_batches_and_events_round_trip(db: Db) {
 async fn a_large_batch_is_stored_whole(db: Db) {
     let store = db.open().await;
     let batch: Vec<_> = (0..2_500).map(|_| metrics()).collect();
-    assert_eq!(store.append(&batch).await.unwrap(), 1);
+    assert_eq!(store.append(&batch).await.unwrap().first, 1);
     assert_eq!(store.head().await.unwrap().1, 2_500);
     let tail = store.events_since(2_490, 100).await.unwrap().events;
     assert_eq!(
@@ -341,7 +339,7 @@ async fn a_reopened_store_recovers_where_it_left_off(db: Db) {
         "the incident left active is found"
     );
     assert_eq!(recovered.totals.resolved, 1);
-    assert_eq!(store.append(&[metrics()]).await.unwrap(), 4, "seq continues");
+    assert_eq!(store.append(&[metrics()]).await.unwrap().first, 4, "seq continues");
 }
 
 #[tokio::test]
@@ -350,7 +348,7 @@ async fn an_in_memory_store_keeps_its_one_database() {
     store.append(&[metrics()]).await.unwrap();
     store.ping().await.unwrap();
     assert_eq!(store.events_since(0, 10).await.unwrap().events.len(), 1);
-    assert_eq!(store.append(&[metrics()]).await.unwrap(), 2);
+    assert_eq!(store.append(&[metrics()]).await.unwrap().first, 2);
 }
 
 /// Two writers on one database (two server instances sharing a store):
@@ -360,7 +358,7 @@ async fn concurrent_writers_never_share_a_seq(db: Db) {
     let write = |store: Store| async move {
         let mut firsts = Vec::new();
         for _ in 0..20 {
-            firsts.push(store.append(&[metrics(), metrics(), metrics()]).await.unwrap());
+            firsts.push(store.append(&[metrics(), metrics(), metrics()]).await.unwrap().first);
         }
         firsts
     };

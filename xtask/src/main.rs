@@ -178,6 +178,7 @@ fn setup(needs: Needs) -> Result {
     }
     if needs.prometheus {
         ensure_prometheus()?;
+        ensure_haproxy()?;
     }
     Ok(())
 }
@@ -419,6 +420,15 @@ fn ensure_prometheus() -> Result {
         &["prometheus", "prometheus-alertmanager"],
         "the tests of the twin as a Prometheus target and of the alert intake",
     )
+}
+
+/// HAProxy balances the multi-instance tests' three servers.
+fn ensure_haproxy() -> Result {
+    if let Some(version) = output("haproxy", &["-v"]).or_else(|| output("/usr/sbin/haproxy", &["-v"])) {
+        println!("ok  {}", version.lines().next().unwrap_or_default());
+        return Ok(());
+    }
+    apt_install(&["haproxy"], "the tests of several instances behind a load balancer")
 }
 
 fn ensure_chromium() -> Result {

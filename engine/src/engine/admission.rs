@@ -102,10 +102,11 @@ impl Engine {
             faulty_voters,
             rng,
         };
-        let (engine, cx) = (self.clone(), self.context());
+        let (engine, cx) = (self.clone(), self.context(incident.id));
         let course = async move {
             let closing = orchestrator::run(cx, assignment).await;
             engine.finish(closing.id, closing.verdict, &closing.case, closing.violations);
+            (engine.shared.running.lock().expect("running lock poisoned")).remove(&closing.id);
         };
         self.shared.tasks.spawn(course.instrument(span));
         Ok(incident)

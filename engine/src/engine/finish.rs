@@ -41,7 +41,10 @@ impl Engine {
                 .or(verdict.first_hypothesis.as_ref())
                 .map(RootCause::label),
             report: (!verdict.report.is_empty()).then_some(verdict.report),
-            phases: verdict.detected_after.zip(verdict.diagnosed_after),
+            // As the event carries them, so an instance that folds the
+            // event counts what this one counts.
+            phases: (verdict.detected_after.zip(verdict.diagnosed_after))
+                .map(|(detect, diagnose)| (as_tenths(detect), as_tenths(diagnose))),
         };
         // Closed once: a second close of the same incident changes nothing.
         let Some(closed) = book.close(id, closing) else {
@@ -114,6 +117,11 @@ impl Engine {
             self.shared.log.append(ServerMessage::MemoryRecorded { entry, evicted });
         }
     }
+}
+
+/// `duration` rounded to the tenth of a second.
+fn as_tenths(duration: Duration) -> Duration {
+    Duration::from_secs_f64(tenths(duration))
 }
 
 /// Simulated time in seconds, to the tenth, as reports show it.

@@ -12,6 +12,8 @@ mod book;
 mod feed;
 mod finish;
 mod reconcile;
+mod sharing;
+pub use sharing::Sharing;
 #[cfg(test)]
 mod tests;
 
@@ -322,6 +324,11 @@ struct Shared {
     dry_run: bool,
     /// When alerts share an incident (`data/correlation.toml`).
     correlation: crate::intake::desk::Correlation,
+    /// The other instances on the store, when it is shared.
+    coordination: Option<Arc<dyn crate::cluster::Coordination>>,
+    /// Each incident running here, and how to interrupt it alone (its
+    /// lease was lost).
+    running: Mutex<std::collections::HashMap<Uuid, CancellationToken>>,
 }
 
 /// The estate's topology and the catalog over it: the twin's (embedded or
@@ -365,7 +372,7 @@ impl Engine {
     /// with its event log in memory.
     pub fn with_catalog(config: EngineConfig, topology: Arc<Topology>, catalog: Catalog) -> Result<Self, StartError> {
         let log = EventLog::new(config.retain_events, config.fanout_capacity);
-        Self::build(config, topology, catalog, log, Totals::default(), None)
+        Self::build(config, topology, catalog, log, Totals::default(), None, None)
     }
 
     /// Builds an engine whose event log is durable in `journal`, continuing
@@ -373,6 +380,28 @@ impl Engine {
     /// the same totals, and every incident and timeline run the last run
     /// left open marked `interrupted`, visibly. Must be called within a tokio runtime.
     pub fn durable(config: EngineConfig, journal: Arc<dyn Journal>, recovered: Recovered) -> Result<Self, StartError> {
+        Self::resume(config, journal, recovered, None)
+    }
+
+    /// As [`durable`](Self::durable), on a store other instances share:
+    /// events are published from the store's tail, incidents and timeline
+    /// runs are leased, and only what no lease covers is interrupted at
+    /// start (dead owners' leases are taken over once they expire).
+    pub fn shared(
+        config: EngineConfig,
+        journal: Arc<dyn Journal>,
+        recovered: Recovered,
+        sharing: Sharing,
+    ) -> Result<Self, StartError> {
+        Self::resume(config, journal, recovered, Some(sharing))
+    }
+
+    fn resume(
+        config: EngineConfig,
+        journal: Arc<dyn Journal>,
+        recovered: Recovered,
+        sharing: Option<Sharing>,
+    ) -> Result<Self, StartError> {
         let (topology, catalog) = estate_and_catalog(&config)?;
         let book = IncidentBook::from_totals(&recovered.totals);
         // The alerts the recent log placed, so a redelivery after a restart
@@ -397,14 +426,33 @@ impl Engine {
             tail: recovered.tail,
             projection,
         };
-        let log = EventLog::durable(
-            config.retain_events,
-            config.fanout_capacity,
-            config.commit_window,
-            start,
-            Arc::clone(&journal),
-        );
-        let engine = Self::build(config, topology, catalog, log, recovered.totals, Some(journal))?;
+        let log = match &sharing {
+            None => EventLog::durable(
+                config.retain_events,
+                config.fanout_capacity,
+                config.commit_window,
+                start,
+                Arc::clone(&journal),
+            ),
+            Some(sharing) => EventLog::shared(
+                config.retain_events,
+                config.fanout_capacity,
+                config.commit_window,
+                start,
+                Arc::clone(&journal),
+                sharing.tailing(crate::cluster::Leases::default()),
+            ),
+        };
+        let coordination = sharing.as_ref().map(|s| Arc::clone(&s.coordination));
+        let engine = Self::build(
+            config,
+            topology,
+            catalog,
+            log,
+            recovered.totals,
+            Some(journal),
+            coordination,
+        )?;
         for entry in recovered.memory {
             engine.memory().record(entry);
         }
@@ -450,16 +498,22 @@ impl Engine {
         }
         // An approval still pending belonged to an incident the last run
         // left open: nobody can answer it now.
+        // (With other instances, only one of an incident interrupted here:
+        // the others may be waiting on a live instance.)
         let orphans: Vec<_> = engine
             .recent_approvals()
             .into_iter()
             .filter(|a| a.state == crate::protocol::ApprovalState::Pending)
+            .filter(|a| sharing.is_none() || unfinished.contains(&a.incident_id))
             .collect();
         for mut approval in orphans {
             approval.state = crate::protocol::ApprovalState::Withdrawn;
             approval.decided_by = Some("server restart".into());
             approval.decided_at = Some(chrono::Utc::now());
             engine.shared.log.append(ServerMessage::ApprovalDecided { approval });
+        }
+        if sharing.is_some() {
+            engine.start_sharing();
         }
         for run in recovered.unfinished_runs {
             warn!(run = %run.run_id, timeline = %run.timeline_id, "the last run left this timeline going; marking it interrupted");
@@ -480,6 +534,7 @@ impl Engine {
         log: EventLog,
         totals: Totals,
         journal: Option<Arc<dyn Journal>>,
+        coordination: Option<Arc<dyn crate::cluster::Coordination>>,
     ) -> Result<Self, StartError> {
         let mut seeds = match config.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
@@ -550,7 +605,10 @@ impl Engine {
                 max_active: config.max_active_incidents,
                 claims,
                 policy: config.policy,
-                approvals: Approvals::default(),
+                approvals: match &coordination {
+                    Some(coordination) => Approvals::arbitrated(Arc::clone(coordination)),
+                    None => Approvals::default(),
+                },
                 charts: Arc::default(),
                 journal,
                 dry_run: config.dry_run,
@@ -558,6 +616,8 @@ impl Engine {
                     .map(|url| crate::intake::silences::Silencer::new(url, Arc::clone(&desk))),
                 desk,
                 correlation,
+                coordination,
+                running: Mutex::default(),
             }),
         })
     }
@@ -822,9 +882,12 @@ impl Engine {
         }
     }
 
-    /// What an incident's run may reach (see [`orchestrator::Context`]).
-    fn context(&self) -> orchestrator::Context {
+    /// What incident `id`'s run may reach (see [`orchestrator::Context`]);
+    /// its interruption is its own, under the engine's.
+    fn context(&self, id: Uuid) -> orchestrator::Context {
         let shared = &self.shared;
+        let interrupt = shared.interrupt.child_token();
+        (shared.running.lock().expect("running lock poisoned")).insert(id, interrupt.clone());
         orchestrator::Context {
             swarm: Arc::clone(&shared.swarm),
             log: shared.log.clone(),
@@ -836,7 +899,7 @@ impl Engine {
             webhook: shared.webhook.clone(),
             agent_failure_rate: shared.agent_failure_rate,
             clock: shared.clock,
-            interrupt: shared.interrupt.clone(),
+            interrupt,
             silencer: shared.silencer.clone(),
             dry_run: shared.dry_run,
         }
@@ -873,6 +936,11 @@ impl Engine {
         }
         // Whatever the incidents said last must be stored before we go.
         self.shared.log.close().await;
+        if let Some(coordination) = &self.shared.coordination
+            && let Err(error) = coordination.leave().await
+        {
+            warn!(%error, "could not leave the other instances; they take over once this one's leases expire");
+        }
         report
     }
 }

@@ -9,6 +9,12 @@
 //!   `seq`; only then are they published. A crash can lose a message that
 //!   was never shown to anyone, never one that was.
 //!
+//! - shared (several instances on one PostgreSQL): the writer stores as in
+//!   durable mode but publishes nothing; a tailer reads the shared log after
+//!   its cursor (woken by the store's notifications, by the writer, and by a
+//!   short tick) and publishes what every instance wrote, its own included,
+//!   so every instance's dashboards see one order (`shared.rs`).
+//!
 //! Either way:
 //! - `seq` grows by exactly one per event, with no gaps;
 //! - subscribers see events in `seq` order;
@@ -21,6 +27,7 @@
 //! [`Journal`]: crate::journal::Journal
 
 mod projection;
+mod shared;
 mod subscription;
 mod writer;
 
@@ -41,6 +48,7 @@ use crate::{
     protocol::{Envelope, ServerMessage},
 };
 pub use projection::{Projection, is_feed_event};
+pub use shared::Tailing;
 pub use subscription::Subscription;
 pub use writer::StoreRefusal;
 use writer::Writer;
@@ -95,6 +103,11 @@ struct LogState {
     pending: Vec<(Unsequenced, tokio::time::Instant)>,
     /// Messages ever appended, published or not.
     appended: u64,
+    /// Shared mode: batches this instance stored that the tail has not
+    /// passed yet, oldest first, as (last `seq` stored, when each message
+    /// was appended), so a flush waits until its events come back through
+    /// the tail, and the append-to-broadcast delay is measured.
+    stored: VecDeque<(u64, Vec<tokio::time::Instant>)>,
 }
 
 struct Inner {
@@ -109,6 +122,8 @@ struct Inner {
     epoch: Uuid,
     /// Set in durable mode.
     writer: Option<Writer>,
+    /// Set in shared mode: how the tail is followed.
+    shared: Option<shared::Shared>,
 }
 
 /// Where a log starts: empty, or where a store left off.
@@ -144,10 +159,17 @@ impl EventLog {
                 ..LogStart::default()
             },
             None,
+            None,
         )
     }
 
-    fn build(retain: usize, fanout_capacity: usize, start: LogStart, writer: Option<Writer>) -> Self {
+    fn build(
+        retain: usize,
+        fanout_capacity: usize,
+        start: LogStart,
+        writer: Option<Writer>,
+        shared: Option<shared::Shared>,
+    ) -> Self {
         let (sender, _) = broadcast::channel(fanout_capacity.max(1));
         let retain = retain.max(1);
         let skip = start.tail.len().saturating_sub(retain);
@@ -165,11 +187,13 @@ impl EventLog {
                     projection: start.projection,
                     pending: Vec::new(),
                     appended: 0,
+                    stored: VecDeque::new(),
                 }),
                 retain,
                 sender,
                 epoch: start.epoch,
                 writer,
+                shared,
             }),
         }
     }
@@ -202,9 +226,11 @@ impl EventLog {
                 );
             }
             Some(writer) => {
+                let fence = (self.inner.shared.as_ref()).and_then(|shared| shared.leases.fence_for(&message));
                 let event = Unsequenced {
                     ts: Utc::now(),
                     message,
+                    fence,
                 };
                 state.pending.push((event, tokio::time::Instant::now()));
                 writer.wake.notify_one();

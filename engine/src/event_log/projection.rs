@@ -20,6 +20,7 @@ pub fn is_feed_event(message: &ServerMessage) -> bool {
             | ServerMessage::ApprovalRequested { .. }
             | ServerMessage::ApprovalDecided { .. }
             | ServerMessage::MemoryRecorded { .. }
+            | ServerMessage::LeaseTakenOver { .. }
     )
 }
 

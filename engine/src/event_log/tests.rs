@@ -80,7 +80,11 @@ impl Journal for FakeJournal {
         Box::pin(async { Ok(()) })
     }
 
-    fn append<'a>(&'a self, batch: &'a [Unsequenced]) -> crate::journal::JournalFuture<'a, u64> {
+    fn read_after(&self, _after: u64, _limit: usize) -> crate::journal::JournalFuture<'_, Vec<crate::journal::Tailed>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn append<'a>(&'a self, batch: &'a [Unsequenced]) -> crate::journal::JournalFuture<'a, crate::journal::Stored> {
         Box::pin(async move {
             let mut refusals = self.refusals.lock().unwrap();
             if *refusals > 0 {
@@ -97,7 +101,7 @@ impl Journal for FakeJournal {
                     message: e.message.clone(),
                 });
             }
-            Ok(first)
+            Ok(crate::journal::Stored::all(first))
         })
     }
 }

@@ -17,7 +17,7 @@ use tracing::error;
 
 use super::{EventLog, LogStart};
 use crate::{
-    journal::{Journal, Unsequenced},
+    journal::{Journal, Stored, Unsequenced},
     protocol::Envelope,
 };
 
@@ -67,12 +67,13 @@ pub(super) struct Writer {
     pub(super) wake: Notify,
     /// Ends the commit window early: someone waits on a flush.
     hurry: Notify,
-    /// How many appended messages are durable and published.
-    published: watch::Sender<u64>,
+    /// How many appended messages are durable and published (or refused
+    /// by their fence).
+    pub(super) published: watch::Sender<u64>,
     /// Stops the writer once everything pending is written.
     stop: CancellationToken,
     /// Most events per transaction (see [`batch_limit`]).
-    max_batch: usize,
+    pub(super) max_batch: usize,
     /// How long the oldest pending event may wait for company before its
     /// batch is written (group commit; zero writes at once).
     commit_window: Duration,
@@ -83,6 +84,38 @@ pub(super) struct Writer {
     halted: Mutex<Option<String>>,
     /// Cancelled when publishing stops, so nobody waits on a flush forever.
     halt: CancellationToken,
+}
+
+impl Writer {
+    pub(super) fn new(journal: Arc<dyn Journal>, fanout_capacity: usize, commit_window: Duration) -> Self {
+        Self {
+            journal,
+            wake: Notify::new(),
+            hurry: Notify::new(),
+            published: watch::channel(0).0,
+            stop: CancellationToken::new(),
+            max_batch: batch_limit(fanout_capacity),
+            commit_window,
+            refusal: Mutex::new(None),
+            halted: Mutex::new(None),
+            halt: CancellationToken::new(),
+        }
+    }
+
+    /// Stops publishing for good, saying why.
+    pub(super) fn halt_with(&self, reason: String) {
+        metrics::gauge!("antibody_event_log_halted").set(1.0);
+        *self.halted.lock().expect("halt lock poisoned") = Some(reason);
+        self.halt.cancel();
+    }
+
+    /// Resolves once the writer has stopped for good (closed or halted).
+    pub(super) async fn stopped(&self) {
+        tokio::select! {
+            () = self.stop.cancelled() => {}
+            () = self.halt.cancelled() => {}
+        }
+    }
 }
 
 impl EventLog {
@@ -96,26 +129,15 @@ impl EventLog {
         start: LogStart,
         journal: Arc<dyn Journal>,
     ) -> Self {
-        let writer = Writer {
-            journal,
-            wake: Notify::new(),
-            hurry: Notify::new(),
-            published: watch::channel(0).0,
-            stop: CancellationToken::new(),
-            max_batch: batch_limit(fanout_capacity),
-            commit_window,
-            refusal: Mutex::new(None),
-            halted: Mutex::new(None),
-            halt: CancellationToken::new(),
-        };
-        let log = Self::build(retain, fanout_capacity, start, Some(writer));
+        let writer = Writer::new(journal, fanout_capacity, commit_window);
+        let log = Self::build(retain, fanout_capacity, start, Some(writer), None);
         tokio::spawn(log.clone().write_batches());
         log
     }
 
     /// The durable mode's writer: hands pending messages to the journal in
     /// batches, retrying until it takes them, then publishes them.
-    async fn write_batches(self) {
+    pub(super) async fn write_batches(self) {
         let writer = self.inner.writer.as_ref().expect("only durable logs write");
         let mut jitter = jitter_rng();
         loop {
@@ -137,10 +159,21 @@ impl EventLog {
                 }
             }
             let writing = Instant::now();
-            let first = self.store(writer, &batch, &mut jitter).await;
+            let stored = self.store(writer, &batch, &mut jitter).await;
             metrics::histogram!("antibody_event_store_write_seconds").record(writing.elapsed().as_secs_f64());
             metrics::histogram!("antibody_event_store_batch_events").record(batch.len() as f64);
+            super::shared::report_refused(&batch, &stored);
             let count = batch.len() as u64;
+            if self.inner.shared.is_some() {
+                // Published when the tail reads it back.
+                self.stored_here(writer, &stored, appended_at);
+                continue;
+            }
+            let first = stored.first;
+            let batch: Vec<Unsequenced> = (batch.into_iter().enumerate())
+                .filter(|(index, _)| !stored.refused.contains(index))
+                .map(|(_, event)| event)
+                .collect();
             {
                 let mut state = self.lock();
                 if first != state.last_seq + 1 {
@@ -154,9 +187,7 @@ impl EventLog {
                         state.last_seq + 1
                     );
                     error!(expected = state.last_seq + 1, got = first, "{reason}");
-                    metrics::gauge!("antibody_event_log_halted").set(1.0);
-                    *writer.halted.lock().expect("halt lock poisoned") = Some(reason);
-                    writer.halt.cancel();
+                    writer.halt_with(reason);
                     return;
                 }
                 for (offset, event) in batch.into_iter().enumerate() {
@@ -179,8 +210,8 @@ impl EventLog {
     }
 
     /// Hands `batch` to the journal, retrying (slower each time, and saying
-    /// so) until it takes it; returns the `seq` it gave the first event.
-    async fn store(&self, writer: &Writer, batch: &[Unsequenced], jitter: &mut SmallRng) -> u64 {
+    /// so) until it takes it; returns where it put the events.
+    async fn store(&self, writer: &Writer, batch: &[Unsequenced], jitter: &mut SmallRng) -> Stored {
         let mut failures = 0u32;
         loop {
             match writer.journal.append(batch).await {

@@ -45,12 +45,31 @@ pub enum DecideError {
     Unknown(Uuid),
     #[error("approval `{id}` is already {}", state.as_str())]
     AlreadyDecided { id: Uuid, state: ApprovalState },
+    #[error("the decision could not be recorded: {0}")]
+    Unavailable(String),
+}
+
+/// `approval` as `decision` settles it.
+pub fn decided(mut approval: Approval, decision: &HumanDecision) -> Approval {
+    approval.state = if decision.approve {
+        ApprovalState::Approved
+    } else {
+        ApprovalState::Rejected
+    };
+    approval.decided_by = Some(decision.approver.clone());
+    approval.decided_at = Some(decision.at);
+    approval.comment = decision.comment.clone();
+    approval
 }
 
 /// A cheap-to-clone handle to the approvals waiting for a person.
 #[derive(Clone, Default)]
 pub struct Approvals {
     inner: Arc<Mutex<Book>>,
+    /// With other instances on the store: where every decision is claimed
+    /// first, so one taken on another instance and this one's timeout
+    /// cannot both win.
+    arbiter: Option<Arc<dyn crate::cluster::Coordination>>,
 }
 
 #[derive(Default)]
@@ -78,6 +97,35 @@ impl Book {
 }
 
 impl Approvals {
+    /// Approvals whose every decision is first claimed in the shared store.
+    pub fn arbitrated(arbiter: Arc<dyn crate::cluster::Coordination>) -> Self {
+        Self {
+            inner: Arc::default(),
+            arbiter: Some(arbiter),
+        }
+    }
+
+    /// Takes a waiting approval out without a person (timeout, withdrawal),
+    /// as [`close`](Self::close), after claiming the decision in the shared
+    /// store when there is one. `None` when a decision got there first,
+    /// here or on another instance (which is then delivered to the waiter).
+    pub async fn conclude(&self, approval: &Approval, state: ApprovalState, by: &str) -> Option<Approval> {
+        if let Some(arbiter) = &self.arbiter {
+            let mut concluded = approval.clone();
+            concluded.state = state;
+            concluded.decided_by = Some(by.to_owned());
+            concluded.decided_at = Some(Utc::now());
+            match arbiter.claim_decision(&concluded).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return None,
+                // The store cannot say; the incident still must not wait
+                // forever. A person's decision claimed meanwhile loses.
+                Err(error) => tracing::warn!(%error, "could not claim an approval's conclusion; concluding here"),
+            }
+        }
+        self.close(approval.approval_id, state)
+    }
+
     /// Opens `approval`; the decision arrives on the receiver.
     pub fn open(&self, approval: Approval) -> oneshot::Receiver<HumanDecision> {
         let (reply, receiver) = oneshot::channel();
@@ -133,17 +181,8 @@ impl Approvals {
                 None => DecideError::Unknown(id),
             });
         };
-        let state = if decision.approve {
-            ApprovalState::Approved
-        } else {
-            ApprovalState::Rejected
-        };
-        book.remember(id, state);
-        let mut approval = waiting.approval;
-        approval.state = state;
-        approval.decided_by = Some(decision.approver.clone());
-        approval.decided_at = Some(decision.at);
-        approval.comment = decision.comment.clone();
+        let approval = decided(waiting.approval, &decision);
+        book.remember(id, approval.state);
         // The incident may have stopped in the meantime; then nobody runs
         // anything, which is what a rejection would do anyway.
         let _ = waiting.reply.send(decision);

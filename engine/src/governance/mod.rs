@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use approvals::{Approvals, DecideError, HumanDecision};
+pub use approvals::{Approvals, DecideError, HumanDecision, decided};
 
 use crate::{
     catalog::embedded,

@@ -213,7 +213,6 @@ impl Run<'_> {
         timeout: Duration,
     ) -> Result<Option<HumanDecision>, Stop> {
         let approvals = self.cx.approvals.clone();
-        let id = approval.approval_id;
         loop {
             let wake = tokio::select! {
                 decision = &mut reply => match decision {
@@ -229,7 +228,11 @@ impl Run<'_> {
             match wake {
                 Wake::Decided(decision) => return Ok(Some(decision)),
                 Wake::Interrupted => {
-                    if approvals.close(id, ApprovalState::Withdrawn).is_some() {
+                    if (approvals
+                        .conclude(approval, ApprovalState::Withdrawn, "server shutdown")
+                        .await)
+                        .is_some()
+                    {
                         approval.state = ApprovalState::Withdrawn;
                         approval.decided_by = Some("server shutdown".into());
                         approval.decided_at = Some(Utc::now());
@@ -250,7 +253,11 @@ impl Run<'_> {
                     self.announce_request(approval);
                 }
                 Wake::TimedOut => {
-                    if approvals.close(id, ApprovalState::Expired).is_some() {
+                    if (approvals
+                        .conclude(approval, ApprovalState::Expired, "policy (timeout)")
+                        .await)
+                        .is_some()
+                    {
                         return Ok(None);
                     }
                     // A decision arrived as the last time ran out.

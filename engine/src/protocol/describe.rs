@@ -101,6 +101,16 @@ impl ServerMessage {
             Self::ApprovalDecided { approval } => approval.outcome(),
             Self::MemoryRecorded { entry, .. } => entry.describe(),
             Self::AlertReceived { alert, .. } => alert.describe(),
+            Self::LeaseTakenOver {
+                kind,
+                previous_owner,
+                owner,
+                lease_epoch,
+                ..
+            } => format!(
+                "Instance {previous_owner} stopped renewing this {kind}'s lease; {owner} took it over \
+                 (lease epoch {lease_epoch}) and interrupted it"
+            ),
             Self::PerformanceMetrics { .. }
             | Self::Consensus { .. }
             | Self::SwarmStats { .. }

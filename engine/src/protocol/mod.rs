@@ -371,6 +371,21 @@ wire::server_messages! {
             /// Who asked.
             by: String,
         },
+        /// An instance took over a lease whose owner stopped renewing it (it
+        /// died, or paused past the lease's time), and interrupted what the
+        /// lease covered. Only with several instances on one PostgreSQL.
+        LeaseTakenOver {
+            /// The incident or timeline run.
+            subject: Uuid,
+            /// `incident` or `timeline`.
+            kind: String,
+            /// The instance that stopped renewing it.
+            previous_owner: String,
+            /// The instance that holds it now.
+            owner: String,
+            /// The lease's new epoch: one more than the lost owner's.
+            lease_epoch: u64,
+        },
         /// The connection fell too far behind the live stream and is about to be
         /// closed; reconnect and resume from the last `seq` applied. Not stored:
         /// its `seq` is the last one sent on this connection.
@@ -403,6 +418,24 @@ impl ServerMessage {
             Self::MemoryRecorded { .. } => "memory_recorded",
             Self::MemoryCleared { .. } => "memory_cleared",
             Self::AlertReceived { .. } => "alert_received",
+            Self::LeaseTakenOver { .. } => "lease_taken_over",
+        }
+    }
+
+    /// The incident an event is about, if any.
+    pub fn incident_id(&self) -> Option<Uuid> {
+        match self {
+            Self::IncidentCreated { incident } => Some(incident.id),
+            Self::AgentAction { incident_id, .. }
+            | Self::IncidentStatus { incident_id, .. }
+            | Self::Consensus { incident_id, .. }
+            | Self::PolicyDecision { incident_id, .. }
+            | Self::AlertReceived { incident_id, .. } => Some(*incident_id),
+            Self::ApprovalRequested { approval } | Self::ApprovalDecided { approval } => Some(approval.incident_id),
+            Self::ConfigChange { incident_id, .. } => *incident_id,
+            Self::MemoryRecorded { entry, .. } => Some(entry.incident_id),
+            Self::LeaseTakenOver { subject, kind, .. } if kind == "incident" => Some(*subject),
+            _ => None,
         }
     }
 }

@@ -121,8 +121,8 @@ pub async fn decide(
         .parse()
         .map_err(|e| Problem::field(StatusCode::UNPROCESSABLE_ENTITY, e.field, e.reason))?;
     engine
-        .approvals()
-        .decide_request(id, decision)
+        .decide_approval(id, decision)
+        .await
         .map(Json)
         .map_err(decide_problem)
 }
@@ -132,7 +132,7 @@ fn decide_problem(error: DecideError) -> Problem {
     let status = app::api::decide_refusal_status(&error);
     match error {
         DecideError::Unknown(_) => Problem::field(status, "id", error.to_string()),
-        DecideError::AlreadyDecided { .. } => Problem::new(status, error.to_string()),
+        DecideError::AlreadyDecided { .. } | DecideError::Unavailable(_) => Problem::new(status, error.to_string()),
     }
 }
 

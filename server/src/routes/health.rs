@@ -8,9 +8,12 @@ use serde_json::{Value, json};
 use store::Store;
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Up, with the version", body = Object)))]
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Up, with the version, and (several instances on one PostgreSQL) this instance's id", body = Object)))]
+pub async fn healthz(State(store): State<Store>) -> Json<Value> {
+    match store.instance() {
+        Some(instance) => Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "instance": instance })),
+        None => Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })),
+    }
 }
 
 /// The store answers and takes the events, so the server can take work.

@@ -23,16 +23,18 @@ pub struct TempPrometheus {
     pub url: String,
 }
 
-/// `program` on PATH, or `None`, said loudly (a panic when the run requires
-/// the real components).
+/// `program` on PATH (or in /usr/sbin, where Debian puts HAProxy), or
+/// `None`, said loudly (a panic when the run requires the real components).
 pub fn installed(program: &str) -> Option<PathBuf> {
     let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .chain([PathBuf::from("/usr/sbin")])
         .map(|dir| dir.join(program))
         .find(|path| path.is_file());
     if found.is_none() {
         assert!(
             std::env::var_os("ANTIBODY_REQUIRE_PROMETHEUS").is_none(),
-            "`{program}` is not installed, and this run requires it (Debian: apt-get install prometheus prometheus-alertmanager)"
+            "`{program}` is not installed, and this run requires it (Debian: apt-get install prometheus \
+             prometheus-alertmanager haproxy; `cargo xtask test` installs them)"
         );
         eprintln!("\n\x1b[1;33m!!! `{program}` is not installed: this test is SKIPPED\x1b[0m\n");
     }
@@ -273,5 +275,63 @@ impl TempAlertmanager {
     /// Its log so far, for failure messages.
     pub fn log(&self) -> String {
         log_of(self.dir.path(), "alertmanager")
+    }
+}
+
+/// HAProxy balancing three servers, from the shipped
+/// `deploy/haproxy/antibody.cfg` as is (its addresses come from the
+/// environment), on a free port.
+pub struct TempHaproxy {
+    /// Stopped on drop (`kill_on_drop`).
+    _child: tokio::process::Child,
+    /// Its log; removed on drop.
+    dir: tempfile::TempDir,
+    /// As in `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl TempHaproxy {
+    /// HAProxy in front of `backends` (three `host:port`), once it answers
+    /// through to one of them. `None` when HAProxy is not installed (said
+    /// loudly; a panic when the run requires it).
+    pub async fn balancing(backends: &[String; 3]) -> Option<Self> {
+        let program = installed("haproxy")?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("haproxy.log")).unwrap();
+        let child = tokio::process::Command::new(program)
+            .args(["-db", "-f"])
+            .arg(shipped("deploy/haproxy/antibody.cfg"))
+            .env("ANTIBODY_LB_BIND", format!("127.0.0.1:{port}"))
+            .env("ANTIBODY_1", &backends[0])
+            .env("ANTIBODY_2", &backends[1])
+            .env("ANTIBODY_3", &backends[2])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("haproxy starts: {e}"));
+        let url = format!("http://127.0.0.1:{port}");
+        let healthz = format!("{url}/healthz");
+        crate::helpers::eventually(
+            "HAProxy answers through to an instance",
+            Duration::from_millis(100),
+            Duration::from_secs(30),
+            || async {
+                let answer = reqwest::get(&healthz).await.ok()?;
+                answer.status().is_success().then_some(())
+            },
+        )
+        .await;
+        Some(Self {
+            _child: child,
+            dir,
+            url,
+        })
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        log_of(self.dir.path(), "haproxy")
     }
 }

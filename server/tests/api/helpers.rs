@@ -39,6 +39,7 @@ pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duratio
         ws_heartbeat: Duration::from_secs(20),
         ws_queue: 4096,
         commit_window: Duration::from_millis(25),
+        lease_ttl: Duration::from_secs(10),
         llm: Default::default(),
         operator_token: None,
         intake_token: None,

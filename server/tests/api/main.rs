@@ -4,6 +4,7 @@
 
 mod actuation;
 mod alerts;
+mod cluster;
 mod components;
 mod edge;
 mod eval;

@@ -403,6 +403,12 @@ impl Driver {
                 () = sleep_until_or_never(wake) => {}
                 _ = report.tick() => {
                     let mut run = self.state.lock().expect("run lock poisoned");
+                    if !self.engine.holds_lease(run.run_id) {
+                        // Another instance took the run over (this one
+                        // paused past its lease) and published its end.
+                        warn!(run = %run.run_id, "lost this timeline run's lease; stopping it here");
+                        return;
+                    }
                     if clock.is_running() && run.state == RunState::Running {
                         run.elapsed_seconds = clock.elapsed().as_secs_f64();
                         self.publish(&run);

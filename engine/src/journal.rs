@@ -199,6 +199,9 @@ pub struct Recovered {
     pub incidents: Vec<Incident>,
     /// Incidents the last run left open (it crashed, or was killed).
     pub unfinished: Vec<Incident>,
+    /// Incidents open under another instance's lease (a shared store):
+    /// counted active here, and followed through the shared log.
+    pub owned_elsewhere: Vec<Incident>,
     /// Timeline runs the last run left going; their tasks died with it.
     pub unfinished_runs: Vec<crate::protocol::TimelineRun>,
     /// The impact meter's totals over every finished incident.

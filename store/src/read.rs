@@ -7,7 +7,7 @@ use engine::{
         IncidentTelemetry, MemoryEntry, ServerMessage, Severity, TimelineRun,
     },
 };
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use crate::{
@@ -42,28 +42,27 @@ pub struct AuditFilter {
 impl Store {
     /// The log's epoch and newest `seq`.
     pub async fn head(&self) -> Result<(Uuid, u64), StoreError> {
-        let row = sqlx::query("SELECT epoch, last_seq FROM log_head WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        let epoch: String = row.try_get("epoch")?;
-        let last: i64 = row.try_get("last_seq")?;
-        Ok((
-            epoch.parse().map_err(|e| StoreError::Corrupt(format!("epoch: {e}")))?,
-            last as u64,
-        ))
+        head_in(&mut *self.pool.acquire().await?).await
     }
 
     /// Where a starting engine picks up: the newest `tail` events, the
     /// newest `incidents`, the ones left open, the totals, and the newest
-    /// `memory` entries of the incident memory.
+    /// `memory` entries of the incident memory. Read in one snapshot, so
+    /// that on a store other instances write meanwhile, the totals, the
+    /// memory and the tail all stop at the same `seq` (the tail publishes
+    /// what follows it).
     pub async fn recover(&self, tail: usize, incidents: usize, memory: usize) -> Result<Recovered, StoreError> {
-        let (epoch, last_seq) = self.head().await?;
-        // Bounded by the head read: another instance may append meanwhile,
-        // and the tail publishes what follows it.
-        let mut events = sqlx::query("SELECT seq, ts, body FROM events WHERE seq <= $2 ORDER BY seq DESC LIMIT $1")
+        let mut tx = self.pool.begin().await?;
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let conn: &mut AnyConnection = &mut tx;
+        let (epoch, last_seq) = head_in(conn).await?;
+        let mut events = sqlx::query("SELECT seq, ts, body FROM events ORDER BY seq DESC LIMIT $1")
             .bind(tail as i64)
-            .bind(last_seq as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?
             .iter()
             .map(envelope)
@@ -73,66 +72,61 @@ impl Store {
             "SELECT {INCIDENT_COLUMNS} FROM incidents ORDER BY created_seq DESC LIMIT $1"
         ))
         .bind(incidents as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?
         .iter()
         .map(incident)
         .collect::<Result<Vec<_>, _>>()?;
-        // With other instances on the store, an open incident under a lease
-        // is its owner's, alive or not: the reapers settle dead owners'.
-        let unleased = if self.member.is_some() {
-            " AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.subject = incidents.id)"
-        } else {
-            ""
-        };
-        let unfinished = sqlx::query(&format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status = 'active'{unleased} ORDER BY created_seq"
+        // With other instances on the store, an open incident (or run)
+        // under a lease is its owner's, alive or not: the reapers settle
+        // dead owners'. Only what no lease covers was left by a lone run.
+        let shared = self.member.is_some();
+        let open = sqlx::query(&format!(
+            "SELECT {INCIDENT_COLUMNS}, CAST(CASE WHEN EXISTS (SELECT 1 FROM leases WHERE leases.subject = incidents.id) \
+             THEN 1 ELSE 0 END AS BIGINT) AS leased FROM incidents WHERE status = 'active' ORDER BY created_seq"
         ))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(incident)
-        .collect::<Result<Vec<_>, _>>()?;
-        let unleased_runs = if self.member.is_some() {
-            " AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.subject = timeline_runs.run_id)"
-        } else {
-            ""
+        .fetch_all(&mut *conn)
+        .await?;
+        let (mut unfinished, mut owned_elsewhere) = (Vec::new(), Vec::new());
+        for row in &open {
+            let leased: i64 = row.try_get("leased")?;
+            match shared && leased == 1 {
+                true => owned_elsewhere.push(incident(row)?),
+                false => unfinished.push(incident(row)?),
+            }
+        }
+        let unleased_runs = match shared {
+            true => " AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.subject = timeline_runs.run_id)",
+            false => "",
         };
         let unfinished_runs = sqlx::query(&format!(
             "SELECT body FROM timeline_runs WHERE state NOT IN ('completed', 'cancelled', 'interrupted'){unleased_runs} \
              ORDER BY started_seq"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?
         .iter()
         .map(timeline_run)
         .collect::<Result<Vec<_>, _>>()?;
+        let totals = totals_in(conn).await?;
+        let memory = memory_in(conn, memory).await?;
+        tx.commit().await?;
         Ok(Recovered {
             epoch,
             last_seq,
             tail: events,
             incidents: newest,
             unfinished,
+            owned_elsewhere,
             unfinished_runs,
-            totals: self.totals().await?,
-            memory: self.memory(memory).await?,
+            totals,
+            memory,
         })
     }
 
     /// The newest `limit` entries of the incident memory, oldest first.
     pub async fn memory(&self, limit: usize) -> Result<Vec<MemoryEntry>, StoreError> {
-        let mut entries = sqlx::query("SELECT body FROM incident_memory ORDER BY recorded_seq DESC LIMIT $1")
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                let body: String = row.try_get("body")?;
-                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("incident_memory: {e}")))
-            })
-            .collect::<Result<Vec<MemoryEntry>, StoreError>>()?;
-        entries.reverse();
-        Ok(entries)
+        memory_in(&mut *self.pool.acquire().await?, limit).await
     }
 
     /// A timeline run as last reported.
@@ -169,49 +163,7 @@ impl Store {
 
     /// The impact meter's totals over every finished incident.
     pub async fn totals(&self) -> Result<Totals, StoreError> {
-        let mut totals = Totals::default();
-        let by_status = sqlx::query(
-            "SELECT status, COUNT(*) AS n, COALESCE(SUM(resolution_time), 0.0) AS mttr, \
-             COALESCE(SUM(cost_savings), 0.0) AS savings FROM incidents WHERE status <> 'active' GROUP BY status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for row in &by_status {
-            let status: String = row.try_get("status")?;
-            let n: i64 = row.try_get("n")?;
-            if status == IncidentStatus::Resolved.as_str() {
-                totals.resolved = n as u64;
-                totals.total_mttr = row.try_get("mttr")?;
-                totals.total_savings = row.try_get("savings")?;
-            } else if status != IncidentStatus::Advised.as_str() {
-                // Advice is neither: the metrics count what the swarm ran.
-                totals.failed += n as u64;
-            }
-        }
-        let phases = sqlx::query(
-            "SELECT COUNT(*) AS n, COALESCE(SUM(time_to_detect), 0.0) AS detect, \
-             COALESCE(SUM(time_to_diagnose), 0.0) AS diagnose FROM incidents \
-             WHERE time_to_detect IS NOT NULL AND time_to_diagnose IS NOT NULL",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        totals.phase_samples = phases.try_get::<i64, _>("n")? as u64;
-        totals.total_detect = phases.try_get("detect")?;
-        totals.total_diagnose = phases.try_get("diagnose")?;
-        let by_scenario = sqlx::query(
-            "SELECT COALESCE(scenario_id, 'ad_hoc') AS scenario, COUNT(*) AS n, \
-             COALESCE(SUM(resolution_time), 0.0) AS mttr FROM incidents WHERE status = 'resolved' \
-             GROUP BY COALESCE(scenario_id, 'ad_hoc')",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for row in &by_scenario {
-            let n: i64 = row.try_get("n")?;
-            totals
-                .by_scenario
-                .insert(row.try_get("scenario")?, (n as u64, row.try_get("mttr")?));
-        }
-        Ok(totals)
+        totals_in(&mut *self.pool.acquire().await?).await
     }
 
     /// A page of incidents, newest first.
@@ -359,4 +311,80 @@ impl Store {
             last_seq: self.head().await?.1,
         })
     }
+}
+
+/// The log's epoch and newest `seq`, read on `conn`.
+async fn head_in(conn: &mut AnyConnection) -> Result<(Uuid, u64), StoreError> {
+    let row = sqlx::query("SELECT epoch, last_seq FROM log_head WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    let epoch: String = row.try_get("epoch")?;
+    let last: i64 = row.try_get("last_seq")?;
+    Ok((
+        epoch.parse().map_err(|e| StoreError::Corrupt(format!("epoch: {e}")))?,
+        last as u64,
+    ))
+}
+
+/// The newest `limit` entries of the incident memory, oldest first, read on `conn`.
+async fn memory_in(conn: &mut AnyConnection, limit: usize) -> Result<Vec<MemoryEntry>, StoreError> {
+    let mut entries = sqlx::query("SELECT body FROM incident_memory ORDER BY recorded_seq DESC LIMIT $1")
+        .bind(limit as i64)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| {
+            let body: String = row.try_get("body")?;
+            serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("incident_memory: {e}")))
+        })
+        .collect::<Result<Vec<MemoryEntry>, StoreError>>()?;
+    entries.reverse();
+    Ok(entries)
+}
+
+/// The impact meter's totals over every finished incident, read on `conn`.
+async fn totals_in(conn: &mut AnyConnection) -> Result<Totals, StoreError> {
+    let mut totals = Totals::default();
+    let by_status = sqlx::query(
+        "SELECT status, COUNT(*) AS n, COALESCE(SUM(resolution_time), 0.0) AS mttr, \
+         COALESCE(SUM(cost_savings), 0.0) AS savings FROM incidents WHERE status <> 'active' GROUP BY status",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &by_status {
+        let status: String = row.try_get("status")?;
+        let n: i64 = row.try_get("n")?;
+        if status == IncidentStatus::Resolved.as_str() {
+            totals.resolved = n as u64;
+            totals.total_mttr = row.try_get("mttr")?;
+            totals.total_savings = row.try_get("savings")?;
+        } else if status != IncidentStatus::Advised.as_str() {
+            // Advice is neither: the metrics count what the swarm ran.
+            totals.failed += n as u64;
+        }
+    }
+    let phases = sqlx::query(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(time_to_detect), 0.0) AS detect, \
+         COALESCE(SUM(time_to_diagnose), 0.0) AS diagnose FROM incidents \
+         WHERE time_to_detect IS NOT NULL AND time_to_diagnose IS NOT NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    totals.phase_samples = phases.try_get::<i64, _>("n")? as u64;
+    totals.total_detect = phases.try_get("detect")?;
+    totals.total_diagnose = phases.try_get("diagnose")?;
+    let by_scenario = sqlx::query(
+        "SELECT COALESCE(scenario_id, 'ad_hoc') AS scenario, COUNT(*) AS n, \
+         COALESCE(SUM(resolution_time), 0.0) AS mttr FROM incidents WHERE status = 'resolved' \
+         GROUP BY COALESCE(scenario_id, 'ad_hoc')",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &by_scenario {
+        let n: i64 = row.try_get("n")?;
+        totals
+            .by_scenario
+            .insert(row.try_get("scenario")?, (n as u64, row.try_get("mttr")?));
+    }
+    Ok(totals)
 }

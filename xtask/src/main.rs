@@ -8,6 +8,7 @@
 //! the `frontend` crate for wasm32, then `wasm-bindgen`), so neither `run`
 //! nor `test` needs cargo-leptos and its 25-minute install; `watch` does.
 
+mod cluster;
 mod contract;
 
 use std::{
@@ -38,6 +39,9 @@ tasks:
   contract  build the debug server and check it against its OpenAPI
           document with schemathesis --checks all (installs schemathesis
           into target/tools when missing)
+  cluster three release instances on a throwaway PostgreSQL, a standalone
+          twin as their estate, and HAProxy in front on
+          http://127.0.0.1:3000 (see docs/cluster.md)
   setup   install what `run` and `test` need, and nothing else
 ";
 
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Some("watch") => watch(),
         Some("trunk") => trunk(),
         Some("setup") => setup(Needs::ALL),
+        Some("cluster") => cluster::cluster(),
         Some("contract") => contract::ensure_schemathesis().and_then(|schemathesis| {
             sh("cargo", &["build", "--package", "server"])?;
             contract::check(&schemathesis)

@@ -457,6 +457,14 @@ impl Engine {
             engine.memory().record(entry);
         }
         {
+            // Open on other instances: active here too, and closed when
+            // their end comes through the shared log.
+            let mut book = engine.shared.book.lock().expect("incident book lock poisoned");
+            for incident in recovered.owned_elsewhere {
+                book.open(incident);
+            }
+        }
+        {
             let mut desk = engine.shared.desk.lock().expect("alert desk lock poisoned");
             for (alert, incident) in &placed_alerts {
                 desk.recall(alert, *incident);

@@ -270,6 +270,14 @@ impl Cluster {
             },
         )
         .await;
+        // The owner knows it first; everyone once it is stored.
+        eventually(
+            "the request is stored",
+            Duration::from_millis(50),
+            Duration::from_secs(10),
+            || async { (!self.events_of(&id, "approval_requested").await.is_empty()).then_some(()) },
+        )
+        .await;
         (id, approval)
     }
 }
@@ -278,6 +286,8 @@ impl Cluster {
 /// every frame after its opening, as (seq, JSON).
 struct Dashboard {
     frames: Arc<Mutex<Vec<(u64, String)>>>,
+    /// The log's identity, as this instance gave it.
+    epoch: String,
 }
 
 impl Dashboard {
@@ -305,7 +315,7 @@ impl Dashboard {
                 }
             }
         });
-        Self { frames }
+        Self { frames, epoch }
     }
 
     fn seqs(&self) -> Vec<u64> {
@@ -404,6 +414,24 @@ async fn scenarios_through_the_balancer_reach_every_dashboard_on_every_instance_
             assert_eq!(a, b, "event {seq} reads the same on every instance");
         }
     }
+    assert!(
+        dashboards.windows(2).all(|w| w[0].epoch == w[1].epoch),
+        "one log, one epoch, on every instance"
+    );
+    // A dashboard of one instance resumes on another by (epoch, seq).
+    let (mut resumed, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/ws?epoch={}&since={}",
+        cluster.instances[2].addr,
+        dashboards[0].epoch,
+        last - 3
+    ))
+    .await
+    .unwrap();
+    let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) = resumed.next().await else {
+        panic!("a frame")
+    };
+    let frame: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(frame["seq"], last - 2, "the resume starts right after the seq it gave");
     assert!(
         cluster.instances[1]
             .counter("antibody_event_listen_reconnects_total")
@@ -543,11 +571,11 @@ async fn a_paused_owner_that_lost_its_lease_cannot_write_about_the_incident() {
 }
 
 #[tokio::test]
-async fn an_approval_is_decided_from_any_instance_exactly_once() {
+async fn an_approval_decided_on_another_instance_reaches_the_waiting_incident() {
     let Some(cluster) = Cluster::start(Policy::PeopleDecide).await else {
         return;
     };
-    let [a, b, c] = [&cluster.instances[0], &cluster.instances[1], &cluster.instances[2]];
+    let [a, b] = [&cluster.instances[0], &cluster.instances[1]];
 
     // Approved on B while the incident waits on A.
     let (id, approval) = cluster.waiting_for_a_person(a).await;
@@ -587,8 +615,16 @@ async fn an_approval_is_decided_from_any_instance_exactly_once() {
     )
     .await;
     assert_eq!(actions_ran, "resolved");
+}
 
-    // Approved on B and rejected on C at the same moment: one wins.
+#[tokio::test]
+async fn approved_on_one_instance_and_rejected_on_another_at_once_is_decided_once() {
+    let Some(cluster) = Cluster::start(Policy::PeopleDecide).await else {
+        return;
+    };
+    let [a, b, c] = [&cluster.instances[0], &cluster.instances[1], &cluster.instances[2]];
+    let decision =
+        |approve: bool, who: &str| json!({"decision": if approve {"approve"} else {"reject"}, "approver": who});
     let (id, approval) = cluster.waiting_for_a_person(a).await;
     let approval_id = approval["approval_id"].as_str().unwrap().to_owned();
     let post = |instance: &Instance, body: Value| {

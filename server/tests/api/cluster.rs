@@ -703,3 +703,80 @@ async fn a_second_instance_on_the_embedded_twin_or_on_one_sqlite_file_is_refused
         "{said}"
     );
 }
+
+#[tokio::test]
+async fn a_killed_owner_s_timeline_run_is_taken_over_and_interrupted() {
+    let Some(mut cluster) = Cluster::start(Policy::Autonomous).await else {
+        return;
+    };
+    let timeline: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::components::shipped("engine/data/timelines/busy_day.json")).unwrap(),
+    )
+    .unwrap();
+    // Real time: half an hour of schedule, so the run is going when its
+    // owner dies.
+    let response = cluster
+        .http
+        .post(cluster.instances[0].url("/api/timeline-runs"))
+        .json(&json!({"timeline": timeline, "speed": 1.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let run = response.json::<Value>().await.unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let owner = cluster.instances[0].id.clone();
+    eventually(
+        "the run's lease is stored",
+        Duration::from_millis(50),
+        Duration::from_secs(10),
+        || async {
+            cluster
+                .lease(&run)
+                .await
+                .filter(|(holder, epoch)| *holder == owner && *epoch == 1)
+        },
+    )
+    .await;
+
+    cluster.instances[0].child.start_kill().unwrap();
+    let killed = Instant::now();
+    let (_, epoch) = eventually(
+        "another instance takes the run over",
+        Duration::from_millis(50),
+        Duration::from_secs(30),
+        || async { cluster.lease(&run).await.filter(|(holder, _)| *holder != owner) },
+    )
+    .await;
+    assert!(
+        killed.elapsed() <= LEASE_TTL + Duration::from_secs(2),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert_eq!(epoch, 2);
+    let state: String = eventually(
+        "the run ends interrupted",
+        Duration::from_millis(100),
+        Duration::from_secs(10),
+        || async {
+            let state: String = sqlx::query("SELECT state FROM timeline_runs WHERE run_id = $1")
+                .bind(&run)
+                .fetch_one(&cluster.db)
+                .await
+                .unwrap()
+                .get(0);
+            (state != "running").then_some(state)
+        },
+    )
+    .await;
+    assert_eq!(state, "interrupted");
+    let takeovers: i64 = sqlx::query("SELECT COUNT(*) FROM events WHERE kind = 'lease_taken_over' AND body LIKE $1")
+        .bind(format!("%{run}%"))
+        .fetch_one(&cluster.db)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(takeovers, 1, "exactly one takeover of the run");
+}

@@ -267,9 +267,23 @@ pub struct EstateArgs {
     pub topology: Option<std::sync::Arc<engine::twin::Topology>>,
 }
 
-impl EstateArgs {
+impl Settings {
     /// The estate in words, as instances sharing a database compare it:
-    /// all of them must watch one.
+    /// all of them must watch one. Isolated twins (one per incident, as
+    /// `antibody loadtest` runs) share nothing, so instances may share them.
+    pub fn estate_in_words(&self) -> String {
+        match (
+            &self.twin,
+            self.estate.twin_url.is_none() && self.estate.kind == EstateKind::Twin,
+        ) {
+            (Twin::Isolated, true) => "isolated twins, one per incident".to_owned(),
+            _ => self.estate.describe(),
+        }
+    }
+}
+
+impl EstateArgs {
+    /// The estate in words (see [`Settings::estate_in_words`]).
     pub fn describe(&self) -> String {
         if let Some(url) = &self.twin_url {
             return format!("the twin at {url}");
@@ -603,6 +617,11 @@ pub struct LoadtestArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Fire nothing: open the dashboards and measure what the server
+    /// publishes anyway (with several instances: another tool drives
+    /// another instance, and this one measures cross-instance delivery).
+    #[arg(long, conflicts_with = "alerts")]
+    pub watch_only: bool,
     /// Load the alert intake instead: `--rate` alerts per second, one
     /// Alertmanager delivery each, then flat out; no dashboards.
     #[arg(long)]

@@ -389,7 +389,12 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         // Connect at a steady pace rather than all in one instant.
         tokio::task::yield_now().await;
     }
-    let driver = tokio::spawn(drive(base.clone(), args.rate, shared.clone()));
+    // A watcher only measures what others publish: another tool driving
+    // another instance of the same database (cross-instance delivery).
+    let driver = match args.watch_only {
+        false => tokio::spawn(drive(base.clone(), args.rate, shared.clone())),
+        true => tokio::spawn(async { Ok(0) }),
+    };
 
     progress.set_message("warming up");
     progress.set_length(u64::from(args.warmup + args.duration));

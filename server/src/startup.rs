@@ -87,7 +87,7 @@ impl Application {
             // A PostgreSQL may be shared: join whoever else is on it (or be
             // refused, with the reason).
             store::Backend::Postgres => {
-                store = store.join(&settings.estate.describe(), settings.lease_ttl).await?;
+                store = store.join(&settings.estate_in_words(), settings.lease_ttl).await?;
             }
             // A SQLite file is one instance's.
             store::Backend::Sqlite => store.claim_file()?,

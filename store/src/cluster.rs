@@ -293,11 +293,14 @@ impl Store {
         Ok(lost)
     }
 
+    /// Takes over expired leases of other instances. Never its own: an
+    /// instance whose renewals lapsed (its database was away) renews them
+    /// on its next pass, unless another instance took them first.
     async fn take_over(&self) -> Result<Vec<Takeover>, StoreError> {
         let member = self.member();
         let rows = sqlx::query(&format!(
             "WITH expired AS (SELECT subject, owner FROM leases WHERE NOT released AND expires_ms < {NOW_MS} \
-             ORDER BY expires_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             AND owner <> $1 ORDER BY expires_ms LIMIT $3 FOR UPDATE SKIP LOCKED) \
              UPDATE leases SET owner = $1, epoch = leases.epoch + 1, expires_ms = {NOW_MS} + $2 FROM expired \
              WHERE leases.subject = expired.subject \
              RETURNING leases.subject, leases.kind, leases.epoch, expired.owner AS previous"

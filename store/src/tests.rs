@@ -810,3 +810,179 @@ async fn a_database_written_before_typed_payloads_still_reads() {
     assert_eq!(analytics.steps_run, 11);
     assert!(analytics.steps_rolled_back >= 1, "{analytics:?}");
 }
+
+/// Two instances on one PostgreSQL, `a` and `b`, with 1-second leases.
+async fn two_instances() -> Option<(Store, Store, Db)> {
+    let db = Db::postgres().await?;
+    let twin = "the twin at http://twin:9100";
+    let a = db
+        .open()
+        .await
+        .join(twin, std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    let b = db
+        .open()
+        .await
+        .join(twin, std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    Some((a, b, db))
+}
+
+fn fenced(message: ServerMessage, fence: engine::journal::Fence) -> Unsequenced {
+    Unsequenced {
+        fence: Some(fence),
+        ..event(message)
+    }
+}
+
+#[tokio::test]
+async fn a_lease_fences_its_subject_s_events_until_another_instance_takes_it_over() {
+    use engine::{
+        cluster::Coordination,
+        journal::{Fence, LeaseKind},
+    };
+    let Some((a, b, _db)) = two_instances().await else {
+        return;
+    };
+    let subject = Uuid::from_u128(1);
+    let opened = a
+        .append(&[fenced(
+            created(1, "api_slowdown", Severity::High).message,
+            Fence::Open {
+                subject,
+                kind: LeaseKind::Incident,
+            },
+        )])
+        .await
+        .unwrap();
+    assert!(opened.refused.is_empty());
+    let holds = |epoch| Fence::Holds { subject, epoch };
+    // The owner writes at its epoch; a wrong epoch is refused alone, and
+    // takes no seq.
+    let stored = a
+        .append(&[
+            fenced(metrics().message, holds(1)),
+            fenced(metrics().message, holds(7)),
+            metrics(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((stored.first, stored.refused), (2, vec![1]));
+    assert_eq!(a.head().await.unwrap().1, 3, "a refused event takes no seq");
+
+    // Not expired yet: nobody takes it.
+    assert!(b.take_over_expired().await.unwrap().is_empty());
+    assert!(a.renew(&[(subject, 1)]).await.unwrap().is_empty(), "renewed, not lost");
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    // An owner never takes its own expired lease over: it renews it.
+    assert!(a.take_over_expired().await.unwrap().is_empty());
+    let taken = b.take_over_expired().await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!((taken[0].subject, taken[0].epoch), (subject, 2));
+    assert_eq!(taken[0].previous_owner, a.instance().unwrap());
+    assert!(b.take_over_expired().await.unwrap().is_empty(), "taken once");
+
+    // The old owner's writes are refused from now on; it learns it lost.
+    let late = a.append(&[fenced(metrics().message, holds(1))]).await.unwrap();
+    assert_eq!(late.refused, vec![0]);
+    assert_eq!(a.renew(&[(subject, 1)]).await.unwrap(), vec![(subject, 1)]);
+    // The new owner's pass, and its final event releases the lease.
+    let end = b
+        .append(&[fenced(
+            closed(1, IncidentStatus::Interrupted, 1.0, None).message,
+            holds(2),
+        )])
+        .await
+        .unwrap();
+    assert!(end.refused.is_empty());
+    let after = b.append(&[fenced(metrics().message, holds(2))]).await.unwrap();
+    assert_eq!(after.refused, vec![0], "released with its final event");
+
+    // Every instance tails the same log, and knows its own events.
+    let mine: Vec<bool> = b.tail_after(0, 100).await.unwrap().iter().map(|t| t.local).collect();
+    assert_eq!(mine, vec![false, false, false, true]);
+}
+
+#[tokio::test]
+async fn an_approval_s_decision_is_claimed_once_across_instances() {
+    use engine::{cluster::Coordination, protocol::ApprovalState};
+    let Some((a, b, _db)) = two_instances().await else {
+        return;
+    };
+    let option = engine::protocol::ApprovalOption {
+        hypothesis: "pool exhaustion on postgres-primary".into(),
+        plan: "raise the pool".into(),
+        steps: vec!["scale_connection_pool on postgres-primary".into()],
+        success_probability: 0.5,
+        estimate_seconds: 30.0,
+        requests: Vec::new(),
+    };
+    let approval = engine::protocol::Approval {
+        approval_id: Uuid::from_u128(9),
+        incident_id: Uuid::from_u128(1),
+        incident_title: "t".into(),
+        severity: Severity::Critical,
+        proposal: option,
+        alternatives: Vec::new(),
+        evidence: Vec::new(),
+        rule: "r".into(),
+        reason: "r".into(),
+        approver: "on-call SRE".into(),
+        level: 0,
+        escalation: vec!["on-call SRE".into()],
+        timeout_seconds: 60.0,
+        expires_at: Utc::now(),
+        on_timeout: engine::protocol::PolicyVerdict::Deny,
+        requested_at: Utc::now(),
+        state: ApprovalState::Approved,
+        decided_by: Some("bea".into()),
+        decided_at: Some(Utc::now()),
+        comment: None,
+        waited_seconds: None,
+    };
+    let rejected = engine::protocol::Approval {
+        state: ApprovalState::Rejected,
+        decided_by: Some("cal".into()),
+        ..approval.clone()
+    };
+    let (first, second) = tokio::join!(a.claim_decision(&approval), b.claim_decision(&rejected));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert!(
+        first.is_ok() != second.is_ok(),
+        "exactly one wins: {first:?} {second:?}"
+    );
+    let recorded = a.decision(approval.approval_id).await.unwrap().unwrap();
+    let loser = first.err().or(second.err()).unwrap();
+    assert_eq!(loser, recorded, "the loser is told the winner's decision");
+}
+
+#[tokio::test]
+async fn a_second_instance_of_the_embedded_twin_is_refused_a_shared_database() {
+    let Some(db) = Db::postgres().await else { return };
+    use engine::cluster::Coordination;
+    let ttl = std::time::Duration::from_secs(1);
+    let live = db.open().await.join(crate::EMBEDDED_ESTATE, ttl).await.unwrap();
+    // Alive: it keeps its heartbeat fresh, as its engine does.
+    let heartbeat = tokio::spawn(async move {
+        loop {
+            live.renew(&[]).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    let refused = db.open().await.join(crate::EMBEDDED_ESTATE, ttl).await.err().unwrap();
+    assert!(refused.to_string().contains("embedded twin"), "{refused}");
+    let other = db
+        .open()
+        .await
+        .join("the twin at http://elsewhere", ttl)
+        .await
+        .err()
+        .unwrap();
+    assert!(other.to_string().contains("runs the embedded twin"), "{other}");
+    // Killed, it stops counting once its heartbeat is a lease time old.
+    heartbeat.abort();
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    db.open().await.join(crate::EMBEDDED_ESTATE, ttl).await.unwrap();
+}

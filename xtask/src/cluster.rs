@@ -3,6 +3,8 @@
 //! three release instances sharing both, and HAProxy (the shipped
 //! `deploy/haproxy/antibody.cfg`) in front, on fixed local ports; stopped
 //! with Ctrl-C. To look at, and to measure with `antibody loadtest --url`.
+//! Every instance inherits this environment, so `ANTIBODY_SPEED=10 cargo
+//! xtask cluster` runs the instances and the twin ten times faster.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -46,10 +48,22 @@ pub fn cluster() -> Result {
     let secret = format!("{:x}{:x}", std::process::id(), started.elapsed().as_nanos());
     let mut children = Children(Vec::new());
 
-    step(&format!("Estate: antibody twin serve on 127.0.0.1:{TWIN_PORT}"));
+    // The instances read ANTIBODY_SPEED (and every other setting) from
+    // this environment; the twin keeps the same time.
+    let speed = std::env::var("ANTIBODY_SPEED").unwrap_or_else(|_| "1".to_owned());
+    step(&format!(
+        "Estate: antibody twin serve on 127.0.0.1:{TWIN_PORT} at speed {speed}"
+    ));
     children.0.push(
         Command::new(&binary)
-            .args(["twin", "serve", "--addr", &format!("127.0.0.1:{TWIN_PORT}")])
+            .args([
+                "twin",
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{TWIN_PORT}"),
+                "--speed",
+                &speed,
+            ])
             .env("ANTIBODY_ACTUATOR_SECRET", &secret)
             .stdout(Stdio::null())
             .spawn()

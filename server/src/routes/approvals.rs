@@ -108,6 +108,7 @@ pub async fn get(
         (status = 409, description = "Already decided (by a person, the timeout or a shutdown)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not JSON (Content-Type: application/json)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body is invalid; `field` names what", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Several instances: the shared store could not record the decision; nothing was decided", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("operator" = [])))]
 pub async fn decide(

@@ -185,7 +185,7 @@ impl Engine {
     /// A step the dead owner sent and never saw finish is read from the
     /// receiver's record, never sent again (as after a restart).
     fn reconcile_steps_of(&self, incident: Uuid) {
-        let retained = self.shared.log.since(0, usize::MAX).unwrap_or_default();
+        let retained = self.shared.log.retained();
         let dangling = reconcile::dangling_steps(&retained, &[incident]);
         if let (false, Some(actuator)) = (dangling.is_empty(), self.actuator()) {
             tokio::spawn(reconcile::reconcile(

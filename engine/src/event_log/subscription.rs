@@ -71,4 +71,9 @@ impl EventLog {
                 .collect()
         })
     }
+
+    /// Every retained event, oldest first.
+    pub fn retained(&self) -> Vec<Envelope> {
+        self.lock().retained.iter().map(|e| e.envelope.clone()).collect()
+    }
 }

@@ -15,7 +15,6 @@ use std::{
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::Row;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::{
     components::TempHaproxy,
@@ -108,34 +107,13 @@ async fn fresh_database() -> Option<String> {
 
 /// Starts an instance with `env`; its address and id once it listens.
 async fn start_instance(env: &[(&str, String)]) -> Instance {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
-        .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env_remove("PORT")
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut addr, mut id) = (None, None);
-    while addr.is_none() {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("a log line")
-            .unwrap()
-            .expect("the server logs before it exits");
-        let log: Value = serde_json::from_str(&line).expect("JSON log lines");
-        if let Some(instance) = log["fields"]["instance"].as_str() {
-            id.get_or_insert_with(|| instance.to_owned());
-        }
-        addr = log["fields"]["addr"].as_str().map(str::to_owned);
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let started = crate::helpers::spawn_binary_with(env, &[]).await;
     Instance {
-        child,
-        addr: addr.unwrap(),
-        id: id.expect("a shared instance says which it is when it joins"),
+        child: started.child,
+        addr: started.addr,
+        id: started
+            .instance
+            .expect("a shared instance says which it is when it joins"),
     }
 }
 
@@ -205,6 +183,23 @@ impl Cluster {
             .await
             .unwrap()
             .map(|row| (row.get::<String, _>(0), row.get::<i64, _>(1)))
+    }
+
+    /// Kills the first instance (`kill -9`), which owns `subject`, and
+    /// waits until another holds its lease: the holder, the lease's epoch,
+    /// and how long after the kill.
+    async fn kill_first_and_await_takeover(&mut self, subject: &str) -> (String, i64, Duration) {
+        let owner = self.instances[0].id.clone();
+        self.instances[0].child.start_kill().unwrap();
+        let killed = Instant::now();
+        let (taker, epoch) = eventually(
+            "another instance takes the lease over",
+            Duration::from_millis(50),
+            Duration::from_secs(30),
+            || async { self.lease(subject).await.filter(|(holder, _)| *holder != owner) },
+        )
+        .await;
+        (taker, epoch, killed.elapsed())
     }
 
     /// Incident `id`'s stored status.
@@ -482,16 +477,7 @@ async fn a_killed_owner_s_incident_is_taken_over_once_within_the_lease_time() {
     let owner = cluster.instances[0].id.clone();
     assert_eq!(cluster.lease(&id).await, Some((owner.clone(), 1)));
 
-    cluster.instances[0].child.start_kill().unwrap();
-    let killed = Instant::now();
-    let (taker, epoch) = eventually(
-        "another instance takes the lease over",
-        Duration::from_millis(50),
-        Duration::from_secs(30),
-        || async { cluster.lease(&id).await.filter(|(holder, _)| *holder != owner) },
-    )
-    .await;
-    let took = killed.elapsed();
+    let (taker, epoch, took) = cluster.kill_first_and_await_takeover(&id).await;
     assert!(
         took <= LEASE_TTL + Duration::from_secs(2),
         "taken over {took:?} after the kill, beyond the lease time plus 2 s"
@@ -741,20 +727,8 @@ async fn a_killed_owner_s_timeline_run_is_taken_over_and_interrupted() {
     )
     .await;
 
-    cluster.instances[0].child.start_kill().unwrap();
-    let killed = Instant::now();
-    let (_, epoch) = eventually(
-        "another instance takes the run over",
-        Duration::from_millis(50),
-        Duration::from_secs(30),
-        || async { cluster.lease(&run).await.filter(|(holder, _)| *holder != owner) },
-    )
-    .await;
-    assert!(
-        killed.elapsed() <= LEASE_TTL + Duration::from_secs(2),
-        "{:?}",
-        killed.elapsed()
-    );
+    let (_, epoch, took) = cluster.kill_first_and_await_takeover(&run).await;
+    assert!(took <= LEASE_TTL + Duration::from_secs(2), "{took:?}");
     assert_eq!(epoch, 2);
     let state: String = eventually(
         "the run ends interrupted",

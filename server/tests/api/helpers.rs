@@ -319,15 +319,30 @@ impl TestApp {
 /// Starts the `antibody` binary on a free port with its database in
 /// `data`; returns the child and its address, once it serves.
 pub async fn spawn_binary(data: &std::path::Path, args: &[&str]) -> (tokio::process::Child, String) {
+    let database = format!("sqlite://{}/antibody.db", data.display());
+    let started = spawn_binary_with(&[("ANTIBODY_DATABASE_URL", database)], args).await;
+    (started.child, started.addr)
+}
+
+/// The real binary, started with `env`, as it runs.
+pub struct Started {
+    pub child: tokio::process::Child,
+    /// `host:port`.
+    pub addr: String,
+    /// Its id among instances sharing a PostgreSQL, when it said one.
+    pub instance: Option<String>,
+}
+
+/// The real binary on a free port with `env` and `args`, once it listens
+/// (its JSON logs say where, and which instance it is when it shares a
+/// database); killed on drop.
+pub async fn spawn_binary_with(env: &[(&str, String)], args: &[&str]) -> Started {
     use tokio::io::{AsyncBufReadExt, BufReader};
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_antibody"))
         .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
         .args(args)
-        .env(
-            "ANTIBODY_DATABASE_URL",
-            format!("sqlite://{}/antibody.db", data.display()),
-        )
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env_remove("PORT")
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::piped())
@@ -335,20 +350,26 @@ pub async fn spawn_binary(data: &std::path::Path, args: &[&str]) -> (tokio::proc
         .spawn()
         .expect("the binary starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
+    let (mut addr, mut instance) = (None, None);
+    while addr.is_none() {
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
             .await
             .expect("a log line")
             .unwrap()
             .expect("the server logs before it exits");
         let log: serde_json::Value = serde_json::from_str(&line).expect("JSON log lines");
-        if let Some(addr) = log["fields"]["addr"].as_str() {
-            break addr.to_owned();
+        if let Some(id) = log["fields"]["instance"].as_str() {
+            instance.get_or_insert_with(|| id.to_owned());
         }
-    };
+        addr = log["fields"]["addr"].as_str().map(str::to_owned);
+    }
     // Keep draining the logs, so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    Started {
+        child,
+        addr: addr.expect("just read"),
+        instance,
+    }
 }
 
 /// Incident `id` on `app` once it has closed (within 90 s).

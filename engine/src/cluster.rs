@@ -181,6 +181,21 @@ pub trait Coordination: Send + Sync + 'static {
 
     /// Leaves: this instance's leases expire now, for the others to take.
     fn leave(&self) -> JournalFuture<'_, ()>;
+
+    /// Says a step here waits on action `id`'s result, which a runbook
+    /// system may post to any instance.
+    fn expect_result<'a>(&'a self, id: &'a str) -> JournalFuture<'a, ()>;
+
+    /// Records a result that reached this instance for a step waiting on
+    /// another: true when one waits and had none yet.
+    fn post_result<'a>(&'a self, id: &'a str, result: &'a crate::protocol::ActionResult) -> JournalFuture<'a, bool>;
+
+    /// The result posted for action `id` on another instance, if any;
+    /// taking it forgets the registration.
+    fn take_result<'a>(&'a self, id: &'a str) -> JournalFuture<'a, Option<crate::protocol::ActionResult>>;
+
+    /// Forgets the registration of action `id` (its step stopped waiting).
+    fn forget_result<'a>(&'a self, id: &'a str) -> JournalFuture<'a, ()>;
 }
 
 #[cfg(test)]

@@ -36,3 +36,13 @@ CREATE TABLE approval_decisions (
     approval_id TEXT PRIMARY KEY,
     body TEXT NOT NULL
 );
+
+-- Results runbook systems post back (`POST /api/actions/{id}/result`),
+-- whichever instance they reach: the instance whose step waits registers
+-- it (`owner`), the one that receives the result fills `body` once, and
+-- the owner takes it.
+CREATE TABLE action_results (
+    action_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    body TEXT
+);

@@ -13,7 +13,7 @@ use std::{collections::HashMap, str::FromStr, sync::Arc, time::Duration};
 use engine::{
     cluster::{Coordination, Takeover},
     journal::{Fence, JournalError, JournalFuture, LeaseKind, Tailed, Unsequenced},
-    protocol::Approval,
+    protocol::{ActionResult, Approval},
 };
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::Notify;
@@ -366,6 +366,45 @@ impl Store {
         .transpose()
     }
 
+    async fn register_result(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO action_results (action_id, owner) VALUES ($1, $2) ON CONFLICT (action_id) DO NOTHING")
+            .bind(id)
+            .bind(&self.member().instance)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_result(&self, id: &str, result: &ActionResult) -> Result<bool, StoreError> {
+        let taken = sqlx::query("UPDATE action_results SET body = $2 WHERE action_id = $1 AND body IS NULL")
+            .bind(id)
+            .bind(serde_json::to_string(result).expect("protocol types always serialize"))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(taken == 1)
+    }
+
+    async fn posted_result(&self, id: &str) -> Result<Option<ActionResult>, StoreError> {
+        let row = sqlx::query("DELETE FROM action_results WHERE action_id = $1 AND body IS NOT NULL RETURNING body")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let body: String = row.try_get("body")?;
+            serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("action result {id}: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn unregister_result(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM action_results WHERE action_id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn leave_now(&self) -> Result<(), StoreError> {
         let member = self.member();
         sqlx::query("UPDATE leases SET expires_ms = 0 WHERE owner = $1 AND NOT released")
@@ -487,6 +526,22 @@ impl Coordination for Store {
 
     fn leave(&self) -> JournalFuture<'_, ()> {
         Box::pin(async move { self.leave_now().await.map_err(journal_error) })
+    }
+
+    fn expect_result<'a>(&'a self, id: &'a str) -> JournalFuture<'a, ()> {
+        Box::pin(async move { self.register_result(id).await.map_err(journal_error) })
+    }
+
+    fn post_result<'a>(&'a self, id: &'a str, result: &'a ActionResult) -> JournalFuture<'a, bool> {
+        Box::pin(async move { self.record_result(id, result).await.map_err(journal_error) })
+    }
+
+    fn take_result<'a>(&'a self, id: &'a str) -> JournalFuture<'a, Option<ActionResult>> {
+        Box::pin(async move { self.posted_result(id).await.map_err(journal_error) })
+    }
+
+    fn forget_result<'a>(&'a self, id: &'a str) -> JournalFuture<'a, ()> {
+        Box::pin(async move { self.unregister_result(id).await.map_err(journal_error) })
     }
 }
 

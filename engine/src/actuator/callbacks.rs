@@ -2,7 +2,10 @@
 //! routed to the step waiting on them. A step registers before its order
 //! leaves, so a result that beats the order's answer still finds it; the
 //! registration ends when the step stops waiting (its guard drops), and a
-//! result after that is refused as unknown.
+//! result after that is refused as unknown. With several instances, a
+//! result may reach another one than the step's: each wait is also
+//! registered in the shared store, where that instance records the result
+//! for the step's owner to take (`Engine`'s coordination loop).
 
 use std::{
     collections::HashMap,
@@ -17,6 +20,9 @@ use crate::protocol::ActionResult;
 #[derive(Clone, Default)]
 pub struct Callbacks {
     waiting: Arc<Mutex<HashMap<String, oneshot::Sender<ActionResult>>>>,
+    /// The store other instances share, once set: where waits are
+    /// registered and results from elsewhere arrive.
+    shared: Arc<std::sync::OnceLock<Arc<dyn crate::cluster::Coordination>>>,
 }
 
 /// A result for an action no step waits on.
@@ -52,6 +58,26 @@ impl Callbacks {
         sender.send(result).map_err(|_| UnknownAction(id.to_owned()))
     }
 
+    /// Registers every later wait in the store other instances share.
+    pub fn share(&self, coordination: Arc<dyn crate::cluster::Coordination>) {
+        let _ = self.shared.set(coordination);
+    }
+
+    /// Registers the wait for action `id` where other instances see it,
+    /// before its order leaves (with several instances; nothing alone).
+    pub async fn announce(&self, id: &str) {
+        if let Some(shared) = self.shared.get()
+            && let Err(error) = shared.expect_result(id).await
+        {
+            tracing::warn!(%error, id, "could not register a step's wait in the shared store; only this instance can take its result");
+        }
+    }
+
+    /// The actions whose results steps here wait for.
+    pub fn awaited(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<ActionResult>>> {
         self.waiting.lock().expect("callbacks lock poisoned")
     }
@@ -67,6 +93,12 @@ impl Awaited {
 impl Drop for Awaited {
     fn drop(&mut self) {
         self.callbacks.lock().remove(&self.id);
+        if let (Some(shared), Ok(runtime)) = (self.callbacks.shared.get(), tokio::runtime::Handle::try_current()) {
+            let (shared, id) = (Arc::clone(shared), self.id.clone());
+            runtime.spawn(async move {
+                let _ = shared.forget_result(&id).await;
+            });
+        }
     }
 }
 

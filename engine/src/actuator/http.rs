@@ -148,6 +148,9 @@ impl HttpActuator {
         // Registered before the order leaves, so a quick result finds it.
         let mut awaited = (self.inner.settings.map.outcome == Learn::Callback)
             .then(|| self.inner.callbacks.expect(&request.idempotency_key));
+        if awaited.is_some() {
+            self.inner.callbacks.announce(&request.idempotency_key).await;
+        }
         let mut delivery = Delivery {
             receipt: None,
             attempts: 0,

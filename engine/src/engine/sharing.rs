@@ -51,6 +51,9 @@ impl Engine {
                 Engine { shared }.apply_remote(event);
             }
         });
+        if let (Some(actuator), Some(coordination)) = (self.actuator(), self.coordination()) {
+            actuator.callbacks().share(Arc::clone(coordination));
+        }
         let engine = self.clone();
         tokio::spawn(async move { engine.coordinate().await });
     }
@@ -75,6 +78,7 @@ impl Engine {
                 Err(error) => warn!(%error, "could not look for expired leases"),
             }
             self.deliver_decisions(coordination.as_ref()).await;
+            self.deliver_results(coordination.as_ref()).await;
         }
     }
 
@@ -262,6 +266,22 @@ impl Engine {
                 }
                 Ok(None) => {}
                 Err(error) => warn!(%error, "could not read decisions taken elsewhere"),
+            }
+        }
+    }
+
+    /// Hands the steps waiting here the results runbook systems posted to
+    /// other instances.
+    async fn deliver_results(&self, coordination: &dyn Coordination) {
+        let Some(actuator) = self.actuator() else { return };
+        for id in actuator.callbacks().awaited() {
+            match coordination.take_result(&id).await {
+                Ok(Some(result)) => {
+                    // The step may have stopped waiting meanwhile.
+                    let _ = actuator.callbacks().deliver(&id, result);
+                }
+                Ok(None) => {}
+                Err(error) => warn!(%error, "could not read results posted elsewhere"),
             }
         }
     }

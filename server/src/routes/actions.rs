@@ -1,7 +1,8 @@
 //! Actions out, the way back: `POST /api/actions/{id}/result`, where a
 //! runbook system reports a step's outcome, signed like the order it got
 //! (HMAC-SHA256 with `ANTIBODY_ACTUATOR_SECRET`, `Antibody-Signature`). The
-//! result goes to the step waiting on action `{id}`, once.
+//! result goes to the step waiting on action `{id}`, once: here, or (several
+//! instances) through the shared store to the instance whose step waits.
 
 use axum::{
     body::Bytes,
@@ -22,6 +23,7 @@ use crate::problem::Problem;
         (status = 401, description = "No signature, or one that does not match the body under the shared secret, or older than 5 minutes", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No step waits on this action (unknown, timed out, already answered), or this server sends no actions", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The result does not fit: `field` names it (`status` must be `succeeded` or `failed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Several instances: the step waits on another instance, and the shared store could not record the result for it", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn result(
     State(engine): State<Engine>,
@@ -46,7 +48,22 @@ pub async fn result(
         .verify(signature, &body, chrono::Utc::now().timestamp())
         .map_err(|e| Problem::field(StatusCode::UNAUTHORIZED, "Antibody-Signature", e.to_string()))?;
     let result: ActionResult = crate::twin_serve::parse(&body)?;
-    (actuator.callbacks().deliver(&id, result))
-        .map_err(|e| Problem::field(StatusCode::NOT_FOUND, "id", e.to_string()))?;
-    Ok(StatusCode::ACCEPTED)
+    let Err(unknown) = actuator.callbacks().deliver(&id, result.clone()) else {
+        return Ok(StatusCode::ACCEPTED);
+    };
+    // With several instances, the step may wait on another: its owner
+    // takes the result from the shared store.
+    if let Some(coordination) = engine.coordination() {
+        match coordination.post_result(&id, &result).await {
+            Ok(true) => return Ok(StatusCode::ACCEPTED),
+            Ok(false) => {}
+            Err(error) => {
+                return Err(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the result could not be recorded for the instance whose step waits: {error}"),
+                ));
+            }
+        }
+    }
+    Err(Problem::field(StatusCode::NOT_FOUND, "id", unknown.to_string()))
 }

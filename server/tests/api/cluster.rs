@@ -123,12 +123,17 @@ impl Cluster {
     /// Under the default policy, plans that need a person wait an hour of
     /// simulated time for one; `autonomous` runs every plan.
     async fn start(policy: Policy) -> Option<Self> {
+        Self::start_with(policy, spawn_twin(SPEED).await, Vec::new()).await
+    }
+
+    /// As [`start`](Self::start), on `twin`, with `extra` settings for
+    /// every instance.
+    async fn start_with(policy: Policy, twin: TestTwin, extra: Vec<(&'static str, String)>) -> Option<Self> {
         if crate::helpers::on_postgres() {
             // The first pass ran these already.
             return None;
         }
         let url = fresh_database().await?;
-        let twin = spawn_twin(SPEED).await;
         let dir = tempfile::tempdir().unwrap();
         let policy = std::fs::read_to_string(crate::components::shipped(match policy {
             Policy::PeopleDecide => "engine/data/policies/default.toml",
@@ -138,7 +143,7 @@ impl Cluster {
         .replace("timeout_seconds = 60", "timeout_seconds = 3600");
         let policy_path = dir.path().join("policy.toml");
         std::fs::write(&policy_path, policy).unwrap();
-        let env = [
+        let mut env = vec![
             ("ANTIBODY_DATABASE_URL", url.clone()),
             ("ANTIBODY_TWIN_URL", twin.url.clone()),
             ("ANTIBODY_ACTUATOR_SECRET", SECRET.to_owned()),
@@ -146,6 +151,7 @@ impl Cluster {
             ("ANTIBODY_SPEED", SPEED.to_string()),
             ("ANTIBODY_POLICY", policy_path.display().to_string()),
         ];
+        env.extend(extra);
         let mut instances = Vec::new();
         for _ in 0..3 {
             instances.push(start_instance(&env).await);
@@ -782,4 +788,111 @@ async fn a_killed_owner_s_timeline_run_is_taken_over_and_interrupted() {
         .unwrap()
         .get(0);
     assert_eq!(takeovers, 1, "exactly one takeover of the run");
+}
+
+/// A runbook system between the instances and the twin: it passes each
+/// order on to the twin, answers "pending", then posts the step's result,
+/// signed, to the instance `to` names (not the one that sent the order, as
+/// a balancer may route it); the statuses those posts got.
+async fn runbook_relay(twin: String, to: Arc<Mutex<Option<String>>>) -> (String, Arc<Mutex<Vec<u16>>>) {
+    use axum::{body::Bytes, http::HeaderMap, routing::post};
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&answers);
+    let handler = move |headers: HeaderMap, body: Bytes| {
+        let (twin, to, seen) = (twin.clone(), Arc::clone(&to), Arc::clone(&seen));
+        async move {
+            let http = reqwest::Client::new();
+            let mut order = http.post(format!("{twin}/api/actions")).body(body);
+            for name in ["content-type", "idempotency-key", engine::actuator::SIGNATURE_HEADER] {
+                order = order.header(name, headers[name].clone());
+            }
+            let applied = order.send().await.unwrap();
+            assert!(applied.status().is_success(), "the twin takes the order");
+            let key = headers["idempotency-key"].to_str().unwrap().to_owned();
+            let instance = to.lock().unwrap().clone().expect("the instances are up");
+            tokio::spawn(async move {
+                let result =
+                    serde_json::to_vec(&json!({"status": "succeeded", "detail": "applied by the relay"})).unwrap();
+                let signature = engine::actuator::Signer::new(SECRET).sign(chrono::Utc::now().timestamp(), &result);
+                let answered = reqwest::Client::new()
+                    .post(format!("http://{instance}/api/actions/{key}/result"))
+                    .header("content-type", "application/json")
+                    .header(engine::actuator::SIGNATURE_HEADER, signature)
+                    .body(result)
+                    .send()
+                    .await
+                    .unwrap();
+                seen.lock().unwrap().push(answered.status().as_u16());
+            });
+            (reqwest::StatusCode::ACCEPTED, "{}".to_owned())
+        }
+    };
+    let app = axum::Router::new().route("/api/actions", post(handler));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, answers)
+}
+
+#[tokio::test]
+async fn a_runbook_result_posted_to_another_instance_reaches_the_waiting_step() {
+    let twin = spawn_twin(SPEED).await;
+    let to = Arc::new(Mutex::new(None));
+    let (relay, answers) = runbook_relay(twin.url.clone(), Arc::clone(&to)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("relay.toml");
+    std::fs::write(
+        &map,
+        "name = \"relay\"\nurl = \"$base/api/actions\"\noutcome = \"callback\"\ntimeout_seconds = 30\nattempts = 3\n",
+    )
+    .unwrap();
+    let extra = vec![
+        ("ANTIBODY_ACTUATOR_URL", relay),
+        ("ANTIBODY_ACTUATOR_MAP", map.display().to_string()),
+        // Where orders say to post results; the relay posts elsewhere.
+        ("ANTIBODY_PUBLIC_URL", "http://127.0.0.1:9".to_owned()),
+    ];
+    let Some(cluster) = Cluster::start_with(Policy::Autonomous, twin, extra).await else {
+        return;
+    };
+    // Orders from A, results to B.
+    *to.lock().unwrap() = Some(cluster.instances[1].addr.clone());
+    cluster.twin.inject("pod_crash_loop").await;
+    let response = cluster
+        .http
+        .post(cluster.instances[0].url("/api/incidents"))
+        .json(&json!({"title": "Orders failing", "severity": "high", "affected_services": ["order-service"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = eventually(
+        "the incident closes",
+        Duration::from_millis(200),
+        Duration::from_secs(90),
+        || async {
+            let status = cluster.status(&id).await;
+            (status != "active").then_some(status)
+        },
+    )
+    .await;
+    let answered = answers.lock().unwrap().clone();
+    assert!(!answered.is_empty(), "the relay posted results");
+    assert!(
+        answered.iter().all(|&s| s == 202),
+        "B took every result for A's steps: {answered:?}"
+    );
+    assert_eq!(
+        status, "resolved",
+        "the step learned its outcome on A, and verification saw the fix"
+    );
+    let steps = cluster.events_of(&id, "agent_action").await;
+    let outcome = (steps.iter())
+        .filter_map(|(_, _, body)| body["action"]["details"]["actuation"]["receipt"]["status"].as_str())
+        .find(|&status| status != "pending");
+    assert_eq!(outcome, Some("succeeded"), "the receipt carries the result posted to B");
 }

@@ -64,6 +64,10 @@ impl Instance {
     }
 }
 
+/// What an instance shows: its snapshot's incidents (id, status) and the
+/// incidents its memory holds, each sorted.
+type View = (Vec<(String, String)>, Vec<String>);
+
 /// Which governance the instances run under.
 enum Policy {
     /// The default policy, with an hour for each approver.
@@ -459,31 +463,30 @@ async fn scenarios_through_the_balancer_reach_every_dashboard_on_every_instance_
         );
     }
     // The snapshot's incidents and the incident memory agree too.
-    let views: Vec<(Vec<(String, String)>, Vec<String>)> =
-        futures::future::join_all(cluster.instances.iter().map(|i| async move {
-            let snapshot: Value = reqwest::get(i.url("/api/snapshot"))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let mut incidents: Vec<(String, String)> = (snapshot["incidents"].as_array().unwrap().iter())
-                .map(|x| {
-                    (
-                        x["id"].as_str().unwrap().to_owned(),
-                        x["status"].as_str().unwrap().to_owned(),
-                    )
-                })
-                .collect();
-            incidents.sort();
-            let memory: Value = reqwest::get(i.url("/api/memory")).await.unwrap().json().await.unwrap();
-            let mut remembered: Vec<String> = (memory["entries"].as_array().unwrap().iter())
-                .map(|e| e["incident_id"].as_str().unwrap().to_owned())
-                .collect();
-            remembered.sort();
-            (incidents, remembered)
-        }))
-        .await;
+    let views: Vec<View> = futures::future::join_all(cluster.instances.iter().map(|i| async move {
+        let snapshot: Value = reqwest::get(i.url("/api/snapshot"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut incidents: Vec<(String, String)> = (snapshot["incidents"].as_array().unwrap().iter())
+            .map(|x| {
+                (
+                    x["id"].as_str().unwrap().to_owned(),
+                    x["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        incidents.sort();
+        let memory: Value = reqwest::get(i.url("/api/memory")).await.unwrap().json().await.unwrap();
+        let mut remembered: Vec<String> = (memory["entries"].as_array().unwrap().iter())
+            .map(|e| e["incident_id"].as_str().unwrap().to_owned())
+            .collect();
+        remembered.sort();
+        (incidents, remembered)
+    }))
+    .await;
     assert_eq!(views[0].0.len(), fired.len());
     assert!(!views[0].1.is_empty(), "healed incidents are remembered");
     assert!(views.windows(2).all(|w| w[0] == w[1]), "one view everywhere: {views:?}");

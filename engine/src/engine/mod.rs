@@ -329,6 +329,9 @@ struct Shared {
     /// Each incident running here, and how to interrupt it alone (its
     /// lease was lost).
     running: Mutex<std::collections::HashMap<Uuid, CancellationToken>>,
+    /// Stops renewing leases, once this instance's incidents have drained
+    /// at shutdown.
+    stop_coordinating: CancellationToken,
 }
 
 /// The estate's topology and the catalog over it: the twin's (embedded or
@@ -626,6 +629,7 @@ impl Engine {
                 correlation,
                 coordination,
                 running: Mutex::default(),
+                stop_coordinating: CancellationToken::new(),
             }),
         })
     }
@@ -942,6 +946,8 @@ impl Engine {
             self.shared.interrupt.cancel();
             self.shared.tasks.wait().await;
         }
+        // Nothing of ours runs any more: leases need no renewing.
+        self.shared.stop_coordinating.cancel();
         // Whatever the incidents said last must be stored before we go.
         self.shared.log.close().await;
         if let Some(coordination) = &self.shared.coordination

@@ -58,12 +58,14 @@ impl Engine {
         tokio::spawn(async move { engine.coordinate().await });
     }
 
-    /// The coordination loop, until shutdown.
+    /// The coordination loop, until the incidents have drained at
+    /// shutdown: a draining instance still renews what it runs, but takes
+    /// nothing over.
     async fn coordinate(self) {
         let coordination = Arc::clone(self.coordination().expect("only sharing engines coordinate"));
         let renew_every = coordination.lease_ttl() / 3;
         let mut renewed = tokio::time::Instant::now();
-        let stop = self.shared.stop_reports.clone();
+        let stop = self.shared.stop_coordinating.clone();
         loop {
             tokio::select! {
                 () = tokio::time::sleep(REAP_EVERY) => {}
@@ -73,9 +75,11 @@ impl Engine {
                 renewed = tokio::time::Instant::now();
                 self.renew(coordination.as_ref()).await;
             }
-            match coordination.take_over_expired().await {
-                Ok(taken) => taken.into_iter().for_each(|takeover| self.take_over(takeover)),
-                Err(error) => warn!(%error, "could not look for expired leases"),
+            if !self.shared.draining.load(Ordering::SeqCst) {
+                match coordination.take_over_expired().await {
+                    Ok(taken) => taken.into_iter().for_each(|takeover| self.take_over(takeover)),
+                    Err(error) => warn!(%error, "could not look for expired leases"),
+                }
             }
             self.deliver_decisions(coordination.as_ref()).await;
             self.deliver_results(coordination.as_ref()).await;

@@ -899,3 +899,35 @@ async fn a_runbook_result_posted_to_another_instance_reaches_the_waiting_step() 
         .find(|&status| status != "pending");
     assert_eq!(outcome, Some("succeeded"), "the receipt carries the result posted to B");
 }
+
+#[tokio::test]
+async fn a_draining_instance_keeps_its_leases_until_its_incidents_end() {
+    let extra = vec![("ANTIBODY_SHUTDOWN_GRACE", "6".to_owned())];
+    let Some(cluster) = Cluster::start_with(Policy::PeopleDecide, spawn_twin(SPEED).await, extra).await else {
+        return;
+    };
+    let draining = &cluster.instances[0];
+    let (id, _) = cluster.waiting_for_a_person(draining).await;
+    draining.signal("TERM");
+    // Longer than the lease time and the reaper's tick: still its own.
+    tokio::time::sleep(LEASE_TTL + Duration::from_secs(2)).await;
+    assert_eq!(
+        cluster.lease(&id).await,
+        Some((draining.id.clone(), 1)),
+        "a draining owner renews what it still runs"
+    );
+    // The grace runs out: the owner itself interrupts the incident.
+    let ended = eventually(
+        "the owner ends its incident",
+        Duration::from_millis(200),
+        Duration::from_secs(20),
+        || async { cluster.events_of(&id, "incident_status").await.pop() },
+    )
+    .await;
+    assert_eq!(ended.1.as_deref(), Some(draining.id.as_str()));
+    assert_eq!(ended.2["status"], "interrupted");
+    assert!(
+        cluster.events_of(&id, "lease_taken_over").await.is_empty(),
+        "nobody had to take it over"
+    );
+}

@@ -305,12 +305,12 @@ fn advice_of(detail: &IncidentDetail) -> Option<Advice> {
 
 #[tokio::test]
 async fn a_prometheus_that_does_not_answer_is_named_on_readyz_and_in_the_incident() {
-    // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port nothing listens on: bound, never listening, and held for the
+    // whole test, so no server started meanwhile can take it (connections
+    // to it are refused).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = reserved.local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
     let app = spawn_app_with(|data| Settings {
         speed: engine::clock::Speed::new(200.0).unwrap(),

@@ -238,6 +238,22 @@ impl Cluster {
             .collect()
     }
 
+    /// Opens an incident on `instance` (`POST /api/incidents`); its id.
+    async fn open_incident(&self, instance: &Instance, body: &Value) -> String {
+        let response = self
+            .http
+            .post(instance.url("/api/incidents"))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Opens a critical database cascade on `instance` (its plan needs a
     /// person under the default policy), and waits until it waits for one;
     /// the incident's id and its approval.
@@ -248,18 +264,7 @@ impl Cluster {
             "severity": "critical",
             "affected_services": ["api-gateway", "user-service", "order-service", "inventory-service", "payment-service"],
         });
-        let response = self
-            .http
-            .post(instance.url("/api/incidents"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        let id = response.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = self.open_incident(instance, &body).await;
         let approval = eventually(
             "the plan waits for a person",
             Duration::from_millis(200),
@@ -861,18 +866,8 @@ async fn a_runbook_result_posted_to_another_instance_reaches_the_waiting_step() 
     // Orders from A, results to B.
     *to.lock().unwrap() = Some(cluster.instances[1].addr.clone());
     cluster.twin.inject("pod_crash_loop").await;
-    let response = cluster
-        .http
-        .post(cluster.instances[0].url("/api/incidents"))
-        .json(&json!({"title": "Orders failing", "severity": "high", "affected_services": ["order-service"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let id = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let body = json!({"title": "Orders failing", "severity": "high", "affected_services": ["order-service"]});
+    let id = cluster.open_incident(&cluster.instances[0], &body).await;
     let status = eventually(
         "the incident closes",
         Duration::from_millis(200),

@@ -382,7 +382,6 @@ pub async fn trigger_scenario(
 ) -> Result<Vec<Incident>, ServerFnError> {
     use axum::http::StatusCode;
     let engine = engine()?;
-    require_operator().await?;
     let severity = match severity.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => Some(
@@ -406,6 +405,7 @@ pub async fn trigger_scenario(
             }
         },
     };
+    authorize_firing(&scenario_id, count).await?;
     let mut opened = Vec::with_capacity(count as usize);
     for _ in 0..count {
         match engine.trigger_scenario(&scenario_id, severity) {
@@ -443,6 +443,17 @@ pub struct Access {
     /// The most incidents the server keeps open at once; the page judges
     /// "at capacity" live from the metrics.
     pub max_active: u64,
+    /// On a demo server: what viewers may do anyway.
+    pub demo: Option<DemoTerms>,
+}
+
+/// A demo server's terms for viewers without the operator token.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DemoTerms {
+    /// The scenarios they may fire, one at a time.
+    pub primary: Vec<String>,
+    /// How many a minute, each.
+    pub per_minute: u32,
 }
 
 /// What the visitor of this request may do on the dashboard.
@@ -450,11 +461,39 @@ pub struct Access {
 async fn access() -> Result<Access, ServerFnError> {
     let gate = use_context::<crate::operator::OperatorGate>().unwrap_or_default();
     let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    let demo = use_context::<crate::operator::ViewerAllowance>().map(|allowance| DemoTerms {
+        primary: allowance.primary().to_vec(),
+        per_minute: allowance.per_address_per_minute(),
+    });
     Ok(Access {
         blocked: gate.check(&headers).err().map(|_| {
             "Watching only: this server is in operator mode. Sign in with the operator token to act.".to_owned()
         }),
         max_active: engine()?.max_active_incidents(),
+        demo,
+    })
+}
+
+/// Firing `count` of `scenario_id`: the operator token, or, on a demo
+/// server, a viewer's allowance; refusals carry the REST API's statuses
+/// (401, 429 with Retry-After).
+#[cfg(feature = "ssr")]
+async fn authorize_firing(scenario_id: &str, count: u32) -> Result<(), ServerFnError> {
+    let gate = use_context::<crate::operator::OperatorGate>().unwrap_or_default();
+    let headers: axum::http::HeaderMap = leptos_axum::extract().await?;
+    let Err(denied) = gate.check(&headers) else {
+        return Ok(());
+    };
+    let Some(allowance) = use_context::<crate::operator::ViewerAllowance>() else {
+        return Err(refuse(axum::http::StatusCode::UNAUTHORIZED, denied.reason()));
+    };
+    let axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr> =
+        leptos_axum::extract().await?;
+    allowance.admit(scenario_id, count, &headers, peer).map_err(|refusal| {
+        if let (Some(wait), Some(response)) = (refusal.retry_after, use_context::<leptos_axum::ResponseOptions>()) {
+            response.insert_header(axum::http::header::RETRY_AFTER, wait.as_secs().max(1).into());
+        }
+        refuse(refusal.status, refusal.reason)
     })
 }
 

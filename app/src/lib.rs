@@ -33,8 +33,6 @@ pub mod trends;
 pub mod tween;
 
 use leptos::prelude::*;
-#[cfg(not(feature = "csr"))]
-use leptos_meta::Stylesheet;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 #[cfg(not(feature = "csr"))]
 use leptos_router::lazy_route;
@@ -56,6 +54,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="color-scheme" content="dark"/>
                 <meta name="description" content="Antibody: a self-healing incident-response swarm, live."/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                // In the shell, not the app: its address names the bundle's
+                // version, which only the server knows.
+                <link
+                    id="leptos"
+                    rel="stylesheet"
+                    href=format!("/{}/{}.css", options.site_pkg_dir, options.output_name)
+                />
                 <AutoReload options=options.clone()/>
                 {hydration_script(&options)}
                 <MetaTags/>
@@ -90,17 +95,12 @@ fn hydration_script(options: &LeptosOptions) -> impl IntoView + use<> {
     view! { <script type="module">{script}</script> }
 }
 
-/// The app: stylesheet, title and routes.
+/// The app: title and routes.
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Under `trunk serve` the stylesheet is trunk's, reloaded as it changes.
-    #[cfg(not(feature = "csr"))]
-    let stylesheet = view! { <Stylesheet id="leptos" href="/pkg/antibody.css"/> };
-    #[cfg(feature = "csr")]
-    let stylesheet = ();
+    // The stylesheet is the shell's (or, under `trunk serve`, trunk's).
     view! {
-        {stylesheet}
         <Title text="Antibody · live incident response"/>
         <Router>
             <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>

@@ -3,7 +3,9 @@
 //! resuming from the last `seq` it applied, so nothing is lost or doubled.
 //! When the socket keeps failing (a proxy that blocks WebSockets), it polls
 //! `/api/events?since=` instead, from the same `seq`, and tries the socket
-//! again every [`SOCKET_RETRY_WHILE_POLLING`].
+//! again every [`SOCKET_RETRY_WHILE_POLLING`]. A socket the server refuses
+//! (close code 1008: too many dashboards) shows the server's reason, and is
+//! tried again after [`RETRY_AFTER_REFUSAL`] or so, without polling.
 
 #[cfg(feature = "browser")]
 use leptos::prelude::*;
@@ -20,6 +22,9 @@ pub enum Connection {
     Live,
     /// Closed; trying again in this many seconds.
     Reconnecting { in_secs: u32 },
+    /// Refused by the server (its reason is beside the signal); trying
+    /// again in this many seconds.
+    Refused { in_secs: u32 },
     /// The socket keeps failing: events arrive by polling.
     Polling,
     /// Neither the socket nor polling reaches the server.
@@ -33,6 +38,7 @@ impl Connection {
             Self::Connecting => "connecting",
             Self::Live => "live",
             Self::Reconnecting { .. } => "reconnecting",
+            Self::Refused { .. } => "refused",
             Self::Polling => "polling",
             Self::Offline => "offline",
         }
@@ -51,6 +57,13 @@ const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// While polling, how often to try the socket again.
 #[cfg(feature = "browser")]
 pub const SOCKET_RETRY_WHILE_POLLING: std::time::Duration = std::time::Duration::from_secs(10);
+/// The close code of a socket the server refused (policy violation).
+#[cfg(feature = "browser")]
+const REFUSED: u16 = 1008;
+/// The least wait after a refusal; as much again is added at random.
+#[cfg(feature = "browser")]
+pub const RETRY_AFTER_REFUSAL: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Events asked for per poll (the API's largest page).
 #[cfg(feature = "browser")]
 const POLL_PAGE: u32 = 1000;
@@ -62,12 +75,18 @@ const RECONNECT_BACKOFF: engine::protocol::Backoff = engine::protocol::Backoff {
     cap: std::time::Duration::from_secs(15),
 };
 
-/// Follows the server's event stream for as long as the page lives.
+/// Follows the server's event stream for as long as the page lives;
+/// `refusal` holds the server's reason while it refuses the socket.
 #[cfg(feature = "browser")]
-pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connection>, lag_ms: RwSignal<Option<i64>>) {
+pub async fn follow(
+    state: RwSignal<DashboardState>,
+    connection: RwSignal<Connection>,
+    lag_ms: RwSignal<Option<i64>>,
+    refusal: RwSignal<Option<String>>,
+) {
     use engine::protocol::Envelope;
     use futures::{SinkExt, StreamExt, future};
-    use gloo_net::websocket::{Message, State, futures::WebSocket};
+    use gloo_net::websocket::{Message, State, WebSocketError, futures::WebSocket};
 
     use crate::state::Applied;
 
@@ -90,9 +109,21 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
                 futures::pin_mut!(ready, timeout);
                 let _ = future::select(ready, timeout).await;
             }
+            let mut refused = None;
             if matches!(socket.state(), State::Open) {
                 connection.set(Connection::Live);
-                while let Some(Ok(message)) = socket.next().await {
+                loop {
+                    let message = match socket.next().await {
+                        Some(Ok(message)) => message,
+                        Some(Err(WebSocketError::ConnectionClose(event))) if event.code == REFUSED => {
+                            refused = Some(event.reason);
+                            break;
+                        }
+                        _ => break,
+                    };
+                    if refusal.with_untracked(Option::is_some) {
+                        refusal.set(None);
+                    }
                     // Only a connection that delivers resets the backoff, so
                     // a server that accepts and at once closes is not hammered.
                     failures = 0;
@@ -111,6 +142,12 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
                 }
             }
             let _ = socket.close(None, None);
+            if let Some(reason) = refused {
+                refusal.set(Some(reason));
+                let wait_ms = RETRY_AFTER_REFUSAL.as_secs_f64() * 1000.0 * (1.0 + js_sys::Math::random());
+                count_down(wait_ms, |in_secs| connection.set(Connection::Refused { in_secs })).await;
+                continue;
+            }
         }
         failures = failures.saturating_add(1);
         if failures >= POLL_AFTER_FAILURES {
@@ -120,15 +157,19 @@ pub async fn follow(state: RwSignal<DashboardState>, connection: RwSignal<Connec
         // `Backoff::wait`'s float-to-Duration conversion would bring its
         // panic formatting into the bundle for the same number.
         let ceiling_ms = RECONNECT_BACKOFF.ceiling(failures - 1).as_secs_f64() * 1000.0;
-        let mut wait_ms = js_sys::Math::random() * ceiling_ms;
-        while wait_ms > 0.0 {
-            connection.set(Connection::Reconnecting {
-                in_secs: (wait_ms / 1000.0).ceil() as u32,
-            });
-            let step = wait_ms.min(1000.0);
-            gloo_timers::future::sleep(std::time::Duration::from_millis(step as u64)).await;
-            wait_ms -= step;
-        }
+        let wait_ms = js_sys::Math::random() * ceiling_ms;
+        count_down(wait_ms, |in_secs| connection.set(Connection::Reconnecting { in_secs })).await;
+    }
+}
+
+/// Waits `wait_ms`, telling `show` the whole seconds left each second.
+#[cfg(feature = "browser")]
+async fn count_down(mut wait_ms: f64, show: impl Fn(u32)) {
+    while wait_ms > 0.0 {
+        show((wait_ms / 1000.0).ceil() as u32);
+        let step = wait_ms.min(1000.0);
+        gloo_timers::future::sleep(std::time::Duration::from_millis(step as u64)).await;
+        wait_ms -= step;
     }
 }
 

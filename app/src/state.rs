@@ -540,6 +540,7 @@ mod tests {
             decided_at: None,
             comment: None,
             waited_seconds: (state == ApprovalState::Approved).then_some(75.5),
+            autopilot_at: None,
         }
     }
 

@@ -213,6 +213,11 @@ impl NewIncident {
     }
 }
 
+/// How the names of deciders that are not people begin (`policy:<rule>`,
+/// `policy (timeout)`, a demo's autopilot): a person's name may not, so the
+/// audit log never passes a person off as a machine, or a machine as a person.
+pub const RESERVED_DECIDERS: [&str; 2] = ["policy", "autopilot"];
+
 /// Longest accepted approver name, in characters.
 pub const MAX_APPROVER_CHARS: usize = 64;
 /// Longest accepted decision comment, in characters.
@@ -235,7 +240,9 @@ pub enum ApprovalAnswer {
 pub struct ApprovalDecisionBody {
     /// `approve` or `reject`.
     pub decision: ApprovalAnswer,
-    /// Who decides, as the audit log will name them.
+    /// Who decides, as the audit log will name them. Names beginning with
+    /// `policy` or `autopilot` (in any case) are kept for deciders that are
+    /// not people, and refused (422).
     #[cfg_attr(
         feature = "openapi",
         schema(
@@ -282,6 +289,15 @@ impl ApprovalDecisionBody {
         }
         if approver.chars().any(char::is_control) {
             return Err(FieldError::new("approver", "must not contain control characters"));
+        }
+        let lower = approver.to_lowercase();
+        if let Some(reserved) = RESERVED_DECIDERS.iter().find(|prefix| lower.starts_with(*prefix)) {
+            return Err(FieldError::new(
+                "approver",
+                format!(
+                    "must not begin with `{reserved}`: the audit log keeps such names for deciders that are not people"
+                ),
+            ));
         }
         let comment = self.comment.as_deref().map(str::trim).filter(|c| !c.is_empty());
         if let Some(comment) = comment {
@@ -418,6 +434,9 @@ mod tests {
             ("   ", None, "approver"),
             (&*"x".repeat(65), None, "approver"),
             ("eve\u{7}", None, "approver"),
+            // Kept for deciders that are not people.
+            ("Autopilot (demo)", None, "approver"),
+            ("policy (timeout)", None, "approver"),
             ("carol", Some(&*"y".repeat(501)), "comment"),
             ("carol", Some("bell\u{7}"), "comment"),
         ] {

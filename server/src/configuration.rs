@@ -30,11 +30,13 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "antibody", version, about)]
 pub struct Settings {
-    /// Address to listen on.
-    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
-    pub addr: SocketAddr,
+    /// Address to listen on [default: 127.0.0.1:3000; 0.0.0.0:$PORT when PORT is set].
+    #[arg(long, env = "LEPTOS_SITE_ADDR")]
+    pub addr: Option<SocketAddr>,
 
-    /// Port to listen on, overriding the port of --addr (hosting platforms set PORT).
+    /// Port to listen on, overriding the port of --addr. Hosting platforms
+    /// set PORT and expect the server on every interface: without --addr,
+    /// PORT means 0.0.0.0:PORT.
     #[arg(long, env = "PORT")]
     pub port: Option<u16>,
 
@@ -46,9 +48,11 @@ pub struct Settings {
     #[arg(long, env = "ANTIBODY_SEED")]
     pub seed: Option<u64>,
 
-    /// Folder with the built site (pkg/antibody.js, .wasm, .css).
-    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
-    pub site_root: PathBuf,
+    /// Folder with the built site (pkg/antibody.js, .wasm, .css), served
+    /// instead of the site built into the binary [default: the built-in
+    /// site in a build with it (`embed-site`), else target/site].
+    #[arg(long, env = "LEPTOS_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
 
     /// Seconds that in-flight incidents get to finish at shutdown before they are interrupted.
     #[arg(long, env = "ANTIBODY_SHUTDOWN_GRACE", default_value = "30", value_parser = parse_seconds)]
@@ -79,6 +83,15 @@ pub struct Settings {
     /// Seconds between WebSocket pings; a dashboard that misses one is disconnected.
     #[arg(long, env = "ANTIBODY_WS_HEARTBEAT", default_value = "20", value_parser = parse_heartbeat)]
     pub ws_heartbeat: Duration,
+
+    /// Dashboards (WebSockets) one client IP may hold open; more are refused with a close reason [default: 20 in demo mode, else no limit].
+    #[arg(long, env = "ANTIBODY_WS_MAX_PER_IP", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub ws_max_per_ip: Option<u32>,
+
+    /// Dashboards (WebSockets) open at once, from everyone; more are refused with a close reason.
+    #[arg(long, env = "ANTIBODY_WS_MAX", default_value = "10000",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub ws_max: u32,
 
     /// Events a WebSocket may fall behind the live stream before it is told to resync (its queue bound).
     #[arg(long, env = "ANTIBODY_WS_QUEUE", default_value = "4096",
@@ -148,10 +161,57 @@ pub struct Settings {
     #[command(flatten)]
     pub actuator: ActuatorArgs,
 
+    /// A hosted demo: alive when a visitor arrives, safe to leave open.
+    #[command(flatten)]
+    pub demo: DemoArgs,
+
     /// Something else than serving (serving is the default).
     #[command(subcommand)]
     pub command: Option<Command>,
 }
+
+/// Demo mode (see docs/deploy.md): a built-in timeline loops while anyone
+/// watches, an autopilot approves what waits for a person, and viewers may
+/// fire the primary scenarios within limits.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Demo mode, for a hosted link: a timeline loops while anyone watches, an autopilot decides approvals, viewers may fire the primary scenarios.
+    #[arg(id = "demo", long = "demo", env = "ANTIBODY_DEMO", default_value = "false", action = clap::ArgAction::Set)]
+    pub enabled: bool,
+
+    /// The built-in timeline the demo loops while anyone watches.
+    #[arg(long = "demo-timeline", env = "ANTIBODY_DEMO_TIMELINE", default_value = "demo_loop")]
+    pub timeline: String,
+
+    /// Seconds a plan waits for a person before the demo's autopilot approves it (1 to 600).
+    #[arg(long = "demo-autopilot", env = "ANTIBODY_DEMO_AUTOPILOT", default_value = "20", value_parser = parse_autopilot)]
+    pub autopilot: Duration,
+
+    /// Primary scenarios one viewer (client IP) may fire per minute without the operator token.
+    #[arg(long = "demo-viewer-rate", env = "ANTIBODY_DEMO_VIEWER_RATE", default_value = "3",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub viewer_rate: u32,
+
+    /// Primary scenarios all viewers together may fire per minute.
+    #[arg(long = "demo-viewer-cap", env = "ANTIBODY_DEMO_VIEWER_CAP", default_value = "20",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub viewer_cap: u32,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            timeline: "demo_loop".into(),
+            autopilot: Duration::from_secs(20),
+            viewer_rate: 3,
+            viewer_cap: 20,
+        }
+    }
+}
+
+/// Dashboards one address may hold open on a demo server unless told.
+pub const DEMO_WS_MAX_PER_IP: u32 = 20;
 
 /// An OpenAI-compatible chat-completions endpoint for generated scenarios.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -651,13 +711,24 @@ pub struct EvalArgs {
 }
 
 impl Settings {
-    /// The address to bind: `addr`, with `port` when set.
+    /// The address to bind: `addr`, with `port` when set; without `addr`,
+    /// every interface on `port`, or localhost:3000.
     pub fn bind_addr(&self) -> SocketAddr {
-        let mut addr = self.addr;
-        if let Some(port) = self.port {
-            addr.set_port(port);
+        match (self.addr, self.port) {
+            (Some(mut addr), Some(port)) => {
+                addr.set_port(port);
+                addr
+            }
+            (Some(addr), None) => addr,
+            (None, Some(port)) => SocketAddr::from(([0, 0, 0, 0], port)),
+            (None, None) => SocketAddr::from(([127, 0, 0, 1], 3000)),
         }
-        addr
+    }
+
+    /// Dashboards one address may hold open: as set, else the demo's cap
+    /// on a demo server, else no limit.
+    pub fn ws_max_per_ip(&self) -> Option<u32> {
+        self.ws_max_per_ip.or(self.demo.enabled.then_some(DEMO_WS_MAX_PER_IP))
     }
 }
 
@@ -720,6 +791,14 @@ fn parse_lease_ttl(raw: &str) -> Result<Duration, String> {
     Ok(ttl)
 }
 
+fn parse_autopilot(raw: &str) -> Result<Duration, String> {
+    let after = parse_seconds(raw)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&after) {
+        return Err(format!("{raw} is out of range: use 1 to 600 seconds"));
+    }
+    Ok(after)
+}
+
 fn parse_millis(raw: &str) -> Result<Duration, String> {
     let millis: u64 = raw
         .trim()
@@ -780,9 +859,15 @@ mod tests {
     }
 
     #[test]
-    fn port_overrides_the_port_of_addr() {
-        let settings = parse(&["--addr", "0.0.0.0:3000", "--port", "8080"]).unwrap();
+    fn port_alone_listens_on_every_interface() {
+        let settings = parse(&["--port", "8080"]).unwrap();
         assert_eq!(settings.bind_addr().to_string(), "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn port_overrides_the_port_of_addr() {
+        let settings = parse(&["--addr", "127.0.0.1:3000", "--port", "8080"]).unwrap();
+        assert_eq!(settings.bind_addr().to_string(), "127.0.0.1:8080");
     }
 
     #[test]
@@ -793,6 +878,9 @@ mod tests {
             (&["--addr", "localhost"][..], "--addr"),
             (&["--port", "70000"][..], "--port"),
             (&["--shutdown-grace=-1"][..], "--shutdown-grace"),
+            (&["--demo-autopilot", "0"][..], "out of range"),
+            (&["--demo", "maybe"][..], "--demo"),
+            (&["--ws-max-per-ip", "0"][..], "--ws-max-per-ip"),
             (&["--webhook-url", "ftp://example.com/hook"][..], "must be an http"),
             (&["--webhook-url", "not a url"][..], "--webhook-url"),
             (&["--max-incidents", "0"][..], "--max-incidents"),

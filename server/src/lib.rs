@@ -17,12 +17,14 @@
 
 pub mod alert_load;
 pub mod configuration;
+pub mod demo;
 pub mod eval;
 pub mod loadtest;
 pub mod problem;
 pub mod prometheus;
 pub mod routes;
 pub mod simulate_cli;
+pub mod site;
 pub mod startup;
 pub mod telemetry;
 pub mod timeline_cli;

@@ -13,7 +13,7 @@ use app::{App, shell};
 use axum::http::{HeaderValue, header};
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, FromRef},
+    extract::{DefaultBodyLimit, FromRef, State},
     response::IntoResponse,
     routing::{MethodRouter, delete, get, post},
 };
@@ -27,7 +27,8 @@ use store::Store;
 const TAIL_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 use tokio::net::TcpListener;
 use tower_http::{
-    catch_panic::CatchPanicLayer, compression::CompressionLayer, services::ServeDir, set_header::SetResponseHeader,
+    catch_panic::CatchPanicLayer,
+    compression::{CompressionLayer, Predicate, predicate::DefaultPredicate},
     trace::TraceLayer,
 };
 use tracing::info;
@@ -39,6 +40,7 @@ use crate::{
         actions, alerts, analytics, approvals, docs, edge, health, history, incidents, live, memory, timelines, twin,
         ws,
     },
+    site::Site,
 };
 
 /// How long open WebSockets get to take their close frame at shutdown.
@@ -65,6 +67,12 @@ pub struct AppState {
     pub origins: edge::AllowedOrigins,
     /// The alert intake's token.
     pub intake: alerts::IntakeGate,
+    /// The site's files (bundle, icon, Swagger UI's assets).
+    pub site: Site,
+    /// Whether forwarding headers name the client.
+    pub proxy: edge::TrustProxy,
+    /// On a demo server, what viewers without the token may fire.
+    pub viewers: Option<app::operator::ViewerAllowance>,
 }
 
 /// A bound, ready-to-run server.
@@ -107,6 +115,7 @@ impl Application {
             actuator: settings.actuator.actuator(watch.as_ref())?,
             alertmanager_url: settings.actuator.alertmanager_url.as_ref().map(|url| url.to_string()),
             dry_run: settings.actuator.actuator_dry_run,
+            autopilot: settings.demo.enabled.then_some(settings.demo.autopilot),
             twin: match settings.twin {
                 crate::configuration::Twin::Shared => engine::TwinMode::Shared,
                 crate::configuration::Twin::Isolated => engine::TwinMode::Isolated,
@@ -122,6 +131,7 @@ impl Application {
         let recovered = store
             .recover(config.retain_events, SNAPSHOT_INCIDENTS, config.memory_capacity)
             .await?;
+        let recovered_nothing = recovered.last_seq == 0;
         info!(
             last_seq = recovered.last_seq,
             interrupted = recovered.unfinished.len(),
@@ -146,8 +156,12 @@ impl Application {
         let mut leptos_options = get_configuration(None)
             .map_err(|e| anyhow::anyhow!("Leptos configuration: {e}"))?
             .leptos_options;
+        let site = Site::new(settings.site_root.clone())?;
         leptos_options.site_addr = settings.bind_addr();
-        leptos_options.site_root = settings.site_root.to_string_lossy().as_ref().into();
+        leptos_options.site_pkg_dir = site.pkg_dir().into();
+        if let Some(folder) = site.folder() {
+            leptos_options.site_root = folder.to_string_lossy().as_ref().into();
+        }
 
         // Generated scenarios inject into the twin: on a watched estate,
         // whose services are its own, they could not run anyway.
@@ -157,16 +171,36 @@ impl Application {
         };
         let generator = settings.llm.generator(twin_topology)?;
         let timelines = Timelines::new(engine.clone(), generator)?;
+        let sockets = ws::Sockets::new(
+            settings.ws_heartbeat,
+            ws::Caps {
+                per_address: settings.ws_max_per_ip(),
+                total: settings.ws_max,
+            },
+        );
+        if settings.demo.enabled {
+            crate::demo::start(
+                &engine,
+                timelines.clone(),
+                sockets.open(),
+                &settings.demo.timeline,
+                recovered_nothing,
+            )?;
+        }
+        let viewers = settings.demo.enabled.then(|| viewer_allowance(&engine, &settings));
         let state = AppState {
             leptos_options,
             timelines,
             engine,
             store,
-            sockets: ws::Sockets::new(settings.ws_heartbeat),
+            sockets,
             snapshot: live::SnapshotCache::default(),
-            operator: app::operator::OperatorGate::new(settings.operator_token.clone()),
+            operator: app::operator::OperatorGate::new(operator_token(&settings)),
             intake: alerts::IntakeGate::new(settings.intake_token.clone()),
             origins: edge::AllowedOrigins::new(settings.allowed_origins.clone()),
+            site,
+            proxy: edge::TrustProxy(settings.trust_proxy),
+            viewers,
         };
         let router = router(state.clone(), &settings);
         let listener = TcpListener::bind(settings.bind_addr())
@@ -234,8 +268,6 @@ fn route_list() -> Vec<AxumRouteListing> {
 /// The whole HTTP surface.
 pub fn router(state: AppState, settings: &Settings) -> Router {
     let routes = route_list();
-    let (engine, operator, store) = (state.engine.clone(), state.operator.clone(), state.store.clone());
-    let timelines = state.timelines.clone();
     // Mutating endpoints: bounded bodies, and the operator token when set.
     let guarded_up_to = |limit: usize, route: MethodRouter<AppState>| {
         route
@@ -263,7 +295,15 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/api/snapshot", get(live::snapshot))
         .route("/api/metrics", get(live::metrics))
         .route("/api/scenarios", get(live::scenarios))
-        .route("/api/scenarios/{id}/trigger", guarded(post(live::trigger)))
+        .route(
+            "/api/scenarios/{id}/trigger",
+            post(live::trigger)
+                .layer(DefaultBodyLimit::max(incidents::MAX_BODY_BYTES))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    edge::require_operator_or_allowance,
+                )),
+        )
         .route("/api/timelines", get(timelines::list))
         .route(
             "/api/timelines/validate",
@@ -287,22 +327,12 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/docs", get(docs::page))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .route("/ws", get(ws::stream))
-        .nest_service("/pkg", bundle_files(&settings.site_root))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || {
-                provide_context(engine.clone());
-                provide_context(timelines.clone());
-                provide_context(operator.clone());
-                provide_context(store.clone());
-            },
-            {
-                let options = state.leptos_options.clone();
-                move || shell(options.clone())
-            },
-        )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell));
+        .route("/pkg/{*file}", get(bundle_file))
+        .leptos_routes_with_context(&state, routes, page_context(&state), {
+            let options = state.leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(site_file_or_page);
     // The alert intake is outside the per-IP limit: one Alertmanager sends
     // every alert from one address, and its token, the body limit and the
     // cap on open incidents bound what it can cost. So are actuators'
@@ -323,9 +353,18 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     rate_limited(router, settings)
         .merge(intake)
         .layer(axum::middleware::from_fn(edge::objects_only))
-        // Pages and API answers; the bundle comes precompressed and passes
-        // through, and a WebSocket upgrade has no body to compress.
-        .layer(CompressionLayer::new())
+        // Pages and API answers. The site's files (the ones with an ETag)
+        // come precompressed or not at all: compressing one here would send
+        // a second representation under the first one's ETag. A WebSocket
+        // upgrade has no body to compress.
+        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(
+            |_: axum::http::StatusCode,
+             _: axum::http::Version,
+             headers: &axum::http::HeaderMap,
+             _: &axum::http::Extensions| { !headers.contains_key(header::ETAG) },
+        )))
+        // Pages are rendered from live state: never reused unasked.
+        .layer(axum::middleware::map_response(revalidate_pages))
         .layer(CatchPanicLayer::custom(|_| {
             Problem::new(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -338,17 +377,101 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .with_state(state)
 }
 
-/// The browser bundle (`/pkg`): the `.br` or `.gz` file written beside each
-/// asset by the release build when the browser accepts it, else the asset;
-/// revalidated on every load, since the names carry no hash.
-fn bundle_files(site_root: &std::path::Path) -> SetResponseHeader<ServeDir, HeaderValue> {
-    SetResponseHeader::overriding(
-        ServeDir::new(site_root.join("pkg"))
-            .precompressed_br()
-            .precompressed_gzip(),
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache"),
+/// What every page render is given besides the app's state.
+fn page_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
+    let (engine, timelines) = (state.engine.clone(), state.timelines.clone());
+    let (operator, store) = (state.operator.clone(), state.store.clone());
+    let viewers = state.viewers.clone();
+    move || {
+        provide_context(engine.clone());
+        provide_context(timelines.clone());
+        provide_context(operator.clone());
+        provide_context(store.clone());
+        if let Some(viewers) = &viewers {
+            provide_context(viewers.clone());
+        }
+    }
+}
+
+/// The operator token: the one set, or on a demo server without one, a
+/// fresh one for this run, logged for its operator.
+fn operator_token(settings: &Settings) -> Option<String> {
+    match (&settings.operator_token, settings.demo.enabled) {
+        (Some(token), _) if !token.is_empty() => Some(token.clone()),
+        (_, true) => {
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            tracing::warn!(
+                "demo mode without ANTIBODY_OPERATOR_TOKEN: this run's operator token is {token} \
+                 (set ANTIBODY_OPERATOR_TOKEN to choose one)"
+            );
+            Some(token)
+        }
+        (token, false) => token.clone(),
+    }
+}
+
+/// What a demo's viewers may fire: the primary scenarios, within the
+/// demo's rates.
+fn viewer_allowance(engine: &Engine, settings: &Settings) -> app::operator::ViewerAllowance {
+    let primary = (engine.scenarios().into_iter())
+        .filter(|s| s.primary)
+        .map(|s| s.id)
+        .collect();
+    let rate = |n: u32| std::num::NonZeroU32::new(n).expect("the settings' ranges start at 1");
+    app::operator::ViewerAllowance::new(
+        primary,
+        rate(settings.demo.viewer_rate),
+        rate(settings.demo.viewer_cap),
+        settings.trust_proxy,
     )
+}
+
+/// A file of the browser bundle (`/pkg/…`), or a plain 404.
+async fn bundle_file(State(site): State<Site>, request: axum::extract::Request) -> axum::response::Response {
+    match site.respond(request.uri().path(), request.headers()).await {
+        Some(response) => response,
+        None => Problem::field(axum::http::StatusCode::NOT_FOUND, "path", "no such file in the bundle").into_response(),
+    }
+}
+
+/// A file of the site (the icon, Swagger UI's assets), else the app's page
+/// for the path: its "Page not found" when no route matches.
+async fn site_file_or_page(State(state): State<AppState>, request: axum::extract::Request) -> axum::response::Response {
+    use axum::http::Method;
+    if matches!(*request.method(), Method::GET | Method::HEAD)
+        && let Some(response) = state.site.respond(request.uri().path(), request.headers()).await
+    {
+        return response;
+    }
+    let context = {
+        let (state, pages) = (state.clone(), page_context(&state));
+        move || {
+            provide_context(state.clone());
+            pages();
+        }
+    };
+    let options = state.leptos_options.clone();
+    let render = leptos_axum::render_app_to_stream_in_order_with_context(context, move || shell(options.clone()));
+    let mut response = render(request).await;
+    // No route matched; a page that chose its own status (a redirect) keeps it.
+    if response.status() == axum::http::StatusCode::OK {
+        *response.status_mut() = axum::http::StatusCode::NOT_FOUND;
+    }
+    response
+}
+
+/// Marks an HTML page `no-cache` (kept, but revalidated on every use).
+async fn revalidate_pages(mut response: axum::response::Response) -> axum::response::Response {
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/html"));
+    if html && !response.headers().contains_key(header::CACHE_CONTROL) {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    response
 }
 
 /// Limits mutating requests (POST, PUT, PATCH, DELETE) per client IP: the

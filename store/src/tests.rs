@@ -406,6 +406,7 @@ fn approval(n: u128, level: u32, state: engine::protocol::ApprovalState) -> engi
         decided_at: None,
         comment: (state != engine::protocol::ApprovalState::Pending).then(|| "go".into()),
         waited_seconds: None,
+        autopilot_at: None,
     }
 }
 
@@ -941,6 +942,7 @@ async fn an_approval_s_decision_is_claimed_once_across_instances() {
         decided_at: Some(Utc::now()),
         comment: None,
         waited_seconds: None,
+        autopilot_at: None,
     };
     let rejected = engine::protocol::Approval {
         state: ApprovalState::Rejected,

@@ -112,6 +112,18 @@ fn ApprovalCard(
 ) -> impl IntoView {
     let expires_at = approval.expires_at.timestamp_millis();
     let left = move || ((expires_at - now.get()) / 1000).max(0);
+    // A demo's autopilot: its countdown, in plain sight.
+    let autopilot = approval.autopilot_at.map(|at| {
+        let at = at.timestamp_millis();
+        let left = move || ((at - now.get()) / 1000).max(0);
+        view! {
+            <p class="approval-autopilot" data-testid="autopilot" role="timer">
+                "Demo autopilot: approves the proposed plan in "
+                <strong>{move || format!("{} s", left())}</strong>
+                " unless someone decides first."
+            </p>
+        }
+    });
     let next = match approval.escalation.get(approval.level as usize + 1) {
         Some(next) => format!("then {next}"),
         None => format!(
@@ -143,6 +155,7 @@ fn ApprovalCard(
                     {format!(", {next}")}
                 </p>
             </header>
+            {autopilot}
             <p class="approval-reason">
                 <span class="approval-rule">{approval.rule.clone()}</span> " " {approval.reason.clone()}
             </p>

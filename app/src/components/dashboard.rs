@@ -48,15 +48,23 @@ fn Dashboard(data: DashboardData) -> impl IntoView {
     let state = RwSignal::new(DashboardState::from_snapshot(&snapshot));
     let connection = RwSignal::new(Connection::Connecting);
     let lag_ms = RwSignal::new(None::<i64>);
+    let refusal = RwSignal::new(None::<String>);
 
     // Effects run only in the browser, after hydration.
     Effect::new(move |_| {
         #[cfg(feature = "browser")]
-        leptos::task::spawn_local(crate::live::follow(state, connection, lag_ms));
+        leptos::task::spawn_local(crate::live::follow(state, connection, lag_ms, refusal));
     });
 
     view! {
         <div class="page">
+            {access.demo.is_some().then(|| view! {
+                <p class="demo-banner" role="note" data-testid="demo-banner">
+                    <strong>"Demo"</strong>
+                    " · a simulated estate: every service, fault and fix here is simulated. Incidents run on a \
+                     loop while anyone watches, and an autopilot approves the plans nobody decides on."
+                </p>
+            })}
             <header class="topbar">
                 <super::Brand/>
                 <nav class="topnav">
@@ -64,7 +72,7 @@ fn Dashboard(data: DashboardData) -> impl IntoView {
                     <a href="/timelines">"Timeline runs"</a>
                     <a href="/analytics">"Analytics"</a>
                     <a href="/docs">"API"</a>
-                    <ConnectionIndicator connection/>
+                    <ConnectionIndicator connection refusal/>
                 </nav>
             </header>
             <main class="dashboard">

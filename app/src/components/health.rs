@@ -72,7 +72,7 @@ pub fn SystemHealth(
             </Show>
             <dl class="link-stats">
                 <div><dt>"Stream"</dt><dd>{move || match connection.get() {
-                    Connection::Reconnecting { in_secs } => format!("retry in {in_secs}s"),
+                    Connection::Reconnecting { in_secs } | Connection::Refused { in_secs } => format!("retry in {in_secs}s"),
                     other => other.as_str().to_owned(),
                 }}</dd></div>
                 <div><dt>"Event lag"</dt><dd>{move || lag_ms.get().map(|ms| format!("{ms} ms")).unwrap_or_else(|| "—".to_owned())}</dd></div>

@@ -3,7 +3,8 @@
 //! server-function form whose buttons each name their scenario, so it
 //! works before the wasm loads. When this visitor cannot fire (no operator
 //! token, or the server at capacity), the buttons are disabled and the
-//! reason is shown.
+//! reason is shown; on a demo server a visitor without the token keeps the
+//! primary scenarios.
 
 use engine::protocol::ScenarioSummary;
 use leptos::prelude::*;
@@ -19,25 +20,37 @@ pub fn ScenarioControls(
     access: Access,
     scenarios: Vec<ScenarioSummary>,
 ) -> impl IntoView {
-    let Access { blocked, max_active } = access;
-    // Copy, so the reason can be asked for wherever a button needs it.
-    let blocked = StoredValue::new(blocked);
+    let Access {
+        blocked,
+        max_active,
+        demo,
+    } = access;
+    let signed_out = blocked.is_some();
+    // What a visitor without the token may still fire (a demo's viewers).
+    let allowed: Vec<String> = demo.as_ref().map(|d| d.primary.clone()).unwrap_or_default();
     let trigger = ServerAction::<TriggerScenario>::new();
-    // Why the buttons are off, if they are, and whether signing in helps:
-    // the token first, else capacity (live, from the metrics).
+    let full = move || state.with(|s| s.metrics.incidents_active) >= max_active;
+    // Why some or all buttons are off, if they are, and whether signing in
+    // helps: capacity first (live, from the metrics), else the token.
+    let notice = StoredValue::new(match (&blocked, &demo) {
+        (Some(_), Some(demo)) => Some(format!(
+            "This is a demo on a simulated estate. Without the operator token you may fire the highlighted \
+             scenarios, one at a time, {} a minute; the rest need the token.",
+            demo.per_minute
+        )),
+        (blocked, _) => blocked.clone(),
+    });
     let reason = move || {
-        if let Some(reason) = blocked.get_value() {
-            return Some((reason, true));
-        }
-        let active = state.with(|s| s.metrics.incidents_active);
-        (active >= max_active).then(|| {
-            (
+        if full() {
+            let active = state.with(|s| s.metrics.incidents_active);
+            return Some((
                 format!(
                     "At capacity: {active} of {max_active} incidents are open. The buttons come back as they close."
                 ),
                 false,
-            )
-        })
+            ));
+        }
+        notice.get_value().map(|text| (text, true))
     };
     let outcome = move || {
         trigger.value().get().map(|result| match result {
@@ -71,15 +84,17 @@ pub fn ScenarioControls(
                     </label>
                 </div>
                 <div class="scenario-buttons">
-                    {scenarios.into_iter().map(|scenario| view! {
+                    {scenarios.into_iter().map(|scenario| {
+                        let locked = signed_out && !allowed.contains(&scenario.id);
+                        view! {
                         <button type="submit" name="scenario_id" value=scenario.id.clone()
                             class=if scenario.primary { "btn btn-primary" } else { "btn" }
                             class:btn-critical=scenario.severity == engine::protocol::Severity::Critical
-                            disabled=move || reason().is_some()
+                            disabled=move || locked || full()
                             title=format!("{} ({}) on {}", scenario.title, scenario.severity.as_str(), scenario.affected_services.join(", "))>
                             {scenario.label}
                         </button>
-                    }).collect_view()}
+                    }}).collect_view()}
                 </div>
             </ActionForm>
             <div class="trigger-outcome" aria-live="polite">

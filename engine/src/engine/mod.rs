@@ -110,6 +110,10 @@ pub struct EngineConfig {
     /// Every actuator's dry run, the embedded twin's too: plans end as
     /// advice with their exact requests, and nothing is applied.
     pub dry_run: bool,
+    /// A demo's autopilot: a plan waiting for a person is approved by
+    /// [`AUTOPILOT`](crate::governance::AUTOPILOT) after this much wall
+    /// time, unless someone decides first (`None`: people only).
+    pub autopilot: Option<Duration>,
 }
 
 /// Where incidents happen.
@@ -143,6 +147,7 @@ impl Default for EngineConfig {
             actuator: None,
             alertmanager_url: None,
             dry_run: false,
+            autopilot: None,
         }
     }
 }
@@ -322,6 +327,8 @@ struct Shared {
     silencer: Option<crate::intake::silences::Silencer>,
     /// Plans end as advice with their exact requests; nothing is applied.
     dry_run: bool,
+    /// The demo's autopilot delay (wall time).
+    autopilot: Option<Duration>,
     /// When alerts share an incident (`data/correlation.toml`).
     correlation: crate::intake::desk::Correlation,
     /// The other instances on the store, when it is shared.
@@ -623,6 +630,7 @@ impl Engine {
                 charts: Arc::default(),
                 journal,
                 dry_run: config.dry_run,
+                autopilot: config.autopilot,
                 silencer: (config.alertmanager_url.as_deref())
                     .map(|url| crate::intake::silences::Silencer::new(url, Arc::clone(&desk))),
                 desk,
@@ -914,6 +922,7 @@ impl Engine {
             interrupt,
             silencer: shared.silencer.clone(),
             dry_run: shared.dry_run,
+            autopilot: shared.autopilot,
         }
     }
 

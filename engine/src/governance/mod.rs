@@ -27,6 +27,9 @@ use crate::{
 /// The policy used when none is named.
 pub const DEFAULT_POLICY: &str = "default";
 
+/// Who the audit log names when a demo's autopilot approved a plan.
+pub const AUTOPILOT: &str = "autopilot (demo)";
+
 /// A policy, checked and ready to decide.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {

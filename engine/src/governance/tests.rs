@@ -220,6 +220,7 @@ fn approval(id: Uuid) -> crate::protocol::Approval {
         decided_at: None,
         comment: None,
         waited_seconds: None,
+        autopilot_at: None,
     }
 }
 
@@ -583,4 +584,85 @@ async fn a_shutdown_withdraws_a_pending_approval() {
     );
     assert!(engine.approvals().pending().is_empty());
     assert_eq!(steps_run(&seen), 0);
+}
+
+/// A demo's autopilot approves a waiting plan after its countdown, named
+/// as the autopilot in the decision, and the plan runs.
+#[tokio::test(start_paused = true)]
+async fn a_demos_autopilot_approves_after_its_countdown_and_says_so() {
+    let engine = Engine::new(EngineConfig {
+        seed: Some(11),
+        policy: Arc::new(Policy::parse("always-ask", MINIMAL).unwrap()),
+        autopilot: Some(Duration::from_secs(3)),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let mut live = engine.feed(None).live;
+    engine.trigger_scenario("service_down", None).unwrap();
+    let mut seen = Vec::new();
+    let ServerMessage::ApprovalRequested { approval: asked } = until(&mut live, &mut seen, |m| {
+        matches!(m, ServerMessage::ApprovalRequested { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    let countdown = asked.autopilot_at.expect("the request shows the autopilot's deadline") - asked.requested_at;
+    assert_eq!(countdown.num_seconds(), 3);
+    let asked_at = tokio::time::Instant::now();
+    let ServerMessage::ApprovalDecided { approval } = until(&mut live, &mut seen, |m| {
+        matches!(m, ServerMessage::ApprovalDecided { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    // Before the policy's own timeout (10 s), after the countdown.
+    assert_eq!(asked_at.elapsed().as_secs(), 3);
+    assert_eq!(approval.state, ApprovalState::Approved);
+    assert_eq!(approval.decided_by.as_deref(), Some(crate::governance::AUTOPILOT));
+    assert!(approval.comment.unwrap().contains("autopilot"));
+    until(&mut live, &mut seen, settled).await;
+    assert!(steps_run(&seen) > 0, "the approved plan ran");
+}
+
+/// A person who decides within the countdown wins; the autopilot stays out.
+#[tokio::test(start_paused = true)]
+async fn a_person_deciding_first_leaves_the_autopilot_nothing() {
+    let engine = Engine::new(EngineConfig {
+        seed: Some(11),
+        policy: Arc::new(Policy::parse("always-ask", MINIMAL).unwrap()),
+        autopilot: Some(Duration::from_secs(3)),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let mut live = engine.feed(None).live;
+    engine.trigger_scenario("service_down", None).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        match until(&mut live, &mut seen, |m| {
+            matches!(m, ServerMessage::ApprovalRequested { .. }) || settled(m)
+        })
+        .await
+        {
+            ServerMessage::ApprovalRequested { approval } => {
+                // Late in the countdown, but within it.
+                tokio::time::sleep(Duration::from_millis(2_900)).await;
+                engine
+                    .approvals()
+                    .decide(approval.approval_id, by("carol", false))
+                    .unwrap();
+            }
+            _ => break,
+        }
+    }
+    let deciders: Vec<_> = seen
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::ApprovalDecided { approval } => approval.decided_by.clone(),
+            _ => None,
+        })
+        .collect();
+    assert!(!deciders.is_empty());
+    assert!(deciders.iter().all(|d| d == "carol"), "{deciders:?}");
 }

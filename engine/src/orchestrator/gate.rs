@@ -43,6 +43,8 @@ pub(super) enum Clearance {
 enum Wake {
     Decided(HumanDecision),
     TimedOut,
+    /// A demo's autopilot's turn: nobody decided in time.
+    Autopilot,
     Interrupted,
 }
 
@@ -188,6 +190,10 @@ impl Run<'_> {
             decided_at: None,
             comment: None,
             waited_seconds: None,
+            autopilot_at: self
+                .cx
+                .autopilot
+                .map(|after| now + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX)),
         }
     }
 
@@ -213,6 +219,20 @@ impl Run<'_> {
         timeout: Duration,
     ) -> Result<Option<HumanDecision>, Stop> {
         let approvals = self.cx.approvals.clone();
+        // The autopilot's wait is wall time (the countdown people watch),
+        // so simulated time at the engine's speed.
+        let autopilot = self
+            .cx
+            .autopilot
+            .map(|after| after.mul_f64(self.clock.speed().factor()));
+        let clock = self.clock;
+        let autopilot_sleep = async move {
+            match autopilot {
+                Some(after) => clock.sleep(after).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(autopilot_sleep);
         loop {
             let wake = tokio::select! {
                 decision = &mut reply => match decision {
@@ -223,10 +243,31 @@ impl Run<'_> {
                     Err(_) => Wake::Interrupted,
                 },
                 () = self.clock.sleep(timeout) => Wake::TimedOut,
+                () = &mut autopilot_sleep => Wake::Autopilot,
                 () = self.interrupt.cancelled() => Wake::Interrupted,
             };
             match wake {
                 Wake::Decided(decision) => return Ok(Some(decision)),
+                Wake::Autopilot => {
+                    let waited = autopilot.unwrap_or_default().div_f64(self.clock.speed().factor());
+                    if (approvals
+                        .conclude(approval, ApprovalState::Approved, crate::governance::AUTOPILOT)
+                        .await)
+                        .is_some()
+                    {
+                        return Ok(Some(HumanDecision {
+                            approve: true,
+                            approver: crate::governance::AUTOPILOT.to_owned(),
+                            comment: Some(format!(
+                                "nobody decided within {:.0} s; the demo's autopilot approved the swarm's plan",
+                                waited.as_secs_f64()
+                            )),
+                            at: Utc::now(),
+                        }));
+                    }
+                    // A person's decision got there first.
+                    return Ok(reply.await.ok());
+                }
                 Wake::Interrupted => {
                     if (approvals
                         .conclude(approval, ApprovalState::Withdrawn, "server shutdown")

@@ -182,6 +182,8 @@ pub(crate) struct Context {
     pub silencer: Option<crate::intake::silences::Silencer>,
     /// A dry run: plans end as advice with their exact requests.
     pub dry_run: bool,
+    /// A demo's autopilot: approves a waiting plan after this wall time.
+    pub autopilot: Option<Duration>,
 }
 
 impl Context {

@@ -173,7 +173,8 @@ pub struct Approval {
     pub requested_at: DateTime<Utc>,
     /// Where it is.
     pub state: ApprovalState,
-    /// Who decided: a person's name, or `policy (timeout)`.
+    /// Who decided: a person's name, `policy (timeout)`, or a demo's
+    /// `autopilot (demo)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
     /// When.
@@ -185,6 +186,10 @@ pub struct Approval {
     /// Simulated seconds from the request to the decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waited_seconds: Option<f64>,
+    /// On a demo server: when its autopilot approves the plan unless a
+    /// person decides first (wall clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autopilot_at: Option<DateTime<Utc>>,
 }
 
 impl Approval {

@@ -36,11 +36,12 @@ fn the_built_in_timelines_have_seed_004s_schedules() {
         table,
         [
             ("busy_day", 30.0, 4),
+            ("demo_loop", 5.0, 5),
             ("gradual_escalation", 25.0, 5),
             ("incident_storm", 20.0, 5)
         ]
     );
-    let storm = &timelines[2];
+    let storm = &timelines[3];
     let delays: Vec<u64> = storm.entries.iter().map(|e| e.delay.as_secs()).collect();
     assert_eq!(delays, [0, 60, 180, 240, 360]);
     let generated = storm

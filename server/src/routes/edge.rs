@@ -2,10 +2,12 @@
 //! token on mutating endpoints, the login that sets its cookie, the
 //! WebSocket origin check, and JSON bodies that must be objects.
 
-use app::operator::{COOKIE, Denied, OperatorGate};
+use std::net::SocketAddr;
+
+use app::operator::{COOKIE, Denied, OperatorGate, ViewerAllowance};
 use axum::{
     Form,
-    extract::{Request, State},
+    extract::{ConnectInfo, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
@@ -14,25 +16,65 @@ use serde::Deserialize;
 
 use crate::problem::Problem;
 
+/// Whether a reverse proxy in front is trusted to name the client
+/// (`ANTIBODY_TRUST_PROXY`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrustProxy(pub bool);
+
 /// Refuses the request unless it carries the operator token (when the
 /// server has one).
 pub async fn require_operator(State(gate): State<OperatorGate>, request: Request, next: Next) -> Response {
     match gate.check(request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(denied) => {
-            let status = match denied {
-                Denied::Missing => StatusCode::UNAUTHORIZED,
-                Denied::Wrong => StatusCode::FORBIDDEN,
-            };
-            let mut response = Problem::field(status, "authorization", denied.reason()).into_response();
-            if denied == Denied::Missing {
+        Err(denied) => denial(denied),
+    }
+}
+
+/// Firing a scenario: the operator token, or, on a demo server, a viewer's
+/// allowance (a primary scenario, within the viewers' rates).
+pub async fn require_operator_or_allowance(
+    State(gate): State<OperatorGate>,
+    State(allowance): State<Option<ViewerAllowance>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let denied = match gate.check(request.headers()) {
+        Ok(()) => return next.run(request).await,
+        Err(denied) => denied,
+    };
+    let Some(allowance) = allowance else {
+        return denial(denied);
+    };
+    // `/api/scenarios/{id}/trigger`; the REST route fires one at a time.
+    let scenario = request.uri().path().split('/').nth(3).unwrap_or_default().to_owned();
+    match allowance.admit(&scenario, 1, request.headers(), peer) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            let mut response = Problem::field(refusal.status, refusal.field, refusal.reason).into_response();
+            if let Some(wait) = refusal.retry_after {
                 response
                     .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                    .insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
             }
             response
         }
     }
+}
+
+/// A request without the operator token, answered.
+fn denial(denied: Denied) -> Response {
+    let status = match denied {
+        Denied::Missing => StatusCode::UNAUTHORIZED,
+        Denied::Wrong => StatusCode::FORBIDDEN,
+    };
+    let mut response = Problem::field(status, "authorization", denied.reason()).into_response();
+    if denied == Denied::Missing {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
 }
 
 /// `POST /login` form.

@@ -6,12 +6,21 @@
 //! is closed with code 1013, and resumes from its last `seq` on reconnect.
 //! Every socket is pinged each heartbeat (20 s by default) and closed when
 //! it has not answered the previous ping.
+//!
+//! Sockets are capped per client address and in all. A refused one is
+//! still upgraded, so that it can be told why: it gets a close frame with
+//! code 1008 and the reason, which the dashboard shows.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     extract::{
-        Query, State,
+        ConnectInfo, Query, State,
         rejection::QueryRejection,
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code},
     },
@@ -38,7 +47,17 @@ const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
 /// Read buffer per socket (see `stream`).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-/// The open sockets: closed together at shutdown, and waited for.
+/// How many sockets may be open.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    /// From one client address (`None`: no limit).
+    pub per_address: Option<u32>,
+    /// From everyone.
+    pub total: u32,
+}
+
+/// The open sockets: counted per address, closed together at shutdown,
+/// and waited for.
 #[derive(Clone)]
 pub struct Sockets {
     /// Cancelled at shutdown; every socket then sends a close frame.
@@ -47,15 +66,72 @@ pub struct Sockets {
     tasks: TaskTracker,
     /// How often each socket is pinged.
     heartbeat: Duration,
+    /// How many may be open.
+    caps: Caps,
+    /// Open sockets per client address.
+    seats: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    /// How many are open in all; the demo watches it.
+    open: Arc<tokio::sync::watch::Sender<u32>>,
 }
 
+/// One admitted socket's place, given back when it drops.
+struct Seat {
+    address: IpAddr,
+    seats: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    open: Arc<tokio::sync::watch::Sender<u32>>,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        let mut seats = self.seats.lock().expect("seats lock poisoned");
+        let held = seats.get_mut(&self.address).expect("a seat is counted while it lives");
+        *held -= 1;
+        if *held == 0 {
+            seats.remove(&self.address);
+        }
+        self.open.send_modify(|open| *open -= 1);
+    }
+}
+
+/// Why a socket was refused: its close frame's reason (at most 123 bytes).
+const TOO_MANY_FROM_ADDRESS: &str = "too many dashboards open from your address: close one, then reload";
+const TOO_MANY: &str = "this server has as many dashboards open as it allows: try again later";
+
 impl Sockets {
-    pub fn new(heartbeat: Duration) -> Self {
+    pub fn new(heartbeat: Duration, caps: Caps) -> Self {
         Self {
             closing: CancellationToken::new(),
             tasks: TaskTracker::new(),
             heartbeat,
+            caps,
+            seats: Arc::default(),
+            open: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// How many sockets are open, as it changes.
+    pub fn open(&self) -> tokio::sync::watch::Receiver<u32> {
+        self.open.subscribe()
+    }
+
+    /// A place for one more socket from `address`, or why there is none.
+    fn seat(&self, address: IpAddr) -> Result<Seat, &'static str> {
+        let mut seats = self.seats.lock().expect("seats lock poisoned");
+        if *self.open.borrow() >= self.caps.total {
+            return Err(TOO_MANY);
+        }
+        let held = seats.entry(address).or_default();
+        if self.caps.per_address.is_some_and(|cap| *held >= cap) {
+            return Err(TOO_MANY_FROM_ADDRESS);
+        }
+        *held += 1;
+        // Under the seats lock, so the count and the map agree.
+        self.open.send_modify(|open| *open += 1);
+        Ok(Seat {
+            address,
+            seats: Arc::clone(&self.seats),
+            open: Arc::clone(&self.open),
+        })
     }
 
     /// Sends every socket a close frame and waits for them to finish, for
@@ -83,10 +159,13 @@ pub struct StreamQuery {
     since: Option<u64>,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn stream(
     State(engine): State<Engine>,
     State(sockets): State<Sockets>,
     State(origins): State<super::edge::AllowedOrigins>,
+    State(proxy): State<super::edge::TrustProxy>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: axum::http::HeaderMap,
     query: Result<Query<StreamQuery>, QueryRejection>,
     upgrade: WebSocketUpgrade,
@@ -104,6 +183,7 @@ pub async fn stream(
         (Some(epoch), Some(since)) => Some(Resume { epoch, since }),
         _ => None,
     };
+    let seat = sockets.seat(app::operator::client_ip(&headers, peer, proxy.0));
     let token = sockets.tasks.token();
     let closing = sockets.closing.clone();
     let heartbeat = sockets.heartbeat;
@@ -113,9 +193,15 @@ pub async fn stream(
         // at the default 128 KiB that was a third of the server's CPU under
         // 2,000 dashboards. Clients only send control frames.
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| async move {
+        .on_upgrade(move |mut socket| async move {
             let _token = token;
-            serve(socket, engine.feed(resume), closing, heartbeat).await;
+            match seat {
+                Ok(_seat) => serve(socket, engine.feed(resume), closing, heartbeat).await,
+                Err(reason) => {
+                    metrics::counter!("antibody_ws_refused_total").increment(1);
+                    let _ = socket.send(close(close_code::POLICY, reason)).await;
+                }
+            }
         })
 }
 

@@ -86,7 +86,7 @@ async fn an_alert_is_healed_through_a_signed_actuator_and_verified_from_promql()
     };
     let alertmanager_url = format!("http://{}", alertmanager.addr);
     let watcher: TestApp = spawn_app_with(|data| Settings {
-        addr: format!("127.0.0.1:{watcher_port}").parse().unwrap(),
+        addr: Some(format!("127.0.0.1:{watcher_port}").parse().unwrap()),
         ..acting(data, &prometheus_url, &twin.url, &alertmanager_url)
     })
     .await;
@@ -400,7 +400,7 @@ async fn through_relay(behaviour: Misbehaviour, outcome: &str) -> (IncidentDetai
             ..ActuatorArgs::default()
         };
         Settings {
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            addr: Some(format!("127.0.0.1:{port}").parse().unwrap()),
             ..on_twin(data, &twin.url, actuator, SPEED)
         }
     })

@@ -49,11 +49,11 @@ pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duratio
         rate_burst: 10_000,
         trust_proxy: false,
         twin: server::configuration::Twin::Shared,
-        addr: "127.0.0.1:0".parse().unwrap(),
+        addr: Some("127.0.0.1:0".parse().unwrap()),
         port: None,
         speed: Speed::new(speed).unwrap(),
         seed: Some(42),
-        site_root: PathBuf::from("target/site"),
+        site_root: Some(PathBuf::from("target/site")),
         shutdown_grace,
         log_format: LogFormat::Text,
         command: None,
@@ -67,6 +67,9 @@ pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duratio
         memory_capacity: 2_000,
         estate: Default::default(),
         actuator: Default::default(),
+        demo: Default::default(),
+        ws_max_per_ip: None,
+        ws_max: 10_000,
     }
 }
 

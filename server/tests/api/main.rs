@@ -6,6 +6,7 @@ mod actuation;
 mod alerts;
 mod cluster;
 mod components;
+mod demo;
 mod edge;
 mod eval;
 mod fuzz;

@@ -180,9 +180,10 @@ async fn the_bundle_is_served_precompressed_and_pages_are_compressed_on_the_fly(
     std::fs::write(pkg.join("antibody.js"), "console.log('raw')").unwrap();
     std::fs::write(pkg.join("antibody.js.br"), "brotli bytes").unwrap();
     std::fs::write(pkg.join("antibody.js.gz"), "gzip bytes").unwrap();
+    std::fs::write(site.path().join("favicon.svg"), "<svg/>").unwrap();
     let root = site.path().to_owned();
     let app = spawn_app_with(move |data| Settings {
-        site_root: root,
+        site_root: Some(root),
         ..settings_in(data, 200.0, Duration::from_secs(5))
     })
     .await;
@@ -220,4 +221,28 @@ async fn the_bundle_is_served_precompressed_and_pages_are_compressed_on_the_fly(
         .unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["content-encoding"], "gzip");
+    assert_eq!(page.headers()["cache-control"], "no-cache");
+    let html = app.text("/").await;
+    assert!(
+        html.contains(r#"href="/pkg/antibody.css""#) && html.contains("import('/pkg/antibody.js')"),
+        "a folder's bundle is unversioned"
+    );
+
+    // A file beside the bundle, revalidated by its ETag.
+    let icon = app.http.get(app.url("/favicon.svg")).send().await.unwrap();
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    let etag = icon.headers()["etag"].clone();
+    let again = app
+        .http
+        .get(app.url("/favicon.svg"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    // A path that is neither a file nor a page gets the app's page, as 404.
+    let nowhere = app.http.get(app.url("/nowhere")).send().await.unwrap();
+    assert_eq!(nowhere.status(), 404);
+    assert!(nowhere.text().await.unwrap().contains("Page not found"));
 }

@@ -32,7 +32,7 @@ async fn the_built_in_timelines_are_listed_with_their_schedules() {
         .iter()
         .map(|t| t["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["busy_day", "gradual_escalation", "incident_storm"]);
+    assert_eq!(ids, ["busy_day", "demo_loop", "gradual_escalation", "incident_storm"]);
     let busy_day = &list[0];
     assert_eq!(busy_day["duration_minutes"], 30.0);
     assert_eq!(busy_day["schedule"].as_array().unwrap().len(), 4);

@@ -45,7 +45,7 @@ export async function startServer(
 }
 
 /** Waits until whatever listens on `port` answers `/healthz` with 200. */
-async function healthy(port: number) {
+export async function healthy(port: number) {
   await expect
     .poll(
       async () => {

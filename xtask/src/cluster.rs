@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{Needs, Result, TempPostgres, ensure_haproxy, root, setup, sh, step};
+use crate::{Needs, Result, TempPostgres, ensure_haproxy, root, setup, step};
 
 /// Where the balancer listens; the instances take the next three ports.
 const BALANCER_PORT: u16 = 3000;
@@ -40,9 +40,7 @@ pub fn cluster() -> Result {
     })?;
     ensure_haproxy()?;
     crate::build_site(true)?;
-    step("Server: building (release)");
-    sh("cargo", &["build", "--package", "server", "--release"])?;
-    let binary = root().join("target/release/antibody");
+    let binary = crate::dist::build_binary()?;
     let postgres = TempPostgres::start()?;
     // Signs every order the instances send the twin.
     let secret = format!("{:x}{:x}", std::process::id(), started.elapsed().as_nanos());
@@ -82,7 +80,6 @@ pub fn cluster() -> Result {
                 .env("ANTIBODY_TWIN_URL", format!("http://127.0.0.1:{TWIN_PORT}"))
                 .env("ANTIBODY_ACTUATOR_SECRET", &secret)
                 .env("ANTIBODY_TRUST_PROXY", "true")
-                .env("LEPTOS_SITE_ROOT", root().join("target/site"))
                 .spawn()
                 .map_err(|e| format!("cannot start instance {n}: {e}"))?,
         );
@@ -114,7 +111,7 @@ pub fn cluster() -> Result {
         crate::minutes(started)
     ));
     println!(
-        "  measure: target/release/antibody loadtest --url http://127.0.0.1:{BALANCER_PORT} --dashboards 1500 --rate 100"
+        "  measure: target/x86_64-unknown-linux-musl/release/antibody loadtest --url http://127.0.0.1:{BALANCER_PORT} --dashboards 1500 --rate 100"
     );
     // Runs until Ctrl-C (or a child dies); the guards stop the rest.
     loop {

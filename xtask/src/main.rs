@@ -10,6 +10,7 @@
 
 mod cluster;
 mod contract;
+mod dist;
 
 use std::{
     env, fs,
@@ -25,8 +26,9 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  run     install what is missing, build (release) and serve the dashboard
-          on http://127.0.0.1:3000 (settings: see README)
+  run     install what is missing, build the one-file release (`dist`)
+          and serve the dashboard on http://127.0.0.1:3000 (settings: see
+          README)
   test    install what is missing and run every test: formatting, clippy,
           Rust unit and integration tests, the API contract (schemathesis)
           and the browser end-to-end tests
@@ -42,6 +44,10 @@ tasks:
   cluster three release instances on a throwaway PostgreSQL, a standalone
           twin as their estate, and HAProxy in front on
           http://127.0.0.1:3000 (see docs/cluster.md)
+  dist    the one-file release: a static binary with the site inside
+          (target/x86_64-unknown-linux-musl/release/antibody)
+  image   `dist`, then an OCI image FROM scratch around it, built with
+          buildah and run once (target/antibody-image.tar; docs/deploy.md)
   setup   install what `run` and `test` need, and nothing else
 ";
 
@@ -65,6 +71,8 @@ fn main() -> ExitCode {
         Some("trunk") => trunk(),
         Some("setup") => setup(Needs::ALL),
         Some("cluster") => cluster::cluster(),
+        Some("dist") => dist::dist().map(drop),
+        Some("image") => dist::image(),
         Some("contract") => contract::ensure_schemathesis().and_then(|schemathesis| {
             sh("cargo", &["build", "--package", "server"])?;
             contract::check(&schemathesis)
@@ -184,6 +192,7 @@ fn setup(needs: Needs) -> Result {
     if needs.prometheus {
         ensure_prometheus()?;
         ensure_haproxy()?;
+        ensure_nginx()?;
     }
     Ok(())
 }
@@ -436,6 +445,15 @@ fn ensure_haproxy() -> Result {
     apt_install(&["haproxy"], "the tests of several instances behind a load balancer")
 }
 
+/// nginx runs the shipped site (`deploy/nginx/antibody.conf`) in its test.
+fn ensure_nginx() -> Result {
+    if Path::new("/usr/sbin/nginx").exists() {
+        println!("ok  nginx");
+        return Ok(());
+    }
+    apt_install(&["nginx-light"], "the test of the shipped nginx site")
+}
+
 fn ensure_chromium() -> Result {
     if Path::new("/usr/bin/chromium").exists() {
         println!(
@@ -596,6 +614,15 @@ fn build_site(release: bool) -> Result<PathBuf> {
                 swagger.display()
             )
         })?;
+        // Served precompressed like the bundle (the server compresses no
+        // file on the fly: that would change a file under its ETag).
+        if release {
+            precompress(&docs.join(asset))?;
+        } else {
+            for stale in [".br", ".gz"] {
+                let _ = fs::remove_file(docs.join(format!("{asset}{stale}")));
+            }
+        }
     }
     if release {
         report_sizes(&pkg, &chunks)?;
@@ -632,28 +659,33 @@ fn report_sizes(pkg: &Path, chunks: &[PathBuf]) -> Result {
         .chain([SPLIT_LOADER.to_owned()])
         .chain(chunks);
     for file in files {
-        let path = pkg.join(&file);
-        let raw = fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        gz.write_all(&raw).map_err(|e| e.to_string())?;
-        let gz = gz.finish().map_err(|e| e.to_string())?;
-        let mut br = Vec::new();
-        {
-            let mut writer = brotli::CompressorWriter::new(&mut br, 4096, 11, 22);
-            writer.write_all(&raw).map_err(|e| e.to_string())?;
-        }
-        fs::write(pkg.join(format!("{file}.gz")), &gz).map_err(|e| e.to_string())?;
-        fs::write(pkg.join(format!("{file}.br")), &br).map_err(|e| e.to_string())?;
+        let (raw, gz, br) = precompress(&pkg.join(&file))?;
         let kib = |n: usize| format!("{:.1} KiB", n as f64 / 1024.0);
-        println!(
-            "  {:<58} {:>10} {:>10} {:>10}",
-            file,
-            kib(raw.len()),
-            kib(gz.len()),
-            kib(br.len())
-        );
+        println!("  {:<58} {:>10} {:>10} {:>10}", file, kib(raw), kib(gz), kib(br));
     }
     Ok(())
+}
+
+/// Writes `.gz` and `.br` beside `path` (at their best levels); returns
+/// the three sizes.
+fn precompress(path: &Path) -> Result<(usize, usize, usize)> {
+    let raw = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&raw).map_err(|e| e.to_string())?;
+    let gz = gz.finish().map_err(|e| e.to_string())?;
+    let mut br = Vec::new();
+    {
+        let mut writer = brotli::CompressorWriter::new(&mut br, 4096, 11, 22);
+        writer.write_all(&raw).map_err(|e| e.to_string())?;
+    }
+    let beside = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    fs::write(beside(".gz"), &gz).map_err(|e| e.to_string())?;
+    fs::write(beside(".br"), &br).map_err(|e| e.to_string())?;
+    Ok((raw.len(), gz.len(), br.len()))
 }
 
 fn run() -> Result {
@@ -665,10 +697,9 @@ fn run() -> Result {
         prometheus: false,
     })?;
     build_site(true)?;
-    step("Server: building (release)");
-    sh("cargo", &["build", "--package", "server", "--release"])?;
+    let binary = dist::build_binary()?;
     step(&format!("Serving (built in {}); stop with Ctrl-C", minutes(started)));
-    sh_with(Command::new(root().join("target/release/antibody")).env("LEPTOS_SITE_ROOT", root().join("target/site")))
+    sh_with(&mut Command::new(binary))
 }
 
 fn test() -> Result {
@@ -765,15 +796,23 @@ fn test() -> Result {
         }
         Ok(())
     })?;
-    timed("site", &mut || build_site(false).map(drop))?;
+    // The release site: what ships, and what the release binary embeds.
+    timed("site", &mut || build_site(true).map(drop))?;
+    let mut binary = PathBuf::new();
+    timed("release binary", &mut || {
+        binary = dist::build_binary()?;
+        Ok(())
+    })?;
     timed("browser tests", &mut || {
         step("Browser: Playwright end-to-end tests in Chromium");
         sh_with(
             Command::new("npx")
                 .args(["playwright", "test"])
+                .env("ANTIBODY_RELEASE_BIN", &binary)
                 .current_dir(root().join("end2end")),
         )
     })?;
+    timed("image", &mut || dist::test_image(&binary))?;
     step("Timings");
     for (name, took) in timings {
         println!("  {name:<14} {took}");

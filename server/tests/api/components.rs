@@ -335,3 +335,79 @@ impl TempHaproxy {
         log_of(self.dir.path(), "haproxy")
     }
 }
+
+/// nginx with the shipped site (`deploy/nginx/antibody.conf`) in front of
+/// one server, on a free port, in a temporary directory.
+pub struct TempNginx {
+    /// Stopped on drop (`kill_on_drop`).
+    _child: tokio::process::Child,
+    /// Its configuration, temporary files and error log; removed on drop.
+    dir: tempfile::TempDir,
+    /// As in `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl TempNginx {
+    /// nginx in front of `backend` (`host:port`), once it answers through
+    /// to it. `None` when nginx is not installed (said loudly; a panic when
+    /// the run requires it).
+    pub async fn in_front_of(backend: &str) -> Option<Self> {
+        let program = installed("nginx")?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let site = std::fs::read_to_string(shipped("deploy/nginx/antibody.conf")).unwrap();
+        // The shipped site listens on 80 and proxies to systemd's 3000.
+        for shipped_value in ["server 127.0.0.1:3000;", "listen 80;"] {
+            assert!(
+                site.contains(shipped_value),
+                "the nginx site no longer has `{shipped_value}`"
+            );
+        }
+        let site = site
+            .replace("server 127.0.0.1:3000;", &format!("server {backend};"))
+            .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        std::fs::write(path("antibody.conf"), site).unwrap();
+        let main = format!(
+            "daemon off;\nuser root;\nworker_processes 1;\npid {pid};\nerror_log {log} info;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {tmp}/body;\n  proxy_temp_path {tmp}/proxy;\n  \
+             fastcgi_temp_path {tmp}/fastcgi;\n  uwsgi_temp_path {tmp}/uwsgi;\n  scgi_temp_path {tmp}/scgi;\n  \
+             include {site};\n}}\n",
+            pid = path("nginx.pid"),
+            log = path("nginx.log"),
+            tmp = dir.path().display(),
+            site = path("antibody.conf"),
+        );
+        std::fs::write(path("nginx.conf"), main).unwrap();
+        let child = tokio::process::Command::new(program)
+            .args(["-e", &path("nginx.log"), "-c", &path("nginx.conf")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("nginx starts: {e}"));
+        let addr = format!("127.0.0.1:{port}");
+        let healthz = format!("http://{addr}/healthz");
+        crate::helpers::eventually(
+            "nginx answers through to the server",
+            Duration::from_millis(100),
+            Duration::from_secs(30),
+            || async {
+                let answer = reqwest::get(&healthz).await.ok()?;
+                answer.status().is_success().then_some(())
+            },
+        )
+        .await;
+        Some(Self {
+            _child: child,
+            dir,
+            addr,
+        })
+    }
+
+    /// Its error log so far.
+    pub fn log(&self) -> String {
+        log_of(self.dir.path(), "nginx")
+    }
+}

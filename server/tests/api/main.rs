@@ -7,6 +7,7 @@ mod alerts;
 mod cluster;
 mod components;
 mod demo;
+mod deploy;
 mod edge;
 mod eval;
 mod fuzz;

@@ -17,7 +17,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm musl-tools \
  && cargo xtask dist \
  && mkdir -p /out/data /out/tmp \
- && cp target/x86_64-unknown-linux-musl/release/antibody /out/antibody
+ && cp target/x86_64-unknown-linux-musl/dist/antibody /out/antibody
 
 FROM scratch
 COPY --from=build /out/antibody /antibody

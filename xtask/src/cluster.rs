@@ -111,7 +111,7 @@ pub fn cluster() -> Result {
         crate::minutes(started)
     ));
     println!(
-        "  measure: target/x86_64-unknown-linux-musl/release/antibody loadtest --url http://127.0.0.1:{BALANCER_PORT} --dashboards 1500 --rate 100"
+        "  measure: target/x86_64-unknown-linux-musl/dist/antibody loadtest --url http://127.0.0.1:{BALANCER_PORT} --dashboards 1500 --rate 100"
     );
     // Runs until Ctrl-C (or a child dies); the guards stop the rest.
     loop {

@@ -18,12 +18,13 @@ use crate::{Needs, Result, apt_install, output, root, setup, sh, sh_with, step};
 pub const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 /// The image's name in buildah's store.
 const IMAGE: &str = "localhost/antibody:latest";
-/// The shipped image's size budget.
-const IMAGE_BUDGET_BYTES: u64 = 40 * 1024 * 1024;
+/// The shipped image's size budget, unpacked (decimal megabytes, as
+/// `docker images` counts).
+const IMAGE_BUDGET_BYTES: u64 = 40_000_000;
 
 /// The one-file binary's path.
 pub fn binary() -> PathBuf {
-    root().join("target").join(STATIC_TARGET).join("release/antibody")
+    root().join("target").join(STATIC_TARGET).join("dist/antibody")
 }
 
 /// `cargo xtask dist`: the release site, then the static binary that
@@ -49,7 +50,8 @@ pub fn build_binary() -> Result<PathBuf> {
             "build",
             "--package",
             "server",
-            "--release",
+            "--profile",
+            "dist",
             "--features",
             "embed-site",
             "--target",
@@ -150,18 +152,23 @@ pub fn build_and_check(binary: &Path) -> Result {
             .args(["push", IMAGE])
             .arg(format!("oci-archive:{}", archive.display())),
     )?;
-    let size = fs::metadata(&archive)
+    let packed = fs::metadata(&archive)
         .map_err(|e| format!("{}: {e}", archive.display()))?
         .len();
+    // Unpacked, the image is the binary and two empty folders.
+    let unpacked = fs::metadata(binary)
+        .map_err(|e| format!("{}: {e}", binary.display()))?
+        .len();
     println!(
-        "  image {IMAGE}: {} as an OCI archive ({})",
-        mib(size),
+        "  image {IMAGE}: {} unpacked, {} as an OCI archive ({})",
+        mib(unpacked),
+        mib(packed),
         archive.display()
     );
-    if size > IMAGE_BUDGET_BYTES {
+    if unpacked > IMAGE_BUDGET_BYTES {
         return Err(format!(
-            "the image is {}, over its budget of {}",
-            mib(size),
+            "the image is {} unpacked, over its budget of {}",
+            mib(unpacked),
             mib(IMAGE_BUDGET_BYTES)
         ));
     }
@@ -178,6 +185,8 @@ fn check_image_serves() -> Result {
     let child = buildah()
         .args(["run", "--isolation", "chroot", "--env"])
         .arg(format!("PORT={port}"))
+        // Nothing to drain: stop at once when told.
+        .args(["--env", "ANTIBODY_SHUTDOWN_GRACE=0"])
         .args([&container, "--", "/antibody"])
         .stdout(Stdio::null())
         .process_group(0)
@@ -207,7 +216,9 @@ impl Drop for Running {
     fn drop(&mut self) {
         let group = self.0.id() as i32;
         // SIGTERM to the whole group: buildah and the server it runs.
-        let _ = Command::new("kill").args(["-TERM", &format!("-{group}")]).status();
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", "--", &format!("-{group}")])
+            .status();
         let _ = self.0.wait();
     }
 }

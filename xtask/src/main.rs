@@ -45,7 +45,7 @@ tasks:
           twin as their estate, and HAProxy in front on
           http://127.0.0.1:3000 (see docs/cluster.md)
   dist    the one-file release: a static binary with the site inside
-          (target/x86_64-unknown-linux-musl/release/antibody)
+          (target/x86_64-unknown-linux-musl/dist/antibody)
   image   `dist`, then an OCI image FROM scratch around it, built with
           buildah and run once (target/antibody-image.tar; docs/deploy.md)
   setup   install what `run` and `test` need, and nothing else

@@ -73,11 +73,11 @@ pub struct TriggerBody {
         (status = 201, description = "Opened; answered once its `incident_created` event is stored", body = Incident,
             headers(("Location" = String, description = "The incident's address, as in `/api/incidents/{id}`"))),
         (status = 400, description = "The body is not valid JSON, or a field has the wrong type; `field` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Operator mode, and no token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Operator mode, and no token; on a demo server, a viewer (no token) may fire only the primary scenarios", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Operator mode, and a wrong token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such scenario (the closest is suggested)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body is invalid; `field` names it", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "At capacity, or rate limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "At capacity, rate limited, or on a demo server a viewer's allowance spent (per address, or everyone's); see Retry-After", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Shutting down, or the event log stopped publishing: nothing is opened", body = Problem, content_type = "application/problem+json"),
     ),
     security((), ("operator" = [])))]

@@ -639,22 +639,17 @@ async fn a_person_deciding_first_leaves_the_autopilot_nothing() {
     let mut live = engine.feed(None).live;
     engine.trigger_scenario("service_down", None).unwrap();
     let mut seen = Vec::new();
-    loop {
-        match until(&mut live, &mut seen, |m| {
-            matches!(m, ServerMessage::ApprovalRequested { .. }) || settled(m)
-        })
-        .await
-        {
-            ServerMessage::ApprovalRequested { approval } => {
-                // Late in the countdown, but within it.
-                tokio::time::sleep(Duration::from_millis(2_900)).await;
-                engine
-                    .approvals()
-                    .decide(approval.approval_id, by("carol", false))
-                    .unwrap();
-            }
-            _ => break,
-        }
+    while let ServerMessage::ApprovalRequested { approval } = until(&mut live, &mut seen, |m| {
+        matches!(m, ServerMessage::ApprovalRequested { .. }) || settled(m)
+    })
+    .await
+    {
+        // Late in the countdown, but within it.
+        tokio::time::sleep(Duration::from_millis(2_900)).await;
+        engine
+            .approvals()
+            .decide(approval.approval_id, by("carol", false))
+            .unwrap();
     }
     let deciders: Vec<_> = seen
         .iter()

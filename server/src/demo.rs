@@ -16,6 +16,7 @@ use engine::{
     timeline::{Timeline, runner::Timelines},
 };
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -23,13 +24,15 @@ use uuid::Uuid;
 const RUN_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Starts the demo's loop of `timeline_id` over `timelines`, driven by how
-/// many dashboards are `open`; seeds the history first when `fresh`.
+/// many dashboards are `open`, until `stop` (the server's shutdown); seeds
+/// the history first when `fresh`.
 pub fn start(
     engine: &Engine,
     timelines: Timelines,
     open: watch::Receiver<u32>,
     timeline_id: &str,
     fresh: bool,
+    stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let timeline = timelines
         .find(timeline_id)
@@ -38,7 +41,12 @@ pub fn start(
     if fresh {
         seed(engine);
     }
-    tokio::spawn(follow_viewers(timelines, open, timeline));
+    tokio::spawn(async move {
+        tokio::select! {
+            () = follow_viewers(timelines, open, timeline) => {}
+            () = stop.cancelled() => {}
+        }
+    });
     Ok(())
 }
 

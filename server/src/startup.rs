@@ -83,6 +83,9 @@ pub struct Application {
     router: Router,
     state: AppState,
     settings: Settings,
+    /// Cancelled when shutdown begins: background work that would start
+    /// something new (the demo's loop) stops.
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Application {
@@ -178,6 +181,7 @@ impl Application {
                 total: settings.ws_max,
             },
         );
+        let stopping = tokio_util::sync::CancellationToken::new();
         if settings.demo.enabled {
             crate::demo::start(
                 &engine,
@@ -185,6 +189,7 @@ impl Application {
                 sockets.open(),
                 &settings.demo.timeline,
                 recovered_nothing,
+                stopping.clone(),
             )?;
         }
         let viewers = settings.demo.enabled.then(|| viewer_allowance(&engine, &settings));
@@ -213,6 +218,7 @@ impl Application {
             router,
             state,
             settings,
+            stopping,
         })
     }
 
@@ -232,10 +238,12 @@ impl Application {
             router,
             state,
             settings,
+            stopping,
             ..
         } = self;
         let shutdown = async move {
             signal.await;
+            stopping.cancel();
             info!("shutting down: draining in-flight incidents");
             let report = state.engine.shutdown(settings.shutdown_grace).await;
             info!(

@@ -586,17 +586,22 @@ async fn a_shutdown_withdraws_a_pending_approval() {
     assert_eq!(steps_run(&seen), 0);
 }
 
-/// A demo's autopilot approves a waiting plan after its countdown, named
-/// as the autopilot in the decision, and the plan runs.
-#[tokio::test(start_paused = true)]
-async fn a_demos_autopilot_approves_after_its_countdown_and_says_so() {
-    let engine = Engine::new(EngineConfig {
+/// An engine that asks a person about every plan, with a demo's 3 s autopilot.
+fn autopiloted() -> Engine {
+    Engine::new(EngineConfig {
         seed: Some(11),
         policy: Arc::new(Policy::parse("always-ask", MINIMAL).unwrap()),
         autopilot: Some(Duration::from_secs(3)),
         ..EngineConfig::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// A demo's autopilot approves a waiting plan after its countdown, named
+/// as the autopilot in the decision, and the plan runs.
+#[tokio::test(start_paused = true)]
+async fn a_demos_autopilot_approves_after_its_countdown_and_says_so() {
+    let engine = autopiloted();
     let mut live = engine.feed(None).live;
     engine.trigger_scenario("service_down", None).unwrap();
     let mut seen = Vec::new();
@@ -629,13 +634,7 @@ async fn a_demos_autopilot_approves_after_its_countdown_and_says_so() {
 /// A person who decides within the countdown wins; the autopilot stays out.
 #[tokio::test(start_paused = true)]
 async fn a_person_deciding_first_leaves_the_autopilot_nothing() {
-    let engine = Engine::new(EngineConfig {
-        seed: Some(11),
-        policy: Arc::new(Policy::parse("always-ask", MINIMAL).unwrap()),
-        autopilot: Some(Duration::from_secs(3)),
-        ..EngineConfig::default()
-    })
-    .unwrap();
+    let engine = autopiloted();
     let mut live = engine.feed(None).live;
     engine.trigger_scenario("service_down", None).unwrap();
     let mut seen = Vec::new();

@@ -312,17 +312,7 @@ impl TempHaproxy {
             .spawn()
             .unwrap_or_else(|e| panic!("haproxy starts: {e}"));
         let url = format!("http://127.0.0.1:{port}");
-        let healthz = format!("{url}/healthz");
-        crate::helpers::eventually(
-            "HAProxy answers through to an instance",
-            Duration::from_millis(100),
-            Duration::from_secs(30),
-            || async {
-                let answer = reqwest::get(&healthz).await.ok()?;
-                answer.status().is_success().then_some(())
-            },
-        )
-        .await;
+        answers_through(&url, "HAProxy answers through to an instance").await;
         Some(Self {
             _child: child,
             dir,
@@ -388,17 +378,7 @@ impl TempNginx {
             .spawn()
             .unwrap_or_else(|e| panic!("nginx starts: {e}"));
         let addr = format!("127.0.0.1:{port}");
-        let healthz = format!("http://{addr}/healthz");
-        crate::helpers::eventually(
-            "nginx answers through to the server",
-            Duration::from_millis(100),
-            Duration::from_secs(30),
-            || async {
-                let answer = reqwest::get(&healthz).await.ok()?;
-                answer.status().is_success().then_some(())
-            },
-        )
-        .await;
+        answers_through(&format!("http://{addr}"), "nginx answers through to the server").await;
         Some(Self {
             _child: child,
             dir,
@@ -410,4 +390,15 @@ impl TempNginx {
     pub fn log(&self) -> String {
         log_of(self.dir.path(), "nginx")
     }
+}
+
+/// Waits (30 s at most) until a proxy at `url` answers `/healthz` with a
+/// success, which only the server behind it can give.
+async fn answers_through(url: &str, what: &str) {
+    let healthz = format!("{url}/healthz");
+    crate::helpers::eventually(what, Duration::from_millis(100), Duration::from_secs(30), || async {
+        let answer = reqwest::get(&healthz).await.ok()?;
+        answer.status().is_success().then_some(())
+    })
+    .await;
 }

@@ -98,7 +98,10 @@ pub async fn follow(
         connection.set(Connection::Connecting);
         // A statement of its own: the read guard must be gone before the
         // loop below writes to the state.
-        let url = state.with_untracked(socket_url);
+        let Some(url) = state.try_with_untracked(socket_url) else {
+            // The dashboard is gone.
+            return;
+        };
         if let Ok(mut socket) = WebSocket::open(&url) {
             // The sink turns ready when the socket opens or fails to; a
             // proxy that swallows the upgrade gets neither, so the wait is
@@ -121,7 +124,7 @@ pub async fn follow(
                         }
                         _ => break,
                     };
-                    if refusal.with_untracked(Option::is_some) {
+                    if refusal.try_with_untracked(Option::is_some) == Some(true) {
                         refusal.set(None);
                     }
                     // Only a connection that delivers resets the backoff, so
@@ -135,9 +138,16 @@ pub async fn follow(
                     lag_ms.set(Some(
                         (js_sys::Date::now() as i64 - envelope.ts.timestamp_millis()).max(0),
                     ));
-                    if state.try_update(|s| s.apply(&envelope)) == Some(Applied::Gap) {
+                    match state.try_update(|s| s.apply(&envelope)) {
+                        // The dashboard is gone (a client-side navigation),
+                        // and its stream with it: the server's seat is freed.
+                        None => {
+                            let _ = socket.close(None, None);
+                            return;
+                        }
                         // Reconnect at once: the server replays from last_seq.
-                        break;
+                        Some(Applied::Gap) => break,
+                        Some(_) => {}
                     }
                 }
             }
@@ -189,7 +199,10 @@ async fn poll(state: RwSignal<DashboardState>, connection: RwSignal<Connection>,
 
     let until = js_sys::Date::now() + SOCKET_RETRY_WHILE_POLLING.as_millis() as f64;
     while js_sys::Date::now() < until {
-        let since = state.with_untracked(|s| s.last_seq);
+        let Some(since) = state.try_with_untracked(|s| s.last_seq) else {
+            // The dashboard is gone; `follow` sees it next.
+            return;
+        };
         let page = match Request::get(&format!("/api/events?since={since}&limit={POLL_PAGE}"))
             .send()
             .await

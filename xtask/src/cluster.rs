@@ -11,7 +11,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{Needs, Result, TempPostgres, ensure_haproxy, root, setup, step};
+use crate::{Needs, Result, TempPostgres, dist::wait_for_ok, ensure_haproxy, root, setup, step};
+
+/// How long each part may take to answer once started.
+const STARTING: Duration = Duration::from_secs(60);
 
 /// Where the balancer listens; the instances take the next three ports.
 const BALANCER_PORT: u16 = 3000;
@@ -67,7 +70,7 @@ pub fn cluster() -> Result {
             .spawn()
             .map_err(|e| format!("cannot start the twin: {e}"))?,
     );
-    wait_for(&format!("http://127.0.0.1:{TWIN_PORT}/api/estate"))?;
+    wait_for_ok(&format!("http://127.0.0.1:{TWIN_PORT}/api/estate"), STARTING)?;
 
     let mut backends = Vec::new();
     for n in 1..=3u16 {
@@ -83,7 +86,7 @@ pub fn cluster() -> Result {
                 .spawn()
                 .map_err(|e| format!("cannot start instance {n}: {e}"))?,
         );
-        wait_for(&format!("http://127.0.0.1:{port}/readyz"))?;
+        wait_for_ok(&format!("http://127.0.0.1:{port}/readyz"), STARTING)?;
         backends.push(format!("127.0.0.1:{port}"));
     }
 
@@ -104,7 +107,7 @@ pub fn cluster() -> Result {
             .spawn()
             .map_err(|e| format!("cannot start HAProxy: {e}"))?,
     );
-    wait_for(&format!("http://127.0.0.1:{BALANCER_PORT}/healthz"))?;
+    wait_for_ok(&format!("http://127.0.0.1:{BALANCER_PORT}/healthz"), STARTING)?;
     step(&format!(
         "Serving http://127.0.0.1:{BALANCER_PORT} (three instances on {}; built in {}); stop with Ctrl-C",
         postgres.url,
@@ -122,20 +125,4 @@ pub fn cluster() -> Result {
             }
         }
     }
-}
-
-/// Waits until `url` answers 200, for at most 60 s.
-fn wait_for(url: &str) -> Result {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let answered = Command::new("curl")
-            .args(["-sf", "-o", "/dev/null", url])
-            .status()
-            .is_ok_and(|status| status.success());
-        if answered {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    Err(format!("{url} did not answer within 60 s"))
 }

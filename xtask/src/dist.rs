@@ -236,8 +236,9 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-/// Polls `url` until it answers 200, for at most `within`.
-fn wait_for_ok(url: &str, within: Duration) -> Result {
+/// Polls `url` until it answers 200, for at most `within` (every 20 ms,
+/// so a cold start is timed to the tens of milliseconds).
+pub fn wait_for_ok(url: &str, within: Duration) -> Result {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if output("curl", &["-sf", "-o", "/dev/null", url]).is_some() {

@@ -690,14 +690,7 @@ fn precompress(path: &Path) -> Result<(usize, usize, usize)> {
 
 fn run() -> Result {
     let started = Instant::now();
-    setup(Needs {
-        chromium: false,
-        npm: true,
-        postgres: false,
-        prometheus: false,
-    })?;
-    build_site(true)?;
-    let binary = dist::build_binary()?;
+    let binary = dist::dist()?;
     step(&format!("Serving (built in {}); stop with Ctrl-C", minutes(started)));
     sh_with(&mut Command::new(binary))
 }

@@ -151,19 +151,20 @@ impl Site {
     pub async fn respond(&self, path: &str, request: &HeaderMap) -> Option<Response> {
         let (path, immutable) = self.resolve(path)?;
         // The plain file must exist: its coded forms are only ever its copies.
-        let identity = self.read(&path).await?;
+        if !self.has(&path).await {
+            return None;
+        }
         let accepted = accepted_codings(request);
-        let mut chosen = (Coding::Identity, identity);
+        let mut chosen = None;
+        // Best first; identity, last, always exists.
         for coding in Coding::PREFERRED.into_iter().filter(|c| accepted.contains(c)) {
-            if coding == Coding::Identity {
-                break;
-            }
             if let Some(file) = self.read(&format!("{path}{}", coding.suffix())).await {
-                chosen = (coding, file);
+                chosen = Some((coding, file));
                 break;
             }
         }
-        let (coding, file) = chosen;
+        // Gone between the look and the read (a folder being rebuilt).
+        let (coding, file) = chosen?;
         let etag = format!("\"{}\"", hex::encode(&file.sha256[..16]));
         let mut response = if matches(request, &etag) {
             let mut response = Response::new(Body::empty());
@@ -214,6 +215,15 @@ impl Site {
             }
         }
         Some((path.to_owned(), false))
+    }
+
+    /// Whether the site has a file at `path`, without reading it.
+    async fn has(&self, path: &str) -> bool {
+        match &self.inner.source {
+            #[cfg(feature = "embed-site")]
+            Source::Embedded => <Embedded as rust_embed::RustEmbed>::get(path).is_some(),
+            Source::Folder(root) => tokio::fs::metadata(root.join(path)).await.is_ok_and(|m| m.is_file()),
+        }
     }
 
     async fn read(&self, path: &str) -> Option<File> {

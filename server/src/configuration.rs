@@ -98,9 +98,14 @@ pub struct Settings {
           value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     pub ws_queue: u32,
 
-    /// Milliseconds an event may wait for others to share its store transaction and socket writes (group commit; 0 to 1000).
-    #[arg(long, env = "ANTIBODY_COMMIT_WINDOW", default_value = "25", value_parser = parse_millis)]
+    /// Milliseconds an event may wait for others to share its store transaction (0 to 1000). At 0, the default, a lone event commits at once and what arrives during a commit shares the next one.
+    #[arg(long, env = "ANTIBODY_COMMIT_WINDOW", default_value = "0", value_parser = parse_millis)]
     pub commit_window: Duration,
+
+    /// Socket writes a second the server allows its dashboards together (0: no limit). A dashboard writes at once unless it wrote less than (open dashboards / budget) ago; then what queued meanwhile goes out in one write.
+    #[arg(long, env = "ANTIBODY_WS_WRITE_BUDGET", default_value = "50000",
+          value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub ws_write_budget: u32,
 
     /// Several instances on one PostgreSQL: seconds an incident's lease lasts unless its owner renews it; a dead owner's incidents are taken over (and interrupted) within this plus half a second (1 to 300).
     #[arg(long, env = "ANTIBODY_LEASE_TTL", default_value = "10", value_parser = parse_lease_ttl)]
@@ -148,6 +153,10 @@ pub struct Settings {
     /// Where events and incidents are stored: sqlite://PATH (created if missing) or postgres://USER:PASS@HOST/DB.
     #[arg(long, env = "ANTIBODY_DATABASE_URL", default_value = "sqlite://data/antibody.db", value_parser = parse_database_url)]
     pub database_url: String,
+
+    /// When a SQLite commit counts as done: `full` (an fsync per transaction; a published event survives a power cut) or `normal` (it survives a killed process; a power cut may lose the newest). See docs/durability.md.
+    #[arg(long, env = "ANTIBODY_SQLITE_SYNC", default_value = "full", value_parser = parse_sqlite_sync)]
+    pub sqlite_sync: store::SqliteSync,
 
     /// An LLM for generated timeline scenarios (the built-in generator otherwise).
     #[command(flatten)]
@@ -748,6 +757,14 @@ fn parse_http_url(raw: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
+fn parse_sqlite_sync(raw: &str) -> Result<store::SqliteSync, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "full" => Ok(store::SqliteSync::Full),
+        "normal" => Ok(store::SqliteSync::Normal),
+        _ => Err(format!("`{raw}` is neither `full` nor `normal`")),
+    }
+}
+
 fn parse_database_url(raw: &str) -> Result<String, String> {
     store::Backend::of(raw)
         .map(|_| raw.to_owned())
@@ -848,8 +865,18 @@ mod tests {
         let settings = parse(&[]).unwrap();
         assert_eq!(settings.bind_addr().to_string(), "127.0.0.1:3000");
         assert_eq!(settings.speed, Speed::REAL_TIME);
-        assert_eq!(settings.commit_window, Duration::from_millis(25));
+        assert_eq!(settings.commit_window, Duration::ZERO);
+        assert_eq!(settings.ws_write_budget, 50_000);
         assert_eq!(settings.policy.name, "default");
+    }
+
+    #[test]
+    fn sqlite_durability_is_full_unless_asked_and_a_bad_value_is_named() {
+        assert_eq!(parse(&[]).unwrap().sqlite_sync, store::SqliteSync::Full);
+        let normal = parse(&["--sqlite-sync", "NORMAL"]).unwrap();
+        assert_eq!(normal.sqlite_sync, store::SqliteSync::Normal);
+        let error = parse(&["--sqlite-sync", "off"]).unwrap_err().to_string();
+        assert!(error.contains("`off` is neither `full` nor `normal`"), "{error}");
     }
 
     #[test]

@@ -6,10 +6,15 @@
 //! them so the server publishes about R events per second; every dashboard
 //! receives every event. After a warm-up it measures, for a fixed window:
 //! delivered messages per second, delivery latency (the event's server
-//! `ts` to its receipt) at p50, p99 and max, gaps and resyncs, and the
-//! server's CPU and resident memory (idle before the dashboards connect,
-//! and at peak). Without `--url` it starts this binary as a child on a
-//! free port with a throwaway database, so the server's process is its own.
+//! `ts` to its receipt) at p50, p99 and max, gaps and resyncs, the
+//! server's CPU (in cores, and in CPU-seconds per million frames
+//! delivered), its socket writes (frames per write, from its `/metrics`),
+//! and its resident memory (idle, with every dashboard connected, and at
+//! peak). Before the dashboards connect it measures the disk's fsync
+//! floor: the least any durable commit can take. Without `--url` it starts
+//! this binary as a child on a free port with a throwaway database, so the
+//! server's process is its own (and inherits this environment, so
+//! `ANTIBODY_*` settings reach it).
 
 use std::{
     io::{BufRead, BufReader, IsTerminal},
@@ -52,10 +57,27 @@ pub struct LoadReport {
     pub dropped: u64,
     /// The server's CPU, in cores (1.0 = one core busy), if measured.
     pub server_cpu_cores: Option<f64>,
+    /// The server's CPU-seconds per million frames delivered: its cost
+    /// per frame, comparable across loads.
+    pub server_cpu_s_per_million_frames: Option<f64>,
+    /// Frames the server wrote per socket write (from its `/metrics`).
+    pub frames_per_write: Option<f64>,
     /// The server's resident memory before any dashboard connected, MiB.
     pub server_rss_idle_mib: Option<f64>,
+    /// What each connected dashboard adds to it, KiB: the resident memory
+    /// with every dashboard connected (before any load) less the idle
+    /// memory, divided by the dashboards.
+    pub server_kib_per_dashboard: Option<f64>,
+    /// The same under load: the resident memory at the end of the window
+    /// less the memory 2 s after every dashboard hung up, divided by the
+    /// dashboards (their buffers at their fullest).
+    pub server_kib_per_dashboard_loaded: Option<f64>,
     /// Its peak resident memory, MiB.
     pub server_rss_peak_mib: Option<f64>,
+    /// The disk's fsync floor, alone: a 4 KiB write and `fdatasync` beside
+    /// the database, median and p99 of 200, ms.
+    pub fsync_p50_ms: f64,
+    pub fsync_p99_ms: f64,
     /// This tool's CPU, in cores: it shares the machine.
     pub tool_cpu_cores: f64,
     pub window_s: f64,
@@ -108,6 +130,8 @@ struct Shared {
     done: AtomicBool,
     /// The newest `seq` any dashboard saw.
     newest_seq: AtomicU64,
+    /// Dashboards that received their start.
+    started: AtomicU64,
 }
 
 /// The intake token of a server the tool starts.
@@ -116,7 +140,8 @@ const CHILD_INTAKE_TOKEN: &str = "loadtest-intake";
 /// The server under test, when the tool started it.
 struct ChildServer {
     child: Child,
-    _data: tempfile::TempDir,
+    /// The database's folder, removed when the server stops.
+    data: tempfile::TempDir,
 }
 
 impl Drop for ChildServer {
@@ -176,7 +201,38 @@ fn spawn_server() -> anyhow::Result<(ChildServer, String)> {
     };
     // Keep draining its logs so it never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    Ok((ChildServer { child, _data: data }, format!("http://{addr}")))
+    Ok((ChildServer { child, data }, format!("http://{addr}")))
+}
+
+/// The disk's fsync floor in `folder`: 200 appends of 4 KiB, each made
+/// durable with `fdatasync` (as SQLite commits its WAL); (p50, p99) in ms.
+fn fsync_floor(folder: &std::path::Path) -> anyhow::Result<(f64, f64)> {
+    use std::io::Write;
+    let path = folder.join("antibody-fsync-probe");
+    let mut file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let block = [0u8; 4096];
+    let mut times = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    for _ in 0..200 {
+        let started = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        times.saturating_record(started.elapsed().as_micros() as u64);
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    Ok((ms(times.value_at_quantile(0.5)), ms(times.value_at_quantile(0.99))))
+}
+
+/// The server's WebSocket counters from its `/metrics`: (frames sent,
+/// socket writes), if it exposes them.
+async fn ws_counters(http: &reqwest::Client, base: &str) -> Option<(f64, f64)> {
+    let text = http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
+    let counter = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+    };
+    Some((counter("antibody_ws_messages_sent_total")?, counter("antibody_ws_writes_total")?))
 }
 
 /// Clock ticks per second, for /proc's CPU times.
@@ -233,6 +289,7 @@ async fn dashboard(url: String, shared: Arc<Shared>) -> anyhow::Result<Tally> {
         match head.kind.as_str() {
             "snapshot" => {
                 last_seq = Some(head.seq);
+                shared.started.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             "resync" => {
@@ -372,6 +429,10 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     };
     progress.set_style(ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len}").expect("a valid template"));
 
+    // The disk alone, beside the database, before anything else runs.
+    let probe_folder = server.as_ref().map_or_else(std::env::temp_dir, |s| s.data.path().to_owned());
+    let (fsync_p50_ms, fsync_p99_ms) = fsync_floor(&probe_folder)?;
+
     // Idle: the server up, nobody watching.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_idle = pid.as_deref().and_then(|p| memory_mib(p, "VmRSS:"));
@@ -380,6 +441,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         measuring: AtomicBool::new(false),
         done: AtomicBool::new(false),
         newest_seq: AtomicU64::new(0),
+        started: AtomicU64::new(0),
     });
     progress.set_message("connecting dashboards");
     let mut dashboards = Vec::with_capacity(args.dashboards as usize);
@@ -389,6 +451,22 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         // Connect at a steady pace rather than all in one instant.
         tokio::task::yield_now().await;
     }
+    // Every dashboard connected and started, before any load: what the
+    // connections alone cost.
+    let connecting = Instant::now();
+    while shared.started.load(Ordering::Relaxed) < u64::from(args.dashboards) {
+        if connecting.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "only {} of {} dashboards started within 2 minutes",
+                shared.started.load(Ordering::Relaxed),
+                args.dashboards
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_connected = pid.as_deref().and_then(|p| memory_mib(p, "VmRSS:"));
+
     // A watcher only measures what others publish: another tool driving
     // another instance of the same database (cross-instance delivery).
     let driver = match args.watch_only {
@@ -404,6 +482,8 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         progress.inc(1);
     }
     progress.set_message("measuring");
+    let metrics_http = reqwest::Client::new();
+    let counters_0 = ws_counters(&metrics_http, &base).await;
     let (server_cpu_0, tool_cpu_0) = (pid.as_deref().and_then(cpu_seconds), cpu_seconds("self"));
     let seq_0 = shared.newest_seq.load(Ordering::Relaxed);
     let window = Instant::now();
@@ -416,7 +496,9 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     let window_s = window.elapsed().as_secs_f64();
     let seq_1 = shared.newest_seq.load(Ordering::Relaxed);
     let (server_cpu_1, tool_cpu_1) = (pid.as_deref().and_then(cpu_seconds), cpu_seconds("self"));
+    let counters_1 = ws_counters(&metrics_http, &base).await;
     let rss_peak = pid.as_deref().and_then(|p| memory_mib(p, "VmHWM:"));
+    let rss_loaded = pid.as_deref().and_then(|p| memory_mib(p, "VmRSS:"));
     shared.done.store(true, Ordering::Relaxed);
     progress.finish_and_clear();
 
@@ -431,8 +513,13 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         resyncs += tally.resyncs;
         dropped += u64::from(tally.dropped);
     }
+    // Every dashboard has hung up: what the server gives back is what they
+    // held.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_hung_up = pid.as_deref().and_then(|p| memory_mib(p, "VmRSS:"));
     drop(server);
     let ms = |micros: u64| micros as f64 / 1000.0;
+    let server_cpu_s = server_cpu_0.zip(server_cpu_1).map(|(a, b)| b - a);
     let report = LoadReport {
         dashboards: args.dashboards,
         target_events_per_s: args.rate,
@@ -444,22 +531,36 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         gaps,
         resyncs,
         dropped,
-        server_cpu_cores: server_cpu_0.zip(server_cpu_1).map(|(a, b)| (b - a) / window_s),
+        server_cpu_cores: server_cpu_s.map(|cpu| cpu / window_s),
+        server_cpu_s_per_million_frames: server_cpu_s
+            .filter(|_| received > 0)
+            .map(|cpu| cpu / (received as f64 / 1e6)),
+        frames_per_write: counters_0
+            .zip(counters_1)
+            .map(|((frames_0, writes_0), (frames_1, writes_1))| (frames_1 - frames_0) / (writes_1 - writes_0).max(1.0)),
         server_rss_idle_mib: rss_idle,
+        server_kib_per_dashboard: rss_idle
+            .zip(rss_connected)
+            .map(|(idle, connected)| (connected - idle) * 1024.0 / f64::from(args.dashboards)),
+        server_kib_per_dashboard_loaded: rss_loaded
+            .zip(rss_hung_up)
+            .map(|(loaded, hung_up)| (loaded - hung_up) * 1024.0 / f64::from(args.dashboards)),
         server_rss_peak_mib: rss_peak,
+        fsync_p50_ms,
+        fsync_p99_ms,
         tool_cpu_cores: tool_cpu_0.zip(tool_cpu_1).map_or(0.0, |(a, b)| (b - a) / window_s),
         window_s,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_owned(), |v| format!("{v:.1}{unit}"));
+        let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_owned(), |v| format!("{v:.2}{unit}"));
         println!(
-            "| dashboards | events/s (target) | delivered msgs/s | latency p50 / p99 / max | gaps | resyncs | dropped | server CPU | server RSS idle / peak | tool CPU |"
+            "| dashboards | events/s (target) | delivered msgs/s | latency p50 / p99 / max | gaps | resyncs | dropped | server CPU | CPU-s per 1M frames | frames per write | server RSS idle / peak | per dashboard connected / loaded | tool CPU |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         println!(
-            "| {} | {:.0} ({}) | {:.0} | {:.1} / {:.1} / {:.1} ms | {} | {} | {} | {} | {} / {} | {:.2} cores |",
+            "| {} | {:.0} ({}) | {:.0} | {:.2} / {:.1} / {:.1} ms | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {:.2} cores |",
             report.dashboards,
             report.events_per_s,
             report.target_events_per_s,
@@ -471,9 +572,17 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
             report.resyncs,
             report.dropped,
             opt(report.server_cpu_cores, " cores"),
+            opt(report.server_cpu_s_per_million_frames, ""),
+            opt(report.frames_per_write, ""),
             opt(report.server_rss_idle_mib, " MiB"),
             opt(report.server_rss_peak_mib, " MiB"),
+            opt(report.server_kib_per_dashboard, " KiB"),
+            opt(report.server_kib_per_dashboard_loaded, " KiB"),
             report.tool_cpu_cores,
+        );
+        println!(
+            "fsync floor (4 KiB + fdatasync beside the database, alone): p50 {:.2} ms, p99 {:.2} ms",
+            report.fsync_p50_ms, report.fsync_p99_ms
         );
         println!(
             "{fired} incidents fired over {:.0} s of warm-up and measurement",

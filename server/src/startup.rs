@@ -93,7 +93,7 @@ impl Application {
     /// the router, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         crate::prometheus::handle();
-        let mut store = Store::connect(&settings.database_url).await?;
+        let mut store = Store::connect_with(&settings.database_url, settings.sqlite_sync).await?;
         match store.backend() {
             // A PostgreSQL may be shared: join whoever else is on it (or be
             // refused, with the reason).
@@ -180,6 +180,7 @@ impl Application {
                 per_address: settings.ws_max_per_ip(),
                 total: settings.ws_max,
             },
+            settings.ws_write_budget,
         );
         let stopping = tokio_util::sync::CancellationToken::new();
         if settings.demo.enabled {

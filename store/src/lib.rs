@@ -42,6 +42,31 @@ pub enum Backend {
     Postgres,
 }
 
+/// When a SQLite commit counts as done: the durability the log promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSync {
+    /// `synchronous = FULL`: every commit waits for its WAL frames to reach
+    /// the disk (an fsync per transaction). A published event survives a
+    /// killed process and a power cut.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: commits reach the OS at once and the disk at
+    /// the next checkpoint. A published event survives a killed process;
+    /// a power cut or a kernel crash may lose the newest transactions
+    /// (the database stays consistent), although dashboards saw them.
+    Normal,
+}
+
+impl SqliteSync {
+    /// The pragma's value.
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
 /// Why the store could not open or answer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -98,8 +123,15 @@ fn sqlite_path(url: &str) -> Option<&str> {
 }
 
 impl Store {
-    /// Opens (creating when missing) the database at `url` and migrates it.
+    /// Opens (creating when missing) the database at `url` and migrates it;
+    /// a SQLite file commits with `synchronous = FULL`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, SqliteSync::Full).await
+    }
+
+    /// [`Store::connect`], with a SQLite file's commits as `sync` says
+    /// (PostgreSQL's durability is its own server's setting).
+    pub async fn connect_with(url: &str, sync: SqliteSync) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url)?;
         let given = url.to_owned();
@@ -133,13 +165,17 @@ impl Store {
                         .max_lifetime(None)
                 }
             }
-            pool = pool.after_connect(|conn, _| {
+            pool = pool.after_connect(move |conn, _| {
                 Box::pin(async move {
                     // WAL: readers never block the writer. FULL: a commit
-                    // is on disk before the event is published. The busy
-                    // timeout lets a second process wait for the lock.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
-                        .await?;
+                    // is on disk before the event is published (see
+                    // `SqliteSync`). The busy timeout lets a second process
+                    // wait for the lock.
+                    let pragmas = format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                        sync.pragma()
+                    );
+                    conn.execute(pragmas.as_str()).await?;
                     Ok(())
                 })
             });

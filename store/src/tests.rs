@@ -351,6 +351,32 @@ async fn an_in_memory_store_keeps_its_one_database() {
     assert_eq!(store.append(&[metrics()]).await.unwrap().first, 2);
 }
 
+#[tokio::test]
+async fn a_sqlite_file_commits_as_durably_as_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    for (sync, pragma) in [(crate::SqliteSync::Full, 2), (crate::SqliteSync::Normal, 1)] {
+        let url = format!("sqlite://{}/{pragma}.db", dir.path().display());
+        let store = Store::connect_with(&url, sync).await.unwrap();
+        // Every pooled connection is set up alike: check several at once.
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut connection = store.pool.acquire().await.unwrap();
+            let (synchronous,): (i32,) = sqlx::query_as("PRAGMA synchronous")
+                .fetch_one(&mut *connection)
+                .await
+                .unwrap();
+            let (journal,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+                .fetch_one(&mut *connection)
+                .await
+                .unwrap();
+            assert_eq!((synchronous, journal.as_str()), (pragma, "wal"), "{sync:?}");
+            held.push(connection);
+        }
+        drop(held);
+        store.close().await;
+    }
+}
+
 /// Two writers on one database (two server instances sharing a store):
 /// every event gets its own `seq`, and together they leave no gap.
 async fn concurrent_writers_never_share_a_seq(db: Db) {

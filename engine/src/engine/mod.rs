@@ -79,7 +79,7 @@ pub struct EngineConfig {
     /// How far a live subscriber may fall behind before it must resync.
     pub fanout_capacity: usize,
     /// Durable mode: how long an event may wait for others to share its
-    /// store transaction and its socket writes (group commit).
+    /// store transaction. Zero: batch only what piles up during a commit.
     pub commit_window: Duration,
     /// Whether incidents share one estate or get their own.
     pub twin: TwinMode,

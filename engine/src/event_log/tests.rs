@@ -70,6 +70,8 @@ struct FakeJournal {
     offset: u64,
     /// The size of each batch stored.
     batches: Mutex<Vec<usize>>,
+    /// How long each transaction takes (paused time), as a disk's sync.
+    commit_takes: Duration,
 }
 
 impl Journal for FakeJournal {
@@ -86,6 +88,7 @@ impl Journal for FakeJournal {
 
     fn append<'a>(&'a self, batch: &'a [Unsequenced]) -> crate::journal::JournalFuture<'a, crate::journal::Stored> {
         Box::pin(async move {
+            tokio::time::sleep(self.commit_takes).await;
             let mut refusals = self.refusals.lock().unwrap();
             if *refusals > 0 {
                 *refusals -= 1;
@@ -225,6 +228,36 @@ async fn events_wait_out_the_commit_window_together_unless_someone_flushes() {
     log.flush().await;
     assert!(flushing.elapsed() < Duration::from_millis(20));
     assert_eq!(*journal.batches.lock().unwrap(), [3, 1]);
+    log.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_writer_commits_at_once_and_batches_only_what_piles_up_meanwhile() {
+    let journal = Arc::new(FakeJournal {
+        commit_takes: Duration::from_millis(4),
+        ..FakeJournal::default()
+    });
+    let log = durable(journal.clone(), 0);
+    let mut live = log.subscribe_since(0).live;
+    let appended = tokio::time::Instant::now();
+    log.append(message());
+    let first = live.recv().await.unwrap();
+    assert_eq!(first.seq, 1);
+    assert_eq!(
+        appended.elapsed(),
+        Duration::from_millis(4),
+        "no wait for company: the commit alone"
+    );
+
+    // Five events while a transaction runs share the next one.
+    log.append(message());
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    for _ in 0..5 {
+        log.append(message());
+    }
+    log.flush().await;
+    assert_eq!(*journal.batches.lock().unwrap(), [1, 1, 5]);
+    assert_eq!(log.last_seq(), 7);
     log.close().await;
 }
 

@@ -2,6 +2,13 @@
 //! [`Journal`] in batches (group commit), retries while the store refuses
 //! them, and publishes each batch only once it is stored.
 //!
+//! Batching is natural: an idle writer commits a lone event at once, and
+//! what is appended while a transaction runs goes into the next one, so
+//! the batch grows with the load and never waits at low load (as
+//! PostgreSQL's `commit_delay` applies only when others are committing).
+//! A commit window may add a wait on top (`ANTIBODY_COMMIT_WINDOW`, off by
+//! default): it trades latency for fewer transactions.
+//!
 //! Kept apart from the log proper because it is the only part that waits on
 //! the store; everything else is a few steps under the log's lock.
 
@@ -239,11 +246,10 @@ impl EventLog {
         }
     }
 
-    /// Group commit: waits until the oldest pending event has waited
-    /// `commit_window`, the batch is full, or someone flushes. Under
-    /// load, one transaction and one flush per connection then carry
-    /// several events: fewer fsyncs and far fewer socket writes, for a
-    /// bounded extra delay.
+    /// The optional commit window: waits until the oldest pending event
+    /// has waited `commit_window`, the batch is full, or someone flushes.
+    /// Zero (the default) returns at once: the batch is then whatever
+    /// piled up while the last transaction ran.
     async fn gather(&self, writer: &Writer) {
         if writer.commit_window.is_zero() {
             return;

@@ -36,9 +36,11 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duration) -> Settings {
     Settings {
         database_url: format!("sqlite://{}/antibody.db", data.path().display()),
+        sqlite_sync: Default::default(),
         ws_heartbeat: Duration::from_secs(20),
         ws_queue: 4096,
-        commit_window: Duration::from_millis(25),
+        commit_window: Duration::ZERO,
+        ws_write_budget: 50_000,
         lease_ttl: Duration::from_secs(10),
         llm: Default::default(),
         operator_token: None,

@@ -103,7 +103,7 @@ pub struct Settings {
     pub commit_window: Duration,
 
     /// Socket writes a second the server allows its dashboards together (0: no limit). A dashboard writes at once unless it wrote less than (open dashboards / budget) ago; then what queued meanwhile goes out in one write.
-    #[arg(long, env = "ANTIBODY_WS_WRITE_BUDGET", default_value = "50000",
+    #[arg(long, env = "ANTIBODY_WS_WRITE_BUDGET", default_value = "40000",
           value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
     pub ws_write_budget: u32,
 
@@ -866,7 +866,7 @@ mod tests {
         assert_eq!(settings.bind_addr().to_string(), "127.0.0.1:3000");
         assert_eq!(settings.speed, Speed::REAL_TIME);
         assert_eq!(settings.commit_window, Duration::ZERO);
-        assert_eq!(settings.ws_write_budget, 50_000);
+        assert_eq!(settings.ws_write_budget, 40_000);
         assert_eq!(settings.policy.name, "default");
     }
 

@@ -62,16 +62,16 @@ pub struct LoadReport {
     pub server_cpu_s_per_million_frames: Option<f64>,
     /// Frames the server wrote per socket write (from its `/metrics`).
     pub frames_per_write: Option<f64>,
+    /// Store transactions a second, and how long one took on average (the
+    /// batches the events shared).
+    pub commits_per_s: Option<f64>,
+    pub commit_mean_ms: Option<f64>,
     /// The server's resident memory before any dashboard connected, MiB.
     pub server_rss_idle_mib: Option<f64>,
     /// What each connected dashboard adds to it, KiB: the resident memory
     /// with every dashboard connected (before any load) less the idle
     /// memory, divided by the dashboards.
     pub server_kib_per_dashboard: Option<f64>,
-    /// The same under load: the resident memory at the end of the window
-    /// less the memory 2 s after every dashboard hung up, divided by the
-    /// dashboards (their buffers at their fullest).
-    pub server_kib_per_dashboard_loaded: Option<f64>,
     /// Its peak resident memory, MiB.
     pub server_rss_peak_mib: Option<f64>,
     /// The disk's fsync floor, alone: a 4 KiB write and `fdatasync` beside
@@ -224,15 +224,45 @@ fn fsync_floor(folder: &std::path::Path) -> anyhow::Result<(f64, f64)> {
     Ok((ms(times.value_at_quantile(0.5)), ms(times.value_at_quantile(0.99))))
 }
 
-/// The server's WebSocket counters from its `/metrics`: (frames sent,
-/// socket writes), if it exposes them.
-async fn ws_counters(http: &reqwest::Client, base: &str) -> Option<(f64, f64)> {
-    let text = http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
-    let counter = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
-    };
-    Some((counter("antibody_ws_messages_sent_total")?, counter("antibody_ws_writes_total")?))
+/// What the server counts about its writes, from its `/metrics`.
+#[derive(Clone, Copy)]
+struct ServerCounters {
+    /// Frames sent to dashboards.
+    frames: f64,
+    /// Socket writes that carried them.
+    writes: f64,
+    /// Store transactions (batches of events) committed.
+    commits: f64,
+    /// Seconds spent in them.
+    commit_seconds: f64,
+}
+
+impl ServerCounters {
+    /// Reads them, if the server exposes them all.
+    async fn read(http: &reqwest::Client, base: &str) -> Option<Self> {
+        let text = http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+        };
+        Some(Self {
+            frames: value("antibody_ws_messages_sent_total")?,
+            writes: value("antibody_ws_writes_total")?,
+            commits: value("antibody_event_store_write_seconds_count")?,
+            commit_seconds: value("antibody_event_store_write_seconds_sum")?,
+        })
+    }
+
+    /// (frames per write, commits a second, mean commit ms) between `self`
+    /// and `later`, `window_s` apart.
+    fn rates(self, later: Self, window_s: f64) -> (f64, f64, f64) {
+        let commits = later.commits - self.commits;
+        (
+            (later.frames - self.frames) / (later.writes - self.writes).max(1.0),
+            commits / window_s,
+            (later.commit_seconds - self.commit_seconds) * 1000.0 / commits.max(1.0),
+        )
+    }
 }
 
 /// Clock ticks per second, for /proc's CPU times.
@@ -483,7 +513,7 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     }
     progress.set_message("measuring");
     let metrics_http = reqwest::Client::new();
-    let counters_0 = ws_counters(&metrics_http, &base).await;
+    let counters_0 = ServerCounters::read(&metrics_http, &base).await;
     let (server_cpu_0, tool_cpu_0) = (pid.as_deref().and_then(cpu_seconds), cpu_seconds("self"));
     let seq_0 = shared.newest_seq.load(Ordering::Relaxed);
     let window = Instant::now();
@@ -496,9 +526,8 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     let window_s = window.elapsed().as_secs_f64();
     let seq_1 = shared.newest_seq.load(Ordering::Relaxed);
     let (server_cpu_1, tool_cpu_1) = (pid.as_deref().and_then(cpu_seconds), cpu_seconds("self"));
-    let counters_1 = ws_counters(&metrics_http, &base).await;
+    let counters_1 = ServerCounters::read(&metrics_http, &base).await;
     let rss_peak = pid.as_deref().and_then(|p| memory_mib(p, "VmHWM:"));
-    let rss_loaded = pid.as_deref().and_then(|p| memory_mib(p, "VmRSS:"));
     shared.done.store(true, Ordering::Relaxed);
     progress.finish_and_clear();
 
@@ -513,13 +542,10 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         resyncs += tally.resyncs;
         dropped += u64::from(tally.dropped);
     }
-    // Every dashboard has hung up: what the server gives back is what they
-    // held.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_hung_up = pid.as_deref().and_then(|p| memory_mib(p, "VmRSS:"));
     drop(server);
     let ms = |micros: u64| micros as f64 / 1000.0;
     let server_cpu_s = server_cpu_0.zip(server_cpu_1).map(|(a, b)| b - a);
+    let rates = counters_0.zip(counters_1).map(|(before, after)| before.rates(after, window_s));
     let report = LoadReport {
         dashboards: args.dashboards,
         target_events_per_s: args.rate,
@@ -535,16 +561,13 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
         server_cpu_s_per_million_frames: server_cpu_s
             .filter(|_| received > 0)
             .map(|cpu| cpu / (received as f64 / 1e6)),
-        frames_per_write: counters_0
-            .zip(counters_1)
-            .map(|((frames_0, writes_0), (frames_1, writes_1))| (frames_1 - frames_0) / (writes_1 - writes_0).max(1.0)),
+        frames_per_write: rates.map(|(frames_per_write, ..)| frames_per_write),
+        commits_per_s: rates.map(|(_, commits_per_s, _)| commits_per_s),
+        commit_mean_ms: rates.map(|(.., commit_mean_ms)| commit_mean_ms),
         server_rss_idle_mib: rss_idle,
         server_kib_per_dashboard: rss_idle
             .zip(rss_connected)
             .map(|(idle, connected)| (connected - idle) * 1024.0 / f64::from(args.dashboards)),
-        server_kib_per_dashboard_loaded: rss_loaded
-            .zip(rss_hung_up)
-            .map(|(loaded, hung_up)| (loaded - hung_up) * 1024.0 / f64::from(args.dashboards)),
         server_rss_peak_mib: rss_peak,
         fsync_p50_ms,
         fsync_p99_ms,
@@ -556,11 +579,11 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     } else {
         let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_owned(), |v| format!("{v:.2}{unit}"));
         println!(
-            "| dashboards | events/s (target) | delivered msgs/s | latency p50 / p99 / max | gaps | resyncs | dropped | server CPU | CPU-s per 1M frames | frames per write | server RSS idle / peak | per dashboard connected / loaded | tool CPU |"
+            "| dashboards | events/s (target) | delivered msgs/s | latency p50 / p99 / max | gaps | resyncs | dropped | server CPU | CPU-s per 1M frames | frames per write | server RSS idle / peak | per dashboard | tool CPU |"
         );
         println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         println!(
-            "| {} | {:.0} ({}) | {:.0} | {:.2} / {:.1} / {:.1} ms | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {:.2} cores |",
+            "| {} | {:.0} ({}) | {:.0} | {:.2} / {:.1} / {:.1} ms | {} | {} | {} | {} | {} | {} | {} / {} | {} | {:.2} cores |",
             report.dashboards,
             report.events_per_s,
             report.target_events_per_s,
@@ -577,12 +600,14 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
             opt(report.server_rss_idle_mib, " MiB"),
             opt(report.server_rss_peak_mib, " MiB"),
             opt(report.server_kib_per_dashboard, " KiB"),
-            opt(report.server_kib_per_dashboard_loaded, " KiB"),
             report.tool_cpu_cores,
         );
         println!(
-            "fsync floor (4 KiB + fdatasync beside the database, alone): p50 {:.2} ms, p99 {:.2} ms",
-            report.fsync_p50_ms, report.fsync_p99_ms
+            "store: {} commits/s, {} ms each on average; fsync floor (4 KiB + fdatasync beside the database, alone): p50 {:.2} ms, p99 {:.2} ms",
+            opt(report.commits_per_s, ""),
+            opt(report.commit_mean_ms, ""),
+            report.fsync_p50_ms,
+            report.fsync_p99_ms
         );
         println!(
             "{fired} incidents fired over {:.0} s of warm-up and measurement",

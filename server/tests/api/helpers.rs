@@ -40,7 +40,7 @@ pub fn settings_in(data: &tempfile::TempDir, speed: f64, shutdown_grace: Duratio
         ws_heartbeat: Duration::from_secs(20),
         ws_queue: 4096,
         commit_window: Duration::ZERO,
-        ws_write_budget: 50_000,
+        ws_write_budget: 40_000,
         lease_ttl: Duration::from_secs(10),
         llm: Default::default(),
         operator_token: None,

@@ -240,7 +240,14 @@ struct ServerCounters {
 impl ServerCounters {
     /// Reads them, if the server exposes them all.
     async fn read(http: &reqwest::Client, base: &str) -> Option<Self> {
-        let text = http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
         let value = |name: &str| {
             text.lines()
                 .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
@@ -460,7 +467,9 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     progress.set_style(ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len}").expect("a valid template"));
 
     // The disk alone, beside the database, before anything else runs.
-    let probe_folder = server.as_ref().map_or_else(std::env::temp_dir, |s| s.data.path().to_owned());
+    let probe_folder = server
+        .as_ref()
+        .map_or_else(std::env::temp_dir, |s| s.data.path().to_owned());
     let (fsync_p50_ms, fsync_p99_ms) = fsync_floor(&probe_folder)?;
 
     // Idle: the server up, nobody watching.
@@ -545,7 +554,9 @@ pub async fn run(args: LoadtestArgs) -> anyhow::Result<()> {
     drop(server);
     let ms = |micros: u64| micros as f64 / 1000.0;
     let server_cpu_s = server_cpu_0.zip(server_cpu_1).map(|(a, b)| b - a);
-    let rates = counters_0.zip(counters_1).map(|(before, after)| before.rates(after, window_s));
+    let rates = counters_0
+        .zip(counters_1)
+        .map(|(before, after)| before.rates(after, window_s));
     let report = LoadReport {
         dashboards: args.dashboards,
         target_events_per_s: args.rate,

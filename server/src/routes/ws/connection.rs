@@ -318,10 +318,13 @@ mod tests {
         assert_eq!(gap(None, 100_000), None, "no budget, no pacing");
     }
 
-    /// Every write the connection made: when, and the `seq`s (or what
-    /// else) it carried.
+    /// One write: when (since the connection opened), and each frame it
+    /// carried, as [`describe`] writes it.
+    type Write = (Duration, Vec<String>);
+
+    /// Every write the connection made.
     #[derive(Clone, Default)]
-    struct Writes(Arc<Mutex<Vec<(Duration, Vec<String>)>>>);
+    struct Writes(Arc<Mutex<Vec<Write>>>);
 
     /// A socket in memory: frames fed wait until a flush, which records
     /// them as one write; the client's frames come from a channel.
@@ -474,7 +477,11 @@ mod tests {
         let writes = writes.0.lock().unwrap().clone();
         assert_eq!(
             writes,
-            [(ms(0), events(&[1])), (ms(100), events(&[2, 3, 4])), (ms(345), events(&[5]))]
+            [
+                (ms(0), events(&[1])),
+                (ms(100), events(&[2, 3, 4])),
+                (ms(345), events(&[5]))
+            ]
         );
     }
 

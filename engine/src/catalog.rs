@@ -173,47 +173,53 @@ fn read_dir_sources(dir: &Path) -> Result<Vec<(String, String)>, CatalogError> {
 }
 
 /// The scenario `id` (a file of `scenario_dir`) parsed from `text` and
-/// checked: its id and service names, its faults against the estate, its
-/// answer key and its faulty voters.
+/// checked ([`Scenario::check`]).
 fn parse_scenario(scenario_dir: &str, id: &str, text: &str, topology: &Topology) -> Result<Scenario, CatalogError> {
     let file = format!("{scenario_dir}/{id}.toml");
     let mut scenario: Scenario = toml::from_str(text).map_err(|e| invalid(&file, e.to_string()))?;
-    crate::request::ScenarioId::parse(id).map_err(|e| invalid(&file, e.reason))?;
-    for (i, service) in scenario.affected_services.iter().enumerate() {
-        crate::request::ServiceName::parse(service, &format!("affected_services[{i}]"))
-            .map_err(|e| invalid(&file, e.to_string()))?;
-    }
-    if scenario.fault.is_empty() {
-        return Err(invalid(file, "a scenario needs at least one [[fault]]"));
-    }
-    for (i, fault) in scenario.fault.iter().enumerate() {
-        fault
-            .validate(topology.index(&fault.target).map(|t| topology.spec(t)))
-            .map_err(|reason| invalid(&file, format!("fault[{i}]: {reason}")))?;
-    }
-    let root = &scenario.answer.root_cause;
-    if !scenario
-        .fault
-        .iter()
-        .any(|f| f.target == root.service && f.kind == root.fault)
-    {
-        return Err(invalid(file, "answer.root_cause must be one of the scenario's faults"));
-    }
-    if scenario.answer.remediations.is_empty() {
-        return Err(invalid(file, "answer.remediations needs at least one action"));
-    }
-    let tolerable = max_tolerable_faulty(VOTERS.len());
-    if scenario.faulty_voters.len() > tolerable {
-        return Err(invalid(
-            file,
-            format!(
+    scenario.id = id.to_owned();
+    scenario.check(topology).map_err(|reason| invalid(&file, reason))?;
+    Ok(scenario)
+}
+
+impl Scenario {
+    /// Checks the scenario against `topology`: its id and service names,
+    /// its faults against the estate, its answer key and its faulty
+    /// voters. The reason names the field.
+    pub fn check(&self, topology: &Topology) -> Result<(), String> {
+        crate::request::ScenarioId::parse(&self.id).map_err(|e| e.reason)?;
+        for (i, service) in self.affected_services.iter().enumerate() {
+            crate::request::ServiceName::parse(service, &format!("affected_services[{i}]"))
+                .map_err(|e| e.to_string())?;
+        }
+        if self.fault.is_empty() {
+            return Err("a scenario needs at least one [[fault]]".into());
+        }
+        for (i, fault) in self.fault.iter().enumerate() {
+            fault
+                .validate(topology.index(&fault.target).map(|t| topology.spec(t)))
+                .map_err(|reason| format!("fault[{i}]: {reason}"))?;
+        }
+        let root = &self.answer.root_cause;
+        if !self
+            .fault
+            .iter()
+            .any(|f| f.target == root.service && f.kind == root.fault)
+        {
+            return Err("answer.root_cause must be one of the scenario's faults".into());
+        }
+        if self.answer.remediations.is_empty() {
+            return Err("answer.remediations needs at least one action".into());
+        }
+        let tolerable = max_tolerable_faulty(VOTERS.len());
+        if self.faulty_voters.len() > tolerable {
+            return Err(format!(
                 "at most {tolerable} faulty voters out of {}: with more, the faulty ones form a quorum by themselves",
                 VOTERS.len()
-            ),
-        ));
+            ));
+        }
+        Ok(())
     }
-    scenario.id = id.to_owned();
-    Ok(scenario)
 }
 
 impl Catalog {

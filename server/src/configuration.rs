@@ -707,6 +707,9 @@ pub struct EvalArgs {
     /// Runs per scenario.
     #[arg(long, default_value = "20", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
+    /// Also run this many scenarios nobody wrote by hand, once each: random fault kinds on random services they can hit, intensity 0.2 to 1, random onset and lead, some with two faults, some with misleading reported services; scored per fault kind.
+    #[arg(long, default_value = "0", value_parser = clap::value_parser!(u32).range(0..=5_000))]
+    pub random: u32,
     /// Seed everything derives from.
     #[arg(long, default_value = "1")]
     pub seed: u64,

@@ -25,17 +25,27 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("{spinner} {pos}/{len} incidents closed [{elapsed}] {wide_bar}")
             .expect("a valid template"),
     );
-    let evaluation = evaluate(catalog, args.runs as usize, args.seed, |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })
+    let evaluation = evaluate(
+        catalog,
+        args.runs as usize,
+        args.random as usize,
+        args.seed,
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )
     .await?;
     bar.finish_and_clear();
     let text = if args.json {
         format!("{}\n", serde_json::to_string_pretty(&evaluation)?)
     } else {
+        let random = match &evaluation.random {
+            Some(random) => format!(", and {} random scenarios once each", random.scenarios),
+            None => String::new(),
+        };
         format!(
-            "{}\n{} runs per scenario, seed {}\n",
+            "{}\n{} runs per scenario{random}, seed {}\n",
             evaluation.table(),
             evaluation.runs,
             evaluation.seed

@@ -105,7 +105,7 @@ impl Engine {
         let (engine, cx) = (self.clone(), self.context(incident.id));
         let course = async move {
             let closing = orchestrator::run(cx, assignment).await;
-            engine.finish(closing.id, closing.verdict, &closing.case, closing.violations);
+            engine.finish(closing.id, closing.verdict, &closing.case, closing.end);
             (engine.shared.running.lock().expect("running lock poisoned")).remove(&closing.id);
         };
         self.shared.tasks.spawn(course.instrument(span));
@@ -183,9 +183,11 @@ impl Engine {
                     estate.advance(REPORTED_AFTER_TICKS);
                 }
                 let start = estate.now();
+                let opened = estate.healths(crate::orchestrator::VERIFY_WINDOW);
                 TwinRef::Own {
                     estate: Box::new(estate),
                     start,
+                    opened,
                 }
             }
             Estates::Watched { estate, actuator } => TwinRef::Watched {

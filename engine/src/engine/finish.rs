@@ -3,11 +3,12 @@
 //! the new metrics.
 
 use super::{book::Closing, *};
+use crate::orchestrator::EndState;
 
 impl Engine {
     /// Closes an incident: records its outcome, then publishes its final
     /// status and the new metrics, atomically with respect to snapshots.
-    pub(crate) fn finish(&self, id: Uuid, verdict: Verdict, case: &Case, violations: Option<Vec<String>>) {
+    pub(crate) fn finish(&self, id: Uuid, verdict: Verdict, case: &Case, end: Option<EndState>) {
         let status = verdict.status;
         let seconds = tenths(verdict.elapsed);
         self.close_chart(id, &verdict);
@@ -16,7 +17,7 @@ impl Engine {
             .audits
             .lock()
             .expect("audit lock poisoned")
-            .insert(id, Audit::of(&verdict, case, violations));
+            .insert(id, Audit::of(&verdict, case, end));
         let mut book = self.shared.book.lock().expect("incident book lock poisoned");
         let Some(severity_and_reach) = book
             .by_id
@@ -131,7 +132,9 @@ fn tenths(duration: Duration) -> f64 {
 
 impl Audit {
     /// How the incident went, for the evaluation to score.
-    fn of(verdict: &Verdict, case: &Case, violations: Option<Vec<String>>) -> Self {
+    fn of(verdict: &Verdict, case: &Case, end: Option<EndState>) -> Self {
+        let healed = end.as_ref().map(|end| end.violations.is_empty());
+        let (violations, worsened) = end.map(|end| (end.violations, end.worsened)).unwrap_or_default();
         Self {
             scenario_id: case.incident.scenario_id.clone(),
             status: verdict.status,
@@ -141,8 +144,9 @@ impl Audit {
             executed: verdict.executed.clone(),
             rollbacks: verdict.rollbacks,
             approval_wait: verdict.approval_wait,
-            healed: violations.as_ref().map(Vec::is_empty),
-            violations: violations.unwrap_or_default(),
+            healed,
+            violations,
+            worsened,
         }
     }
 }

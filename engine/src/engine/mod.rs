@@ -243,6 +243,9 @@ pub struct Audit {
     pub healed: Option<bool>,
     /// What was still wrong at the end (isolated twins only).
     pub violations: Vec<String>,
+    /// The services in a worse state at the end than when the incident
+    /// opened (isolated twins only).
+    pub worsened: Vec<String>,
 }
 
 /// Where an engine's incidents work: one estate they share, or each its

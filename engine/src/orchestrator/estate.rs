@@ -59,6 +59,9 @@ pub enum TwinRef {
         estate: Box<Estate>,
         /// Its tick when the incident opened.
         start: u64,
+        /// Every service's health then, to tell whether the incident left
+        /// the estate worse than it found it.
+        opened: Vec<crate::protocol::HealthState>,
     },
     /// A real estate, read from Prometheus, and acted on through an
     /// actuator when there is one (advisory without, or in a dry run).
@@ -87,7 +90,7 @@ impl TwinRef {
         match self {
             Self::Watched { .. } => unreachable!("a watched estate is acted on through its actuator"),
             Self::Shared(shared) => shared.with(f),
-            Self::Own { estate, start } => {
+            Self::Own { estate, start, .. } => {
                 let due = *start + elapsed.as_secs();
                 let behind = due.saturating_sub(estate.now());
                 estate.advance(behind);

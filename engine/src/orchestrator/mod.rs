@@ -70,7 +70,7 @@ const VERIFY_LIMIT: Duration = Duration::from_secs(30);
 /// the rest has another cause.
 const ROOT_FIXED_POLLS: u32 = 6;
 /// Recovery must hold for this many seconds of telemetry.
-const VERIFY_WINDOW: usize = 4;
+pub(crate) const VERIFY_WINDOW: usize = 4;
 /// Tries of an agent's job before the incident goes to a human.
 const AGENT_ATTEMPTS: u32 = 5;
 /// Backoff between tries of an agent's job.
@@ -225,8 +225,16 @@ pub(crate) struct Closing {
     pub id: Uuid,
     pub verdict: Verdict,
     pub case: Case,
-    /// The isolated twin's SLO violations at the end (evaluation only).
-    pub violations: Option<Vec<String>>,
+    /// How the incident left its isolated twin (evaluation only).
+    pub end: Option<EndState>,
+}
+
+/// How an incident left an estate of its own.
+pub(crate) struct EndState {
+    /// The objectives not met at the close.
+    pub violations: Vec<String>,
+    /// The services worse at the close than when the incident opened.
+    pub worsened: Vec<String>,
 }
 
 /// The running state of one incident.
@@ -535,16 +543,14 @@ pub(crate) async fn run(cx: Context, assignment: Assignment) -> Closing {
             }
         }
     };
-    let violations = match &mut run.twin {
-        TwinRef::Own { estate, .. } => Some(estate.violations(VERIFY_WINDOW)),
+    let end = match &mut run.twin {
+        TwinRef::Own { estate, opened, .. } => Some(EndState {
+            violations: estate.violations(VERIFY_WINDOW),
+            worsened: estate.worse_than(opened, VERIFY_WINDOW),
+        }),
         TwinRef::Shared(_) | TwinRef::Watched { .. } => None,
     };
-    Closing {
-        id,
-        verdict,
-        case,
-        violations,
-    }
+    Closing { id, verdict, case, end }
 }
 
 /// The incident's whole course: study, treatment, then the report.

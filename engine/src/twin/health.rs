@@ -75,6 +75,24 @@ impl Estate {
         let telemetry = |i: usize| &self.services[i].telemetry;
         violations_of(&self.topology, telemetry, |i| self.in_rotation(i), window)
     }
+
+    /// Every service's health now, by index, over the last `window`
+    /// seconds: what [`Estate::worse_than`] compares with later.
+    pub fn healths(&self, window: usize) -> Vec<HealthState> {
+        (0..self.services.len()).map(|i| self.health(i, window)).collect()
+    }
+
+    /// The services we own and route to whose health is worse now than in
+    /// `before` (from [`Estate::healths`] on this estate), by name. A
+    /// service taken out of rotation (a failed-over database) is not
+    /// counted: its traffic went elsewhere.
+    pub fn worse_than(&self, before: &[HealthState], window: usize) -> Vec<String> {
+        assert_eq!(before.len(), self.services.len(), "healths of this estate");
+        (self.topology.services.iter().enumerate())
+            .filter(|&(i, spec)| spec.owned && self.in_rotation(i) && self.health(i, window) > before[i])
+            .map(|(_, spec)| spec.name.clone())
+            .collect()
+    }
 }
 
 /// How a service is doing against its objectives, from the mean of its

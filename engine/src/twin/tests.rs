@@ -142,6 +142,34 @@ fn every_fault_kind_breaks_an_objective() {
 }
 
 #[test]
+fn worse_than_names_the_services_a_fault_took_down_and_not_those_out_of_rotation() {
+    let mut estate = estate(5);
+    estate.advance(5);
+    let before = estate.healths(4);
+    assert!(before.iter().all(|h| *h == HealthState::Healthy), "{before:?}");
+    assert!(estate.worse_than(&before, 4).is_empty(), "nothing happened yet");
+    estate.inject(&fault(FaultKind::CrashLoop, "payment-service")).unwrap();
+    estate.advance(20);
+    let worse = estate.worse_than(&before, 4);
+    assert!(worse.contains(&"payment-service".to_owned()), "{worse:?}");
+
+    // A database failed over carries no traffic: it is not counted.
+    let mut estate = self::estate(6);
+    estate.advance(5);
+    let before = estate.healths(4);
+    estate
+        .inject(&fault(FaultKind::NetworkPartition, "postgres-primary"))
+        .unwrap();
+    estate.advance(20);
+    assert!(estate.worse_than(&before, 4).contains(&"postgres-primary".to_owned()));
+    estate
+        .apply(&act(ActionKind::FailoverDatabase, "postgres-primary"))
+        .unwrap();
+    estate.advance(20);
+    assert!(!estate.worse_than(&before, 4).contains(&"postgres-primary".to_owned()));
+}
+
+#[test]
 fn a_restart_drops_requests_and_is_counted() {
     let mut estate = estate(5);
     let applied = estate

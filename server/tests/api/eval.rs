@@ -44,6 +44,35 @@ fn eval_scores_a_folder_of_scenarios_as_json() {
 }
 
 #[test]
+fn eval_runs_random_scenarios_and_reports_them_per_fault_kind() {
+    let out = antibody(&["eval", "--runs", "1", "--random", "40", "--seed", "9", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let random = &json["random"];
+    assert_eq!(random["scenarios"], 40);
+    assert_eq!(random["overall"]["runs"], 40);
+    let kinds = random["kinds"].as_array().unwrap();
+    let runs: u64 = kinds.iter().map(|k| k["runs"].as_u64().unwrap()).sum();
+    assert_eq!(runs, 40, "every run under its fault kind: {random}");
+    assert!(random["compound"]["worse"].is_u64() && random["misleading"]["runs"].is_u64());
+    assert_eq!(
+        json["scenarios"].as_array().unwrap().len(),
+        17,
+        "the catalog beside them"
+    );
+
+    let table = antibody(&["eval", "--runs", "1", "--random", "40", "--seed", "9"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("random, by fault kind") && text.contains("and 40 random scenarios once each, seed 9"),
+        "{text}"
+    );
+    let refused = antibody(&["eval", "--random", "5001"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--random"));
+}
+
+#[test]
 fn eval_names_the_broken_file_and_the_reason() {
     let dir = tempfile_dir();
     std::fs::write(dir.join("oops.toml"), "label = \"x\"\n").unwrap();

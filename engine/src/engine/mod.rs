@@ -53,14 +53,14 @@ use crate::{
 /// How often, in simulated time, the shared estate's health is published.
 pub const HEALTH_EVERY: Duration = Duration::from_secs(2);
 /// Seconds after midnight at which simulated estates start their day.
-const START_OF_DAY: f64 = 10.0 * 3600.0;
+pub(crate) const START_OF_DAY: f64 = 10.0 * 3600.0;
 /// Samples of history the shared estate keeps (one a simulated second).
 const SHARED_HISTORY: usize = 600;
 /// Samples of history each isolated estate keeps.
 const ISOLATED_HISTORY: usize = 40;
 /// Seconds a fault has shown in telemetry by the time it is reported: a
 /// monitor needs a few samples before it fires.
-const REPORTED_AFTER_TICKS: u64 = 5;
+pub(crate) const REPORTED_AFTER_TICKS: u64 = 5;
 
 /// How many incidents a snapshot lists.
 pub const SNAPSHOT_INCIDENTS: usize = 50;

@@ -380,7 +380,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn random_scenarios_are_scored_per_fault_kind_beside_the_catalog() {
-        let topology = Topology::embedded().unwrap();
+        let topology = Arc::new(Topology::embedded().unwrap());
         let catalog = Catalog::embedded(&topology).unwrap();
         let generated = random_scenarios(&catalog, &topology, 60, 5);
         let evaluation = evaluate(catalog, 1, 60, 5, |_, _| {}).await.unwrap();

@@ -5,17 +5,25 @@
 //! Each scenario is a random fault kind on a random service it can hit, at
 //! an intensity from 0.2 to 1, with a random ramp (onset) and a random age
 //! when the incident opens (lead). Some have a second fault, of another
-//! kind, on another service; the answer key's root cause is then the
-//! stronger of the two, and both playbooks' actions are necessary. Some
+//! kind, on another service; the answer key's root cause is then the one
+//! with the larger impact, and both playbooks' actions are necessary. Some
 //! report misleading services: the incident names services the faults are
 //! not on. Every scenario passes the catalog's own checks.
+//!
+//! A fault's impact is measured, not guessed from its intensity (a crash
+//! loop at 0.5 hurts more than CPU saturation at 0.6): each fault runs
+//! alone on the same fresh estate until its incident would be reported,
+//! and its impact is how far that leaves the estate from its objectives
+//! (a service down counts 2, degraded 1, each other objective missed 1).
+
+use std::sync::Arc;
 
 use rand::{Rng, SeedableRng, rngs::SmallRng, seq::IndexedRandom};
 
 use crate::{
     catalog::{AnswerKey, Catalog, Scenario},
-    protocol::{FaultKind, RootCause, Severity},
-    twin::{FaultSpec, Topology},
+    protocol::{FaultKind, HealthState, RootCause, Severity},
+    twin::{Estate, FaultSpec, Topology},
 };
 
 /// How often a scenario has a second fault.
@@ -38,6 +46,9 @@ pub struct RandomScenario {
     pub compound: bool,
     /// Whether its reported services are misleading.
     pub misleading: bool,
+    /// With two faults, each one's measured impact ([`impact`]), in the
+    /// scenario's order; empty with one.
+    pub impacts: Vec<u32>,
 }
 
 /// Every fault kind paired with every service of `topology` it can hit.
@@ -72,6 +83,30 @@ fn fault(rng: &mut SmallRng, (kind, target): &(FaultKind, String)) -> FaultSpec 
     }
 }
 
+/// How far `fault`, alone on a fresh estate of `topology` (from
+/// `estate_seed`), leaves it from its objectives when its incident would be
+/// reported: a service down counts 2, degraded 1, and each objective missed
+/// by a slow resource (memory or disk climbing, a certificate, accuracy,
+/// drift) 1.
+pub fn impact(topology: &Arc<Topology>, fault: &FaultSpec, estate_seed: u64) -> u32 {
+    let mut estate = Estate::new(Arc::clone(topology), estate_seed, crate::engine::START_OF_DAY);
+    estate.inject(fault).expect("generated faults fit their targets");
+    estate.advance(crate::engine::REPORTED_AFTER_TICKS);
+    let window = crate::orchestrator::VERIFY_WINDOW;
+    let health: u32 = (estate.healths(window).iter())
+        .map(|h| match h {
+            HealthState::Healthy => 0,
+            HealthState::Degraded => 1,
+            HealthState::Down => 2,
+        })
+        .sum();
+    // The violations also name every unhealthy service: count only the rest.
+    let others = (estate.violations(window).iter())
+        .filter(|v| !v.ends_with(": degraded") && !v.ends_with(": down"))
+        .count() as u32;
+    health + others
+}
+
 /// How bad it looks from its strongest fault.
 fn severity(intensity: f64) -> Severity {
     match intensity {
@@ -85,7 +120,7 @@ fn severity(intensity: f64) -> Severity {
 /// `count` random scenarios for `topology`, from `seed` (the same seed
 /// gives the same scenarios). Remediations come from `catalog`'s
 /// playbooks.
-pub fn random_scenarios(catalog: &Catalog, topology: &Topology, count: usize, seed: u64) -> Vec<RandomScenario> {
+pub fn random_scenarios(catalog: &Catalog, topology: &Arc<Topology>, count: usize, seed: u64) -> Vec<RandomScenario> {
     let placements = placements(topology);
     assert!(!placements.is_empty(), "an estate where no fault can happen");
     let mut rng = SmallRng::seed_from_u64(seed);
@@ -103,7 +138,8 @@ pub fn random_scenarios(catalog: &Catalog, topology: &Topology, count: usize, se
                 }
             }
             let misleading = rng.random_bool(MISLEADING_SHARE);
-            let generated = build(n, catalog, topology, faults, misleading, &mut rng);
+            let estate_seed = rng.random();
+            let generated = build(n, catalog, topology, faults, misleading, estate_seed, &mut rng);
             if let Err(reason) = generated.scenario.check(topology) {
                 panic!("a generated scenario must pass the catalog's checks: {reason}: {generated:?}");
             }
@@ -116,13 +152,23 @@ pub fn random_scenarios(catalog: &Catalog, topology: &Topology, count: usize, se
 fn build(
     n: usize,
     catalog: &Catalog,
-    topology: &Topology,
+    topology: &Arc<Topology>,
     faults: Vec<FaultSpec>,
     misleading: bool,
+    estate_seed: u64,
     rng: &mut SmallRng,
 ) -> RandomScenario {
-    let strongest = (faults.iter())
-        .max_by(|a, b| a.intensity.total_cmp(&b.intensity))
+    let impacts: Vec<u32> = match &faults[..] {
+        [_] => Vec::new(),
+        _ => faults.iter().map(|f| impact(topology, f, estate_seed)).collect(),
+    };
+    // The larger impact; on a tie, the more intense fault.
+    let strongest = (faults.iter().enumerate())
+        .max_by(|(a, fa), (b, fb)| {
+            let impact = |i: &usize| impacts.get(*i).copied().unwrap_or(0);
+            impact(a).cmp(&impact(b)).then(fa.intensity.total_cmp(&fb.intensity))
+        })
+        .map(|(_, fault)| fault)
         .expect("at least one fault");
     let root_cause = RootCause {
         service: strongest.target.clone(),
@@ -178,6 +224,7 @@ fn build(
         kind,
         compound: faults.len() > 1,
         misleading,
+        impacts,
     }
 }
 
@@ -195,7 +242,7 @@ mod tests {
     use super::*;
 
     fn generated(count: usize, seed: u64) -> Vec<RandomScenario> {
-        let topology = Topology::embedded().unwrap();
+        let topology = Arc::new(Topology::embedded().unwrap());
         random_scenarios(&Catalog::embedded(&topology).unwrap(), &topology, count, seed)
     }
 
@@ -219,6 +266,7 @@ mod tests {
 
     #[test]
     fn every_scenario_is_within_the_stated_ranges_and_its_answer_is_its_strongest_fault() {
+        let mut overruled = 0;
         for generated in generated(1_000, 3) {
             let scenario = &generated.scenario;
             for fault in &scenario.fault {
@@ -227,13 +275,17 @@ mod tests {
                 assert!(fault.onset_seconds <= fault.lead_seconds, "{fault:?}");
             }
             let root = &scenario.answer.root_cause;
-            let strongest = scenario.fault.iter().map(|f| f.intensity).fold(0.0, f64::max);
-            assert!(
-                (scenario.fault.iter())
-                    .any(|f| f.target == root.service && f.kind == root.fault && f.intensity == strongest)
-            );
+            let answer = (scenario.fault.iter())
+                .position(|f| f.target == root.service && f.kind == root.fault)
+                .expect("the answer is one of the faults");
             if let [a, b] = &scenario.fault[..] {
                 assert!(a.kind != b.kind && a.target != b.target, "{scenario:?}");
+                let (mine, other) = (generated.impacts[answer], generated.impacts[1 - answer]);
+                assert!(mine >= other, "the answer has the larger impact: {generated:?}");
+                let weaker = scenario.fault[answer].intensity < scenario.fault[1 - answer].intensity;
+                overruled += usize::from(weaker && mine > other);
+            } else {
+                assert!(generated.impacts.is_empty());
             }
             let on_a_fault = |name: &String| scenario.fault.iter().any(|f| &f.target == name);
             if generated.misleading {
@@ -242,5 +294,26 @@ mod tests {
                 assert_eq!(scenario.affected_services, std::slice::from_ref(&root.service));
             }
         }
+        assert!(overruled > 0, "measured impact sometimes overrules intensity");
+    }
+
+    #[test]
+    fn a_crash_loop_outweighs_a_more_intense_cpu_surge_and_impact_is_reproducible() {
+        let topology = Arc::new(Topology::embedded().unwrap());
+        let fault = |kind, target: &str, intensity| FaultSpec {
+            kind,
+            target: target.into(),
+            intensity,
+            onset_seconds: 0.0,
+            lead_seconds: 60.0,
+            duration_seconds: None,
+        };
+        let crash = impact(&topology, &fault(FaultKind::CrashLoop, "payment-service", 0.5), 1);
+        let cpu = impact(&topology, &fault(FaultKind::CpuSaturation, "user-service", 0.6), 1);
+        assert!(crash > cpu, "crash loop {crash} against CPU {cpu}");
+        assert_eq!(
+            impact(&topology, &fault(FaultKind::CrashLoop, "payment-service", 0.5), 1),
+            crash
+        );
     }
 }

@@ -75,7 +75,8 @@ pub struct LoadReport {
     /// Its peak resident memory, MiB.
     pub server_rss_peak_mib: Option<f64>,
     /// The disk's fsync floor, alone: a 4 KiB write and `fdatasync` beside
-    /// the database, median and p99 of 200, ms.
+    /// the database (with `--url`, in the system's temporary folder),
+    /// median and p99 of 200, ms.
     pub fsync_p50_ms: f64,
     pub fsync_p99_ms: f64,
     /// This tool's CPU, in cores: it shares the machine.
@@ -248,6 +249,11 @@ impl ServerCounters {
             .text()
             .await
             .ok()?;
+        Self::parse(&text)
+    }
+
+    /// Them, from Prometheus's text format.
+    fn parse(text: &str) -> Option<Self> {
         let value = |name: &str| {
             text.lines()
                 .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
@@ -650,5 +656,28 @@ mod tests {
         let head = Head::parse(&reordered).unwrap();
         assert_eq!((head.seq, head.kind.as_str()), (7, "snapshot"));
         assert!(Head::parse("not json").is_none());
+    }
+
+    #[test]
+    fn the_server_s_counters_are_read_by_exact_name_and_give_rates_over_the_window() {
+        let text = |frames: u32, writes: u32, commits: u32, seconds: f64| {
+            format!(
+                "# TYPE antibody_ws_messages_sent_total counter\n\
+                 antibody_ws_messages_sent_total_other 5\n\
+                 antibody_ws_messages_sent_total {frames}\n\
+                 antibody_ws_writes_total {writes}\n\
+                 antibody_event_store_write_seconds_bucket{{le=\"0.001\"}} 3\n\
+                 antibody_event_store_write_seconds_sum {seconds}\n\
+                 antibody_event_store_write_seconds_count {commits}\n"
+            )
+        };
+        let before = ServerCounters::parse(&text(1_000, 200, 10, 0.5)).unwrap();
+        let after = ServerCounters::parse(&text(7_000, 1_200, 50, 0.58)).unwrap();
+        let (frames_per_write, commits_per_s, commit_ms) = before.rates(after, 20.0);
+        assert_eq!(frames_per_write, 6.0);
+        assert_eq!(commits_per_s, 2.0);
+        assert!((commit_ms - 2.0).abs() < 1e-9, "{commit_ms}");
+        let without_writes = "antibody_ws_messages_sent_total 3\n";
+        assert!(ServerCounters::parse(without_writes).is_none(), "an older server");
     }
 }

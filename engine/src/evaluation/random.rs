@@ -51,18 +51,6 @@ pub struct RandomScenario {
     pub impacts: Vec<u32>,
 }
 
-/// Every fault kind paired with every service of `topology` it can hit.
-fn placements(topology: &Topology) -> Vec<(FaultKind, String)> {
-    FaultKind::ALL
-        .iter()
-        .flat_map(|&kind| {
-            (topology.services.iter())
-                .filter(move |spec| kind.can_hit(spec))
-                .map(move |spec| (kind, spec.name.clone()))
-        })
-        .collect()
-}
-
 /// A value drawn from `range`, to the hundredth.
 fn draw(rng: &mut SmallRng, range: std::ops::RangeInclusive<f64>) -> f64 {
     (rng.random_range(range) * 100.0).round() / 100.0
@@ -121,7 +109,7 @@ fn severity(intensity: f64) -> Severity {
 /// gives the same scenarios). Remediations come from `catalog`'s
 /// playbooks.
 pub fn random_scenarios(catalog: &Catalog, topology: &Arc<Topology>, count: usize, seed: u64) -> Vec<RandomScenario> {
-    let placements = placements(topology);
+    let placements = topology.fault_placements();
     assert!(!placements.is_empty(), "an estate where no fault can happen");
     let mut rng = SmallRng::seed_from_u64(seed);
     (0..count)

@@ -68,17 +68,7 @@ fn cures(estate: &Estate, kind: FaultKind, target: &str) -> Vec<Vec<Remediation>
 
 /// Every (fault, target) pair the estate admits.
 fn placements() -> Vec<(FaultKind, String)> {
-    let topology = Topology::embedded().unwrap();
-    FaultKind::ALL
-        .iter()
-        .flat_map(|&kind| {
-            topology
-                .services
-                .iter()
-                .filter(move |s| kind.can_hit(s))
-                .map(move |s| (kind, s.name.clone()))
-        })
-        .collect()
+    Topology::embedded().unwrap().fault_placements()
 }
 
 #[test]

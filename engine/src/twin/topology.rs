@@ -300,6 +300,19 @@ impl Topology {
         self.services.is_empty()
     }
 
+    /// Every (fault kind, service) pair this estate admits, by
+    /// [`FaultKind::can_hit`](super::FaultKind::can_hit).
+    pub fn fault_placements(&self) -> Vec<(super::FaultKind, String)> {
+        super::FaultKind::ALL
+            .iter()
+            .flat_map(|&kind| {
+                (self.services.iter())
+                    .filter(move |spec| kind.can_hit(spec))
+                    .map(move |spec| (kind, spec.name.clone()))
+            })
+            .collect()
+    }
+
     pub fn index(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
     }

@@ -126,6 +126,12 @@ impl Drop for Connected {
     }
 }
 
+/// Counts one socket write of `frames` frames.
+fn count_write(frames: u64) {
+    metrics::counter!("antibody_ws_messages_sent_total").increment(frames);
+    metrics::counter!("antibody_ws_writes_total").increment(1);
+}
+
 /// Sends the feed's start; the last `seq` it holds, or `None` when the
 /// socket closed.
 async fn send_start<S>(socket: &mut S, start: FeedStart) -> Option<u64>
@@ -155,8 +161,7 @@ where
         socket.feed(message).await.ok()?;
     }
     socket.flush().await.ok()?;
-    metrics::counter!("antibody_ws_messages_sent_total").increment(count);
-    metrics::counter!("antibody_ws_writes_total").increment(1);
+    count_write(count);
     Some(last_sent)
 }
 
@@ -194,8 +199,7 @@ where
         if socket.flush().await.is_err() {
             return Written::Gone;
         }
-        metrics::counter!("antibody_ws_messages_sent_total").increment(frames as u64);
-        metrics::counter!("antibody_ws_writes_total").increment(1);
+        count_write(frames as u64);
     }
     lagged.map_or(Written::Sent, Written::Lagged)
 }

@@ -91,6 +91,9 @@ pub struct FeedEntry {
     pub confidence: Option<f64>,
     /// Simulated milliseconds, once known.
     pub duration_ms: Option<u64>,
+    /// The line is a consensus round (an agent action whose details are a
+    /// vote).
+    pub vote: bool,
 }
 
 /// Everything the dashboard shows.
@@ -203,6 +206,7 @@ impl DashboardState {
                     status: IncidentStatus::Active.as_str().to_owned(),
                     confidence: None,
                     duration_ms: None,
+                    vote: false,
                 });
             }
             ServerMessage::AgentAction { incident_id, action } => {
@@ -225,6 +229,7 @@ impl DashboardState {
                     status: action.status.as_str().to_owned(),
                     confidence: action.confidence,
                     duration_ms: action.duration_ms,
+                    vote: action.is_vote(),
                 });
             }
             ServerMessage::IncidentStatus {
@@ -243,6 +248,7 @@ impl DashboardState {
                     status: status.as_str().to_owned(),
                     confidence: None,
                     duration_ms: None,
+                    vote: false,
                 });
             }
             ServerMessage::AlertReceived { incident_id, alert } => self.upsert_feed(FeedEntry {
@@ -255,6 +261,7 @@ impl DashboardState {
                 status: alert.placement.as_str().to_owned(),
                 confidence: None,
                 duration_ms: None,
+                vote: false,
             }),
             ServerMessage::LeaseTakenOver { subject, kind, .. } if kind == "incident" => self.upsert_feed(FeedEntry {
                 key: format!("{subject}:taken_over:{}", envelope.seq),
@@ -266,6 +273,7 @@ impl DashboardState {
                 status: "taken over".to_owned(),
                 confidence: None,
                 duration_ms: None,
+                vote: false,
             }),
             ServerMessage::PerformanceMetrics { metrics } => self.metrics = metrics.clone(),
             ServerMessage::Snapshot { .. } | ServerMessage::LeaseTakenOver { .. } => {}
@@ -292,6 +300,7 @@ impl DashboardState {
                     status: decision.outcome_word().to_owned(),
                     confidence: Some(decision.input.confidence),
                     duration_ms: None,
+                    vote: false,
                 });
             }
             ServerMessage::ApprovalRequested { approval } => {
@@ -305,6 +314,7 @@ impl DashboardState {
                     status: approval.state.as_str().to_owned(),
                     confidence: None,
                     duration_ms: None,
+                    vote: false,
                 });
                 approval.clone().upsert_into(&mut self.approvals, SNAPSHOT_APPROVALS);
             }
@@ -319,6 +329,7 @@ impl DashboardState {
                     status: approval.state.as_str().to_owned(),
                     confidence: None,
                     duration_ms: approval.waited_seconds.map(|s| (s * 1000.0) as u64),
+                    vote: false,
                 });
                 approval.clone().upsert_into(&mut self.approvals, SNAPSHOT_APPROVALS);
             }
@@ -338,6 +349,7 @@ impl DashboardState {
                     .to_owned(),
                     confidence: None,
                     duration_ms: None,
+                    vote: false,
                 });
             }
             // The vote is the swarm graph's (folded above) and shows in the
@@ -388,6 +400,47 @@ impl DashboardState {
             .collect();
         pending.sort_by_key(|a| a.requested_at);
         pending
+    }
+
+    /// The active incidents that reach `service`, newest first: id and
+    /// title.
+    pub fn active_incidents_on(&self, service: &str) -> Vec<(Uuid, String)> {
+        self.incidents
+            .iter()
+            .filter(|i| i.status == IncidentStatus::Active && reached(i, &self.blast).iter().any(|s| s == service))
+            .map(|i| (i.id, i.title.clone()))
+            .collect()
+    }
+
+    /// One incident as the dashboard focuses on it, from its feed lines;
+    /// `None` for an incident the state does not know.
+    pub fn incident_focus(&self, id: Uuid) -> Option<IncidentFocus> {
+        let incident = self.incidents.iter().find(|i| i.id == id)?.clone();
+        let lines: Vec<&FeedEntry> = self.feed.iter().filter(|e| e.incident_id == id).collect();
+        let newest = |admit: &dyn Fn(&FeedEntry) -> bool| lines.iter().rev().find(|e| admit(e)).copied();
+        let status = |admit: &dyn Fn(&FeedEntry) -> bool| newest(admit).map(|e| e.status.clone());
+        let agent = |agent: AgentType| (agent.label(), status(&|e| e.kind == FeedKind::Action(agent) && !e.vote));
+        let phases = vec![
+            agent(AgentType::Detection),
+            agent(AgentType::Diagnosis),
+            agent(AgentType::Prediction),
+            ("Vote", status(&|e| e.vote)),
+            ("Governance", status(&|e| e.kind == FeedKind::Governance)),
+            agent(AgentType::Resolution),
+            agent(AgentType::Communication),
+        ];
+        let vote = newest(&|e| e.vote).map(|e| (e.description.clone(), e.status.clone()));
+        let steps = lines
+            .iter()
+            .filter(|e| e.kind == FeedKind::Action(AgentType::Resolution) && !e.vote)
+            .map(|e| (e.description.clone(), e.status.clone()))
+            .collect();
+        Some(IncidentFocus {
+            incident,
+            phases,
+            vote,
+            steps,
+        })
     }
 
     /// A short name for an incident, for feed lines.
@@ -451,6 +504,21 @@ impl DashboardState {
         all.sort_by_key(position);
         all
     }
+}
+
+/// One incident as the dashboard focuses on it: where its course stands,
+/// its vote and its steps, all from the server's lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentFocus {
+    pub incident: Incident,
+    /// The course's stages in order (the five agents, the vote and
+    /// governance), each with the status of its newest line; `None` until
+    /// reached.
+    pub phases: Vec<(&'static str, Option<String>)>,
+    /// The newest vote's line and its status.
+    pub vote: Option<(String, String)>,
+    /// Resolution's lines, oldest first: what it did and its status.
+    pub steps: Vec<(String, String)>,
 }
 
 /// One service's health: the estate's figures, and the incidents that name
@@ -586,6 +654,63 @@ mod tests {
                 ("Approved by alice after 75.5 s", "approved"),
             ]
         );
+    }
+
+    #[test]
+    fn the_focus_reads_an_incidents_phases_vote_and_steps_from_its_lines() {
+        let mut state = DashboardState::default();
+        state.apply(&at(1, ServerMessage::IncidentCreated { incident: incident(1) }));
+        state.apply(&at(2, ServerMessage::IncidentCreated { incident: incident(2) }));
+        state.apply(&at(3, action(1, 10, AgentType::Detection, ActionStatus::Completed)));
+        state.apply(&at(4, action(1, 11, AgentType::Diagnosis, ActionStatus::InProgress)));
+        // Resolution holds the vote: a ballot is neither its phase nor a step.
+        let ballot = with_details(
+            action(1, 12, AgentType::Resolution, ActionStatus::Completed),
+            fixtures::vote("postgres-primary"),
+        );
+        state.apply(&at(5, ballot));
+        state.apply(&at(6, action(1, 13, AgentType::Resolution, ActionStatus::Completed)));
+        state.apply(&at(7, action(1, 14, AgentType::Resolution, ActionStatus::InProgress)));
+        // Another incident's lines are not this one's.
+        state.apply(&at(8, action(2, 20, AgentType::Communication, ActionStatus::Completed)));
+
+        let focus = state.incident_focus(Uuid::from_u128(1)).expect("a known incident");
+        let phase = |name: &str| focus.phases.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+        assert_eq!(phase("Detection").as_deref(), Some("completed"));
+        assert_eq!(phase("Diagnosis").as_deref(), Some("in_progress"));
+        assert_eq!(phase("Prediction"), None);
+        assert_eq!(phase("Resolution").as_deref(), Some("in_progress"));
+        assert_eq!(phase("Vote").as_deref(), Some("completed"));
+        assert_eq!(phase("Governance"), None);
+        assert_eq!(phase("Communication"), None);
+        assert_eq!(
+            focus.vote.as_ref().map(|(_, status)| status.as_str()),
+            Some("completed")
+        );
+        let steps: Vec<&str> = focus.steps.iter().map(|(_, status)| status.as_str()).collect();
+        assert_eq!(steps, ["completed", "in_progress"]);
+        assert_eq!(state.incident_focus(Uuid::from_u128(9)), None);
+    }
+
+    #[test]
+    fn the_incidents_on_a_service_are_the_active_ones_that_reach_it() {
+        let mut state = DashboardState::default();
+        let mut first = incident(1);
+        first.affected_services = vec!["api-gateway".into()];
+        let mut second = incident(2);
+        second.affected_services = vec!["api-gateway".into(), "redis-cache".into()];
+        state.apply(&at(1, ServerMessage::IncidentCreated { incident: first }));
+        state.apply(&at(2, ServerMessage::IncidentCreated { incident: second }));
+        let ids = |service: &str| -> Vec<u128> {
+            state
+                .active_incidents_on(service)
+                .iter()
+                .map(|(id, _)| id.as_u128())
+                .collect()
+        };
+        assert_eq!(ids("api-gateway"), [2, 1]);
+        assert_eq!(ids("redis-cache"), [2]);
+        assert!(ids("postgres-primary").is_empty());
     }
 
     #[test]

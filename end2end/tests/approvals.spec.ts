@@ -1,12 +1,13 @@
 import { test, expect, type APIRequestContext, type Page } from '@playwright/test';
 import { watchConsole } from './console';
+import { fireScenario } from './scenarios';
 import { settleEstate } from './estate';
 
 test.afterEach(async ({ request }) => settleEstate(request));
 
 /** Fires `label` and returns the incident's id, from its approval card. */
 async function fireNeedingApproval(page: Page, label: string, title: string) {
-  await page.getByRole('region', { name: 'Fire a scenario' }).getByRole('button', { name: label, exact: true }).click();
+  await fireScenario(page, label);
   const card = page.getByTestId('approval').filter({ hasText: title }).first();
   await expect(card).toBeVisible();
   return { card, incident: (await card.getAttribute('data-incident'))! };

@@ -1,5 +1,6 @@
 import { test, expect, type Page } from '@playwright/test';
 import { watchConsole } from './console';
+import { fireScenario } from './scenarios';
 import { settleEstate } from './estate';
 
 test.afterEach(async ({ request }) => settleEstate(request));
@@ -116,7 +117,7 @@ test('a scenario fires several at once at an overridden severity', async ({ page
   const panel = page.getByRole('region', { name: 'Fire a scenario' });
   await panel.getByLabel('Severity').selectOption('low');
   await panel.getByLabel('How many').fill('2');
-  await panel.getByRole('button', { name: 'Cache Failure' }).click();
+  await fireScenario(page, 'Cache Failure');
   await expect(panel.getByRole('status')).toContainText('Opened 2 ×');
   await expect(page.getByTestId('feed-item').filter({ hasText: /Incident opened: .*\(low,/ })).toHaveCount(2);
   expect(errors).toEqual([]);
@@ -148,7 +149,7 @@ test('the feed filters by incident, source and severity, and holds still while r
   const resolved = page.getByTestId('kpi-resolved').locator('.kpi-value');
   const before = Number(await resolved.textContent());
   await scenarios.getByLabel('How many').fill('3');
-  await scenarios.getByRole('button', { name: 'Memory Leak' }).click();
+  await fireScenario(page, 'Memory Leak');
   await expect(scenarios.getByRole('status')).toContainText('Opened 3 ×');
   // Three leaks of one service at once, on an estate earlier tests left
   // perturbed: the diagnosis may be unsure enough for policy to ask a
@@ -191,7 +192,7 @@ test('the feed filters by incident, source and severity, and holds still while r
   // Reading older lines: new ones are counted, not pushed under the reader.
   await feed.evaluate((list) => { list.scrollTop = 400; list.dispatchEvent(new Event('scroll')); });
   await scenarios.getByLabel('How many').fill('1');
-  await scenarios.getByRole('button', { name: 'Memory Leak' }).click();
+  await fireScenario(page, 'Memory Leak');
   const pill = page.getByTestId('feed-new');
   await expect(pill).toHaveText(/^\d+ new ↑$/);
   await page.screenshot({ path: 'artifacts/feed-reading.png' });

@@ -39,7 +39,8 @@ test('a viewer sees a live demo, the autopilot decide, and may fire the primary 
 
   // Viewers keep the primary scenarios; the rest need the token.
   await expect(page.getByRole('button', { name: 'Database Cascade' })).toBeEnabled();
-  await expect(page.getByRole('button', { name: 'Memory Leak' })).toBeDisabled();
+  await page.getByTestId('more-scenarios').locator('summary').click();
+  await expect(page.getByRole('region', { name: 'Fire a scenario' }).getByRole('button', { name: 'Memory Leak', exact: true })).toBeDisabled();
   await expect(page.getByTestId('firing-blocked')).toContainText('one at a time, 3 a minute');
   await page.getByRole('button', { name: 'Service Down' }).click();
   await expect(page.locator('.trigger-ok')).toContainText('Opened: ');

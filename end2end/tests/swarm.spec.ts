@@ -1,5 +1,6 @@
 import { test, expect, request as requests, type Page, type APIRequestContext } from '@playwright/test';
 import { watchConsole } from './console';
+import { fireScenario } from './scenarios';
 import { settleEstate } from './estate';
 import { freePort, startServer, stop } from './own-server';
 
@@ -90,7 +91,7 @@ async function byzantineIncident(page: Page, request: APIRequestContext) {
   const errors = watchConsole(page);
   await openDashboard(page);
   await recordStates(page);
-  await page.getByRole('button', { name: 'Byzantine Cascade' }).click();
+  await fireScenario(page, 'Byzantine Cascade');
 
   // Hand-offs between agents went along the pipeline's edges.
   await expect.poll(() => page.locator('[data-testid=packet][data-kind=handoff]').count()).toBeGreaterThan(1);
@@ -170,7 +171,7 @@ for (const scenario of ['Database Cascade', 'Service Down', 'API Slowdown']) {
       .evaluateAll((items) => items.map((i) => i.getAttribute('data-incident')));
     const feedBefore = new Set(await opened());
     await recordStates(page);
-    await page.getByRole('button', { name: scenario, exact: true }).click();
+    await fireScenario(page, scenario);
 
     await expect.poll(async () => (await opened()).filter((id) => !feedBefore.has(id)).length).toBe(1);
     await expect.poll(async () => { await approveAll(request); return Number(await resolved.textContent()); }, { timeout: 60_000 }).toBe(before + 1);

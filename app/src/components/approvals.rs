@@ -2,7 +2,10 @@
 //! without a person waits here, with its alternatives (each with a success
 //! probability and a time estimate) and the evidence; an operator approves
 //! or rejects it with a plain server-function form (keyboard and no-JS
-//! friendly), and every dashboard sees the decision live.
+//! friendly), and every dashboard sees the decision live. On the dashboard
+//! the panel is docked above the feed: a slim line while nothing waits, and
+//! a lit panel that takes the keyboard's focus and is announced when a plan
+//! does.
 
 use engine::protocol::{Approval, ApprovalOption, ApprovalState};
 use leptos::prelude::*;
@@ -74,8 +77,15 @@ pub fn ApprovalsPanel(
                 {move || decide.pending().get().then(|| view! { <p class="trigger-pending">"Sending the decision…"</p> })}
                 {outcome}
             </div>
+            // Said once per plan, not per tick of its clock.
+            <p class="visually-hidden" aria-live="assertive" data-testid="approvals-announce">
+                {move || pending.with(|p| p.first().map(|a| format!(
+                    "A plan waits for a person: {}. Decide before its clock runs out.", a.incident_title
+                )))}
+            </p>
             <Show when=move || recent.with(|r| !r.is_empty())>
-                <h3 class="approvals-recent-title">"Recent decisions"</h3>
+                <details class="approvals-recent-box">
+                <summary class="approvals-recent-title">{move || format!("Recent decisions ({})", recent.with(Vec::len))}</summary>
                 <ul class="approvals-recent" data-testid="approvals-recent">
                     <For each=move || recent.get() key=|a| (a.approval_id, a.state) let:approval>
                         <li data-state=approval.state.as_str()>
@@ -86,6 +96,7 @@ pub fn ApprovalsPanel(
                         </li>
                     </For>
                 </ul>
+                </details>
             </Show>
         </section>
     }
@@ -139,8 +150,22 @@ fn ApprovalCard(
     let field_id = id.clone();
     let title_id = format!("approval-{id}");
     let labelled_by = title_id.clone();
+    // A plan that starts waiting draws the keyboard to itself, unless the
+    // reader is busy in a field.
+    let card = NodeRef::<leptos::html::Article>::new();
+    Effect::new(move |_| {
+        #[cfg(feature = "browser")]
+        if let Some(card) = card.get() {
+            let idle = document()
+                .active_element()
+                .is_none_or(|active| active.tag_name() == "BODY");
+            if idle {
+                let _ = card.focus();
+            }
+        }
+    });
     view! {
-        <article class="approval" data-testid="approval" data-approval=id
+        <article class="approval" data-testid="approval" data-approval=id node_ref=card tabindex="-1"
             data-incident=approval.incident_id.to_string() aria-labelledby=labelled_by>
             <header class="approval-head">
                 <h3 id=title_id class="approval-title">
@@ -156,6 +181,32 @@ fn ApprovalCard(
                 </p>
             </header>
             {autopilot}
+            <p class="approval-proposal">"Proposed: " <strong>{approval.proposal.plan.clone()}</strong></p>
+            // The decision first, so it is in sight in the dock; why a
+            // person is asked and what they decide between follow.
+            <ActionForm action=decide attr:class="approval-form">
+                <input type="hidden" name="approval_id" value=field_id/>
+                // Labels for assistive technology, placeholders for the eye:
+                // the form stays one compact block in the dock.
+                <label class="field approval-name">
+                    <span class="visually-hidden">"Your name (for the audit log)"</span>
+                    <input type="text" name="approver" required maxlength="64" autocomplete="name"
+                        data-testid="approver" placeholder="Your name (for the audit log)"
+                        prop:value=move || approver.get()
+                        on:input=move |ev| approver.set(event_target_value(&ev))/>
+                </label>
+                <label class="field approval-comment">
+                    <span class="visually-hidden">"Comment (optional)"</span>
+                    <input type="text" name="comment" maxlength="500" data-testid="approval-comment"
+                        placeholder="Comment (optional)"/>
+                </label>
+                <div class="approval-buttons">
+                    <button type="submit" name="decision" value="approve" class="btn btn-approve"
+                        disabled=signed_out>"Approve"</button>
+                    <button type="submit" name="decision" value="reject" class="btn btn-reject"
+                        disabled=signed_out>"Reject"</button>
+                </div>
+            </ActionForm>
             <p class="approval-reason">
                 <span class="approval-rule">{approval.rule.clone()}</span> " " {approval.reason.clone()}
             </p>
@@ -167,26 +218,6 @@ fn ApprovalCard(
                 <summary>{format!("Evidence ({})", approval.evidence.len())}</summary>
                 <ul>{approval.evidence.iter().map(|line| view! { <li>{line.clone()}</li> }).collect_view()}</ul>
             </details>
-            <ActionForm action=decide attr:class="approval-form">
-                <input type="hidden" name="approval_id" value=field_id/>
-                <label class="field">
-                    <span>"Your name (for the audit log)"</span>
-                    <input type="text" name="approver" required maxlength="64" autocomplete="name"
-                        data-testid="approver"
-                        prop:value=move || approver.get()
-                        on:input=move |ev| approver.set(event_target_value(&ev))/>
-                </label>
-                <label class="field approval-comment">
-                    <span>"Comment (optional)"</span>
-                    <input type="text" name="comment" maxlength="500" data-testid="approval-comment"/>
-                </label>
-                <div class="approval-buttons">
-                    <button type="submit" name="decision" value="approve" class="btn btn-approve"
-                        disabled=signed_out>"Approve"</button>
-                    <button type="submit" name="decision" value="reject" class="btn btn-reject"
-                        disabled=signed_out>"Reject"</button>
-                </div>
-            </ActionForm>
         </article>
     }
 }

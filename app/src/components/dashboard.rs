@@ -4,9 +4,17 @@
 
 use leptos::prelude::*;
 
+use uuid::Uuid;
+
 use super::{
-    approvals::ApprovalsPanel, connection::ConnectionIndicator, feed::ActivityFeed, health::SystemHealth,
-    impact::ImpactMeter, scenarios::ScenarioControls, swarm::AgentSwarm, timelines::TimelinePanel,
+    approvals::ApprovalsPanel,
+    connection::ConnectionIndicator,
+    feed::ActivityFeed,
+    health::{EstatePanel, ServiceTiles},
+    impact::{ImpactMeter, SavingsFormulaPanel},
+    scenarios::ScenarioControls,
+    swarm::AgentSwarm,
+    timelines::TimelinePanel,
 };
 use crate::{
     api::{DashboardData, get_dashboard},
@@ -35,7 +43,11 @@ pub fn DashboardPage() -> impl IntoView {
     }
 }
 
-/// The five regions of seed 000, over one state signal.
+/// The command center: what acts and what reacts on the first screen (the
+/// scenario buttons, the impact meter, the swarm, the dependency map with
+/// the picked service or the focused incident, and a column with what waits
+/// for a person and the live feed); the service tiles, timelines and the
+/// savings formula below it.
 #[component]
 fn Dashboard(data: DashboardData) -> impl IntoView {
     let DashboardData {
@@ -49,6 +61,8 @@ fn Dashboard(data: DashboardData) -> impl IntoView {
     let connection = RwSignal::new(Connection::Connecting);
     let lag_ms = RwSignal::new(None::<i64>);
     let refusal = RwSignal::new(None::<String>);
+    // The incident the dashboard is focused on, if any.
+    let focus = RwSignal::new(None::<Uuid>);
 
     // Effects run only in the browser, after hydration.
     Effect::new(move |_| {
@@ -56,9 +70,11 @@ fn Dashboard(data: DashboardData) -> impl IntoView {
         leptos::task::spawn_local(crate::live::follow(state, connection, lag_ms, refusal));
     });
 
+    let demo = access.demo.is_some();
+    let blocked = access.blocked.clone();
     view! {
-        <div class="page">
-            {access.demo.is_some().then(|| view! {
+        <div class="page" class:page-demo=demo>
+            {demo.then(|| view! {
                 <p class="demo-banner" role="note" data-testid="demo-banner">
                     <strong>"Demo"</strong>
                     " · a simulated estate: every service, fault and fix here is simulated. Incidents run on a \
@@ -78,13 +94,20 @@ fn Dashboard(data: DashboardData) -> impl IntoView {
             <main class="dashboard">
                 // Type-erased, so the page's view type stays shallow enough
                 // for the compiler (and the wasm stays smaller).
-                {view! { <ImpactMeter state formula/> }.into_any()}
-                {view! { <ApprovalsPanel state blocked=access.blocked.clone()/> }.into_any()}
-                {view! { <AgentSwarm state/> }.into_any()}
-                {view! { <SystemHealth state connection lag_ms/> }.into_any()}
-                {view! { <ScenarioControls state access scenarios/> }.into_any()}
-                {view! { <ActivityFeed state/> }.into_any()}
+                // The first screen.
+                <div class="deck">
+                    {view! { <ScenarioControls state access scenarios/> }.into_any()}
+                    {view! { <ImpactMeter state/> }.into_any()}
+                    {view! { <AgentSwarm state/> }.into_any()}
+                    {view! { <EstatePanel state connection lag_ms focus/> }.into_any()}
+                    <div class="desk">
+                        {view! { <ApprovalsPanel state blocked/> }.into_any()}
+                        {view! { <ActivityFeed state focus/> }.into_any()}
+                    </div>
+                </div>
+                {view! { <ServiceTiles state/> }.into_any()}
                 {view! { <TimelinePanel state timelines/> }.into_any()}
+                {view! { <SavingsFormulaPanel state formula/> }.into_any()}
             </main>
         </div>
     }

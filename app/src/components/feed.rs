@@ -11,6 +11,7 @@
 
 use engine::protocol::{AgentType, Severity};
 use leptos::prelude::*;
+use uuid::Uuid;
 
 use super::swarm::agent_glyph;
 use crate::state::{DashboardState, FeedEntry, FeedKind};
@@ -35,7 +36,8 @@ fn on_page(entries: &[FeedEntry], shown: usize, filter: &Filter) -> usize {
 /// What the reader asked to see.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Filter {
-    /// An incident id, or empty for all.
+    /// An incident id (the one the dashboard is focused on), or empty for
+    /// all.
     incident: String,
     /// An agent's wire name, `governance`, `incident`, or empty for all.
     source: String,
@@ -53,8 +55,18 @@ impl Filter {
 }
 
 #[component]
-pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
-    let filter = RwSignal::new(Filter::default());
+pub fn ActivityFeed(
+    state: RwSignal<DashboardState>,
+    /// The incident the dashboard is focused on: the feed shows only its
+    /// lines.
+    focus: RwSignal<Option<Uuid>>,
+) -> impl IntoView {
+    let chosen = RwSignal::new(Filter::default());
+    // The incident comes from the focus; the rest is the reader's choice.
+    let filter = Memo::new(move |_| Filter {
+        incident: focus.get().map(|id| id.to_string()).unwrap_or_default(),
+        ..chosen.get()
+    });
     let entries = Memo::new(move |_| {
         let filter = filter.get();
         state.with(|s| {
@@ -115,17 +127,18 @@ pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
                 <label class="field">
                     <span>"Incident"</span>
                     <select data-testid="feed-filter-incident"
-                        on:change=move |ev| filter.update(|f| f.incident = event_target_value(&ev))>
+                        prop:value=move || filter.with(|f| f.incident.clone())
+                        on:change=move |ev| focus.set(event_target_value(&ev).parse().ok())>
                         <option value="">"all"</option>
                         <For each=move || incidents.get() key=|(id, _)| id.clone() let:((id, label))>
-                            <option value=id>{label}</option>
+                            <option value=id.clone() selected=move || filter.with(|f| f.incident == id)>{label}</option>
                         </For>
                     </select>
                 </label>
                 <label class="field">
                     <span>"Source"</span>
                     <select data-testid="feed-filter-source"
-                        on:change=move |ev| filter.update(|f| f.source = event_target_value(&ev))>
+                        on:change=move |ev| chosen.update(|f| f.source = event_target_value(&ev))>
                         <option value="">"all"</option>
                         {AgentType::ALL.map(|a| view! { <option value=a.as_str()>{a.label()}</option> })}
                         <option value="governance">"Governance"</option>
@@ -136,7 +149,7 @@ pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
                 <label class="field">
                     <span>"Severity"</span>
                     <select data-testid="feed-filter-severity"
-                        on:change=move |ev| filter.update(|f| f.severity = event_target_value(&ev))>
+                        on:change=move |ev| chosen.update(|f| f.severity = event_target_value(&ev))>
                         <option value="">"all"</option>
                         {Severity::ALL.map(|s| view! { <option value=s.as_str()>{s.as_str()}</option> })}
                     </select>
@@ -174,7 +187,12 @@ pub fn ActivityFeed(state: RwSignal<DashboardState>) -> impl IntoView {
                             </span>
                             <span class="feed-desc">
                                 {entry.description.clone()}
-                                <span class="feed-incident">{state.with_untracked(|s| s.incident_label(entry.incident_id))}</span>
+                                // Focuses the dashboard on its incident; without
+                                // the wasm, it opens the incident's page.
+                                <a class="feed-incident" href=format!("/incidents/{}", entry.incident_id)
+                                    on:click=move |ev| { ev.prevent_default(); focus.set(Some(entry.incident_id)) }>
+                                    {state.with_untracked(|s| s.incident_label(entry.incident_id))}
+                                </a>
                             </span>
                             <span class=format!("badge badge-{}", entry.status)>{entry.status.replace('_', " ")}</span>
                             <span class="feed-meta">{meta(&entry)}</span>
@@ -221,6 +239,7 @@ mod tests {
             status: "completed".into(),
             confidence: None,
             duration_ms: None,
+            vote: false,
         }
     }
 

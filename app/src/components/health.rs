@@ -1,75 +1,70 @@
 //! System Health: the dependency map (active incidents' blast radius and
-//! recovery on the service graph), then every service of the estate against
-//! its objectives (from `twin_health`), with a sparkline of its p99 over the
-//! last reports, its circuit breakers, and the incidents naming it; plus the
-//! dashboard's own link to the server.
+//! recovery on the service graph) with the health of the service picked on
+//! it, and the dashboard's own link to the server ([`EstatePanel`], on the
+//! first screen); then every service of the estate against its objectives
+//! (from `twin_health`) as compact tiles below the fold ([`ServiceTiles`]).
+//! A tile shows a sparkline of the p99 over the last reports, the circuit
+//! breakers, and the incidents naming the service.
 
 use engine::protocol::{HealthState, IncidentStatus, Severity};
 use leptos::prelude::*;
 
+use uuid::Uuid;
+
+use super::focus::IncidentFocusPanel;
 use crate::{
-    estate_map::{MAP_WIDTH, MapState},
+    estate_map::{EstateMap, MAP_WIDTH, MapState},
     live::Connection,
-    state::DashboardState,
+    state::{DashboardState, ServiceHealth},
 };
 
+/// The dependency map, the health of the service picked on it (or of the
+/// root of the newest active incident) or the incident the dashboard is
+/// focused on, and the dashboard's own link to the server: in sight on the
+/// first screen.
 #[component]
-pub fn SystemHealth(
+pub fn EstatePanel(
     state: RwSignal<DashboardState>,
     connection: RwSignal<Connection>,
     lag_ms: RwSignal<Option<i64>>,
+    /// The incident the dashboard is focused on.
+    focus: RwSignal<Option<Uuid>>,
 ) -> impl IntoView {
-    let services = Memo::new(move |_| state.with(|s| s.service_health()));
+    let picked = RwSignal::new(None::<String>);
+    let map = Memo::new(move |_| state.with(|s| s.estate_map()));
+    // Derived, not copied: what was picked, else where trouble starts.
+    let shown = Memo::new(move |_| {
+        picked.get().or_else(|| {
+            map.with(|m| {
+                m.nodes
+                    .iter()
+                    .find(|n| n.state == MapState::Root)
+                    .map(|n| n.name.clone())
+            })
+        })
+    });
+    let tile = Memo::new(move |_| {
+        let name = shown.get()?;
+        state.with(|s| s.service_health().into_iter().find(|h| h.name == name))
+    });
     let last_seq = Memo::new(move |_| state.with(|s| s.last_seq));
     view! {
         <section class="panel health" aria-labelledby="health-title">
             <h2 id="health-title" class="panel-title">"System health"</h2>
-            <DependencyMap state/>
-            <Show when=move || services.with(|s| !s.is_empty())
-                fallback=|| view! { <p class="empty">"Waiting for the estate's telemetry."</p> }>
-                <ul class="services">
-                    <For each=move || services.get() key=|s| s.render_key() let:service>
-                        {
-                            let state = service.telemetry.as_ref().map(|t| t.state);
-                            let (class, label) = match (state, service.active_severity, service.last_status) {
-                                (Some(HealthState::Down), _, _) => ("svc svc-critical", "down".to_owned()),
-                                (Some(HealthState::Degraded), _, _) => ("svc svc-degraded", "degraded".to_owned()),
-                                (Some(HealthState::Healthy), _, Some(IncidentStatus::Resolved)) => {
-                                    ("svc svc-recovered", "recovered".to_owned())
-                                }
-                                (Some(HealthState::Healthy), _, _) => ("svc svc-healthy", "healthy".to_owned()),
-                                (None, Some(Severity::Critical), _) => ("svc svc-critical", "critical".to_owned()),
-                                (None, Some(_), _) => ("svc svc-degraded", "degraded".to_owned()),
-                                (None, None, Some(IncidentStatus::Resolved)) => ("svc svc-recovered", "recovered".to_owned()),
-                                (None, None, status) => (
-                                    "svc svc-attention",
-                                    status.map(|s| s.as_str()).unwrap_or("unknown").to_owned(),
-                                ),
-                            };
-                            let data_state = label.clone();
-                            let figures = service.telemetry.as_ref().map(|t| {
-                                if t.in_rotation {
-                                    format!("p99 {:.0} ms · {:.1}% err", t.p99_ms, t.error_rate * 100.0)
-                                } else {
-                                    "out of rotation".to_owned()
-                                }
-                            });
-                            view! {
-                                <li class=class data-testid="service" data-service=service.name.clone() data-state=data_state>
-                                    <span class="svc-name">{service.name.clone()}</span>
-                                    <span class="svc-state">{label}</span>
-                                    {figures.map(|f| view! { <span class="svc-figures">{f}</span> })}
-                                    {sparkline(&service.p99_history)}
-                                    {service.telemetry.as_ref().map(|t| breakers(&t.breakers))}
-                                    {(service.active_incidents > 0).then(|| view! {
-                                        <span class="svc-count">{format!("{} active", service.active_incidents)}</span>
-                                    })}
-                                </li>
-                            }
-                        }
-                    </For>
-                </ul>
-            </Show>
+            <DependencyMap map picked/>
+            // The focused incident, else the picked service's tile.
+            <div class="svc-picked" data-testid="service-picked" aria-live="polite">
+                {move || match tile.get() {
+                    _ if focus.with(Option::is_some) => view! { <IncidentFocusPanel state focus/> }.into_any(),
+                    Some(service) => {
+                        let incidents = state.with(|s| s.active_incidents_on(&service.name));
+                        view! { <ServiceTile service incidents focus/> }.into_any()
+                    }
+                    None => view! {
+                        <p class="empty">"Pick a service on the map for its p99, errors and breakers."</p>
+                    }.into_any(),
+                }}
+            </div>
             <dl class="link-stats">
                 <div><dt>"Stream"</dt><dd>{move || match connection.get() {
                     Connection::Reconnecting { in_secs } | Connection::Refused { in_secs } => format!("retry in {in_secs}s"),
@@ -80,6 +75,85 @@ pub fn SystemHealth(
             </dl>
         </section>
     }
+}
+
+/// Every service of the estate as a compact tile, below the fold; each is
+/// the target of its node on the map (`#svc-NAME`).
+#[component]
+pub fn ServiceTiles(state: RwSignal<DashboardState>) -> impl IntoView {
+    let services = Memo::new(move |_| state.with(|s| s.service_health()));
+    view! {
+        <section class="panel services-panel" aria-labelledby="services-title">
+            <h2 id="services-title" class="panel-title">"Every service"</h2>
+            <Show when=move || services.with(|s| !s.is_empty())
+                fallback=|| view! { <p class="empty">"Waiting for the estate's telemetry."</p> }>
+                <ul class="services">
+                    <For each=move || services.get() key=|s| s.render_key() let:service>
+                        <li class=tile_look(&service).0 data-testid="service" data-service=service.name.clone()
+                            data-state=tile_look(&service).1 id=format!("svc-{}", service.name)>
+                            <span class="svc-name">{service.name.clone()}</span>
+                            <span class="svc-state">{tile_look(&service).1}</span>
+                            {figures(&service).map(|f| view! { <span class="svc-figures">{f}</span> })}
+                            {sparkline(&service.p99_history)}
+                            {service.telemetry.as_ref().map(|t| breakers(&t.breakers))}
+                            {(service.active_incidents > 0).then(|| view! {
+                                <span class="svc-count">{format!("{} active", service.active_incidents)}</span>
+                            })}
+                        </li>
+                    </For>
+                </ul>
+            </Show>
+        </section>
+    }
+}
+
+/// The picked service in full, and the active incidents on it, each a
+/// button that focuses the dashboard on it.
+#[component]
+fn ServiceTile(service: ServiceHealth, incidents: Vec<(Uuid, String)>, focus: RwSignal<Option<Uuid>>) -> impl IntoView {
+    let (class, label) = tile_look(&service);
+    view! {
+        <div class=format!("{class} svc-wide") data-testid="service-tile" data-service=service.name.clone() data-state=label>
+            <span class="svc-name">{service.name.clone()}</span>
+            <span class="svc-state">{label}</span>
+            {figures(&service).map(|f| view! { <span class="svc-figures">{f}</span> })}
+            {sparkline(&service.p99_history)}
+            {service.telemetry.as_ref().map(|t| breakers(&t.breakers))}
+            {incidents.into_iter().map(|(id, title)| view! {
+                <button type="button" class="svc-incident" data-testid="focus-incident"
+                    on:click=move |_| focus.set(Some(id))>
+                    {format!("Focus on {title} · {}", &id.to_string()[..8])}
+                </button>
+            }).collect_view()}
+        </div>
+    }
+}
+
+/// A tile's class and the word for its state: the estate's health first,
+/// else what the incidents naming it say.
+fn tile_look(service: &ServiceHealth) -> (&'static str, &'static str) {
+    let state = service.telemetry.as_ref().map(|t| t.state);
+    match (state, service.active_severity, service.last_status) {
+        (Some(HealthState::Down), _, _) => ("svc svc-critical", "down"),
+        (Some(HealthState::Degraded), _, _) => ("svc svc-degraded", "degraded"),
+        (Some(HealthState::Healthy), _, Some(IncidentStatus::Resolved)) => ("svc svc-recovered", "recovered"),
+        (Some(HealthState::Healthy), _, _) => ("svc svc-healthy", "healthy"),
+        (None, Some(Severity::Critical), _) => ("svc svc-critical", "critical"),
+        (None, Some(_), _) => ("svc svc-degraded", "degraded"),
+        (None, None, Some(IncidentStatus::Resolved)) => ("svc svc-recovered", "recovered"),
+        (None, None, status) => ("svc svc-attention", status.map_or("unknown", |s| s.as_str())),
+    }
+}
+
+/// "p99 226 ms · 0.2% err", or that it is out of rotation.
+fn figures(service: &ServiceHealth) -> Option<String> {
+    service.telemetry.as_ref().map(|t| {
+        if t.in_rotation {
+            format!("p99 {:.0} ms · {:.1}% err", t.p99_ms, t.error_rate * 100.0)
+        } else {
+            "out of rotation".to_owned()
+        }
+    })
 }
 
 /// The p99 history as a small SVG polyline, scaled to its own range (the
@@ -149,15 +223,16 @@ const NODE_HALF_HEIGHT: f64 = 13.0;
 
 /// The services as a graph, callers above what they call; the active
 /// incidents' root causes and blast radius light up, and recovery shows as
-/// it happens.
+/// it happens. Each node is a button: clicking or focusing it picks its
+/// service.
 #[component]
-fn DependencyMap(state: RwSignal<DashboardState>) -> impl IntoView {
-    let map = Memo::new(move |_| state.with(|s| s.estate_map()));
+fn DependencyMap(map: Memo<EstateMap>, picked: RwSignal<Option<String>>) -> impl IntoView {
     view! {
         <Show when=move || map.with(|m| !m.nodes.is_empty())>
-            // Focusable: on a phone it scrolls sideways inside the panel.
-            <figure class="estate-map" tabindex="0">
-                <svg data-testid="dependency-map" role="img"
+            // On a phone it scrolls sideways inside the panel; its nodes
+            // take the keyboard's focus.
+            <figure class="estate-map">
+                <svg data-testid="dependency-map" role="group"
                     viewBox=move || format!("0 0 {MAP_WIDTH} {}", map.with(|m| m.height))
                     aria-label=move || map.with(|m| {
                         let named = |state: MapState| m.nodes.iter().filter(|n| n.state == state)
@@ -171,15 +246,20 @@ fn DependencyMap(state: RwSignal<DashboardState>) -> impl IntoView {
                         <line class="map-edge" class:map-edge-hot=e.hot x1=e.from.0 y1=e.from.1 + NODE_HALF_HEIGHT
                             x2=e.to.0 y2=e.to.1 - NODE_HALF_HEIGHT/>
                     }).collect_view())}
-                    {move || map.with(|m| m.nodes.iter().map(|n| view! {
-                        <g class=format!("map-node map-{}", n.state.as_str()) data-testid="map-node"
-                            data-service=n.name.clone() data-state=n.state.as_str()>
+                    {move || map.with(|m| m.nodes.iter().map(|n| {
+                        let (on_click, on_focus, is_picked) = (n.name.clone(), n.name.clone(), n.name.clone());
+                        view! {
+                        <g class=format!("map-node map-{}", n.state.as_str()) class:map-picked=move || picked.with(|p| p.as_ref() == Some(&is_picked))
+                            data-testid="map-node" data-service=n.name.clone() data-state=n.state.as_str()
+                            tabindex="0" role="button" aria-label=format!("{}: {}", n.name, n.state.as_str())
+                            on:click=move |_| picked.set(Some(on_click.clone()))
+                            on:focus=move |_| picked.set(Some(on_focus.clone()))>
                             <title>{format!("{}: {}", n.name, n.state.as_str())}</title>
                             <rect x=n.x - NODE_HALF_WIDTH y=n.y - NODE_HALF_HEIGHT width=2.0 * NODE_HALF_WIDTH
                                 height=2.0 * NODE_HALF_HEIGHT rx="8"/>
                             <text x=n.x y=n.y + 4.0>{n.name.clone()}</text>
                         </g>
-                    }).collect_view())}
+                    }}).collect_view())}
                 </svg>
                 <figcaption class="map-legend">
                     <span class="key key-root">"root cause"</span>

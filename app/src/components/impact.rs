@@ -1,8 +1,8 @@
 //! The Business Impact Meter: savings, resolved incidents, MTTR and success
 //! rate, all as computed by the server and eased to each new figure; each
 //! resolved incident's contribution flashes as it lands, and the savings
-//! formula is one click away with its inputs and the latest incident worked
-//! through.
+//! formula ([`SavingsFormulaPanel`], below the fold) is one click away with
+//! its inputs and the latest incident worked through.
 
 use engine::protocol::{Incident, IncidentStatus, SavingsFormula};
 use leptos::prelude::*;
@@ -38,20 +38,12 @@ pub fn format_duration(seconds: f64) -> String {
 }
 
 #[component]
-pub fn ImpactMeter(state: RwSignal<DashboardState>, formula: SavingsFormula) -> impl IntoView {
+pub fn ImpactMeter(state: RwSignal<DashboardState>) -> impl IntoView {
     let metrics = Memo::new(move |_| state.with(|s| s.metrics.clone()));
     let finished = move || metrics.with(|m| m.incidents_resolved + m.incidents_failed);
     // The newest resolved incident with a figure: its contribution flashes
     // (keyed by id, so each lands once) and the formula works it through.
-    let latest = Memo::new(move |_| {
-        state.with(|s| {
-            s.incidents
-                .iter()
-                .find(|i| i.status == IncidentStatus::Resolved && i.cost_savings.is_some())
-                .cloned()
-        })
-    });
-    let formula = StoredValue::new(formula);
+    let latest = Memo::new(move |_| state.with(latest_saving));
     view! {
         <section class="panel impact" aria-labelledby="impact-title">
             <h2 id="impact-title" class="panel-title">"Business impact"</h2>
@@ -79,6 +71,18 @@ pub fn ImpactMeter(state: RwSignal<DashboardState>, formula: SavingsFormula) -> 
                     format=|p| format!("{p:.1}%")
                     note=Signal::derive(move || format!("{} finished", finished()))/>
             </div>
+        </section>
+    }
+}
+
+/// How savings are computed, with the server's inputs and the latest
+/// resolved incident worked through: below the fold, one click away.
+#[component]
+pub fn SavingsFormulaPanel(state: RwSignal<DashboardState>, formula: SavingsFormula) -> impl IntoView {
+    let latest = Memo::new(move |_| state.with(latest_saving));
+    let formula = StoredValue::new(formula);
+    view! {
+        <section class="panel savings" aria-label="How savings are computed">
             <details class="formula" data-testid="savings-formula">
                 <summary>"How savings are computed"</summary>
                 <p class="mono">
@@ -113,6 +117,15 @@ pub fn ImpactMeter(state: RwSignal<DashboardState>, formula: SavingsFormula) -> 
             </details>
         </section>
     }
+}
+
+/// The newest resolved incident with a savings figure.
+fn latest_saving(state: &DashboardState) -> Option<Incident> {
+    state
+        .incidents
+        .iter()
+        .find(|i| i.status == IncidentStatus::Resolved && i.cost_savings.is_some())
+        .cloned()
 }
 
 /// One figure, eased to each new value (see [`crate::tween`]); "—" while

@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod connection;
 pub mod dashboard;
 pub mod feed;
+pub mod focus;
 pub mod health;
 pub mod impact;
 pub mod incidents;

@@ -1,4 +1,5 @@
-//! Scenario controls: one button per catalog scenario, primary ones first,
+//! Scenario controls: one button per catalog scenario, the primary ones in
+//! sight and the rest in a menu,
 //! with a severity override and "fire several at once". It is one
 //! server-function form whose buttons each name their scenario, so it
 //! works before the wasm loads. When this visitor cannot fire (no operator
@@ -52,6 +53,21 @@ pub fn ScenarioControls(
         }
         notice.get_value().map(|text| (text, true))
     };
+    // One button per scenario; its title says what it does and where.
+    let button = move |scenario: ScenarioSummary, primary: bool| {
+        let locked = signed_out && !allowed.contains(&scenario.id);
+        view! {
+            <button type="submit" name="scenario_id" value=scenario.id.clone()
+                class=if primary { "btn btn-primary" } else { "btn" }
+                class:btn-critical=scenario.severity == engine::protocol::Severity::Critical
+                disabled=move || locked || full()
+                title=format!("{} ({}) on {}", scenario.title, scenario.severity.as_str(), scenario.affected_services.join(", "))>
+                {scenario.label}
+            </button>
+        }
+    };
+    let menu = NodeRef::<leptos::html::Details>::new();
+    let (primary, others): (Vec<_>, Vec<_>) = scenarios.into_iter().partition(|s| s.primary);
     let outcome = move || {
         trigger.value().get().map(|result| match result {
             Ok(incidents) => {
@@ -69,6 +85,23 @@ pub fn ScenarioControls(
         <section class="panel scenarios" aria-labelledby="scenarios-title">
             <h2 id="scenarios-title" class="panel-title">"Fire a scenario"</h2>
             <ActionForm action=trigger attr:class="scenario-form">
+                <div class="scenario-buttons">
+                    {primary.into_iter().map(|scenario| button(scenario, true)).collect_view()}
+                    // The rest in a menu: a plain <details>, so it opens
+                    // without the wasm too.
+                    <details class="scenario-more" data-testid="more-scenarios" node_ref=menu>
+                        <summary class="btn">{format!("More scenarios ({})", others.len())}</summary>
+                        // Closes once a scenario is picked, out of the way
+                        // of what it opened.
+                        <div class="scenario-menu" on:click=move |_| {
+                            if let Some(menu) = menu.get() {
+                                let _ = menu.remove_attribute("open");
+                            }
+                        }>
+                            {others.into_iter().map(|scenario| button(scenario, false)).collect_view()}
+                        </div>
+                    </details>
+                </div>
                 <div class="scenario-options">
                     <label class="field">
                         <span>"Severity"</span>
@@ -82,19 +115,6 @@ pub fn ScenarioControls(
                         <input type="number" name="count" value="1" min="1" max=MAX_FIRED_AT_ONCE.to_string()
                             title="Fire several at once"/>
                     </label>
-                </div>
-                <div class="scenario-buttons">
-                    {scenarios.into_iter().map(|scenario| {
-                        let locked = signed_out && !allowed.contains(&scenario.id);
-                        view! {
-                        <button type="submit" name="scenario_id" value=scenario.id.clone()
-                            class=if scenario.primary { "btn btn-primary" } else { "btn" }
-                            class:btn-critical=scenario.severity == engine::protocol::Severity::Critical
-                            disabled=move || locked || full()
-                            title=format!("{} ({}) on {}", scenario.title, scenario.severity.as_str(), scenario.affected_services.join(", "))>
-                            {scenario.label}
-                        </button>
-                    }}).collect_view()}
                 </div>
             </ActionForm>
             <div class="trigger-outcome" aria-live="polite">

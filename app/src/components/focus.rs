@@ -1,0 +1,67 @@
+//! Focus on one incident, in place: where its course stands (the five
+//! agents, the vote, governance), its vote, its steps and a link to its
+//! page, under the map (in the picked service's place), while the feed
+//! narrows to its lines. Picked from the feed, the map's service tile or the
+//! feed's incident filter; Esc or "Back" returns to everything.
+
+use leptos::prelude::*;
+use uuid::Uuid;
+
+use crate::state::DashboardState;
+
+#[component]
+pub fn IncidentFocusPanel(state: RwSignal<DashboardState>, focus: RwSignal<Option<Uuid>>) -> impl IntoView {
+    let focused = Memo::new(move |_| focus.get().and_then(|id| state.with(|s| s.incident_focus(id))));
+    // Esc returns to the whole dashboard, wherever the keyboard is.
+    #[cfg(feature = "browser")]
+    {
+        let handle = window_event_listener(leptos::ev::keydown, move |ev| {
+            if ev.key() == "Escape" && focus.get_untracked().is_some() {
+                focus.set(None);
+            }
+        });
+        on_cleanup(move || handle.remove());
+    }
+    view! {
+        {move || focused.get().map(|f| {
+            let id = f.incident.id;
+            view! {
+                <section class="focus" aria-labelledby="focus-title" data-testid="incident-focus"
+                    data-incident=id.to_string()>
+                    <header class="focus-head">
+                        <h2 id="focus-title" class="focus-title">
+                            <span class=format!("sev sev-{}", f.incident.severity.as_str())>{f.incident.severity.as_str()}</span>
+                            " " {f.incident.title.clone()}
+                        </h2>
+                        <span class=format!("badge badge-{}", f.incident.status.as_str())>{f.incident.status.as_str()}</span>
+                        <a class="focus-link" href=format!("/incidents/{id}")>"Its page →"</a>
+                        <button type="button" class="focus-back" data-testid="focus-back" aria-keyshortcuts="Escape"
+                            on:click=move |_| focus.set(None)>"Back (Esc)"</button>
+                    </header>
+                    <ol class="phases" aria-label="Where its course stands">
+                        {f.phases.iter().map(|(name, status)| view! {
+                            <li class="phase" data-status=status.clone().unwrap_or_else(|| "waiting".to_owned())>
+                                {*name}
+                            </li>
+                        }).collect_view()}
+                    </ol>
+                    <p class="focus-vote" data-testid="focus-vote">
+                        <strong>"Vote: "</strong>
+                        {f.vote.clone().map_or_else(|| "not yet".to_owned(), |(line, _)| line)}
+                    </p>
+                    {if f.steps.is_empty() {
+                        view! { <p class="focus-steps empty">"No steps yet."</p> }.into_any()
+                    } else {
+                        view! {
+                            <ol class="focus-steps" data-testid="focus-steps">
+                                {f.steps.iter().map(|(line, status)| view! {
+                                    <li data-status=status.clone()>{line.clone()}</li>
+                                }).collect_view()}
+                            </ol>
+                        }.into_any()
+                    }}
+                </section>
+            }
+        })}
+    }
+}

@@ -106,6 +106,20 @@ test('a waiting plan takes the focus, is announced, and is decided from the keyb
   expect(errors).toEqual([]);
 });
 
+test('a plan already waiting when a phone opens the page leaves the focus and the scroll alone', async ({ page, request }) => {
+  const errors = watchConsole(page);
+  await page.setViewportSize({ width: 390, height: 844 });
+  expect((await request.post('/api/scenarios/data_drift/trigger')).status()).toBe(201);
+  await expect.poll(async () => (await (await request.get('/api/approvals?state=pending')).json()).length, { timeout: 30_000 }).toBeGreaterThan(0);
+  await page.goto('/');
+  await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
+  await expect(page.getByTestId('approval').first()).toBeAttached();
+  await expect(page.getByTestId('approval').first()).not.toBeFocused();
+  expect(await page.evaluate(() => window.scrollY)).toBe(0);
+  await expect(page.getByRole('button', { name: 'API Slowdown' })).toBeInViewport();
+  expect(errors).toEqual([]);
+});
+
 test('picking a service on the map shows its tile; an incident takes the focus and Esc gives it back', async ({ page, request }) => {
   const errors = watchConsole(page);
   await page.setViewportSize({ width: 1440, height: 900 });

@@ -32,6 +32,9 @@ pub fn ApprovalsPanel(
                 .collect::<Vec<_>>()
         })
     });
+    // What already waited when the page was made: it does not take the
+    // keyboard's focus (nor scroll a phone away from the buttons).
+    let on_the_page = StoredValue::new(pending.with_untracked(|p| p.iter().map(|a| a.approval_id).collect::<Vec<_>>()));
     let decide = ServerAction::<DecideApproval>::new();
     // The approver's name, kept across cards once typed.
     let approver = RwSignal::new(String::new());
@@ -68,7 +71,10 @@ pub fn ApprovalsPanel(
                 </span>
             </h2>
             <For each=move || pending.get() key=|a| (a.approval_id, a.level) let:approval>
-                <ApprovalCard approval decide approver now signed_out/>
+                {
+                    let arrived = !on_the_page.with_value(|ids| ids.contains(&approval.approval_id));
+                    view! { <ApprovalCard approval decide approver now signed_out arrived/> }
+                }
             </For>
             <Show when=move || signed_out && pending.with(|p| !p.is_empty())>
                 <p class="trigger-blocked">"Watching only: " <a href="/login">"sign in"</a> " with the operator token to decide."</p>
@@ -120,6 +126,8 @@ fn ApprovalCard(
     approver: RwSignal<String>,
     now: RwSignal<i64>,
     signed_out: bool,
+    /// It came while the page was open (not with the page).
+    arrived: bool,
 ) -> impl IntoView {
     let expires_at = approval.expires_at.timestamp_millis();
     let left = move || ((expires_at - now.get()) / 1000).max(0);
@@ -150,12 +158,12 @@ fn ApprovalCard(
     let field_id = id.clone();
     let title_id = format!("approval-{id}");
     let labelled_by = title_id.clone();
-    // A plan that starts waiting draws the keyboard to itself, unless the
-    // reader is busy in a field.
+    // A plan that starts waiting while the page is open draws the keyboard
+    // to itself, unless the reader is busy in a field.
     let card = NodeRef::<leptos::html::Article>::new();
     Effect::new(move |_| {
         #[cfg(feature = "browser")]
-        if let Some(card) = card.get() {
+        if let Some(card) = card.get().filter(|_| arrived) {
             let idle = document()
                 .active_element()
                 .is_none_or(|active| active.tag_name() == "BODY");

@@ -162,6 +162,8 @@ fn ApprovalCard(
     // to itself, unless the reader is busy in a field.
     let card = NodeRef::<leptos::html::Article>::new();
     Effect::new(move |_| {
+        // Effects run only in the browser: the server build reads nothing.
+        let _ = arrived;
         #[cfg(feature = "browser")]
         if let Some(card) = card.get().filter(|_| arrived) {
             let idle = document()

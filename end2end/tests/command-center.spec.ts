@@ -7,7 +7,7 @@ test.afterEach(async ({ request }) => settleEstate(request));
 /** What the first screen must hold, by name. */
 function firstScreen(page: Page): Record<string, Locator> {
   return {
-    'Database Cascade button': page.getByRole('button', { name: 'Database Cascade' }),
+    'Database Cascade button': page.getByRole('button', { name: 'Database Cascade', exact: true }),
     'the other scenarios': page.getByTestId('more-scenarios').locator('summary'),
     'impact meter': page.locator('section.panel.impact'),
     'swarm graph': page.getByTestId('swarm-graph'),
@@ -116,7 +116,7 @@ test('a plan already waiting when a phone opens the page leaves the focus and th
   await expect(page.getByTestId('approval').first()).toBeAttached();
   await expect(page.getByTestId('approval').first()).not.toBeFocused();
   expect(await page.evaluate(() => window.scrollY)).toBe(0);
-  await expect(page.getByRole('button', { name: 'API Slowdown' })).toBeInViewport();
+  await expect(page.getByRole('button', { name: 'API Slowdown', exact: true })).toBeInViewport();
   expect(errors).toEqual([]);
 });
 
@@ -173,12 +173,12 @@ test('on a phone the buttons come first, then the feed and the swarm, and nothin
   await page.goto('/');
   await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
   const top = async (locator: Locator) => (await locator.boundingBox())!.y;
-  const buttons = await top(page.getByRole('button', { name: 'API Slowdown' }));
+  const buttons = await top(page.getByRole('button', { name: 'API Slowdown', exact: true }));
   const feed = await top(page.locator('section.panel.feed'));
   const swarm = await top(page.locator('section.panel.swarm'));
   expect(buttons).toBeLessThan(feed);
   expect(feed).toBeLessThan(swarm);
-  await expect(page.getByRole('button', { name: 'Database Cascade' })).toBeInViewport();
+  await expect(page.getByRole('button', { name: 'Database Cascade', exact: true })).toBeInViewport();
   // The menu of other scenarios opens in place.
   await page.getByTestId('more-scenarios').locator('summary').click();
   await expect(page.getByRole('button', { name: 'Memory Leak' })).toBeVisible();
@@ -202,7 +202,7 @@ test.describe('without JavaScript', () => {
     const card = page.getByTestId('approval').first();
     await expectInView(page, {
       'the waiting plan': card.getByRole('button', { name: 'Approve' }),
-      'Database Cascade button': page.getByRole('button', { name: 'Database Cascade' }),
+      'Database Cascade button': page.getByRole('button', { name: 'Database Cascade', exact: true }),
     });
     expect(await card.locator('form').getAttribute('method')).toBe('post');
   });

@@ -38,11 +38,11 @@ test('a viewer sees a live demo, the autopilot decide, and may fire the primary 
   await expect(page.getByTestId('approvals-recent')).toContainText('autopilot (demo)', { timeout: 30_000 });
 
   // Viewers keep the primary scenarios; the rest need the token.
-  await expect(page.getByRole('button', { name: 'Database Cascade' })).toBeEnabled();
+  await expect(page.getByRole('button', { name: 'Database Cascade', exact: true })).toBeEnabled();
   await page.getByTestId('more-scenarios').locator('summary').click();
   await expect(page.getByRole('region', { name: 'Fire a scenario' }).getByRole('button', { name: 'Memory Leak', exact: true })).toBeDisabled();
   await expect(page.getByTestId('firing-blocked')).toContainText('one at a time, 3 a minute');
-  await page.getByRole('button', { name: 'Service Down' }).click();
+  await page.getByRole('button', { name: 'Service Down', exact: true }).click();
   await expect(page.locator('.trigger-ok')).toContainText('Opened: ');
 
   // A second dashboard from the same address is refused, and says why.

@@ -10,7 +10,7 @@ test('an incident resolved on the dashboard has a shareable page with its whole 
   const errors = watchConsole(page);
   await page.goto('/');
   await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
-  await page.getByRole('button', { name: 'Service Down' }).click();
+  await page.getByRole('button', { name: 'Service Down', exact: true }).click();
   // Policy may ask a person when the diagnosis is unsure: whoever is on
   // call approves, and the incident closes.
   await settleEstate(request);

@@ -51,7 +51,7 @@ test.describe('the one-file release', () => {
     await page.goto(`http://127.0.0.1:${port}/`);
     await expect(page.locator('html')).toHaveAttribute('data-hydrated', 'true');
     await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
-    await page.getByRole('button', { name: 'Database Cascade' }).click();
+    await page.getByRole('button', { name: 'Database Cascade', exact: true }).click();
     const resolved = page.locator('[data-testid=feed-item][data-kind=incident][data-status=resolved]');
     await expect(resolved.first()).toBeVisible({ timeout: 30_000 });
     await expect(page.getByTestId('kpi-resolved').locator('.kpi-value')).toHaveText('1');

@@ -11,6 +11,7 @@
 mod cluster;
 mod contract;
 mod dist;
+mod lighthouse;
 
 use std::{
     env, fs,
@@ -48,6 +49,10 @@ tasks:
           (target/x86_64-unknown-linux-musl/dist/antibody)
   image   `dist`, then an OCI image FROM scratch around it, built with
           buildah and run once (target/antibody-image.tar; docs/deploy.md)
+  lighthouse  Lighthouse's mobile audit of the one-file release's dashboard
+          with an incident under way, 5 runs (--runs N); installs
+          Lighthouse into target/tools when missing; prints, never fails
+          on a score
   setup   install what `run` and `test` need, and nothing else
 ";
 
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         Some("cluster") => cluster::cluster(),
         Some("dist") => dist::dist().map(drop),
         Some("image") => dist::image(),
+        Some("lighthouse") => runs_arg(&args).and_then(lighthouse::lighthouse),
         Some("contract") => contract::ensure_schemathesis().and_then(|schemathesis| {
             sh("cargo", &["build", "--package", "server"])?;
             contract::check(&schemathesis)
@@ -93,6 +99,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--runs N` (1 to 20), 5 without it.
+fn runs_arg(args: &[String]) -> Result<usize> {
+    let Some(at) = args.iter().position(|a| a == "--runs") else {
+        return Ok(5);
+    };
+    args.get(at + 1)
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (1..=20).contains(n))
+        .ok_or_else(|| "--runs takes a number from 1 to 20".to_owned())
 }
 
 /// The workspace root.

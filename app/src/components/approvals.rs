@@ -3,9 +3,10 @@
 //! probability and a time estimate) and the evidence; an operator approves
 //! or rejects it with a plain server-function form (keyboard and no-JS
 //! friendly), and every dashboard sees the decision live. On the dashboard
-//! the panel is docked above the feed: a slim line while nothing waits, and
-//! a lit panel that takes the keyboard's focus and is announced when a plan
-//! does.
+//! the panel is docked above the feed (on a phone, a drawer over the bottom
+//! of the screen): a slim line while nothing waits, and a lit panel when a
+//! plan does, announced, and taking the keyboard's focus if it came while
+//! the page was open.
 
 use engine::protocol::{Approval, ApprovalOption, ApprovalState};
 use leptos::prelude::*;

@@ -21,7 +21,7 @@ use crate::state::{DashboardState, FeedEntry, FeedKind};
 const READING_PX: i32 = 48;
 
 /// Lines shown until the reader asks for all.
-pub const FEED_PAGE: usize = 50;
+pub const FEED_PAGE: usize = 20;
 
 /// The lines on the page: the newest `shown` of `entries`, or all of one
 /// incident's (they are few, and a reader who picked it wants them all).

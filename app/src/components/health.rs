@@ -53,7 +53,8 @@ pub fn EstatePanel(
             <h2 id="health-title" class="panel-title">"System health"</h2>
             <DependencyMap map picked/>
             // The focused incident, else the picked service's tile.
-            <div class="svc-picked" data-testid="service-picked" aria-live="polite">
+            // Not a live region: the figures change with every report.
+            <div class="svc-picked" data-testid="service-picked">
                 {move || match tile.get() {
                     _ if focus.with(Option::is_some) => view! { <IncidentFocusPanel state focus/> }.into_any(),
                     Some(service) => {
@@ -77,8 +78,8 @@ pub fn EstatePanel(
     }
 }
 
-/// Every service of the estate as a compact tile, below the fold; each is
-/// the target of its node on the map (`#svc-NAME`).
+/// Every service of the estate as a compact tile, below the fold (each with
+/// an anchor, `#svc-NAME`).
 #[component]
 pub fn ServiceTiles(state: RwSignal<DashboardState>) -> impl IntoView {
     let services = Memo::new(move |_| state.with(|s| s.service_health()));
@@ -89,17 +90,22 @@ pub fn ServiceTiles(state: RwSignal<DashboardState>) -> impl IntoView {
                 fallback=|| view! { <p class="empty">"Waiting for the estate's telemetry."</p> }>
                 <ul class="services">
                     <For each=move || services.get() key=|s| s.render_key() let:service>
-                        <li class=tile_look(&service).0 data-testid="service" data-service=service.name.clone()
-                            data-state=tile_look(&service).1 id=format!("svc-{}", service.name)>
-                            <span class="svc-name">{service.name.clone()}</span>
-                            <span class="svc-state">{tile_look(&service).1}</span>
-                            {figures(&service).map(|f| view! { <span class="svc-figures">{f}</span> })}
-                            {sparkline(&service.p99_history)}
-                            {service.telemetry.as_ref().map(|t| breakers(&t.breakers))}
-                            {(service.active_incidents > 0).then(|| view! {
-                                <span class="svc-count">{format!("{} active", service.active_incidents)}</span>
-                            })}
-                        </li>
+                        {
+                            let (class, label) = tile_look(&service);
+                            view! {
+                                <li class=class data-testid="service" data-service=service.name.clone()
+                                    data-state=label id=format!("svc-{}", service.name)>
+                                    <span class="svc-name">{service.name.clone()}</span>
+                                    <span class="svc-state">{label}</span>
+                                    {figures(&service).map(|f| view! { <span class="svc-figures">{f}</span> })}
+                                    {sparkline(&service.p99_history)}
+                                    {service.telemetry.as_ref().map(|t| breakers(&t.breakers))}
+                                    {(service.active_incidents > 0).then(|| view! {
+                                        <span class="svc-count">{format!("{} active", service.active_incidents)}</span>
+                                    })}
+                                </li>
+                            }
+                        }
                     </For>
                 </ul>
             </Show>

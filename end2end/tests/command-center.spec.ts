@@ -122,6 +122,11 @@ test('a plan already waiting when a phone opens the page leaves the focus and th
 
 test('picking a service on the map shows its tile; an incident takes the focus and Esc gives it back', async ({ page, request }) => {
   const errors = watchConsole(page);
+  // The focused incident's code is a chunk of its own, fetched on first use.
+  const wasm: string[] = [];
+  page.on('request', (r) => {
+    if (r.url().endsWith('.wasm')) wasm.push(r.url().split('/').pop()!);
+  });
   await page.setViewportSize({ width: 1440, height: 900 });
   await page.goto('/');
   await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
@@ -143,9 +148,11 @@ test('picking a service on the map shows its tile; an incident takes the focus a
   // An incident reaching the picked service is one click from focus.
   const focusOn = tile.getByTestId('focus-incident').first();
   await expect(focusOn).toBeVisible({ timeout: 15_000 });
+  expect(wasm.some((name) => name.startsWith('split_incident_focus'))).toBe(false);
   await focusOn.click();
   const focus = page.getByTestId('incident-focus');
   await expect(focus).toBeVisible();
+  expect(wasm.some((name) => name.startsWith('split_incident_focus'))).toBe(true);
   const incident = (await focus.getAttribute('data-incident'))!;
   await expect(focus.getByRole('link', { name: 'Its page →' })).toHaveAttribute('href', `/incidents/${incident}`);
   await expect(focus.locator('.phase[data-status=completed]').first()).toBeVisible();

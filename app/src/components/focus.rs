@@ -3,6 +3,9 @@
 //! page, under the map (in the picked service's place), while the feed
 //! narrows to its lines. Picked from the feed, the map's service tile or the
 //! feed's incident filter; Esc or "Back" returns to everything.
+//!
+//! It is never on a page as it loads, only after a click, so its code is a
+//! wasm chunk of its own, fetched the first time an incident is focused.
 
 use leptos::prelude::*;
 use uuid::Uuid;
@@ -11,6 +14,13 @@ use crate::state::DashboardState;
 
 #[component]
 pub fn IncidentFocusPanel(state: RwSignal<DashboardState>, focus: RwSignal<Option<Uuid>>) -> impl IntoView {
+    Suspend::new(incident_focus(state, focus))
+}
+
+/// The panel itself. trunk's client-side-only build cannot split the
+/// bundle, so there it is an ordinary function.
+#[cfg_attr(not(feature = "csr"), leptos::lazy)]
+async fn incident_focus(state: RwSignal<DashboardState>, focus: RwSignal<Option<Uuid>>) -> AnyView {
     let focused = Memo::new(move |_| focus.get().and_then(|id| state.with(|s| s.incident_focus(id))));
     // Esc returns to the whole dashboard, wherever the keyboard is.
     #[cfg(feature = "browser")]
@@ -64,4 +74,5 @@ pub fn IncidentFocusPanel(state: RwSignal<DashboardState>, focus: RwSignal<Optio
             }
         })}
     }
+    .into_any()
 }

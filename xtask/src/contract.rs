@@ -5,15 +5,9 @@
 //! refused, or an invalid one accepted. Its settings are in the repository's
 //! `schemathesis.toml`.
 
-use std::{
-    net::{TcpListener, TcpStream},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    thread,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, process::Command};
 
-use super::{Result, apt_install, output, root, sh, sh_with, step};
+use super::{Result, apt_install, output, root, server::Server, sh, sh_with, step};
 
 /// The version the contract is checked with; a newer one may add checks.
 const SCHEMATHESIS: &str = "4.32.5";
@@ -49,63 +43,18 @@ pub fn ensure_schemathesis() -> Result<PathBuf> {
     Ok(program)
 }
 
-/// A debug server on a free port with a fresh database in
-/// `target/contract`, stopped on drop.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start() -> Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let dir = root().join("target/contract");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let log =
-            std::fs::File::create(dir.join("server.log")).map_err(|e| format!("creating the server's log: {e}"))?;
-        // A database file, as in production: its readers do not queue
-        // behind the writer as they would on the one connection of
-        // `sqlite::memory:`. No rate limit: schemathesis sends thousands of
-        // requests, and a 429 would only test the limiter.
-        let database = format!("sqlite://{}", dir.join("antibody.db").display());
-        let child = Command::new(root().join("target/debug/antibody"))
-            .args(["--database-url", &database, "--addr", &addr])
-            .args(["--rate-limit", "1000000", "--rate-burst", "1000000"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start target/debug/antibody: {e}"))?;
-        let server = Self {
-            child,
-            url: format!("http://{addr}"),
-        };
-        let started = Instant::now();
-        while TcpStream::connect(&addr).is_err() {
-            if started.elapsed() > Duration::from_secs(30) {
-                return Err("the server did not listen within 30 s (see target/contract/server.log)".into());
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        Ok(server)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs schemathesis against a fresh server; any failure fails the step.
 pub fn check(schemathesis: &PathBuf) -> Result {
     step("Contract: schemathesis --checks all against the OpenAPI document");
-    let server = Server::start()?;
+    // A database file, as in production: its readers do not queue behind
+    // the writer as they would on the one connection of `sqlite::memory:`.
+    // No rate limit: schemathesis sends thousands of requests, and a 429
+    // would only test the limiter.
+    let server = Server::start(
+        &root().join("target/debug/antibody"),
+        &root().join("target/contract"),
+        &["--rate-limit", "1000000", "--rate-burst", "1000000"],
+    )?;
     sh_with(
         Command::new(schemathesis)
             .args(["run", &format!("{}/api/openapi.json", server.url)])

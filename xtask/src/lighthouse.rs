@@ -6,16 +6,16 @@
 
 use std::{
     io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
-use crate::{Result, apt_install, dist, output, root, sh, sh_with, step};
+use crate::{Result, apt_install, dist, output, root, server::Server, sh, sh_with, step};
 
 /// The Lighthouse release the figures in docs/performance.md come from.
 const LIGHTHOUSE: &str = "12.8.2";
@@ -27,9 +27,7 @@ pub fn lighthouse(runs: usize) -> Result {
     let lighthouse = ensure_lighthouse()?;
     let binary = dist::dist()?;
     let dir = root().join("target/lighthouse");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let server = Server::start(&binary, &dir)?;
+    let server = Server::start(&binary, &dir, &[])?;
     step(&format!(
         "Lighthouse {LIGHTHOUSE}: {runs} mobile runs of {}/",
         server.url
@@ -134,52 +132,6 @@ fn print_run(run: usize, report: &Path) -> Result {
         }
     }
     Ok(())
-}
-
-/// The release binary on a free port with a fresh database, stopped on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    url: String,
-}
-
-impl Server {
-    fn start(binary: &Path, dir: &Path) -> Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.join("server.log")).map_err(|e| format!("creating the log: {e}"))?;
-        let child = Command::new(binary)
-            .args(["--addr", &addr])
-            .arg("--database-url")
-            .arg(format!("sqlite://{}", dir.join("antibody.db").display()))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let server = Self {
-            child,
-            url: format!("http://{addr}"),
-            addr,
-        };
-        let started = Instant::now();
-        while TcpStream::connect(&server.addr).is_err() {
-            if started.elapsed() > Duration::from_secs(30) {
-                return Err("the server did not listen within 30 s (see target/lighthouse/server.log)".into());
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        Ok(server)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// One HTTP/1.1 request with an empty body, by hand (the task runner has no

@@ -12,6 +12,7 @@ mod cluster;
 mod contract;
 mod dist;
 mod lighthouse;
+mod server;
 
 use std::{
     env, fs,

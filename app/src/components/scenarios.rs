@@ -1,11 +1,10 @@
 //! Scenario controls: one button per catalog scenario, the primary ones in
-//! sight and the rest in a menu,
-//! with a severity override and "fire several at once". It is one
-//! server-function form whose buttons each name their scenario, so it
-//! works before the wasm loads. When this visitor cannot fire (no operator
-//! token, or the server at capacity), the buttons are disabled and the
-//! reason is shown; on a demo server a visitor without the token keeps the
-//! primary scenarios.
+//! sight and the rest in a menu (a plain `<details>`), with a severity
+//! override and "fire several at once". It is one server-function form
+//! whose buttons each name their scenario, so it works before the wasm
+//! loads. When this visitor cannot fire (no operator token, or the server
+//! at capacity), the buttons are disabled and the reason is shown; on a
+//! demo server a visitor without the token keeps the primary scenarios.
 
 use engine::protocol::ScenarioSummary;
 use leptos::prelude::*;

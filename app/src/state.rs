@@ -412,6 +412,16 @@ impl DashboardState {
             .collect()
     }
 
+    /// The newest active incident whose diagnosed root cause is `service`:
+    /// what the map's red node stands for.
+    pub fn incident_rooted_at(&self, service: &str) -> Option<Uuid> {
+        self.incidents
+            .iter()
+            .filter(|i| i.status == IncidentStatus::Active)
+            .find(|i| self.blast.get(&i.id).and_then(|b| b.root.as_deref()) == Some(service))
+            .map(|i| i.id)
+    }
+
     /// One incident as the dashboard focuses on it, from its feed lines;
     /// `None` for an incident the state does not know.
     pub fn incident_focus(&self, id: Uuid) -> Option<IncidentFocus> {
@@ -690,6 +700,50 @@ mod tests {
         let steps: Vec<&str> = focus.steps.iter().map(|(_, status)| status.as_str()).collect();
         assert_eq!(steps, ["completed", "in_progress"]);
         assert_eq!(state.incident_focus(Uuid::from_u128(9)), None);
+    }
+
+    #[test]
+    fn a_root_on_the_map_stands_for_the_newest_active_incident_diagnosed_there() {
+        let mut state = DashboardState::default();
+        for id in 1..=3 {
+            state.apply(&at(
+                id as u64,
+                ServerMessage::IncidentCreated { incident: incident(id) },
+            ));
+        }
+        let diagnosed = |incident: u128, action: u128, root: &str| {
+            with_details(
+                fixtures::action(incident, action, AgentType::Diagnosis, ActionStatus::Completed),
+                ActionDetails::Diagnosis(fixtures::diagnosis(root, &[root, "api-gateway"])),
+            )
+        };
+        state.apply(&at(4, diagnosed(1, 10, "redis-cache")));
+        state.apply(&at(5, diagnosed(2, 11, "redis-cache")));
+        state.apply(&at(6, diagnosed(3, 12, "postgres-primary")));
+        let rooted = |state: &DashboardState, service: &str| state.incident_rooted_at(service).map(|id| id.as_u128());
+        // The newest of the two diagnosed at the cache; a service only in a
+        // blast radius is nobody's root.
+        assert_eq!(rooted(&state, "redis-cache"), Some(2));
+        assert_eq!(rooted(&state, "postgres-primary"), Some(3));
+        assert_eq!(rooted(&state, "api-gateway"), None);
+        state.apply(&at(
+            7,
+            ServerMessage::IncidentStatus {
+                incident_id: Uuid::from_u128(2),
+                status: IncidentStatus::Resolved,
+                resolution_time: Some(10.0),
+                cost_savings: Some(1.0),
+                root_cause: None,
+                report: None,
+                time_to_detect: None,
+                time_to_diagnose: None,
+            },
+        ));
+        assert_eq!(
+            rooted(&state, "redis-cache"),
+            Some(1),
+            "a resolved incident is no longer on the map"
+        );
     }
 
     #[test]

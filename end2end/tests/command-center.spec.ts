@@ -171,6 +171,12 @@ test('picking a service on the map shows its tile; an incident takes the focus a
   await expect(focus).toHaveAttribute('data-incident', incident);
   await focus.getByTestId('focus-back').click();
   await expect(focus).toHaveCount(0);
+
+  // On the map: its root cause, the red node, stands for it.
+  await page.locator('[data-testid=map-node][data-state=root]').first().click();
+  await expect(focus).toHaveAttribute('data-incident', incident);
+  await page.keyboard.press('Escape');
+  await expect(focus).toHaveCount(0);
   expect(errors).toEqual([]);
 });
 

@@ -1,8 +1,9 @@
 //! Focus on one incident, in place: where its course stands (the five
 //! agents, the vote, governance), its vote, its steps and a link to its
 //! page, under the map (in the picked service's place), while the feed
-//! narrows to its lines. Picked from the feed, the map's service tile or the
-//! feed's incident filter; Esc or "Back" returns to everything.
+//! narrows to its lines. Picked from the feed, its root cause on the map,
+//! the map's service tile or the feed's incident filter; Esc or "Back"
+//! returns to everything.
 //!
 //! It is never on a page as it loads, only after a click, so its code is a
 //! wasm chunk of its own, fetched the first time an incident is focused.

@@ -51,7 +51,7 @@ pub fn EstatePanel(
     view! {
         <section class="panel health" aria-labelledby="health-title">
             <h2 id="health-title" class="panel-title">"System health"</h2>
-            <DependencyMap map picked/>
+            <DependencyMap map picked state focus/>
             // The focused incident, else the picked service's tile.
             // Not a live region: the figures change with every report.
             <div class="svc-picked" data-testid="service-picked">
@@ -229,10 +229,15 @@ const NODE_HALF_HEIGHT: f64 = 13.0;
 
 /// The services as a graph, callers above what they call; the active
 /// incidents' root causes and blast radius light up, and recovery shows as
-/// it happens. Each node is a button: clicking or focusing it picks its
-/// service.
+/// it happens. Each node is a button: focusing or clicking it picks its
+/// service, and clicking a root cause (or Enter on it) focuses its incident.
 #[component]
-fn DependencyMap(map: Memo<EstateMap>, picked: RwSignal<Option<String>>) -> impl IntoView {
+fn DependencyMap(
+    map: Memo<EstateMap>,
+    picked: RwSignal<Option<String>>,
+    state: RwSignal<DashboardState>,
+    focus: RwSignal<Option<Uuid>>,
+) -> impl IntoView {
     view! {
         <Show when=move || map.with(|m| !m.nodes.is_empty())>
             // On a phone it scrolls sideways inside the panel; its nodes
@@ -253,12 +258,25 @@ fn DependencyMap(map: Memo<EstateMap>, picked: RwSignal<Option<String>>) -> impl
                             x2=e.to.0 y2=e.to.1 - NODE_HALF_HEIGHT/>
                     }).collect_view())}
                     {move || map.with(|m| m.nodes.iter().map(|n| {
-                        let (on_click, on_focus, is_picked) = (n.name.clone(), n.name.clone(), n.name.clone());
+                        let (on_focus, is_picked) = (n.name.clone(), n.name.clone());
+                        // Activating a node picks its service; a red one (a
+                        // root cause) also focuses the incident it stands for.
+                        let activate = {
+                            let (name, root) = (n.name.clone(), n.state == MapState::Root);
+                            move || {
+                                picked.set(Some(name.clone()));
+                                if let Some(id) = root.then(|| state.with_untracked(|s| s.incident_rooted_at(&name))).flatten() {
+                                    focus.set(Some(id));
+                                }
+                            }
+                        };
+                        let on_key = activate.clone();
                         view! {
                         <g class=format!("map-node map-{}", n.state.as_str()) class:map-picked=move || picked.with(|p| p.as_ref() == Some(&is_picked))
                             data-testid="map-node" data-service=n.name.clone() data-state=n.state.as_str()
                             tabindex="0" role="button" aria-label=format!("{}: {}", n.name, n.state.as_str())
-                            on:click=move |_| picked.set(Some(on_click.clone()))
+                            on:click=move |_| activate()
+                            on:keydown=move |ev| if ev.key() == "Enter" { on_key() }
                             on:focus=move |_| picked.set(Some(on_focus.clone()))>
                             <title>{format!("{}: {}", n.name, n.state.as_str())}</title>
                             <rect x=n.x - NODE_HALF_WIDTH y=n.y - NODE_HALF_HEIGHT width=2.0 * NODE_HALF_WIDTH

@@ -257,33 +257,52 @@ fn DependencyMap(
                         <line class="map-edge" class:map-edge-hot=e.hot x1=e.from.0 y1=e.from.1 + NODE_HALF_HEIGHT
                             x2=e.to.0 y2=e.to.1 - NODE_HALF_HEIGHT/>
                     }).collect_view())}
-                    {move || map.with(|m| m.nodes.iter().map(|n| {
-                        let (on_focus, is_picked) = (n.name.clone(), n.name.clone());
-                        // Activating a node picks its service; a red one (a
-                        // root cause) also focuses the incident it stands for.
-                        let activate = {
-                            let (name, root) = (n.name.clone(), n.state == MapState::Root);
-                            move || {
-                                picked.set(Some(name.clone()));
-                                if let Some(id) = root.then(|| state.with_untracked(|s| s.incident_rooted_at(&name))).flatten() {
-                                    focus.set(Some(id));
+                    // Keyed by service: a node keeps its element (and the
+                    // keyboard's focus) while its state, read from the map,
+                    // changes its attributes.
+                    <For each=move || map.with(|m| m.nodes.clone()) key=|n| n.name.clone() let:n>
+                        {
+                            let now = {
+                                let name = n.name.clone();
+                                Memo::new(move |_| map.with(|m| {
+                                    m.nodes.iter().find(|x| x.name == name).map_or(MapState::Healthy, |x| x.state)
+                                }))
+                            };
+                            // One label for the eye (a tooltip) and for assistive technology.
+                            let title = {
+                                let name = n.name.clone();
+                                Memo::new(move |_| format!("{}: {}", name, now.get().as_str()))
+                            };
+                            let (on_focus, is_picked) = (n.name.clone(), n.name.clone());
+                            // Activating a node picks its service; a red one (a
+                            // root cause) also focuses the incident it stands for.
+                            let activate = {
+                                let name = n.name.clone();
+                                move || {
+                                    picked.set(Some(name.clone()));
+                                    let root = now.get_untracked() == MapState::Root;
+                                    if let Some(id) = root.then(|| state.with_untracked(|s| s.incident_rooted_at(&name))).flatten() {
+                                        focus.set(Some(id));
+                                    }
                                 }
+                            };
+                            let on_key = activate.clone();
+                            view! {
+                                <g class=move || format!("map-node map-{}", now.get().as_str())
+                                    class:map-picked=move || picked.with(|p| p.as_ref() == Some(&is_picked))
+                                    data-testid="map-node" data-service=n.name.clone() data-state=move || now.get().as_str()
+                                    tabindex="0" role="button" aria-label=title
+                                    on:click=move |_| activate()
+                                    on:keydown=move |ev| if ev.key() == "Enter" { on_key() }
+                                    on:focus=move |_| picked.set(Some(on_focus.clone()))>
+                                    <title>{title}</title>
+                                    <rect x=n.x - NODE_HALF_WIDTH y=n.y - NODE_HALF_HEIGHT width=2.0 * NODE_HALF_WIDTH
+                                        height=2.0 * NODE_HALF_HEIGHT rx="8"/>
+                                    <text x=n.x y=n.y + 4.0>{n.name.clone()}</text>
+                                </g>
                             }
-                        };
-                        let on_key = activate.clone();
-                        view! {
-                        <g class=format!("map-node map-{}", n.state.as_str()) class:map-picked=move || picked.with(|p| p.as_ref() == Some(&is_picked))
-                            data-testid="map-node" data-service=n.name.clone() data-state=n.state.as_str()
-                            tabindex="0" role="button" aria-label=format!("{}: {}", n.name, n.state.as_str())
-                            on:click=move |_| activate()
-                            on:keydown=move |ev| if ev.key() == "Enter" { on_key() }
-                            on:focus=move |_| picked.set(Some(on_focus.clone()))>
-                            <title>{format!("{}: {}", n.name, n.state.as_str())}</title>
-                            <rect x=n.x - NODE_HALF_WIDTH y=n.y - NODE_HALF_HEIGHT width=2.0 * NODE_HALF_WIDTH
-                                height=2.0 * NODE_HALF_HEIGHT rx="8"/>
-                            <text x=n.x y=n.y + 4.0>{n.name.clone()}</text>
-                        </g>
-                    }}).collect_view())}
+                        }
+                    </For>
                 </svg>
                 <figcaption class="map-legend">
                     <span class="key key-root">"root cause"</span>

@@ -57,10 +57,22 @@ pub struct Scenario {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerKey {
-    /// Where and what the root cause is.
+    /// Where and what the root cause is: with two faults, the one with the
+    /// larger impact, the one to fix first.
     pub root_cause: RootCause,
+    /// With two faults of equal impact, the other: naming either first is
+    /// right.
+    #[serde(default)]
+    pub equally_strong: Vec<RootCause>,
     /// Actions that fix or safely mitigate it; any other is unnecessary.
     pub remediations: Vec<ActionKind>,
+}
+
+impl AnswerKey {
+    /// Whether a first diagnosis naming `named` names the strongest cause.
+    pub fn names_the_strongest(&self, named: Option<&RootCause>) -> bool {
+        named.is_some_and(|named| *named == self.root_cause || self.equally_strong.contains(named))
+    }
 }
 
 /// An agent that misbehaves in the consensus vote.
@@ -200,13 +212,13 @@ impl Scenario {
                 .validate(topology.index(&fault.target).map(|t| topology.spec(t)))
                 .map_err(|reason| format!("fault[{i}]: {reason}"))?;
         }
-        let root = &self.answer.root_cause;
-        if !self
-            .fault
-            .iter()
-            .any(|f| f.target == root.service && f.kind == root.fault)
-        {
+        let is_a_fault =
+            |root: &RootCause| (self.fault.iter()).any(|f| f.target == root.service && f.kind == root.fault);
+        if !is_a_fault(&self.answer.root_cause) {
             return Err("answer.root_cause must be one of the scenario's faults".into());
+        }
+        if !self.answer.equally_strong.iter().all(is_a_fault) {
+            return Err("answer.equally_strong must name the scenario's other faults".into());
         }
         if self.answer.remediations.is_empty() {
             return Err("answer.remediations needs at least one action".into());

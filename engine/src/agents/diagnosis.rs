@@ -6,21 +6,66 @@
 //! much of the anomaly it explains through the graph (its callers suffer
 //! when it does; a cache's failure also loads its fallback). A root cause
 //! explains its symptoms; a symptom does not explain its root.
+//!
+//! Two faults can happen at once. The causes are the smallest set of
+//! hypotheses that explains every anomaly: the best hypothesis first, then,
+//! while anomalies are left that it does not account for, the best
+//! hypothesis for those. A cause accounts for every anomaly on its own
+//! service, and for what its callers see of it (latency, errors, traffic)
+//! when it shows to them at all; never for a caller's own memory, disk,
+//! certificate, restarts or model. The causes are then ranked by the harm
+//! each accounts for, since the larger harm is the one to fix first.
 
-pub use crate::protocol::{Affected, Diagnosis, Hypothesis, MetricEvidence};
+pub use crate::protocol::{Affected, Cause, Diagnosis, Hypothesis, MetricEvidence};
 
-use super::{Agent, Case, Judgement, Plan, Report, Signature, deviations, round2};
+use super::{Agent, Case, Direction, Judgement, Plan, Report, Signature, deviations, round2};
 use crate::observe::Observed;
 use crate::{
     catalog::RootCause,
-    protocol::{ActionDetails, AgentType, FixTrackRecord, Recall},
-    twin::{ServiceKind, Topology},
+    protocol::{ActionDetails, AgentType, Anomaly, FixTrackRecord, HealthState, Recall},
+    twin::{FaultKind, Metric, ServiceKind, Topology},
 };
 
 /// Hypotheses below this score are not worth acting on.
 const MIN_SCORE: f64 = 0.2;
-/// Hypotheses kept.
+/// Hypotheses kept besides the causes after the first.
 const KEEP: usize = 3;
+/// Causes named at most.
+const MAX_CAUSES: usize = 3;
+/// A further cause's signature must match its service at least this well:
+/// what the first cause leaves unexplained is often faint.
+const FURTHER_CAUSE_MATCH: f64 = 0.6;
+/// Deviations are capped here when weighing evidence.
+const CAP_SIGMA: f64 = 12.0;
+/// The window, in seconds of telemetry, over which harm is judged.
+const HARM_WINDOW: usize = 3;
+
+/// One anomaly to explain: a service's metric and its (capped) strength.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Symptom {
+    service: usize,
+    metric: Metric,
+    strength: f64,
+}
+
+/// Metrics only a service's own fault moves. A dependency's trouble shows
+/// in its callers' latency, errors and traffic, not in these (a caller
+/// waiting on a slow call is idle, not busy).
+fn local(metric: Metric) -> bool {
+    matches!(
+        metric,
+        Metric::Memory
+            | Metric::DiskUsage
+            | Metric::CertDaysLeft
+            | Metric::Restarts
+            | Metric::Heartbeat
+            | Metric::HeartbeatAge
+            | Metric::ModelAccuracy
+            | Metric::FeaturePsi
+            | Metric::CacheHitRate
+            | Metric::Cpu
+    )
+}
 
 /// The diagnosis agent.
 pub struct DiagnosisAgent {
@@ -43,27 +88,38 @@ fn explains(topology: &Topology, root: usize, other: usize) -> bool {
 }
 
 impl DiagnosisAgent {
-    /// Ranks root-cause hypotheses for the `anomalous` services (each with
-    /// its anomaly `strength`), weighing what `recall` holds of similar
+    /// Ranks root-cause hypotheses for detection's `anomalies` (strongest
+    /// first), names the causes, and weighs what `recall` holds of similar
     /// past incidents.
     pub fn diagnose(
         &self,
         estate: &dyn Observed,
         reported: &[String],
-        anomalous: &[String],
-        strength: &[f64],
+        anomalies: &[Anomaly],
         recall: &Recall,
     ) -> Diagnosis {
         let topology = estate.topology();
-        let anomalous: Vec<(usize, f64)> = anomalous
+        let symptoms: Vec<Symptom> = anomalies
             .iter()
-            .zip(strength)
-            .filter_map(|(name, s)| topology.index(name).map(|i| (i, *s)))
+            .filter_map(|a| {
+                Some(Symptom {
+                    service: topology.index(&a.service)?,
+                    metric: a.metric,
+                    strength: a.sigma.min(CAP_SIGMA),
+                })
+            })
             .collect();
+        let anomalous = strongest_per_service(&symptoms);
         let mut hypotheses = self.candidates(estate, reported, &anomalous);
         weigh_by_memory(&mut hypotheses, recall);
-        let (hypotheses, skipped) = rank(hypotheses);
+        let (ranked, skipped) = rank(hypotheses);
+        let causes = self.causes(estate, &ranked, &symptoms);
+        let hypotheses = causes_first(ranked, &causes);
         let blast_radius = blast_radius(estate, hypotheses.first());
+        debug_assert!(
+            causes.first().map(|c| &c.root) == hypotheses.first().map(|h| &h.root),
+            "the first cause is the first hypothesis"
+        );
         Diagnosis {
             hypotheses,
             blast_radius,
@@ -73,6 +129,7 @@ impl DiagnosisAgent {
                 .iter()
                 .map(|&(index, _)| topology.spec(index).name.clone())
                 .collect(),
+            causes,
         }
     }
 
@@ -152,21 +209,216 @@ fn weigh_by_memory(hypotheses: &mut [Hypothesis], recall: &Recall) {
     }
 }
 
-/// The best [`KEEP`] hypotheses, best first and with their confidence, and
-/// those skipped as dead ends (fixes that only ever failed).
+/// The anomalous services, strongest first, each with its strongest
+/// symptom's strength.
+fn strongest_per_service(symptoms: &[Symptom]) -> Vec<(usize, f64)> {
+    let mut services: Vec<(usize, f64)> = Vec::new();
+    for symptom in symptoms {
+        match services.iter_mut().find(|(service, _)| *service == symptom.service) {
+            Some((_, strength)) => *strength = strength.max(symptom.strength),
+            None => services.push((symptom.service, symptom.strength)),
+        }
+    }
+    services
+}
+
+/// Every hypothesis, best first, and those skipped as dead ends (fixes
+/// that only ever failed).
 fn rank(hypotheses: Vec<Hypothesis>) -> (Vec<Hypothesis>, Vec<Hypothesis>) {
     let (skipped, mut hypotheses): (Vec<Hypothesis>, Vec<Hypothesis>) = hypotheses
         .into_iter()
         .partition(|h| h.memory.as_ref().is_some_and(FixTrackRecord::dead_end));
     hypotheses.sort_by(|a, b| b.score.total_cmp(&a.score));
-    hypotheses.truncate(KEEP);
+    (hypotheses, skipped)
+}
+
+/// The `ranked` hypotheses with the causes' first, in the causes' order,
+/// then the best of the rest: [`KEEP`] in all besides the causes after the
+/// first, each with its confidence.
+fn causes_first(ranked: Vec<Hypothesis>, causes: &[Cause]) -> Vec<Hypothesis> {
+    let (mut first, rest): (Vec<Hypothesis>, Vec<Hypothesis>) = ranked
+        .into_iter()
+        .partition(|h| causes.iter().any(|c| c.root == h.root));
+    first.sort_by_key(|h| causes.iter().position(|c| c.root == h.root));
+    let mut hypotheses = first;
+    hypotheses.extend(rest);
+    hypotheses.truncate(KEEP + causes.len().saturating_sub(1));
     let sum: f64 = hypotheses.iter().map(|h| h.score).sum();
     for h in &mut hypotheses {
         // A strong match that stands alone is near-certain; close
         // runners-up share the belief.
         h.confidence = round2((h.score * h.score / sum.max(f64::EPSILON)).min(0.99));
     }
-    (hypotheses, skipped)
+    hypotheses
+}
+
+/// Whether trouble at `root` shows to its callers: its fault's signature
+/// expects something they see of it (latency, errors, traffic) to move,
+/// and it has; or it is a cache, whose misses fall through to its
+/// fallback. A leak, a filling disk or a silent agent hurts nobody upstream
+/// by itself.
+fn shows_to_callers(topology: &Topology, signature: Option<&Signature>, root: usize, symptoms: &[Symptom]) -> bool {
+    let seen = |metric: Metric| symptoms.iter().any(|s| s.service == root && s.metric == metric);
+    topology.spec(root).kind == ServiceKind::Cache
+        || signature.is_some_and(|signature| {
+            (signature.expect.iter())
+                .any(|(&metric, &(direction, _))| direction != Direction::Flat && !local(metric) && seen(metric))
+        })
+}
+
+/// Whether a cause at `root` accounts for `symptom`.
+fn accounts_for(topology: &Topology, root: usize, shows: bool, symptom: &Symptom) -> bool {
+    symptom.service == root || (shows && !local(symptom.metric) && explains(topology, root, symptom.service))
+}
+
+/// A cause being chosen: its hypothesis, its service's index, and whether
+/// it shows to its callers.
+type Chosen<'a> = (&'a Hypothesis, usize, bool);
+
+impl DiagnosisAgent {
+    /// The signature of `fault`.
+    fn signature(&self, fault: FaultKind) -> Option<&Signature> {
+        self.signatures.iter().find(|s| s.fault == fault)
+    }
+
+    /// The smallest set of the `ranked` hypotheses that explains the
+    /// `symptoms`, largest impact first (see the module's doc).
+    fn causes(&self, estate: &dyn Observed, ranked: &[Hypothesis], symptoms: &[Symptom]) -> Vec<Cause> {
+        let topology = estate.topology();
+        let mut left: Vec<Symptom> = symptoms.to_vec();
+        let mut chosen: Vec<Chosen> = Vec::new();
+        while chosen.len() < MAX_CAUSES {
+            let pick = match chosen.is_empty() {
+                true => ranked.first().and_then(|h| Some((h, topology.index(&h.root.service)?))),
+                false if left.is_empty() => None,
+                false => self.further_cause(topology, ranked, &chosen, &left),
+            };
+            let Some((hypothesis, root)) = pick else { break };
+            let shows = shows_to_callers(topology, self.signature(hypothesis.root.fault), root, symptoms);
+            left.retain(|s| !accounts_for(topology, root, shows, s));
+            chosen.push((hypothesis, root, shows));
+        }
+        let harm = harm_by_service(estate);
+        let mut causes: Vec<(Cause, f64)> = chosen
+            .iter()
+            .map(|&(hypothesis, root, shows)| {
+                let cause = Cause {
+                    root: hypothesis.root.clone(),
+                    impact: round2(impact(topology, &harm, symptoms, &chosen, root)),
+                    explains: explained(topology, symptoms, root, shows),
+                };
+                let strength: f64 = (symptoms.iter())
+                    .filter(|s| accounts_for(topology, root, shows, s))
+                    .map(|s| s.strength)
+                    .sum();
+                (cause, strength)
+            })
+            .collect();
+        // Equal harm: the cause that accounts for more of the anomaly.
+        causes.sort_by(|(a, a_strength), (b, b_strength)| {
+            b.impact.total_cmp(&a.impact).then(b_strength.total_cmp(a_strength))
+        });
+        causes.into_iter().map(|(cause, _)| cause).collect()
+    }
+
+    /// The best hypothesis for the `left` symptoms besides those `chosen`:
+    /// a good match at a service with a symptom left, scored as
+    /// [`DiagnosisAgent::candidates`] scores, over what is left.
+    fn further_cause<'a>(
+        &self,
+        topology: &Topology,
+        ranked: &'a [Hypothesis],
+        chosen: &[Chosen],
+        left: &[Symptom],
+    ) -> Option<(&'a Hypothesis, usize)> {
+        let total: f64 = left.iter().map(|s| s.strength).sum();
+        ranked
+            .iter()
+            .filter(|h| h.signature_match >= FURTHER_CAUSE_MATCH)
+            .filter_map(|h| {
+                let root = topology.index(&h.root.service)?;
+                if chosen.iter().any(|&(_, other, _)| other == root) || !left.iter().any(|s| s.service == root) {
+                    return None;
+                }
+                let shows = shows_to_callers(topology, self.signature(h.root.fault), root, left);
+                let covered: f64 = (left.iter())
+                    .filter(|s| accounts_for(topology, root, shows, s))
+                    .map(|s| s.strength)
+                    .sum();
+                let remembered = h.memory.as_ref().map_or(1.0, |r| 0.5 + r.expected_success());
+                let score = h.signature_match * (0.35 + 0.65 * covered / total) * remembered;
+                (score >= MIN_SCORE).then_some((h, root, score))
+            })
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+            .map(|(h, root, _)| (h, root))
+    }
+}
+
+/// The services with a symptom a cause at `root` accounts for: its own
+/// first, then by the symptoms' order.
+fn explained(topology: &Topology, symptoms: &[Symptom], root: usize, shows: bool) -> Vec<String> {
+    let mut names = vec![topology.spec(root).name.clone()];
+    for s in symptoms.iter().filter(|s| accounts_for(topology, root, shows, s)) {
+        let name = &topology.spec(s.service).name;
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
+/// Each service's harm now, by index: how unhealthy it is (down 2,
+/// degraded 1), and how many of its other objectives it misses.
+fn harm_by_service(estate: &dyn Observed) -> Vec<(f64, f64)> {
+    let topology = estate.topology();
+    let violations = estate.violations(HARM_WINDOW);
+    (0..topology.len())
+        .map(|i| {
+            let health = match estate.health(i, HARM_WINDOW) {
+                HealthState::Healthy => 0.0,
+                HealthState::Degraded => 1.0,
+                HealthState::Down => 2.0,
+            };
+            let prefix = format!("{}: ", topology.spec(i).name);
+            let objectives = (violations.iter())
+                .filter_map(|v| v.strip_prefix(&prefix))
+                .filter(|what| !matches!(*what, "degraded" | "down"))
+                .count();
+            (health, objectives as f64)
+        })
+        .collect()
+}
+
+/// The harm the cause at `root` accounts for among those `chosen`.
+///
+/// A service's ill health is shared among the causes that reach it, in
+/// proportion to the strength of its symptoms each accounts for: a crash
+/// loop owns its service's restarts, while a slow dependency only shares
+/// its latency. A service ill without a symptom is shared equally. Its
+/// other objectives (memory, disk, a certificate, a model) are its own
+/// cause's alone.
+fn impact(topology: &Topology, harm: &[(f64, f64)], symptoms: &[Symptom], chosen: &[Chosen], root: usize) -> f64 {
+    let reaches = |&(_, r, shows): &Chosen, service: usize| r == service || (shows && explains(topology, r, service));
+    let weight = |&(_, r, shows): &Chosen, service: usize| -> f64 {
+        (symptoms.iter())
+            .filter(|s| s.service == service && accounts_for(topology, r, shows, s))
+            .map(|s| s.strength)
+            .sum()
+    };
+    let mine = *chosen.iter().find(|c| c.1 == root).expect("one of the chosen");
+    (0..topology.len())
+        .filter(|&service| reaches(&mine, service))
+        .map(|service| {
+            let (health, objectives) = harm[service];
+            let all: f64 = chosen.iter().map(|c| weight(c, service)).sum();
+            let share = if all > 0.0 {
+                weight(&mine, service) / all
+            } else {
+                1.0 / chosen.iter().filter(|c| reaches(c, service)).count() as f64
+            };
+            health * share + if service == root { objectives } else { 0.0 }
+        })
+        .sum()
 }
 
 /// Every service that trouble at the `top` hypothesis's root can reach, with
@@ -194,25 +446,8 @@ impl Agent for DiagnosisAgent {
 
     fn work(&self, case: &mut Case, estate: &dyn Observed) -> Report {
         let recall = case.detection.as_ref().map(|d| d.recall.clone()).unwrap_or_default();
-        let (anomalous, strength) = case
-            .detection
-            .as_ref()
-            .map(|d| {
-                let strength = d
-                    .anomalous_services
-                    .iter()
-                    .map(|s| {
-                        d.anomalies
-                            .iter()
-                            .filter(|a| &a.service == s)
-                            .map(|a| a.sigma.min(12.0))
-                            .fold(0.0, f64::max)
-                    })
-                    .collect::<Vec<_>>();
-                (d.anomalous_services.clone(), strength)
-            })
-            .unwrap_or_default();
-        let diagnosis = self.diagnose(estate, &case.incident.affected_services, &anomalous, &strength, &recall);
+        let anomalies = case.detection.as_ref().map_or(&[][..], |d| &d.anomalies[..]);
+        let diagnosis = self.diagnose(estate, &case.incident.affected_services, anomalies, &recall);
         let report = Report {
             confidence: diagnosis.hypotheses.first().map_or(0.5, |top| top.confidence),
             details: ActionDetails::Diagnosis(diagnosis.clone()),
@@ -402,13 +637,123 @@ mod tests {
         );
     }
 
+    /// Detection then diagnosis on an estate where every fault of `faults`
+    /// (kind, target, intensity) started 60 s ago.
+    fn diagnose_together(faults: &[(FaultKind, &str, f64)], seed: u64) -> Diagnosis {
+        let mut estate = fixtures::estate(seed);
+        for &(kind, target, intensity) in faults {
+            (estate.inject(&crate::twin::FaultSpec {
+                kind,
+                target: target.into(),
+                intensity,
+                onset_seconds: 0.0,
+                lead_seconds: 60.0,
+                duration_seconds: None,
+            }))
+            .unwrap();
+        }
+        estate.advance(5);
+        let mut case = Case::new(fixtures::incident(&["api-gateway"]));
+        DetectionAgent {
+            signatures: signatures().unwrap(),
+            monitors: monitors().unwrap(),
+            memory: Default::default(),
+        }
+        .work(&mut case, &estate);
+        DiagnosisAgent {
+            signatures: signatures().unwrap(),
+        }
+        .work(&mut case, &estate);
+        case.diagnosis.unwrap()
+    }
+
+    fn cause(fault: FaultKind, service: &str) -> RootCause {
+        RootCause {
+            service: service.into(),
+            fault,
+        }
+    }
+
+    #[test]
+    fn one_fault_is_one_cause_that_explains_its_callers() {
+        for seed in 1..=3 {
+            let d = diagnose_together(&[(FaultKind::ConnectionPoolExhaustion, "postgres-primary", 1.0)], seed);
+            assert_eq!(d.causes.len(), 1, "{:?}", d.causes);
+            let only = &d.causes[0];
+            assert_eq!(
+                only.root,
+                cause(FaultKind::ConnectionPoolExhaustion, "postgres-primary")
+            );
+            assert_eq!(d.hypotheses[0].root, only.root);
+            assert_eq!(only.explains[0], "postgres-primary", "its own service first");
+            assert!(
+                only.explains.iter().any(|s| s == "order-service"),
+                "{:?}",
+                only.explains
+            );
+            assert!(only.impact >= 3.0, "the database and its callers: {}", only.impact);
+        }
+    }
+
+    /// The issue's own case: a crash loop during a CPU surge elsewhere. The
+    /// surge's signature matches best, but the crash loop does more harm,
+    /// so it is the first cause, and the surge is not explained away.
+    #[test]
+    fn a_crash_loop_during_a_cpu_surge_is_named_first_and_the_surge_second() {
+        for seed in 1..=3 {
+            let d = diagnose_together(
+                &[
+                    (FaultKind::CrashLoop, "payment-service", 0.8),
+                    (FaultKind::CpuSaturation, "user-service", 0.7),
+                ],
+                seed,
+            );
+            let roots: Vec<&RootCause> = d.causes.iter().map(|c| &c.root).collect();
+            assert_eq!(
+                roots,
+                [
+                    &cause(FaultKind::CrashLoop, "payment-service"),
+                    &cause(FaultKind::CpuSaturation, "user-service")
+                ],
+                "{:?}",
+                d.causes
+            );
+            assert!(d.causes[0].impact > d.causes[1].impact, "{:?}", d.causes);
+            assert_eq!(d.hypotheses[0].root, d.causes[0].root);
+            assert_eq!(
+                d.hypotheses[1].root, d.causes[1].root,
+                "both causes lead the hypotheses"
+            );
+            assert!(d.causes[1].explains.iter().all(|s| s != "payment-service"));
+        }
+    }
+
+    /// A silent pipeline agent shows to nobody upstream: the slow database
+    /// explains the callers' latency, and the agent is a cause of its own.
+    #[test]
+    fn a_fault_that_does_not_show_to_callers_explains_only_its_own_service() {
+        let d = diagnose_together(
+            &[
+                (FaultKind::SlowQuery, "postgres-primary", 1.0),
+                (FaultKind::AgentHeartbeatLoss, "feature-agent", 0.9),
+            ],
+            4,
+        );
+        assert_eq!(d.causes.len(), 2, "{:?}", d.causes);
+        assert_eq!(d.causes[0].root, cause(FaultKind::SlowQuery, "postgres-primary"));
+        let agent = &d.causes[1];
+        assert_eq!(agent.root, cause(FaultKind::AgentHeartbeatLoss, "feature-agent"));
+        assert_eq!(agent.explains, ["feature-agent"]);
+    }
+
     #[test]
     fn a_healthy_estate_gets_no_hypothesis() {
         let estate = fixtures::estate(4);
         let d = DiagnosisAgent {
             signatures: signatures().unwrap(),
         }
-        .diagnose(&estate, &["api-gateway".into()], &[], &[], &Recall::default());
+        .diagnose(&estate, &["api-gateway".into()], &[], &Recall::default());
         assert!(d.hypotheses.is_empty());
+        assert!(d.causes.is_empty());
     }
 }

@@ -72,6 +72,10 @@ pub struct Evaluation {
     pub mttr_seconds: f64,
     /// Per scenario, by id.
     pub scenarios: Vec<ScenarioScore>,
+    /// The catalog's scenarios with two faults at once, together (absent
+    /// when it has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compound: Option<ScenarioScore>,
     /// Scenarios nobody wrote by hand, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub random: Option<RandomEvaluation>,
@@ -116,15 +120,18 @@ pub async fn evaluate(
     engine.shutdown(Duration::from_secs(5)).await;
 
     let catalog = &engine.swarm().catalog;
-    let scores = audits_by_scenario(&engine, opened)
-        .into_iter()
-        .map(|(id, audits)| {
-            let answer = &catalog.scenario(&id).expect("opened from the catalog").answer;
-            score(id, audits.iter().map(|audit| (audit, answer)))
-        })
+    let audits = audits_by_scenario(&engine, opened);
+    let answer = |id: &str| &catalog.scenario(id).expect("opened from the catalog").answer;
+    let scores = (audits.iter())
+        .map(|(id, audits)| score(id.clone(), audits.iter().map(|audit| (audit, answer(id)))))
         .collect();
+    let compound_runs: Vec<(&Audit, &AnswerKey)> = (audits.iter())
+        .filter(|(id, _)| catalog.scenario(id).is_some_and(|s| s.fault.len() > 1))
+        .flat_map(|(id, audits)| audits.iter().map(|audit| (audit, answer(id))))
+        .collect();
+    let compound = (!compound_runs.is_empty()).then(|| score("two faults".into(), compound_runs.into_iter()));
     let random = (random > 0).then(|| score_random(&engine, &generated, &opened_random));
-    Ok(Evaluation::from_scores(runs, seed, scores, random))
+    Ok(Evaluation::from_scores(runs, seed, scores, compound, random))
 }
 
 /// Opens every generated scenario once; the incidents' ids, in order.
@@ -257,7 +264,7 @@ fn score<'a>(label: String, runs: impl Iterator<Item = (&'a Audit, &'a AnswerKey
     let (mut correct, mut healed, mut seconds) = (0usize, 0usize, 0.0);
     for (audit, answer) in runs {
         score.runs += 1;
-        correct += usize::from(audit.first_hypothesis.as_ref() == Some(&answer.root_cause));
+        correct += usize::from(answer.names_the_strongest(audit.first_hypothesis.as_ref()));
         healed += usize::from(audit.status == IncidentStatus::Resolved && audit.healed == Some(true));
         score.actions += audit.executed.len();
         score.unnecessary_actions += (audit.executed.iter())
@@ -276,7 +283,13 @@ fn score<'a>(label: String, runs: impl Iterator<Item = (&'a Audit, &'a AnswerKey
 impl Evaluation {
     /// The whole evaluation from its per-scenario `scores`: the overall
     /// figures weigh each scenario by its runs.
-    fn from_scores(runs: usize, seed: u64, scores: Vec<ScenarioScore>, random: Option<RandomEvaluation>) -> Self {
+    fn from_scores(
+        runs: usize,
+        seed: u64,
+        scores: Vec<ScenarioScore>,
+        compound: Option<ScenarioScore>,
+        random: Option<RandomEvaluation>,
+    ) -> Self {
         let total_runs: usize = scores.iter().map(|s| s.runs).sum();
         let weighted = |f: fn(&ScenarioScore) -> f64| {
             scores.iter().map(|s| f(s) * s.runs as f64).sum::<f64>() / total_runs.max(1) as f64
@@ -295,6 +308,7 @@ impl Evaluation {
             },
             mttr_seconds: weighted(|s| s.mttr_seconds),
             scenarios: scores,
+            compound,
             random,
         }
     }
@@ -318,6 +332,9 @@ impl Evaluation {
             mttr_seconds: self.mttr_seconds,
         };
         row(&mut out, &total);
+        if let Some(compound) = &self.compound {
+            row(&mut out, compound);
+        }
         if let Some(random) = &self.random {
             out.push('\n');
             header(&mut out, "random, by fault kind");
@@ -337,7 +354,7 @@ fn header(out: &mut String, first: &str) {
     use std::fmt::Write;
     let _ = writeln!(
         out,
-        "{first:<28} {:>5} {:>11} {:>8} {:>12} {:>6} {:>8}",
+        "{first:<38} {:>5} {:>11} {:>8} {:>12} {:>6} {:>8}",
         "runs", "root cause", "healed", "unnecessary", "worse", "MTTR s"
     );
 }
@@ -346,7 +363,7 @@ fn row(out: &mut String, s: &ScenarioScore) {
     use std::fmt::Write;
     let _ = writeln!(
         out,
-        "{:<28} {:>5} {:>10.1}% {:>7.1}% {:>6}/{:<5} {:>6} {:>8.1}",
+        "{:<38} {:>5} {:>10.1}% {:>7.1}% {:>6}/{:<5} {:>6} {:>8.1}",
         s.scenario,
         s.runs,
         s.root_cause_accuracy * 100.0,
@@ -371,7 +388,12 @@ mod tests {
             .await
             .unwrap();
         println!("{}", evaluation.table());
-        assert_eq!(evaluation.scenarios.len(), 17);
+        assert_eq!(evaluation.scenarios.len(), 23);
+        let compound = evaluation
+            .compound
+            .as_ref()
+            .expect("the catalog has compound scenarios");
+        assert_eq!(compound.runs, 6 * 3);
         assert!(evaluation.root_cause_accuracy >= 0.95, "{}", evaluation.table());
         assert!(evaluation.healing_success >= 0.95, "{}", evaluation.table());
         assert!(evaluation.unnecessary_action_rate < 0.05, "{}", evaluation.table());
@@ -386,7 +408,7 @@ mod tests {
         let evaluation = evaluate(catalog, 1, 60, 5, |_, _| {}).await.unwrap();
         let random = evaluation.random.as_ref().expect("asked for");
         println!("{}", evaluation.table());
-        assert_eq!(evaluation.scenarios.len(), 17, "the catalog too");
+        assert_eq!(evaluation.scenarios.len(), 23, "the catalog too");
         assert_eq!((random.scenarios, random.overall.runs), (60, 60));
         assert_eq!(random.kinds.iter().map(|k| k.runs).sum::<usize>(), 60);
         for kind in &random.kinds {

@@ -250,6 +250,14 @@ fn describe_diagnosis(diagnosis: &Diagnosis) -> String {
             "No known fault explains the anomalies on {}",
             diagnosis.anomalous.join(", ")
         ),
+        Some(_) if diagnosis.causes.len() > 1 => format!(
+            "{} causes at once, the larger harm first: {}{memory}",
+            diagnosis.causes.len(),
+            (diagnosis.causes.iter())
+                .map(|c| format!("{} (harm {})", c.root.label(), c.impact))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
         Some(top) => format!(
             "Root cause: {} ({:.0}% confident){}{memory}",
             top.label(),
@@ -381,7 +389,7 @@ mod tests {
 
     use super::*;
     use crate::protocol::{
-        AgentType, FaultKind, FixTrackRecord, Hypothesis, RootCause, SafetyCheck, Tally, Vote,
+        AgentType, Cause, FaultKind, FixTrackRecord, Hypothesis, RootCause, SafetyCheck, Tally, Vote,
         findings::tests::{plan, step},
     };
 
@@ -498,10 +506,34 @@ mod tests {
             healed: 4,
         });
         let warm = Diagnosis {
-            hypotheses: vec![top],
+            hypotheses: vec![top.clone()],
             similar_incidents: 4,
             ..Diagnosis::default()
         };
+        let compound = Diagnosis {
+            hypotheses: vec![top.clone()],
+            causes: vec![
+                Cause {
+                    root: top.root.clone(),
+                    impact: 4.5,
+                    explains: vec!["redis-cache".into()],
+                },
+                Cause {
+                    root: RootCause {
+                        service: "user-service".into(),
+                        fault: FaultKind::CpuSaturation,
+                    },
+                    impact: 1.0,
+                    explains: vec!["user-service".into()],
+                },
+            ],
+            ..Diagnosis::default()
+        };
+        assert_eq!(
+            described(ActionStatus::Completed, ActionDetails::Diagnosis(compound)),
+            "2 causes at once, the larger harm first: cache failure on redis-cache (harm 4.5); \
+             CPU saturation on user-service (harm 1)"
+        );
         assert_eq!(
             described(ActionStatus::Completed, ActionDetails::Diagnosis(warm)),
             "Root cause: cache failure on redis-cache (90% confident); matched 4 similar incidents; \

@@ -57,9 +57,10 @@ fn eval_runs_random_scenarios_and_reports_them_per_fault_kind() {
     assert!(random["compound"]["worse"].is_u64() && random["misleading"]["runs"].is_u64());
     assert_eq!(
         json["scenarios"].as_array().unwrap().len(),
-        17,
+        23,
         "the catalog beside them"
     );
+    assert_eq!(json["compound"]["runs"], 6, "the catalog's six with two faults, together");
 
     let table = antibody(&["eval", "--runs", "1", "--random", "40", "--seed", "9"]);
     let text = String::from_utf8_lossy(&table.stdout);

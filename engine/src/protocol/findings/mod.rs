@@ -144,6 +144,22 @@ pub struct Affected {
     pub root: bool,
 }
 
+/// One cause of an incident: a hypothesis in the smallest set that explains
+/// the whole anomaly, with the harm it accounts for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Cause {
+    /// The service and fault (one of the diagnosis's hypotheses).
+    pub root: RootCause,
+    /// The harm it accounts for, as an incident's impact is counted: a
+    /// service down 2, degraded 1, each other objective missed 1. A
+    /// service that two causes both reach counts half for each.
+    pub impact: f64,
+    /// The anomalous services whose anomalies it explains, its own first.
+    #[serde(default)]
+    pub explains: Vec<String>,
+}
+
 /// What diagnosis concluded.
 ///
 /// The browser reads a diagnosis for its blast radius (the dependency map)
@@ -171,6 +187,12 @@ pub struct Diagnosis {
     /// The anomalous services it had to explain.
     #[serde(default)]
     pub anomalous: Vec<String>,
+    /// The smallest set of causes that explains the anomaly, largest
+    /// impact first; the first is also the first hypothesis. Two faults at
+    /// once give two. Only an incident's page shows them.
+    #[serde(default)]
+    #[cfg_attr(not(feature = "runtime"), serde(skip_deserializing))]
+    pub causes: Vec<Cause>,
 }
 
 /// A healthy service at risk of degrading next.

@@ -236,6 +236,7 @@ impl LlmGenerator {
                     service: spec.service.clone(),
                     fault,
                 },
+                equally_strong: Vec::new(),
                 remediations,
             },
             faulty_voters: Vec::new(),

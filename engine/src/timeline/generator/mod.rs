@@ -294,6 +294,7 @@ impl BuiltinGenerator {
                     service: service.clone(),
                     fault: family.fault,
                 },
+                equally_strong: Vec::new(),
                 remediations: family.remediations.clone(),
             },
             faulty_voters: Vec::new(),

@@ -583,7 +583,7 @@ impl Driver {
         entry.status = Some(status);
         if let Some(audit) = self.engine.audit(incident_id) {
             entry.mttr_seconds = Some((audit.elapsed.as_secs_f64() * 10.0).round() / 10.0);
-            entry.root_cause_correct = Some(audit.first_hypothesis.as_ref() == Some(&answer.root_cause));
+            entry.root_cause_correct = Some(answer.names_the_strongest(audit.first_hypothesis.as_ref()));
             entry.unnecessary_actions = Some(
                 audit
                     .executed

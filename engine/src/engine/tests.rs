@@ -5,7 +5,7 @@ use tokio::sync::broadcast;
 
 use crate::{
     event_log::Published,
-    protocol::{ActionDetails, ActionKind, ActionStatus, AgentType, FaultKind},
+    protocol::{ActionDetails, ActionKind, ActionStatus, AgentType, FaultKind, Verification},
 };
 
 fn engine(seed: u64) -> Engine {
@@ -154,6 +154,75 @@ async fn an_incident_passes_every_agent_in_order_then_resolves() {
     );
     assert!(closed.report.unwrap().contains("## Root cause"));
     // The shared estate really recovered.
+    assert_eq!(engine.with_twin(|estate| estate.slos_met(4)), Some(true));
+}
+
+/// Two faults at once: the crash loop (the larger harm) is named and fixed
+/// first, verified on what it alone explains; then the CPU surge; and the
+/// incident resolves only when both are fixed and the estate is healthy.
+#[tokio::test(start_paused = true)]
+async fn two_faults_are_fixed_cause_by_cause_the_larger_harm_first() {
+    let engine = engine(3);
+    let Feed { mut live, .. } = engine.feed(None);
+    let incident = engine.trigger_scenario("compound_crash_loop_cpu_surge", None).unwrap();
+    let events = collect_until(&mut live, is_settled).await;
+    let finished: Vec<&ActionDetails> = (events.iter())
+        .filter_map(|e| match &e.message {
+            ServerMessage::AgentAction { action, .. } if action.status != ActionStatus::InProgress => {
+                Some(&action.details)
+            }
+            _ => None,
+        })
+        .collect();
+    let first = finished
+        .iter()
+        .find_map(|d| match d {
+            ActionDetails::Diagnosis(diagnosis) => Some(diagnosis),
+            _ => None,
+        })
+        .expect("a diagnosis");
+    let causes: Vec<String> = first.causes.iter().map(|c| c.root.label()).collect();
+    assert_eq!(
+        causes,
+        ["crash loop on payment-service", "CPU saturation on user-service"],
+        "{:?}",
+        first.causes
+    );
+    let plans: Vec<String> = (finished.iter())
+        .filter_map(|d| match d {
+            ActionDetails::Vote(vote) if vote.tally.is_some() => Some(vote.vote_on.root.label()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        plans,
+        ["crash loop on payment-service", "CPU saturation on user-service"],
+        "one plan per cause, the larger harm first"
+    );
+    let verifications: Vec<&Verification> = (finished.iter())
+        .filter_map(|d| match d {
+            ActionDetails::Verification(v) if v.verified.is_some() => Some(v),
+            _ => None,
+        })
+        .collect();
+    let crash = verifications.first().expect("the crash loop's fix verified");
+    assert!(crash.watch.contains(&"payment-service".to_owned()), "{:?}", crash.watch);
+    assert!(
+        !crash.watch.contains(&"user-service".to_owned()),
+        "the first cause is verified on what it alone explains: {:?}",
+        crash.watch
+    );
+    let closed = engine.incident(incident.id).unwrap();
+    assert_eq!(closed.status, IncidentStatus::Resolved);
+    assert!(
+        closed
+            .report
+            .as_deref()
+            .unwrap_or_default()
+            .contains("2 causes remedied one by one"),
+        "{:?}",
+        closed.report
+    );
     assert_eq!(engine.with_twin(|estate| estate.slos_met(4)), Some(true));
 }
 

@@ -25,8 +25,12 @@ pub(super) struct Treatment {
     /// Every fix that ran, with how it ended (for the incident memory).
     pub fixes: Vec<FixRecord>,
     /// The root cause whose fix healed the estate (or that another
-    /// incident's fix healed while this one waited on its claim).
+    /// incident's fix healed while this one waited on its claim); with two
+    /// causes, the first fixed. Set once the whole estate is verified.
     pub acted_on: Option<RootCause>,
+    /// The causes whose fixes were verified, in order: more than one when
+    /// faults happened together.
+    fixed: Vec<RootCause>,
     /// Root causes already tried (or that had no plan).
     tried: Vec<RootCause>,
     /// Times this incident waited on another's claim.
@@ -61,7 +65,10 @@ pub(super) async fn treat(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVo
         else {
             break;
         };
-        let watch = watch_list(case);
+        // One cause of several is verified on what it alone explains.
+        let watch = (case.diagnosis.as_ref())
+            .and_then(|d| d.watched_for_cause(&hypothesis.root))
+            .unwrap_or_else(|| watch_list(case));
         let elapsed = run.elapsed;
         let Some(plan) = run.twin.observe(elapsed, |estate| {
             swarm.resolution.plan(&swarm.catalog, &hypothesis, &watch, estate)
@@ -162,18 +169,21 @@ impl Treatment {
             });
         }
         self.attempts.push(attempt);
-        match remedy {
-            Remedy::Healed => {
-                self.acted_on = Some(plan.root.clone());
-                Ok(Turn::Done)
-            }
-            // A second cause: study what is left.
-            Remedy::RootFixed if reexamine(run, case).await? => {
-                self.acted_on = Some(plan.root.clone());
-                Ok(Turn::Done)
-            }
-            Remedy::RootFixed | Remedy::Failed => Ok(Turn::Next),
+        if matches!(remedy, Remedy::Healed | Remedy::RootFixed) {
+            self.fixed.push(plan.root.clone());
         }
+        let causes_left = (case.diagnosis.as_ref()).is_some_and(|d| d.causes_left(&self.fixed).next().is_some());
+        let healed = match remedy {
+            Remedy::Healed if !causes_left => true,
+            // Another cause: study what is left, and fix it next.
+            Remedy::Healed | Remedy::RootFixed => reexamine(run, case).await?,
+            Remedy::Failed => false,
+        };
+        if !healed {
+            return Ok(Turn::Next);
+        }
+        self.acted_on = self.fixed.first().cloned();
+        Ok(Turn::Done)
     }
 
     /// Where a plan that governance did not let run leaves the treatment.
@@ -216,6 +226,19 @@ impl Treatment {
             (None, _, _) if self.cleared_while_waiting => (
                 IncidentStatus::Resolved,
                 "The trouble cleared while the plan waited for approval; nothing was run.".to_owned(),
+            ),
+            (Some(_), _, _) if self.fixed.len() > 1 => (
+                IncidentStatus::Resolved,
+                format!(
+                    "{} causes remedied one by one, each verified on what it alone explains: {}; \
+                     recovery verified from telemetry.",
+                    self.fixed.len(),
+                    self.fixed
+                        .iter()
+                        .map(RootCause::label)
+                        .collect::<Vec<_>>()
+                        .join(", then ")
+                ),
             ),
             (Some(root), _, _) => (
                 IncidentStatus::Resolved,

@@ -195,6 +195,30 @@ pub struct Diagnosis {
     pub causes: Vec<Cause>,
 }
 
+impl Diagnosis {
+    /// With two causes or more, what proves `root`'s fix on its own: the
+    /// services it explains that no other cause does (its own always).
+    /// `None` with a single cause, or when `root` is none of them.
+    pub fn watched_for_cause(&self, root: &RootCause) -> Option<Vec<String>> {
+        if self.causes.len() < 2 {
+            return None;
+        }
+        let cause = self.causes.iter().find(|c| c.root == *root)?;
+        let others = || self.causes.iter().filter(|c| c.root != *root);
+        let watched: Vec<String> = (cause.explains.iter())
+            .filter(|s| **s == root.service || others().all(|o| !o.explains.contains(s)))
+            .cloned()
+            .collect();
+        debug_assert!(watched.contains(&root.service), "a cause's own service is watched");
+        Some(watched)
+    }
+
+    /// Causes besides those `fixed`.
+    pub fn causes_left<'a>(&'a self, fixed: &'a [RootCause]) -> impl Iterator<Item = &'a Cause> {
+        self.causes.iter().filter(|c| !fixed.contains(&c.root))
+    }
+}
+
 /// A healthy service at risk of degrading next.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -174,3 +174,43 @@ fn details_written_before_kinds_read_by_their_keys() {
     }
     assert_eq!(legacy_kind(&["nonsense"]), None);
 }
+
+#[test]
+fn each_of_several_causes_is_verified_on_what_it_alone_explains() {
+    let root = |service: &str, fault| RootCause {
+        service: service.into(),
+        fault,
+    };
+    let crash = root("payment-service", FaultKind::CrashLoop);
+    let surge = root("user-service", FaultKind::CpuSaturation);
+    let cause = |root: &RootCause, explains: &[&str]| Cause {
+        root: root.clone(),
+        impact: 1.0,
+        explains: explains.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let mut diagnosis = Diagnosis {
+        causes: vec![cause(&crash, &["payment-service", "order-service", "api-gateway"])],
+        ..Diagnosis::default()
+    };
+    assert_eq!(
+        diagnosis.watched_for_cause(&crash),
+        None,
+        "one cause: the whole watch list"
+    );
+    diagnosis.causes.push(cause(&surge, &["user-service", "api-gateway"]));
+    assert_eq!(
+        diagnosis.watched_for_cause(&crash).unwrap(),
+        ["payment-service", "order-service"],
+        "the gateway both reach proves neither"
+    );
+    assert_eq!(diagnosis.watched_for_cause(&surge).unwrap(), ["user-service"]);
+    assert_eq!(
+        diagnosis.watched_for_cause(&root("redis-cache", FaultKind::CacheFailure)),
+        None
+    );
+    let left: Vec<&RootCause> = diagnosis
+        .causes_left(std::slice::from_ref(&crash))
+        .map(|c| &c.root)
+        .collect();
+    assert_eq!(left, [&surge]);
+}

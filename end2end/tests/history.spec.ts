@@ -1,6 +1,7 @@
 import { test, expect } from '@playwright/test';
 import { watchConsole } from './console';
 import { settleEstate } from './estate';
+import { fireScenario } from './scenarios';
 
 test.afterEach(async ({ request }) => settleEstate(request));
 
@@ -45,6 +46,39 @@ test('an incident resolved on the dashboard has a shareable page with its whole 
   await expect(page.getByTestId('chart-marks')).toContainText('incident opened');
   await expect(page.getByTestId('chart-marks')).toContainText('Roll back deploy on order-service');
   await page.screenshot({ path: 'test-results/incident.png', fullPage: true });
+  expect(errors).toEqual([]);
+});
+
+// Two faults at once: the incident's page tells each cause apart, with
+// its own evidence and its own steps, the larger harm first.
+test('a two-fault incident\'s page shows each cause with its evidence and steps', async ({ page, request }) => {
+  const errors = watchConsole(page);
+  await page.goto('/');
+  await expect(page.getByTestId('connection')).toHaveAttribute('data-state', 'live');
+  await fireScenario(page, 'Crash Loop + CPU Surge');
+  await settleEstate(request);
+
+  await page.goto('/incidents');
+  const row = page.getByTestId('incident-row').filter({ hasText: 'Payment Pods Crash-Looping During a CPU Surge' }).first();
+  await expect(async () => {
+    await page.reload();
+    await expect(row).toContainText('resolved', { timeout: 1_000 });
+  }).toPass({ timeout: 45_000 });
+  await row.getByRole('link').click();
+
+  const causes = page.getByRole('region', { name: /Causes \(2 at once/ }).getByTestId('cause');
+  await expect(causes).toHaveCount(2);
+  const [crash, surge] = [causes.nth(0), causes.nth(1)];
+  await expect(crash).toContainText('crash loop on payment-service');
+  await expect(crash).toContainText('fixed');
+  await expect(crash).toContainText(/Evidence: .*restarts/);
+  await expect(crash).toContainText('Roll back deploy on payment-service');
+  await expect(crash).not.toContainText('user-service');
+  await expect(surge).toContainText('CPU saturation on user-service');
+  await expect(surge).toContainText(/Evidence: .*cpu/);
+  await expect(surge).toContainText('Scale out on user-service');
+  await expect(page.getByTestId('report')).toContainText('2 causes remedied one by one');
+  await page.screenshot({ path: 'test-results/incident-causes.png', fullPage: true });
   expect(errors).toEqual([]);
 });
 

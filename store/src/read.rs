@@ -4,7 +4,7 @@ use engine::{
     journal::{Recovered, Totals},
     protocol::{
         ActionDetails, ActionStatus, AgentType, AuditEntry, EventPage, IncidentDetail, IncidentPage, IncidentStatus,
-        IncidentTelemetry, MemoryEntry, ServerMessage, Severity, TimelineRun,
+        IncidentTelemetry, MemoryEntry, ServerMessage, Severity, TimelineRun, cause_stories,
     },
 };
 use sqlx::{AnyConnection, Row};
@@ -253,6 +253,7 @@ impl Store {
             .await?;
         audit.reverse();
         Ok(Some(IncidentDetail {
+            causes: cause_stories(&timeline),
             incident,
             timeline,
             hypotheses,

@@ -5,7 +5,7 @@
 //! so they work without JavaScript too.
 
 use engine::protocol::{
-    ActionStatus, AgentAction, AuditEntry, ConsensusRound, Envelope, Hypothesis, Incident, IncidentDetail,
+    ActionStatus, AgentAction, AuditEntry, CauseStory, ConsensusRound, Envelope, Hypothesis, Incident, IncidentDetail,
     IncidentPage, IncidentStatus, QueryEvidence, ServerMessage, Severity,
 };
 use leptos::prelude::*;
@@ -207,6 +207,7 @@ fn IncidentStory(page: IncidentView) -> impl IntoView {
         votes,
         actions,
         audit,
+        causes,
     } = detail;
     view! {
         <section class="panel incident-head" aria-labelledby="incident-title">
@@ -221,6 +222,7 @@ fn IncidentStory(page: IncidentView) -> impl IntoView {
                 <div><dt>"Services"</dt><dd>{incident.affected_services.join(", ")}</dd></div>
             </dl>
         </section>
+        <Causes causes/>
         <div class="story">
             <section class="panel" aria-labelledby="hypotheses-title">
                 <h2 id="hypotheses-title" class="panel-title">"Hypotheses (latest diagnosis)"</h2>
@@ -325,6 +327,51 @@ fn Telemetry(id: uuid::Uuid, charts: ChartSet) -> impl IntoView {
                 </ol>
             </Show>
         </section>
+    }
+}
+
+/// With two faults at once, each cause with its harm, its evidence, what it
+/// explains and the steps taken for it, the larger harm first. Absent with
+/// one cause: the root cause and the remediation panels tell it.
+#[component]
+fn Causes(causes: Vec<CauseStory>) -> impl IntoView {
+    (!causes.is_empty()).then(|| {
+        let count = causes.len();
+        view! {
+            <section class="panel" aria-labelledby="causes-title">
+                <h2 id="causes-title" class="panel-title">{format!("Causes ({count} at once, the larger harm first)")}</h2>
+                <ol class="causes" data-testid="causes">{causes.into_iter().map(cause).collect_view()}</ol>
+            </section>
+        }
+    })
+}
+
+/// One cause of several: what diagnosis saw and what resolution did.
+fn cause(story: CauseStory) -> impl IntoView {
+    let CauseStory {
+        cause,
+        hypothesis,
+        steps,
+        fixed,
+    } = story;
+    let evidence: Vec<String> = (hypothesis.iter().flat_map(|h| &h.evidence))
+        .map(|m| format!("{} {:.1}σ", m.metric.as_str(), m.sigma))
+        .collect();
+    let (badge, state) = match (fixed, steps.is_empty()) {
+        (true, _) => ("badge badge-completed", "fixed"),
+        (false, true) => ("badge", "not acted on"),
+        (false, false) => ("badge badge-failed", "not fixed"),
+    };
+    view! {
+        <li class="cause" data-testid="cause">
+            <div class="hypothesis-head">
+                <strong>{cause.root.label()}</strong>
+                <span class=badge>{state}</span>
+            </div>
+            <p class="muted">{format!("Harm {} · explains {}", cause.impact, cause.explains.join(", "))}</p>
+            <p class="muted">"Evidence: "{if evidence.is_empty() { "none".to_owned() } else { evidence.join(", ") }}</p>
+            {(!steps.is_empty()).then(|| view! { <ol class="steps">{steps.into_iter().map(step).collect_view()}</ol> })}
+        </li>
     }
 }
 

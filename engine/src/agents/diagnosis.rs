@@ -243,10 +243,17 @@ fn causes_first(ranked: Vec<Hypothesis>, causes: &[Cause]) -> Vec<Hypothesis> {
     let mut hypotheses = first;
     hypotheses.extend(rest);
     hypotheses.truncate(KEEP + causes.len().saturating_sub(1));
-    let sum: f64 = hypotheses.iter().map(|h| h.score).sum();
-    for h in &mut hypotheses {
+    let is_cause = |h: &Hypothesis| causes.iter().any(|c| c.root == h.root);
+    let scores: Vec<(f64, bool)> = hypotheses.iter().map(|h| (h.score, is_cause(h))).collect();
+    for (i, h) in hypotheses.iter_mut().enumerate() {
         // A strong match that stands alone is near-certain; close
-        // runners-up share the belief.
+        // runners-up share the belief. Causes happen together: they do
+        // not compete for it.
+        let mine = is_cause(h);
+        let sum: f64 = (scores.iter().enumerate())
+            .filter(|&(j, &(_, cause))| j == i || !(mine && cause))
+            .map(|(_, (score, _))| score)
+            .sum();
         h.confidence = round2((h.score * h.score / sum.max(f64::EPSILON)).min(0.99));
     }
     hypotheses
@@ -719,6 +726,11 @@ mod tests {
                 d.causes
             );
             assert!(d.causes[0].impact > d.causes[1].impact, "{:?}", d.causes);
+            // Causes happen together: they do not split the belief.
+            let rivals: f64 = d.hypotheses[2..].iter().map(|h| h.score).sum();
+            let first = &d.hypotheses[0];
+            let expected = (first.score * first.score / (first.score + rivals)).min(0.99);
+            assert!((first.confidence - expected).abs() < 0.011, "{:?}", d.hypotheses);
             assert_eq!(d.hypotheses[0].root, d.causes[0].root);
             assert_eq!(
                 d.hypotheses[1].root, d.causes[1].root,

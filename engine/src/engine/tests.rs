@@ -5,7 +5,7 @@ use tokio::sync::broadcast;
 
 use crate::{
     event_log::Published,
-    protocol::{ActionDetails, ActionKind, ActionStatus, AgentType, FaultKind, Verification},
+    protocol::{ActionDetails, ActionKind, ActionStatus, AgentType, Envelope, FaultKind, Verification},
 };
 
 fn engine(seed: u64) -> Engine {
@@ -136,6 +136,13 @@ async fn an_incident_passes_every_agent_in_order_then_resolves() {
     let expected_savings = engine.impact().cost_savings(Severity::Critical, 3, mttr);
     assert_eq!(*cost_savings, Some(expected_savings));
 
+    let timeline: Vec<Envelope> = events.iter().map(|e| Envelope::clone(e)).collect();
+    assert_eq!(
+        crate::protocol::cause_stories(&timeline),
+        [],
+        "one cause: the page tells it as the root cause"
+    );
+
     let metrics = engine.metrics();
     assert_eq!(metrics.incidents_resolved, 1);
     assert_eq!(metrics.success_rate, 1.0);
@@ -212,6 +219,28 @@ async fn two_faults_are_fixed_cause_by_cause_the_larger_harm_first() {
         "the first cause is verified on what it alone explains: {:?}",
         crash.watch
     );
+    // The incident's page: each cause with its own evidence and steps.
+    let timeline: Vec<Envelope> = events.iter().map(|e| Envelope::clone(e)).collect();
+    let stories = crate::protocol::cause_stories(&timeline);
+    let told: Vec<(String, bool)> = stories.iter().map(|s| (s.cause.root.label(), s.fixed)).collect();
+    assert_eq!(
+        told,
+        [
+            ("crash loop on payment-service".to_owned(), true),
+            ("CPU saturation on user-service".to_owned(), true)
+        ]
+    );
+    for story in &stories {
+        let evidence = &story.hypothesis.as_ref().expect("its hypothesis").evidence;
+        assert!(!evidence.is_empty(), "{story:?}");
+        let targets: Vec<&str> = (story.steps.iter())
+            .filter_map(|a| match &a.details {
+                ActionDetails::Step(step) => Some(step.target.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(targets, [story.cause.root.service.as_str()], "its own steps only");
+    }
     let closed = engine.incident(incident.id).unwrap();
     assert_eq!(closed.status, IncidentStatus::Resolved);
     assert!(

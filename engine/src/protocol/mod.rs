@@ -15,6 +15,7 @@ mod actuation;
 mod alerts;
 mod analytics;
 mod backoff;
+mod causes;
 mod charts;
 mod describe;
 mod findings;
@@ -28,6 +29,7 @@ pub use actuation::*;
 pub use alerts::*;
 pub use analytics::*;
 pub use backoff::Backoff;
+pub use causes::{CauseStory, cause_stories};
 pub use charts::*;
 pub use describe::format_dollars;
 pub use findings::*;
@@ -709,6 +711,10 @@ pub struct IncidentDetail {
     /// Governance: every policy decision and approval, oldest first.
     #[serde(default)]
     pub audit: Vec<AuditEntry>,
+    /// With two faults at once, each cause with its own evidence and steps
+    /// ([`cause_stories`]); empty with one.
+    #[serde(default)]
+    pub causes: Vec<CauseStory>,
 }
 
 /// Events after a `seq`.

@@ -17,6 +17,7 @@ use crate::{
     twin::{
         ConfigChange,
         action::{ActionError, Applied},
+        health::Missed,
         telemetry::Telemetry,
         topology::Topology,
     },
@@ -33,8 +34,12 @@ pub trait Observed {
     /// `window` samples.
     fn health(&self, index: usize, window: usize) -> HealthState;
     /// Every objective the estate's own services miss over the last
-    /// `window` samples, as `service: what` (empty when all are met).
-    fn violations(&self, window: usize) -> Vec<String>;
+    /// `window` samples (empty when all are met).
+    fn missed(&self, window: usize) -> Vec<Missed>;
+    /// The same, as `service: what`.
+    fn violations(&self, window: usize) -> Vec<String> {
+        self.missed(window).iter().map(Missed::to_string).collect()
+    }
 }
 
 /// What resolution may do to an estate.
@@ -60,7 +65,7 @@ mod tests {
         topology: Topology,
         telemetry: Vec<Telemetry>,
         health: Vec<HealthState>,
-        violations: Vec<String>,
+        missed: Vec<Missed>,
     }
 
     impl Recorded {
@@ -70,7 +75,7 @@ mod tests {
             Self {
                 telemetry: services.clone().map(|i| estate.telemetry(i).clone()).collect(),
                 health: services.map(|i| estate.health(i, window)).collect(),
-                violations: estate.violations(window),
+                missed: estate.missed(window),
                 topology,
             }
         }
@@ -89,8 +94,8 @@ mod tests {
             self.health[index]
         }
 
-        fn violations(&self, _window: usize) -> Vec<String> {
-            self.violations.clone()
+        fn missed(&self, _window: usize) -> Vec<Missed> {
+            self.missed.clone()
         }
     }
 

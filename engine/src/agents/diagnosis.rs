@@ -378,7 +378,7 @@ fn explained(topology: &Topology, symptoms: &[Symptom], root: usize, shows: bool
 /// degraded 1), and how many of its other objectives it misses.
 fn harm_by_service(estate: &dyn Observed) -> Vec<(f64, f64)> {
     let topology = estate.topology();
-    let violations = estate.violations(HARM_WINDOW);
+    let missed = estate.missed(HARM_WINDOW);
     (0..topology.len())
         .map(|i| {
             let health = match estate.health(i, HARM_WINDOW) {
@@ -386,11 +386,8 @@ fn harm_by_service(estate: &dyn Observed) -> Vec<(f64, f64)> {
                 HealthState::Degraded => 1.0,
                 HealthState::Down => 2.0,
             };
-            let prefix = format!("{}: ", topology.spec(i).name);
-            let objectives = (violations.iter())
-                .filter_map(|v| v.strip_prefix(&prefix))
-                .filter(|what| !matches!(*what, "degraded" | "down"))
-                .count();
+            let name = &topology.spec(i).name;
+            let objectives = (missed.iter()).filter(|m| m.service == *name && !m.is_health()).count();
             (health, objectives as f64)
         })
         .collect()
@@ -767,5 +764,33 @@ mod tests {
         .diagnose(&estate, &["api-gateway".into()], &[], &Recall::default());
         assert!(d.hypotheses.is_empty());
         assert!(d.causes.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod faint_analysis {
+    use super::*;
+    use crate::agents::{DetectionAgent, fixtures, monitors, signatures};
+    use crate::catalog::Catalog;
+
+    #[test]
+    #[ignore]
+    fn faint() {
+        let topology = Topology::embedded().unwrap();
+        let catalog = Catalog::with_scenarios_from(std::path::Path::new("../docs/eval/faint"), &topology).unwrap();
+        for scenario in catalog.scenarios() {
+            let mut estate = fixtures::estate(5);
+            for f in &scenario.fault { estate.inject(f).unwrap(); }
+            estate.advance(7);
+            let mut case = Case::new(fixtures::incident(&[scenario.affected_services[0].as_str()]));
+            DetectionAgent { signatures: signatures().unwrap(), monitors: monitors().unwrap(), memory: Default::default() }.work(&mut case, &estate);
+            let det = case.detection.clone().unwrap();
+            DiagnosisAgent { signatures: signatures().unwrap() }.work(&mut case, &estate);
+            let d = case.diagnosis.unwrap();
+            println!("== {} answer {:?}", scenario.id, scenario.answer.root_cause.label());
+            println!("   violations {:?}", estate.violations(3));
+            println!("   anomalies {:?}", det.anomalies.iter().take(5).map(|a| format!("{}/{} {}", a.service, a.metric.as_str(), a.sigma)).collect::<Vec<_>>());
+            println!("   top {:?}", d.hypotheses.iter().take(2).map(|h| format!("{} {}", h.label(), h.score)).collect::<Vec<_>>());
+        }
     }
 }

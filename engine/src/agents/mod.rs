@@ -84,16 +84,35 @@ pub trait Agent: Send + Sync {
 
 /// The signed deviation of every metric of `service` from its baseline,
 /// over the mean of the last few samples (one sample is too noisy).
+///
+/// A metric that shows an objective missed deviates at least
+/// [`detection::ANOMALY_SIGMA`] the harmful way, whatever its baseline
+/// says: a slow leak, a filling disk or a faint loss of heartbeats moves
+/// the baseline along with it, but not the objective.
 pub fn deviations(estate: &dyn Observed, service: usize) -> [f64; Metric::COUNT] {
     const WINDOW: usize = 3;
     let telemetry = &estate.telemetry(service);
     let mut z = [0.0; Metric::COUNT];
+    if telemetry.history.is_empty() {
+        return z;
+    }
     for metric in Metric::ALL {
-        if telemetry.history.is_empty() {
-            continue;
-        }
         let mean = telemetry.recent_mean(metric, WINDOW);
         z[metric as usize] = telemetry.baseline(metric).z(metric, mean);
+    }
+    let spec = estate.topology().spec(service);
+    if spec.owned {
+        let missing = crate::twin::health::missed_by(spec, telemetry, WINDOW);
+        for metric in missing.iter().flat_map(|m| &m.metrics) {
+            let floor = match metric.worse() {
+                Worse::Down => -detection::ANOMALY_SIGMA,
+                Worse::Up | Worse::Either => detection::ANOMALY_SIGMA,
+            };
+            let at = &mut z[*metric as usize];
+            if harm(*metric, *at) < detection::ANOMALY_SIGMA {
+                *at = floor;
+            }
+        }
     }
     z
 }

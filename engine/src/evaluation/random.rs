@@ -88,10 +88,8 @@ pub fn impact(topology: &Arc<Topology>, fault: &FaultSpec, estate_seed: u64) -> 
             HealthState::Down => 2,
         })
         .sum();
-    // The violations also name every unhealthy service: count only the rest.
-    let others = (estate.violations(window).iter())
-        .filter(|v| !v.ends_with(": degraded") && !v.ends_with(": down"))
-        .count() as u32;
+    // The misses also name every unhealthy service: count only the rest.
+    let others = estate.missed(window).iter().filter(|m| !m.is_health()).count() as u32;
     health + others
 }
 

@@ -28,7 +28,7 @@ use crate::{
     protocol::{HealthState, Metric, QueryEvidence},
     twin::{
         Sample,
-        health::{health_of, violations_of},
+        health::{Missed, health_of, missed_of},
         telemetry::Telemetry,
         topology::Topology,
     },
@@ -303,9 +303,9 @@ impl Observed for View {
         health_of(self.topology.spec(index), &self.telemetry[index], window)
     }
 
-    fn violations(&self, window: usize) -> Vec<String> {
+    fn missed(&self, window: usize) -> Vec<Missed> {
         // Prometheus records only what takes traffic.
-        violations_of(&self.topology, |i| &self.telemetry[i], |_| true, window)
+        missed_of(&self.topology, |i| &self.telemetry[i], |_| true, window)
     }
 }
 

@@ -72,8 +72,13 @@ impl Estate {
     /// Every objective not met over the last `window` seconds, as
     /// `service: reason`.
     pub fn violations(&self, window: usize) -> Vec<String> {
+        self.missed(window).iter().map(Missed::to_string).collect()
+    }
+
+    /// Every objective not met over the last `window` seconds.
+    pub fn missed(&self, window: usize) -> Vec<Missed> {
         let telemetry = |i: usize| &self.services[i].telemetry;
-        violations_of(&self.topology, telemetry, |i| self.in_rotation(i), window)
+        missed_of(&self.topology, telemetry, |i| self.in_rotation(i), window)
     }
 
     /// Every service's health now, by index, over the last `window`
@@ -115,58 +120,107 @@ pub fn health_of(spec: &ServiceSpec, telemetry: &Telemetry, window: usize) -> He
     }
 }
 
+/// An objective a service misses over a window, or a slow resource of it
+/// heading for trouble.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Missed {
+    /// The service.
+    pub service: String,
+    /// What is missed, as in `degraded` or `memory still climbing`.
+    pub what: String,
+    /// The metrics that show it.
+    pub metrics: Vec<Metric>,
+}
+
+impl Missed {
+    /// Whether this is the service's health (`degraded` or `down`) rather
+    /// than a slow resource.
+    pub fn is_health(&self) -> bool {
+        matches!(self.what.as_str(), "degraded" | "down")
+    }
+}
+
+impl std::fmt::Display for Missed {
+    /// `service: what`, as verification lists what is outstanding.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.service, self.what)
+    }
+}
+
 /// Every objective the services we own and route to miss over the last
-/// `window` samples, and every slow resource still heading for trouble,
-/// as `service: reason`.
-pub fn violations_of<'a>(
+/// `window` samples, and every slow resource still heading for trouble.
+pub fn missed_of<'a>(
     topology: &Topology,
     telemetry: impl Fn(usize) -> &'a Telemetry,
     in_rotation: impl Fn(usize) -> bool,
     window: usize,
-) -> Vec<String> {
+) -> Vec<Missed> {
+    (topology.services.iter().enumerate())
+        .filter(|&(i, spec)| spec.owned && in_rotation(i))
+        .flat_map(|(i, spec)| missed_by(spec, telemetry(i), window))
+        .collect()
+}
+
+/// What one service misses over the last `window` samples: its health,
+/// with the metrics that break it, and its slow resources.
+pub fn missed_by(spec: &ServiceSpec, telemetry: &Telemetry, window: usize) -> Vec<Missed> {
     let mut found = Vec::new();
-    for (i, spec) in topology.services.iter().enumerate() {
-        if spec.owned && in_rotation(i) {
-            let telemetry = telemetry(i);
-            let health = health_of(spec, telemetry, window);
-            if health != HealthState::Healthy {
-                found.push(format!("{}: {}", spec.name, health.as_str()));
-            }
-            trends(spec, telemetry, window, &mut found);
+    let health = health_of(spec, telemetry, window);
+    if health != HealthState::Healthy {
+        let mean = |m| telemetry.recent_mean(m, window);
+        let mut metrics = Vec::new();
+        if mean(Metric::ErrorRate) > spec.slo_error {
+            metrics.push(Metric::ErrorRate);
         }
+        if mean(Metric::LatencyP99) > spec.slo_p99_ms {
+            metrics.push(Metric::LatencyP99);
+        }
+        if spec.kind != ServiceKind::External && mean(Metric::Heartbeat) < 0.95 {
+            metrics.push(Metric::Heartbeat);
+        }
+        found.push(missed(spec, health.as_str(), metrics));
     }
+    trends(spec, telemetry, window, &mut found);
     found
+}
+
+fn missed(spec: &ServiceSpec, what: &str, metrics: Vec<Metric>) -> Missed {
+    Missed {
+        service: spec.name.clone(),
+        what: what.to_owned(),
+        metrics,
+    }
 }
 
 /// A service's slow resources heading for trouble: memory still climbing,
 /// disk full within the hour, a certificate within a day of expiry, a cold
 /// cache, a model's accuracy or inputs out of bounds.
-fn trends(spec: &ServiceSpec, telemetry: &Telemetry, window: usize, found: &mut Vec<String>) {
+fn trends(spec: &ServiceSpec, telemetry: &Telemetry, window: usize, found: &mut Vec<Missed>) {
     if Metric::Memory.applies_to(spec) && telemetry::slope(&telemetry.recent(Metric::Memory, window.max(15))) > 0.0008 {
-        found.push(format!("{}: memory still climbing", spec.name));
+        found.push(missed(spec, "memory still climbing", vec![Metric::Memory]));
     }
     if Metric::DiskUsage.applies_to(spec) {
         let disk = telemetry.recent(Metric::DiskUsage, window.max(15));
         let rate = telemetry::slope(&disk);
         let free = 1.0 - disk.last().copied().unwrap_or_default();
         if free < 0.1 || (rate > 0.0002 && free / rate < 3600.0) {
-            found.push(format!("{}: disk full within the hour", spec.name));
+            found.push(missed(spec, "disk full within the hour", vec![Metric::DiskUsage]));
         }
     }
     if Metric::CertDaysLeft.applies_to(spec) && telemetry.latest().get(Metric::CertDaysLeft) < 1.0 {
-        found.push(format!("{}: certificate expires within a day", spec.name));
+        found.push(missed(spec, "certificate expires within a day", vec![Metric::CertDaysLeft]));
     }
     if spec.kind == ServiceKind::Cache && telemetry.latest().get(Metric::CacheHitRate) < 0.5 {
-        found.push(format!("{}: hit rate below 50%", spec.name));
+        found.push(missed(spec, "hit rate below 50%", vec![Metric::CacheHitRate]));
     }
     if spec.kind == ServiceKind::Model {
         // Over the window: one second's feedback (200 outcomes) is
         // a noisy measure of accuracy.
         if telemetry.recent_mean(Metric::ModelAccuracy, window) < registry::GOOD_ACCURACY {
-            found.push(format!("{}: accuracy below 0.8", spec.name));
+            found.push(missed(spec, "accuracy below 0.8", vec![Metric::ModelAccuracy]));
         }
         if telemetry.recent_mean(Metric::FeaturePsi, window) > 0.2 {
-            found.push(format!("{}: input drift (PSI above 0.2)", spec.name));
+            found.push(missed(spec, "input drift (PSI above 0.2)", vec![Metric::FeaturePsi]));
         }
     }
 }
@@ -184,7 +238,7 @@ impl crate::observe::Observed for Estate {
         Estate::health(self, index, window)
     }
 
-    fn violations(&self, window: usize) -> Vec<String> {
-        Estate::violations(self, window)
+    fn missed(&self, window: usize) -> Vec<Missed> {
+        Estate::missed(self, window)
     }
 }

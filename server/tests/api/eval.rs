@@ -60,7 +60,10 @@ fn eval_runs_random_scenarios_and_reports_them_per_fault_kind() {
         23,
         "the catalog beside them"
     );
-    assert_eq!(json["compound"]["runs"], 6, "the catalog's six with two faults, together");
+    assert_eq!(
+        json["compound"]["runs"], 6,
+        "the catalog's six with two faults, together"
+    );
 
     let table = antibody(&["eval", "--runs", "1", "--random", "40", "--seed", "9"]);
     let text = String::from_utf8_lossy(&table.stdout);

@@ -7,7 +7,7 @@ use engine::{
     Engine, EngineConfig, TwinMode,
     catalog::Catalog,
     clock::Speed,
-    protocol::{ActionDetails, AgentType, Diagnosis, IncidentStatus, ServerMessage},
+    protocol::{ActionDetails, AgentType, Diagnosis, FixOutcome, IncidentStatus, ServerMessage},
     twin::Topology,
 };
 use uuid::Uuid;
@@ -111,14 +111,14 @@ async fn running_a_scenario_five_times_makes_it_faster_and_the_feed_says_why() {
     assert!(seconds[4] <= seconds[0] - 1.5, "{seconds:.1?}");
 }
 
-/// The faint network partition defeats the fixes the swarm tries (see the
-/// README's evaluation): the second time, it tries none of them again.
+/// The faint network partition misleads the first diagnosis (see the
+/// README's evaluation): a fix is tried that does not heal, and is rolled
+/// back. The second time, that fix is not tried again.
 #[tokio::test(start_paused = true)]
 async fn a_fix_that_failed_on_a_similar_incident_is_not_repeated() {
     let engine = engine(Some("../docs/eval/faint"), 5);
     let first = run(&engine, "network_partition").await;
     let cold = engine.audit(first.id).unwrap();
-    assert_eq!(first.status, IncidentStatus::Failed);
     assert!(cold.rollbacks > 0, "{cold:?}");
 
     let second = run(&engine, "network_partition").await;
@@ -130,10 +130,18 @@ async fn a_fix_that_failed_on_a_similar_incident_is_not_repeated() {
             .iter()
             .filter(|e| e.incident_id == id)
             .flat_map(|e| &e.fixes)
+            .filter(|f| f.outcome == FixOutcome::Failed)
             .map(|f| (f.service.clone(), f.fault.clone()))
             .collect()
     };
-    let (failed_before, tried_now) = (roots(first.id), roots(second.id));
+    let tried = |id: Uuid| -> Vec<(String, String)> {
+        (memory.entries.iter())
+            .filter(|e| e.incident_id == id)
+            .flat_map(|e| &e.fixes)
+            .map(|f| (f.service.clone(), f.fault.clone()))
+            .collect()
+    };
+    let (failed_before, tried_now) = (roots(first.id), tried(second.id));
     assert!(!failed_before.is_empty());
     for root in &tried_now {
         assert!(!failed_before.contains(root), "repeated the failed fix for {root:?}");

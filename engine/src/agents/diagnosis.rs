@@ -780,17 +780,41 @@ mod faint_analysis {
         let catalog = Catalog::with_scenarios_from(std::path::Path::new("../docs/eval/faint"), &topology).unwrap();
         for scenario in catalog.scenarios() {
             let mut estate = fixtures::estate(5);
-            for f in &scenario.fault { estate.inject(f).unwrap(); }
+            for f in &scenario.fault {
+                estate.inject(f).unwrap();
+            }
             estate.advance(7);
             let mut case = Case::new(fixtures::incident(&[scenario.affected_services[0].as_str()]));
-            DetectionAgent { signatures: signatures().unwrap(), monitors: monitors().unwrap(), memory: Default::default() }.work(&mut case, &estate);
+            DetectionAgent {
+                signatures: signatures().unwrap(),
+                monitors: monitors().unwrap(),
+                memory: Default::default(),
+            }
+            .work(&mut case, &estate);
             let det = case.detection.clone().unwrap();
-            DiagnosisAgent { signatures: signatures().unwrap() }.work(&mut case, &estate);
+            DiagnosisAgent {
+                signatures: signatures().unwrap(),
+            }
+            .work(&mut case, &estate);
             let d = case.diagnosis.unwrap();
             println!("== {} answer {:?}", scenario.id, scenario.answer.root_cause.label());
             println!("   violations {:?}", estate.violations(3));
-            println!("   anomalies {:?}", det.anomalies.iter().take(5).map(|a| format!("{}/{} {}", a.service, a.metric.as_str(), a.sigma)).collect::<Vec<_>>());
-            println!("   top {:?}", d.hypotheses.iter().take(2).map(|h| format!("{} {}", h.label(), h.score)).collect::<Vec<_>>());
+            println!(
+                "   anomalies {:?}",
+                det.anomalies
+                    .iter()
+                    .take(5)
+                    .map(|a| format!("{}/{} {}", a.service, a.metric.as_str(), a.sigma))
+                    .collect::<Vec<_>>()
+            );
+            println!(
+                "   top {:?}",
+                d.hypotheses
+                    .iter()
+                    .take(2)
+                    .map(|h| format!("{} {}", h.label(), h.score))
+                    .collect::<Vec<_>>()
+            );
         }
     }
 }

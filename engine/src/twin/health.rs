@@ -208,7 +208,11 @@ fn trends(spec: &ServiceSpec, telemetry: &Telemetry, window: usize, found: &mut 
         }
     }
     if Metric::CertDaysLeft.applies_to(spec) && telemetry.latest().get(Metric::CertDaysLeft) < 1.0 {
-        found.push(missed(spec, "certificate expires within a day", vec![Metric::CertDaysLeft]));
+        found.push(missed(
+            spec,
+            "certificate expires within a day",
+            vec![Metric::CertDaysLeft],
+        ));
     }
     if spec.kind == ServiceKind::Cache && telemetry.latest().get(Metric::CacheHitRate) < 0.5 {
         found.push(missed(spec, "hit rate below 50%", vec![Metric::CacheHitRate]));

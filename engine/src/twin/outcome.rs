@@ -29,6 +29,10 @@ pub(super) struct Outcome {
 }
 
 /// The standard normal CDF (Abramowitz–Stegun 7.1.26, error < 1.5e-7).
+/// The share of a dependency's calls slower than the caller's latency
+/// objective past which its breaker trips: a p99 objective allows 1%.
+const SLOW_CALL_SHARE: f64 = 0.05;
+
 pub(super) fn normal_cdf(x: f64) -> f64 {
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs() / std::f64::consts::SQRT_2);
     let poly =
@@ -153,8 +157,10 @@ impl Estate {
         cpu.clamp(0.0, 1.0)
     }
 
-    /// Breakers trip when a dependency fails a quarter of calls, and close
-    /// again when a probe finds it healthy.
+    /// Breakers trip when a dependency fails a quarter of calls, or makes
+    /// more than [`SLOW_CALL_SHARE`] of them slower than the caller's own
+    /// latency objective (a slow-call threshold, as resilience4j has), and
+    /// close again when a probe finds it healthy.
     pub(super) fn update_breakers(&mut self, topology: &Topology) {
         for i in 0..self.services.len() {
             let spec = topology.spec(i);
@@ -167,10 +173,11 @@ impl Estate {
                 let o = self.services[to].outcome;
                 let timeout = self.services[i].config.timeout_ms;
                 let failing = 1.0 - (1.0 - o.errors) * (1.0 - o.unreachable) * (1.0 - o.tls_failures);
+                let slow = 1.0 - normal_cdf((spec.slo_p99_ms.ln() - o.p50.max(0.01).ln()) / o.sigma);
                 let open = &mut self.services[i].breaker_open[edge_index];
-                if failing > 0.25 || o.p50 > timeout * 0.5 {
+                if failing > 0.25 || o.p50 > timeout * 0.5 || slow > SLOW_CALL_SHARE {
                     *open = true;
-                } else if failing < 0.05 && o.p50 < timeout * 0.25 {
+                } else if failing < 0.05 && o.p50 < timeout * 0.25 && slow < SLOW_CALL_SHARE / 5.0 {
                     *open = false;
                 }
             }

@@ -187,6 +187,32 @@ fn actions_are_refused_where_they_make_no_sense() {
     assert!(err.0.contains("not a service"), "{err}");
 }
 
+/// A third party that is only slow (no errors, well inside the timeout)
+/// still breaks its caller's latency objective: a breaker trips on slow
+/// calls, sends them to the fallback, and the caller recovers.
+#[test]
+fn a_breaker_trips_on_calls_slower_than_the_callers_objective() {
+    let mut estate = estate(3);
+    estate
+        .inject(&FaultSpec {
+            intensity: 0.12,
+            ..fault(FaultKind::DependencyTimeout, "payment-gateway")
+        })
+        .unwrap();
+    estate.advance(30);
+    let payment = estate.topology.index("payment-service").unwrap();
+    assert_ne!(estate.health(payment, 4), HealthState::Healthy, "slow enough to matter");
+    estate
+        .apply(&act(ActionKind::EnableCircuitBreaker, "payment-service"))
+        .unwrap();
+    estate.advance(10);
+    let gateway = (estate.topology.spec(payment).edges.iter())
+        .position(|e| estate.topology.spec(e.to).name == "payment-gateway")
+        .unwrap();
+    assert!(estate.services[payment].breaker_open[gateway], "tripped on slow calls");
+    assert_eq!(estate.health(payment, 4), HealthState::Healthy);
+}
+
 #[test]
 fn configuration_changes_are_recorded_and_undone() {
     let mut estate = estate(7);

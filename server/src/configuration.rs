@@ -710,6 +710,9 @@ pub struct EvalArgs {
     /// Also run this many scenarios nobody wrote by hand, once each: random fault kinds on random services they can hit, intensity 0.2 to 1, random onset and lead, some with two faults, some with misleading reported services; scored per fault kind.
     #[arg(long, default_value = "0", value_parser = clap::value_parser!(u32).range(0..=5_000))]
     pub random: u32,
+    /// Also watch this many healthy estates (no fault) for ten simulated minutes each, with detection every 10 s as a sentinel would, counting false incidents; and report an incident on as many healthy estates, counting the actions the swarm runs.
+    #[arg(long, default_value = "0", value_parser = clap::value_parser!(u32).range(0..=1_000))]
+    pub healthy: u32,
     /// Seed everything derives from.
     #[arg(long, default_value = "1")]
     pub seed: u64,

@@ -4,7 +4,11 @@
 use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
-use engine::{catalog::Catalog, evaluation::evaluate, twin::Topology};
+use engine::{
+    catalog::Catalog,
+    evaluation::{Extra, evaluate},
+    twin::Topology,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::configuration::EvalArgs;
@@ -28,7 +32,10 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<()> {
     let evaluation = evaluate(
         catalog,
         args.runs as usize,
-        args.random as usize,
+        Extra {
+            random: args.random as usize,
+            healthy: args.healthy as usize,
+        },
         args.seed,
         |done, total| {
             bar.set_length(total as u64);

@@ -15,6 +15,7 @@
 //! Besides the catalog, it can run scenarios nobody wrote by hand
 //! (`random.rs`), scored per fault kind.
 
+mod healthy;
 mod random;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
@@ -23,6 +24,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+pub use healthy::{HealthyEvaluation, watch_healthy};
 pub use random::{RandomScenario, random_scenarios};
 
 use crate::{
@@ -30,7 +32,8 @@ use crate::{
     catalog::{AnswerKey, Catalog},
     clock::Speed,
     event_log::Published,
-    protocol::{IncidentStatus, ServerMessage},
+    protocol::{IncidentStatus, ServerMessage, Severity},
+    request::{IncidentRequest, IncidentTitle, ServiceName},
     twin::Topology,
 };
 
@@ -79,6 +82,9 @@ pub struct Evaluation {
     /// Scenarios nobody wrote by hand, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub random: Option<RandomEvaluation>,
+    /// Healthy estates, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<HealthyEvaluation>,
 }
 
 /// The random scenarios' scores.
@@ -96,19 +102,32 @@ pub struct RandomEvaluation {
     pub overall: ScenarioScore,
 }
 
-/// Runs every scenario of `catalog` `runs` times, and `random` scenarios
-/// generated from `seed` once each, all at once, on isolated twins at the
-/// highest speed. `progress(done, total)` is called as incidents close.
+/// What to evaluate besides the catalog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// Scenarios generated from the seed, run once each.
+    pub random: usize,
+    /// Healthy estates watched for ten simulated minutes each, and as
+    /// many incidents reported on a healthy estate.
+    pub healthy: usize,
+}
+
+/// Simulated seconds each healthy estate is watched.
+pub const HEALTHY_SECONDS: u64 = 600;
+
+/// Runs every scenario of `catalog` `runs` times, and the `extra` runs,
+/// all at once, on isolated twins at the highest speed, from `seed`.
+/// `progress(done, total)` is called as incidents close.
 pub async fn evaluate(
     catalog: Catalog,
     runs: usize,
-    random: usize,
+    extra: Extra,
     seed: u64,
     progress: impl Fn(usize, usize),
 ) -> Result<Evaluation, StartError> {
     let topology = Arc::new(Topology::embedded()?);
-    let generated = random_scenarios(&catalog, &topology, random, seed);
-    let engine = Engine::with_catalog(evaluation_config(seed), topology, catalog)?;
+    let generated = random_scenarios(&catalog, &topology, extra.random, seed);
+    let engine = Engine::with_catalog(evaluation_config(seed), Arc::clone(&topology), catalog)?;
     let ids: Vec<String> = engine.scenarios().into_iter().map(|s| s.id).collect();
     // Subscribed before the first incident opens, so no close is missed.
     let mut live = engine.feed(None).live;
@@ -116,8 +135,25 @@ pub async fn evaluate(
     // without random ones.
     let opened = open_every_run(&engine, &ids, runs);
     let opened_random = open_random(&engine, &generated);
-    wait_for_every_close(&engine, &mut live, opened.len() + opened_random.len(), progress).await;
+    let reported = open_reported_on_healthy(&engine, &topology, extra.healthy, seed);
+    let total = opened.len() + opened_random.len() + reported.len();
+    wait_for_every_close(&engine, &mut live, total, progress).await;
     engine.shutdown(Duration::from_secs(5)).await;
+    let healthy = (extra.healthy > 0).then(|| {
+        let mut watched = watch_healthy(
+            &engine.swarm().detection,
+            &topology,
+            extra.healthy,
+            HEALTHY_SECONDS,
+            seed,
+        );
+        watched.reported = reported.len();
+        watched.actions = (reported.iter())
+            .filter_map(|id| engine.audit(*id))
+            .map(|audit| audit.executed.len())
+            .sum();
+        watched
+    });
 
     let catalog = &engine.swarm().catalog;
     let audits = audits_by_scenario(&engine, opened);
@@ -130,8 +166,32 @@ pub async fn evaluate(
         .flat_map(|(id, audits)| audits.iter().map(|audit| (audit, answer(id))))
         .collect();
     let compound = (!compound_runs.is_empty()).then(|| score("two faults".into(), compound_runs.into_iter()));
-    let random = (random > 0).then(|| score_random(&engine, &generated, &opened_random));
-    Ok(Evaluation::from_scores(runs, seed, scores, compound, random))
+    let random = (extra.random > 0).then(|| score_random(&engine, &generated, &opened_random));
+    let mut evaluation = Evaluation::from_scores(runs, seed, scores, compound, random);
+    evaluation.healthy = healthy;
+    Ok(evaluation)
+}
+
+/// Opens `count` incidents on healthy estates, each reporting one service
+/// picked from `seed`, as a person might by mistake; their ids.
+fn open_reported_on_healthy(engine: &Engine, topology: &Topology, count: usize, seed: u64) -> Vec<Uuid> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed ^ 0x4ea1);
+    (0..count)
+        .map(|n| {
+            let service = &topology.spec(rng.random_range(0..topology.len())).name;
+            let request = IncidentRequest {
+                title: IncidentTitle::parse(&format!("Reported slowness {n} on {service}")).expect("a valid title"),
+                severity: Severity::Medium,
+                affected_services: vec![ServiceName::parse(service, "service").expect("the estate's own name")],
+                scenario_id: None,
+            };
+            let incident = engine
+                .open_incident(request)
+                .expect("an evaluation admits every incident");
+            incident.id
+        })
+        .collect()
 }
 
 /// Opens every generated scenario once; the incidents' ids, in order.
@@ -310,6 +370,7 @@ impl Evaluation {
             scenarios: scores,
             compound,
             random,
+            healthy: None,
         }
     }
 
@@ -344,6 +405,25 @@ impl Evaluation {
                 .chain([&random.compound, &random.misleading, &random.overall])
             {
                 row(&mut out, s);
+            }
+        }
+        if let Some(healthy) = &self.healthy {
+            use std::fmt::Write;
+            let _ = writeln!(
+                out,
+                "\nhealthy estate: {} runs of {} simulated minutes, checked every {} s ({} checks): \
+                 {} false incidents ({} checks alarmed); {} incidents reported on a healthy estate ran {} actions",
+                healthy.runs,
+                healthy.seconds / 60,
+                healthy::CHECK_EVERY,
+                healthy.checks,
+                healthy.false_incidents,
+                healthy.false_alarms,
+                healthy.reported,
+                healthy.actions
+            );
+            for example in &healthy.examples {
+                let _ = writeln!(out, "  {example}");
             }
         }
         out
@@ -384,9 +464,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_swarm_meets_its_quality_bar_on_every_scenario() {
         let topology = Topology::embedded().unwrap();
-        let evaluation = evaluate(Catalog::embedded(&topology).unwrap(), 3, 0, 11, |_, _| {})
-            .await
-            .unwrap();
+        let evaluation = evaluate(
+            Catalog::embedded(&topology).unwrap(),
+            3,
+            Extra::default(),
+            11,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
         println!("{}", evaluation.table());
         assert_eq!(evaluation.scenarios.len(), 23);
         let compound = evaluation
@@ -401,11 +487,30 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn healthy_estates_raise_no_false_incident_and_reported_ones_run_no_action() {
+        let topology = Topology::embedded().unwrap();
+        let extra = Extra { random: 0, healthy: 4 };
+        let evaluation = evaluate(Catalog::embedded(&topology).unwrap(), 1, extra, 13, |_, _| {})
+            .await
+            .unwrap();
+        let healthy = evaluation.healthy.as_ref().expect("asked for");
+        assert_eq!((healthy.runs, healthy.reported), (4, 4));
+        assert!(healthy.checks >= 4 * 50, "{healthy:?}");
+        assert_eq!((healthy.false_incidents, healthy.actions), (0, 0), "{healthy:?}");
+        assert!(
+            evaluation
+                .table()
+                .contains("healthy estate: 4 runs of 10 simulated minutes")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn random_scenarios_are_scored_per_fault_kind_beside_the_catalog() {
         let topology = Arc::new(Topology::embedded().unwrap());
         let catalog = Catalog::embedded(&topology).unwrap();
         let generated = random_scenarios(&catalog, &topology, 60, 5);
-        let evaluation = evaluate(catalog, 1, 60, 5, |_, _| {}).await.unwrap();
+        let extra = Extra { random: 60, healthy: 0 };
+        let evaluation = evaluate(catalog, 1, extra, 5, |_, _| {}).await.unwrap();
         let random = evaluation.random.as_ref().expect("asked for");
         println!("{}", evaluation.table());
         assert_eq!(evaluation.scenarios.len(), 23, "the catalog too");

@@ -77,6 +77,26 @@ fn eval_runs_random_scenarios_and_reports_them_per_fault_kind() {
 }
 
 #[test]
+fn eval_watches_healthy_estates_for_false_incidents() {
+    let out = antibody(&["eval", "--runs", "1", "--healthy", "3", "--seed", "4", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let healthy = &json["healthy"];
+    assert_eq!(
+        (healthy["runs"].as_u64(), healthy["seconds"].as_u64()),
+        (Some(3), Some(600))
+    );
+    assert_eq!(healthy["false_incidents"], 0, "{healthy}");
+    assert_eq!(
+        (healthy["reported"].as_u64(), healthy["actions"].as_u64()),
+        (Some(3), Some(0))
+    );
+    let refused = antibody(&["eval", "--healthy", "1001"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--healthy"));
+}
+
+#[test]
 fn eval_names_the_broken_file_and_the_reason() {
     let dir = tempfile_dir();
     std::fs::write(dir.join("oops.toml"), "label = \"x\"\n").unwrap();

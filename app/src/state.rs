@@ -859,6 +859,7 @@ mod tests {
                 metrics_analyzed: 180,
                 anomalies_detected: 40,
                 monitor_breaches: Vec::new(),
+                warnings: Vec::new(),
                 anomalous_services: vec!["postgres-primary".into()],
                 top_anomalies: vec![
                     Anomaly {

@@ -39,6 +39,7 @@ impl Notification {
             IncidentStatus::Resolved => ":white_check_mark:",
             IncidentStatus::Active => ":rotating_light:",
             IncidentStatus::Advised => ":memo:",
+            IncidentStatus::Watching => ":eyes:",
             IncidentStatus::Failed | IncidentStatus::Interrupted => ":x:",
         };
         json!({

@@ -41,7 +41,7 @@ impl Store {
                 IncidentStatus::Resolved => analytics.resolved = n,
                 IncidentStatus::Failed => analytics.failed = n,
                 IncidentStatus::Interrupted => analytics.interrupted = n,
-                IncidentStatus::Active | IncidentStatus::Advised => {}
+                IncidentStatus::Active | IncidentStatus::Advised | IncidentStatus::Watching => {}
             }
         }
         let finished = analytics.resolved + analytics.failed;

@@ -359,8 +359,9 @@ async fn totals_in(conn: &mut AnyConnection) -> Result<Totals, StoreError> {
             totals.resolved = n as u64;
             totals.total_mttr = row.try_get("mttr")?;
             totals.total_savings = row.try_get("savings")?;
-        } else if status != IncidentStatus::Advised.as_str() {
-            // Advice is neither: the metrics count what the swarm ran.
+        } else if status != IncidentStatus::Advised.as_str() && status != IncidentStatus::Watching.as_str() {
+            // Advice and watching are neither: the metrics count what the
+            // swarm ran.
             totals.failed += n as u64;
         }
     }

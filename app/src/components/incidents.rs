@@ -90,7 +90,7 @@ fn FilterForm() -> impl IntoView {
             <label>"Status "
                 <select name="status">
                     <option value="">"any"</option>
-                    {["active", "resolved", "advised", "failed", "interrupted"].map(|v| option("status", v))}
+                    {["active", "resolved", "advised", "watching", "failed", "interrupted"].map(|v| option("status", v))}
                 </select>
             </label>
             <label>"Severity "

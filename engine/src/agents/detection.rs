@@ -32,6 +32,8 @@ pub struct Detection {
     pub anomalies: Vec<Anomaly>,
     /// Monitors whose absolute thresholds are crossed.
     pub breaches: Vec<MonitorBreach>,
+    /// Warning levels crossed: off, but inside every objective.
+    pub warnings: Vec<MonitorBreach>,
     /// Services with at least one anomaly, strongest first.
     pub anomalous_services: Vec<String>,
     /// The best-matching known pattern and its score.
@@ -61,7 +63,8 @@ impl DetectionAgent {
         let topology = estate.topology();
         let mut metrics_analyzed = 0;
         let mut anomalies = Vec::new();
-        let breaches = self.breaches(estate);
+        let breaches = self.crossed(estate, false);
+        let warnings = self.crossed(estate, true);
         for (index, spec) in topology.services.iter().enumerate() {
             let z = deviations(estate, index);
             let telemetry = &estate.telemetry(index);
@@ -128,6 +131,7 @@ impl DetectionAgent {
             confidence: 0.0,
             anomalies,
             breaches,
+            warnings,
             anomalous_services,
             pattern,
             signature,
@@ -145,6 +149,7 @@ impl Detection {
             metrics_analyzed: self.metrics_analyzed,
             anomalies_detected: self.anomalies.len(),
             monitor_breaches: self.breaches.clone(),
+            warnings: self.warnings.clone(),
             anomalous_services: self.anomalous_services.clone(),
             top_anomalies: self.anomalies.iter().take(PUBLISHED_ANOMALIES).cloned().collect(),
             pattern_matched: self.pattern.clone(),
@@ -154,11 +159,12 @@ impl Detection {
 }
 
 impl DetectionAgent {
-    /// Every monitor's threshold crossed, on every service it watches.
-    pub fn breaches(&self, estate: &dyn Observed) -> Vec<MonitorBreach> {
+    /// Every monitor's threshold crossed (the warnings', or the rest's),
+    /// on every service it watches.
+    pub fn crossed(&self, estate: &dyn Observed, warnings: bool) -> Vec<MonitorBreach> {
         let topology = estate.topology();
         let mut breaches = Vec::new();
-        for monitor in &self.monitors {
+        for monitor in self.monitors.iter().filter(|m| m.warning == warnings) {
             for (index, spec) in topology.services.iter().enumerate() {
                 if !monitor.kinds.contains(&spec.kind) || !monitor.metric.applies_to(spec) {
                     continue;
@@ -167,7 +173,7 @@ impl DetectionAgent {
                 if telemetry.history.is_empty() {
                     continue;
                 }
-                let value = telemetry.recent_mean(monitor.metric, 3);
+                let value = telemetry.recent_mean(monitor.metric, monitor.window);
                 if !monitor.past(value) {
                     continue;
                 }
@@ -303,11 +309,11 @@ mod tests {
     #[test]
     fn seed_003s_monitors_fire_on_their_thresholds_and_not_on_a_healthy_estate() {
         let agent = agent();
-        assert!(agent.breaches(&fixtures::estate(1)).is_empty());
+        assert!(agent.crossed(&fixtures::estate(1), false).is_empty());
         let named = |kind: FaultKind, target: &str| {
             let estate = fixtures::broken(kind, target, 5, 3);
             agent
-                .breaches(&estate)
+                .crossed(&estate, false)
                 .into_iter()
                 .map(|b| (b.monitor, b.service))
                 .collect::<Vec<_>>()
@@ -347,9 +353,9 @@ mod tests {
             })
             .unwrap();
         estate.advance(20);
-        assert!(agent().breaches(&estate).is_empty());
+        assert!(agent().crossed(&estate, false).is_empty());
         estate.advance(15);
-        let breaches = agent().breaches(&estate);
+        let breaches = agent().crossed(&estate, false);
         assert_eq!(breaches.len(), 1, "{breaches:?}");
         assert_eq!(breaches[0].service, "decision-agent");
         assert!(

@@ -217,6 +217,18 @@ pub struct Monitor {
     pub above: Option<f64>,
     /// …or below this.
     pub below: Option<f64>,
+    /// A warning level, inside every objective: what crosses it is
+    /// watched and re-checked, never acted on.
+    #[serde(default)]
+    pub warning: bool,
+    /// Seconds of readings it averages: a warning near the noise needs
+    /// more than an objective's three.
+    #[serde(default = "three_seconds")]
+    pub window: usize,
+}
+
+fn three_seconds() -> usize {
+    3
 }
 
 impl Monitor {

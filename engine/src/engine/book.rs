@@ -87,9 +87,9 @@ impl IncidentBook {
             totals.total_detect += detect.as_secs_f64();
             totals.total_diagnose += diagnose.as_secs_f64();
         }
-        // Advice is neither a recovery nor a failure of the swarm's:
-        // people act on it, and the metrics count what the swarm ran.
-        if closed.status == IncidentStatus::Advised {
+        // Advice and watching are neither a recovery nor a failure of the
+        // swarm's: nothing ran, and the metrics count what the swarm ran.
+        if matches!(closed.status, IncidentStatus::Advised | IncidentStatus::Watching) {
             return;
         }
         if closed.status != IncidentStatus::Resolved {

@@ -3,8 +3,9 @@
 //! Each run is a fresh estate, from its own seed and at a random hour of
 //! the simulated day (traffic follows the day), watched for ten simulated
 //! minutes as a sentinel would: detection runs every [`CHECK_EVERY`]
-//! seconds over the whole estate, and any anomaly or monitor breach it
-//! finds would open an incident. A run with one is a false incident.
+//! seconds over the whole estate, and any anomaly, monitor breach or
+//! warning it finds would open an incident. A run with one is a false
+//! incident.
 //!
 //! Detection is the part that can cry wolf: once an incident is open on a
 //! healthy estate (a person reports one), the swarm finds nothing and takes
@@ -78,7 +79,7 @@ pub fn watch_healthy(
         while at + FIRST_CHECK <= seconds {
             found.checks += 1;
             let detection = detection.detect(&estate);
-            if !detection.anomalies.is_empty() || !detection.breaches.is_empty() {
+            if !detection.anomalies.is_empty() || !detection.breaches.is_empty() || !detection.warnings.is_empty() {
                 alarmed = true;
                 found.false_alarms += 1;
                 if found.examples.len() < EXAMPLES {
@@ -95,9 +96,10 @@ pub fn watch_healthy(
 
 /// One false alarm, for the report.
 fn describe(run: usize, at: u64, hour: u32, detection: &crate::agents::detection::Detection) -> String {
-    let what = match (detection.anomalies.first(), detection.breaches.first()) {
+    let breach = detection.breaches.first().or(detection.warnings.first());
+    let what = match (detection.anomalies.first(), breach) {
         (Some(a), _) => format!("{} {} {}σ", a.service, a.metric.as_str(), a.sigma),
-        (None, Some(b)) => format!("{} {}", b.service, b.detail),
+        (None, Some(b)) => format!("{} {} ({})", b.service, b.monitor, b.detail),
         (None, None) => unreachable!("only alarms are described"),
     };
     format!("run {run} (from {hour}:00) at {at} s: {what}")

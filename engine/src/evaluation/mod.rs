@@ -3,9 +3,9 @@
 //!
 //! - Root-cause accuracy: the first diagnosis's best hypothesis is the
 //!   answer key's root cause (service and fault).
-//! - Healing success: the incident ended `resolved` *and* its own estate
-//!   met every objective at the end (the twin's truth, not the agents'
-//!   word).
+//! - Healing success: the incident ended `resolved` (or `watching`: left
+//!   alone inside every objective) *and* its own estate met every
+//!   objective at the end (the twin's truth, not the agents' word).
 //! - Unnecessary actions: executed actions not among the answer key's
 //!   remediations, over all executed actions.
 //! - MTTR: mean simulated seconds from open to close.
@@ -325,7 +325,10 @@ fn score<'a>(label: String, runs: impl Iterator<Item = (&'a Audit, &'a AnswerKey
     for (audit, answer) in runs {
         score.runs += 1;
         correct += usize::from(answer.names_the_strongest(audit.first_hypothesis.as_ref()));
-        healed += usize::from(audit.status == IncidentStatus::Resolved && audit.healed == Some(true));
+        // Watching left alone an estate that met every objective: nothing
+        // was there to heal, and nothing was broken.
+        let closed_well = matches!(audit.status, IncidentStatus::Resolved | IncidentStatus::Watching);
+        healed += usize::from(closed_well && audit.healed == Some(true));
         score.actions += audit.executed.len();
         score.unnecessary_actions += (audit.executed.iter())
             .filter(|k| !answer.remediations.contains(k))

@@ -43,7 +43,8 @@ use crate::{
     notify::Webhook,
     protocol::{
         self as protocol, ActionDetails, ActionStatus, AgentAction, AgentType, Backoff, CircuitOpen, Crashed,
-        EstateUnreadable, FixRecord, Incident, IncidentStatus, MarkKind, ServerMessage, Severity, Started, Task,
+        EstateUnreadable, FixRecord, Incident, IncidentStatus, MarkKind, MonitorBreach, ServerMessage, Severity,
+        Started, Task,
     },
     twin::{ActionKind, ConfigChange, Metric},
 };
@@ -78,6 +79,10 @@ const AGENT_BACKOFF: Backoff = Backoff {
     base: Duration::from_millis(200),
     cap: Duration::from_secs(5),
 };
+/// Warnings inside every objective are looked at again this often…
+const WARNING_RECHECK_AFTER: Duration = Duration::from_secs(20);
+/// …this many times, before the incident is left watching.
+const WARNING_RECHECKS: u32 = 3;
 /// Hypotheses tried before escalating to a human.
 const MAX_ATTEMPTS: usize = 3;
 /// How long an incident waits for another that is remediating the same
@@ -572,8 +577,15 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         .as_ref()
         .and_then(|d| d.hypotheses.first())
         .map(|h| h.root.clone());
-    let treatment = treatment::treat(run, case, faulty).await?;
-    let (status, summary) = treatment.conclusion(case);
+    let warnings = recheck_warnings(run, case).await?;
+    let treatment = match warnings.is_empty() {
+        true => treatment::treat(run, case, faulty).await?,
+        false => Treatment::default(),
+    };
+    let (status, summary) = match warnings.is_empty() {
+        true => treatment.conclusion(case),
+        false => (IncidentStatus::Watching, watching(&warnings)),
+    };
     let Treatment {
         attempts,
         executed,
@@ -634,6 +646,51 @@ async fn study(run: &mut Run<'_>, case: &mut Case) -> Result<(Duration, Duration
     run.analyse(&swarm.prediction, case, task(Task::ProjectImpact), duration)
         .await?;
     Ok((detected_after, diagnosed_after))
+}
+
+/// While detection finds nothing anomalous and no monitor breached, only
+/// warnings (off, but inside every objective), looks again every
+/// [`WARNING_RECHECK_AFTER`], [`WARNING_RECHECKS`] times. Returns the
+/// warnings still standing at the end: empty when there were none, when
+/// they cleared, or when something turned anomalous (diagnosed afresh, for
+/// treatment).
+async fn recheck_warnings(run: &mut Run<'_>, case: &mut Case) -> Result<Vec<MonitorBreach>, Stop> {
+    let swarm = Arc::clone(&run.cx.swarm);
+    let only_warnings = |case: &Case| {
+        (case.detection.as_ref())
+            .filter(|d| d.anomalies.is_empty() && d.breaches.is_empty())
+            .map(|d| d.warnings.clone())
+            .unwrap_or_default()
+    };
+    for _ in 0..WARNING_RECHECKS {
+        if only_warnings(case).is_empty() {
+            return Ok(Vec::new());
+        }
+        run.pass(WARNING_RECHECK_AFTER).await?;
+        let duration = run.seconds(DETECTION_SECONDS);
+        run.analyse(&swarm.detection, case, task(Task::RecheckWarning), duration)
+            .await?;
+        if case.detection.as_ref().is_some_and(|d| !d.anomalies.is_empty()) {
+            let duration = run.seconds(DIAGNOSIS_SECONDS);
+            run.analyse(&swarm.diagnosis, case, task(Task::RankHypotheses), duration)
+                .await?;
+            return Ok(Vec::new());
+        }
+    }
+    Ok(only_warnings(case))
+}
+
+/// The conclusion of an incident that stayed inside every objective.
+fn watching(warnings: &[MonitorBreach]) -> String {
+    let seen: Vec<String> = (warnings.iter())
+        .map(|w| format!("{} on {} ({})", w.monitor, w.service, w.detail))
+        .collect();
+    format!(
+        "Watching: {}. Re-checked {WARNING_RECHECKS} times over {} s and still inside every objective, \
+         so nothing was run; keep an eye on it.",
+        seen.join("; "),
+        WARNING_RECHECKS as u64 * WARNING_RECHECK_AFTER.as_secs()
+    )
 }
 
 /// The status page, the notification and the report; returns the report.

@@ -205,6 +205,7 @@ fn describe_task(started: &Started) -> String {
         Some(Task::ProjectImpact) => "Projecting cascade, time to breach and business impact".into(),
         Some(Task::Reexamine) => "Re-examining the estate's telemetry".into(),
         Some(Task::RankRemaining) => "Ranking what is left".into(),
+        Some(Task::RecheckWarning) => "Re-checking a warning inside every objective".into(),
         Some(Task::WriteReport) => "Writing the incident report and notifications".into(),
         None => "Working".into(),
     }
@@ -212,7 +213,17 @@ fn describe_task(started: &Started) -> String {
 
 fn describe_detection(findings: &DetectionFindings) -> String {
     let Some(top) = findings.top_anomalies.first() else {
-        return format!("Nothing anomalous found across {} metrics", findings.metrics_analyzed);
+        let warned: Vec<String> = (findings.warnings.iter())
+            .map(|w| format!("{} on {} ({})", w.monitor, w.service, w.detail))
+            .collect();
+        return match warned.is_empty() {
+            true => format!("Nothing anomalous found across {} metrics", findings.metrics_analyzed),
+            false => format!(
+                "Nothing anomalous across {} metrics, inside every objective, but watching: {}",
+                findings.metrics_analyzed,
+                warned.join("; ")
+            ),
+        };
     };
     let mut line = format!(
         "{} anomalies on {} service(s); strongest {} {} at {:.1}σ",

@@ -83,6 +83,10 @@ pub enum IncidentStatus {
     /// Advisory mode (a watched estate): the swarm proposed a plan and ran
     /// nothing; people act on it.
     Advised,
+    /// Something is off but inside every objective (a warning level
+    /// crossed): re-checked, nothing run, left for people to keep an eye
+    /// on.
+    Watching,
 }
 
 impl IncidentStatus {

@@ -73,6 +73,9 @@ pub struct DetectionFindings {
     /// Monitors whose absolute thresholds are crossed.
     #[serde(default)]
     pub monitor_breaches: Vec<MonitorBreach>,
+    /// Warning levels crossed: off, but inside every objective.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<MonitorBreach>,
     /// Services with at least one anomaly, strongest first.
     #[serde(default)]
     pub anomalous_services: Vec<String>,
@@ -345,6 +348,8 @@ pub enum Task {
     Reexamine,
     /// Diagnosis again, of what is left.
     RankRemaining,
+    /// Detection again, of a warning inside every objective.
+    RecheckWarning,
     /// Communication's report at the close.
     WriteReport,
 }

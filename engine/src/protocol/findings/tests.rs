@@ -45,6 +45,7 @@ fn samples() -> Vec<ActionDetails> {
             metrics_analyzed: 180,
             anomalies_detected: 3,
             monitor_breaches: Vec::new(),
+            warnings: Vec::new(),
             anomalous_services: vec!["postgres-primary".into()],
             top_anomalies: vec![Anomaly {
                 service: "postgres-primary".into(),

@@ -62,7 +62,7 @@ for (const [width, height] of [[1440, 900], [1920, 1080]]) {
     const active = page.getByTestId('kpi-resolved').locator('.kpi-note');
     const activeBefore = Number((await active.textContent())!.match(/\d+/)![0]);
     await page.getByTestId('more-scenarios').locator('summary').click();
-    await page.getByRole('button', { name: 'Data Drift' }).click();
+    await page.getByRole('button', { name: 'Data Drift', exact: true }).click();
     await expect(page.locator('[data-testid^=agent-][data-state=working]').first()).toBeVisible();
     await expect.poll(incidents).toBeGreaterThan(before);
     await expect(active).toHaveText(`${activeBefore + 1} active`);
@@ -194,7 +194,7 @@ test('on a phone the buttons come first, then the feed and the swarm, and nothin
   await expect(page.getByRole('button', { name: 'Database Cascade', exact: true })).toBeInViewport();
   // The menu of other scenarios opens in place.
   await page.getByTestId('more-scenarios').locator('summary').click();
-  await expect(page.getByRole('button', { name: 'Memory Leak' })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Memory Leak', exact: true })).toBeVisible();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow, 'horizontal scrolling').toBeLessThanOrEqual(0);
   await page.screenshot({ path: 'artifacts/command-center-390.png', fullPage: true });

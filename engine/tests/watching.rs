@@ -68,4 +68,3 @@ async fn a_drift_inside_every_objective_is_watched_and_rechecked_not_acted_on() 
     );
     engine.shutdown(Duration::from_secs(1)).await;
 }
-

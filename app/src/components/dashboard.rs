@@ -63,6 +63,8 @@ fn Dashboard(data: DashboardData) -> impl IntoView {
     let refusal = RwSignal::new(None::<String>);
     // The incident the dashboard is focused on, if any.
     let focus = RwSignal::new(None::<Uuid>);
+    // Once per state change, for the map's picked tile and every tile.
+    let health = Memo::new(move |_| state.with(|s| s.service_health()));
 
     // Effects run only in the browser, after hydration.
     Effect::new(move |_| {
@@ -99,13 +101,13 @@ fn Dashboard(data: DashboardData) -> impl IntoView {
                     {view! { <ScenarioControls state access scenarios/> }.into_any()}
                     {view! { <ImpactMeter state/> }.into_any()}
                     {view! { <AgentSwarm state/> }.into_any()}
-                    {view! { <EstatePanel state connection lag_ms focus/> }.into_any()}
+                    {view! { <EstatePanel state connection lag_ms focus health/> }.into_any()}
                     <div class="desk">
                         {view! { <ApprovalsPanel state blocked/> }.into_any()}
                         {view! { <ActivityFeed state focus/> }.into_any()}
                     </div>
                 </div>
-                {view! { <ServiceTiles state/> }.into_any()}
+                {view! { <ServiceTiles services=health/> }.into_any()}
                 {view! { <TimelinePanel state timelines/> }.into_any()}
                 {view! { <SavingsFormulaPanel state formula/> }.into_any()}
             </main>

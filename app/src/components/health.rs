@@ -29,6 +29,8 @@ pub fn EstatePanel(
     lag_ms: RwSignal<Option<i64>>,
     /// The incident the dashboard is focused on.
     focus: RwSignal<Option<Uuid>>,
+    /// Every service's health, derived once for this panel and the tiles.
+    health: Memo<Vec<ServiceHealth>>,
 ) -> impl IntoView {
     let picked = RwSignal::new(None::<String>);
     let map = Memo::new(move |_| state.with(|s| s.estate_map()));
@@ -45,7 +47,7 @@ pub fn EstatePanel(
     });
     let tile = Memo::new(move |_| {
         let name = shown.get()?;
-        state.with(|s| s.service_health().into_iter().find(|h| h.name == name))
+        health.with(|all| all.iter().find(|h| h.name == name).cloned())
     });
     let last_seq = Memo::new(move |_| state.with(|s| s.last_seq));
     view! {
@@ -81,8 +83,10 @@ pub fn EstatePanel(
 /// Every service of the estate as a compact tile, below the fold (each with
 /// an anchor, `#svc-NAME`).
 #[component]
-pub fn ServiceTiles(state: RwSignal<DashboardState>) -> impl IntoView {
-    let services = Memo::new(move |_| state.with(|s| s.service_health()));
+pub fn ServiceTiles(
+    /// Every service's health, derived once for the map's panel and these.
+    services: Memo<Vec<ServiceHealth>>,
+) -> impl IntoView {
     view! {
         <section class="panel services-panel" aria-labelledby="services-title">
             <h2 id="services-title" class="panel-title">"Every service"</h2>

@@ -539,19 +539,23 @@ mod tests {
     /// Detection then diagnosis on a broken estate, with `recall` standing
     /// in for what detection found in memory.
     fn diagnose_recalling(kind: FaultKind, target: &str, seed: u64, recall: &Recall) -> Diagnosis {
-        let estate = fixtures::broken(kind, target, 3, seed);
+        detect_then_diagnose(&fixtures::broken(kind, target, 3, seed), recall)
+    }
+
+    /// Detection, then diagnosis, of an incident reported on api-gateway.
+    fn detect_then_diagnose(estate: &dyn Observed, recall: &Recall) -> Diagnosis {
         let mut case = Case::new(fixtures::incident(&["api-gateway"]));
         DetectionAgent {
             signatures: signatures().unwrap(),
             monitors: monitors().unwrap(),
             memory: Default::default(),
         }
-        .work(&mut case, &estate);
+        .work(&mut case, estate);
         case.detection.as_mut().unwrap().recall = recall.clone();
         DiagnosisAgent {
             signatures: signatures().unwrap(),
         }
-        .work(&mut case, &estate);
+        .work(&mut case, estate);
         case.diagnosis.unwrap()
     }
 
@@ -657,18 +661,7 @@ mod tests {
             .unwrap();
         }
         estate.advance(5);
-        let mut case = Case::new(fixtures::incident(&["api-gateway"]));
-        DetectionAgent {
-            signatures: signatures().unwrap(),
-            monitors: monitors().unwrap(),
-            memory: Default::default(),
-        }
-        .work(&mut case, &estate);
-        DiagnosisAgent {
-            signatures: signatures().unwrap(),
-        }
-        .work(&mut case, &estate);
-        case.diagnosis.unwrap()
+        detect_then_diagnose(&estate, &Recall::default())
     }
 
     fn cause(fault: FaultKind, service: &str) -> RootCause {

@@ -464,6 +464,9 @@ impl Driver {
             }
             Command::Pause => {
                 if clock.pause() {
+                    // The schedule's time stops here, and is published with
+                    // the state: a paused run's figure never moves after.
+                    self.state.lock().expect("run lock poisoned").elapsed_seconds = clock.elapsed().as_secs_f64();
                     self.set_state(RunState::Paused);
                 }
             }

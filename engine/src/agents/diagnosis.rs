@@ -13,8 +13,9 @@
 //! hypothesis for those. A cause accounts for every anomaly on its own
 //! service, and for what its callers see of it (latency, errors, traffic)
 //! when it shows to them at all; never for a caller's own memory, disk,
-//! certificate, restarts or model. The causes are then ranked by the harm
-//! each accounts for, since the larger harm is the one to fix first.
+//! certificate, restarts, heartbeat, CPU or model. The causes are then
+//! ranked by the harm each accounts for, since the larger harm is the one
+//! to fix first.
 
 pub use crate::protocol::{Affected, Cause, Diagnosis, Hypothesis, MetricEvidence};
 

@@ -23,7 +23,7 @@ use super::{Agent, Case, Direction, Judgement, Plan, Report, Signature, deviatio
 use crate::observe::Observed;
 use crate::{
     catalog::RootCause,
-    protocol::{ActionDetails, AgentType, Anomaly, FixTrackRecord, HealthState, Recall},
+    protocol::{ActionDetails, AgentType, Anomaly, FixTrackRecord, Recall},
     twin::{FaultKind, Metric, ServiceKind, Topology},
 };
 
@@ -376,20 +376,24 @@ fn explained(topology: &Topology, symptoms: &[Symptom], root: usize, shows: bool
 }
 
 /// Each service's harm now, by index: how unhealthy it is (down 2,
-/// degraded 1), and how many of its other objectives it misses.
+/// degraded 1), and how many of its other objectives it misses. Only what
+/// the estate counts as missed: a service out of rotation (a failed-over
+/// database) harms nobody.
 fn harm_by_service(estate: &dyn Observed) -> Vec<(f64, f64)> {
     let topology = estate.topology();
     let missed = estate.missed(HARM_WINDOW);
     (0..topology.len())
         .map(|i| {
-            let health = match estate.health(i, HARM_WINDOW) {
-                HealthState::Healthy => 0.0,
-                HealthState::Degraded => 1.0,
-                HealthState::Down => 2.0,
-            };
             let name = &topology.spec(i).name;
-            let objectives = (missed.iter()).filter(|m| m.service == *name && !m.is_health()).count();
-            (health, objectives as f64)
+            let (mut health, mut objectives) = (0.0, 0.0);
+            for m in missed.iter().filter(|m| m.service == *name) {
+                match m.what.as_str() {
+                    "down" => health = 2.0,
+                    "degraded" => health = 1.0,
+                    _ => objectives += 1.0,
+                }
+            }
+            (health, objectives)
         })
         .collect()
 }

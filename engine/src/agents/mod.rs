@@ -100,18 +100,19 @@ pub fn deviations(estate: &dyn Observed, service: usize) -> [f64; Metric::COUNT]
         let mean = telemetry.recent_mean(metric, WINDOW);
         z[metric as usize] = telemetry.baseline(metric).z(metric, mean);
     }
-    let spec = estate.topology().spec(service);
-    if spec.owned {
-        let missing = crate::twin::health::missed_by(spec, telemetry, WINDOW);
-        for metric in missing.iter().flat_map(|m| &m.metrics) {
-            let floor = match metric.worse() {
-                Worse::Down => -detection::ANOMALY_SIGMA,
-                Worse::Up | Worse::Either => detection::ANOMALY_SIGMA,
-            };
-            let at = &mut z[*metric as usize];
-            if harm(*metric, *at) < detection::ANOMALY_SIGMA {
-                *at = floor;
-            }
+    // The estate's own misses: only services we own and route to (a
+    // failed-over database is out of rotation, and misses nothing).
+    let name = &estate.topology().spec(service).name;
+    let missed = estate.missed(WINDOW);
+    let metrics = (missed.iter().filter(|m| m.service == *name)).flat_map(|m| &m.metrics);
+    for &metric in metrics {
+        let floor = match metric.worse() {
+            Worse::Down => -detection::ANOMALY_SIGMA,
+            Worse::Up | Worse::Either => detection::ANOMALY_SIGMA,
+        };
+        let at = &mut z[metric as usize];
+        if harm(metric, *at) < detection::ANOMALY_SIGMA {
+            *at = floor;
         }
     }
     z

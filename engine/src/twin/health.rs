@@ -163,7 +163,7 @@ pub fn missed_of<'a>(
 
 /// What one service misses over the last `window` samples: its health,
 /// with the metrics that break it, and its slow resources.
-pub fn missed_by(spec: &ServiceSpec, telemetry: &Telemetry, window: usize) -> Vec<Missed> {
+fn missed_by(spec: &ServiceSpec, telemetry: &Telemetry, window: usize) -> Vec<Missed> {
     let mut found = Vec::new();
     let health = health_of(spec, telemetry, window);
     if health != HealthState::Healthy {

@@ -33,9 +33,25 @@ pub trait Observed {
     /// How service `index` does against its objectives over its last
     /// `window` samples.
     fn health(&self, index: usize, window: usize) -> HealthState;
+    /// Whether service `index` takes traffic (a database failed over to
+    /// its replica does not).
+    fn in_rotation(&self, index: usize) -> bool;
+    /// Every objective service `index` misses over the last `window`
+    /// samples, and every slow resource of it heading for trouble: none
+    /// for a third party's or one out of rotation, whose misses are not
+    /// ours to mend.
+    fn missed_by(&self, index: usize, window: usize) -> Vec<Missed> {
+        let spec = self.topology().spec(index);
+        if !spec.owned || !self.in_rotation(index) {
+            return Vec::new();
+        }
+        crate::twin::health::missed_by(spec, self.telemetry(index), window)
+    }
     /// Every objective the estate's own services miss over the last
     /// `window` samples (empty when all are met).
-    fn missed(&self, window: usize) -> Vec<Missed>;
+    fn missed(&self, window: usize) -> Vec<Missed> {
+        (0..self.topology().len()).flat_map(|i| self.missed_by(i, window)).collect()
+    }
     /// The same, as `service: what`.
     fn violations(&self, window: usize) -> Vec<String> {
         self.missed(window).iter().map(Missed::to_string).collect()
@@ -65,7 +81,7 @@ mod tests {
         topology: Topology,
         telemetry: Vec<Telemetry>,
         health: Vec<HealthState>,
-        missed: Vec<Missed>,
+        in_rotation: Vec<bool>,
     }
 
     impl Recorded {
@@ -74,8 +90,8 @@ mod tests {
             let services = 0..topology.len();
             Self {
                 telemetry: services.clone().map(|i| estate.telemetry(i).clone()).collect(),
-                health: services.map(|i| estate.health(i, window)).collect(),
-                missed: estate.missed(window),
+                health: services.clone().map(|i| estate.health(i, window)).collect(),
+                in_rotation: services.map(|i| estate.in_rotation(i)).collect(),
                 topology,
             }
         }
@@ -94,8 +110,8 @@ mod tests {
             self.health[index]
         }
 
-        fn missed(&self, _window: usize) -> Vec<Missed> {
-            self.missed.clone()
+        fn in_rotation(&self, index: usize) -> bool {
+            self.in_rotation[index]
         }
     }
 

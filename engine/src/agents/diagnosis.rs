@@ -24,7 +24,7 @@ use crate::observe::Observed;
 use crate::{
     catalog::RootCause,
     protocol::{ActionDetails, AgentType, Anomaly, FixTrackRecord, Recall},
-    twin::{FaultKind, Metric, ServiceKind, Topology},
+    twin::{FaultKind, Metric, ServiceKind, Topology, health::Shortfall},
 };
 
 /// Hypotheses below this score are not worth acting on.
@@ -380,16 +380,12 @@ fn explained(topology: &Topology, symptoms: &[Symptom], root: usize, shows: bool
 /// the estate counts as missed: a service out of rotation (a failed-over
 /// database) harms nobody.
 fn harm_by_service(estate: &dyn Observed) -> Vec<(f64, f64)> {
-    let topology = estate.topology();
-    let missed = estate.missed(HARM_WINDOW);
-    (0..topology.len())
+    (0..estate.topology().len())
         .map(|i| {
-            let name = &topology.spec(i).name;
             let (mut health, mut objectives) = (0.0, 0.0);
-            for m in missed.iter().filter(|m| m.service == *name) {
-                match m.what.as_str() {
-                    "down" => health = 2.0,
-                    "degraded" => health = 1.0,
+            for m in estate.missed_by(i, HARM_WINDOW) {
+                match m.what {
+                    Shortfall::Health(state) => health = f64::from(state.harm()),
                     _ => objectives += 1.0,
                 }
             }

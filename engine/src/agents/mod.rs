@@ -102,10 +102,8 @@ pub fn deviations(estate: &dyn Observed, service: usize) -> [f64; Metric::COUNT]
     }
     // The estate's own misses: only services we own and route to (a
     // failed-over database is out of rotation, and misses nothing).
-    let name = &estate.topology().spec(service).name;
-    let missed = estate.missed(WINDOW);
-    let metrics = (missed.iter().filter(|m| m.service == *name)).flat_map(|m| &m.metrics);
-    for &metric in metrics {
+    let missed = estate.missed_by(service, WINDOW);
+    for &metric in missed.iter().flat_map(|m| &m.metrics) {
         let floor = match metric.worse() {
             Worse::Down => -detection::ANOMALY_SIGMA,
             Worse::Up | Worse::Either => detection::ANOMALY_SIGMA,

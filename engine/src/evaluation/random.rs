@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng, rngs::SmallRng, seq::IndexedRandom};
 
 use crate::{
     catalog::{AnswerKey, Catalog, Scenario},
-    protocol::{FaultKind, HealthState, RootCause, Severity},
+    protocol::{FaultKind, RootCause, Severity},
     twin::{Estate, FaultSpec, Topology},
 };
 
@@ -81,13 +81,7 @@ pub fn impact(topology: &Arc<Topology>, fault: &FaultSpec, estate_seed: u64) -> 
     estate.inject(fault).expect("generated faults fit their targets");
     estate.advance(crate::engine::REPORTED_AFTER_TICKS);
     let window = crate::orchestrator::VERIFY_WINDOW;
-    let health: u32 = (estate.healths(window).iter())
-        .map(|h| match h {
-            HealthState::Healthy => 0,
-            HealthState::Degraded => 1,
-            HealthState::Down => 2,
-        })
-        .sum();
+    let health: u32 = estate.healths(window).iter().map(|h| h.harm()).sum();
     // The misses also name every unhealthy service: count only the rest.
     let others = estate.missed(window).iter().filter(|m| !m.is_health()).count() as u32;
     health + others

@@ -623,6 +623,16 @@ impl HealthState {
     pub fn as_str(self) -> &'static str {
         crate::protocol::wire_name(&self)
     }
+
+    /// How much ill health this is, as harm is counted: healthy 0,
+    /// degraded 1, down 2.
+    pub fn harm(self) -> u32 {
+        match self {
+            HealthState::Healthy => 0,
+            HealthState::Degraded => 1,
+            HealthState::Down => 2,
+        }
+    }
 }
 
 /// One service of the simulated estate, as its monitoring sees it now.

@@ -8,7 +8,7 @@
 use super::{
     Estate, HealthState, Metric, ServiceKind, registry,
     telemetry::{self, Telemetry},
-    topology::{ServiceSpec, Topology},
+    topology::ServiceSpec,
 };
 
 impl Estate {
@@ -77,8 +77,7 @@ impl Estate {
 
     /// Every objective not met over the last `window` seconds.
     pub fn missed(&self, window: usize) -> Vec<Missed> {
-        let telemetry = |i: usize| &self.services[i].telemetry;
-        missed_of(&self.topology, telemetry, |i| self.in_rotation(i), window)
+        crate::observe::Observed::missed(self, window)
     }
 
     /// Every service's health now, by index, over the last `window`
@@ -126,44 +125,64 @@ pub fn health_of(spec: &ServiceSpec, telemetry: &Telemetry, window: usize) -> He
 pub struct Missed {
     /// The service.
     pub service: String,
-    /// What is missed, as in `degraded` or `memory still climbing`.
-    pub what: String,
+    /// What it misses.
+    pub what: Shortfall,
     /// The metrics that show it.
     pub metrics: Vec<Metric>,
 }
 
+/// What a service misses: its health, or one of its slow resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortfall {
+    /// Degraded or down (never healthy).
+    Health(HealthState),
+    /// Memory still climbing.
+    MemoryClimbing,
+    /// Disk full within the hour.
+    DiskFilling,
+    /// A certificate within a day of expiry.
+    CertificateExpiring,
+    /// A cache's hit rate below half.
+    CacheCold,
+    /// A model's accuracy below [`registry::GOOD_ACCURACY`].
+    AccuracyLow,
+    /// A model's inputs drifted (PSI above 0.2).
+    InputDrift,
+}
+
+impl Shortfall {
+    /// In words, as verification lists what is outstanding.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shortfall::Health(state) => state.as_str(),
+            Shortfall::MemoryClimbing => "memory still climbing",
+            Shortfall::DiskFilling => "disk full within the hour",
+            Shortfall::CertificateExpiring => "certificate expires within a day",
+            Shortfall::CacheCold => "hit rate below 50%",
+            Shortfall::AccuracyLow => "accuracy below 0.8",
+            Shortfall::InputDrift => "input drift (PSI above 0.2)",
+        }
+    }
+}
+
 impl Missed {
-    /// Whether this is the service's health (`degraded` or `down`) rather
-    /// than a slow resource.
+    /// Whether this is the service's health rather than a slow resource.
     pub fn is_health(&self) -> bool {
-        matches!(self.what.as_str(), "degraded" | "down")
+        matches!(self.what, Shortfall::Health(_))
     }
 }
 
 impl std::fmt::Display for Missed {
     /// `service: what`, as verification lists what is outstanding.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.service, self.what)
+        write!(f, "{}: {}", self.service, self.what.as_str())
     }
 }
 
-/// Every objective the services we own and route to miss over the last
-/// `window` samples, and every slow resource still heading for trouble.
-pub fn missed_of<'a>(
-    topology: &Topology,
-    telemetry: impl Fn(usize) -> &'a Telemetry,
-    in_rotation: impl Fn(usize) -> bool,
-    window: usize,
-) -> Vec<Missed> {
-    (topology.services.iter().enumerate())
-        .filter(|&(i, spec)| spec.owned && in_rotation(i))
-        .flat_map(|(i, spec)| missed_by(spec, telemetry(i), window))
-        .collect()
-}
-
 /// What one service misses over the last `window` samples: its health,
-/// with the metrics that break it, and its slow resources.
-fn missed_by(spec: &ServiceSpec, telemetry: &Telemetry, window: usize) -> Vec<Missed> {
+/// with the metrics that break it, and its slow resources. Whose misses
+/// count is the estate's to say ([`crate::observe::Observed::missed_by`]).
+pub fn missed_by(spec: &ServiceSpec, telemetry: &Telemetry, window: usize) -> Vec<Missed> {
     let mut found = Vec::new();
     let health = health_of(spec, telemetry, window);
     if health != HealthState::Healthy {
@@ -178,16 +197,16 @@ fn missed_by(spec: &ServiceSpec, telemetry: &Telemetry, window: usize) -> Vec<Mi
         if spec.kind != ServiceKind::External && mean(Metric::Heartbeat) < 0.95 {
             metrics.push(Metric::Heartbeat);
         }
-        found.push(missed(spec, health.as_str(), metrics));
+        found.push(missed(spec, Shortfall::Health(health), metrics));
     }
     trends(spec, telemetry, window, &mut found);
     found
 }
 
-fn missed(spec: &ServiceSpec, what: &str, metrics: Vec<Metric>) -> Missed {
+fn missed(spec: &ServiceSpec, what: Shortfall, metrics: Vec<Metric>) -> Missed {
     Missed {
         service: spec.name.clone(),
-        what: what.to_owned(),
+        what,
         metrics,
     }
 }
@@ -197,34 +216,30 @@ fn missed(spec: &ServiceSpec, what: &str, metrics: Vec<Metric>) -> Missed {
 /// cache, a model's accuracy or inputs out of bounds.
 fn trends(spec: &ServiceSpec, telemetry: &Telemetry, window: usize, found: &mut Vec<Missed>) {
     if Metric::Memory.applies_to(spec) && telemetry::slope(&telemetry.recent(Metric::Memory, window.max(15))) > 0.0008 {
-        found.push(missed(spec, "memory still climbing", vec![Metric::Memory]));
+        found.push(missed(spec, Shortfall::MemoryClimbing, vec![Metric::Memory]));
     }
     if Metric::DiskUsage.applies_to(spec) {
         let disk = telemetry.recent(Metric::DiskUsage, window.max(15));
         let rate = telemetry::slope(&disk);
         let free = 1.0 - disk.last().copied().unwrap_or_default();
         if free < 0.1 || (rate > 0.0002 && free / rate < 3600.0) {
-            found.push(missed(spec, "disk full within the hour", vec![Metric::DiskUsage]));
+            found.push(missed(spec, Shortfall::DiskFilling, vec![Metric::DiskUsage]));
         }
     }
     if Metric::CertDaysLeft.applies_to(spec) && telemetry.latest().get(Metric::CertDaysLeft) < 1.0 {
-        found.push(missed(
-            spec,
-            "certificate expires within a day",
-            vec![Metric::CertDaysLeft],
-        ));
+        found.push(missed(spec, Shortfall::CertificateExpiring, vec![Metric::CertDaysLeft]));
     }
     if spec.kind == ServiceKind::Cache && telemetry.latest().get(Metric::CacheHitRate) < 0.5 {
-        found.push(missed(spec, "hit rate below 50%", vec![Metric::CacheHitRate]));
+        found.push(missed(spec, Shortfall::CacheCold, vec![Metric::CacheHitRate]));
     }
     if spec.kind == ServiceKind::Model {
         // Over the window: one second's feedback (200 outcomes) is
         // a noisy measure of accuracy.
         if telemetry.recent_mean(Metric::ModelAccuracy, window) < registry::GOOD_ACCURACY {
-            found.push(missed(spec, "accuracy below 0.8", vec![Metric::ModelAccuracy]));
+            found.push(missed(spec, Shortfall::AccuracyLow, vec![Metric::ModelAccuracy]));
         }
         if telemetry.recent_mean(Metric::FeaturePsi, window) > 0.2 {
-            found.push(missed(spec, "input drift (PSI above 0.2)", vec![Metric::FeaturePsi]));
+            found.push(missed(spec, Shortfall::InputDrift, vec![Metric::FeaturePsi]));
         }
     }
 }
@@ -242,7 +257,7 @@ impl crate::observe::Observed for Estate {
         Estate::health(self, index, window)
     }
 
-    fn missed(&self, window: usize) -> Vec<Missed> {
-        Estate::missed(self, window)
+    fn in_rotation(&self, index: usize) -> bool {
+        Estate::in_rotation(self, index)
     }
 }

@@ -50,7 +50,9 @@ pub trait Observed {
     /// Every objective the estate's own services miss over the last
     /// `window` samples (empty when all are met).
     fn missed(&self, window: usize) -> Vec<Missed> {
-        (0..self.topology().len()).flat_map(|i| self.missed_by(i, window)).collect()
+        (0..self.topology().len())
+            .flat_map(|i| self.missed_by(i, window))
+            .collect()
     }
     /// The same, as `service: what`.
     fn violations(&self, window: usize) -> Vec<String> {

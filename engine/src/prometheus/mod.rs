@@ -26,12 +26,7 @@ pub use mapping::Mapping;
 use crate::{
     observe::Observed,
     protocol::{HealthState, Metric, QueryEvidence},
-    twin::{
-        Sample,
-        health::health_of,
-        telemetry::Telemetry,
-        topology::Topology,
-    },
+    twin::{Sample, health::health_of, telemetry::Telemetry, topology::Topology},
 };
 
 /// What readiness asks Prometheus: the cheapest query that proves it

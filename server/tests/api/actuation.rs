@@ -599,7 +599,10 @@ async fn a_server_killed_mid_step_reconciles_it_from_the_receipt_and_never_sends
     assert_eq!(receipt.idempotency_key, action.action_id.to_string());
     assert_eq!(deliveries.load(Ordering::SeqCst), 1, "never sent again");
     let after = action_changes(&twin).await;
-    assert!(after.starts_with(&applied), "nothing undone: {applied:#?} then {after:#?}");
+    assert!(
+        after.starts_with(&applied),
+        "nothing undone: {applied:#?} then {after:#?}"
+    );
     let of_the_step = |c: &&serde_json::Value| c["cause"] == step.action.as_str();
     assert_eq!(
         after.iter().filter(of_the_step).count(),

@@ -111,15 +111,23 @@ async fn running_a_scenario_five_times_makes_it_faster_and_the_feed_says_why() {
     assert!(seconds[4] <= seconds[0] - 1.5, "{seconds:.1?}");
 }
 
-/// The faint network partition misleads the first diagnosis (see the
-/// README's evaluation): a fix is tried that does not heal, and is rolled
-/// back. The second time, that fix is not tried again.
+/// A fix that failed on a similar incident is not tried again. The swarm
+/// no longer misjudges any scenario of the catalog or the faint set, so
+/// the memory is given the failure: the first run's own record, its fix
+/// marked failed, as a run whose fix did not heal would have left it.
 #[tokio::test(start_paused = true)]
 async fn a_fix_that_failed_on_a_similar_incident_is_not_repeated() {
     let engine = engine(Some("../docs/eval/faint"), 5);
     let first = run(&engine, "network_partition").await;
-    let cold = engine.audit(first.id).unwrap();
-    assert!(cold.rollbacks > 0, "{cold:?}");
+    let mut record = (engine.memory().export().entries.into_iter())
+        .find(|e| e.incident_id == first.id)
+        .expect("the first run is remembered");
+    assert!(!record.fixes.is_empty(), "{record:?}");
+    for fix in &mut record.fixes {
+        fix.outcome = FixOutcome::Failed;
+    }
+    engine.memory().clear();
+    engine.memory().record(record);
 
     let second = run(&engine, "network_partition").await;
     println!("cold: {:?}\nwarm: {:?}", first.diagnosis, second.diagnosis);

@@ -262,15 +262,17 @@ fn causes_first(ranked: Vec<Hypothesis>, causes: &[Cause]) -> Vec<Hypothesis> {
 
 /// Whether trouble at `root` shows to its callers: its fault's signature
 /// expects something they see of it (latency, errors, traffic) to move,
-/// and it has; or it is a cache, whose misses fall through to its
-/// fallback. A leak, a filling disk or a silent agent hurts nobody upstream
-/// by itself.
+/// and it has; or the fault cuts it off (a partition: callers see failed
+/// calls while it looks idle itself); or it is a cache, whose misses fall
+/// through to its fallback. A leak, a filling disk or a silent agent hurts
+/// nobody upstream by itself.
 fn shows_to_callers(topology: &Topology, signature: Option<&Signature>, root: usize, symptoms: &[Symptom]) -> bool {
     let seen = |metric: Metric| symptoms.iter().any(|s| s.service == root && s.metric == metric);
     topology.spec(root).kind == ServiceKind::Cache
         || signature.is_some_and(|signature| {
-            (signature.expect.iter())
-                .any(|(&metric, &(direction, _))| direction != Direction::Flat && !local(metric) && seen(metric))
+            signature.unreachable
+                || (signature.expect.iter())
+                    .any(|(&metric, &(direction, _))| direction != Direction::Flat && !local(metric) && seen(metric))
         })
 }
 

@@ -9,6 +9,7 @@
 pub mod communication;
 pub mod detection;
 pub mod diagnosis;
+pub mod evidence;
 pub mod prediction;
 pub mod resolution;
 
@@ -88,7 +89,8 @@ pub trait Agent: Send + Sync {
 /// A metric that shows an objective missed deviates at least
 /// [`detection::ANOMALY_SIGMA`] the harmful way, whatever its baseline
 /// says: a slow leak, a filling disk or a faint loss of heartbeats moves
-/// the baseline along with it, but not the objective.
+/// the baseline along with it, but not the objective. So does a metric
+/// with enough faint evidence accumulated ([`evidence`]).
 pub fn deviations(estate: &dyn Observed, service: usize) -> [f64; Metric::COUNT] {
     const WINDOW: usize = 3;
     let telemetry = &estate.telemetry(service);
@@ -103,17 +105,24 @@ pub fn deviations(estate: &dyn Observed, service: usize) -> [f64; Metric::COUNT]
     // The estate's own misses: only services we own and route to (a
     // failed-over database is out of rotation, and misses nothing).
     let missed = estate.missed_by(service, WINDOW);
-    for &metric in missed.iter().flat_map(|m| &m.metrics) {
-        let floor = match metric.worse() {
-            Worse::Down => -detection::ANOMALY_SIGMA,
-            Worse::Up | Worse::Either => detection::ANOMALY_SIGMA,
-        };
-        let at = &mut z[metric as usize];
-        if harm(metric, *at) < detection::ANOMALY_SIGMA {
-            *at = floor;
-        }
+    let accumulated = evidence::accumulated(estate, service);
+    for metric in missed.iter().flat_map(|m| &m.metrics).chain(&accumulated) {
+        at_least_anomalous(&mut z, *metric);
     }
     z
+}
+
+/// Makes `metric`'s deviation at least [`detection::ANOMALY_SIGMA`] the
+/// harmful way.
+fn at_least_anomalous(z: &mut [f64; Metric::COUNT], metric: Metric) {
+    let floor = match metric.worse() {
+        Worse::Down => -detection::ANOMALY_SIGMA,
+        Worse::Up | Worse::Either => detection::ANOMALY_SIGMA,
+    };
+    let at = &mut z[metric as usize];
+    if harm(metric, *at) < detection::ANOMALY_SIGMA {
+        *at = floor;
+    }
 }
 
 /// How far a signed deviation goes in the harmful direction.
@@ -146,6 +155,10 @@ pub struct Signature {
     pub kinds: Vec<ServiceKind>,
     /// Expected movement and weight per metric.
     pub expect: std::collections::BTreeMap<Metric, (Direction, f64)>,
+    /// The fault cuts the service off: its callers see it whatever its own
+    /// figures show.
+    #[serde(default)]
+    pub unreachable: bool,
 }
 
 /// Deviation, in sigma, at which a metric counts as fully moved.

@@ -79,10 +79,12 @@ const AGENT_BACKOFF: Backoff = Backoff {
     base: Duration::from_millis(200),
     cap: Duration::from_secs(5),
 };
-/// Warnings inside every objective are looked at again this often…
-const WARNING_RECHECK_AFTER: Duration = Duration::from_secs(20);
-/// …this many times, before the incident is left watching.
-const WARNING_RECHECKS: u32 = 3;
+/// A report with nothing anomalous behind it (warnings inside every
+/// objective, or nothing at all) is looked at again this often…
+const RECHECK_AFTER: Duration = Duration::from_secs(20);
+/// …this many times, before the incident is left watching or closed: faint
+/// evidence takes a minute to add up.
+const RECHECKS: u32 = 3;
 /// Hypotheses tried before escalating to a human.
 const MAX_ATTEMPTS: usize = 3;
 /// How long an incident waits for another that is remediating the same
@@ -572,12 +574,14 @@ async fn work(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVoter]) -> Res
         }
     }
     let (detected_after, diagnosed_after) = study(run, case).await?;
+    let warnings = recheck(run, case).await?;
+    // The first cause named, at the first look or after looking again: a
+    // look that names none has named nothing wrong.
     let first_hypothesis = case
         .diagnosis
         .as_ref()
         .and_then(|d| d.hypotheses.first())
         .map(|h| h.root.clone());
-    let warnings = recheck_warnings(run, case).await?;
     let treatment = match warnings.is_empty() {
         true => treatment::treat(run, case, faulty).await?,
         false => Treatment::default(),
@@ -648,36 +652,40 @@ async fn study(run: &mut Run<'_>, case: &mut Case) -> Result<(Duration, Duration
     Ok((detected_after, diagnosed_after))
 }
 
-/// While detection finds nothing anomalous and no monitor breached, only
-/// warnings (off, but inside every objective), looks again every
-/// [`WARNING_RECHECK_AFTER`], [`WARNING_RECHECKS`] times. Returns the
-/// warnings still standing at the end: empty when there were none, when
-/// they cleared, or when something turned anomalous (diagnosed afresh, for
-/// treatment).
-async fn recheck_warnings(run: &mut Run<'_>, case: &mut Case) -> Result<Vec<MonitorBreach>, Stop> {
+/// While detection finds nothing anomalous and no monitor breached, looks
+/// again every [`RECHECK_AFTER`], [`RECHECKS`] times: a warning (off, but
+/// inside every objective) may grow, and faint evidence adds up over a
+/// minute where one look sees nothing. Returns the warnings still standing
+/// at the end: empty when there were none, when they cleared, or when
+/// something turned anomalous (diagnosed afresh, for treatment).
+async fn recheck(run: &mut Run<'_>, case: &mut Case) -> Result<Vec<MonitorBreach>, Stop> {
     let swarm = Arc::clone(&run.cx.swarm);
-    let only_warnings = |case: &Case| {
+    let nothing_anomalous =
+        |case: &Case| (case.detection.as_ref()).is_some_and(|d| d.anomalies.is_empty() && d.breaches.is_empty());
+    let warnings = |case: &Case| {
         (case.detection.as_ref())
-            .filter(|d| d.anomalies.is_empty() && d.breaches.is_empty())
             .map(|d| d.warnings.clone())
             .unwrap_or_default()
     };
-    for _ in 0..WARNING_RECHECKS {
-        if only_warnings(case).is_empty() {
+    for _ in 0..RECHECKS {
+        if !nothing_anomalous(case) {
             return Ok(Vec::new());
         }
-        run.pass(WARNING_RECHECK_AFTER).await?;
+        let again = match warnings(case).is_empty() {
+            true => Task::RecheckReport,
+            false => Task::RecheckWarning,
+        };
+        run.pass(RECHECK_AFTER).await?;
         let duration = run.seconds(DETECTION_SECONDS);
-        run.analyse(&swarm.detection, case, task(Task::RecheckWarning), duration)
-            .await?;
-        if case.detection.as_ref().is_some_and(|d| !d.anomalies.is_empty()) {
+        run.analyse(&swarm.detection, case, task(again), duration).await?;
+        if !nothing_anomalous(case) {
             let duration = run.seconds(DIAGNOSIS_SECONDS);
             run.analyse(&swarm.diagnosis, case, task(Task::RankHypotheses), duration)
                 .await?;
             return Ok(Vec::new());
         }
     }
-    Ok(only_warnings(case))
+    Ok(warnings(case))
 }
 
 /// The conclusion of an incident that stayed inside every objective.
@@ -686,10 +694,10 @@ fn watching(warnings: &[MonitorBreach]) -> String {
         .map(|w| format!("{} on {} ({})", w.monitor, w.service, w.detail))
         .collect();
     format!(
-        "Watching: {}. Re-checked {WARNING_RECHECKS} times over {} s and still inside every objective, \
+        "Watching: {}. Re-checked {RECHECKS} times over {} s and still inside every objective, \
          so nothing was run; keep an eye on it.",
         seen.join("; "),
-        WARNING_RECHECKS as u64 * WARNING_RECHECK_AFTER.as_secs()
+        u64::from(RECHECKS) * RECHECK_AFTER.as_secs()
     )
 }
 

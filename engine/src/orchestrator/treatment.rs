@@ -31,6 +31,10 @@ pub(super) struct Treatment {
     /// The causes whose fixes were verified, in order: more than one when
     /// faults happened together.
     fixed: Vec<RootCause>,
+    /// The services the fixed causes' plans were verified on: what is
+    /// mended must stay mended, so every later plan is verified on them
+    /// too (a rollback's restart can hurt a service an earlier fix healed).
+    mended: Vec<String>,
     /// Root causes already tried (or that had no plan).
     tried: Vec<RootCause>,
     /// Times this incident waited on another's claim.
@@ -66,9 +70,14 @@ pub(super) async fn treat(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVo
             break;
         };
         // One cause of several is verified on what it alone explains.
-        let watch = (case.diagnosis.as_ref())
+        let mut watch = (case.diagnosis.as_ref())
             .and_then(|d| d.watched_for_cause(&hypothesis.root))
             .unwrap_or_else(|| watch_list(case));
+        for service in &t.mended {
+            if !watch.contains(service) {
+                watch.push(service.clone());
+            }
+        }
         let elapsed = run.elapsed;
         let Some(plan) = run.twin.observe(elapsed, |estate| {
             swarm.resolution.plan(&swarm.catalog, &hypothesis, &watch, estate)
@@ -171,6 +180,11 @@ impl Treatment {
         self.attempts.push(attempt);
         if matches!(remedy, Remedy::Healed | Remedy::RootFixed) {
             self.fixed.push(plan.root.clone());
+            let new: Vec<String> = (plan.watch.iter())
+                .filter(|s| !self.mended.contains(s))
+                .cloned()
+                .collect();
+            self.mended.extend(new);
         }
         let causes_left = (case.diagnosis.as_ref()).is_some_and(|d| d.causes_left(&self.fixed).next().is_some());
         let healed = match remedy {
@@ -249,7 +263,12 @@ impl Treatment {
             ),
             (None, false, _) => (
                 IncidentStatus::Resolved,
-                "Nothing anomalous found in the estate's telemetry; no action taken.".to_owned(),
+                format!(
+                    "Nothing anomalous found in the estate's telemetry, looked at again {} times over {} s; \
+                     no action taken.",
+                    super::RECHECKS,
+                    u64::from(super::RECHECKS) * super::RECHECK_AFTER.as_secs()
+                ),
             ),
             (None, true, true) if all_failed_before > 0 => escalated(format!(
                 "Every candidate fix ({all_failed_before}) failed on similar past incidents; not repeating them: \

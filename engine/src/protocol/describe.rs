@@ -206,6 +206,7 @@ fn describe_task(started: &Started) -> String {
         Some(Task::Reexamine) => "Re-examining the estate's telemetry".into(),
         Some(Task::RankRemaining) => "Ranking what is left".into(),
         Some(Task::RecheckWarning) => "Re-checking a warning inside every objective".into(),
+        Some(Task::RecheckReport) => "Looking again: nothing in the telemetry explains the report yet".into(),
         Some(Task::WriteReport) => "Writing the incident report and notifications".into(),
         None => "Working".into(),
     }

@@ -18,6 +18,7 @@
 
 mod active_faults;
 mod config;
+pub mod cusum;
 mod exporter;
 pub mod health;
 mod measurement;

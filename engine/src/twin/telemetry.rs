@@ -9,7 +9,10 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::topology::{ServiceKind, ServiceSpec};
+use super::{
+    cusum::Cusum,
+    topology::{ServiceKind, ServiceSpec},
+};
 pub use crate::protocol::Metric;
 
 /// Which way a metric goes when things get worse.
@@ -48,10 +51,31 @@ impl Metric {
         }
     }
 
+    /// Whether a lasting faint shift of this metric is evidence worth
+    /// accumulating ([`super::cusum`]): not traffic and what follows it
+    /// through the day (requests, CPU, pool use, latency: the morning's
+    /// rise in traffic lifts them for an hour), nor what moves steadily when
+    /// healthy (a certificate's days, a disk's use) or whose trend is judged
+    /// already (memory).
+    pub fn accumulates(self) -> bool {
+        !matches!(
+            self,
+            Self::Rps
+                | Self::Cpu
+                | Self::PoolUsage
+                | Self::LatencyP50
+                | Self::LatencyP95
+                | Self::LatencyP99
+                | Self::CertDaysLeft
+                | Self::DiskUsage
+                | Self::Memory
+        )
+    }
+
     /// The smallest standard deviation a baseline admits, so that a metric
     /// that is flat when healthy (restarts, heartbeat) does not turn every
     /// wobble into an infinite deviation.
-    fn sigma_floor(self, mean: f64) -> f64 {
+    pub(super) fn sigma_floor(self, mean: f64) -> f64 {
         let absolute: f64 = match self {
             Self::ErrorRate => 0.002,
             Self::Restarts => 0.5,
@@ -144,6 +168,8 @@ pub struct Telemetry {
     pub history: VecDeque<Sample>,
     /// One baseline per metric, indexed by `Metric as usize`.
     pub baselines: [Ewma; Metric::COUNT],
+    /// One CUSUM per metric that accumulates, indexed the same way.
+    pub cusums: [Cusum; Metric::COUNT],
 }
 
 impl Telemetry {
@@ -151,12 +177,16 @@ impl Telemetry {
         Self {
             history: VecDeque::new(),
             baselines: [Ewma::default(); Metric::COUNT],
+            cusums: [Cusum::default(); Metric::COUNT],
         }
     }
 
     pub fn record(&mut self, sample: Sample, keep: usize) {
         for metric in Metric::ALL {
             self.baselines[metric as usize].update(metric, sample.get(metric));
+            if metric.accumulates() {
+                self.cusums[metric as usize].update(metric, sample.get(metric));
+            }
         }
         if self.history.len() == keep {
             self.history.pop_front();
@@ -170,6 +200,18 @@ impl Telemetry {
 
     pub fn baseline(&self, metric: Metric) -> &Ewma {
         &self.baselines[metric as usize]
+    }
+
+    /// The evidence accumulated that `metric` has moved the harmful way,
+    /// in sigmas ([`Cusum::evidence`]); 0 for a metric that does not
+    /// accumulate.
+    pub fn accumulated(&self, metric: Metric) -> f64 {
+        let cusum = &self.cusums[metric as usize];
+        match metric.worse() {
+            Worse::Up => cusum.evidence(true),
+            Worse::Down => cusum.evidence(false),
+            Worse::Either => cusum.evidence(true).max(cusum.evidence(false)),
+        }
     }
 
     /// The mean of the last `n` readings of `metric` (0 with none), without

@@ -135,6 +135,8 @@ pub struct ServiceWindow {
     pub samples: Vec<crate::twin::Sample>,
     /// One per metric, in `Metric` order.
     pub baselines: Vec<crate::twin::Ewma>,
+    /// The evidence accumulated per metric, in `Metric` order.
+    pub cusums: Vec<crate::twin::cusum::Cusum>,
 }
 
 /// Most samples `GET /api/telemetry` serves per service.
@@ -227,6 +229,7 @@ impl TwinService {
                         name: estate.topology().spec(i).name.clone(),
                         samples: telemetry.history.iter().skip(skip).copied().collect(),
                         baselines: telemetry.baselines.to_vec(),
+                        cusums: telemetry.cusums.to_vec(),
                     }
                 })
                 .collect(),

@@ -153,16 +153,19 @@ impl RemoteTwin {
             let Some(index) = topology.index(&window.name) else {
                 continue;
             };
-            if window.baselines.len() != Metric::COUNT {
+            if window.baselines.len() != Metric::COUNT || window.cusums.len() != Metric::COUNT {
                 return Err(self.error(format!(
-                    "sent {} baselines for `{}`",
+                    "sent {} baselines and {} CUSUMs for `{}`, not {}",
                     window.baselines.len(),
-                    window.name
+                    window.cusums.len(),
+                    window.name,
+                    Metric::COUNT
                 )));
             }
             telemetry[index] = Some(Telemetry {
                 history: VecDeque::from(window.samples),
                 baselines: std::array::from_fn(|m| window.baselines[m]),
+                cusums: std::array::from_fn(|m| window.cusums[m]),
             });
         }
         let telemetry = (telemetry.into_iter().enumerate())

@@ -350,6 +350,8 @@ pub enum Task {
     RankRemaining,
     /// Detection again, of a warning inside every objective.
     RecheckWarning,
+    /// Detection again, of a report nothing in the telemetry explains yet.
+    RecheckReport,
     /// Communication's report at the close.
     WriteReport,
 }

@@ -31,9 +31,30 @@ fn matrix(topology: &Topology, start: f64, end: f64, value: impl Fn(&str, f64) -
     json!({"status": "success", "data": {"resultType": "matrix", "result": result}})
 }
 
-/// A stub Prometheus: every range query is a matrix of `value` unless
+/// What the default stub reads: 1% of everything, full health checks, and
+/// order-service's error rate jumping to 40% for the last 5 s.
+fn reading(query: &str, service: &str, t: f64, end: f64) -> f64 {
+    if query.contains("http_requests_total{code=~") && service == "order-service" && t > end - 5.0 {
+        0.4
+    } else if query.contains("service_health_check_ratio") {
+        1.0
+    } else {
+        0.01
+    }
+}
+
+/// A stub Prometheus: every range query is a matrix of [`reading`] unless
 /// `answers` says otherwise; records the queries it was asked.
 async fn stub(answers: Answers, asked: Arc<Mutex<Vec<String>>>) -> String {
+    stub_reading(answers, asked, reading).await
+}
+
+/// The same, every range query a matrix of `value(query, service, t, end)`.
+async fn stub_reading(
+    answers: Answers,
+    asked: Arc<Mutex<Vec<String>>>,
+    value: fn(&str, &str, f64, f64) -> f64,
+) -> String {
     let topology = Topology::embedded().unwrap();
     let handler = move |Form(form): Form<HashMap<String, String>>| {
         let (answers, asked, topology) = (answers.clone(), asked.clone(), topology.clone());
@@ -51,16 +72,7 @@ async fn stub(answers: Answers, asked: Arc<Mutex<Vec<String>>>) -> String {
             }
             let start: f64 = form["start"].parse().unwrap();
             let end: f64 = form["end"].parse().unwrap();
-            let body = matrix(&topology, start, end, |name, t| {
-                // order-service's error rate jumps for the last 5 s.
-                if query.contains("http_requests_total{code=~") && name == "order-service" && t > end - 5.0 {
-                    Some(0.4)
-                } else if query.contains("service_health_check_ratio") {
-                    Some(1.0)
-                } else {
-                    Some(0.01)
-                }
-            });
+            let body = matrix(&topology, start, end, |name, t| Some(value(&query, name, t, end)));
             (StatusCode::OK, axum::Json(body))
         }
     };
@@ -211,4 +223,88 @@ async fn a_prometheus_that_never_answers_costs_a_named_timeout_not_a_hang() {
         error.contains(&url) && error.contains("no answer within 200ms"),
         "{error}"
     );
+}
+
+/// A healthy estate, as its Prometheus reads, but for a model whose inputs
+/// have drifted a little all along: its PSI reads 0.1 throughout, past the
+/// 0.08 warning and under the 0.2 objective, and steady, so neither its
+/// baseline nor its CUSUM finds anything anomalous.
+fn steady_drift(query: &str, service: &str, _t: f64, _end: f64) -> f64 {
+    let by_figure = [
+        (
+            "model_feature_psi",
+            if service == "ml-model-service" { 0.1 } else { 0.0 },
+        ),
+        ("model_accuracy_ratio", 0.91),
+        ("service_health_check_ratio", 1.0),
+        ("ssl_certificate_expiry_seconds", 90.0 * 86_400.0),
+        ("cache_hit_ratio", 0.95),
+        ("pipeline_heartbeat_timestamp_seconds", 1.0),
+        ("code=~", 0.0005),
+        ("http_request_duration_seconds_bucket", 0.02),
+        ("memory_usage_ratio", 0.4),
+        ("disk_usage_ratio", 0.4),
+    ];
+    (by_figure.iter())
+        .find(|(figure, _)| query.contains(figure))
+        .map_or(0.05, |&(_, value)| value)
+}
+
+/// Something off, inside every objective, that adds up to no evidence: the
+/// incident looks again three times, then closes `watching`, with nothing
+/// voted or run, and its report says what it watches.
+#[tokio::test]
+async fn a_steady_warning_with_no_evidence_behind_it_is_watched_not_acted_on() {
+    use crate::{
+        Engine, EngineConfig,
+        clock::Speed,
+        protocol::{ActionDetails, IncidentStatus, Severity, Task},
+        request::NewIncident,
+        watched::WatchedEstate,
+    };
+    let url = stub_reading(Answers::default(), Arc::default(), steady_drift).await;
+    let engine = Engine::new(EngineConfig {
+        speed: Speed::new(Speed::MAX).unwrap(),
+        seed: Some(1),
+        watch: Some(WatchedEstate::Prometheus(estate(&url))),
+        ..EngineConfig::default()
+    })
+    .unwrap();
+    let mut live = engine.feed(None).live;
+    let request = NewIncident {
+        title: "Credit scores look odd".into(),
+        severity: Severity::Medium,
+        affected_services: vec!["ml-model-service".into()],
+        scenario_id: None,
+    };
+    let id = engine.open_incident(request.parse().unwrap()).unwrap().id;
+    let (mut rechecks, mut acted) = (0, false);
+    let status = loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), live.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match &event.message {
+            crate::protocol::ServerMessage::AgentAction { incident_id, action } if incident_id == &id => {
+                if let ActionDetails::Started(started) = &action.details {
+                    rechecks += usize::from(started.task == Some(Task::RecheckWarning));
+                }
+                acted |= matches!(action.details, ActionDetails::Vote(_) | ActionDetails::Step(_));
+            }
+            crate::protocol::ServerMessage::IncidentStatus {
+                incident_id,
+                status,
+                resolution_time: Some(_),
+                ..
+            } if incident_id == &id => break *status,
+            _ => {}
+        }
+    };
+    let report = engine.incident(id).unwrap().report.unwrap_or_default();
+    assert_eq!(status, IncidentStatus::Watching, "{report}");
+    assert_eq!(rechecks, 3);
+    assert!(!acted, "nothing is voted or run");
+    assert!(report.contains("on ml-model-service"), "{report}");
+    assert!(report.contains("nothing was run"), "{report}");
+    engine.shutdown(Duration::from_secs(1)).await;
 }

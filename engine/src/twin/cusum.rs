@@ -46,7 +46,7 @@ const CLIP_SIGMA: f64 = 2.5;
 const FREEZE: f64 = 4.0;
 /// The most either sum holds: enough to alarm, little enough to fall back
 /// below an alarm within a minute of a fix.
-pub const CAP: f64 = 40.0;
+pub const CAP: f64 = 30.0;
 
 /// One series' CUSUM.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

@@ -56,7 +56,8 @@ impl Metric {
     /// through the day (requests, CPU, pool use, latency: the morning's
     /// rise in traffic lifts them for an hour), nor what moves steadily when
     /// healthy (a certificate's days, a disk's use) or whose trend is judged
-    /// already (memory).
+    /// already (memory), nor restarts, which are never faint and which a
+    /// fix's own restart would leave as evidence for a minute.
     pub fn accumulates(self) -> bool {
         !matches!(
             self,
@@ -69,6 +70,7 @@ impl Metric {
                 | Self::CertDaysLeft
                 | Self::DiskUsage
                 | Self::Memory
+                | Self::Restarts
         )
     }
 

@@ -137,11 +137,12 @@ test('picking a service on the map shows its tile; an incident takes the focus a
   await page.locator('[data-testid=map-node][data-service=redis-cache]').focus();
   await expect(tile).toHaveAttribute('data-service', 'redis-cache');
   await expect(tile).toContainText(/p99 \d+ ms · \d+\.\d% err/);
-  // A click picks another: a service an incident reaches (a retraining
-  // waits for a person, so it stays open meanwhile).
+  // Focus picks another: a service an incident reaches (a retraining
+  // waits for a person, so it stays open meanwhile). Not a click: once
+  // diagnosis names it the root cause, a click focuses the incident (below).
   const opened = await (await request.post('/api/scenarios/data_drift/trigger')).json();
   const service: string = opened.affected_services[0];
-  await page.locator(`[data-testid=map-node][data-service="${service}"]`).click();
+  await page.locator(`[data-testid=map-node][data-service="${service}"]`).focus();
   await expect(tile).toHaveAttribute('data-service', service);
   await expect(tile.getByTestId('sparkline')).toBeVisible();
 

@@ -11,7 +11,7 @@
 use leptos::prelude::*;
 use uuid::Uuid;
 
-use crate::state::DashboardState;
+use crate::state::{DashboardState, IncidentFocus};
 
 #[component]
 pub fn IncidentFocusPanel(state: RwSignal<DashboardState>, focus: RwSignal<Option<Uuid>>) -> impl IntoView {
@@ -33,47 +33,59 @@ async fn incident_focus(state: RwSignal<DashboardState>, focus: RwSignal<Option<
         });
         on_cleanup(move || handle.remove());
     }
+    // The section stays while the same incident is focused: its parts
+    // follow the incident's events, so the element (and the keyboard's
+    // place in it) is not rebuilt on every line.
+    let shown = Memo::new(move |_| focused.with(|f| f.as_ref().map(|f| f.incident.id)));
+    let part =
+        move |read: fn(&IncidentFocus) -> String| move || focused.with(|f| f.as_ref().map(read).unwrap_or_default());
     view! {
-        {move || focused.get().map(|f| {
-            let id = f.incident.id;
-            view! {
-                <section class="focus" aria-labelledby="focus-title" data-testid="incident-focus"
-                    data-incident=id.to_string()>
-                    <header class="focus-head">
-                        <h2 id="focus-title" class="focus-title">
-                            <span class=format!("sev sev-{}", f.incident.severity.as_str())>{f.incident.severity.as_str()}</span>
-                            " " {f.incident.title.clone()}
-                        </h2>
-                        <span class=format!("badge badge-{}", f.incident.status.as_str())>{f.incident.status.as_str()}</span>
-                        <a class="focus-link" href=format!("/incidents/{id}")>"Its page →"</a>
-                        <button type="button" class="focus-back" data-testid="focus-back" aria-keyshortcuts="Escape"
-                            on:click=move |_| focus.set(None)>"Back (Esc)"</button>
-                    </header>
-                    <ol class="phases" aria-label="Where its course stands">
-                        {f.phases.iter().map(|(name, status)| view! {
-                            <li class="phase" data-status=status.clone().unwrap_or_else(|| "waiting".to_owned())>
-                                {*name}
-                            </li>
-                        }).collect_view()}
-                    </ol>
-                    <p class="focus-vote" data-testid="focus-vote">
-                        <strong>"Vote: "</strong>
-                        {f.vote.clone().map_or_else(|| "not yet".to_owned(), |(line, _)| line)}
-                    </p>
-                    {if f.steps.is_empty() {
-                        view! { <p class="focus-steps empty">"No steps yet."</p> }.into_any()
-                    } else {
-                        view! {
-                            <ol class="focus-steps" data-testid="focus-steps">
-                                {f.steps.iter().map(|(line, status)| view! {
-                                    <li data-status=status.clone()>{line.clone()}</li>
-                                }).collect_view()}
-                            </ol>
-                        }.into_any()
-                    }}
-                </section>
-            }
+        {move || shown.get().map(|id| view! {
+            <section class="focus" aria-labelledby="focus-title" data-testid="incident-focus"
+                data-incident=id.to_string()>
+                <header class="focus-head">
+                    <h2 id="focus-title" class="focus-title">
+                        <span class=part(|f| format!("sev sev-{}", f.incident.severity.as_str()))>
+                            {part(|f| f.incident.severity.as_str().to_owned())}
+                        </span>
+                        " " {part(|f| f.incident.title.clone())}
+                    </h2>
+                    <span class=part(|f| format!("badge badge-{}", f.incident.status.as_str()))>
+                        {part(|f| f.incident.status.as_str().to_owned())}
+                    </span>
+                    <a class="focus-link" href=format!("/incidents/{id}")>"Its page →"</a>
+                    <button type="button" class="focus-back" data-testid="focus-back" aria-keyshortcuts="Escape"
+                        on:click=move |_| focus.set(None)>"Back (Esc)"</button>
+                </header>
+                <ol class="phases" aria-label="Where its course stands">
+                    {move || focused.with(|f| f.as_ref().map(|f| f.phases.iter().map(|(name, status)| view! {
+                        <li class="phase" data-status=status.clone().unwrap_or_else(|| "waiting".to_owned())>
+                            {*name}
+                        </li>
+                    }).collect_view()))}
+                </ol>
+                <p class="focus-vote" data-testid="focus-vote">
+                    <strong>"Vote: "</strong>
+                    {part(|f| f.vote.clone().map_or_else(|| "not yet".to_owned(), |(line, _)| line))}
+                </p>
+                {move || focused.with(|f| f.as_ref().map(|f| steps(&f.steps)))}
+            </section>
         })}
+    }
+    .into_any()
+}
+
+/// Resolution's lines, or that there are none yet.
+fn steps(steps: &[(String, String)]) -> AnyView {
+    if steps.is_empty() {
+        return view! { <p class="focus-steps empty">"No steps yet."</p> }.into_any();
+    }
+    view! {
+        <ol class="focus-steps" data-testid="focus-steps">
+            {steps.iter().map(|(line, status)| view! {
+                <li data-status=status.clone()>{line.clone()}</li>
+            }).collect_view()}
+        </ol>
     }
     .into_any()
 }

@@ -344,12 +344,8 @@ mod tests {
         let mut estate = fixtures::estate(4);
         estate
             .inject(&crate::twin::FaultSpec {
-                kind: FaultKind::AgentHeartbeatLoss,
-                target: "decision-agent".into(),
-                intensity: 1.0,
-                onset_seconds: 0.0,
                 lead_seconds: 0.0,
-                duration_seconds: None,
+                ..crate::twin::FaultSpec::new(FaultKind::AgentHeartbeatLoss, "decision-agent")
             })
             .unwrap();
         estate.advance(20);

@@ -654,12 +654,9 @@ mod tests {
         let mut estate = fixtures::estate(seed);
         for &(kind, target, intensity) in faults {
             (estate.inject(&crate::twin::FaultSpec {
-                kind,
-                target: target.into(),
                 intensity,
-                onset_seconds: 0.0,
                 lead_seconds: 60.0,
-                duration_seconds: None,
+                ..crate::twin::FaultSpec::new(kind, target)
             }))
             .unwrap();
         }

@@ -328,16 +328,7 @@ pub(crate) mod fixtures {
     /// An estate with `kind` at `target`, running for `seconds`.
     pub fn broken(kind: FaultKind, target: &str, seconds: u64, seed: u64) -> Estate {
         let mut estate = estate(seed);
-        estate
-            .inject(&FaultSpec {
-                kind,
-                target: target.into(),
-                intensity: 1.0,
-                onset_seconds: 0.0,
-                lead_seconds: 30.0,
-                duration_seconds: None,
-            })
-            .unwrap();
+        estate.inject(&FaultSpec::new(kind, target)).unwrap();
         estate.advance(seconds);
         estate
     }

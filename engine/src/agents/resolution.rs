@@ -252,23 +252,15 @@ mod tests {
         let mut broken_standby = fixtures::estate(2);
         broken_standby
             .inject(&crate::twin::FaultSpec {
-                kind: FaultKind::NetworkPartition,
-                target: "postgres-primary".into(),
-                intensity: 1.0,
-                onset_seconds: 0.0,
                 lead_seconds: 0.0,
-                duration_seconds: None,
+                ..crate::twin::FaultSpec::new(FaultKind::NetworkPartition, "postgres-primary")
             })
             .unwrap();
         let mut replica_down = fixtures::estate(2);
         replica_down
             .inject(&crate::twin::FaultSpec {
-                kind: FaultKind::DiskExhaustion,
-                target: "postgres-replica".into(),
-                intensity: 1.0,
-                onset_seconds: 0.0,
                 lead_seconds: 600.0,
-                duration_seconds: None,
+                ..crate::twin::FaultSpec::new(FaultKind::DiskExhaustion, "postgres-replica")
             })
             .unwrap();
         replica_down.advance(10);

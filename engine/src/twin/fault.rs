@@ -104,6 +104,20 @@ fn default_lead() -> f64 {
 }
 
 impl FaultSpec {
+    /// `kind` at `target` as a scenario file gets it by default: at full
+    /// strength, at once, going for 30 s when the incident opens, until a
+    /// fix ends it. Change what differs with struct update syntax.
+    pub fn new(kind: FaultKind, target: &str) -> Self {
+        Self {
+            kind,
+            target: target.to_owned(),
+            intensity: full(),
+            onset_seconds: 0.0,
+            lead_seconds: default_lead(),
+            duration_seconds: None,
+        }
+    }
+
     /// Checks the figures and that the target can suffer this fault.
     pub fn validate(&self, target: Option<&ServiceSpec>) -> Result<(), String> {
         let Some(spec) = target else {
@@ -151,14 +165,7 @@ mod tests {
     #[test]
     fn a_fault_on_the_wrong_kind_of_service_is_refused() {
         let topology = Topology::embedded().unwrap();
-        let spec = FaultSpec {
-            kind: FaultKind::CacheFailure,
-            target: "order-service".into(),
-            intensity: 1.0,
-            onset_seconds: 0.0,
-            lead_seconds: 0.0,
-            duration_seconds: None,
-        };
+        let spec = FaultSpec::new(FaultKind::CacheFailure, "order-service");
         let err = spec
             .validate(topology.index("order-service").map(|i| topology.spec(i)))
             .unwrap_err();

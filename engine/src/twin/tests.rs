@@ -8,14 +8,7 @@ fn estate(seed: u64) -> Estate {
 
 /// `kind` at full strength on `target`, showing for 30 s already.
 pub(super) fn fault(kind: FaultKind, target: &str) -> FaultSpec {
-    FaultSpec {
-        kind,
-        target: target.into(),
-        intensity: 1.0,
-        onset_seconds: 0.0,
-        lead_seconds: 30.0,
-        duration_seconds: None,
-    }
+    FaultSpec::new(kind, target)
 }
 
 fn act(kind: ActionKind, target: &str) -> Remediation {
@@ -289,7 +282,7 @@ proptest! {
         let all = placements();
         let (kind, target) = pick.get(&all).clone();
         let mut estate = estate(seed);
-        estate.inject(&FaultSpec { kind, target: target.clone(), intensity, onset_seconds: 0.0, lead_seconds: lead, duration_seconds: None }).unwrap();
+        estate.inject(&FaultSpec { intensity, lead_seconds: lead, ..FaultSpec::new(kind, &target) }).unwrap();
         estate.advance(before);
         let options = cures(&estate, kind, &target);
         for remediation in cure.get(&options) {
@@ -310,7 +303,7 @@ proptest! {
         let all = placements();
         let (kind, target) = pick.get(&all).clone();
         let mut estate = estate(seed);
-        estate.inject(&FaultSpec { kind, target: target.clone(), intensity, onset_seconds: 0.0, lead_seconds: 30.0, duration_seconds: None }).unwrap();
+        estate.inject(&FaultSpec { intensity, ..FaultSpec::new(kind, &target) }).unwrap();
         estate.advance(5);
         let right: Vec<Remediation> = cures(&estate, kind, &target).into_iter().flatten().collect();
         let candidates: Vec<Remediation> = ActionKind::ALL

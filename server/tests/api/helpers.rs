@@ -275,12 +275,8 @@ impl TestApp {
         self.engine
             .with_twin(|estate| {
                 estate.inject(&engine::twin::FaultSpec {
-                    kind,
-                    target: service.into(),
-                    intensity: 1.0,
-                    onset_seconds: 0.0,
                     lead_seconds: 1.0,
-                    duration_seconds: None,
+                    ..engine::twin::FaultSpec::new(kind, service)
                 })
             })
             .expect("a shared twin")

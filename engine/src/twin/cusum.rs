@@ -14,13 +14,14 @@
 //! reference stops learning, so a fault never teaches it that the fault is
 //! normal, while it still follows the slow swing of traffic through the
 //! day. The sums are capped, so that once a fault is mended they fall back
-//! below any alarm within a minute.
+//! below any alarm within half a minute.
 //!
 //! The reference does learn a shift's first seconds, before the sums reach
-//! [`FREEZE`]: about a fifth of a one-sigma shift. Learning from older
-//! readings instead (a lagged reference) kept more of the shift, but
-//! trailed the morning's rise in traffic by a minute more, and raised false
-//! alarms on healthy estates: measured, and set aside.
+//! [`FREEZE`]: about a quarter of a one-sigma shift, so such a shift adds
+//! up to 16 sigmas in about three minutes; a two-sigma shift, in seconds.
+//! Learning from older readings instead (a lagged reference) kept more of
+//! the shift, but trailed the morning's rise in traffic by a minute more,
+//! and raised false alarms on healthy estates: measured, and set aside.
 //!
 //! Page's CUSUM (1954); the allowance and the decision interval are in
 //! units of the reference's standard deviation.
@@ -45,7 +46,7 @@ const CLIP_SIGMA: f64 = 2.5;
 /// may be shifting it.
 const FREEZE: f64 = 4.0;
 /// The most either sum holds: enough to alarm, little enough to fall back
-/// below an alarm within a minute of a fix.
+/// below an alarm within half a minute of a fix.
 pub const CAP: f64 = 30.0;
 
 /// One series' CUSUM.

@@ -460,12 +460,19 @@ fn watch_list(case: &Case) -> Vec<String> {
         .as_ref()
         .map(|d| d.anomalous_services.clone())
         .unwrap_or_default();
-    for affected in case.diagnosis.iter().flat_map(|d| &d.blast_radius) {
-        if !watch.contains(&affected.service) {
-            watch.push(affected.service.clone());
+    let spread = case.diagnosis.iter().flat_map(|d| &d.blast_radius).map(|a| &a.service);
+    add_missing(&mut watch, spread);
+    watch
+}
+
+/// Appends each of `services` that `list` lacks, in order: a watch list
+/// is a set that keeps the order things were seen in.
+fn add_missing<'a>(list: &mut Vec<String>, services: impl IntoIterator<Item = &'a String>) {
+    for service in services {
+        if !list.contains(service) {
+            list.push(service.clone());
         }
     }
-    watch
 }
 
 /// Detection and diagnosis again, on the estate as it is now. True when

@@ -6,7 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::{MAX_ATTEMPTS, Remedy, Run, Stop, gate::Clearance, reexamine, watch_list};
+use super::{MAX_ATTEMPTS, Remedy, Run, Stop, add_missing, gate::Clearance, reexamine, watch_list};
 use crate::{
     agents::{Case, Hypothesis, Plan, Report, communication::Attempt},
     catalog::{FaultyVoter, RootCause},
@@ -73,11 +73,7 @@ pub(super) async fn treat(run: &mut Run<'_>, case: &mut Case, faulty: &[FaultyVo
         let mut watch = (case.diagnosis.as_ref())
             .and_then(|d| d.watched_for_cause(&hypothesis.root))
             .unwrap_or_else(|| watch_list(case));
-        for service in &t.mended {
-            if !watch.contains(service) {
-                watch.push(service.clone());
-            }
-        }
+        add_missing(&mut watch, &t.mended);
         let elapsed = run.elapsed;
         let Some(plan) = run.twin.observe(elapsed, |estate| {
             swarm.resolution.plan(&swarm.catalog, &hypothesis, &watch, estate)
@@ -180,11 +176,7 @@ impl Treatment {
         self.attempts.push(attempt);
         if matches!(remedy, Remedy::Healed | Remedy::RootFixed) {
             self.fixed.push(plan.root.clone());
-            let new: Vec<String> = (plan.watch.iter())
-                .filter(|s| !self.mended.contains(s))
-                .cloned()
-                .collect();
-            self.mended.extend(new);
+            add_missing(&mut self.mended, &plan.watch);
         }
         let causes_left = (case.diagnosis.as_ref()).is_some_and(|d| d.causes_left(&self.fixed).next().is_some());
         let healed = match remedy {
